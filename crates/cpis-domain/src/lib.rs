@@ -1,0 +1,27 @@
+//! The cpis domain: the words of the Child Protection – Information Sharing service and the rules
+//! between them. Nothing here knows about HTTP, SQL or files; every other crate speaks these types.
+//!
+//! Values are parsed once at the edge ("parse, don't validate"): an [`NhsNumber`] always has a good
+//! check digit, an [`OdsCode`] is always 3–10 uppercase alphanumerics, and so on.
+
+pub mod clock;
+pub mod date;
+pub mod demographics;
+pub mod directory;
+pub mod nhs_number;
+pub mod ods_code;
+pub mod outcome;
+pub mod plan;
+pub mod report;
+pub mod upload;
+pub mod visibility;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use date::{parse_iso_date, DateError};
+pub use demographics::{DemographicStatus, Demographics};
+pub use directory::{CareSetting, LocalAuthority, SettingType};
+pub use nhs_number::{NhsNumber, NhsNumberError};
+pub use ods_code::{OdsCode, OdsCodeError};
+pub use outcome::{DetailCode, FileOutcome, RecordOutcome};
+pub use plan::{Plan, PlanType};
+pub use visibility::{PlanVisibility, VisibilityPolicy};
