@@ -1,0 +1,152 @@
+//! cpis storage. One interface ([`Store`], with [`UploadTx`] for the upload engine's single
+//! transaction) and its implementations, chosen by the database URL. Each backend carries its own
+//! migrations, embedded in the binary and run when the store opens.
+//!
+//! The SQLite backend is the embedded default (WAL, `synchronous=FULL`).
+
+mod error;
+mod model;
+pub mod sqlite;
+
+pub use error::{StoreError, StoreResult};
+pub use model::{NewUpload, RowFilter, StoreCounts, StoredRecord};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use cpis_domain::report::{RowResult, UploadId, UploadSummary};
+use cpis_domain::upload::RecordRow;
+use cpis_domain::{CareSetting, Demographics, LocalAuthority, NhsNumber, OdsCode, PlanType};
+
+/// The storage interface every backend implements. Calls block: async callers run them on a
+/// blocking thread.
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// A cheap query proving the database answers (readiness).
+    fn ping(&self) -> StoreResult<()>;
+    fn counts(&self) -> StoreResult<StoreCounts>;
+
+    // Directory.
+    fn upsert_local_authorities(
+        &self,
+        las: &[LocalAuthority],
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize>;
+    fn upsert_care_settings(
+        &self,
+        settings: &[CareSetting],
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize>;
+    fn local_authority(&self, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>>;
+    fn local_authorities(&self) -> StoreResult<Vec<LocalAuthority>>;
+    fn care_setting(&self, ods: &OdsCode) -> StoreResult<Option<CareSetting>>;
+
+    // Demographics index.
+    fn upsert_demographics(
+        &self,
+        entries: &[Demographics],
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize>;
+    fn demographics(&self, nhs: NhsNumber) -> StoreResult<Option<Demographics>>;
+
+    // Records, read side.
+    /// Every LA's record for this NHS number, with all plans (visibility is the caller's rule).
+    fn records_for(&self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>>;
+    /// Number of records an LA holds.
+    fn la_record_count(&self, la: &OdsCode) -> StoreResult<u64>;
+
+    // Uploads.
+    /// Opens the one write transaction an upload is applied in. Dropping it without
+    /// [`UploadTx::finish`] rolls everything back, including the upload's own row: an upload
+    /// whose process dies leaves no trace and nothing applied.
+    fn begin_upload(&self) -> StoreResult<Box<dyn UploadTx + '_>>;
+    /// Records an upload that was refused as a whole (malformed file, unsupported version)
+    /// without touching any record.
+    fn record_refused_upload(&self, summary: &UploadSummary) -> StoreResult<()>;
+    /// An upload, only if it belongs to `la`.
+    fn upload(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<UploadSummary>>;
+    fn upload_rows(
+        &self,
+        la: &OdsCode,
+        id: &UploadId,
+        filter: &RowFilter,
+    ) -> StoreResult<Vec<RowResult>>;
+    /// How many uploads of `la` were applied after upload `id` was received.
+    fn applied_uploads_since(&self, la: &OdsCode, id: &UploadId) -> StoreResult<u64>;
+    /// The stored file of an upload held for confirmation.
+    fn held_file(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<Vec<u8>>>;
+}
+
+/// The single transaction an upload runs in: verification reads, record writes, row results and
+/// the final summary commit together or not at all.
+pub trait UploadTx {
+    /// Registers a new upload (status `processing`) inside this transaction.
+    fn insert_upload(&mut self, upload: &NewUpload) -> StoreResult<()>;
+    /// An upload of this LA that already counts with the same file id or the same content.
+    fn find_effective_duplicate(
+        &mut self,
+        la: &OdsCode,
+        file_id: &str,
+        content_sha256: &str,
+        except: &UploadId,
+    ) -> StoreResult<Option<UploadId>>;
+    fn demographics(&mut self, nhs: NhsNumber) -> StoreResult<Option<Demographics>>;
+    /// Whether the LA holds this record (or this plan of it).
+    fn has_record(
+        &mut self,
+        la: &OdsCode,
+        nhs: NhsNumber,
+        plan: Option<PlanType>,
+    ) -> StoreResult<bool>;
+    fn add_row_result(&mut self, upload: &UploadId, result: &RowResult) -> StoreResult<()>;
+    /// Removes earlier row results (a held upload being confirmed is processed again).
+    fn clear_row_results(&mut self, upload: &UploadId) -> StoreResult<()>;
+    /// Inserts or updates the LA's record and the row's plan.
+    fn upsert(
+        &mut self,
+        la: &OdsCode,
+        row: &RecordRow,
+        sensitive: bool,
+        upload: &UploadId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Deletes the LA's record, or one plan of it (and the record when no plan is left).
+    fn delete(&mut self, la: &OdsCode, nhs: NhsNumber, plan: Option<PlanType>)
+        -> StoreResult<bool>;
+    /// The LA's plans open on `as_of` (no end date, or ending after it).
+    fn open_plans(
+        &mut self,
+        la: &OdsCode,
+        as_of: NaiveDate,
+    ) -> StoreResult<Vec<(NhsNumber, PlanType)>>;
+    fn end_plan(
+        &mut self,
+        la: &OdsCode,
+        nhs: NhsNumber,
+        plan: PlanType,
+        end: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Writes the final summary (and the file, for a held upload) and commits.
+    fn finish(
+        self: Box<Self>,
+        summary: &UploadSummary,
+        held_file: Option<&[u8]>,
+    ) -> StoreResult<()>;
+}
+
+/// Opens the store a database URL names: `sqlite://PATH`, `sqlite:PATH` or a bare file path.
+pub fn open(url: &str) -> StoreResult<Box<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(StoreError::Config(
+            "the PostgreSQL backend is not available in this build".into(),
+        ));
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    if path.is_empty() {
+        return Err(StoreError::Config("database URL names no file".into()));
+    }
+    Ok(Box::new(sqlite::SqliteStore::open(path)?))
+}

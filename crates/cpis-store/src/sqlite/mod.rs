@@ -1,0 +1,232 @@
+//! The embedded SQLite backend: one file, WAL journal, `synchronous=FULL` so that every
+//! acknowledged write survives power loss. One writer connection (SQLite allows one writer at a
+//! time) and a small pool of reader connections.
+
+mod convert;
+mod directory;
+mod migrations;
+mod records;
+mod uploads;
+
+use crate::{RowFilter, Store, StoreCounts, StoreError, StoreResult, StoredRecord, UploadTx};
+use chrono::{DateTime, Utc};
+use cpis_domain::report::{RowResult, UploadId, UploadSummary};
+use cpis_domain::{CareSetting, Demographics, LocalAuthority, NhsNumber, OdsCode};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+const READER_POOL: usize = 8;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _) => match f.code {
+                ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DiskFull
+                | ErrorCode::CannotOpen
+                | ErrorCode::OutOfMemory => StoreError::Unavailable(e.to_string()),
+                ErrorCode::ConstraintViolation => StoreError::Constraint(e.to_string()),
+                _ => StoreError::Backend(e.to_string()),
+            },
+            _ => StoreError::Backend(e.to_string()),
+        }
+    }
+}
+
+fn connect(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Takes a connection out of a mutex even after a panic elsewhere, and never hands out one left
+/// inside a transaction.
+fn take(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    let guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
+    if !guard.is_autocommit() {
+        let _ = guard.execute_batch("ROLLBACK");
+    }
+    guard
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut writer = connect(&path)?;
+        // The writer applies whole uploads in one transaction: give it a larger page cache
+        // (32 MiB) than the readers' default.
+        writer.pragma_update(None, "cache_size", -32_768)?;
+        migrations::run(&mut writer)?;
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version the file is at.
+    pub fn schema_version(&self) -> StoreResult<u32> {
+        migrations::current_version(&take(&self.writer))
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => connect(&self.path)?,
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < READER_POOL && conn.is_autocommit() {
+            pool.push(conn);
+        }
+        out
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = take(&self.writer);
+        f(&mut conn)
+    }
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn ping(&self) -> StoreResult<()> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(|_| ())?)
+        })
+    }
+
+    fn counts(&self) -> StoreResult<StoreCounts> {
+        self.read(|c| {
+            let n = |table: &str| -> StoreResult<u64> {
+                Ok(
+                    c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+                        r.get::<_, i64>(0)
+                    })? as u64,
+                )
+            };
+            Ok(StoreCounts {
+                local_authorities: n("local_authorities")?,
+                care_settings: n("care_settings")?,
+                demographics: n("demographics")?,
+                records: n("records")?,
+                plans: n("plans")?,
+                uploads: n("uploads")?,
+            })
+        })
+    }
+
+    fn upsert_local_authorities(
+        &self,
+        las: &[LocalAuthority],
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize> {
+        self.write(|c| directory::upsert_local_authorities(c, las, now))
+    }
+
+    fn upsert_care_settings(
+        &self,
+        settings: &[CareSetting],
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize> {
+        self.write(|c| directory::upsert_care_settings(c, settings, now))
+    }
+
+    fn local_authority(&self, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>> {
+        self.read(|c| directory::local_authority(c, ods))
+    }
+
+    fn local_authorities(&self) -> StoreResult<Vec<LocalAuthority>> {
+        self.read(directory::local_authorities)
+    }
+
+    fn care_setting(&self, ods: &OdsCode) -> StoreResult<Option<CareSetting>> {
+        self.read(|c| directory::care_setting(c, ods))
+    }
+
+    fn upsert_demographics(
+        &self,
+        entries: &[Demographics],
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize> {
+        self.write(|c| directory::upsert_demographics(c, entries, now))
+    }
+
+    fn demographics(&self, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
+        self.read(|c| directory::demographics(c, nhs))
+    }
+
+    fn records_for(&self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
+        self.read(|c| records::records_for(c, nhs))
+    }
+
+    fn la_record_count(&self, la: &OdsCode) -> StoreResult<u64> {
+        self.read(|c| records::la_record_count(c, la))
+    }
+
+    fn begin_upload(&self) -> StoreResult<Box<dyn UploadTx + '_>> {
+        Ok(Box::new(uploads::SqliteUploadTx::begin(take(
+            &self.writer,
+        ))?))
+    }
+
+    fn record_refused_upload(&self, summary: &UploadSummary) -> StoreResult<()> {
+        self.write(|c| uploads::insert_summary(c, summary))
+    }
+
+    fn upload(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<UploadSummary>> {
+        self.read(|c| uploads::summary(c, la, id))
+    }
+
+    fn upload_rows(
+        &self,
+        la: &OdsCode,
+        id: &UploadId,
+        filter: &RowFilter,
+    ) -> StoreResult<Vec<RowResult>> {
+        self.read(|c| uploads::rows(c, la, id, filter))
+    }
+
+    fn applied_uploads_since(&self, la: &OdsCode, id: &UploadId) -> StoreResult<u64> {
+        self.read(|c| uploads::applied_since(c, la, id))
+    }
+
+    fn held_file(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<Vec<u8>>> {
+        self.read(|c| uploads::held_file(c, la, id))
+    }
+}
