@@ -1,0 +1,113 @@
+//! The bundled synthetic demo data (see `demo/README.md`): every English LA with fake phone
+//! numbers, fictional care settings, a synthetic demographics index in the 999 test range and
+//! upload files for eight LAs. Embedded in the binary so `cpis serve --demo` needs no files.
+
+use crate::loaders::{self, LoadError};
+use crate::upload::{EngineError, SpoolError, SpooledFile, Submitted, UploadEngine};
+use chrono::NaiveDate;
+use cpis_domain::report::UploadMeta;
+use cpis_domain::upload::{UploadMode, FORMAT_V1};
+use cpis_domain::OdsCode;
+
+pub const LOCAL_AUTHORITIES: &str = include_str!("../../../demo/local_authorities.csv");
+pub const CARE_SETTINGS: &str = include_str!("../../../demo/care_settings.csv");
+pub const DEMOGRAPHICS: &str = include_str!("../../../demo/demographics.csv");
+
+/// The demo LA upload files: (LA, content).
+pub const UPLOADS: [(&str, &str); 8] = [
+    (
+        "E06000023",
+        include_str!("../../../demo/uploads/E06000023.csv"),
+    ),
+    (
+        "E06000052",
+        include_str!("../../../demo/uploads/E06000052.csv"),
+    ),
+    (
+        "E08000026",
+        include_str!("../../../demo/uploads/E08000026.csv"),
+    ),
+    (
+        "E08000035",
+        include_str!("../../../demo/uploads/E08000035.csv"),
+    ),
+    (
+        "E09000012",
+        include_str!("../../../demo/uploads/E09000012.csv"),
+    ),
+    (
+        "E09000033",
+        include_str!("../../../demo/uploads/E09000033.csv"),
+    ),
+    (
+        "E10000016",
+        include_str!("../../../demo/uploads/E10000016.csv"),
+    ),
+    (
+        "E10000017",
+        include_str!("../../../demo/uploads/E10000017.csv"),
+    ),
+];
+
+/// The date the demo files were written for.
+pub fn file_date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 1).expect("valid date")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("demo data: {0}")]
+    Load(#[from] LoadError),
+    #[error("demo data: {0}")]
+    Engine(#[from] EngineError),
+    #[error("demo data: {0}")]
+    Spool(#[from] SpoolError),
+    #[error("demo data: {0}")]
+    Store(#[from] cpis_store::StoreError),
+}
+
+/// What loading the demo data did.
+#[derive(Debug, Default)]
+pub struct DemoLoaded {
+    pub local_authorities: usize,
+    pub care_settings: usize,
+    pub demographics: usize,
+    pub uploads_applied: usize,
+    pub uploads_already_present: usize,
+}
+
+/// Loads the directories, the demographics index and the eight demo uploads. Safe to run again:
+/// directories upsert and the uploads are idempotent.
+pub fn load(engine: &UploadEngine) -> Result<DemoLoaded, DemoError> {
+    let store = engine.store();
+    let now = chrono::Utc::now();
+    let mut done = DemoLoaded {
+        local_authorities: store.upsert_local_authorities(
+            &loaders::parse_local_authorities(LOCAL_AUTHORITIES.as_bytes())?,
+            now,
+        )?,
+        care_settings: store.upsert_care_settings(
+            &loaders::parse_care_settings(CARE_SETTINGS.as_bytes())?,
+            now,
+        )?,
+        demographics: store
+            .upsert_demographics(&loaders::parse_demographics(DEMOGRAPHICS.as_bytes())?, now)?,
+        ..Default::default()
+    };
+    for (la, content) in UPLOADS {
+        let meta = UploadMeta {
+            la: OdsCode::parse(la).expect("demo LA code"),
+            file_id: format!("demo-{la}"),
+            mode: UploadMode::Delta,
+            file_date: file_date(),
+            format: FORMAT_V1.to_owned(),
+            channel: "demo".to_owned(),
+        };
+        let file = SpooledFile::from_bytes(content.as_bytes())?;
+        match engine.submit(meta, &file, &|_| {})? {
+            Submitted::New(_) => done.uploads_applied += 1,
+            Submitted::Replay(_) => done.uploads_already_present += 1,
+        }
+    }
+    Ok(done)
+}

@@ -1,0 +1,9 @@
+//! cpis services: the work the server, the CLI and (later) MESH share, written against the
+//! storage interface. No HTTP here: channels call these and render the results.
+
+pub mod bench;
+pub mod demo;
+pub mod loaders;
+pub mod upload;
+
+pub use upload::{UploadEngine, UploadSettings};

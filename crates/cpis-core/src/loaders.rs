@@ -1,0 +1,233 @@
+//! Loaders for the reference data files: the LA and care-setting directories and the
+//! demographics extract. A file is checked whole before anything is stored: one bad line and the
+//! load is refused with that line's number and reason.
+
+use cpis_domain::{
+    parse_iso_date, CareSetting, DemographicStatus, Demographics, LocalAuthority, NhsNumber,
+    OdsCode, SettingType,
+};
+use std::collections::HashSet;
+use std::io::Read;
+
+pub const LOCAL_AUTHORITY_HEADER: [&str; 6] = [
+    "ods_code",
+    "name",
+    "office_hours_phone",
+    "edt_phone",
+    "secure_email",
+    "mesh_mailbox",
+];
+pub const CARE_SETTING_HEADER: [&str; 3] = ["ods_code", "name", "setting_type"];
+pub const DEMOGRAPHICS_HEADER: [&str; 5] = [
+    "nhs_number",
+    "status",
+    "superseded_by",
+    "date_of_birth",
+    "sensitive",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    #[error("header must be '{expected}'")]
+    BadHeader { expected: String },
+    #[error("line {line}: {message}")]
+    Line { line: u64, message: String },
+    #[error("could not read the file: {0}")]
+    Read(String),
+}
+
+fn line_err(line: u64, message: impl Into<String>) -> LoadError {
+    LoadError::Line {
+        line,
+        message: message.into(),
+    }
+}
+
+/// Reads a CSV with an exact header, calling `row` with each line's number and fields.
+fn read_csv<R: Read, T>(
+    input: R,
+    header: &[&str],
+    mut row: impl FnMut(u64, &csv::StringRecord) -> Result<T, String>,
+) -> Result<Vec<T>, LoadError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(input);
+    let mut records = rdr.records();
+    let first = match records.next() {
+        Some(Ok(h)) => h,
+        Some(Err(e)) => return Err(LoadError::Read(e.to_string())),
+        None => {
+            return Err(LoadError::BadHeader {
+                expected: header.join(","),
+            })
+        }
+    };
+    let got: Vec<String> = first
+        .iter()
+        .map(|f| f.trim_start_matches('\u{feff}').trim().to_ascii_lowercase())
+        .collect();
+    if got != header {
+        return Err(LoadError::BadHeader {
+            expected: header.join(","),
+        });
+    }
+    let mut out = Vec::new();
+    for rec in records {
+        let rec = rec.map_err(|e| match e.position() {
+            Some(p) => line_err(p.line(), e.to_string()),
+            None => LoadError::Read(e.to_string()),
+        })?;
+        let line = rec.position().map_or(0, |p| p.line());
+        if rec.len() == 1 && rec[0].trim().is_empty() {
+            continue;
+        }
+        if rec.len() != header.len() {
+            return Err(line_err(
+                line,
+                format!("expected {} fields, found {}", header.len(), rec.len()),
+            ));
+        }
+        out.push(row(line, &rec).map_err(|m| line_err(line, m))?);
+    }
+    Ok(out)
+}
+
+fn required(v: &str, what: &str) -> Result<String, String> {
+    let v = v.trim();
+    if v.is_empty() {
+        Err(format!("{what} is required"))
+    } else {
+        Ok(v.to_owned())
+    }
+}
+
+fn optional(v: &str) -> Option<String> {
+    let v = v.trim();
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
+fn ods(v: &str) -> Result<OdsCode, String> {
+    OdsCode::parse(v).map_err(|e| e.to_string())
+}
+
+fn unique<T, K: std::hash::Hash + Eq>(
+    items: &[T],
+    key: impl Fn(&T) -> K,
+    what: &str,
+) -> Result<(), LoadError> {
+    let mut seen = HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        if !seen.insert(key(item)) {
+            return Err(line_err(i as u64 + 2, format!("duplicate {what}")));
+        }
+    }
+    Ok(())
+}
+
+pub fn parse_local_authorities<R: Read>(input: R) -> Result<Vec<LocalAuthority>, LoadError> {
+    let las = read_csv(input, &LOCAL_AUTHORITY_HEADER, |_, r| {
+        Ok(LocalAuthority {
+            ods_code: ods(&r[0])?,
+            name: required(&r[1], "name")?,
+            office_hours_phone: required(&r[2], "office_hours_phone")?,
+            edt_phone: required(&r[3], "edt_phone (emergency duty team)")?,
+            secure_email: optional(&r[4]),
+            mesh_mailbox: optional(&r[5]).map(|m| m.to_ascii_uppercase()),
+        })
+    })?;
+    unique(&las, |l| l.ods_code.clone(), "ods_code")?;
+    Ok(las)
+}
+
+pub fn parse_care_settings<R: Read>(input: R) -> Result<Vec<CareSetting>, LoadError> {
+    let settings = read_csv(input, &CARE_SETTING_HEADER, |_, r| {
+        Ok(CareSetting {
+            ods_code: ods(&r[0])?,
+            name: required(&r[1], "name")?,
+            setting_type: r[2]
+                .parse::<SettingType>()
+                .map_err(|_| format!("unknown setting_type '{}'", r[2].trim()))?,
+        })
+    })?;
+    unique(&settings, |s| s.ods_code.clone(), "ods_code")?;
+    Ok(settings)
+}
+
+pub fn parse_demographics<R: Read>(input: R) -> Result<Vec<Demographics>, LoadError> {
+    let entries = read_csv(input, &DEMOGRAPHICS_HEADER, |_, r| {
+        let nhs = NhsNumber::parse(&r[0]).map_err(|e| format!("nhs_number: {e}"))?;
+        let by = optional(&r[2])
+            .map(|s| NhsNumber::parse(&s).map_err(|e| format!("superseded_by: {e}")))
+            .transpose()?;
+        let status = match (r[1].trim().to_ascii_lowercase().as_str(), by) {
+            ("active", None) => DemographicStatus::Active,
+            ("inactive", None) => DemographicStatus::Inactive,
+            ("superseded", Some(n)) if n != nhs => DemographicStatus::Superseded(n),
+            ("superseded", _) => {
+                return Err("superseded needs a different superseded_by number".into())
+            }
+            ("active" | "inactive", Some(_)) => {
+                return Err("superseded_by is only for status superseded".into())
+            }
+            (s, _) => return Err(format!("unknown status '{s}'")),
+        };
+        let sensitive = match r[4].trim().to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" | "" => false,
+            s => return Err(format!("sensitive must be true or false, found '{s}'")),
+        };
+        Ok(Demographics {
+            nhs_number: nhs,
+            status,
+            date_of_birth: parse_iso_date(&r[3]).map_err(|e| format!("date_of_birth: {e}"))?,
+            sensitive,
+        })
+    })?;
+    unique(&entries, |d| d.nhs_number, "nhs_number")?;
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_lines_are_reported_with_their_number() {
+        let csv = "nhs_number,status,superseded_by,date_of_birth,sensitive\n9434765919,active,,2015-01-01,false\n9434765918,active,,2015-01-01,false\n";
+        assert_eq!(
+            parse_demographics(csv.as_bytes()),
+            Err(LoadError::Line {
+                line: 3,
+                message: "nhs_number: NHS number has an invalid check digit".into()
+            })
+        );
+        let csv = "nhs_number,status,superseded_by,date_of_birth,sensitive\n9434765919,superseded,,2015-01-01,false\n";
+        assert!(matches!(
+            parse_demographics(csv.as_bytes()),
+            Err(LoadError::Line { line: 2, .. })
+        ));
+        assert!(matches!(
+            parse_demographics(&b"a,b\n"[..]),
+            Err(LoadError::BadHeader { .. })
+        ));
+    }
+
+    #[test]
+    fn las_need_an_emergency_duty_number() {
+        let csv = "ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox\nE08000026,Coventry,01632 960000,,,\n";
+        assert!(matches!(
+            parse_local_authorities(csv.as_bytes()),
+            Err(LoadError::Line { line: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn duplicate_codes_are_refused() {
+        let csv = "ods_code,name,setting_type\nRX1,A,gp\nRX1,B,gp\n";
+        assert!(matches!(
+            parse_care_settings(csv.as_bytes()),
+            Err(LoadError::Line { line: 3, .. })
+        ));
+    }
+}

@@ -1,0 +1,21 @@
+//! The LA upload engine (SPEC 2.5–2.7). Every channel (HTTP, CLI, web, MESH) hands it a spooled
+//! file and file-level metadata and gets the same report back.
+//!
+//! An upload runs in one storage transaction and two passes over the spooled file:
+//! 1. *verify*: parse each row, check it against the demographics index, record its outcome;
+//! 2. *apply*: re-read the file and write the accepted rows; in `full` mode end the LA's open
+//!    plans the file no longer lists.
+//!
+//! Between the passes the mass-ending guard decides whether a full upload is held for
+//! confirmation instead. The transaction commits only at the very end, so an upload is applied
+//! whole or not at all, and neither the file nor its report is ever held whole in memory.
+
+mod csv_reader;
+mod engine;
+mod report_csv;
+mod spool;
+
+pub use csv_reader::{FileError, UploadReader};
+pub use engine::{EngineError, Progress, ProgressPhase, Submitted, UploadEngine, UploadSettings};
+pub use report_csv::{write_report_csv, REPORT_CSV_HEADER};
+pub use spool::{SpoolError, SpooledFile, Spooler};
