@@ -1,0 +1,54 @@
+use crate::auth::LaTokens;
+use crate::progress::ProgressRegistry;
+use cpis_core::UploadEngine;
+use cpis_domain::Clock;
+use cpis_store::Store;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Server settings (from the config file, environment or flags).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest upload body accepted, in bytes.
+    pub max_upload_bytes: u64,
+    /// Where upload bodies are spooled (default: the system temp dir).
+    pub spool_dir: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_upload_bytes: 256 * 1024 * 1024,
+            spool_dir: None,
+        }
+    }
+}
+
+/// Everything a request handler may use. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) engine: Arc<UploadEngine>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) tokens: Arc<LaTokens>,
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) progress: Arc<ProgressRegistry>,
+}
+
+impl AppState {
+    pub fn new(
+        engine: Arc<UploadEngine>,
+        clock: Arc<dyn Clock>,
+        tokens: LaTokens,
+        config: ServerConfig,
+    ) -> Self {
+        AppState {
+            store: engine.store().clone(),
+            engine,
+            clock,
+            tokens: Arc::new(tokens),
+            config: Arc::new(config),
+            progress: Arc::new(ProgressRegistry::default()),
+        }
+    }
+}
