@@ -1,0 +1,117 @@
+//! Reference data and schema commands: `migrate`, `demographics load`, `directory load`,
+//! `demo load`.
+
+use crate::config::{upload_settings, GlobalArgs};
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use cpis_core::loaders;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum DemographicsCommand {
+    /// Load (insert or update) entries from a CSV extract:
+    /// nhs_number,status,superseded_by,date_of_birth,sensitive. The whole file is checked first;
+    /// one bad line and nothing is loaded.
+    Load { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DirectoryCommand {
+    /// Load (insert or update) local authorities and/or care settings from CSV.
+    Load {
+        /// ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox
+        #[arg(long)]
+        local_authorities: Option<PathBuf>,
+        /// ods_code,name,setting_type
+        #[arg(long)]
+        care_settings: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DemoCommand {
+    /// Load the bundled demo directories, demographics and LA uploads (idempotent).
+    Load,
+}
+
+fn open(global: &GlobalArgs) -> Result<cpis_core::UploadEngine> {
+    let file = global.file()?;
+    super::open_engine(
+        &global.database_url(&file, "sqlite://cpis.db"),
+        upload_settings(&file, None)?,
+    )
+}
+
+fn read(path: &PathBuf) -> Result<std::fs::File> {
+    std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))
+}
+
+pub fn migrate(global: &GlobalArgs) -> Result<ExitCode> {
+    let engine = open(global)?;
+    println!(
+        "database schema is up to date ({})",
+        engine.store().backend()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn demographics(global: &GlobalArgs, cmd: DemographicsCommand) -> Result<ExitCode> {
+    let DemographicsCommand::Load { file } = cmd;
+    let entries =
+        loaders::parse_demographics(read(&file)?).with_context(|| format!("{}", file.display()))?;
+    let engine = open(global)?;
+    let n = engine
+        .store()
+        .upsert_demographics(&entries, chrono::Utc::now())?;
+    println!("loaded {n} demographics entries");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn directory(global: &GlobalArgs, cmd: DirectoryCommand) -> Result<ExitCode> {
+    let DirectoryCommand::Load {
+        local_authorities,
+        care_settings,
+    } = cmd;
+    anyhow::ensure!(
+        local_authorities.is_some() || care_settings.is_some(),
+        "name --local-authorities FILE and/or --care-settings FILE"
+    );
+    // Parse both before storing either, so a bad file changes nothing.
+    let las = local_authorities
+        .as_ref()
+        .map(|p| {
+            loaders::parse_local_authorities(read(p)?).with_context(|| format!("{}", p.display()))
+        })
+        .transpose()?;
+    let settings = care_settings
+        .as_ref()
+        .map(|p| loaders::parse_care_settings(read(p)?).with_context(|| format!("{}", p.display())))
+        .transpose()?;
+    let engine = open(global)?;
+    let now = chrono::Utc::now();
+    if let Some(las) = las {
+        println!(
+            "loaded {} local authorities",
+            engine.store().upsert_local_authorities(&las, now)?
+        );
+    }
+    if let Some(settings) = settings {
+        println!(
+            "loaded {} care settings",
+            engine.store().upsert_care_settings(&settings, now)?
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn demo(global: &GlobalArgs, cmd: DemoCommand) -> Result<ExitCode> {
+    let DemoCommand::Load = cmd;
+    let engine = open(global)?;
+    let d = cpis_core::demo::load(&engine)?;
+    println!(
+        "demo data: {} local authorities, {} care settings, {} demographics entries, {} uploads applied ({} already present)",
+        d.local_authorities, d.care_settings, d.demographics, d.uploads_applied, d.uploads_already_present
+    );
+    Ok(ExitCode::SUCCESS)
+}

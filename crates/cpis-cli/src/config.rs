@@ -1,0 +1,78 @@
+//! Configuration: defaults, then an optional TOML file (`--config`), then environment variables,
+//! then flags. Every setting has a flag and a `CPIS_*` variable.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use cpis_core::UploadSettings;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "CPIS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database URL: `sqlite://FILE` (embedded default) [default: sqlite://cpis.db].
+    #[arg(long, global = true, env = "CPIS_DATABASE_URL")]
+    pub database: Option<String>,
+    /// Log filter (tracing syntax), e.g. `info` or `cpis_server=debug`.
+    #[arg(long, global = true, env = "CPIS_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// The configuration file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub database_url: Option<String>,
+    pub bind: Option<String>,
+    pub max_upload_bytes: Option<u64>,
+    pub spool_dir: Option<PathBuf>,
+    pub mass_end_threshold: Option<f64>,
+    /// LA ODS code → static API token (temporary LA authentication).
+    #[serde(default)]
+    pub la_tokens: BTreeMap<String, String>,
+}
+
+impl GlobalArgs {
+    pub fn file(&self) -> Result<FileConfig> {
+        match &self.config {
+            None => Ok(FileConfig::default()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))
+            }
+        }
+    }
+
+    pub fn database_url(&self, file: &FileConfig, default: &str) -> String {
+        self.database
+            .clone()
+            .or_else(|| file.database_url.clone())
+            .unwrap_or_else(|| default.to_owned())
+    }
+}
+
+pub fn upload_settings(file: &FileConfig, flag: Option<f64>) -> Result<UploadSettings> {
+    let mut s = UploadSettings::default();
+    if let Some(t) = flag.or(file.mass_end_threshold) {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&t),
+            "mass_end_threshold must be between 0 and 1"
+        );
+        s.mass_end_threshold = t;
+    }
+    Ok(s)
+}
+
+pub fn init_logging(global: &GlobalArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&global.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,64 @@
+//! `cpis`: the Child Protection – Information Sharing service and its operator tools.
+
+mod commands;
+mod config;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "cpis", version, about = "Child Protection – Information Sharing service", long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: config::GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve(commands::serve::Args),
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Upload an LA file (cpis-upload/1) straight into the database, with a progress bar.
+    Upload(commands::upload::Args),
+    /// Apply an upload that was held for confirmation by the mass-ending guard.
+    UploadConfirm(commands::upload::ConfirmArgs),
+    /// Print an upload's report (summary, or the per-record CSV).
+    Report(commands::upload::ReportArgs),
+    /// Load the demographics index (PDS stand-in) from a CSV extract.
+    #[command(subcommand)]
+    Demographics(commands::reference::DemographicsCommand),
+    /// Load the local authority and care setting directories from CSV.
+    #[command(subcommand)]
+    Directory(commands::reference::DirectoryCommand),
+    /// Load the bundled synthetic demo data into the database.
+    #[command(subcommand)]
+    Demo(commands::reference::DemoCommand),
+    /// Measure upload throughput on synthetic data.
+    Bench(commands::bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    config::init_logging(&cli.global);
+    let result = match cli.command {
+        Command::Serve(args) => commands::serve::run(&cli.global, args),
+        Command::Migrate => commands::reference::migrate(&cli.global),
+        Command::Upload(args) => commands::upload::run(&cli.global, args),
+        Command::UploadConfirm(args) => commands::upload::confirm(&cli.global, args),
+        Command::Report(args) => commands::upload::report(&cli.global, args),
+        Command::Demographics(cmd) => commands::reference::demographics(&cli.global, cmd),
+        Command::Directory(cmd) => commands::reference::directory(&cli.global, cmd),
+        Command::Demo(cmd) => commands::reference::demo(&cli.global, cmd),
+        Command::Bench(args) => commands::bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! The `cpis` binary as an operator uses it: help everywhere, loaders, uploads with reports, and
+//! the same report whether a file comes through the CLI or over HTTP.
+
+use axum::body::Body;
+use axum::http::Request;
+use chrono::{TimeZone, Utc};
+use cpis_core::{UploadEngine, UploadSettings};
+use cpis_domain::{FixedClock, OdsCode};
+use cpis_server::{AppState, LaTokens, ServerConfig};
+use http_body_util::BodyExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+fn cpis(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cpis"))
+        .arg("--database")
+        .arg(format!("sqlite://{}", db.display()))
+        .args(args)
+        .env_remove("CPIS_CONFIG")
+        .output()
+        .expect("run cpis")
+}
+
+fn demo(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../demo")
+        .join(name)
+}
+
+#[test]
+fn every_command_has_help() {
+    let cmds: &[&[&str]] = &[
+        &[],
+        &["serve"],
+        &["migrate"],
+        &["upload"],
+        &["upload-confirm"],
+        &["report"],
+        &["demographics"],
+        &["demographics", "load"],
+        &["directory"],
+        &["directory", "load"],
+        &["demo"],
+        &["demo", "load"],
+        &["bench"],
+        &["bench", "upload"],
+    ];
+    for cmd in cmds {
+        let out = Command::new(env!("CARGO_BIN_EXE_cpis"))
+            .args(*cmd)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cmd:?} --help failed");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("Usage:"), "{cmd:?}: {text}");
+    }
+}
+
+#[test]
+fn loaders_refuse_a_bad_file_whole_and_say_which_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let bad = dir.path().join("demo.csv");
+    std::fs::write(
+        &bad,
+        "nhs_number,status,superseded_by,date_of_birth,sensitive\n9434765919,active,,2015-01-01,false\n9434765919x,active,,2015-01-01,false\n",
+    )
+    .unwrap();
+    let out = cpis(&db, &["demographics", "load", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3"), "{err}");
+    let out = cpis(
+        &db,
+        &[
+            "directory",
+            "load",
+            "--care-settings",
+            demo("care_settings.csv").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("loaded 50 care settings"));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM demographics", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0, "the good first line was not loaded either");
+}
+
+#[test]
+fn upload_to_an_unknown_la_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let out = cpis(
+        &db,
+        &[
+            "upload",
+            demo("uploads/E08000026.csv").to_str().unwrap(),
+            "--la",
+            "E08000026",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not in the local authority directory"));
+}
+
+async fn http_report(file: &str, file_id: &str, file_date: &str) -> (serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn cpis_store::Store> =
+        Arc::new(cpis_store::sqlite::SqliteStore::open(dir.path().join("h.db")).unwrap());
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap(),
+    ));
+    let engine = Arc::new(UploadEngine::new(
+        store,
+        clock.clone(),
+        UploadSettings::default(),
+    ));
+    cpis_core::demo::load(&engine).unwrap();
+    let mut tokens = LaTokens::default();
+    tokens.insert("t", OdsCode::parse("E08000026").unwrap());
+    let router = cpis_server::router(AppState::new(
+        engine,
+        clock,
+        tokens,
+        ServerConfig::default(),
+    ));
+    let send = |req: Request<Body>| {
+        let router = router.clone();
+        async move {
+            let resp = router.oneshot(req).await.unwrap();
+            resp.into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec()
+        }
+    };
+    let body = send(
+        Request::post(format!(
+            "/api/v1/uploads?file_id={file_id}&file_date={file_date}"
+        ))
+        .header("authorization", "Bearer t")
+        .header("content-type", "text/csv")
+        .body(Body::from(std::fs::read(demo(file)).unwrap()))
+        .unwrap(),
+    )
+    .await;
+    let summary: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let id = summary["id"].as_str().unwrap();
+    let csv = send(
+        Request::get(format!("/api/v1/uploads/{id}?format=csv"))
+            .header("authorization", "Bearer t")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    (summary, String::from_utf8(csv).unwrap())
+}
+
+fn cli_report(file: &str, file_id: &str, file_date: &str) -> (serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let out = cpis(&db, &["demo", "load"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = dir.path().join("report.csv");
+    let out = cpis(
+        &db,
+        &[
+            "upload",
+            demo(file).to_str().unwrap(),
+            "--la",
+            "E08000026",
+            "--file-id",
+            file_id,
+            "--file-date",
+            file_date,
+            "--json",
+            "--report-csv",
+            report.to_str().unwrap(),
+        ],
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(2), "a partial upload exits 2");
+    (summary, std::fs::read_to_string(report).unwrap())
+}
+
+#[tokio::test]
+async fn cli_and_http_give_identical_reports() {
+    let (http, http_csv) =
+        http_report("uploads/errors-E08000026.csv", "same-file", "2026-11-20").await;
+    let (cli, cli_csv) = tokio::task::spawn_blocking(|| {
+        cli_report("uploads/errors-E08000026.csv", "same-file", "2026-11-20")
+    })
+    .await
+    .unwrap();
+    assert_eq!(http_csv, cli_csv);
+    assert_eq!(http_csv.lines().count(), 16);
+    for key in [
+        "la",
+        "file_id",
+        "mode",
+        "file_date",
+        "format",
+        "content_sha256",
+        "status",
+        "file_outcome",
+        "message",
+        "counts",
+    ] {
+        assert_eq!(http[key], cli[key], "{key}");
+    }
+    assert_eq!(cli["file_outcome"], "CPF03");
+    assert_eq!(http["channel"], "api");
+    assert_eq!(cli["channel"], "cli");
+}
