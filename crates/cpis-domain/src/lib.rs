@@ -4,24 +4,31 @@
 //! Values are parsed once at the edge ("parse, don't validate"): an [`NhsNumber`] always has a good
 //! check digit, an [`OdsCode`] is always 3–10 uppercase alphanumerics, and so on.
 
+pub mod access;
 pub mod clock;
 pub mod date;
 pub mod demographics;
 pub mod directory;
+pub mod lookup;
 pub mod nhs_number;
+pub mod notification;
 pub mod ods_code;
 pub mod outcome;
 pub mod plan;
+pub mod record;
 pub mod report;
 pub mod upload;
 pub mod visibility;
 
+pub use access::{Access, AccessKind, Accessor};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use date::{parse_iso_date, DateError};
 pub use demographics::{DemographicStatus, Demographics};
 pub use directory::{CareSetting, LocalAuthority, SettingType};
 pub use nhs_number::{NhsNumber, NhsNumberError};
+pub use notification::{NewNotification, Notification, NotificationKind};
 pub use ods_code::{OdsCode, OdsCodeError};
 pub use outcome::{DetailCode, FileOutcome, RecordOutcome};
 pub use plan::{Plan, PlanType};
+pub use record::Record;
 pub use visibility::{PlanVisibility, VisibilityPolicy};

@@ -1,0 +1,84 @@
+//! Accesses: a health user or system looked a child up (SPEC 1, rules 3 and 4).
+
+use crate::{NhsNumber, OdsCode, SettingType};
+use chrono::{DateTime, Utc};
+
+/// Who looked a child up, as the audit and the LA see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Accessor {
+    pub user_id: String,
+    pub user_name: String,
+    pub role: String,
+    pub organisation: OdsCode,
+    pub organisation_name: String,
+    /// `None` for operators and systems that are not a care setting (always silent).
+    pub setting_type: Option<SettingType>,
+}
+
+/// What kind of lookup an access was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccessKind {
+    /// Found a visible plan and notified the LA(s); shown in the access history.
+    Unscheduled,
+    /// Found a visible plan, notified nobody; audit only, never in the history.
+    Silent,
+    /// Found nothing visible; audit only.
+    Miss,
+}
+
+impl AccessKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            AccessKind::Unscheduled => "unscheduled",
+            AccessKind::Silent => "silent",
+            AccessKind::Miss => "miss",
+        }
+    }
+    pub fn from_code(s: &str) -> Option<Self> {
+        [
+            AccessKind::Unscheduled,
+            AccessKind::Silent,
+            AccessKind::Miss,
+        ]
+        .into_iter()
+        .find(|k| k.code() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Access {
+    /// Stable, unguessable id (UUID).
+    pub id: String,
+    pub time: DateTime<Utc>,
+    pub nhs_number: NhsNumber,
+    pub accessor: Accessor,
+    pub kind: AccessKind,
+    pub trace_id: Option<String>,
+}
+
+/// Whether a lookup may notify: the caller asked for an unscheduled (notifying) lookup, holds the
+/// notifying permission, and works at an unscheduled care setting. Anything less is silent.
+pub fn is_notifying(
+    requested_unscheduled: bool,
+    may_notify: bool,
+    setting: Option<SettingType>,
+) -> bool {
+    requested_unscheduled && may_notify && setting.is_some_and(SettingType::is_unscheduled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unscheduled_settings_with_permission_and_request_notify() {
+        let ed = Some(SettingType::EmergencyDepartment);
+        assert!(is_notifying(true, true, ed));
+        assert!(!is_notifying(false, true, ed));
+        assert!(!is_notifying(true, false, ed));
+        assert!(!is_notifying(true, true, Some(SettingType::Gp)));
+        assert!(!is_notifying(true, true, Some(SettingType::Sarc)));
+        assert!(!is_notifying(true, true, None));
+    }
+}
