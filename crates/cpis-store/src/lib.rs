@@ -12,9 +12,13 @@ pub use error::{StoreError, StoreResult};
 pub use model::{NewUpload, RowFilter, StoreCounts, StoredRecord};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use cpis_domain::notification::Ack;
 use cpis_domain::report::{RowResult, UploadId, UploadSummary};
 use cpis_domain::upload::RecordRow;
-use cpis_domain::{CareSetting, Demographics, LocalAuthority, NhsNumber, OdsCode, PlanType};
+use cpis_domain::{
+    Access, CareSetting, Demographics, LocalAuthority, NewNotification, NhsNumber, Notification,
+    OdsCode, PlanType,
+};
 
 /// The storage interface every backend implements. Calls block: async callers run them on a
 /// blocking thread.
@@ -54,6 +58,19 @@ pub trait Store: Send + Sync {
     /// Number of records an LA holds.
     fn la_record_count(&self, la: &OdsCode) -> StoreResult<u64>;
 
+    // Lookups and notifications.
+    /// Opens the write transaction a batch of lookups runs in: each lookup reads the child's
+    /// records and writes its access and notifications in it, and all commit together.
+    fn begin_lookups(&self) -> StoreResult<Box<dyn LookupTx + '_>>;
+    /// The most recent unscheduled accesses to a child, newest first.
+    fn recent_accesses(&self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>>;
+    /// An LA's notifications after the cursor (a `seq`), oldest first.
+    fn notifications(&self, la: &OdsCode, after: u64, limit: u32)
+        -> StoreResult<Vec<Notification>>;
+    /// Acknowledges one of the LA's notifications (idempotent).
+    fn acknowledge(&self, la: &OdsCode, id: &str, by: &str, now: DateTime<Utc>)
+        -> StoreResult<Ack>;
+
     // Uploads.
     /// Opens the one write transaction an upload is applied in. Dropping it without
     /// [`UploadTx::finish`] rolls everything back, including the upload's own row: an upload
@@ -74,6 +91,16 @@ pub trait Store: Send + Sync {
     fn applied_uploads_since(&self, la: &OdsCode, id: &UploadId) -> StoreResult<u64>;
     /// The stored file of an upload held for confirmation.
     fn held_file(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<Vec<u8>>>;
+}
+
+/// The transaction a batch of lookups runs in (group commit). Dropping it without `commit`
+/// rolls every lookup in it back.
+pub trait LookupTx {
+    fn records_for(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>>;
+    fn recent_accesses(&mut self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>>;
+    fn insert_access(&mut self, access: &Access) -> StoreResult<()>;
+    fn insert_notification(&mut self, notification: &NewNotification) -> StoreResult<()>;
+    fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 
 /// The single transaction an upload runs in: verification reads, record writes, row results and

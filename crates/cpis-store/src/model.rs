@@ -2,21 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use cpis_domain::report::{UploadId, UploadMeta};
-use cpis_domain::{NhsNumber, OdsCode, Plan, RecordOutcome};
+use cpis_domain::RecordOutcome;
 
-/// A CP-IS record as stored: one per (NHS number, submitting LA).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredRecord {
-    pub la: OdsCode,
-    pub nhs_number: NhsNumber,
-    pub local_id: Option<String>,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
-    pub date_of_birth: Option<chrono::NaiveDate>,
-    pub sensitive: bool,
-    pub plans: Vec<Plan>,
-    pub updated_at: DateTime<Utc>,
-}
+/// A CP-IS record as stored (the domain's [`Record`]).
+pub type StoredRecord = cpis_domain::Record;
 
 /// An upload about to be processed.
 #[derive(Debug, Clone)]
@@ -54,4 +43,6 @@ pub struct StoreCounts {
     pub records: u64,
     pub plans: u64,
     pub uploads: u64,
+    pub accesses: u64,
+    pub notifications: u64,
 }

@@ -4,10 +4,16 @@
 use crate::{StoreError, StoreResult};
 use rusqlite::Connection;
 
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        "0002_lookups",
+        include_str!("../../migrations/sqlite/0002_lookups.sql"),
+    ),
+];
 
 pub fn current_version(conn: &Connection) -> StoreResult<u32> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)

@@ -4,13 +4,18 @@
 
 mod convert;
 mod directory;
+mod lookups;
 mod migrations;
 mod records;
 mod uploads;
 
-use crate::{RowFilter, Store, StoreCounts, StoreError, StoreResult, StoredRecord, UploadTx};
+use crate::{
+    LookupTx, RowFilter, Store, StoreCounts, StoreError, StoreResult, StoredRecord, UploadTx,
+};
 use chrono::{DateTime, Utc};
+use cpis_domain::notification::Ack;
 use cpis_domain::report::{RowResult, UploadId, UploadSummary};
+use cpis_domain::{Access, Notification};
 use cpis_domain::{CareSetting, Demographics, LocalAuthority, NhsNumber, OdsCode};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -147,6 +152,8 @@ impl Store for SqliteStore {
                 records: n("records")?,
                 plans: n("plans")?,
                 uploads: n("uploads")?,
+                accesses: n("accesses")?,
+                notifications: n("notifications")?,
             })
         })
     }
@@ -197,6 +204,35 @@ impl Store for SqliteStore {
 
     fn la_record_count(&self, la: &OdsCode) -> StoreResult<u64> {
         self.read(|c| records::la_record_count(c, la))
+    }
+
+    fn begin_lookups(&self) -> StoreResult<Box<dyn LookupTx + '_>> {
+        Ok(Box::new(lookups::SqliteLookupTx::begin(take(
+            &self.writer,
+        ))?))
+    }
+
+    fn recent_accesses(&self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
+        self.read(|c| lookups::recent_accesses(c, nhs, limit))
+    }
+
+    fn notifications(
+        &self,
+        la: &OdsCode,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>> {
+        self.read(|c| lookups::notifications(c, la, after, limit))
+    }
+
+    fn acknowledge(
+        &self,
+        la: &OdsCode,
+        id: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Ack> {
+        self.write(|c| lookups::acknowledge(c, la, id, by, now))
     }
 
     fn begin_upload(&self) -> StoreResult<Box<dyn UploadTx + '_>> {

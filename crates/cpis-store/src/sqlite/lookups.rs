@@ -1,0 +1,180 @@
+//! Lookups: accesses and the notification outbox.
+
+use super::convert::{parse_nhs, parse_ods, parse_ts, ts};
+use crate::{LookupTx, StoreError, StoreResult, StoredRecord};
+use chrono::{DateTime, Utc};
+use cpis_domain::notification::Ack;
+use cpis_domain::{
+    Access, AccessKind, Accessor, NewNotification, NhsNumber, Notification, NotificationKind,
+    OdsCode,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::sync::MutexGuard;
+
+pub struct SqliteLookupTx<'a> {
+    conn: MutexGuard<'a, Connection>,
+    committed: bool,
+}
+
+impl<'a> SqliteLookupTx<'a> {
+    pub fn begin(conn: MutexGuard<'a, Connection>) -> StoreResult<Self> {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(SqliteLookupTx {
+            conn,
+            committed: false,
+        })
+    }
+}
+
+impl Drop for SqliteLookupTx<'_> {
+    fn drop(&mut self) {
+        if !self.committed && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+impl LookupTx for SqliteLookupTx<'_> {
+    fn records_for(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
+        super::records::records_for(&self.conn, nhs)
+    }
+
+    fn recent_accesses(&mut self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
+        recent_accesses(&self.conn, nhs, limit)
+    }
+
+    fn insert_access(&mut self, a: &Access) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO accesses (id, time, nhs_number, kind, user_id, user_name, role, org_ods, org_name,
+                                       setting_type, trace_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                a.id,
+                ts(a.time),
+                a.nhs_number.digits(),
+                a.kind.code(),
+                a.accessor.user_id,
+                a.accessor.user_name,
+                a.accessor.role,
+                a.accessor.organisation.as_str(),
+                a.accessor.organisation_name,
+                a.accessor.setting_type.map(|s| s.code()),
+                a.trace_id
+            ])?;
+        Ok(())
+    }
+
+    fn insert_notification(&mut self, n: &NewNotification) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO notifications (id, la_ods, kind, created_at, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![n.id, n.la.as_str(), n.kind.code(), ts(n.created_at), n.payload])?;
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        self.conn.execute_batch("COMMIT")?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+fn access_from_row(r: &Row<'_>) -> StoreResult<Access> {
+    let kind: String = r.get(3)?;
+    let setting: Option<String> = r.get(10)?;
+    Ok(Access {
+        id: r.get(0)?,
+        time: parse_ts(&r.get::<_, String>(1)?)?,
+        nhs_number: parse_nhs(&r.get::<_, String>(2)?)?,
+        kind: AccessKind::from_code(&kind).ok_or_else(|| StoreError::corrupt("access kind"))?,
+        accessor: Accessor {
+            user_id: r.get(4)?,
+            user_name: r.get(5)?,
+            role: r.get(6)?,
+            organisation: parse_ods(&r.get::<_, String>(7)?)?,
+            organisation_name: r.get(8)?,
+            setting_type: setting
+                .map(|s| s.parse().map_err(|_| StoreError::corrupt("setting type")))
+                .transpose()?,
+        },
+        trace_id: r.get(11)?,
+    })
+}
+
+pub fn recent_accesses(
+    conn: &Connection,
+    nhs: NhsNumber,
+    limit: usize,
+) -> StoreResult<Vec<Access>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, time, nhs_number, kind, user_id, user_name, role, org_ods, org_name, seq, setting_type, trace_id
+         FROM accesses WHERE nhs_number = ?1 AND kind = 'unscheduled'
+         ORDER BY seq DESC LIMIT ?2",
+    )?;
+    let mut rows = stmt.query(params![nhs.digits(), limit as i64])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(access_from_row(r)?);
+    }
+    Ok(out)
+}
+
+pub fn notifications(
+    conn: &Connection,
+    la: &OdsCode,
+    after: u64,
+    limit: u32,
+) -> StoreResult<Vec<Notification>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, seq, la_ods, kind, created_at, payload, acknowledged_at, acknowledged_by
+         FROM notifications WHERE la_ods = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let mut rows = stmt.query(params![la.as_str(), after as i64, i64::from(limit)])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let kind: String = r.get(3)?;
+        let acked: Option<String> = r.get(6)?;
+        out.push(Notification {
+            id: r.get(0)?,
+            seq: r.get::<_, i64>(1)? as u64,
+            la: parse_ods(&r.get::<_, String>(2)?)?,
+            kind: NotificationKind::from_code(&kind)
+                .ok_or_else(|| StoreError::corrupt("notification kind"))?,
+            created_at: parse_ts(&r.get::<_, String>(4)?)?,
+            payload: r.get(5)?,
+            acknowledged_at: acked.as_deref().map(parse_ts).transpose()?,
+            acknowledged_by: r.get(7)?,
+        });
+    }
+    Ok(out)
+}
+
+pub fn acknowledge(
+    conn: &mut Connection,
+    la: &OdsCode,
+    id: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Ack> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: Option<Option<String>> = tx
+        .prepare_cached("SELECT acknowledged_at FROM notifications WHERE id = ?1 AND la_ods = ?2")?
+        .query_row(params![id, la.as_str()], |r| r.get(0))
+        .optional()?;
+    let ack = match current {
+        None => Ack::NotFound,
+        Some(Some(at)) => Ack::AlreadyAcknowledged(parse_ts(&at)?),
+        Some(None) => {
+            tx.prepare_cached(
+                "UPDATE notifications SET acknowledged_at = ?3, acknowledged_by = ?4 WHERE id = ?1 AND la_ods = ?2",
+            )?
+            .execute(params![id, la.as_str(), ts(now), by])?;
+            Ack::Acknowledged(now)
+        }
+    };
+    tx.commit()?;
+    Ok(ack)
+}
