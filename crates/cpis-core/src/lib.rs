@@ -4,6 +4,8 @@
 pub mod bench;
 pub mod demo;
 pub mod loaders;
+pub mod lookup;
 pub mod upload;
 
+pub use lookup::{LookupRequest, LookupResult, LookupService};
 pub use upload::{UploadEngine, UploadSettings};

@@ -1,0 +1,301 @@
+//! Health lookups (SPEC rules 1–4): read a child's records, record the access, and write one
+//! `access` notification per LA holding a visible plan — all in one transaction.
+//!
+//! Lookups go through one writer thread that commits them in groups: every lookup waiting when a
+//! transaction starts joins it, so one durable commit (one fsync) serves many lookups. A caller's
+//! answer is sent only after its group committed: nothing a clinician saw is unrecorded, and no
+//! notification is lost.
+
+use chrono::SecondsFormat;
+use cpis_domain::lookup::{visible_records, VisibleRecord, HISTORY_LEN};
+use cpis_domain::{
+    access, Access, AccessKind, Accessor, Clock, NewNotification, NhsNumber, NotificationKind,
+    OdsCode, PlanVisibility, VisibilityPolicy,
+};
+use cpis_store::{LookupTx, Store, StoreError};
+use serde_json::json;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// Lookups queued beyond this are refused (503) rather than piling up.
+const QUEUE: usize = 8192;
+/// Most lookups committed together.
+const MAX_GROUP: usize = 512;
+
+/// One lookup as the caller asks for it. `may_notify` comes from the caller's permissions.
+#[derive(Debug, Clone)]
+pub struct LookupRequest {
+    pub nhs_number: NhsNumber,
+    pub accessor: Accessor,
+    /// The caller asked for a notifying lookup (`IsUnscheduledAccessEvent: true`).
+    pub requested_unscheduled: bool,
+    pub may_notify: bool,
+    pub trace_id: Option<String>,
+}
+
+/// What a lookup found and did.
+#[derive(Debug, Clone)]
+pub struct LookupResult {
+    pub records: Vec<VisibleRecord>,
+    /// The most recent unscheduled accesses before this one, newest first.
+    pub history: Vec<Access>,
+    /// This lookup's own access.
+    pub access: Access,
+    /// The LAs notified by this lookup.
+    pub notified: Vec<OdsCode>,
+}
+
+impl LookupResult {
+    /// A sensitive child: the access history hides where the child was seen.
+    pub fn sensitive(&self) -> bool {
+        self.records.iter().any(|r| r.record.sensitive)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error("lookups are temporarily unavailable")]
+    Unavailable,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for LookupError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => LookupError::Unavailable,
+            other => LookupError::Store(other),
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<LookupResult, LookupError>>;
+
+struct Job {
+    request: LookupRequest,
+    reply: Reply,
+}
+
+/// The lookup service. Cloning shares the one writer thread.
+#[derive(Clone)]
+pub struct LookupService {
+    queue: SyncSender<Job>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    policy: VisibilityPolicy,
+}
+
+/// A pending answer: `.await` it, or `wait()` from blocking code.
+pub struct PendingLookup(Result<oneshot::Receiver<Result<LookupResult, LookupError>>, LookupError>);
+
+impl PendingLookup {
+    pub fn wait(self) -> Result<LookupResult, LookupError> {
+        self.0?
+            .blocking_recv()
+            .unwrap_or(Err(LookupError::Unavailable))
+    }
+
+    pub async fn answer(self) -> Result<LookupResult, LookupError> {
+        self.0?.await.unwrap_or(Err(LookupError::Unavailable))
+    }
+}
+
+impl LookupService {
+    /// Starts the writer thread.
+    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: VisibilityPolicy) -> Self {
+        let (queue, jobs) = sync_channel::<Job>(QUEUE);
+        let worker = Worker {
+            store: store.clone(),
+            clock: clock.clone(),
+            policy,
+        };
+        std::thread::Builder::new()
+            .name("cpis-lookups".into())
+            .spawn(move || worker.run(jobs))
+            .expect("spawn the lookup writer thread");
+        LookupService {
+            queue,
+            store,
+            clock,
+            policy,
+        }
+    }
+
+    pub fn policy(&self) -> &VisibilityPolicy {
+        &self.policy
+    }
+
+    /// Queues a lookup; the answer arrives once it is durably recorded.
+    pub fn submit(&self, request: LookupRequest) -> PendingLookup {
+        let (reply, answer) = oneshot::channel();
+        match self.queue.try_send(Job { request, reply }) {
+            Ok(()) => PendingLookup(Ok(answer)),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                PendingLookup(Err(LookupError::Unavailable))
+            }
+        }
+    }
+
+    /// A blocking lookup (CLI, tests).
+    pub fn lookup(&self, request: LookupRequest) -> Result<LookupResult, LookupError> {
+        self.submit(request).wait()
+    }
+
+    /// The access history (newest first), only while the child has a visible plan: the history
+    /// of a child with nothing to show is not disclosed. Read-only; records no access.
+    pub fn history(
+        &self,
+        nhs: NhsNumber,
+    ) -> Result<(Vec<VisibleRecord>, Vec<Access>), LookupError> {
+        let records = visible_records(
+            self.store.records_for(nhs)?,
+            &self.policy,
+            self.clock.today(),
+        );
+        if records.is_empty() {
+            return Ok((records, Vec::new()));
+        }
+        let history = self.store.recent_accesses(nhs, HISTORY_LEN)?;
+        Ok((records, history))
+    }
+}
+
+struct Worker {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    policy: VisibilityPolicy,
+}
+
+impl Worker {
+    fn run(self, jobs: Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match jobs.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            match self.commit_group(&group) {
+                Ok(results) => {
+                    for (job, result) in group.into_iter().zip(results) {
+                        let _ = job.reply.send(Ok(result));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, lookups = group.len(), "lookup group rolled back");
+                    for job in group {
+                        let _ = job.reply.send(Err(LookupError::Unavailable));
+                    }
+                }
+            }
+        }
+    }
+
+    fn commit_group(&self, group: &[Job]) -> Result<Vec<LookupResult>, StoreError> {
+        let mut tx = self.store.begin_lookups()?;
+        let mut results = Vec::with_capacity(group.len());
+        for job in group {
+            results.push(self.one(tx.as_mut(), &job.request)?);
+        }
+        tx.commit()?;
+        Ok(results)
+    }
+
+    fn one(&self, tx: &mut dyn LookupTx, req: &LookupRequest) -> Result<LookupResult, StoreError> {
+        let now = self.clock.now();
+        let records = visible_records(
+            tx.records_for(req.nhs_number)?,
+            &self.policy,
+            now.date_naive(),
+        );
+        let notifying = access::is_notifying(
+            req.requested_unscheduled,
+            req.may_notify,
+            req.accessor.setting_type,
+        );
+        let kind = match (records.is_empty(), notifying) {
+            (true, _) => AccessKind::Miss,
+            (false, true) => AccessKind::Unscheduled,
+            (false, false) => AccessKind::Silent,
+        };
+        let history = if records.is_empty() {
+            Vec::new()
+        } else {
+            tx.recent_accesses(req.nhs_number, HISTORY_LEN)?
+        };
+        let access = Access {
+            id: uuid::Uuid::new_v4().to_string(),
+            time: now,
+            nhs_number: req.nhs_number,
+            accessor: req.accessor.clone(),
+            kind,
+            trace_id: req.trace_id.clone(),
+        };
+        tx.insert_access(&access)?;
+        let mut notified = Vec::new();
+        if kind == AccessKind::Unscheduled {
+            for visible in &records {
+                let id = uuid::Uuid::new_v4().to_string();
+                tx.insert_notification(&NewNotification {
+                    payload: access_payload(&id, visible, &access).to_string(),
+                    id,
+                    la: visible.record.la.clone(),
+                    kind: NotificationKind::Access,
+                    created_at: now,
+                })?;
+                notified.push(visible.record.la.clone());
+            }
+        }
+        Ok(LookupResult {
+            records,
+            history,
+            access,
+            notified,
+        })
+    }
+}
+
+/// The body of an Access to Service Notification: the access and the LA's own record.
+fn access_payload(id: &str, visible: &VisibleRecord, access: &Access) -> serde_json::Value {
+    let r = &visible.record;
+    let plans: Vec<_> = visible
+        .plans
+        .iter()
+        .map(|(p, v)| {
+            json!({
+                "plan_type": p.plan_type(),
+                "start_date": p.start(),
+                "end_date": p.end(),
+                "expected_delivery_date": p.expected_delivery(),
+                "state": match v { PlanVisibility::Active => "active", _ => "ended" },
+            })
+        })
+        .collect();
+    let a = &access.accessor;
+    json!({
+        "id": id,
+        "kind": NotificationKind::Access.code(),
+        "la": r.la,
+        "created_at": access.time.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "child": {
+            "nhs_number": r.nhs_number,
+            "local_id": r.local_id,
+            "given_name": r.given_name,
+            "family_name": r.family_name,
+            "date_of_birth": r.date_of_birth,
+            "sensitive": r.sensitive,
+            "plans": plans,
+        },
+        "access": {
+            "id": access.id,
+            "time": access.time.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "user_id": a.user_id,
+            "user_name": a.user_name,
+            "role": a.role,
+            "organisation": { "ods_code": a.organisation, "name": a.organisation_name },
+            "setting_type": a.setting_type,
+        },
+    })
+}
