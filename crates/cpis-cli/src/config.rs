@@ -30,9 +30,41 @@ pub struct FileConfig {
     pub max_upload_bytes: Option<u64>,
     pub spool_dir: Option<PathBuf>,
     pub mass_end_threshold: Option<f64>,
+    /// Days a CPP/LAC plan stays visible after its end (default 365).
+    pub ended_plan_days: Option<u32>,
+    /// Days a UCPP stays visible after the earlier of its EDD and end (default 28).
+    pub ucpp_days: Option<u32>,
+    /// Public base URL for FHIR `fullUrl`s, e.g. `https://cpis.example.org`.
+    pub public_base_url: Option<String>,
     /// LA ODS code → static API token (temporary LA authentication).
     #[serde(default)]
     pub la_tokens: BTreeMap<String, String>,
+    /// Health users and systems with static tokens (temporary health authentication).
+    #[serde(default)]
+    pub health_users: Vec<HealthUserConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthUserConfig {
+    pub token: String,
+    pub user_id: String,
+    pub user_name: String,
+    pub role: String,
+    /// The care setting's ODS code (must be in the directory).
+    pub organisation: String,
+    /// `cpis:view-notify` and/or `cpis:view-silent`.
+    pub permissions: Vec<String>,
+}
+
+impl FileConfig {
+    pub fn visibility(&self) -> cpis_domain::VisibilityPolicy {
+        let d = cpis_domain::VisibilityPolicy::default();
+        cpis_domain::VisibilityPolicy {
+            ended_plan_days: self.ended_plan_days.unwrap_or(d.ended_plan_days),
+            ucpp_days: self.ucpp_days.unwrap_or(d.ucpp_days),
+        }
+    }
 }
 
 impl GlobalArgs {

@@ -25,6 +25,8 @@ enum Command {
     Upload(commands::upload::Args),
     /// Apply an upload that was held for confirmation by the mass-ending guard.
     UploadConfirm(commands::upload::ConfirmArgs),
+    /// Look a child up as an operator (silent: records an access, notifies nobody).
+    Lookup(commands::lookup::Args),
     /// Print an upload's report (summary, or the per-record CSV).
     Report(commands::upload::ReportArgs),
     /// Load the demographics index (PDS stand-in) from a CSV extract.
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Migrate => commands::reference::migrate(&cli.global),
         Command::Upload(args) => commands::upload::run(&cli.global, args),
         Command::UploadConfirm(args) => commands::upload::confirm(&cli.global, args),
+        Command::Lookup(args) => commands::lookup::run(&cli.global, args),
         Command::Report(args) => commands::upload::report(&cli.global, args),
         Command::Demographics(cmd) => commands::reference::demographics(&cli.global, cmd),
         Command::Directory(cmd) => commands::reference::directory(&cli.global, cmd),

@@ -6,7 +6,7 @@ use axum::http::Request;
 use chrono::{TimeZone, Utc};
 use cpis_core::{UploadEngine, UploadSettings};
 use cpis_domain::{FixedClock, OdsCode};
-use cpis_server::{AppState, LaTokens, ServerConfig};
+use cpis_server::{AppState, ServerConfig, StaticTokens};
 use http_body_util::BodyExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -125,10 +125,13 @@ async fn http_report(file: &str, file_id: &str, file_date: &str) -> (serde_json:
         UploadSettings::default(),
     ));
     cpis_core::demo::load(&engine).unwrap();
-    let mut tokens = LaTokens::default();
-    tokens.insert("t", OdsCode::parse("E08000026").unwrap());
+    let mut tokens = StaticTokens::default();
+    tokens.insert_la("t", OdsCode::parse("E08000026").unwrap());
+    let lookups =
+        cpis_core::LookupService::start(engine.store().clone(), clock.clone(), Default::default());
     let router = cpis_server::router(AppState::new(
         engine,
+        lookups,
         clock,
         tokens,
         ServerConfig::default(),

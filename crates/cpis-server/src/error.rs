@@ -88,6 +88,91 @@ impl From<tokio::task::JoinError> for ApiError {
     }
 }
 
+/// The same errors, rendered for the FHIR API as an `OperationOutcome`.
+#[derive(Debug)]
+pub struct FhirError(pub ApiError);
+
+impl From<ApiError> for FhirError {
+    fn from(e: ApiError) -> Self {
+        FhirError(e)
+    }
+}
+
+/// `?` in FHIR handlers: every error that becomes an [`ApiError`] becomes a [`FhirError`].
+macro_rules! fhir_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for FhirError {
+            fn from(e: $t) -> Self {
+                FhirError(e.into())
+            }
+        }
+    )*};
+}
+fhir_from!(
+    StoreError,
+    tokio::task::JoinError,
+    cpis_core::lookup::LookupError
+);
+
+impl From<cpis_core::lookup::LookupError> for ApiError {
+    fn from(e: cpis_core::lookup::LookupError) -> Self {
+        match e {
+            cpis_core::lookup::LookupError::Unavailable => ApiError::Unavailable,
+            cpis_core::lookup::LookupError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl ApiError {
+    /// The FHIR `IssueType` for this error.
+    fn fhir_issue_code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated => "login",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound => "not-found",
+            ApiError::BadRequest(_) | ApiError::UnsupportedMediaType { .. } => "invalid",
+            ApiError::PayloadTooLarge { .. } => "too-costly",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unavailable => "transient",
+            ApiError::Internal(_) => "exception",
+        }
+    }
+}
+
+impl IntoResponse for FhirError {
+    fn into_response(self) -> Response {
+        let err = self.0;
+        let status = err.status();
+        if let ApiError::Internal(detail) = &err {
+            tracing::error!(error = %detail, "internal error");
+        }
+        let body = serde_json::json!({
+            "resourceType": "OperationOutcome",
+            "issue": [{
+                "severity": "error",
+                "code": err.fhir_issue_code(),
+                "diagnostics": err.to_string(),
+            }]
+        });
+        let mut resp = (status, body.to_string()).into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(crate::fhir::FHIR_JSON),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            h.insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        }
+        resp
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -3,11 +3,12 @@
 
 mod auth;
 mod error;
+mod fhir;
 mod progress;
 mod routes;
 mod state;
 
-pub use auth::LaTokens;
+pub use auth::{HealthIdentity, StaticTokens};
 pub use error::ApiError;
 pub use state::{AppState, ServerConfig};
 

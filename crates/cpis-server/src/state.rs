@@ -1,5 +1,6 @@
-use crate::auth::LaTokens;
+use crate::auth::StaticTokens;
 use crate::progress::ProgressRegistry;
+use cpis_core::LookupService;
 use cpis_core::UploadEngine;
 use cpis_domain::Clock;
 use cpis_store::Store;
@@ -13,6 +14,8 @@ pub struct ServerConfig {
     pub max_upload_bytes: u64,
     /// Where upload bodies are spooled (default: the system temp dir).
     pub spool_dir: Option<PathBuf>,
+    /// The public base URL FHIR `fullUrl`s are built on (default: from the Host header).
+    pub public_base_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -20,6 +23,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_upload_bytes: 256 * 1024 * 1024,
             spool_dir: None,
+            public_base_url: None,
         }
     }
 }
@@ -30,7 +34,8 @@ pub struct AppState {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) engine: Arc<UploadEngine>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) tokens: Arc<LaTokens>,
+    pub(crate) lookups: LookupService,
+    pub(crate) tokens: Arc<StaticTokens>,
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) progress: Arc<ProgressRegistry>,
 }
@@ -38,13 +43,15 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         engine: Arc<UploadEngine>,
+        lookups: LookupService,
         clock: Arc<dyn Clock>,
-        tokens: LaTokens,
+        tokens: StaticTokens,
         config: ServerConfig,
     ) -> Self {
         AppState {
             store: engine.store().clone(),
             engine,
+            lookups,
             clock,
             tokens: Arc::new(tokens),
             config: Arc::new(config),

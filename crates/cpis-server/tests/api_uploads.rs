@@ -51,7 +51,7 @@ async fn uploads_need_a_valid_token_and_store_nothing_without_one() {
 async fn wrong_content_type_oversize_and_bad_metadata_are_refused_cleanly() {
     let app = spawn_app_with(cpis_server::ServerConfig {
         max_upload_bytes: 2048,
-        spool_dir: None,
+        ..Default::default()
     });
     let before = app.uploads_stored();
     let records_before = app.store.counts().unwrap().records;

@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod lookup;
 pub mod reference;
 pub mod serve;
 pub mod upload;

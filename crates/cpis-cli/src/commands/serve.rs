@@ -1,7 +1,9 @@
 use crate::config::{upload_settings, GlobalArgs};
 use anyhow::{Context, Result};
-use cpis_domain::{OdsCode, SystemClock};
-use cpis_server::{AppState, LaTokens, ServerConfig};
+use cpis_core::LookupService;
+use cpis_domain::{Accessor, OdsCode, SystemClock};
+use cpis_server::{AppState, HealthIdentity, ServerConfig, StaticTokens};
+use cpis_store::Store;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -37,9 +39,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let url = global.database_url(&file, default_db);
     let engine = super::open_engine(&url, upload_settings(&file, args.mass_end_threshold)?)?;
 
-    let mut tokens = LaTokens::default();
+    let mut tokens = StaticTokens::default();
     for (la, token) in &file.la_tokens {
-        tokens.insert(
+        tokens.insert_la(
             token,
             OdsCode::parse(la).with_context(|| format!("la_tokens: {la}"))?,
         );
@@ -49,7 +51,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             .split_once('=')
             .context("--la-token must be ODS=TOKEN")?;
         anyhow::ensure!(!token.trim().is_empty(), "--la-token {la}: empty token");
-        tokens.insert(
+        tokens.insert_la(
             token.trim(),
             OdsCode::parse(la).with_context(|| format!("--la-token {la}"))?,
         );
@@ -65,12 +67,73 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             "demo data loaded"
         );
         for la in engine.store().local_authorities()? {
-            tokens.insert(&format!("demo-{}", la.ods_code), la.ods_code.clone());
+            tokens.insert_la(&format!("demo-{}", la.ods_code), la.ods_code.clone());
         }
-        eprintln!("demo mode: every LA has the API token demo-<ODS code>, e.g. 'Authorization: Bearer demo-E08000026' for Coventry");
+        for line in cpis_core::demo::CARE_SETTINGS.lines().skip(1) {
+            let Some(code) = line.split(',').next().and_then(|c| OdsCode::parse(c).ok()) else {
+                continue;
+            };
+            let Some(setting) = engine.store().care_setting(&code)? else {
+                continue;
+            };
+            let accessor = |suffix: &str, name: &str| Accessor {
+                user_id: format!("demo-{suffix}-{}", setting.ods_code),
+                user_name: name.to_owned(),
+                role: "Clinician".to_owned(),
+                organisation: setting.ods_code.clone(),
+                organisation_name: setting.name.clone(),
+                setting_type: Some(setting.setting_type),
+            };
+            tokens.insert_health(
+                &format!("demo-{}", setting.ods_code),
+                HealthIdentity {
+                    accessor: accessor("clinician", "Demo Clinician"),
+                    may_notify: true,
+                },
+            );
+            tokens.insert_health(
+                &format!("demo-silent-{}", setting.ods_code),
+                HealthIdentity {
+                    accessor: accessor("viewer", "Demo Silent Viewer"),
+                    may_notify: false,
+                },
+            );
+        }
+        eprintln!("demo mode: LA token demo-<LA ODS code> (Coventry: demo-E08000026); clinician token demo-<care setting ODS code> (an emergency department: demo-RDEMO01), silent viewer demo-silent-<code>");
+    }
+    for user in &file.health_users {
+        let org = OdsCode::parse(&user.organisation)
+            .with_context(|| format!("health_users: {}", user.user_id))?;
+        let setting = engine.store().care_setting(&org)?.with_context(|| {
+            format!(
+                "health_users: {}: {org} is not in the care setting directory",
+                user.user_id
+            )
+        })?;
+        let notify = user.permissions.iter().any(|p| p == "cpis:view-notify");
+        let silent = user.permissions.iter().any(|p| p == "cpis:view-silent");
+        anyhow::ensure!(
+            notify || silent,
+            "health_users: {}: needs cpis:view-notify or cpis:view-silent",
+            user.user_id
+        );
+        tokens.insert_health(
+            &user.token,
+            HealthIdentity {
+                accessor: Accessor {
+                    user_id: user.user_id.clone(),
+                    user_name: user.user_name.clone(),
+                    role: user.role.clone(),
+                    organisation: setting.ods_code,
+                    organisation_name: setting.name,
+                    setting_type: Some(setting.setting_type),
+                },
+                may_notify: notify,
+            },
+        );
     }
     if tokens.is_empty() {
-        tracing::warn!("no LA API tokens configured: the upload API will refuse every caller");
+        tracing::warn!("no API tokens configured: the API will refuse every caller");
     }
 
     let config = ServerConfig {
@@ -79,12 +142,21 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             .or(file.max_upload_bytes)
             .unwrap_or(ServerConfig::default().max_upload_bytes),
         spool_dir: file.spool_dir.clone(),
+        public_base_url: file.public_base_url.clone(),
     };
     let bind = args
         .bind
-        .or(file.bind)
+        .or(file.bind.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-    let state = AppState::new(Arc::new(engine), Arc::new(SystemClock), tokens, config);
+    let store: Arc<dyn Store> = engine.store().clone();
+    let lookups = LookupService::start(store, Arc::new(SystemClock), file.visibility());
+    let state = AppState::new(
+        Arc::new(engine),
+        lookups,
+        Arc::new(SystemClock),
+        tokens,
+        config,
+    );
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

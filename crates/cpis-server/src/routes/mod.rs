@@ -1,4 +1,5 @@
 mod health;
+mod notifications;
 mod uploads;
 
 use crate::state::AppState;
@@ -18,6 +19,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/uploads", post(uploads::create))
         .route("/api/v1/uploads/{id}", get(uploads::report))
         .route("/api/v1/uploads/{id}/confirm", post(uploads::confirm))
+        .route("/api/v1/notifications", get(notifications::list))
+        .route("/api/v1/notifications/{id}/ack", post(notifications::ack))
+        .merge(crate::fhir::router())
         .fallback(|| async { crate::ApiError::NotFound })
         .layer(middleware::from_fn(access_log))
         .layer(SetResponseHeaderLayer::overriding(
@@ -43,12 +47,19 @@ async fn access_log(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned());
+    let trace_id = req
+        .headers()
+        .get("traceid")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128)
+        .map(str::to_owned);
     let started = Instant::now();
     let resp = next.run(req).await;
     tracing::info!(
         %method,
         route,
         status = resp.status().as_u16(),
+        trace_id = trace_id.as_deref().unwrap_or(""),
         ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );

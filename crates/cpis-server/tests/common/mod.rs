@@ -5,8 +5,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use chrono::{TimeZone, Utc};
 use cpis_core::{UploadEngine, UploadSettings};
-use cpis_domain::{FixedClock, OdsCode};
-use cpis_server::{AppState, LaTokens, ServerConfig};
+use cpis_domain::{Accessor, FixedClock, OdsCode};
+use cpis_server::{AppState, HealthIdentity, ServerConfig, StaticTokens};
 use cpis_store::Store;
 use http_body_util::BodyExt;
 use std::sync::Arc;
@@ -16,6 +16,14 @@ pub const COVENTRY: &str = "E08000026";
 pub const WESTMINSTER: &str = "E09000033";
 pub const COVENTRY_TOKEN: &str = "coventry-secret-token";
 pub const WESTMINSTER_TOKEN: &str = "westminster-secret-token";
+/// A clinician at an emergency department (RDEMO01) with cpis:view-notify.
+pub const ED_TOKEN: &str = "ed-clinician-token";
+/// A second emergency department (RDEMO02) clinician.
+pub const ED2_TOKEN: &str = "ed2-clinician-token";
+/// A clinician at the ED holding only cpis:view-silent.
+pub const ED_SILENT_TOKEN: &str = "ed-silent-token";
+/// A GP (scheduled setting): always silent.
+pub const GP_TOKEN: &str = "gp-clinician-token";
 
 pub struct TestApp {
     pub router: axum::Router,
@@ -62,10 +70,36 @@ pub fn spawn_app_with(config: ServerConfig) -> TestApp {
         UploadSettings::default(),
     ));
     cpis_core::demo::load(&engine).expect("demo data loads");
-    let mut tokens = LaTokens::default();
-    tokens.insert(COVENTRY_TOKEN, OdsCode::parse(COVENTRY).unwrap());
-    tokens.insert(WESTMINSTER_TOKEN, OdsCode::parse(WESTMINSTER).unwrap());
-    let state = AppState::new(engine, clock.clone(), tokens, config);
+    let mut tokens = StaticTokens::default();
+    tokens.insert_la(COVENTRY_TOKEN, OdsCode::parse(COVENTRY).unwrap());
+    tokens.insert_la(WESTMINSTER_TOKEN, OdsCode::parse(WESTMINSTER).unwrap());
+    for (token, setting, user, notify) in [
+        (ED_TOKEN, "RDEMO01", "ed.clinician", true),
+        (ED2_TOKEN, "RDEMO02", "ed2.clinician", true),
+        (ED_SILENT_TOKEN, "RDEMO01", "ed.viewer", false),
+        (GP_TOKEN, GP_SETTING, "gp.clinician", true),
+    ] {
+        let s = store
+            .care_setting(&OdsCode::parse(setting).unwrap())
+            .unwrap()
+            .expect("demo care setting");
+        tokens.insert_health(
+            token,
+            HealthIdentity {
+                accessor: Accessor {
+                    user_id: user.into(),
+                    user_name: format!("{user} name"),
+                    role: "Clinician".into(),
+                    organisation: s.ods_code,
+                    organisation_name: s.name,
+                    setting_type: Some(s.setting_type),
+                },
+                may_notify: notify,
+            },
+        );
+    }
+    let lookups = cpis_core::LookupService::start(store.clone(), clock.clone(), Default::default());
+    let state = AppState::new(engine, lookups, clock.clone(), tokens, config);
     TestApp {
         router: cpis_server::router(state),
         store,
@@ -121,6 +155,9 @@ impl TestApp {
         self.store.counts().unwrap().uploads
     }
 }
+
+/// A GP practice in the demo care settings.
+pub const GP_SETTING: &str = "RDEMO25";
 
 pub fn demo_file(name: &str) -> String {
     std::fs::read_to_string(format!(
