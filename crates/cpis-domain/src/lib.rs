@@ -5,6 +5,7 @@
 //! check digit, an [`OdsCode`] is always 3–10 uppercase alphanumerics, and so on.
 
 pub mod access;
+pub mod audit;
 pub mod clock;
 pub mod date;
 pub mod demographics;
@@ -14,6 +15,7 @@ pub mod nhs_number;
 pub mod notification;
 pub mod ods_code;
 pub mod outcome;
+pub mod permission;
 pub mod plan;
 pub mod record;
 pub mod report;
@@ -21,6 +23,7 @@ pub mod upload;
 pub mod visibility;
 
 pub use access::{Access, AccessKind, Accessor};
+pub use audit::{AuditActor, AuditEntry, AuditOutcome, AuditRecord};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use date::{parse_iso_date, DateError};
 pub use demographics::{DemographicStatus, Demographics};
@@ -29,6 +32,7 @@ pub use nhs_number::{NhsNumber, NhsNumberError};
 pub use notification::{NewNotification, Notification, NotificationKind};
 pub use ods_code::{OdsCode, OdsCodeError};
 pub use outcome::{DetailCode, FileOutcome, RecordOutcome};
+pub use permission::{Permission, Permissions};
 pub use plan::{Plan, PlanType};
 pub use record::Record;
 pub use visibility::{PlanVisibility, VisibilityPolicy};

@@ -38,7 +38,7 @@ impl NotificationKind {
 pub struct Notification {
     /// Stable id (UUID) receivers de-duplicate on.
     pub id: String,
-    /// Position in the LA's stream; the `after` cursor.
+    /// Position in the LA's own stream (1, 2, 3…); the `after` cursor.
     pub seq: u64,
     pub la: OdsCode,
     pub kind: NotificationKind,

@@ -1,0 +1,89 @@
+//! The audit trail (SPEC 4): who did what to which child, when, from where, and how it ended.
+//! Entries are append-only and hash-chained by the store.
+
+use crate::NhsNumber;
+use chrono::{DateTime, Utc};
+use std::fmt;
+
+/// How an audited action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditOutcome {
+    Success,
+    /// Refused: not authenticated, not permitted, or throttled.
+    Denied,
+    /// Failed for another reason (bad input, unavailable).
+    Failure,
+}
+
+impl AuditOutcome {
+    pub fn code(self) -> &'static str {
+        match self {
+            AuditOutcome::Success => "success",
+            AuditOutcome::Denied => "denied",
+            AuditOutcome::Failure => "failure",
+        }
+    }
+    pub fn from_code(s: &str) -> Option<Self> {
+        [
+            AuditOutcome::Success,
+            AuditOutcome::Denied,
+            AuditOutcome::Failure,
+        ]
+        .into_iter()
+        .find(|o| o.code() == s)
+    }
+}
+
+impl fmt::Display for AuditOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Who acted: ISO 27789-style participant fields.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditActor {
+    /// User or system id (`anonymous` when authentication failed).
+    pub id: String,
+    pub name: String,
+    /// Organisation ODS code, when known.
+    pub organisation: Option<String>,
+    /// Role or permissions the actor acted under.
+    pub role: String,
+}
+
+impl AuditActor {
+    pub fn anonymous() -> Self {
+        AuditActor {
+            id: "anonymous".into(),
+            name: "anonymous".into(),
+            organisation: None,
+            role: String::new(),
+        }
+    }
+}
+
+/// An entry about to be appended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEntry {
+    pub time: DateTime<Utc>,
+    pub actor: AuditActor,
+    /// What happened, e.g. `auth.login`, `lookup.unscheduled`, `upload.apply`, `admin.user.add`.
+    pub action: String,
+    pub subject_nhs: Option<NhsNumber>,
+    pub trace_id: Option<String>,
+    pub outcome: AuditOutcome,
+    /// A short free-text detail (never a secret; may name the child's NHS number only in
+    /// `subject_nhs`).
+    pub detail: Option<String>,
+}
+
+/// A stored entry with its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditRecord {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+    pub hash: String,
+}
