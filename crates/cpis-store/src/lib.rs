@@ -2,22 +2,29 @@
 //! transaction) and its implementations, chosen by the database URL. Each backend carries its own
 //! migrations, embedded in the binary and run when the store opens.
 //!
-//! The SQLite backend is the embedded default (WAL, `synchronous=FULL`).
+//! The SQLite backend is the embedded default (WAL, `synchronous=FULL`); the PostgreSQL backend
+//! is for production, where several servers share one database.
 
+pub mod audit_chain;
 mod error;
 mod model;
+pub mod postgres;
 pub mod sqlite;
 
+pub use audit_chain::AuditVerification;
 pub use error::{StoreError, StoreResult};
-pub use model::{NewUpload, RowFilter, StoreCounts, StoredRecord};
+pub use model::{
+    AuditQuery, NewApiToken, NewUpload, RowFilter, Session, StoreCounts, StoredRecord, User,
+    UserKind,
+};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use cpis_domain::notification::Ack;
 use cpis_domain::report::{RowResult, UploadId, UploadSummary};
 use cpis_domain::upload::RecordRow;
 use cpis_domain::{
-    Access, CareSetting, Demographics, LocalAuthority, NewNotification, NhsNumber, Notification,
-    OdsCode, PlanType,
+    Access, AuditEntry, AuditRecord, CareSetting, Demographics, LocalAuthority, NewNotification,
+    NhsNumber, Notification, OdsCode, PlanType,
 };
 
 /// The storage interface every backend implements. Calls block: async callers run them on a
@@ -71,6 +78,29 @@ pub trait Store: Send + Sync {
     fn acknowledge(&self, la: &OdsCode, id: &str, by: &str, now: DateTime<Utc>)
         -> StoreResult<Ack>;
 
+    // Identities.
+    fn create_user(&self, user: &User) -> StoreResult<()>;
+    fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+    fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Replaces a user's mutable fields (display name, role, permissions, organisation,
+    /// password hash, disabled, failed logins, lock).
+    fn update_user(&self, user: &User, now: DateTime<Utc>) -> StoreResult<()>;
+    fn create_api_token(&self, token: &NewApiToken) -> StoreResult<()>;
+    /// The (enabled or not) user an unexpired, unrevoked token digest belongs to.
+    fn user_by_token_hash(&self, token_hash: &str, now: DateTime<Utc>)
+        -> StoreResult<Option<User>>;
+    fn create_session(&self, session: &Session) -> StoreResult<()>;
+    fn session(&self, id_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<(Session, User)>>;
+    fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+
+    // Audit.
+    /// Appends one entry to the hash chain.
+    fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    fn audit_search(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>>;
+    /// Recomputes the whole chain.
+    fn audit_verify(&self) -> StoreResult<AuditVerification>;
+
     // Uploads.
     /// Opens the one write transaction an upload is applied in. Dropping it without
     /// [`UploadTx::finish`] rolls everything back, including the upload's own row: an upload
@@ -100,6 +130,8 @@ pub trait LookupTx {
     fn recent_accesses(&mut self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>>;
     fn insert_access(&mut self, access: &Access) -> StoreResult<()>;
     fn insert_notification(&mut self, notification: &NewNotification) -> StoreResult<()>;
+    /// Appends an audit entry inside this transaction.
+    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()>;
     fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 
@@ -153,6 +185,8 @@ pub trait UploadTx {
         end: NaiveDate,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// Appends an audit entry inside this transaction.
+    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()>;
     /// Writes the final summary (and the file, for a held upload) and commits.
     fn finish(
         self: Box<Self>,
@@ -161,12 +195,11 @@ pub trait UploadTx {
     ) -> StoreResult<()>;
 }
 
-/// Opens the store a database URL names: `sqlite://PATH`, `sqlite:PATH` or a bare file path.
+/// Opens the store a database URL names: `postgres://…` or `postgresql://…` for PostgreSQL;
+/// `sqlite://PATH`, `sqlite:PATH` or a bare file path for SQLite.
 pub fn open(url: &str) -> StoreResult<Box<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(StoreError::Config(
-            "the PostgreSQL backend is not available in this build".into(),
-        ));
+        return Ok(Box::new(crate::postgres::PgStore::open(url)?));
     }
     let path = url
         .strip_prefix("sqlite://")

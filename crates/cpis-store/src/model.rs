@@ -46,3 +46,73 @@ pub struct StoreCounts {
     pub accesses: u64,
     pub notifications: u64,
 }
+
+/// A human user or a system, with its organisation and permissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub kind: UserKind,
+    pub organisation: cpis_domain::OdsCode,
+    /// The job role shown in audit and access history (e.g. "Clinician", "Social worker").
+    pub role: String,
+    pub permissions: cpis_domain::Permissions,
+    /// Argon2id PHC string; `None` for systems and token-only users.
+    pub password_hash: Option<String>,
+    pub disabled: bool,
+    pub failed_logins: u32,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserKind {
+    User,
+    System,
+}
+
+impl UserKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            UserKind::User => "user",
+            UserKind::System => "system",
+        }
+    }
+}
+
+/// An API token about to be stored (its digest only).
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub id: String,
+    pub user_id: String,
+    pub token_hash: String,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A login session (its cookie digest only).
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id_hash: String,
+    pub user_id: String,
+    pub csrf_token: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Audit search criteria (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub subject_nhs: Option<cpis_domain::NhsNumber>,
+    pub actor_id: Option<String>,
+    pub organisation: Option<String>,
+    /// Actions starting with this, e.g. `lookup.` or `security.anomaly`.
+    pub action_prefix: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Only entries with a lower seq (paging backwards).
+    pub before_seq: Option<u64>,
+    pub limit: u32,
+}

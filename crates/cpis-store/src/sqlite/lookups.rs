@@ -69,10 +69,16 @@ impl LookupTx for SqliteLookupTx<'_> {
     fn insert_notification(&mut self, n: &NewNotification) -> StoreResult<()> {
         self.conn
             .prepare_cached(
-                "INSERT INTO notifications (id, la_ods, kind, created_at, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO notifications (id, la_ods, kind, created_at, payload, la_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5,
+                         (SELECT coalesce(max(la_seq), 0) + 1 FROM notifications WHERE la_ods = ?2))",
             )?
             .execute(params![n.id, n.la.as_str(), n.kind.code(), ts(n.created_at), n.payload])?;
         Ok(())
+    }
+
+    fn append_audit(&mut self, entry: &cpis_domain::AuditEntry) -> StoreResult<()> {
+        super::audit::append(&self.conn, entry)
     }
 
     fn commit(mut self: Box<Self>) -> StoreResult<()> {
@@ -129,8 +135,8 @@ pub fn notifications(
     limit: u32,
 ) -> StoreResult<Vec<Notification>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, seq, la_ods, kind, created_at, payload, acknowledged_at, acknowledged_by
-         FROM notifications WHERE la_ods = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        "SELECT id, la_seq, la_ods, kind, created_at, payload, acknowledged_at, acknowledged_by
+         FROM notifications WHERE la_ods = ?1 AND la_seq > ?2 ORDER BY la_seq LIMIT ?3",
     )?;
     let mut rows = stmt.query(params![la.as_str(), after as i64, i64::from(limit)])?;
     let mut out = Vec::new();

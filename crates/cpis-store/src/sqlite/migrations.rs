@@ -13,6 +13,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_lookups",
         include_str!("../../migrations/sqlite/0002_lookups.sql"),
     ),
+    (
+        "0003_security",
+        include_str!("../../migrations/sqlite/0003_security.sql"),
+    ),
+    (
+        "0004_notification_la_seq",
+        include_str!("../../migrations/sqlite/0004_notification_la_seq.sql"),
+    ),
 ];
 
 pub fn current_version(conn: &Connection) -> StoreResult<u32> {

@@ -2,20 +2,23 @@
 //! acknowledged write survives power loss. One writer connection (SQLite allows one writer at a
 //! time) and a small pool of reader connections.
 
+mod audit;
 mod convert;
 mod directory;
 mod lookups;
 mod migrations;
 mod records;
+mod security;
 mod uploads;
 
+use crate::{AuditQuery, AuditVerification, NewApiToken, Session, User};
 use crate::{
     LookupTx, RowFilter, Store, StoreCounts, StoreError, StoreResult, StoredRecord, UploadTx,
 };
 use chrono::{DateTime, Utc};
 use cpis_domain::notification::Ack;
 use cpis_domain::report::{RowResult, UploadId, UploadSummary};
-use cpis_domain::{Access, Notification};
+use cpis_domain::{Access, AuditEntry, AuditRecord, Notification};
 use cpis_domain::{CareSetting, Demographics, LocalAuthority, NhsNumber, OdsCode};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -204,6 +207,62 @@ impl Store for SqliteStore {
 
     fn la_record_count(&self, la: &OdsCode) -> StoreResult<u64> {
         self.read(|c| records::la_record_count(c, la))
+    }
+
+    fn create_user(&self, user: &User) -> StoreResult<()> {
+        self.write(|c| security::create_user(c, user))
+    }
+
+    fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        self.read(|c| security::user_by_username(c, username))
+    }
+
+    fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+        self.read(|c| security::user_by_id(c, id))
+    }
+
+    fn list_users(&self) -> StoreResult<Vec<User>> {
+        self.read(security::list_users)
+    }
+
+    fn update_user(&self, user: &User, now: DateTime<Utc>) -> StoreResult<()> {
+        self.write(|c| security::update_user(c, user, now))
+    }
+
+    fn create_api_token(&self, token: &NewApiToken) -> StoreResult<()> {
+        self.write(|c| security::create_api_token(c, token))
+    }
+
+    fn user_by_token_hash(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        self.read(|c| security::user_by_token_hash(c, token_hash, now))
+    }
+
+    fn create_session(&self, session: &Session) -> StoreResult<()> {
+        self.write(|c| security::create_session(c, session))
+    }
+
+    fn session(&self, id_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<(Session, User)>> {
+        self.read(|c| security::session(c, id_hash, now))
+    }
+
+    fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        self.write(|c| security::delete_session(c, id_hash))
+    }
+
+    fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        self.write(|c| audit::append_alone(c, entry))
+    }
+
+    fn audit_search(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        self.read(|c| audit::search(c, query))
+    }
+
+    fn audit_verify(&self) -> StoreResult<AuditVerification> {
+        self.read(audit::verify)
     }
 
     fn begin_lookups(&self) -> StoreResult<Box<dyn LookupTx + '_>> {

@@ -286,6 +286,10 @@ impl UploadTx for SqliteUploadTx<'_> {
         Ok(())
     }
 
+    fn append_audit(&mut self, entry: &cpis_domain::AuditEntry) -> StoreResult<()> {
+        super::audit::append(&self.conn, entry)
+    }
+
     fn finish(
         mut self: Box<Self>,
         summary: &UploadSummary,

@@ -1,0 +1,181 @@
+//! Users, API tokens and sessions.
+
+use super::convert::{parse_ods, parse_ts, ts};
+use crate::{NewApiToken, Session, StoreError, StoreResult, User, UserKind};
+use chrono::{DateTime, Utc};
+use cpis_domain::Permissions;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+const USER_COLUMNS: &str =
+    "u.id, u.username, u.display_name, u.kind, u.organisation, u.role, u.permissions,
+    u.password_hash, u.disabled, u.failed_logins, u.locked_until, u.created_at";
+
+fn user_from_row(r: &Row<'_>) -> StoreResult<User> {
+    let kind: String = r.get(3)?;
+    let locked: Option<String> = r.get(10)?;
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        display_name: r.get(2)?,
+        kind: match kind.as_str() {
+            "user" => UserKind::User,
+            "system" => UserKind::System,
+            _ => return Err(StoreError::corrupt("user kind")),
+        },
+        organisation: parse_ods(&r.get::<_, String>(4)?)?,
+        role: r.get(5)?,
+        permissions: Permissions::parse(&r.get::<_, String>(6)?).map_err(StoreError::corrupt)?,
+        password_hash: r.get(7)?,
+        disabled: r.get(8)?,
+        failed_logins: r.get::<_, i64>(9)? as u32,
+        locked_until: locked.as_deref().map(parse_ts).transpose()?,
+        created_at: parse_ts(&r.get::<_, String>(11)?)?,
+    })
+}
+
+fn one_user(conn: &Connection, sql_where: &str, arg: &str) -> StoreResult<Option<User>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {USER_COLUMNS} FROM users u WHERE {sql_where}"
+    ))?;
+    let mut rows = stmt.query([arg])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(user_from_row(r)?)),
+        None => Ok(None),
+    }
+}
+
+pub fn create_user(conn: &Connection, u: &User) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO users (id, username, display_name, kind, organisation, role, permissions, password_hash,
+                            disabled, failed_logins, locked_until, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+    )?
+    .execute(params![
+        u.id,
+        u.username,
+        u.display_name,
+        u.kind.code(),
+        u.organisation.as_str(),
+        u.role,
+        u.permissions.to_string(),
+        u.password_hash,
+        u.disabled,
+        i64::from(u.failed_logins),
+        u.locked_until.map(ts),
+        ts(u.created_at)
+    ])?;
+    Ok(())
+}
+
+pub fn update_user(conn: &Connection, u: &User, now: DateTime<Utc>) -> StoreResult<()> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE users SET display_name = ?2, organisation = ?3, role = ?4, permissions = ?5, password_hash = ?6,
+                 disabled = ?7, failed_logins = ?8, locked_until = ?9, updated_at = ?10
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            u.id,
+            u.display_name,
+            u.organisation.as_str(),
+            u.role,
+            u.permissions.to_string(),
+            u.password_hash,
+            u.disabled,
+            i64::from(u.failed_logins),
+            u.locked_until.map(ts),
+            ts(now)
+        ])?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Constraint("no such user".into()))
+    }
+}
+
+pub fn user_by_username(conn: &Connection, username: &str) -> StoreResult<Option<User>> {
+    one_user(conn, "u.username = ?1", username)
+}
+
+pub fn user_by_id(conn: &Connection, id: &str) -> StoreResult<Option<User>> {
+    one_user(conn, "u.id = ?1", id)
+}
+
+pub fn list_users(conn: &Connection) -> StoreResult<Vec<User>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {USER_COLUMNS} FROM users u ORDER BY u.username"
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(user_from_row(r)?);
+    }
+    Ok(out)
+}
+
+pub fn create_api_token(conn: &Connection, t: &NewApiToken) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO api_tokens (id, user_id, token_hash, label, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![t.id, t.user_id, t.token_hash, t.label, ts(t.created_at), t.expires_at.map(ts)])?;
+    Ok(())
+}
+
+pub fn user_by_token_hash(
+    conn: &Connection,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<User>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {USER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?2)"
+    ))?;
+    let mut rows = stmt.query(params![hash, ts(now)])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(user_from_row(r)?)),
+        None => Ok(None),
+    }
+}
+
+pub fn create_session(conn: &Connection, s: &Session) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![s.id_hash, s.user_id, s.csrf_token, ts(s.created_at), ts(s.expires_at)])?;
+    Ok(())
+}
+
+pub fn session(
+    conn: &Connection,
+    id_hash: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<(Session, User)>> {
+    let row: Option<(String, String, String, String)> = conn
+        .prepare_cached(
+            "SELECT user_id, csrf_token, created_at, expires_at FROM sessions WHERE id_hash = ?1 AND expires_at > ?2",
+        )?
+        .query_row(params![id_hash, ts(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    let Some((user_id, csrf, created, expires)) = row else {
+        return Ok(None);
+    };
+    let Some(user) = user_by_id(conn, &user_id)? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        Session {
+            id_hash: id_hash.to_owned(),
+            user_id,
+            csrf_token: csrf,
+            created_at: parse_ts(&created)?,
+            expires_at: parse_ts(&expires)?,
+        },
+        user,
+    )))
+}
+
+pub fn delete_session(conn: &Connection, id_hash: &str) -> StoreResult<()> {
+    conn.prepare_cached("DELETE FROM sessions WHERE id_hash = ?1")?
+        .execute([id_hash])?;
+    Ok(())
+}
