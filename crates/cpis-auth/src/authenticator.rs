@@ -1,0 +1,307 @@
+//! Turning credentials into a [`Principal`]: API tokens, session cookies, JWTs, and password
+//! logins (with lockout). Failures are audited; they all look alike to the caller.
+
+use crate::jwt::JwtVerifier;
+use crate::principal::{AuthMethod, OrgKind, Principal};
+use crate::{password, secret};
+use chrono::{DateTime, Duration, Utc};
+use cpis_domain::{AuditActor, AuditEntry, AuditOutcome, Clock, OdsCode, Permissions};
+use cpis_store::{Session, Store, StoreError, User};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    /// Consecutive failed logins that lock an account.
+    pub max_failures: u32,
+    pub lock_for: Duration,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        LockoutPolicy {
+            max_failures: 5,
+            lock_for: Duration::minutes(15),
+        }
+    }
+}
+
+/// Why authentication failed. The HTTP layer answers 401 for all but `Unavailable`, with one
+/// message, so a caller cannot tell an unknown user from a wrong password or a locked account.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthFailure {
+    #[error("no credentials")]
+    Missing,
+    #[error("credentials not recognised")]
+    Invalid,
+    #[error("account disabled")]
+    Disabled,
+    #[error("account locked after repeated failures")]
+    Locked,
+    #[error("authentication temporarily unavailable")]
+    Unavailable,
+}
+
+impl From<StoreError> for AuthFailure {
+    fn from(e: StoreError) -> Self {
+        tracing::warn!(error = %e, "authentication store error");
+        AuthFailure::Unavailable
+    }
+}
+
+/// A session just created: the cookie value goes to the browser, only its digest is stored.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub cookie_value: String,
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Resolved token → principal, kept briefly so busy systems do not hit the store per request.
+const TOKEN_CACHE_SECONDS: i64 = 10;
+
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    jwt: Option<JwtVerifier>,
+    lockout: LockoutPolicy,
+    session_ttl: Duration,
+    token_cache: Mutex<HashMap<String, (DateTime<Utc>, Principal)>>,
+}
+
+impl Authenticator {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        jwt: Option<JwtVerifier>,
+        lockout: LockoutPolicy,
+    ) -> Self {
+        Authenticator {
+            store,
+            clock,
+            jwt,
+            lockout,
+            session_ttl: Duration::hours(8),
+            token_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn audit_failure(
+        &self,
+        action: &str,
+        actor: AuditActor,
+        why: &AuthFailure,
+        trace: Option<&str>,
+    ) {
+        if *why == AuthFailure::Unavailable {
+            return;
+        }
+        let entry = AuditEntry {
+            time: self.clock.now(),
+            actor,
+            action: action.into(),
+            subject_nhs: None,
+            trace_id: trace.map(str::to_owned),
+            outcome: AuditOutcome::Denied,
+            detail: Some(why.to_string()),
+        };
+        if let Err(e) = self.store.append_audit(&entry) {
+            tracing::warn!(error = %e, "could not audit an authentication failure");
+        }
+    }
+
+    /// Resolves the organisation kind and name from the directory.
+    fn org(&self, ods: &OdsCode) -> Result<(OrgKind, String), AuthFailure> {
+        if let Some(la) = self.store.local_authority(ods)? {
+            return Ok((OrgKind::LocalAuthority, la.name));
+        }
+        if let Some(cs) = self.store.care_setting(ods)? {
+            return Ok((OrgKind::CareSetting(cs.setting_type), cs.name));
+        }
+        Ok((OrgKind::Other, ods.to_string()))
+    }
+
+    fn principal(&self, user: &User, method: AuthMethod) -> Result<Principal, AuthFailure> {
+        if user.disabled {
+            return Err(AuthFailure::Disabled);
+        }
+        let (org_kind, organisation_name) = self.org(&user.organisation)?;
+        Ok(Principal {
+            user_id: user.username.clone(),
+            display_name: user.display_name.clone(),
+            role: user.role.clone(),
+            organisation: user.organisation.clone(),
+            organisation_name,
+            org_kind,
+            permissions: user.permissions.clone(),
+            method,
+        })
+    }
+
+    /// `Authorization: Bearer …`: an API token, or a JWT when an identity provider is configured.
+    pub fn bearer(&self, token: &str, trace: Option<&str>) -> Result<Principal, AuthFailure> {
+        let result = self.bearer_inner(token);
+        if let Err(why) = &result {
+            self.audit_failure("auth.bearer", AuditActor::anonymous(), why, trace);
+        }
+        result
+    }
+
+    fn bearer_inner(&self, token: &str) -> Result<Principal, AuthFailure> {
+        if token.is_empty() || token.len() > 8192 {
+            return Err(AuthFailure::Invalid);
+        }
+        if let (Some(jwt), true) = (&self.jwt, JwtVerifier::looks_like_jwt(token)) {
+            let id = jwt.verify(token).map_err(|_| AuthFailure::Invalid)?;
+            let organisation =
+                OdsCode::parse(&id.organisation).map_err(|_| AuthFailure::Invalid)?;
+            let permissions =
+                Permissions::parse(&id.permissions).map_err(|_| AuthFailure::Invalid)?;
+            let (org_kind, organisation_name) = self.org(&organisation)?;
+            return Ok(Principal {
+                user_id: format!("jwt:{}", id.subject),
+                display_name: id.name,
+                role: id.role,
+                organisation,
+                organisation_name,
+                org_kind,
+                permissions,
+                method: AuthMethod::Jwt,
+            });
+        }
+        let digest = secret::digest(token);
+        let now = self.clock.now();
+        if let Some((at, p)) = self
+            .token_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&digest)
+        {
+            if (now - *at).num_seconds().abs() < TOKEN_CACHE_SECONDS {
+                return Ok(p.clone());
+            }
+        }
+        let user = self
+            .store
+            .user_by_token_hash(&digest, now)?
+            .ok_or(AuthFailure::Invalid)?;
+        let p = self.principal(&user, AuthMethod::ApiToken)?;
+        let mut cache = self
+            .token_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(digest, (now, p.clone()));
+        Ok(p)
+    }
+
+    /// A password login. Locks the account after `max_failures` consecutive failures.
+    pub fn login(
+        &self,
+        username: &str,
+        pass: &str,
+        trace: Option<&str>,
+    ) -> Result<(Principal, NewSession), AuthFailure> {
+        let now = self.clock.now();
+        let actor = AuditActor {
+            id: username.chars().take(64).collect(),
+            name: username.chars().take(64).collect(),
+            organisation: None,
+            role: String::new(),
+        };
+        let Some(mut user) = self.store.user_by_username(username)? else {
+            password::dummy_verify(pass);
+            let why = AuthFailure::Invalid;
+            self.audit_failure("auth.login", actor, &why, trace);
+            return Err(why);
+        };
+        let fail = |why: AuthFailure| {
+            self.audit_failure(
+                "auth.login",
+                AuditActor {
+                    id: user.id.clone(),
+                    name: user.display_name.clone(),
+                    organisation: Some(user.organisation.to_string()),
+                    role: user.role.clone(),
+                },
+                &why,
+                trace,
+            );
+            Err(why)
+        };
+        if user.locked_until.is_some_and(|t| t > now) {
+            password::dummy_verify(pass);
+            return fail(AuthFailure::Locked);
+        }
+        let ok = user
+            .password_hash
+            .as_deref()
+            .is_some_and(|h| password::verify(h, pass));
+        if !ok {
+            user.failed_logins += 1;
+            if user.failed_logins >= self.lockout.max_failures {
+                user.locked_until = Some(now + self.lockout.lock_for);
+                user.failed_logins = 0;
+            }
+            self.store.update_user(&user, now)?;
+            return fail(AuthFailure::Invalid);
+        }
+        if user.disabled {
+            return fail(AuthFailure::Disabled);
+        }
+        if user.failed_logins > 0 || user.locked_until.is_some() {
+            user.failed_logins = 0;
+            user.locked_until = None;
+            self.store.update_user(&user, now)?;
+        }
+        let principal = self.principal(&user, AuthMethod::Session)?;
+        let session = NewSession {
+            cookie_value: secret::random(),
+            csrf_token: secret::random(),
+            expires_at: now + self.session_ttl,
+        };
+        self.store.create_session(&Session {
+            id_hash: secret::digest(&session.cookie_value),
+            user_id: user.id.clone(),
+            csrf_token: session.csrf_token.clone(),
+            created_at: now,
+            expires_at: session.expires_at,
+        })?;
+        self.store.append_audit(&AuditEntry {
+            time: now,
+            actor: principal.audit_actor(),
+            action: "auth.login".into(),
+            subject_nhs: None,
+            trace_id: trace.map(str::to_owned),
+            outcome: AuditOutcome::Success,
+            detail: None,
+        })?;
+        Ok((principal, session))
+    }
+
+    /// The principal behind a session cookie, and the session's CSRF token.
+    pub fn session(&self, cookie_value: &str) -> Result<(Principal, String), AuthFailure> {
+        if cookie_value.is_empty() || cookie_value.len() > 256 {
+            return Err(AuthFailure::Invalid);
+        }
+        let (session, user) = self
+            .store
+            .session(&secret::digest(cookie_value), self.clock.now())?
+            .ok_or(AuthFailure::Invalid)?;
+        Ok((
+            self.principal(&user, AuthMethod::Session)?,
+            session.csrf_token,
+        ))
+    }
+
+    pub fn logout(&self, cookie_value: &str) -> Result<(), AuthFailure> {
+        self.store.delete_session(&secret::digest(cookie_value))?;
+        Ok(())
+    }
+}

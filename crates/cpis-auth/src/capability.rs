@@ -1,0 +1,158 @@
+//! Capabilities: what a principal's permissions let it do, as values only this crate can make.
+//! Operations take the capability they need as an argument.
+
+use crate::principal::{OrgKind, Principal};
+use cpis_domain::{Accessor, AuditActor, OdsCode, Permission};
+
+/// Why a capability was refused (→ 403).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+/// May look up one child at a time, as this accessor.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    accessor: Accessor,
+    may_notify: bool,
+}
+
+impl Lookup {
+    pub fn accessor(&self) -> &Accessor {
+        &self.accessor
+    }
+    /// Holds `cpis:view-notify` (else silent only).
+    pub fn may_notify(&self) -> bool {
+        self.may_notify
+    }
+}
+
+/// May upload files for this one LA.
+#[derive(Debug, Clone)]
+pub struct LaUpload {
+    la: OdsCode,
+    actor: AuditActor,
+}
+
+impl LaUpload {
+    pub fn la(&self) -> &OdsCode {
+        &self.la
+    }
+    /// Who is uploading, for the audit.
+    pub fn actor(&self) -> &AuditActor {
+        &self.actor
+    }
+}
+
+/// May read and acknowledge this one LA's notifications.
+#[derive(Debug, Clone)]
+pub struct LaNotifications {
+    la: OdsCode,
+    actor: AuditActor,
+}
+
+impl LaNotifications {
+    pub fn la(&self) -> &OdsCode {
+        &self.la
+    }
+    pub fn actor(&self) -> &AuditActor {
+        &self.actor
+    }
+}
+
+/// May administer directories and users.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    actor: String,
+}
+
+impl Admin {
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+}
+
+/// May search and verify the audit trail.
+#[derive(Debug, Clone)]
+pub struct Auditor {
+    actor: String,
+}
+
+impl Auditor {
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+}
+
+impl Principal {
+    /// Health users and systems at a care setting, with `cpis:view-notify` or `cpis:view-silent`.
+    pub fn lookup(&self) -> Result<Lookup, Denied> {
+        let notify = self.has(Permission::ViewNotify);
+        if !notify && !self.has(Permission::ViewSilent) {
+            return Err(Denied(
+                "looking children up needs cpis:view-notify or cpis:view-silent".into(),
+            ));
+        }
+        let setting_type = match &self.org_kind {
+            OrgKind::CareSetting(t) => Some(*t),
+            // Operators (CLI) may look up silently; other organisations may not look up at all.
+            OrgKind::Other if self.method == crate::AuthMethod::Operator => None,
+            _ => return Err(Denied("looking children up is for care settings".into())),
+        };
+        Ok(Lookup {
+            accessor: Accessor {
+                user_id: self.user_id.clone(),
+                user_name: self.display_name.clone(),
+                role: self.role.clone(),
+                organisation: self.organisation.clone(),
+                organisation_name: self.organisation_name.clone(),
+                setting_type,
+            },
+            may_notify: notify,
+        })
+    }
+
+    fn own_la(&self) -> Result<OdsCode, Denied> {
+        match self.org_kind {
+            OrgKind::LocalAuthority => Ok(self.organisation.clone()),
+            _ => Err(Denied("this is for local authorities".into())),
+        }
+    }
+
+    pub fn la_upload(&self) -> Result<LaUpload, Denied> {
+        if !self.has(Permission::LaUpload) {
+            return Err(Denied("uploading needs la:upload".into()));
+        }
+        Ok(LaUpload {
+            la: self.own_la()?,
+            actor: self.audit_actor(),
+        })
+    }
+
+    pub fn la_notifications(&self) -> Result<LaNotifications, Denied> {
+        if !self.has(Permission::LaNotifications) {
+            return Err(Denied("notifications need la:notifications".into()));
+        }
+        Ok(LaNotifications {
+            la: self.own_la()?,
+            actor: self.audit_actor(),
+        })
+    }
+
+    pub fn admin(&self) -> Result<Admin, Denied> {
+        if !self.has(Permission::Admin) {
+            return Err(Denied("this needs admin".into()));
+        }
+        Ok(Admin {
+            actor: self.user_id.clone(),
+        })
+    }
+
+    pub fn auditor(&self) -> Result<Auditor, Denied> {
+        if !self.has(Permission::Auditor) {
+            return Err(Denied("this needs auditor".into()));
+        }
+        Ok(Auditor {
+            actor: self.user_id.clone(),
+        })
+    }
+}

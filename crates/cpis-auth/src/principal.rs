@@ -1,0 +1,96 @@
+//! An authenticated caller.
+
+use cpis_domain::{AuditActor, OdsCode, Permission, Permissions, SettingType};
+
+/// What kind of organisation the caller belongs to, from the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrgKind {
+    LocalAuthority,
+    CareSetting(SettingType),
+    /// Neither (the service's own operators, national systems).
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    ApiToken,
+    Session,
+    Jwt,
+    /// A local operator using the CLI with direct database access.
+    Operator,
+}
+
+/// Someone authenticated. Only this crate makes principals.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub(crate) user_id: String,
+    pub(crate) display_name: String,
+    pub(crate) role: String,
+    pub(crate) organisation: OdsCode,
+    pub(crate) organisation_name: String,
+    pub(crate) org_kind: OrgKind,
+    pub(crate) permissions: Permissions,
+    pub(crate) method: AuthMethod,
+}
+
+impl Principal {
+    /// A local operator at the command line. Whoever runs the CLI already holds the database, so
+    /// this grants nothing they could not do anyway; it exists so the CLI goes through the same
+    /// capability checks as every other channel.
+    pub fn local_operator(
+        user: &str,
+        organisation: OdsCode,
+        organisation_name: &str,
+        org_kind: OrgKind,
+        permissions: Permissions,
+    ) -> Self {
+        Principal {
+            user_id: format!("operator:{user}"),
+            display_name: user.to_owned(),
+            role: "Operator".into(),
+            organisation,
+            organisation_name: organisation_name.to_owned(),
+            org_kind,
+            permissions,
+            method: AuthMethod::Operator,
+        }
+    }
+
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+    pub fn display_name(&self) -> &str {
+        &self.display_name
+    }
+    pub fn role(&self) -> &str {
+        &self.role
+    }
+    pub fn organisation(&self) -> &OdsCode {
+        &self.organisation
+    }
+    pub fn organisation_name(&self) -> &str {
+        &self.organisation_name
+    }
+    pub fn org_kind(&self) -> &OrgKind {
+        &self.org_kind
+    }
+    pub fn permissions(&self) -> &Permissions {
+        &self.permissions
+    }
+    pub fn has(&self, p: Permission) -> bool {
+        self.permissions.contains(p)
+    }
+    pub fn method(&self) -> AuthMethod {
+        self.method
+    }
+
+    /// How the audit names this caller.
+    pub fn audit_actor(&self) -> AuditActor {
+        AuditActor {
+            id: self.user_id.clone(),
+            name: self.display_name.clone(),
+            organisation: Some(self.organisation.to_string()),
+            role: format!("{} [{}]", self.role, self.permissions),
+        }
+    }
+}
