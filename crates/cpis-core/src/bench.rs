@@ -98,7 +98,12 @@ fn measure(
         channel: "bench".to_owned(),
     };
     let started = Instant::now();
-    let out = engine.submit(meta, file, &|_| {})?;
+    let out = engine.submit(
+        &super::upload::operator_capability(&bench_la(), "bench"),
+        meta,
+        file,
+        &|_| {},
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     let s = match out {
         Submitted::New(s) | Submitted::Replay(s) => s,

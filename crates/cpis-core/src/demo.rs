@@ -104,10 +104,170 @@ pub fn load(engine: &UploadEngine) -> Result<DemoLoaded, DemoError> {
             channel: "demo".to_owned(),
         };
         let file = SpooledFile::from_bytes(content.as_bytes())?;
-        match engine.submit(meta, &file, &|_| {})? {
+        match engine.submit(
+            &crate::upload::operator_capability(&meta.la.clone(), "demo-loader"),
+            meta,
+            &file,
+            &|_| {},
+        )? {
             Submitted::New(_) => done.uploads_applied += 1,
             Submitted::Replay(_) => done.uploads_already_present += 1,
         }
     }
     Ok(done)
+}
+
+/// The password of the demo login accounts (demo only; documented in the README).
+pub const DEMO_PASSWORD: &str = "cpis-demo-password";
+
+/// The organisation code of the service's own operators (admins, auditors).
+pub const OPERATIONS_ORG: &str = "CPISOPS";
+
+/// Creates the demo identities, once (existing ones are left alone):
+/// - every LA: system `demo-la-<ODS>` with `la:upload la:notifications`, API token `demo-<ODS>`;
+/// - every care setting: `demo-clinician-<ODS>` (`cpis:view-notify`, token `demo-<ODS>`) and
+///   `demo-silent-<ODS>` (`cpis:view-silent`, token `demo-silent-<ODS>`);
+/// - `demo-admin` (token `demo-admin`) and `demo-auditor` (token `demo-auditor`);
+/// - password logins `demo.clinician` (an emergency department), `demo.coventry` (Coventry
+///   social care), `demo.admin`, `demo.auditor`, all with [`DEMO_PASSWORD`].
+pub fn create_identities(
+    store: &dyn cpis_store::Store,
+) -> Result<usize, cpis_auth::users::UserError> {
+    use cpis_auth::users::{self, NewUser};
+    use cpis_domain::{Permission as P, Permissions};
+    use cpis_store::UserKind;
+    let now = chrono::Utc::now();
+    let mut created = 0;
+    let mut add = |username: String,
+                   display: &str,
+                   kind: UserKind,
+                   org: OdsCode,
+                   role: &str,
+                   perms: &[P],
+                   token: Option<String>,
+                   password: Option<&str>|
+     -> Result<(), cpis_auth::users::UserError> {
+        if store.user_by_username(&username)?.is_some() {
+            return Ok(());
+        }
+        let user = users::add(
+            store,
+            NewUser {
+                username,
+                display_name: display.into(),
+                kind,
+                organisation: org,
+                role: role.into(),
+                permissions: Permissions::new(perms.iter().copied()),
+                password: password.map(str::to_owned),
+            },
+            now,
+        )?;
+        if let Some(t) = token {
+            users::store_token(store, &user, &t, "demo", None, now)?;
+        }
+        created += 1;
+        Ok(())
+    };
+    for la in store.local_authorities()? {
+        add(
+            format!("demo-la-{}", la.ods_code),
+            &format!("{} children's social care (demo system)", la.name),
+            UserKind::System,
+            la.ods_code.clone(),
+            "LA system",
+            &[P::LaUpload, P::LaNotifications],
+            Some(format!("demo-{}", la.ods_code)),
+            None,
+        )?;
+    }
+    for line in CARE_SETTINGS.lines().skip(1) {
+        let Some(code) = line.split(',').next().and_then(|c| OdsCode::parse(c).ok()) else {
+            continue;
+        };
+        add(
+            format!("demo-clinician-{code}"),
+            "Demo Clinician",
+            UserKind::User,
+            code.clone(),
+            "Clinician",
+            &[P::ViewNotify],
+            Some(format!("demo-{code}")),
+            None,
+        )?;
+        add(
+            format!("demo-silent-{code}"),
+            "Demo Silent Viewer",
+            UserKind::User,
+            code.clone(),
+            "Clinician",
+            &[P::ViewSilent],
+            Some(format!("demo-silent-{code}")),
+            None,
+        )?;
+    }
+    let ops = OdsCode::parse(OPERATIONS_ORG).expect("valid code");
+    add(
+        "demo-admin".into(),
+        "Demo Administrator",
+        UserKind::User,
+        ops.clone(),
+        "Administrator",
+        &[P::Admin],
+        Some("demo-admin".into()),
+        None,
+    )?;
+    add(
+        "demo-auditor".into(),
+        "Demo Auditor",
+        UserKind::User,
+        ops.clone(),
+        "Auditor",
+        &[P::Auditor],
+        Some("demo-auditor".into()),
+        None,
+    )?;
+    let ed = OdsCode::parse("RDEMO01").expect("valid code");
+    let coventry = OdsCode::parse("E08000026").expect("valid code");
+    add(
+        "demo.clinician".into(),
+        "Dr Demo Clinician",
+        UserKind::User,
+        ed,
+        "Clinician",
+        &[P::ViewNotify],
+        None,
+        Some(DEMO_PASSWORD),
+    )?;
+    add(
+        "demo.coventry".into(),
+        "Demo Social Worker",
+        UserKind::User,
+        coventry,
+        "Social worker",
+        &[P::LaUpload, P::LaNotifications],
+        None,
+        Some(DEMO_PASSWORD),
+    )?;
+    add(
+        "demo.admin".into(),
+        "Demo Administrator",
+        UserKind::User,
+        ops.clone(),
+        "Administrator",
+        &[P::Admin],
+        None,
+        Some(DEMO_PASSWORD),
+    )?;
+    add(
+        "demo.auditor".into(),
+        "Demo Auditor",
+        UserKind::User,
+        ops,
+        "Auditor",
+        &[P::Auditor],
+        None,
+        Some(DEMO_PASSWORD),
+    )?;
+    Ok(created)
 }

@@ -1,6 +1,7 @@
 //! cpis services: the work the server, the CLI and (later) MESH share, written against the
 //! storage interface. No HTTP here: channels call these and render the results.
 
+pub mod anomaly;
 pub mod bench;
 pub mod demo;
 pub mod loaders;

@@ -7,10 +7,11 @@
 //! notification is lost.
 
 use chrono::SecondsFormat;
+use cpis_auth::capability;
 use cpis_domain::lookup::{visible_records, VisibleRecord, HISTORY_LEN};
 use cpis_domain::{
-    access, Access, AccessKind, Accessor, Clock, NewNotification, NhsNumber, NotificationKind,
-    OdsCode, PlanVisibility, VisibilityPolicy,
+    access, Access, AccessKind, Accessor, AuditActor, AuditEntry, AuditOutcome, Clock,
+    NewNotification, NhsNumber, NotificationKind, OdsCode, PlanVisibility, VisibilityPolicy,
 };
 use cpis_store::{LookupTx, Store, StoreError};
 use serde_json::json;
@@ -23,15 +24,34 @@ const QUEUE: usize = 8192;
 /// Most lookups committed together.
 const MAX_GROUP: usize = 512;
 
-/// One lookup as the caller asks for it. `may_notify` comes from the caller's permissions.
+/// One lookup as the caller asks for it. Who is looking and whether they may notify come from
+/// their [`capability::Lookup`], never from the request.
 #[derive(Debug, Clone)]
 pub struct LookupRequest {
-    pub nhs_number: NhsNumber,
-    pub accessor: Accessor,
-    /// The caller asked for a notifying lookup (`IsUnscheduledAccessEvent: true`).
-    pub requested_unscheduled: bool,
-    pub may_notify: bool,
-    pub trace_id: Option<String>,
+    nhs_number: NhsNumber,
+    accessor: Accessor,
+    requested_unscheduled: bool,
+    may_notify: bool,
+    trace_id: Option<String>,
+}
+
+impl LookupRequest {
+    /// `requested_unscheduled`: the caller asked for a notifying lookup
+    /// (`IsUnscheduledAccessEvent: true`).
+    pub fn new(
+        cap: &capability::Lookup,
+        nhs_number: NhsNumber,
+        requested_unscheduled: bool,
+        trace_id: Option<String>,
+    ) -> Self {
+        LookupRequest {
+            nhs_number,
+            accessor: cap.accessor().clone(),
+            requested_unscheduled,
+            may_notify: cap.may_notify(),
+            trace_id,
+        }
+    }
 }
 
 /// What a lookup found and did.
@@ -146,8 +166,19 @@ impl LookupService {
     /// of a child with nothing to show is not disclosed. Read-only; records no access.
     pub fn history(
         &self,
+        cap: &capability::Lookup,
         nhs: NhsNumber,
+        trace_id: Option<String>,
     ) -> Result<(Vec<VisibleRecord>, Vec<Access>), LookupError> {
+        self.store.append_audit(&AuditEntry {
+            time: self.clock.now(),
+            actor: actor(cap.accessor()),
+            action: "lookup.history".into(),
+            subject_nhs: Some(nhs),
+            trace_id,
+            outcome: AuditOutcome::Success,
+            detail: None,
+        })?;
         let records = visible_records(
             self.store.records_for(nhs)?,
             &self.policy,
@@ -234,6 +265,15 @@ impl Worker {
             trace_id: req.trace_id.clone(),
         };
         tx.insert_access(&access)?;
+        tx.append_audit(&AuditEntry {
+            time: now,
+            actor: actor(&req.accessor),
+            action: format!("lookup.{}", kind.code()),
+            subject_nhs: Some(req.nhs_number),
+            trace_id: req.trace_id.clone(),
+            outcome: AuditOutcome::Success,
+            detail: None,
+        })?;
         let mut notified = Vec::new();
         if kind == AccessKind::Unscheduled {
             for visible in &records {
@@ -254,6 +294,15 @@ impl Worker {
             access,
             notified,
         })
+    }
+}
+
+fn actor(a: &Accessor) -> AuditActor {
+    AuditActor {
+        id: a.user_id.clone(),
+        name: a.user_name.clone(),
+        organisation: Some(a.organisation.to_string()),
+        role: a.role.clone(),
     }
 }
 

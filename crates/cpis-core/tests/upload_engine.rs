@@ -462,7 +462,7 @@ fn confirming_another_las_held_upload_is_not_found() {
     assert_eq!(held.status, UploadStatus::HeldForConfirmation);
     let err = env
         .engine
-        .confirm(&la(LA_B), &held.id, &|_| {})
+        .confirm(&cap(LA_B), &held.id, &|_| {})
         .unwrap_err();
     assert!(matches!(err, EngineError::NotFound), "{err:?}");
     assert_eq!(env.store.held_file(&la(LA_B), &held.id).unwrap(), None);
@@ -795,7 +795,7 @@ fn full_upload_ending_more_than_half_is_held_until_confirmed() {
 
     let done = env
         .engine
-        .confirm(&la(LA_A), &held.id, &|_| {})
+        .confirm(&cap(LA_A), &held.id, &|_| {})
         .expect("confirm");
     assert_eq!(done.id, held.id);
     assert_eq!(done.status, UploadStatus::Completed);
@@ -820,7 +820,7 @@ fn full_upload_ending_more_than_half_is_held_until_confirmed() {
 
     let err = env
         .engine
-        .confirm(&la(LA_A), &held.id, &|_| {})
+        .confirm(&cap(LA_A), &held.id, &|_| {})
         .unwrap_err();
     assert!(matches!(err, EngineError::NotHeld), "{err:?}");
 }
@@ -852,7 +852,7 @@ fn confirming_an_upload_that_was_never_held_is_refused() {
         "F-1",
         &[Line::upsert(x, "2015-01-01", "CPP", "2026-01-01")],
     );
-    let err = env.engine.confirm(&la(LA_A), &s.id, &|_| {}).unwrap_err();
+    let err = env.engine.confirm(&cap(LA_A), &s.id, &|_| {}).unwrap_err();
     assert!(matches!(err, EngineError::NotHeld), "{err:?}");
 }
 
@@ -885,7 +885,7 @@ fn full_upload_ends_future_dated_absent_plans_on_the_file_date_but_never_before_
         UploadStatus::HeldForConfirmation,
         "2 of 3 open plans"
     );
-    let done = env.engine.confirm(&la(LA_A), &s.id, &|_| {}).unwrap();
+    let done = env.engine.confirm(&cap(LA_A), &s.id, &|_| {}).unwrap();
     assert_eq!(done.counts.plans_ended, 2);
     let pb = plan(&env.record(b, LA_A).unwrap(), PlanType::Cpp).unwrap();
     assert_eq!(pb.end(), Some(d(FILE_DATE)));
@@ -1297,9 +1297,12 @@ fn progress_reports_every_row_verified() {
     let spooled = SpooledFile::from_bytes(&body).unwrap();
     let out = env
         .engine
-        .submit(env.meta(LA_A, "F-1", UploadMode::Delta), &spooled, &|p| {
-            seen.lock().unwrap().push(p)
-        })
+        .submit(
+            &cap(LA_A),
+            env.meta(LA_A, "F-1", UploadMode::Delta),
+            &spooled,
+            &|p| seen.lock().unwrap().push(p),
+        )
         .unwrap();
     assert_eq!(out.summary().counts.rows, 2);
     let seen = seen.into_inner().unwrap();
@@ -1439,9 +1442,9 @@ mod arbitrary {
                 let id = format!("p-{}", seq.fetch_add(1, Ordering::Relaxed));
                 let before = env.counts();
                 let spooled = SpooledFile::from_bytes(&bytes).unwrap();
-                let out = env
-                    .engine
-                    .submit(env.meta(LA_A, &id, mode), &spooled, &|_| {});
+                let out =
+                    env.engine
+                        .submit(&cap(LA_A), env.meta(LA_A, &id, mode), &spooled, &|_| {});
                 prop_assert!(out.is_ok(), "submit failed: {:?}", out.err());
                 let out = out.unwrap();
                 let s = out.summary();
@@ -1491,7 +1494,7 @@ fn a_held_upload_cannot_be_confirmed_after_a_later_upload_was_applied() {
     let before: Vec<_> = k.iter().map(|x| env.record(*x, LA_A)).collect();
     let err = env
         .engine
-        .confirm(&la(LA_A), &held.id, &|_| {})
+        .confirm(&cap(LA_A), &held.id, &|_| {})
         .unwrap_err();
     assert!(matches!(err, EngineError::Stale), "{err:?}");
     let after: Vec<_> = k.iter().map(|x| env.record(*x, LA_A)).collect();
@@ -1511,6 +1514,7 @@ fn an_la_missing_from_the_directory_cannot_upload() {
     let err = env
         .engine
         .submit(
+            &cap("E09999998"),
             env.meta("E09999998", "x", UploadMode::Delta),
             &spooled,
             &|_| {},

@@ -2,12 +2,15 @@
 
 use super::csv_reader::{FileError, UploadReader};
 use super::spool::SpooledFile;
+use chrono::{DateTime, Utc};
+use cpis_auth::capability::LaUpload;
 use cpis_domain::outcome::{DetailCode, FileOutcome, RecordOutcome};
 use cpis_domain::report::{
     RowResult, UploadCounts, UploadId, UploadMeta, UploadStatus, UploadSummary,
 };
 use cpis_domain::upload::{UploadMode, UploadRow, FORMAT_V1};
-use cpis_domain::{Clock, DemographicStatus, NhsNumber, OdsCode, PlanType};
+use cpis_domain::{AuditActor, AuditEntry, AuditOutcome};
+use cpis_domain::{Clock, DemographicStatus, NhsNumber, PlanType};
 use cpis_store::{NewUpload, Store, StoreError, UploadTx};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -138,22 +141,26 @@ impl UploadEngine {
     /// Processes one upload under a new id (see [`UploadEngine::submit_as`]).
     pub fn submit(
         &self,
+        cap: &LaUpload,
         meta: UploadMeta,
         file: &SpooledFile,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Submitted, EngineError> {
-        self.submit_as(Self::new_upload_id(), meta, file, progress)
+        self.submit_as(cap, Self::new_upload_id(), meta, file, progress)
     }
 
     /// Processes one upload under the given fresh id, so a caller can report progress under it
     /// while it runs. `meta.la` must come from the caller's verified identity.
     pub fn submit_as(
         &self,
+        cap: &LaUpload,
         id: UploadId,
-        meta: UploadMeta,
+        mut meta: UploadMeta,
         file: &SpooledFile,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<Submitted, EngineError> {
+        // The LA is the capability's, whatever the metadata said.
+        meta.la = cap.la().clone();
         let new = NewUpload {
             id: id.clone(),
             meta,
@@ -168,9 +175,9 @@ impl UploadEngine {
                 "format '{}' is not supported; this service reads {FORMAT_V1}",
                 new.meta.format
             );
-            return self.refuse(&new, FileOutcome::UnsupportedVersion, msg);
+            return self.refuse(cap.actor(), &new, FileOutcome::UnsupportedVersion, msg);
         }
-        match self.process(&new, file, false, progress) {
+        match self.process(cap.actor(), &new, file, false, progress) {
             Err(EngineError::Store(StoreError::Unavailable(e))) => {
                 tracing::warn!(upload = %id, error = %e, "upload could not be applied: store unavailable");
                 Ok(Submitted::New(self.unavailable(&new)))
@@ -182,10 +189,11 @@ impl UploadEngine {
     /// Applies an upload that was held by the mass-ending guard, exactly as it was sent.
     pub fn confirm(
         &self,
-        la: &OdsCode,
+        cap: &LaUpload,
         id: &UploadId,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<UploadSummary, EngineError> {
+        let la = cap.la();
         let held = self.store.upload(la, id)?.ok_or(EngineError::NotFound)?;
         if held.status != UploadStatus::HeldForConfirmation {
             return Err(EngineError::NotHeld);
@@ -204,7 +212,7 @@ impl UploadEngine {
             content_sha256: held.content_sha256.clone(),
             received_at: held.received_at,
         };
-        match self.process(&again, &file, true, progress)? {
+        match self.process(cap.actor(), &again, &file, true, progress)? {
             Submitted::New(s) | Submitted::Replay(s) => Ok(s),
         }
     }
@@ -226,6 +234,7 @@ impl UploadEngine {
 
     fn refuse(
         &self,
+        actor: &AuditActor,
         new: &NewUpload,
         outcome: FileOutcome,
         message: String,
@@ -233,7 +242,11 @@ impl UploadEngine {
         let mut s = self.base_summary(new);
         s.file_outcome = Some(outcome);
         s.message = Some(message);
-        match self.store.record_refused_upload(&s) {
+        let stored = self.store.record_refused_upload(&s).and_then(|()| {
+            self.store
+                .append_audit(&upload_audit(actor, &s, "upload.refused", self.clock.now()))
+        });
+        match stored {
             Ok(()) => Ok(Submitted::New(s)),
             Err(StoreError::Unavailable(_)) => Ok(Submitted::New(self.unavailable(new))),
             Err(e) => Err(e.into()),
@@ -250,6 +263,7 @@ impl UploadEngine {
 
     fn process(
         &self,
+        actor: &AuditActor,
         new: &NewUpload,
         file: &SpooledFile,
         confirming: bool,
@@ -268,6 +282,12 @@ impl UploadEngine {
                 s.status = UploadStatus::Duplicate;
                 s.duplicate_of = Some(original.clone());
                 s.message = Some("This file (same file id or same content) was already received; nothing was changed.".into());
+                tx.append_audit(&upload_audit(
+                    actor,
+                    &s,
+                    "upload.duplicate",
+                    self.clock.now(),
+                ))?;
                 tx.finish(&s, None)?;
                 let earlier = self
                     .store
@@ -281,7 +301,7 @@ impl UploadEngine {
             Pass1::Done(v) => v,
             Pass1::Refused(err) => {
                 drop(tx);
-                return self.refuse(new, FileOutcome::Malformed, err.to_string());
+                return self.refuse(actor, new, FileOutcome::Malformed, err.to_string());
             }
         };
         let mut summary = self.base_summary(new);
@@ -313,6 +333,12 @@ impl UploadEngine {
                     self.settings.mass_end_threshold * 100.0
                 ));
                 summary.counts.plans_ended = to_end.len() as u64;
+                tx.append_audit(&upload_audit(
+                    actor,
+                    &summary,
+                    "upload.held",
+                    self.clock.now(),
+                ))?;
                 tx.finish(&summary, Some(&file.read_all()?))?;
                 return Ok(Submitted::New(summary));
             }
@@ -336,6 +362,12 @@ impl UploadEngine {
         summary.file_outcome = Some(outcome);
         summary.message = Some(outcome.description().to_owned());
         summary.completed_at = Some(self.clock.now());
+        let action = if confirming {
+            "upload.confirm"
+        } else {
+            "upload.apply"
+        };
+        tx.append_audit(&upload_audit(actor, &summary, action, self.clock.now()))?;
         tx.finish(&summary, None)?;
         Ok(Submitted::New(summary))
     }
@@ -559,6 +591,41 @@ impl UploadEngine {
             }
         }
         Ok(deleted)
+    }
+}
+
+/// The audit entry of an upload's end: who, which LA's file, what came of it (no personal data).
+fn upload_audit(
+    actor: &AuditActor,
+    s: &UploadSummary,
+    action: &str,
+    now: DateTime<Utc>,
+) -> AuditEntry {
+    AuditEntry {
+        time: now,
+        actor: actor.clone(),
+        action: action.into(),
+        subject_nhs: None,
+        trace_id: None,
+        outcome: match s.file_outcome {
+            Some(FileOutcome::Malformed | FileOutcome::UnsupportedVersion | FileOutcome::TemporarilyUnavailable) => {
+                AuditOutcome::Failure
+            }
+            _ => AuditOutcome::Success,
+        },
+        detail: Some(format!(
+            "upload {} for {} file '{}' ({} mode): status {}, outcome {}, {} rows, {} accepted, {} plans ended, {} deleted",
+            s.id,
+            s.meta.la,
+            s.meta.file_id,
+            s.meta.mode,
+            s.status.code(),
+            s.file_outcome.map_or("none", |o| o.code()),
+            s.counts.rows,
+            s.counts.accepted,
+            s.counts.plans_ended,
+            s.counts.deleted
+        )),
     }
 }
 

@@ -19,3 +19,19 @@ pub use csv_reader::{FileError, UploadReader};
 pub use engine::{EngineError, Progress, ProgressPhase, Submitted, UploadEngine, UploadSettings};
 pub use report_csv::{write_report_csv, REPORT_CSV_HEADER};
 pub use spool::{SpoolError, SpooledFile, Spooler};
+
+/// The upload capability of a local operator (CLI, demo loader, benchmark) acting for an LA.
+pub fn operator_capability(
+    la: &cpis_domain::OdsCode,
+    user: &str,
+) -> cpis_auth::capability::LaUpload {
+    cpis_auth::Principal::local_operator(
+        user,
+        la.clone(),
+        la.as_str(),
+        cpis_auth::OrgKind::LocalAuthority,
+        cpis_domain::Permissions::new([cpis_domain::Permission::LaUpload]),
+    )
+    .la_upload()
+    .expect("an operator principal with la:upload at an LA holds the upload capability")
+}

@@ -226,8 +226,9 @@ impl Env {
     pub fn submit_meta(&self, meta: UploadMeta, body: &[u8]) -> Submitted {
         self.clock.set(self.clock.now() + Duration::minutes(1));
         let spooled = SpooledFile::from_bytes(body).expect("spool");
+        let cap = cap(meta.la.as_str());
         self.engine
-            .submit(meta, &spooled, &|_| {})
+            .submit(&cap, meta, &spooled, &|_| {})
             .expect("submit returns Ok")
     }
 
@@ -293,4 +294,9 @@ pub fn plan(rec: &StoredRecord, t: PlanType) -> Option<Plan> {
 /// checking that an upload changed no record).
 pub fn data_counts(c: &StoreCounts) -> (u64, u64) {
     (c.records, c.plans)
+}
+
+/// The upload capability for an LA (an operator acting for it).
+pub fn cap(la_code: &str) -> cpis_auth::capability::LaUpload {
+    cpis_core::upload::operator_capability(&la(la_code), "test")
 }
