@@ -1,115 +1,149 @@
-//! Temporary authentication: static API tokens from configuration, each naming either a local
-//! authority or a health user at a care setting. (Identities, sessions and JWTs replace this.)
-//!
-//! The caller's organisation comes only from its token, never from the request. Holding an
-//! [`LaCaller`] is the capability to act for that one LA; holding a [`HealthCaller`] is the
-//! capability to look up one child at a time, silently or (with `cpis:view-notify`) notifying.
+//! Authentication at the HTTP edge. A request carries `Authorization: Bearer <API token or JWT>`
+//! or a session cookie (with an `X-CSRF-Token` header on unsafe methods); the
+//! [`cpis_auth::Authenticator`] turns it into a [`Principal`]. Handlers then ask the principal for
+//! the capability the operation needs; a refusal is audited and answered 403.
 
 use crate::error::{ApiError, FhirError};
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use cpis_domain::{Accessor, OdsCode};
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use axum::http::{header, Method};
+use cpis_auth::{AuthFailure, Denied, Principal};
+use cpis_domain::{AuditEntry, AuditOutcome};
 
-/// A health user or system and what it may do.
+pub const SESSION_COOKIE: &str = "cpis_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// An authenticated caller.
 #[derive(Debug, Clone)]
-pub struct HealthIdentity {
-    pub accessor: Accessor,
-    /// Holds `cpis:view-notify` (B0107); without it lookups are silent (`cpis:view-silent`).
-    pub may_notify: bool,
+pub struct Caller {
+    pub principal: Principal,
+    /// The session's CSRF token, for callers authenticated by cookie.
+    pub csrf: Option<String>,
+    pub trace_id: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-enum Identity {
-    La(OdsCode),
-    Health(HealthIdentity),
-}
-
-/// Token digests mapped to identities. Only SHA-256 digests are kept in memory, and a presented
-/// token is looked up by its digest, so no comparison leaks a token's prefix.
-#[derive(Default, Debug)]
-pub struct StaticTokens(HashMap<[u8; 32], Identity>);
-
-impl StaticTokens {
-    pub fn insert_la(&mut self, token: &str, la: OdsCode) {
-        self.0.insert(digest(token), Identity::La(la));
-    }
-
-    pub fn insert_health(&mut self, token: &str, identity: HealthIdentity) {
-        self.0.insert(digest(token), Identity::Health(identity));
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+impl From<AuthFailure> for ApiError {
+    fn from(f: AuthFailure) -> Self {
+        match f {
+            AuthFailure::Unavailable => ApiError::Unavailable,
+            _ => ApiError::Unauthenticated,
+        }
     }
 }
 
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-fn identity<'a>(parts: &Parts, state: &'a AppState) -> Result<&'a Identity, ApiError> {
-    let value = parts
+/// The value of one cookie, if present once.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
         .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or(ApiError::Unauthenticated)?
-        .to_str()
-        .map_err(|_| ApiError::Unauthenticated)?;
-    let (scheme, token) = value.split_once(' ').ok_or(ApiError::Unauthenticated)?;
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(ApiError::Unauthenticated);
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn trace_id(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get("traceid")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    let trace = trace_id(parts);
+    let auth = state.auth.clone();
+    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| ApiError::Unauthenticated)?;
+        let (scheme, token) = value.split_once(' ').ok_or(ApiError::Unauthenticated)?;
+        let token = token.trim().to_owned();
+        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+            return Err(ApiError::Unauthenticated);
+        }
+        let t = trace.clone();
+        let principal =
+            tokio::task::spawn_blocking(move || auth.bearer(&token, t.as_deref())).await??;
+        return Ok(Caller {
+            principal,
+            csrf: None,
+            trace_id: trace,
+        });
     }
-    state
-        .tokens
-        .0
-        .get(&digest(token))
-        .ok_or(ApiError::Unauthenticated)
+    let Some(session) = cookie(parts, SESSION_COOKIE).map(str::to_owned) else {
+        return Err(ApiError::Unauthenticated);
+    };
+    let (principal, csrf) = tokio::task::spawn_blocking(move || auth.session(&session)).await??;
+    let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if unsafe_method {
+        let sent = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !cpis_auth::secret::equal(sent, &csrf) {
+            return Err(ApiError::Forbidden("missing or wrong CSRF token".into()));
+        }
+    }
+    Ok(Caller {
+        principal,
+        csrf: Some(csrf),
+        trace_id: trace,
+    })
 }
 
-/// An authenticated local authority.
-#[derive(Debug, Clone)]
-pub struct LaCaller {
-    pub la: OdsCode,
-}
-
-impl FromRequestParts<AppState> for LaCaller {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match identity(parts, state)? {
-            Identity::La(la) => Ok(LaCaller { la: la.clone() }),
-            Identity::Health(_) => Err(ApiError::Forbidden(
-                "this endpoint is for local authorities".into(),
-            )),
-        }
+        authenticate(parts, state).await
     }
 }
 
-/// An authenticated health user or system (FHIR API).
+/// The same caller on the FHIR API (errors as OperationOutcome).
 #[derive(Debug, Clone)]
-pub struct HealthCaller(pub HealthIdentity);
+pub struct FhirCaller(pub Caller);
 
-impl FromRequestParts<AppState> for HealthCaller {
+impl FromRequestParts<AppState> for FhirCaller {
     type Rejection = FhirError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match identity(parts, state)? {
-            Identity::Health(h) => Ok(HealthCaller(h.clone())),
-            Identity::La(_) => {
-                Err(ApiError::Forbidden("this endpoint is for health users".into()).into())
+        Ok(FhirCaller(authenticate(parts, state).await?))
+    }
+}
+
+impl Caller {
+    /// Asks the principal for a capability; a refusal is written to the audit and becomes 403.
+    pub async fn grant<T>(
+        &self,
+        state: &AppState,
+        action: &str,
+        ask: impl FnOnce(&Principal) -> Result<T, Denied>,
+    ) -> Result<T, ApiError> {
+        match ask(&self.principal) {
+            Ok(cap) => Ok(cap),
+            Err(Denied(why)) => {
+                let entry = AuditEntry {
+                    time: state.clock.now(),
+                    actor: self.principal.audit_actor(),
+                    action: action.into(),
+                    subject_nhs: None,
+                    trace_id: self.trace_id.clone(),
+                    outcome: AuditOutcome::Denied,
+                    detail: Some(why.clone()),
+                };
+                let store = state.store.clone();
+                let _ = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await;
+                Err(ApiError::Forbidden(why))
             }
         }
     }

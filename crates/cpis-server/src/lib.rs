@@ -3,12 +3,13 @@
 
 mod auth;
 mod error;
+mod extract;
 mod fhir;
 mod progress;
 mod routes;
 mod state;
 
-pub use auth::{HealthIdentity, StaticTokens};
+pub use auth::{Caller, SESSION_COOKIE};
 pub use error::ApiError;
 pub use state::{AppState, ServerConfig};
 

@@ -1,5 +1,6 @@
-use crate::auth::StaticTokens;
 use crate::progress::ProgressRegistry;
+use cpis_auth::Authenticator;
+use cpis_core::anomaly::AnomalyDetector;
 use cpis_core::LookupService;
 use cpis_core::UploadEngine;
 use cpis_domain::Clock;
@@ -35,7 +36,8 @@ pub struct AppState {
     pub(crate) engine: Arc<UploadEngine>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) lookups: LookupService,
-    pub(crate) tokens: Arc<StaticTokens>,
+    pub(crate) auth: Arc<Authenticator>,
+    pub(crate) anomaly: Arc<AnomalyDetector>,
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) progress: Arc<ProgressRegistry>,
 }
@@ -45,7 +47,8 @@ impl AppState {
         engine: Arc<UploadEngine>,
         lookups: LookupService,
         clock: Arc<dyn Clock>,
-        tokens: StaticTokens,
+        auth: Arc<Authenticator>,
+        anomaly: AnomalyDetector,
         config: ServerConfig,
     ) -> Self {
         AppState {
@@ -53,7 +56,8 @@ impl AppState {
             engine,
             lookups,
             clock,
-            tokens: Arc::new(tokens),
+            auth,
+            anomaly: Arc::new(anomaly),
             config: Arc::new(config),
             progress: Arc::new(ProgressRegistry::default()),
         }

@@ -4,17 +4,21 @@
 mod render;
 mod resources;
 
-use crate::auth::HealthCaller;
+use crate::auth::FhirCaller;
 use crate::error::{ApiError, FhirError};
+use crate::extract::FhirQuery;
 use crate::state::AppState;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use cpis_auth::Principal;
+use cpis_core::anomaly::Anomaly;
 use cpis_core::LookupRequest;
 use cpis_domain::lookup::VisibleRecord;
+use cpis_domain::{AuditActor, AuditEntry, AuditOutcome};
 use cpis_domain::{LocalAuthority, NhsNumber};
 use resources::{Bundle, BundleEntry, BundleLink, BundleMeta, BundleSearch};
 use serde::Serialize;
@@ -32,7 +36,12 @@ pub fn router() -> Router<AppState> {
             "/fhir/R4/{*rest}",
             get(unknown).post(unknown).put(unknown).delete(unknown),
         )
+        .method_not_allowed_fallback(not_allowed)
         .layer(middleware::from_fn(trace_id))
+}
+
+async fn not_allowed() -> FhirError {
+    FhirError(ApiError::MethodNotAllowed)
 }
 
 async fn unknown() -> FhirError {
@@ -190,24 +199,39 @@ fn self_link(kind: &str, nhs: NhsNumber) -> String {
 
 async fn care_team_search(
     State(state): State<AppState>,
-    HealthCaller(caller): HealthCaller,
+    FhirCaller(caller): FhirCaller,
     headers: HeaderMap,
     axum::Extension(trace): axum::Extension<TraceId>,
-    Query(params): Query<Vec<(String, String)>>,
+    FhirQuery(params): FhirQuery<Vec<(String, String)>>,
 ) -> Result<Response, FhirError> {
+    let cap = caller.grant(&state, "lookup", Principal::lookup).await?;
     let nhs = patient_identifier(&params)?;
     let requested_unscheduled = unscheduled_header(&headers)?;
+    let who = caller.principal.user_id().to_owned();
+    let actor = caller.principal.audit_actor();
+    if let Err((until, started)) = state.anomaly.admit(&who, state.clock.now()) {
+        if let Some(anomaly) = started {
+            raise_alert(&state, actor, &anomaly, Some(trace.0.clone())).await;
+        }
+        return Err(ApiError::Throttled(until.0.to_rfc3339()).into());
+    }
     let result = state
         .lookups
-        .submit(LookupRequest {
-            nhs_number: nhs,
-            accessor: caller.accessor.clone(),
+        .submit(LookupRequest::new(
+            &cap,
+            nhs,
             requested_unscheduled,
-            may_notify: caller.may_notify,
-            trace_id: Some(trace.0),
-        })
+            Some(trace.0.clone()),
+        ))
         .answer()
         .await?;
+    if let Some(anomaly) =
+        state
+            .anomaly
+            .record(&who, nhs, !result.records.is_empty(), state.clock.now())
+    {
+        raise_alert(&state, actor, &anomaly, Some(trace.0)).await;
+    }
     let base = base_url(&state, &headers);
     let las = directory_for(&state, &result.records).await?;
     let mut matches = Vec::new();
@@ -243,13 +267,24 @@ async fn care_team_search(
 
 async fn audit_event_search(
     State(state): State<AppState>,
-    HealthCaller(_caller): HealthCaller,
+    FhirCaller(caller): FhirCaller,
     headers: HeaderMap,
-    Query(params): Query<Vec<(String, String)>>,
+    axum::Extension(trace): axum::Extension<TraceId>,
+    FhirQuery(params): FhirQuery<Vec<(String, String)>>,
 ) -> Result<Response, FhirError> {
+    let cap = caller
+        .grant(&state, "lookup.history", Principal::lookup)
+        .await?;
     let nhs = patient_identifier(&params)?;
+    if let Err((until, _)) = state
+        .anomaly
+        .admit(caller.principal.user_id(), state.clock.now())
+    {
+        return Err(ApiError::Throttled(until.0.to_rfc3339()).into());
+    }
     let lookups = state.lookups.clone();
-    let (records, history) = tokio::task::spawn_blocking(move || lookups.history(nhs)).await??;
+    let (records, history) =
+        tokio::task::spawn_blocking(move || lookups.history(&cap, nhs, Some(trace.0))).await??;
     let sensitive = records.iter().any(|r| r.record.sensitive);
     let base = base_url(&state, &headers);
     let mut entries = Vec::new();
@@ -262,6 +297,29 @@ async fn audit_event_search(
         StatusCode::OK,
         &bundle(&base, self_link("AuditEvent", nhs), total, entries),
     ))
+}
+
+/// An admin alert: written to the audit as `security.anomaly` (admins list these).
+async fn raise_alert(
+    state: &AppState,
+    actor: AuditActor,
+    anomaly: &Anomaly,
+    trace_id: Option<String>,
+) {
+    tracing::warn!(anomaly = %anomaly, "lookup anomaly: identity throttled");
+    let entry = AuditEntry {
+        time: state.clock.now(),
+        actor,
+        action: "security.anomaly".into(),
+        subject_nhs: None,
+        trace_id,
+        outcome: AuditOutcome::Denied,
+        detail: Some(format!("{anomaly}; lookups paused")),
+    };
+    let store = state.store.clone();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
+        tracing::error!(error = %e, "could not record an anomaly alert");
+    }
 }
 
 async fn metadata(State(_state): State<AppState>) -> Response {

@@ -217,6 +217,8 @@ pub struct Bundle {
     pub type_: &'static str,
     pub total: usize,
     pub link: Vec<BundleLink>,
+    /// FHIR JSON has no empty arrays: an empty searchset has no `entry` at all.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub entry: Vec<BundleEntry>,
 }
 

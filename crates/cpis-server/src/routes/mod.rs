@@ -1,5 +1,7 @@
+mod audit;
 mod health;
 mod notifications;
+mod session;
 mod uploads;
 
 use crate::state::AppState;
@@ -21,6 +23,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/uploads/{id}/confirm", post(uploads::confirm))
         .route("/api/v1/notifications", get(notifications::list))
         .route("/api/v1/notifications/{id}/ack", post(notifications::ack))
+        .route("/auth/login", post(session::login))
+        .route("/auth/logout", post(session::logout))
+        .route("/auth/session", get(session::current))
+        .route("/api/v1/audit", get(audit::search))
+        .route("/api/v1/audit/verify", get(audit::verify))
+        .route("/api/v1/admin/alerts", get(audit::alerts))
+        .route("/api/v1/admin/users", get(audit::users))
         .merge(crate::fhir::router())
         .fallback(|| async { crate::ApiError::NotFound })
         .layer(middleware::from_fn(access_log))
@@ -35,6 +44,24 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::overriding(
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         ))
         .with_state(state)
 }

@@ -1,12 +1,15 @@
 //! The LA notification API (SPEC 3.3): `GET /api/v1/notifications?after=…` and
 //! `POST /api/v1/notifications/{id}/ack`. An LA only ever sees its own notifications.
 
-use crate::auth::LaCaller;
+use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::ApiQuery;
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
+use cpis_auth::Principal;
 use cpis_domain::notification::{Ack, Notification};
+use cpis_domain::{AuditEntry, AuditOutcome};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -33,14 +36,21 @@ pub fn notification_json(n: &Notification) -> Value {
 
 pub async fn list(
     State(state): State<AppState>,
-    caller: LaCaller,
-    Query(p): Query<ListParams>,
+    caller: Caller,
+    ApiQuery(p): ApiQuery<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
+    let cap = caller
+        .grant(&state, "notification.list", Principal::la_notifications)
+        .await?;
     let after = match p.after.as_deref() {
         None | Some("") => 0,
-        Some(c) => c.parse::<u64>().map_err(|_| {
-            ApiError::BadRequest("after must be a cursor from an earlier page".into())
-        })?,
+        Some(c) => c
+            .parse::<u64>()
+            .ok()
+            .and_then(|v| crate::extract::cursor(v, "after").ok())
+            .ok_or_else(|| {
+                ApiError::BadRequest("after must be a cursor from an earlier page".into())
+            })?,
     };
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -49,7 +59,7 @@ pub async fn list(
         )));
     }
     let store = state.store.clone();
-    let la = caller.la.clone();
+    let la = cap.la().clone();
     let items =
         tokio::task::spawn_blocking(move || store.notifications(&la, after, limit)).await??;
     let next = items.last().map_or(after, |n| n.seq);
@@ -62,17 +72,36 @@ pub async fn list(
 
 pub async fn ack(
     State(state): State<AppState>,
-    caller: LaCaller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let cap = caller
+        .grant(&state, "notification.ack", Principal::la_notifications)
+        .await?;
     if uuid::Uuid::parse_str(&id).is_err() {
         return Err(ApiError::NotFound);
     }
     let store = state.store.clone();
     let now = state.clock.now();
-    let la = caller.la.clone();
-    let by = format!("la:{}", caller.la);
-    let ack = tokio::task::spawn_blocking(move || store.acknowledge(&la, &id, &by, now)).await??;
+    let la = cap.la().clone();
+    let by = cap.actor().id.clone();
+    let entry = AuditEntry {
+        time: now,
+        actor: cap.actor().clone(),
+        action: "notification.ack".into(),
+        subject_nhs: None,
+        trace_id: caller.trace_id.clone(),
+        outcome: AuditOutcome::Success,
+        detail: Some(format!("notification {id}")),
+    };
+    let ack = tokio::task::spawn_blocking(move || {
+        let ack = store.acknowledge(&la, &id, &by, now)?;
+        if matches!(ack, Ack::Acknowledged(_)) {
+            store.append_audit(&entry)?;
+        }
+        Ok::<_, cpis_store::StoreError>(ack)
+    })
+    .await??;
     match ack {
         Ack::NotFound => Err(ApiError::NotFound),
         Ack::Acknowledged(at) => Ok(Json(

@@ -1,13 +1,16 @@
 //! `POST /api/v1/uploads`, `GET /api/v1/uploads/{id}`, `POST /api/v1/uploads/{id}/confirm`.
 
-use crate::auth::LaCaller;
+use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::ApiQuery;
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use cpis_auth::capability::LaUpload;
+use cpis_auth::Principal;
 use cpis_core::upload::{
     write_report_csv, Progress, ProgressPhase, SpoolError, Spooler, Submitted,
 };
@@ -160,6 +163,7 @@ fn summary_response(
 
 fn run_upload(
     engine: &UploadEngine,
+    cap: &LaUpload,
     state: &AppState,
     id: UploadId,
     meta: UploadMeta,
@@ -172,7 +176,7 @@ fn run_upload(
         };
         state.progress.update(&id, phase, p.rows);
     };
-    let out = engine.submit_as(id.clone(), meta, file, &progress);
+    let out = engine.submit_as(cap, id.clone(), meta, file, &progress);
     state.progress.finish(&id);
     Ok(out?)
 }
@@ -181,21 +185,24 @@ const FIRST_PAGE: u32 = 1000;
 
 pub async fn create(
     State(state): State<AppState>,
-    caller: LaCaller,
-    Query(params): Query<CreateParams>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<CreateParams>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let cap = caller
+        .grant(&state, "upload.submit", Principal::la_upload)
+        .await?;
     check_content_type(&headers)?;
     let spooled = spool_body(&state, body).await?;
     let meta = upload_meta(
-        caller.la.clone(),
+        cap.la().clone(),
         &params,
         state.clock.today(),
         spooled.sha256(),
     )?;
     let id = UploadEngine::new_upload_id();
-    state.progress.start(&id, &caller.la);
+    state.progress.start(&id, cap.la());
     let respond_async = headers
         .get("prefer")
         .and_then(|v| v.to_str().ok())
@@ -207,7 +214,8 @@ pub async fn create(
     let engine = state.engine.clone();
     let st = state.clone();
     let run_id = id.clone();
-    let job = tokio::task::spawn_blocking(move || run_upload(&engine, &st, run_id, meta, &spooled));
+    let job =
+        tokio::task::spawn_blocking(move || run_upload(&engine, &cap, &st, run_id, meta, &spooled));
     if respond_async {
         tokio::spawn(async move {
             if let Ok(Err(e)) = job.await {
@@ -282,11 +290,15 @@ fn parse_id(id: &str) -> Result<UploadId, ApiError> {
 
 pub async fn report(
     State(state): State<AppState>,
-    caller: LaCaller,
+    caller: Caller,
     Path(id): Path<String>,
-    Query(p): Query<ReportParams>,
+    ApiQuery(p): ApiQuery<ReportParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let cap = caller
+        .grant(&state, "upload.report", Principal::la_upload)
+        .await?;
+    let la = cap.la().clone();
     let id = parse_id(&id)?;
     let outcome = match p.outcome.as_deref() {
         None | Some("") => None,
@@ -306,10 +318,10 @@ pub async fn report(
             .is_some_and(|a| a.contains("text/csv")),
     };
     let store = state.store.clone();
-    let (la, uid) = (caller.la.clone(), id.clone());
-    let summary = tokio::task::spawn_blocking(move || store.upload(&la, &uid)).await??;
+    let (la2, uid) = (la.clone(), id.clone());
+    let summary = tokio::task::spawn_blocking(move || store.upload(&la2, &uid)).await??;
     let Some(summary) = summary else {
-        if let Some(running) = state.progress.get(&id, &caller.la) {
+        if let Some(running) = state.progress.get(&id, &la) {
             return Ok((
                 StatusCode::OK,
                 Json(serde_json::json!({
@@ -324,7 +336,8 @@ pub async fn report(
         return csv_report(&state, summary, outcome).await;
     }
     let limit = p.limit.unwrap_or(FIRST_PAGE).clamp(1, 10_000);
-    let rows = read_rows(&state, &summary, p.after.unwrap_or(0), limit, outcome).await?;
+    let after = crate::extract::cursor(p.after.unwrap_or(0), "after")?;
+    let rows = read_rows(&state, &summary, after, limit, outcome).await?;
     let next = next_after(&rows, limit);
     Ok(summary_response(StatusCode::OK, summary, rows, next))
 }
@@ -363,13 +376,15 @@ async fn csv_report(
 
 pub async fn confirm(
     State(state): State<AppState>,
-    caller: LaCaller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    let cap = caller
+        .grant(&state, "upload.confirm", Principal::la_upload)
+        .await?;
     let id = parse_id(&id)?;
     let engine = state.engine.clone();
-    let la = caller.la.clone();
-    let summary = tokio::task::spawn_blocking(move || engine.confirm(&la, &id, &|_| {})).await??;
+    let summary = tokio::task::spawn_blocking(move || engine.confirm(&cap, &id, &|_| {})).await??;
     let rows = read_rows(&state, &summary, 0, FIRST_PAGE, None).await?;
     let next = next_after(&rows, FIRST_PAGE);
     Ok(summary_response(StatusCode::OK, summary, rows, next))

@@ -4,10 +4,13 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use chrono::{TimeZone, Utc};
+use cpis_auth::users::{self, NewUser};
+use cpis_core::anomaly::{AnomalyDetector, AnomalyPolicy};
 use cpis_core::{UploadEngine, UploadSettings};
-use cpis_domain::{Accessor, FixedClock, OdsCode};
-use cpis_server::{AppState, HealthIdentity, ServerConfig, StaticTokens};
+use cpis_domain::{FixedClock, OdsCode, Permission, Permissions};
+use cpis_server::{AppState, ServerConfig};
 use cpis_store::Store;
+use cpis_store::UserKind;
 use http_body_util::BodyExt;
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -70,36 +73,84 @@ pub fn spawn_app_with(config: ServerConfig) -> TestApp {
         UploadSettings::default(),
     ));
     cpis_core::demo::load(&engine).expect("demo data loads");
-    let mut tokens = StaticTokens::default();
-    tokens.insert_la(COVENTRY_TOKEN, OdsCode::parse(COVENTRY).unwrap());
-    tokens.insert_la(WESTMINSTER_TOKEN, OdsCode::parse(WESTMINSTER).unwrap());
-    for (token, setting, user, notify) in [
-        (ED_TOKEN, "RDEMO01", "ed.clinician", true),
-        (ED2_TOKEN, "RDEMO02", "ed2.clinician", true),
-        (ED_SILENT_TOKEN, "RDEMO01", "ed.viewer", false),
-        (GP_TOKEN, GP_SETTING, "gp.clinician", true),
-    ] {
-        let s = store
-            .care_setting(&OdsCode::parse(setting).unwrap())
-            .unwrap()
-            .expect("demo care setting");
-        tokens.insert_health(
-            token,
-            HealthIdentity {
-                accessor: Accessor {
-                    user_id: user.into(),
-                    user_name: format!("{user} name"),
-                    role: "Clinician".into(),
-                    organisation: s.ods_code,
-                    organisation_name: s.name,
-                    setting_type: Some(s.setting_type),
-                },
-                may_notify: notify,
+    let now = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap();
+    let people: [(&str, &str, &str, &str, &[Permission]); 6] = [
+        (
+            COVENTRY_TOKEN,
+            COVENTRY,
+            "coventry.system",
+            "LA system",
+            &[Permission::LaUpload, Permission::LaNotifications],
+        ),
+        (
+            WESTMINSTER_TOKEN,
+            WESTMINSTER,
+            "westminster.system",
+            "LA system",
+            &[Permission::LaUpload, Permission::LaNotifications],
+        ),
+        (
+            ED_TOKEN,
+            "RDEMO01",
+            "ed.clinician",
+            "Clinician",
+            &[Permission::ViewNotify],
+        ),
+        (
+            ED2_TOKEN,
+            "RDEMO02",
+            "ed2.clinician",
+            "Clinician",
+            &[Permission::ViewNotify],
+        ),
+        (
+            ED_SILENT_TOKEN,
+            "RDEMO01",
+            "ed.viewer",
+            "Clinician",
+            &[Permission::ViewSilent],
+        ),
+        (
+            GP_TOKEN,
+            GP_SETTING,
+            "gp.clinician",
+            "Clinician",
+            &[Permission::ViewNotify],
+        ),
+    ];
+    for (token, org, username, role, perms) in people {
+        let user = users::add(
+            store.as_ref(),
+            NewUser {
+                username: username.into(),
+                display_name: format!("{username} name"),
+                kind: UserKind::User,
+                organisation: OdsCode::parse(org).unwrap(),
+                role: role.into(),
+                permissions: Permissions::new(perms.iter().copied()),
+                password: None,
             },
-        );
+            now,
+        )
+        .expect("test user");
+        users::store_token(store.as_ref(), &user, token, "test", None, now).expect("test token");
     }
+    let auth = Arc::new(cpis_auth::Authenticator::new(
+        store.clone(),
+        clock.clone(),
+        None,
+        Default::default(),
+    ));
+    // Tests look children up far faster than people do: keep the detector out of their way
+    // (its own tests set tight limits).
+    let anomaly = AnomalyDetector::new(AnomalyPolicy {
+        max_per_minute: 100_000,
+        sequential_run: 100_000,
+        miss_window: 100_000,
+        ..Default::default()
+    });
     let lookups = cpis_core::LookupService::start(store.clone(), clock.clone(), Default::default());
-    let state = AppState::new(engine, lookups, clock.clone(), tokens, config);
+    let state = AppState::new(engine, lookups, clock.clone(), auth, anomaly, config);
     TestApp {
         router: cpis_server::router(state),
         store,
@@ -168,3 +219,316 @@ pub fn demo_file(name: &str) -> String {
 }
 
 pub const HEADER: &str = "action,nhs_number,local_id,given_name,family_name,date_of_birth,plan_type,start_date,end_date,expected_delivery_date,sensitive";
+
+// ---------------------------------------------------------------------------------------------
+// FHIR, notification and precise-record helpers (api_fhir.rs, api_notifications.rs).
+
+pub const NHS_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
+pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
+/// The child both Coventry and Westminster hold (demo/README.md), one open CPP in each.
+pub const SHARED_CHILD: &str = "9990597634";
+/// The emergency departments behind `ED_TOKEN` / `ED2_TOKEN`.
+pub const ED_SETTING: &str = "RDEMO01";
+pub const ED2_SETTING: &str = "RDEMO02";
+
+/// `patient:identifier=https://fhir.nhs.uk/Id/nhs-number|{nhs}` with the `|` percent-encoded.
+pub fn patient_query(nhs: &str) -> String {
+    format!("patient:identifier={NHS_SYSTEM}%7C{nhs}")
+}
+
+/// `2026-11-20` → that day at 10:00 UTC.
+pub fn day(date: &str) -> chrono::DateTime<Utc> {
+    cpis_domain::parse_iso_date(date)
+        .expect("test date")
+        .and_hms_opt(10, 0, 0)
+        .unwrap()
+        .and_utc()
+}
+
+/// `date` plus `days`, as `YYYY-MM-DD`.
+pub fn plus_days(date: &str, days: u64) -> String {
+    cpis_domain::parse_iso_date(date)
+        .expect("test date")
+        .checked_add_days(chrono::Days::new(days))
+        .unwrap()
+        .to_string()
+}
+
+impl TestApp {
+    /// A GET on the FHIR API with an optional bearer token and extra headers.
+    pub async fn fhir_get(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut b = Request::builder().method(Method::GET).uri(path);
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        self.send(b.body(Body::empty()).unwrap()).await
+    }
+
+    /// `GET /fhir/R4/CareTeam` for one NHS number; `unscheduled` is the `IsUnscheduledAccessEvent`
+    /// header value (`None`: header absent).
+    pub async fn care_team(&self, nhs: &str, token: &str, unscheduled: Option<&str>) -> Reply {
+        let path = format!("/fhir/R4/CareTeam?{}", patient_query(nhs));
+        match unscheduled {
+            Some(v) => {
+                self.fhir_get(&path, Some(token), &[("IsUnscheduledAccessEvent", v)])
+                    .await
+            }
+            None => self.fhir_get(&path, Some(token), &[]).await,
+        }
+    }
+
+    /// A notifying CareTeam lookup that must succeed; returns the Bundle.
+    pub async fn notifying_lookup(&self, nhs: &str, token: &str) -> serde_json::Value {
+        let r = self.care_team(nhs, token, Some("true")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        r.json()
+    }
+
+    /// `GET /fhir/R4/AuditEvent` for one NHS number.
+    pub async fn audit_events(&self, nhs: &str, token: &str) -> Reply {
+        self.fhir_get(
+            &format!("/fhir/R4/AuditEvent?{}", patient_query(nhs)),
+            Some(token),
+            &[],
+        )
+        .await
+    }
+
+    /// One page of `GET /api/v1/notifications{query}`; must answer 200.
+    pub async fn notifications_page(&self, token: &str, query: &str) -> serde_json::Value {
+        let r = self
+            .get(&format!("/api/v1/notifications{query}"), Some(token))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.text());
+        r.json()
+    }
+
+    /// Every notification the LA behind `token` can see, oldest first (walks all pages).
+    pub async fn all_notifications(&self, token: &str) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = self
+                .notifications_page(token, &format!("?limit=1000&after={after}"))
+                .await;
+            let items = page["notifications"].as_array().unwrap().clone();
+            let done = items.is_empty() || page["more"] == false;
+            out.extend(items);
+            after = page["next_cursor"].as_str().unwrap().to_owned();
+            if done {
+                return out;
+            }
+        }
+    }
+
+    /// The LA's `access` notifications about one NHS number, oldest first.
+    pub async fn access_notifications(&self, token: &str, nhs: &str) -> Vec<serde_json::Value> {
+        self.all_notifications(token)
+            .await
+            .into_iter()
+            .filter(|n| n["kind"] == "access" && n["child"]["nhs_number"] == nhs)
+            .collect()
+    }
+
+    /// `POST /api/v1/notifications/{id}/ack` with an optional token.
+    pub async fn ack(&self, id: &str, token: Option<&str>) -> Reply {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/api/v1/notifications/{id}/ack"));
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        self.send(b.body(Body::empty()).unwrap()).await
+    }
+
+    /// Uploads `rows` (cpis-upload/1 data lines) as a delta for the LA behind `token` and
+    /// insists every row was accepted (`CPF02`).
+    pub async fn upload_rows(&self, token: &str, rows: &[String]) -> serde_json::Value {
+        let body = format!("{HEADER}\n{}\n", rows.join("\n"));
+        let r = self
+            .upload(
+                &format!("?file_id=t-{}", uuid::Uuid::new_v4().simple()),
+                token,
+                body,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let j = r.json();
+        assert_eq!(j["file_outcome"], "CPF02", "{j:#}");
+        j
+    }
+
+    pub fn accesses_stored(&self) -> u64 {
+        self.store.counts().unwrap().accesses
+    }
+
+    pub fn notifications_stored(&self) -> u64 {
+        self.store.counts().unwrap().notifications
+    }
+}
+
+/// A person in demo/demographics.csv.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub nhs: String,
+    pub dob: String,
+    pub sensitive: bool,
+}
+
+/// Active people in demo/demographics.csv that no demo upload mentions: free for a test to
+/// upload with exactly the plans it needs.
+pub fn spare_people() -> Vec<Person> {
+    let mut used = std::collections::HashSet::new();
+    let errors = demo_file("errors-E08000026.csv");
+    let uploads = cpis_core::demo::UPLOADS
+        .iter()
+        .map(|(_, c)| *c)
+        .chain([errors.as_str()]);
+    for content in uploads {
+        let mut rd = csv::Reader::from_reader(content.as_bytes());
+        for row in rd.records() {
+            let row = row.expect("demo upload row");
+            used.insert(row[1].replace(' ', ""));
+        }
+    }
+    let mut rd = csv::Reader::from_reader(cpis_core::demo::DEMOGRAPHICS.as_bytes());
+    rd.records()
+        .map(|r| r.expect("demographics row"))
+        .filter(|r| &r[1] == "active" && !used.contains(&r[0]))
+        .map(|r| Person {
+            nhs: r[0].to_owned(),
+            dob: r[3].to_owned(),
+            sensitive: &r[4] == "true",
+        })
+        .collect()
+}
+
+/// Spare children (born 2009 or later) that are not S-flagged.
+pub fn spare_children() -> Vec<Person> {
+    spare_people()
+        .into_iter()
+        .filter(|p| !p.sensitive && p.dob.as_str() >= "2009-01-01")
+        .collect()
+}
+
+/// Spare S-flagged children.
+pub fn spare_sensitive_children() -> Vec<Person> {
+    spare_people()
+        .into_iter()
+        .filter(|p| p.sensitive && p.dob.as_str() >= "2009-01-01")
+        .collect()
+}
+
+/// Spare adults (mothers' NHS numbers for UCPPs), not S-flagged.
+pub fn spare_mothers() -> Vec<Person> {
+    spare_people()
+        .into_iter()
+        .filter(|p| !p.sensitive && p.dob.as_str() < "2006-01-01")
+        .collect()
+}
+
+/// An upsert row for a CPP (or LAC) plan.
+pub fn plan_row(p: &Person, plan: &str, start: &str, end: Option<&str>) -> String {
+    format!(
+        "upsert,{},T-{},Test,Child,{},{plan},{start},{},,{}",
+        p.nhs,
+        p.nhs,
+        p.dob,
+        end.unwrap_or(""),
+        p.sensitive
+    )
+}
+
+/// An upsert row for a UCPP on a mother's NHS number.
+pub fn ucpp_row(mother: &Person, start: &str, end: Option<&str>, edd: &str) -> String {
+    format!(
+        "upsert,{},T-{},Test,Mother,{},UCPP,{start},{},{edd},{}",
+        mother.nhs,
+        mother.nhs,
+        mother.dob,
+        end.unwrap_or(""),
+        mother.sensitive
+    )
+}
+
+/// A local authority as listed in demo/local_authorities.csv.
+#[derive(Debug, Clone)]
+pub struct LaEntry {
+    pub name: String,
+    pub office_hours_phone: String,
+    pub edt_phone: String,
+}
+
+pub fn la_directory_entry(ods: &str) -> LaEntry {
+    let text = std::fs::read_to_string(format!(
+        "{}/../../demo/local_authorities.csv",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("demo/local_authorities.csv");
+    let mut rd = csv::Reader::from_reader(text.as_bytes());
+    rd.records()
+        .map(|r| r.unwrap())
+        .find(|r| &r[0] == ods)
+        .map(|r| LaEntry {
+            name: r[1].to_owned(),
+            office_hours_phone: r[2].to_owned(),
+            edt_phone: r[3].to_owned(),
+        })
+        .unwrap_or_else(|| panic!("{ods} in demo/local_authorities.csv"))
+}
+
+/// The name of a demo care setting (demo/care_settings.csv).
+pub fn care_setting_name(ods: &str) -> String {
+    let mut rd = csv::Reader::from_reader(cpis_core::demo::CARE_SETTINGS.as_bytes());
+    rd.records()
+        .map(|r| r.unwrap())
+        .find(|r| &r[0] == ods)
+        .map(|r| r[1].to_owned())
+        .unwrap_or_else(|| panic!("{ods} in demo/care_settings.csv"))
+}
+
+/// Bundle entries with the given `search.mode`.
+pub fn entries(bundle: &serde_json::Value, mode: &str) -> Vec<serde_json::Value> {
+    bundle["entry"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["search"]["mode"] == mode)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The resources of the Bundle's `match` entries.
+pub fn matches(bundle: &serde_json::Value) -> Vec<serde_json::Value> {
+    entries(bundle, "match")
+        .into_iter()
+        .map(|e| e["resource"].clone())
+        .collect()
+}
+
+/// Asserts an OperationOutcome reply with the given status and issue code.
+pub fn assert_outcome(r: &Reply, status: StatusCode, code: &str, what: &str) {
+    assert_eq!(r.status, status, "{what}: {}", r.text());
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/fhir+json"),
+        "{what}: content type {:?}",
+        r.headers["content-type"]
+    );
+    let j = r.json();
+    assert_eq!(j["resourceType"], "OperationOutcome", "{what}: {j}");
+    assert_eq!(j["issue"][0]["code"], code, "{what}: {j}");
+    assert_eq!(j["issue"][0]["severity"], "error", "{what}: {j}");
+}

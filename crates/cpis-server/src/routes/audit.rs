@@ -1,0 +1,158 @@
+//! `GET /api/v1/audit` (auditor): search the audit trail by NHS number, user, organisation,
+//! action and time; `GET /api/v1/audit/verify` (auditor): check the hash chain;
+//! `GET /api/v1/admin/alerts` (admin): anomaly alerts; `GET /api/v1/admin/users` (admin).
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use cpis_auth::Principal;
+use cpis_domain::{AuditEntry, AuditOutcome, NhsNumber};
+use cpis_store::AuditQuery;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Debug, Deserialize)]
+pub struct SearchParams {
+    nhs_number: Option<String>,
+    user: Option<String>,
+    organisation: Option<String>,
+    action: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    before: Option<u64>,
+    limit: Option<u32>,
+}
+
+fn time(s: &Option<String>, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    s.as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ApiError::BadRequest(format!("{name} must be an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+fn non_empty(s: &Option<String>) -> Option<String> {
+    s.as_deref().filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+async fn run(state: &AppState, q: AuditQuery) -> Result<Value, ApiError> {
+    let store = state.store.clone();
+    let limit = q.limit;
+    let records = tokio::task::spawn_blocking(move || store.audit_search(&q)).await??;
+    let before = (records.len() as u32 == limit)
+        .then(|| records.last().map(|r| r.seq))
+        .flatten();
+    Ok(json!({ "entries": records, "next_before": before }))
+}
+
+async fn audit_use(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    detail: String,
+    subject: Option<NhsNumber>,
+) -> Result<(), ApiError> {
+    let entry = AuditEntry {
+        time: state.clock.now(),
+        actor: caller.principal.audit_actor(),
+        action: action.into(),
+        subject_nhs: subject,
+        trace_id: caller.trace_id.clone(),
+        outcome: AuditOutcome::Success,
+        detail: Some(detail),
+    };
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || store.append_audit(&entry)).await??;
+    Ok(())
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(p): ApiQuery<SearchParams>,
+) -> Result<Json<Value>, ApiError> {
+    caller
+        .grant(&state, "audit.search", Principal::auditor)
+        .await?;
+    let subject = non_empty(&p.nhs_number)
+        .map(|n| NhsNumber::parse(&n).map_err(|e| ApiError::BadRequest(format!("nhs_number: {e}"))))
+        .transpose()?;
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest("limit must be 1 to 1000".into()));
+    }
+    let q = AuditQuery {
+        subject_nhs: subject,
+        actor_id: non_empty(&p.user),
+        organisation: non_empty(&p.organisation),
+        action_prefix: non_empty(&p.action),
+        from: time(&p.from, "from")?,
+        to: time(&p.to, "to")?,
+        before_seq: p
+            .before
+            .map(|b| crate::extract::cursor(b, "before"))
+            .transpose()?,
+        limit,
+    };
+    let detail = format!(
+        "user={:?} organisation={:?} action={:?} from={:?} to={:?}",
+        q.actor_id, q.organisation, q.action_prefix, p.from, p.to
+    );
+    audit_use(&state, &caller, "audit.search", detail, subject).await?;
+    Ok(Json(run(&state, q).await?))
+}
+
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller
+        .grant(&state, "audit.verify", Principal::auditor)
+        .await?;
+    let store = state.store.clone();
+    let v = tokio::task::spawn_blocking(move || store.audit_verify()).await??;
+    Ok(Json(json!({ "result": v })))
+}
+
+pub async fn alerts(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller
+        .grant(&state, "admin.alerts", Principal::admin)
+        .await?;
+    let q = AuditQuery {
+        action_prefix: Some("security.".into()),
+        limit: 200,
+        ..Default::default()
+    };
+    Ok(Json(run(&state, q).await?))
+}
+
+pub async fn users(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller
+        .grant(&state, "admin.users.list", Principal::admin)
+        .await?;
+    let store = state.store.clone();
+    let users = tokio::task::spawn_blocking(move || store.list_users()).await??;
+    Ok(Json(json!({
+        "users": users.iter().map(|u| json!({
+            "id": u.id,
+            "username": u.username,
+            "display_name": u.display_name,
+            "kind": u.kind.code(),
+            "organisation": u.organisation,
+            "role": u.role,
+            "permissions": u.permissions.to_string(),
+            "disabled": u.disabled,
+            "locked_until": u.locked_until,
+        })).collect::<Vec<_>>()
+    })))
+}
