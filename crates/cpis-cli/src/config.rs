@@ -5,7 +5,6 @@ use anyhow::{Context, Result};
 use clap::Args;
 use cpis_core::UploadSettings;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -36,25 +35,23 @@ pub struct FileConfig {
     pub ucpp_days: Option<u32>,
     /// Public base URL for FHIR `fullUrl`s, e.g. `https://cpis.example.org`.
     pub public_base_url: Option<String>,
-    /// LA ODS code → static API token (temporary LA authentication).
-    #[serde(default)]
-    pub la_tokens: BTreeMap<String, String>,
-    /// Health users and systems with static tokens (temporary health authentication).
-    #[serde(default)]
-    pub health_users: Vec<HealthUserConfig>,
+    /// Lookup anomaly detection thresholds.
+    pub anomaly: Option<cpis_core::anomaly::AnomalyPolicy>,
+    /// External identity provider (JWT bearer tokens verified against its JWKS).
+    pub oidc: Option<OidcConfig>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HealthUserConfig {
-    pub token: String,
-    pub user_id: String,
-    pub user_name: String,
-    pub role: String,
-    /// The care setting's ODS code (must be in the directory).
-    pub organisation: String,
-    /// `cpis:view-notify` and/or `cpis:view-silent`.
-    pub permissions: Vec<String>,
+pub struct OidcConfig {
+    /// The provider's JWKS document, kept in sync by deployment.
+    pub jwks_file: PathBuf,
+    pub issuer: String,
+    pub audience: String,
+    /// Claim with the caller's ODS code [default: ods].
+    pub org_claim: Option<String>,
+    /// Claim with the caller's permissions [default: cpis_permissions].
+    pub permissions_claim: Option<String>,
 }
 
 impl FileConfig {

@@ -38,6 +38,12 @@ enum Command {
     /// Load the bundled synthetic demo data into the database.
     #[command(subcommand)]
     Demo(commands::reference::DemoCommand),
+    /// Manage users, systems and API tokens.
+    #[command(subcommand)]
+    Users(commands::users::UsersCommand),
+    /// Verify or search the tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
     /// Measure upload throughput on synthetic data.
     Bench(commands::bench::Args),
 }
@@ -55,6 +61,8 @@ fn main() -> ExitCode {
         Command::Demographics(cmd) => commands::reference::demographics(&cli.global, cmd),
         Command::Directory(cmd) => commands::reference::directory(&cli.global, cmd),
         Command::Demo(cmd) => commands::reference::demo(&cli.global, cmd),
+        Command::Users(cmd) => commands::users::run(&cli.global, cmd),
+        Command::Audit(cmd) => commands::audit::run(&cli.global, cmd),
         Command::Bench(args) => commands::bench::run(args),
     };
     match result {

@@ -5,8 +5,8 @@ use axum::body::Body;
 use axum::http::Request;
 use chrono::{TimeZone, Utc};
 use cpis_core::{UploadEngine, UploadSettings};
-use cpis_domain::{FixedClock, OdsCode};
-use cpis_server::{AppState, ServerConfig, StaticTokens};
+use cpis_domain::FixedClock;
+use cpis_server::{AppState, ServerConfig};
 use http_body_util::BodyExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -46,6 +46,17 @@ fn every_command_has_help() {
         &["demo", "load"],
         &["bench"],
         &["bench", "upload"],
+        &["lookup"],
+        &["users"],
+        &["users", "add"],
+        &["users", "list"],
+        &["users", "disable"],
+        &["users", "enable"],
+        &["users", "password"],
+        &["users", "token"],
+        &["audit"],
+        &["audit", "verify"],
+        &["audit", "search"],
     ];
     for cmd in cmds {
         let out = Command::new(env!("CARGO_BIN_EXE_cpis"))
@@ -125,15 +136,21 @@ async fn http_report(file: &str, file_id: &str, file_date: &str) -> (serde_json:
         UploadSettings::default(),
     ));
     cpis_core::demo::load(&engine).unwrap();
-    let mut tokens = StaticTokens::default();
-    tokens.insert_la("t", OdsCode::parse("E08000026").unwrap());
-    let lookups =
-        cpis_core::LookupService::start(engine.store().clone(), clock.clone(), Default::default());
+    let store = engine.store().clone();
+    cpis_core::demo::create_identities(store.as_ref()).unwrap();
+    let auth = Arc::new(cpis_auth::Authenticator::new(
+        store.clone(),
+        clock.clone(),
+        None,
+        Default::default(),
+    ));
+    let lookups = cpis_core::LookupService::start(store, clock.clone(), Default::default());
     let router = cpis_server::router(AppState::new(
         engine,
         lookups,
         clock,
-        tokens,
+        auth,
+        Default::default(),
         ServerConfig::default(),
     ));
     let send = |req: Request<Body>| {
@@ -152,7 +169,7 @@ async fn http_report(file: &str, file_id: &str, file_date: &str) -> (serde_json:
         Request::post(format!(
             "/api/v1/uploads?file_id={file_id}&file_date={file_date}"
         ))
-        .header("authorization", "Bearer t")
+        .header("authorization", "Bearer demo-E08000026")
         .header("content-type", "text/csv")
         .body(Body::from(std::fs::read(demo(file)).unwrap()))
         .unwrap(),
@@ -162,7 +179,7 @@ async fn http_report(file: &str, file_id: &str, file_date: &str) -> (serde_json:
     let id = summary["id"].as_str().unwrap();
     let csv = send(
         Request::get(format!("/api/v1/uploads/{id}?format=csv"))
-            .header("authorization", "Bearer t")
+            .header("authorization", "Bearer demo-E08000026")
             .body(Body::empty())
             .unwrap(),
     )

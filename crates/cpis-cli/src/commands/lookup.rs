@@ -2,8 +2,9 @@
 
 use crate::config::GlobalArgs;
 use anyhow::{Context, Result};
+use cpis_auth::{OrgKind, Principal};
 use cpis_core::{LookupRequest, LookupService};
-use cpis_domain::{Accessor, NhsNumber, OdsCode, PlanVisibility, SystemClock};
+use cpis_domain::{NhsNumber, OdsCode, Permission, Permissions, PlanVisibility, SystemClock};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -31,21 +32,16 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         .unwrap_or_else(|| "operator".into());
     let lookups = LookupService::start(store.clone(), Arc::new(SystemClock), file.visibility());
     // Operators are not at a care setting: their lookups are always silent.
+    let operator = Principal::local_operator(
+        &user,
+        OdsCode::parse(cpis_core::demo::OPERATIONS_ORG).expect("valid code"),
+        "cpis operations",
+        OrgKind::Other,
+        Permissions::new([Permission::ViewSilent]),
+    );
+    let cap = operator.lookup().map_err(|e| anyhow::anyhow!(e))?;
     let result = lookups
-        .lookup(LookupRequest {
-            nhs_number: nhs,
-            accessor: Accessor {
-                user_id: format!("operator:{user}"),
-                user_name: user.clone(),
-                role: "Operator".into(),
-                organisation: OdsCode::parse("CPISOPS").expect("valid code"),
-                organisation_name: "cpis operations".into(),
-                setting_type: None,
-            },
-            requested_unscheduled: false,
-            may_notify: false,
-            trace_id: None,
-        })
+        .lookup(LookupRequest::new(&cap, nhs, false, None))
         .context("lookup")?;
     if args.json {
         let records: Vec<_> = result

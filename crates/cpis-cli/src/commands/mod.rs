@@ -1,8 +1,10 @@
+pub mod audit;
 pub mod bench;
 pub mod lookup;
 pub mod reference;
 pub mod serve;
 pub mod upload;
+pub mod users;
 
 use anyhow::{Context, Result};
 use cpis_core::{UploadEngine, UploadSettings};

@@ -109,8 +109,9 @@ pub fn demo(global: &GlobalArgs, cmd: DemoCommand) -> Result<ExitCode> {
     let DemoCommand::Load = cmd;
     let engine = open(global)?;
     let d = cpis_core::demo::load(&engine)?;
+    let identities = cpis_core::demo::create_identities(engine.store().as_ref())?;
     println!(
-        "demo data: {} local authorities, {} care settings, {} demographics entries, {} uploads applied ({} already present)",
+        "demo data: {} local authorities, {} care settings, {} demographics entries, {} uploads applied ({} already present), {identities} identities created",
         d.local_authorities, d.care_settings, d.demographics, d.uploads_applied, d.uploads_already_present
     );
     Ok(ExitCode::SUCCESS)

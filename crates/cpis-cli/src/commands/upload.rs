@@ -108,7 +108,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         channel: "cli".into(),
     };
     let bar = progress_bar(spooled.len() * 2);
-    let submitted = engine.submit(meta, &spooled, &|p: Progress| {
+    let cap = cpis_core::upload::operator_capability(&la, &operator_name());
+    let submitted = engine.submit(&cap, meta, &spooled, &|p: Progress| {
         let (msg, done) = match p.phase {
             ProgressPhase::Verifying => ("verifying", p.bytes),
             ProgressPhase::Applying => ("applying", p.total_bytes + p.bytes),
@@ -139,7 +140,8 @@ pub fn confirm(global: &GlobalArgs, args: ConfirmArgs) -> Result<ExitCode> {
         &global.database_url(&file_cfg, "sqlite://cpis.db"),
         upload_settings(&file_cfg, None)?,
     )?;
-    let summary = engine.confirm(&la, &id, &|_| {})?;
+    let cap = cpis_core::upload::operator_capability(&la, &operator_name());
+    let summary = engine.confirm(&cap, &id, &|_| {})?;
     print_summary(&summary, args.json)?;
     Ok(exit_for(&summary))
 }
@@ -160,6 +162,11 @@ pub fn report(global: &GlobalArgs, args: ReportArgs) -> Result<ExitCode> {
         print_summary(&summary, false)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The operator's login name, recorded in the audit.
+pub fn operator_name() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "operator".into())
 }
 
 fn write_full_report(store: &dyn Store, s: &UploadSummary, path: &PathBuf) -> Result<()> {

@@ -1,0 +1,198 @@
+//! `cpis users add|list|disable|enable|password|token`: identities for the embedded default.
+//! Every change is written to the audit as the operator running the command.
+
+use crate::config::GlobalArgs;
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use cpis_auth::users::{self, NewUser};
+use cpis_domain::{AuditActor, AuditEntry, AuditOutcome, OdsCode, Permissions};
+use cpis_store::{Store, UserKind};
+use std::io::BufRead;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Add a person (password login) or a system (API tokens only).
+    Add {
+        username: String,
+        /// Organisation ODS code (an LA, a care setting, or the service's own).
+        #[arg(long)]
+        org: String,
+        /// Permissions, space- or comma-separated: cpis:view-notify cpis:view-silent la:upload
+        /// la:notifications admin auditor.
+        #[arg(long)]
+        permissions: String,
+        /// Name shown in audit and access history [default: the username].
+        #[arg(long)]
+        name: Option<String>,
+        /// Job role shown in access history (e.g. Clinician, Social worker).
+        #[arg(long, default_value = "User")]
+        role: String,
+        /// A system (no password; authenticates with API tokens).
+        #[arg(long)]
+        system: bool,
+        /// Read the password from the first line of standard input (people only).
+        #[arg(long, conflicts_with = "system")]
+        password_stdin: bool,
+    },
+    /// List users and systems.
+    List,
+    /// Disable an account (its tokens and sessions stop working).
+    Disable { username: String },
+    /// Enable a disabled account.
+    Enable { username: String },
+    /// Set a password, read from the first line of standard input (also clears a lockout).
+    Password { username: String },
+    /// Issue a new API token; it is printed once and only its digest is kept.
+    Token {
+        username: String,
+        #[arg(long, default_value = "cli")]
+        label: String,
+        /// Days until the token expires [default: never].
+        #[arg(long)]
+        expires_days: Option<i64>,
+    },
+}
+
+fn read_password() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+fn audit(store: &dyn Store, action: &str, detail: String) -> Result<()> {
+    let who = super::upload::operator_name();
+    store.append_audit(&AuditEntry {
+        time: chrono::Utc::now(),
+        actor: AuditActor {
+            id: format!("operator:{who}"),
+            name: who,
+            organisation: Some(cpis_core::demo::OPERATIONS_ORG.into()),
+            role: "Operator".into(),
+        },
+        action: action.into(),
+        subject_nhs: None,
+        trace_id: None,
+        outcome: AuditOutcome::Success,
+        detail: Some(detail),
+    })?;
+    Ok(())
+}
+
+pub fn run(global: &GlobalArgs, cmd: UsersCommand) -> Result<ExitCode> {
+    let file = global.file()?;
+    let store = cpis_store::open(&global.database_url(&file, "sqlite://cpis.db"))?;
+    let store = store.as_ref();
+    let now = chrono::Utc::now();
+    match cmd {
+        UsersCommand::Add {
+            username,
+            org,
+            permissions,
+            name,
+            role,
+            system,
+            password_stdin,
+        } => {
+            let permissions = Permissions::parse(&permissions)?;
+            anyhow::ensure!(!permissions.is_empty(), "give at least one permission");
+            let password = if password_stdin {
+                Some(read_password()?)
+            } else {
+                None
+            };
+            let user = users::add(
+                store,
+                NewUser {
+                    display_name: name.unwrap_or_else(|| username.clone()),
+                    username,
+                    kind: if system {
+                        UserKind::System
+                    } else {
+                        UserKind::User
+                    },
+                    organisation: OdsCode::parse(&org).context("--org")?,
+                    role,
+                    permissions,
+                    password,
+                },
+                now,
+            )?;
+            audit(
+                store,
+                "admin.user.add",
+                format!(
+                    "added {} ({}) at {} with {}",
+                    user.username,
+                    user.kind.code(),
+                    user.organisation,
+                    user.permissions
+                ),
+            )?;
+            println!("added {} ({})", user.username, user.id);
+        }
+        UsersCommand::List => {
+            println!(
+                "{:<32} {:<7} {:<10} {:<9} permissions",
+                "username", "kind", "org", "state"
+            );
+            for u in store.list_users()? {
+                let state = if u.disabled {
+                    "disabled"
+                } else if u.locked_until.is_some_and(|t| t > now) {
+                    "locked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<32} {:<7} {:<10} {:<9} {}",
+                    u.username,
+                    u.kind.code(),
+                    u.organisation,
+                    state,
+                    u.permissions
+                );
+            }
+        }
+        UsersCommand::Disable { username } => {
+            users::set_disabled(store, &username, true, now)?;
+            audit(store, "admin.user.disable", format!("disabled {username}"))?;
+            println!("disabled {username}");
+        }
+        UsersCommand::Enable { username } => {
+            users::set_disabled(store, &username, false, now)?;
+            audit(store, "admin.user.enable", format!("enabled {username}"))?;
+            println!("enabled {username}");
+        }
+        UsersCommand::Password { username } => {
+            let password = read_password()?;
+            users::set_password(store, &username, &password, now)?;
+            audit(
+                store,
+                "admin.user.password",
+                format!("set the password of {username}"),
+            )?;
+            println!("password set for {username}");
+        }
+        UsersCommand::Token {
+            username,
+            label,
+            expires_days,
+        } => {
+            let token = users::issue_token(
+                store,
+                &username,
+                &label,
+                expires_days.map(chrono::Duration::days),
+                now,
+            )?;
+            audit(
+                store,
+                "admin.token.issue",
+                format!("issued token '{label}' for {username}"),
+            )?;
+            println!("{token}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
