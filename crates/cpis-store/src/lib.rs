@@ -127,6 +127,7 @@ pub trait Store: Send + Sync {
 /// rolls every lookup in it back.
 pub trait LookupTx {
     fn records_for(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>>;
+    fn local_authority(&mut self, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>>;
     fn recent_accesses(&mut self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>>;
     fn insert_access(&mut self, access: &Access) -> StoreResult<()>;
     fn insert_notification(&mut self, notification: &NewNotification) -> StoreResult<()>;

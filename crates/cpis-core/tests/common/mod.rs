@@ -1,5 +1,6 @@
-//! Shared helpers for the cpis-core integration tests: a real SQLite store in a temporary
-//! directory, a small hand-built directory and demographics index, and builders for upload rows.
+//! Shared helpers for the cpis-core integration tests: a real store (SQLite in a temporary
+//! directory, or PostgreSQL: see [`test_store`]), a small hand-built directory and demographics
+//! index, and builders for upload rows.
 #![allow(dead_code)]
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
@@ -147,14 +148,47 @@ pub fn header_line() -> String {
     HEADER.join(",")
 }
 
-/// An engine over a fresh SQLite store in a temporary directory, with a fixed clock that moves
-/// on a minute before each submission (so a record rewritten by a later upload shows a new
-/// `updated_at`).
+/// What keeps a test store's database alive; dropped after the store.
+pub enum StoreGuard {
+    Sqlite(tempfile::TempDir),
+    Postgres(cpis_store::postgres::TempDatabase),
+}
+
+/// A fresh, empty store for one test. SQLite in a temporary directory by default; PostgreSQL (a
+/// new database per test, dropped afterwards) when `CPIS_TEST_BACKEND=postgres` and
+/// `CPIS_TEST_PG_URL` names a server, e.g.
+/// `CPIS_TEST_BACKEND=postgres CPIS_TEST_PG_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p cpis-core`.
+pub fn test_store() -> (Arc<dyn Store>, StoreGuard) {
+    if std::env::var("CPIS_TEST_BACKEND").as_deref() == Ok("postgres") {
+        match std::env::var("CPIS_TEST_PG_URL") {
+            Ok(url) if !url.trim().is_empty() => {
+                let db = cpis_store::postgres::TempDatabase::create(&url)
+                    .expect("create a test database through CPIS_TEST_PG_URL");
+                let store: Arc<dyn Store> =
+                    Arc::from(cpis_store::open(db.url()).expect("open PostgreSQL store"));
+                return (store, StoreGuard::Postgres(db));
+            }
+            _ if std::env::var("CPIS_REQUIRE_PG").as_deref() == Ok("1") => {
+                panic!("CPIS_TEST_BACKEND=postgres and CPIS_REQUIRE_PG=1 but CPIS_TEST_PG_URL is not set")
+            }
+            _ => {
+                println!("CPIS_TEST_BACKEND=postgres but CPIS_TEST_PG_URL is not set: using SQLite")
+            }
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path().join("t.db")).expect("open store"));
+    (store, StoreGuard::Sqlite(dir))
+}
+
+/// An engine over a fresh store (see [`test_store`]), with a fixed clock that moves on a minute
+/// before each submission (so a record rewritten by a later upload shows a new `updated_at`).
 pub struct Env {
-    _dir: tempfile::TempDir,
     pub store: Arc<dyn Store>,
     pub engine: UploadEngine,
     pub clock: Arc<FixedClock>,
+    _guard: StoreGuard,
 }
 
 pub fn start_time() -> DateTime<Utc> {
@@ -170,16 +204,14 @@ impl Env {
     }
 
     pub fn empty_with(settings: UploadSettings) -> Env {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(dir.path().join("t.db")).expect("open store"));
+        let (store, guard) = test_store();
         let clock = Arc::new(FixedClock::new(start_time()));
         let engine = UploadEngine::new(store.clone(), clock.clone(), settings);
         Env {
-            _dir: dir,
             store,
             engine,
             clock,
+            _guard: guard,
         }
     }
 

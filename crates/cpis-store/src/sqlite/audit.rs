@@ -6,13 +6,43 @@ use crate::{AuditQuery, StoreError, StoreResult};
 use cpis_domain::{AuditActor, AuditEntry, AuditOutcome, AuditRecord};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-/// Appends inside the caller's transaction.
-pub fn append(conn: &Connection, e: &AuditEntry) -> StoreResult<()> {
-    let head: Option<(i64, String)> = conn
-        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let (prev_seq, prev_hash) = head.unwrap_or((0, GENESIS.to_owned()));
+/// The chain head as a transaction sees it: read once, advanced by each append, written back
+/// once before the transaction commits (a group of lookups appends many entries).
+#[derive(Default)]
+pub struct Head(Option<(i64, String)>);
+
+impl Head {
+    fn load(&mut self, conn: &Connection) -> StoreResult<(i64, String)> {
+        if let Some(h) = &self.0 {
+            return Ok(h.clone());
+        }
+        let head: Option<(i64, String)> = conn
+            .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let head = head.unwrap_or((0, GENESIS.to_owned()));
+        self.0 = Some(head.clone());
+        Ok(head)
+    }
+
+    /// Writes the head row if anything was appended. Call before COMMIT.
+    pub fn store(&self, conn: &Connection) -> StoreResult<()> {
+        if let Some((seq, hash)) = &self.0 {
+            if *seq > 0 {
+                conn.prepare_cached(
+                    "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                )?
+                .execute(params![seq, hash])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Appends inside the caller's transaction; `head.store` must run before it commits.
+pub fn append(conn: &Connection, head: &mut Head, e: &AuditEntry) -> StoreResult<()> {
+    let (prev_seq, prev_hash) = head.load(conn)?;
     let seq = prev_seq as u64 + 1;
     let hash = entry_hash(&prev_hash, seq, e);
     conn.prepare_cached(
@@ -35,18 +65,16 @@ pub fn append(conn: &Connection, e: &AuditEntry) -> StoreResult<()> {
         prev_hash,
         hash
     ])?;
-    conn.prepare_cached(
-        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
-         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-    )?
-    .execute(params![seq as i64, hash])?;
+    head.0 = Some((seq as i64, hash));
     Ok(())
 }
 
 /// Appends in a transaction of its own.
 pub fn append_alone(conn: &mut Connection, e: &AuditEntry) -> StoreResult<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    append(&tx, e)?;
+    let mut head = Head::default();
+    append(&tx, &mut head, e)?;
+    head.store(&tx)?;
     tx.commit()?;
     Ok(())
 }

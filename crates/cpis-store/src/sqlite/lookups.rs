@@ -14,6 +14,7 @@ use std::sync::MutexGuard;
 pub struct SqliteLookupTx<'a> {
     conn: MutexGuard<'a, Connection>,
     committed: bool,
+    audit_head: super::audit::Head,
 }
 
 impl<'a> SqliteLookupTx<'a> {
@@ -22,6 +23,7 @@ impl<'a> SqliteLookupTx<'a> {
         Ok(SqliteLookupTx {
             conn,
             committed: false,
+            audit_head: Default::default(),
         })
     }
 }
@@ -37,6 +39,13 @@ impl Drop for SqliteLookupTx<'_> {
 impl LookupTx for SqliteLookupTx<'_> {
     fn records_for(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
         super::records::records_for(&self.conn, nhs)
+    }
+
+    fn local_authority(
+        &mut self,
+        ods: &OdsCode,
+    ) -> StoreResult<Option<cpis_domain::LocalAuthority>> {
+        super::directory::local_authority(&self.conn, ods)
     }
 
     fn recent_accesses(&mut self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
@@ -78,10 +87,11 @@ impl LookupTx for SqliteLookupTx<'_> {
     }
 
     fn append_audit(&mut self, entry: &cpis_domain::AuditEntry) -> StoreResult<()> {
-        super::audit::append(&self.conn, entry)
+        super::audit::append(&self.conn, &mut self.audit_head, entry)
     }
 
     fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        self.audit_head.store(&self.conn)?;
         self.conn.execute_batch("COMMIT")?;
         self.committed = true;
         Ok(())

@@ -17,6 +17,7 @@ pub struct SqliteUploadTx<'a> {
     finished: bool,
     /// The upload's row key, looked up once rather than per result row.
     seq: Option<(UploadId, i64)>,
+    audit_head: super::audit::Head,
 }
 
 impl<'a> SqliteUploadTx<'a> {
@@ -26,6 +27,7 @@ impl<'a> SqliteUploadTx<'a> {
             conn,
             finished: false,
             seq: None,
+            audit_head: Default::default(),
         })
     }
 
@@ -287,7 +289,7 @@ impl UploadTx for SqliteUploadTx<'_> {
     }
 
     fn append_audit(&mut self, entry: &cpis_domain::AuditEntry) -> StoreResult<()> {
-        super::audit::append(&self.conn, entry)
+        super::audit::append(&self.conn, &mut self.audit_head, entry)
     }
 
     fn finish(
@@ -310,6 +312,7 @@ impl UploadTx for SqliteUploadTx<'_> {
                 )?
                 .execute([summary.id.as_str()])?;
         }
+        self.audit_head.store(&self.conn)?;
         self.conn.execute_batch("COMMIT")?;
         self.finished = true;
         Ok(())

@@ -1,0 +1,276 @@
+//! Bulk writes through `COPY ... FROM STDIN (FORMAT binary)`: large uploads and demographics
+//! loads stream their rows into a temporary table (dropped at commit) and apply them with one
+//! `INSERT ... ON CONFLICT`, instead of a round trip per row. When the same key appears more than
+//! once in a batch the last one wins, exactly as applying the rows one by one would.
+
+use super::convert::big;
+use super::directory::superseded_by;
+use super::pool::Conn;
+use crate::StoreResult;
+use chrono::{DateTime, NaiveDate, Utc};
+use cpis_domain::report::RowResult;
+use cpis_domain::Demographics;
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{ToSql, Type};
+
+/// Streams `rows` into `copy_sql` (a `COPY ... FROM STDIN (FORMAT binary)`).
+fn copy<T>(
+    conn: &mut Conn,
+    copy_sql: &str,
+    types: &[Type],
+    rows: &[T],
+    fields: impl Fn(
+        usize,
+        &T,
+        &mut dyn FnMut(&[&(dyn ToSql + Sync)]) -> StoreResult<()>,
+    ) -> StoreResult<()>,
+) -> StoreResult<()> {
+    let sink = conn.client().copy_in(copy_sql)?;
+    let mut writer = BinaryCopyInWriter::new(sink, types);
+    for (i, row) in rows.iter().enumerate() {
+        fields(i, row, &mut |values| Ok(writer.write(values)?))?;
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+pub fn upsert_demographics(
+    conn: &mut Conn,
+    entries: &[Demographics],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    conn.batch(
+        "CREATE TEMP TABLE cpis_demographics_in (
+             ord bigint, nhs_number text, status text, superseded_by text, date_of_birth date,
+             sensitive boolean
+         ) ON COMMIT DROP",
+    )?;
+    copy(
+        conn,
+        "COPY cpis_demographics_in FROM STDIN (FORMAT binary)",
+        &[
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::DATE,
+            Type::BOOL,
+        ],
+        entries,
+        |i, e, write| {
+            write(&[
+                &(i as i64),
+                &e.nhs_number.digits(),
+                &e.status.code(),
+                &superseded_by(e),
+                &e.date_of_birth,
+                &e.sensitive,
+            ])
+        },
+    )?;
+    conn.execute(
+        "INSERT INTO demographics (nhs_number, status, superseded_by, date_of_birth, sensitive, updated_at)
+         SELECT DISTINCT ON (nhs_number) nhs_number, status, superseded_by, date_of_birth, sensitive, $1
+         FROM cpis_demographics_in ORDER BY nhs_number, ord DESC
+         ON CONFLICT (nhs_number) DO UPDATE SET
+             status = excluded.status, superseded_by = excluded.superseded_by,
+             date_of_birth = excluded.date_of_birth, sensitive = excluded.sensitive,
+             updated_at = excluded.updated_at",
+        &[&now],
+    )?;
+    conn.batch("DROP TABLE cpis_demographics_in")?;
+    Ok(())
+}
+
+/// An upsert the upload transaction has accepted but not yet written.
+#[derive(Debug, Clone)]
+pub struct PendingUpsert {
+    pub la: String,
+    pub nhs_number: String,
+    pub local_id: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub date_of_birth: NaiveDate,
+    pub sensitive: bool,
+    pub now: DateTime<Utc>,
+    pub upload_id: String,
+    pub plan_type: &'static str,
+    pub start: NaiveDate,
+    pub end: Option<NaiveDate>,
+    pub expected_delivery: Option<NaiveDate>,
+}
+
+/// Writes one upsert directly (small batches).
+pub fn upsert_one(conn: &mut Conn, u: &PendingUpsert) -> StoreResult<()> {
+    let record_id: i64 = conn
+        .query_one(
+            "INSERT INTO records (nhs_number, la_ods, local_id, given_name, family_name, date_of_birth,
+                                  sensitive, created_at, updated_at, last_upload_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)
+             ON CONFLICT (nhs_number, la_ods) DO UPDATE SET
+                 local_id = excluded.local_id, given_name = excluded.given_name,
+                 family_name = excluded.family_name, date_of_birth = excluded.date_of_birth,
+                 sensitive = excluded.sensitive, updated_at = excluded.updated_at,
+                 last_upload_id = excluded.last_upload_id
+             RETURNING id",
+            &[
+                &u.nhs_number,
+                &u.la,
+                &u.local_id,
+                &u.given_name,
+                &u.family_name,
+                &u.date_of_birth,
+                &u.sensitive,
+                &u.now,
+                &u.upload_id,
+            ],
+        )?
+        .try_get(0)?;
+    conn.execute(
+        "INSERT INTO plans (record_id, plan_type, start_date, end_date, expected_delivery_date, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (record_id, plan_type) DO UPDATE SET
+             start_date = excluded.start_date, end_date = excluded.end_date,
+             expected_delivery_date = excluded.expected_delivery_date,
+             updated_at = excluded.updated_at",
+        &[
+            &record_id,
+            &u.plan_type,
+            &u.start,
+            &u.end,
+            &u.expected_delivery,
+            &u.now,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Writes a batch of upserts through COPY. `staged` says whether this transaction already made
+/// the staging table (it is dropped at commit or rollback).
+pub fn upsert_many(conn: &mut Conn, rows: &[PendingUpsert], staged: &mut bool) -> StoreResult<()> {
+    if *staged {
+        conn.batch("TRUNCATE cpis_upserts_in")?;
+    } else {
+        conn.batch(
+            "CREATE TEMP TABLE cpis_upserts_in (
+                 ord bigint, la_ods text, nhs_number text, local_id text, given_name text,
+                 family_name text, date_of_birth date, sensitive boolean, now timestamptz,
+                 upload_id text, plan_type text, start_date date, end_date date,
+                 expected_delivery_date date
+             ) ON COMMIT DROP",
+        )?;
+        *staged = true;
+    }
+    copy(
+        conn,
+        "COPY cpis_upserts_in FROM STDIN (FORMAT binary)",
+        &[
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::DATE,
+            Type::BOOL,
+            Type::TIMESTAMPTZ,
+            Type::TEXT,
+            Type::TEXT,
+            Type::DATE,
+            Type::DATE,
+            Type::DATE,
+        ],
+        rows,
+        |i, u, write| {
+            write(&[
+                &(i as i64),
+                &u.la,
+                &u.nhs_number,
+                &u.local_id,
+                &u.given_name,
+                &u.family_name,
+                &u.date_of_birth,
+                &u.sensitive,
+                &u.now,
+                &u.upload_id,
+                &u.plan_type,
+                &u.start,
+                &u.end,
+                &u.expected_delivery,
+            ])
+        },
+    )?;
+    // The record takes the last row's fields; created_at is the first row's time, as when the
+    // rows are applied one by one.
+    conn.batch(
+        "INSERT INTO records (nhs_number, la_ods, local_id, given_name, family_name, date_of_birth,
+                              sensitive, created_at, updated_at, last_upload_id)
+         SELECT DISTINCT ON (la_ods, nhs_number) nhs_number, la_ods, local_id, given_name,
+                family_name, date_of_birth, sensitive,
+                first_value(now) OVER (PARTITION BY la_ods, nhs_number ORDER BY ord), now, upload_id
+         FROM cpis_upserts_in ORDER BY la_ods, nhs_number, ord DESC
+         ON CONFLICT (nhs_number, la_ods) DO UPDATE SET
+             local_id = excluded.local_id, given_name = excluded.given_name,
+             family_name = excluded.family_name, date_of_birth = excluded.date_of_birth,
+             sensitive = excluded.sensitive, updated_at = excluded.updated_at,
+             last_upload_id = excluded.last_upload_id;
+         INSERT INTO plans (record_id, plan_type, start_date, end_date, expected_delivery_date, updated_at)
+         SELECT DISTINCT ON (r.id, b.plan_type) r.id, b.plan_type, b.start_date, b.end_date,
+                b.expected_delivery_date, b.now
+         FROM cpis_upserts_in b JOIN records r ON r.nhs_number = b.nhs_number AND r.la_ods = b.la_ods
+         ORDER BY r.id, b.plan_type, b.ord DESC
+         ON CONFLICT (record_id, plan_type) DO UPDATE SET
+             start_date = excluded.start_date, end_date = excluded.end_date,
+             expected_delivery_date = excluded.expected_delivery_date,
+             updated_at = excluded.updated_at;",
+    )?;
+    Ok(())
+}
+
+/// Writes one upload's row results through COPY.
+pub fn row_results(conn: &mut Conn, upload_seq: i64, rows: &[RowResult]) -> StoreResult<()> {
+    copy(
+        conn,
+        "COPY upload_rows (upload_seq, row_no, nhs_number, outcome, detail, message, new_nhs_number)
+         FROM STDIN (FORMAT binary)",
+        &[
+            Type::INT8,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+        ],
+        rows,
+        |_, r, write| {
+            write(&[
+                &upload_seq,
+                &big(r.row),
+                &r.nhs_number,
+                &r.outcome.code(),
+                &r.detail.map(|d| d.code()),
+                &r.message,
+                &r.new_nhs_number.map(|n| n.digits()),
+            ])
+        },
+    )
+}
+
+/// Writes one row result directly (small batches).
+pub fn row_result_one(conn: &mut Conn, upload_seq: i64, r: &RowResult) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO upload_rows (upload_seq, row_no, nhs_number, outcome, detail, message, new_nhs_number)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &upload_seq,
+            &big(r.row),
+            &r.nhs_number,
+            &r.outcome.code(),
+            &r.detail.map(|d| d.code()),
+            &r.message,
+            &r.new_nhs_number.map(|n| n.digits()),
+        ],
+    )?;
+    Ok(())
+}

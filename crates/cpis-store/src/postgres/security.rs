@@ -1,0 +1,189 @@
+//! Users, API tokens and sessions.
+
+use super::convert::{count, parse_ods, ts};
+use super::pool::Conn;
+use crate::{NewApiToken, Session, StoreError, StoreResult, User, UserKind};
+use chrono::{DateTime, Utc};
+use cpis_domain::Permissions;
+use postgres::Row;
+
+const USER_COLUMNS: &str =
+    "u.id, u.username, u.display_name, u.kind, u.organisation, u.role, u.permissions,
+    u.password_hash, u.disabled, u.failed_logins, u.locked_until, u.created_at";
+
+fn user_from_row(r: &Row) -> StoreResult<User> {
+    Ok(User {
+        id: r.try_get(0)?,
+        username: r.try_get(1)?,
+        display_name: r.try_get(2)?,
+        kind: match r.try_get::<_, &str>(3)? {
+            "user" => UserKind::User,
+            "system" => UserKind::System,
+            _ => return Err(StoreError::corrupt("user kind")),
+        },
+        organisation: parse_ods(r.try_get(4)?)?,
+        role: r.try_get(5)?,
+        permissions: Permissions::parse(r.try_get(6)?).map_err(StoreError::corrupt)?,
+        password_hash: r.try_get(7)?,
+        disabled: r.try_get(8)?,
+        failed_logins: u32::try_from(count(r.try_get(9)?)).unwrap_or(u32::MAX),
+        locked_until: r.try_get(10)?,
+        created_at: r.try_get(11)?,
+    })
+}
+
+fn one_user(conn: &mut Conn, sql_where: &str, arg: &str) -> StoreResult<Option<User>> {
+    conn.query_opt(
+        &format!("SELECT {USER_COLUMNS} FROM users u WHERE {sql_where}"),
+        &[&arg],
+    )?
+    .as_ref()
+    .map(user_from_row)
+    .transpose()
+}
+
+pub fn create_user(conn: &mut Conn, u: &User) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO users (id, username, display_name, kind, organisation, role, permissions, password_hash,
+                            disabled, failed_logins, locked_until, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+        &[
+            &u.id,
+            &u.username,
+            &u.display_name,
+            &u.kind.code(),
+            &u.organisation.as_str(),
+            &u.role,
+            &u.permissions.to_string(),
+            &u.password_hash,
+            &u.disabled,
+            &i64::from(u.failed_logins),
+            &u.locked_until.map(ts),
+            &ts(u.created_at),
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn update_user(conn: &mut Conn, u: &User, now: DateTime<Utc>) -> StoreResult<()> {
+    let n = conn.execute(
+        "UPDATE users SET display_name = $2, organisation = $3, role = $4, permissions = $5, password_hash = $6,
+             disabled = $7, failed_logins = $8, locked_until = $9, updated_at = $10
+         WHERE id = $1",
+        &[
+            &u.id,
+            &u.display_name,
+            &u.organisation.as_str(),
+            &u.role,
+            &u.permissions.to_string(),
+            &u.password_hash,
+            &u.disabled,
+            &i64::from(u.failed_logins),
+            &u.locked_until.map(ts),
+            &ts(now),
+        ],
+    )?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Constraint("no such user".into()))
+    }
+}
+
+pub fn user_by_username(conn: &mut Conn, username: &str) -> StoreResult<Option<User>> {
+    one_user(conn, "u.username = $1", username)
+}
+
+pub fn user_by_id(conn: &mut Conn, id: &str) -> StoreResult<Option<User>> {
+    one_user(conn, "u.id = $1", id)
+}
+
+pub fn list_users(conn: &mut Conn) -> StoreResult<Vec<User>> {
+    conn.query(
+        &format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.username COLLATE \"C\""),
+        &[],
+    )?
+    .iter()
+    .map(user_from_row)
+    .collect()
+}
+
+pub fn create_api_token(conn: &mut Conn, t: &NewApiToken) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO api_tokens (id, user_id, token_hash, label, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &t.id,
+            &t.user_id,
+            &t.token_hash,
+            &t.label,
+            &ts(t.created_at),
+            &t.expires_at.map(ts),
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn user_by_token_hash(
+    conn: &mut Conn,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<User>> {
+    conn.query_opt(
+        &format!(
+            "SELECT {USER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)"
+        ),
+        &[&hash, &ts(now)],
+    )?
+    .as_ref()
+    .map(user_from_row)
+    .transpose()
+}
+
+pub fn create_session(conn: &mut Conn, s: &Session) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &s.id_hash,
+            &s.user_id,
+            &s.csrf_token,
+            &ts(s.created_at),
+            &ts(s.expires_at),
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn session(
+    conn: &mut Conn,
+    id_hash: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<(Session, User)>> {
+    let Some(r) = conn.query_opt(
+        "SELECT user_id, csrf_token, created_at, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2",
+        &[&id_hash, &ts(now)],
+    )?
+    else {
+        return Ok(None);
+    };
+    let user_id: String = r.try_get(0)?;
+    let Some(user) = user_by_id(conn, &user_id)? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        Session {
+            id_hash: id_hash.to_owned(),
+            user_id,
+            csrf_token: r.try_get(1)?,
+            created_at: r.try_get(2)?,
+            expires_at: r.try_get(3)?,
+        },
+        user,
+    )))
+}
+
+pub fn delete_session(conn: &mut Conn, id_hash: &str) -> StoreResult<()> {
+    conn.execute("DELETE FROM sessions WHERE id_hash = $1", &[&id_hash])?;
+    Ok(())
+}

@@ -1,0 +1,1754 @@
+//! The storage contract: the same test functions run against every backend, so SQLite and
+//! PostgreSQL behave alike.
+//!
+//! SQLite runs on a temporary file. PostgreSQL runs when `CPIS_TEST_PG_URL` names a server (e.g.
+//! `postgres://postgres@127.0.0.1:5432/postgres`) on which that user may create databases: each
+//! test gets a fresh database `cpis_test_…`, dropped when it ends (also on panic). Without the
+//! variable the PostgreSQL variants print "skipped" and pass, unless `CPIS_REQUIRE_PG=1`.
+//!
+//! ```text
+//! CPIS_TEST_PG_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p cpis-store --test store_contract
+//! ```
+
+use chrono::{DateTime, Duration, NaiveDate, SubsecRound, TimeZone, Utc};
+use cpis_domain::notification::Ack;
+use cpis_domain::report::{
+    RowResult, UploadCounts, UploadId, UploadMeta, UploadStatus, UploadSummary,
+};
+use cpis_domain::upload::{RecordRow, UploadMode};
+use cpis_domain::{
+    Access, AccessKind, Accessor, AuditActor, AuditEntry, AuditOutcome, CareSetting,
+    DemographicStatus, Demographics, DetailCode, FileOutcome, LocalAuthority, NewNotification,
+    NhsNumber, NotificationKind, OdsCode, Permission, Permissions, Plan, PlanType, RecordOutcome,
+    SettingType,
+};
+use cpis_store::audit_chain::GENESIS;
+use cpis_store::postgres::TempDatabase;
+use cpis_store::{
+    AuditQuery, AuditVerification, NewApiToken, NewUpload, RowFilter, Session, Store, StoreError,
+    User, UserKind,
+};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Barrier;
+
+// ---------------------------------------------------------------------------------------------
+// Backends.
+
+enum Backend {
+    Sqlite {
+        dir: tempfile::TempDir,
+        path: PathBuf,
+    },
+    Postgres {
+        db: TempDatabase,
+    },
+}
+
+/// One test's store and what is needed to reach its database behind the store's back. The store
+/// is dropped before the database it lives in.
+struct Ctx {
+    store: Box<dyn Store>,
+    backend: Backend,
+}
+
+impl Ctx {
+    fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    fn url(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
+            Backend::Postgres { db } => db.url().to_owned(),
+        }
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres { .. })
+    }
+
+    /// Another store on the same database (another server).
+    fn reopen(&self) -> Box<dyn Store> {
+        cpis_store::open(&self.url()).expect("reopen store")
+    }
+
+    fn schema_version(&self) -> u32 {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => cpis_store::sqlite::SqliteStore::open(path)
+                .unwrap()
+                .schema_version()
+                .unwrap(),
+            Backend::Postgres { db } => cpis_store::postgres::PgStore::open(db.url())
+                .unwrap()
+                .schema_version()
+                .unwrap(),
+        }
+    }
+
+    /// Runs raw SQL on a connection of its own (the statement for this backend).
+    fn raw(&self, sqlite: &str, postgres: &str) -> Result<(), String> {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => rusqlite::Connection::open(path)
+                .and_then(|c| c.execute_batch(sqlite))
+                .map_err(|e| e.to_string()),
+            Backend::Postgres { db } => ::postgres::Client::connect(db.url(), ::postgres::NoTls)
+                .and_then(|mut c| c.batch_execute(postgres))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// A URL naming a new, empty database of the same backend, and what keeps it alive.
+    fn fresh(&self) -> (String, Box<dyn std::any::Any>) {
+        match &self.backend {
+            Backend::Sqlite { dir, .. } => {
+                let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+                let path = dir.path().join(format!("fresh{n}.db"));
+                (format!("sqlite://{}", path.display()), Box::new(()))
+            }
+            Backend::Postgres { .. } => {
+                let admin = pg_url().expect("PostgreSQL URL");
+                let fresh = TempDatabase::create(&admin).expect("create database");
+                (fresh.url().to_owned(), Box::new(fresh))
+            }
+        }
+    }
+}
+
+fn sqlite_ctx() -> Ctx {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.db");
+    let store = cpis_store::open(&format!("sqlite://{}", path.display())).expect("open sqlite");
+    assert_eq!(store.backend(), "sqlite");
+    Ctx {
+        store,
+        backend: Backend::Sqlite { dir, path },
+    }
+}
+
+/// The PostgreSQL server to test against, if any.
+fn pg_url() -> Option<String> {
+    std::env::var("CPIS_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
+fn pg_ctx() -> Option<Ctx> {
+    let Some(admin) = pg_url() else {
+        if std::env::var("CPIS_REQUIRE_PG").is_ok_and(|v| v == "1") {
+            panic!("CPIS_REQUIRE_PG=1 but CPIS_TEST_PG_URL is not set");
+        }
+        println!("skipped: set CPIS_TEST_PG_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres) to run the PostgreSQL variant");
+        return None;
+    };
+    let db = TempDatabase::create(&admin)
+        .unwrap_or_else(|e| panic!("creating a test database through CPIS_TEST_PG_URL: {e}"));
+    let store = cpis_store::open(db.url()).expect("open postgres");
+    assert_eq!(store.backend(), "postgres");
+    Some(Ctx {
+        store,
+        backend: Backend::Postgres { db },
+    })
+}
+
+/// Each contract test twice: `sqlite::name` and `postgres::name`.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&super::sqlite_ctx());
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(ctx) = super::pg_ctx() {
+                        super::$name(&ctx);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    migrations_are_idempotent,
+    concurrent_opens_migrate_once,
+    directory_round_trips,
+    demographics_round_trip,
+    upload_commits_or_rolls_back_whole,
+    bulk_upload_keeps_file_order,
+    idempotency_lookup,
+    refused_upload_is_recorded_but_not_effective,
+    row_results_page_and_filter,
+    held_file_round_trip,
+    open_plans_and_end_plan,
+    delete_semantics,
+    lookup_tx_writes_accesses_and_notifications,
+    notifications_by_cursor_never_skip_under_concurrency,
+    acknowledge_is_idempotent_and_la_scoped,
+    users_tokens_and_sessions,
+    audit_append_search_and_verify,
+    audit_verify_detects_an_edited_row,
+    concurrent_uploads_of_one_file_apply_once,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures.
+
+const LA_A: &str = "E08000026";
+const LA_B: &str = "E09000033";
+
+static COUNTER: AtomicU64 = AtomicU64::new(1);
+
+fn d(s: &str) -> NaiveDate {
+    cpis_domain::parse_iso_date(s).expect("test date")
+}
+
+fn la(s: &str) -> OdsCode {
+    OdsCode::parse(s).expect("test ODS code")
+}
+
+/// A time with microseconds, which both backends keep exactly.
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).single().unwrap() + Duration::microseconds(123_456)
+}
+
+/// `n` distinct valid NHS numbers of the 999 test range, from the `skip`-th on.
+fn nhs_numbers(skip: usize, n: usize) -> Vec<NhsNumber> {
+    (999_000_000u32..)
+        .filter_map(NhsNumber::from_prefix)
+        .skip(skip)
+        .take(n)
+        .collect()
+}
+
+fn nhs(i: usize) -> NhsNumber {
+    nhs_numbers(i, 1)[0]
+}
+
+fn upload_id() -> UploadId {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    UploadId::parse(&format!("00000000-0000-4000-8000-{n:012x}")).unwrap()
+}
+
+fn seed_directory(s: &dyn Store) {
+    let las = vec![
+        LocalAuthority {
+            ods_code: la(LA_A),
+            name: "Coventry".into(),
+            office_hours_phone: "01632 960001".into(),
+            edt_phone: "01632 960002".into(),
+            secure_email: Some("cov@example.org".into()),
+            mesh_mailbox: Some("LA001OT".into()),
+        },
+        LocalAuthority {
+            ods_code: la(LA_B),
+            name: "Westminster".into(),
+            office_hours_phone: "020 7946 0001".into(),
+            edt_phone: "020 7946 0002".into(),
+            secure_email: None,
+            mesh_mailbox: None,
+        },
+    ];
+    assert_eq!(s.upsert_local_authorities(&las, t0()).unwrap(), 2);
+}
+
+fn new_upload(la_code: &str, file_id: &str, sha: &str) -> NewUpload {
+    NewUpload {
+        id: upload_id(),
+        meta: UploadMeta {
+            la: la(la_code),
+            file_id: file_id.into(),
+            mode: UploadMode::Delta,
+            file_date: d("2026-11-01"),
+            format: "cpis-upload/1".into(),
+            channel: "api".into(),
+        },
+        content_sha256: sha.into(),
+        received_at: t0(),
+    }
+}
+
+fn summary(up: &NewUpload, status: UploadStatus, outcome: Option<FileOutcome>) -> UploadSummary {
+    UploadSummary {
+        id: up.id.clone(),
+        meta: up.meta.clone(),
+        content_sha256: up.content_sha256.clone(),
+        status,
+        file_outcome: outcome,
+        message: outcome.map(|o| o.description().to_owned()),
+        counts: UploadCounts::default(),
+        received_at: up.received_at,
+        completed_at: Some(t0() + Duration::seconds(1)),
+        duplicate_of: None,
+    }
+}
+
+fn completed(up: &NewUpload, accepted: u64) -> UploadSummary {
+    let mut s = summary(up, UploadStatus::Completed, Some(FileOutcome::AllLoaded));
+    for _ in 0..accepted {
+        s.counts.add(RecordOutcome::Accepted);
+    }
+    s
+}
+
+fn row(n: NhsNumber, plan: PlanType, start: &str, end: Option<&str>) -> RecordRow {
+    let edd = (plan == PlanType::Ucpp).then(|| d("2027-01-15"));
+    RecordRow {
+        nhs_number: n,
+        local_id: Some(format!("LID-{}", n.digits())),
+        given_name: Some("Given".into()),
+        family_name: Some("Family".into()),
+        date_of_birth: d("2015-03-04"),
+        plan: Plan::new(plan, d(start), end.map(d), edd).unwrap(),
+        sensitive: false,
+    }
+}
+
+fn accepted_row(i: u64, n: NhsNumber) -> RowResult {
+    RowResult {
+        row: i,
+        nhs_number: n.digits(),
+        outcome: RecordOutcome::Accepted,
+        detail: None,
+        message: None,
+        new_nhs_number: None,
+    }
+}
+
+/// Applies rows for an LA in one committed upload; returns the upload.
+fn apply(s: &dyn Store, la_code: &str, rows: &[RecordRow]) -> NewUpload {
+    let up = new_upload(
+        la_code,
+        &format!("f{}", COUNTER.fetch_add(1, Ordering::Relaxed)),
+        &format!("h{}", COUNTER.fetch_add(1, Ordering::Relaxed)),
+    );
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&up).unwrap();
+    for (i, r) in rows.iter().enumerate() {
+        tx.add_row_result(&up.id, &accepted_row(i as u64 + 1, r.nhs_number))
+            .unwrap();
+        tx.upsert(&la(la_code), r, r.sensitive, &up.id, t0())
+            .unwrap();
+    }
+    tx.finish(&completed(&up, rows.len() as u64), None).unwrap();
+    up
+}
+
+fn record(s: &dyn Store, n: NhsNumber, la_code: &str) -> Option<cpis_store::StoredRecord> {
+    s.records_for(n)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.la == la(la_code))
+}
+
+fn plan_of(r: &cpis_store::StoredRecord, t: PlanType) -> Option<Plan> {
+    r.plans.iter().find(|p| p.plan_type() == t).cloned()
+}
+
+fn actor(id: &str, org: Option<&str>) -> AuditActor {
+    AuditActor {
+        id: id.into(),
+        name: format!("{id} name"),
+        organisation: org.map(str::to_owned),
+        role: "Clinician".into(),
+    }
+}
+
+fn entry(i: i64, actor: AuditActor, action: &str, subject: Option<NhsNumber>) -> AuditEntry {
+    AuditEntry {
+        time: t0() + Duration::minutes(i),
+        actor,
+        action: action.into(),
+        subject_nhs: subject,
+        trace_id: Some(format!("trace-{i}")),
+        outcome: AuditOutcome::Success,
+        detail: Some(format!("detail {i}")),
+    }
+}
+
+fn access(i: i64, n: NhsNumber, kind: AccessKind) -> Access {
+    Access {
+        id: format!("access-{}", COUNTER.fetch_add(1, Ordering::Relaxed)),
+        time: t0() + Duration::minutes(i),
+        nhs_number: n,
+        accessor: Accessor {
+            user_id: format!("user-{i}"),
+            user_name: format!("User {i}"),
+            role: "Clinician".into(),
+            organisation: la("RXX01"),
+            organisation_name: "General Hospital".into(),
+            setting_type: Some(SettingType::EmergencyDepartment),
+        },
+        kind,
+        trace_id: Some(format!("trace-{i}")),
+    }
+}
+
+fn notification(la_code: &str, i: i64) -> NewNotification {
+    NewNotification {
+        id: format!("n-{}", COUNTER.fetch_add(1, Ordering::Relaxed)),
+        la: la(la_code),
+        kind: NotificationKind::Access,
+        created_at: t0() + Duration::minutes(i),
+        payload: format!("{{\"i\":{i},\"text\":\"caf\u{e9} \\\"quoted\\\"\"}}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contract.
+
+fn migrations_are_idempotent(ctx: &Ctx) {
+    let s = ctx.store();
+    s.ping().unwrap();
+    seed_directory(s);
+    // Every backend is at the same schema version (a migration added to one needs its twin).
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_version = cpis_store::sqlite::SqliteStore::open(dir.path().join("v.db"))
+        .unwrap()
+        .schema_version()
+        .unwrap();
+    let version = ctx.schema_version();
+    assert_eq!(version, sqlite_version);
+    let again = ctx.reopen();
+    let third = ctx.reopen();
+    assert_eq!(ctx.schema_version(), version);
+    assert_eq!(again.counts().unwrap(), s.counts().unwrap());
+    assert_eq!(third.local_authorities().unwrap().len(), 2);
+    // The audit chain starts empty and intact on a new database.
+    assert_eq!(
+        s.audit_verify().unwrap(),
+        AuditVerification::Intact {
+            entries: 0,
+            head_seq: 0,
+            head_hash: GENESIS.into()
+        }
+    );
+}
+
+fn concurrent_opens_migrate_once(ctx: &Ctx) {
+    let (url, _keep) = ctx.fresh();
+    let barrier = Barrier::new(4);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                barrier.wait();
+                let store = cpis_store::open(&url).expect("open during a concurrent migration");
+                store.ping().unwrap();
+                assert_eq!(store.counts().unwrap().records, 0);
+            });
+        }
+    });
+    let store = cpis_store::open(&url).unwrap();
+    seed_directory(store.as_ref());
+}
+
+fn directory_round_trips(ctx: &Ctx) {
+    let s = ctx.store();
+    assert_eq!(s.local_authority(&la(LA_A)).unwrap(), None);
+    seed_directory(s);
+    let all = s.local_authorities().unwrap();
+    assert_eq!(
+        all.iter().map(|l| l.ods_code.as_str()).collect::<Vec<_>>(),
+        [LA_A, LA_B]
+    );
+    let b = s.local_authority(&la(LA_B)).unwrap().unwrap();
+    assert_eq!(b, all[1]);
+    assert_eq!(b.secure_email, None);
+    assert_eq!(all[0].mesh_mailbox.as_deref(), Some("LA001OT"));
+
+    // Upserting replaces every field.
+    let mut a = all[0].clone();
+    a.name = "Coventry City Council".into();
+    a.secure_email = None;
+    s.upsert_local_authorities(std::slice::from_ref(&a), t0())
+        .unwrap();
+    assert_eq!(s.local_authority(&la(LA_A)).unwrap(), Some(a.clone()));
+
+    // A MESH mailbox belongs to one LA.
+    let mut clash = b.clone();
+    clash.mesh_mailbox = Some("LA001OT".into());
+    assert!(matches!(
+        s.upsert_local_authorities(&[clash], t0()),
+        Err(StoreError::Constraint(_))
+    ));
+    assert_eq!(s.local_authority(&la(LA_B)).unwrap(), Some(b));
+
+    let settings = vec![
+        CareSetting {
+            ods_code: la("RXX01"),
+            name: "General Hospital ED".into(),
+            setting_type: SettingType::EmergencyDepartment,
+        },
+        CareSetting {
+            ods_code: la("G81001"),
+            name: "Surgery".into(),
+            setting_type: SettingType::Gp,
+        },
+    ];
+    assert_eq!(s.upsert_care_settings(&settings, t0()).unwrap(), 2);
+    assert_eq!(
+        s.care_setting(&la("G81001")).unwrap(),
+        Some(settings[1].clone())
+    );
+    assert_eq!(s.care_setting(&la("ZZZ99")).unwrap(), None);
+    let counts = s.counts().unwrap();
+    assert_eq!((counts.local_authorities, counts.care_settings), (2, 2));
+}
+
+fn demographics_round_trip(ctx: &Ctx) {
+    let s = ctx.store();
+    let ns = nhs_numbers(0, 4);
+    let entries = vec![
+        Demographics {
+            nhs_number: ns[0],
+            status: DemographicStatus::Active,
+            date_of_birth: d("2015-03-04"),
+            sensitive: false,
+        },
+        Demographics {
+            nhs_number: ns[1],
+            status: DemographicStatus::Superseded(ns[2]),
+            date_of_birth: d("2016-01-31"),
+            sensitive: false,
+        },
+        Demographics {
+            nhs_number: ns[2],
+            status: DemographicStatus::Active,
+            date_of_birth: d("2016-01-31"),
+            sensitive: true,
+        },
+        Demographics {
+            nhs_number: ns[3],
+            status: DemographicStatus::Inactive,
+            date_of_birth: d("1999-12-31"),
+            sensitive: false,
+        },
+    ];
+    assert_eq!(s.upsert_demographics(&entries, t0()).unwrap(), 4);
+    for e in &entries {
+        assert_eq!(s.demographics(e.nhs_number).unwrap().as_ref(), Some(e));
+    }
+    assert_eq!(s.demographics(nhs(10)).unwrap(), None);
+
+    // A large batch (the bulk path), naming some people twice: the later entry wins.
+    let many = nhs_numbers(100, 1_000);
+    let mut batch: Vec<Demographics> = many
+        .iter()
+        .map(|&n| Demographics {
+            nhs_number: n,
+            status: DemographicStatus::Active,
+            date_of_birth: d("2010-01-01"),
+            sensitive: false,
+        })
+        .collect();
+    batch.push(Demographics {
+        nhs_number: many[7],
+        status: DemographicStatus::Inactive,
+        date_of_birth: d("2011-02-02"),
+        sensitive: true,
+    });
+    batch.push(Demographics {
+        nhs_number: ns[0],
+        status: DemographicStatus::Superseded(many[0]),
+        date_of_birth: d("2015-03-04"),
+        sensitive: false,
+    });
+    s.upsert_demographics(&batch, t0()).unwrap();
+    assert_eq!(s.counts().unwrap().demographics, 4 + 1_000);
+    assert_eq!(
+        s.demographics(many[500]).unwrap().as_ref(),
+        Some(&batch[500])
+    );
+    assert_eq!(
+        s.demographics(many[7]).unwrap().as_ref(),
+        Some(&batch[1_000])
+    );
+    assert_eq!(
+        s.demographics(ns[0]).unwrap().unwrap().status,
+        DemographicStatus::Superseded(many[0])
+    );
+}
+
+fn upload_commits_or_rolls_back_whole(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let a = la(LA_A);
+    let ns = nhs_numbers(0, 3);
+
+    let up = new_upload(LA_A, "file-1", "sha-1");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&up).unwrap();
+    let cpp = row(ns[0], PlanType::Cpp, "2026-01-01", None);
+    let mut lac = row(ns[0], PlanType::Lac, "2026-02-01", Some("2026-10-01"));
+    lac.sensitive = true;
+    tx.upsert(&a, &cpp, false, &up.id, t0()).unwrap();
+    tx.upsert(&a, &lac, true, &up.id, t0()).unwrap();
+    tx.add_row_result(&up.id, &accepted_row(1, ns[0])).unwrap();
+    tx.add_row_result(&up.id, &accepted_row(2, ns[0])).unwrap();
+    let mut done = completed(&up, 2);
+    done.counts.deleted = 0;
+    tx.finish(&done, None).unwrap();
+
+    assert_eq!(s.upload(&a, &up.id).unwrap(), Some(done.clone()));
+    assert_eq!(
+        s.upload(&la(LA_B), &up.id).unwrap(),
+        None,
+        "another LA's upload"
+    );
+    let rec = record(s, ns[0], LA_A).unwrap();
+    assert_eq!(
+        rec.local_id.as_deref(),
+        Some(&*format!("LID-{}", ns[0].digits()))
+    );
+    assert_eq!(rec.date_of_birth, Some(d("2015-03-04")));
+    assert!(rec.sensitive, "the later row marked the record sensitive");
+    assert_eq!(rec.updated_at, t0());
+    assert_eq!(rec.plans, vec![cpp.plan.clone(), lac.plan.clone()]);
+    assert_eq!(s.la_record_count(&a).unwrap(), 1);
+
+    // Dropped without finish: nothing of it remains, not even the upload.
+    let up2 = new_upload(LA_A, "file-2", "sha-2");
+    {
+        let mut tx = s.begin_upload().unwrap();
+        tx.insert_upload(&up2).unwrap();
+        tx.upsert(
+            &a,
+            &row(ns[1], PlanType::Cpp, "2026-01-01", None),
+            false,
+            &up2.id,
+            t0(),
+        )
+        .unwrap();
+        tx.add_row_result(&up2.id, &accepted_row(1, ns[1])).unwrap();
+        assert!(tx.delete(&a, ns[0], None).unwrap());
+        tx.append_audit(&entry(1, actor("op", None), "upload.apply", None))
+            .unwrap();
+    }
+    assert_eq!(s.upload(&a, &up2.id).unwrap(), None);
+    assert!(s.records_for(ns[1]).unwrap().is_empty());
+    assert_eq!(record(s, ns[0], LA_A), Some(rec));
+    let c = s.counts().unwrap();
+    assert_eq!((c.uploads, c.records, c.plans), (1, 1, 2));
+    assert_eq!(
+        s.audit_search(&AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap(),
+        vec![]
+    );
+
+    // The store is usable after a rollback; timestamps keep microseconds, finer parts are cut
+    // the same way on every backend.
+    let fine = t0() + Duration::nanoseconds(789);
+    let up3 = new_upload(LA_A, "file-3", "sha-3");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&up3).unwrap();
+    tx.upsert(
+        &a,
+        &row(ns[2], PlanType::Ucpp, "2026-05-01", None),
+        false,
+        &up3.id,
+        fine,
+    )
+    .unwrap();
+    tx.finish(&completed(&up3, 1), None).unwrap();
+    let r = record(s, ns[2], LA_A).unwrap();
+    assert_eq!(r.updated_at, fine.trunc_subsecs(6));
+    assert_eq!(
+        plan_of(&r, PlanType::Ucpp).unwrap().expected_delivery(),
+        Some(d("2027-01-15"))
+    );
+
+    // Writing a record for an LA not in the directory breaks a constraint.
+    let up4 = new_upload(LA_A, "file-4", "sha-4");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&up4).unwrap();
+    let res = match tx.upsert(
+        &la("X26"),
+        &row(ns[2], PlanType::Cpp, "2026-01-01", None),
+        false,
+        &up4.id,
+        t0(),
+    ) {
+        Err(e) => Err(e),
+        Ok(()) => tx.finish(&completed(&up4, 1), None),
+    };
+    assert!(matches!(res, Err(StoreError::Constraint(_))), "{res:?}");
+    assert_eq!(s.upload(&a, &up4.id).unwrap(), None);
+}
+
+fn bulk_upload_keeps_file_order(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let a = la(LA_A);
+    let ns = nhs_numbers(0, 12_000);
+
+    let up = new_upload(LA_A, "big-1", "sha-big-1");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&up).unwrap();
+    for (i, &n) in ns.iter().enumerate() {
+        tx.add_row_result(&up.id, &accepted_row(i as u64 + 1, n))
+            .unwrap();
+        tx.upsert(
+            &a,
+            &row(n, PlanType::Cpp, "2026-01-01", None),
+            false,
+            &up.id,
+            t0(),
+        )
+        .unwrap();
+    }
+    // Reads and removals see every earlier row.
+    assert!(tx.has_record(&a, ns[11_999], Some(PlanType::Cpp)).unwrap());
+    assert!(!tx.has_record(&a, ns[11_999], Some(PlanType::Lac)).unwrap());
+    assert!(tx.delete(&a, ns[5], None).unwrap());
+    tx.upsert(
+        &a,
+        &row(ns[5], PlanType::Lac, "2026-03-01", None),
+        false,
+        &up.id,
+        t0(),
+    )
+    .unwrap();
+    tx.end_plan(&a, ns[6], PlanType::Cpp, d("2026-10-31"), t0())
+        .unwrap();
+    assert_eq!(tx.open_plans(&a, d("2026-11-01")).unwrap().len(), 11_999);
+    tx.finish(&completed(&up, 12_001), None).unwrap();
+
+    assert_eq!(s.la_record_count(&a).unwrap(), 12_000);
+    let r5 = record(s, ns[5], LA_A).unwrap();
+    assert_eq!(
+        r5.plans.iter().map(|p| p.plan_type()).collect::<Vec<_>>(),
+        [PlanType::Lac]
+    );
+    let r6 = record(s, ns[6], LA_A).unwrap();
+    assert_eq!(
+        plan_of(&r6, PlanType::Cpp).unwrap().end(),
+        Some(d("2026-10-31"))
+    );
+    let rows = s.upload_rows(&a, &up.id, &RowFilter::default()).unwrap();
+    assert_eq!(rows.len(), 12_000);
+    assert!(rows.windows(2).all(|w| w[0].row + 1 == w[1].row));
+    assert_eq!(rows[11_999], accepted_row(12_000, ns[11_999]));
+
+    // A second large file naming each child twice (two plans): the record takes the later row,
+    // keeps its creation, and both plans are written.
+    let later = t0() + Duration::hours(1);
+    let up2 = new_upload(LA_A, "big-2", "sha-big-2");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&up2).unwrap();
+    for &n in &ns[..6_000] {
+        let mut cpp = row(n, PlanType::Cpp, "2026-01-01", Some("2026-06-30"));
+        cpp.given_name = Some("First".into());
+        let mut lac = row(n, PlanType::Lac, "2026-07-01", None);
+        lac.given_name = Some("Second".into());
+        tx.upsert(&a, &cpp, false, &up2.id, later).unwrap();
+        tx.upsert(&a, &lac, true, &up2.id, later).unwrap();
+    }
+    tx.finish(&completed(&up2, 12_000), None).unwrap();
+    let r = record(s, ns[100], LA_A).unwrap();
+    assert_eq!(r.given_name.as_deref(), Some("Second"));
+    assert!(r.sensitive);
+    assert_eq!(r.updated_at, later);
+    assert_eq!(
+        r.plans,
+        vec![
+            Plan::new(PlanType::Cpp, d("2026-01-01"), Some(d("2026-06-30")), None).unwrap(),
+            Plan::new(PlanType::Lac, d("2026-07-01"), None, None).unwrap(),
+        ]
+    );
+    let c = s.counts().unwrap();
+    assert_eq!((c.records, c.plans), (12_000, 12_000 + 6_000));
+}
+
+fn idempotency_lookup(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let a = la(LA_A);
+    let n = nhs(0);
+
+    let first = new_upload(LA_A, "file-1", "sha-aaa");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&first).unwrap();
+    assert_eq!(
+        tx.find_effective_duplicate(&a, "file-1", "sha-aaa", &first.id)
+            .unwrap(),
+        None
+    );
+    tx.upsert(
+        &a,
+        &row(n, PlanType::Cpp, "2026-01-01", None),
+        false,
+        &first.id,
+        t0(),
+    )
+    .unwrap();
+    tx.finish(&completed(&first, 1), None).unwrap();
+
+    // Same file id, or same content, of the same LA.
+    let second = new_upload(LA_A, "file-1", "sha-bbb");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&second).unwrap();
+    assert_eq!(
+        tx.find_effective_duplicate(&a, "file-1", "sha-bbb", &second.id)
+            .unwrap(),
+        Some(first.id.clone())
+    );
+    assert_eq!(
+        tx.find_effective_duplicate(&a, "other", "sha-aaa", &second.id)
+            .unwrap(),
+        Some(first.id.clone())
+    );
+    assert_eq!(
+        tx.find_effective_duplicate(&a, "other", "sha-zzz", &second.id)
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        tx.find_effective_duplicate(&la(LA_B), "file-1", "sha-aaa", &second.id)
+            .unwrap(),
+        None
+    );
+    let mut dup = summary(&second, UploadStatus::Duplicate, None);
+    dup.duplicate_of = Some(first.id.clone());
+    tx.finish(&dup, None).unwrap();
+    assert_eq!(s.upload(&a, &second.id).unwrap(), Some(dup));
+
+    // An upload that loaded nothing does not count.
+    let empty = new_upload(LA_A, "file-3", "sha-ccc");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&empty).unwrap();
+    let mut nothing = summary(
+        &empty,
+        UploadStatus::Completed,
+        Some(FileOutcome::NothingLoaded),
+    );
+    nothing.counts.add(RecordOutcome::NotFound);
+    tx.finish(&nothing, None).unwrap();
+    let probe = new_upload(LA_A, "file-3", "sha-ccc");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&probe).unwrap();
+    assert_eq!(
+        tx.find_effective_duplicate(&a, "file-3", "sha-ccc", &probe.id)
+            .unwrap(),
+        None
+    );
+    drop(tx);
+
+    // Two effective uploads of one file id: the store refuses the second.
+    let again = new_upload(LA_A, "file-1", "sha-ddd");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&again).unwrap();
+    let res = tx.finish(&completed(&again, 0), None);
+    assert!(matches!(res, Err(StoreError::Constraint(_))), "{res:?}");
+    assert_eq!(s.upload(&a, &again.id).unwrap(), None);
+    // And an upload id is unique.
+    let mut tx = s.begin_upload().unwrap();
+    let res = tx.insert_upload(&first);
+    assert!(matches!(res, Err(StoreError::Constraint(_))), "{res:?}");
+}
+
+fn refused_upload_is_recorded_but_not_effective(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let up = new_upload(LA_A, "bad-file", "sha-bad");
+    let mut refused = summary(&up, UploadStatus::Completed, Some(FileOutcome::Malformed));
+    refused.message = Some("header row missing".into());
+    s.record_refused_upload(&refused).unwrap();
+    assert_eq!(s.upload(&la(LA_A), &up.id).unwrap(), Some(refused));
+    let probe = new_upload(LA_A, "bad-file", "sha-bad");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&probe).unwrap();
+    assert_eq!(
+        tx.find_effective_duplicate(&la(LA_A), "bad-file", "sha-bad", &probe.id)
+            .unwrap(),
+        None
+    );
+}
+
+fn row_results_page_and_filter(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let a = la(LA_A);
+    let ns = nhs_numbers(0, 10);
+    let results: Vec<RowResult> = (1..=10u64)
+        .map(|i| {
+            let n = ns[i as usize - 1];
+            match i % 3 {
+                0 => RowResult {
+                    row: i,
+                    nhs_number: "12345".into(),
+                    outcome: RecordOutcome::MalformedNhsNumber,
+                    detail: Some(DetailCode::NhsNumberLength),
+                    message: Some(format!("row {i}: NHS number must have 10 digits")),
+                    new_nhs_number: None,
+                },
+                1 => accepted_row(i, n),
+                _ => RowResult {
+                    row: i,
+                    nhs_number: n.digits(),
+                    outcome: RecordOutcome::Superseded,
+                    detail: None,
+                    message: Some("superseded".into()),
+                    new_nhs_number: Some(ns[0]),
+                },
+            }
+        })
+        .collect();
+    let up = new_upload(LA_A, "rows", "sha-rows");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&up).unwrap();
+    for r in &results {
+        tx.add_row_result(&up.id, r).unwrap();
+    }
+    let mut sum = summary(&up, UploadStatus::Completed, Some(FileOutcome::Partial));
+    for r in &results {
+        sum.counts.add(r.outcome);
+    }
+    tx.finish(&sum, None).unwrap();
+    assert_eq!(s.upload(&a, &up.id).unwrap(), Some(sum));
+
+    assert_eq!(
+        s.upload_rows(&a, &up.id, &RowFilter::default()).unwrap(),
+        results
+    );
+    let page = s
+        .upload_rows(
+            &a,
+            &up.id,
+            &RowFilter {
+                after_row: 3,
+                limit: 4,
+                outcome: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(page, results[3..7]);
+    let accepted = s
+        .upload_rows(
+            &a,
+            &up.id,
+            &RowFilter {
+                after_row: 0,
+                limit: 100,
+                outcome: Some(RecordOutcome::Accepted),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        accepted.iter().map(|r| r.row).collect::<Vec<_>>(),
+        [1, 4, 7, 10]
+    );
+    let malformed_after_3 = s
+        .upload_rows(
+            &a,
+            &up.id,
+            &RowFilter {
+                after_row: 3,
+                limit: 1,
+                outcome: Some(RecordOutcome::MalformedNhsNumber),
+            },
+        )
+        .unwrap();
+    assert_eq!(malformed_after_3, results[5..6]);
+    assert!(s
+        .upload_rows(&la(LA_B), &up.id, &RowFilter::default())
+        .unwrap()
+        .is_empty());
+}
+
+fn held_file_round_trip(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let a = la(LA_A);
+    let content: Vec<u8> = b"action,nhs_number\nupsert,\xff\x00 binary-safe\n".to_vec();
+
+    let held = new_upload(LA_A, "full-1", "sha-full");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&held).unwrap();
+    tx.add_row_result(&held.id, &accepted_row(1, nhs(0)))
+        .unwrap();
+    let mut sum = summary(&held, UploadStatus::HeldForConfirmation, None);
+    sum.completed_at = None;
+    sum.counts.plans_ended = 7;
+    tx.finish(&sum, Some(&content)).unwrap();
+    assert_eq!(s.upload(&a, &held.id).unwrap(), Some(sum));
+    assert_eq!(s.held_file(&a, &held.id).unwrap(), Some(content.clone()));
+    assert_eq!(s.held_file(&la(LA_B), &held.id).unwrap(), None);
+    assert_eq!(s.applied_uploads_since(&a, &held.id).unwrap(), 0);
+
+    // A held upload counts for idempotency.
+    let probe = new_upload(LA_A, "full-1", "sha-other");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&probe).unwrap();
+    assert_eq!(
+        tx.find_effective_duplicate(&a, "full-1", "sha-other", &probe.id)
+            .unwrap(),
+        Some(held.id.clone())
+    );
+    drop(tx);
+
+    apply(s, LA_A, &[row(nhs(1), PlanType::Cpp, "2026-01-01", None)]);
+    assert_eq!(s.applied_uploads_since(&a, &held.id).unwrap(), 1);
+    assert_eq!(s.applied_uploads_since(&la(LA_B), &held.id).unwrap(), 0);
+
+    // Confirming processes the same upload again: earlier row results go, the file goes.
+    let mut tx = s.begin_upload().unwrap();
+    tx.clear_row_results(&held.id).unwrap();
+    tx.add_row_result(&held.id, &accepted_row(1, nhs(2)))
+        .unwrap();
+    tx.add_row_result(&held.id, &accepted_row(2, nhs(3)))
+        .unwrap();
+    tx.upsert(
+        &a,
+        &row(nhs(2), PlanType::Cpp, "2026-01-01", None),
+        false,
+        &held.id,
+        t0(),
+    )
+    .unwrap();
+    let done = completed(&held, 2);
+    tx.finish(&done, None).unwrap();
+    assert_eq!(s.held_file(&a, &held.id).unwrap(), None);
+    assert_eq!(s.upload(&a, &held.id).unwrap(), Some(done));
+    let rows = s.upload_rows(&a, &held.id, &RowFilter::default()).unwrap();
+    assert_eq!(rows, vec![accepted_row(1, nhs(2)), accepted_row(2, nhs(3))]);
+}
+
+fn open_plans_and_end_plan(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let a = la(LA_A);
+    let ns = nhs_numbers(0, 5);
+    apply(
+        s,
+        LA_A,
+        &[
+            row(ns[0], PlanType::Cpp, "2026-01-01", None),
+            row(ns[1], PlanType::Lac, "2026-12-01", None),
+            row(ns[2], PlanType::Cpp, "2025-01-01", Some("2026-10-01")),
+            row(ns[3], PlanType::Cpp, "2025-01-01", Some("2026-12-31")),
+            row(ns[4], PlanType::Cpp, "2025-01-01", Some("2026-11-01")),
+        ],
+    );
+    apply(s, LA_B, &[row(ns[0], PlanType::Lac, "2026-01-01", None)]);
+
+    let file_date = d("2026-11-01");
+    let up = new_upload(LA_A, "full", "sha-full");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&up).unwrap();
+    let open: BTreeSet<_> = tx.open_plans(&a, file_date).unwrap().into_iter().collect();
+    assert_eq!(
+        open,
+        BTreeSet::from([
+            (ns[0], PlanType::Cpp),
+            (ns[1], PlanType::Lac),
+            (ns[3], PlanType::Cpp)
+        ])
+    );
+    let later = t0() + Duration::days(1);
+    for (n, p) in &open {
+        tx.end_plan(&a, *n, *p, file_date, later).unwrap();
+    }
+    // A plan ended on its (later) start date is still open on the file date.
+    assert_eq!(
+        tx.open_plans(&a, file_date).unwrap(),
+        vec![(ns[1], PlanType::Lac)]
+    );
+    tx.finish(&completed(&up, 0), None).unwrap();
+
+    let end = |n: NhsNumber, p: PlanType| plan_of(&record(s, n, LA_A).unwrap(), p).unwrap().end();
+    assert_eq!(end(ns[0], PlanType::Cpp), Some(file_date));
+    assert_eq!(
+        end(ns[1], PlanType::Lac),
+        Some(d("2026-12-01")),
+        "never before its start"
+    );
+    assert_eq!(end(ns[3], PlanType::Cpp), Some(file_date));
+    assert_eq!(
+        end(ns[2], PlanType::Cpp),
+        Some(d("2026-10-01")),
+        "untouched"
+    );
+    assert_eq!(
+        record(s, ns[0], LA_A).unwrap().updated_at,
+        t0(),
+        "ending a plan leaves the record"
+    );
+    // Another LA's plans are not this LA's.
+    assert_eq!(
+        plan_of(&record(s, ns[0], LA_B).unwrap(), PlanType::Lac)
+            .unwrap()
+            .end(),
+        None
+    );
+}
+
+fn delete_semantics(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let a = la(LA_A);
+    let ns = nhs_numbers(0, 4);
+    apply(
+        s,
+        LA_A,
+        &[
+            row(ns[0], PlanType::Cpp, "2026-01-01", None),
+            row(ns[0], PlanType::Lac, "2026-01-01", None),
+            row(ns[1], PlanType::Cpp, "2026-01-01", None),
+        ],
+    );
+    apply(s, LA_B, &[row(ns[1], PlanType::Cpp, "2026-01-01", None)]);
+
+    let up = new_upload(LA_A, "deletes", "sha-del");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&up).unwrap();
+    assert!(tx.has_record(&a, ns[0], None).unwrap());
+    assert!(tx.has_record(&a, ns[0], Some(PlanType::Lac)).unwrap());
+    assert!(!tx.has_record(&a, ns[0], Some(PlanType::Ucpp)).unwrap());
+    // One plan: the record stays while it has another.
+    assert!(tx.delete(&a, ns[0], Some(PlanType::Cpp)).unwrap());
+    assert!(tx.has_record(&a, ns[0], None).unwrap());
+    assert!(!tx.delete(&a, ns[0], Some(PlanType::Cpp)).unwrap());
+    // The last plan: the record goes too.
+    assert!(tx.delete(&a, ns[0], Some(PlanType::Lac)).unwrap());
+    assert!(!tx.has_record(&a, ns[0], None).unwrap());
+    // The whole record, of this LA only.
+    assert!(tx.delete(&a, ns[1], None).unwrap());
+    assert!(!tx.delete(&a, ns[1], None).unwrap());
+    assert!(!tx.delete(&a, ns[3], None).unwrap());
+    // Written earlier in the same transaction, then deleted.
+    tx.upsert(
+        &a,
+        &row(ns[2], PlanType::Cpp, "2026-01-01", None),
+        false,
+        &up.id,
+        t0(),
+    )
+    .unwrap();
+    assert!(tx.has_record(&a, ns[2], Some(PlanType::Cpp)).unwrap());
+    assert!(tx.delete(&a, ns[2], None).unwrap());
+    tx.finish(&completed(&up, 0), None).unwrap();
+
+    assert!(s.records_for(ns[0]).unwrap().is_empty());
+    assert!(s.records_for(ns[2]).unwrap().is_empty());
+    let left = s.records_for(ns[1]).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].la, la(LA_B));
+    let c = s.counts().unwrap();
+    assert_eq!((c.records, c.plans), (1, 1));
+}
+
+fn lookup_tx_writes_accesses_and_notifications(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let n = nhs(0);
+    apply(s, LA_A, &[row(n, PlanType::Cpp, "2026-01-01", None)]);
+    apply(s, LA_B, &[row(n, PlanType::Lac, "2026-01-01", None)]);
+
+    let first = access(1, n, AccessKind::Unscheduled);
+    let to_a = notification(LA_A, 1);
+    let to_b = notification(LA_B, 1);
+    let mut tx = s.begin_lookups().unwrap();
+    let records = tx.records_for(n).unwrap();
+    assert_eq!(
+        records.iter().map(|r| r.la.as_str()).collect::<Vec<_>>(),
+        [LA_A, LA_B]
+    );
+    assert!(tx.recent_accesses(n, 25).unwrap().is_empty());
+    tx.insert_access(&first).unwrap();
+    tx.append_audit(&entry(
+        1,
+        actor("u1", Some("RXX01")),
+        "lookup.unscheduled",
+        Some(n),
+    ))
+    .unwrap();
+    tx.insert_notification(&to_a).unwrap();
+    tx.insert_notification(&to_b).unwrap();
+    assert_eq!(tx.recent_accesses(n, 25).unwrap(), vec![first.clone()]);
+    tx.commit().unwrap();
+
+    let silent = access(2, n, AccessKind::Silent);
+    let miss = access(2, nhs(1), AccessKind::Miss);
+    let second = access(3, n, AccessKind::Unscheduled);
+    let to_a2 = notification(LA_A, 3);
+    let mut tx = s.begin_lookups().unwrap();
+    tx.insert_access(&silent).unwrap();
+    tx.insert_access(&miss).unwrap();
+    tx.insert_access(&second).unwrap();
+    tx.insert_notification(&to_a2).unwrap();
+    // A group of lookups appends several entries in one transaction.
+    tx.append_audit(&entry(
+        2,
+        actor("u2", Some("RXX01")),
+        "lookup.silent",
+        Some(n),
+    ))
+    .unwrap();
+    tx.append_audit(&entry(
+        3,
+        actor("u3", Some("RXX01")),
+        "lookup.unscheduled",
+        Some(n),
+    ))
+    .unwrap();
+    tx.commit().unwrap();
+
+    // Dropped without commit: nothing.
+    {
+        let mut tx = s.begin_lookups().unwrap();
+        tx.insert_access(&access(4, n, AccessKind::Unscheduled))
+            .unwrap();
+        tx.insert_notification(&notification(LA_A, 4)).unwrap();
+        tx.append_audit(&entry(4, actor("u1", None), "lookup.unscheduled", Some(n)))
+            .unwrap();
+    }
+
+    assert_eq!(
+        s.recent_accesses(n, 25).unwrap(),
+        vec![second.clone(), first.clone()]
+    );
+    assert_eq!(s.recent_accesses(n, 1).unwrap(), vec![second]);
+    assert!(
+        s.recent_accesses(nhs(1), 25).unwrap().is_empty(),
+        "misses are not history"
+    );
+    let c = s.counts().unwrap();
+    assert_eq!((c.accesses, c.notifications), (4, 3));
+
+    let a_all = s.notifications(&la(LA_A), 0, 100).unwrap();
+    assert_eq!(
+        a_all.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+        [&to_a.id, &to_a2.id]
+    );
+    assert!(a_all[0].seq < a_all[1].seq);
+    let got = &a_all[0];
+    assert_eq!(
+        (
+            got.la.clone(),
+            got.kind,
+            got.created_at,
+            got.payload.as_str()
+        ),
+        (
+            to_a.la.clone(),
+            to_a.kind,
+            to_a.created_at,
+            to_a.payload.as_str()
+        )
+    );
+    assert_eq!(
+        (got.acknowledged_at, got.acknowledged_by.as_deref()),
+        (None, None)
+    );
+    let after_first = s.notifications(&la(LA_A), a_all[0].seq, 100).unwrap();
+    assert_eq!(after_first.len(), 1);
+    assert_eq!(after_first[0].id, to_a2.id);
+    assert_eq!(s.notifications(&la(LA_A), 0, 1).unwrap().len(), 1);
+    assert!(s
+        .notifications(&la(LA_A), a_all[1].seq, 100)
+        .unwrap()
+        .is_empty());
+    let b_all = s.notifications(&la(LA_B), 0, 100).unwrap();
+    assert_eq!(
+        b_all.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+        [&to_b.id]
+    );
+    assert!(matches!(
+        s.audit_verify().unwrap(),
+        AuditVerification::Intact { entries: 3, .. }
+    ));
+}
+
+/// Writers on several servers commit lookups (access, audit entry, notification) concurrently
+/// while an LA reads by cursor: the reader sees every notification exactly once, in cursor order
+/// (a later number never becomes visible before an earlier one), and the audit chain stays whole.
+fn notifications_by_cursor_never_skip_under_concurrency(ctx: &Ctx) {
+    const WRITERS: usize = 4;
+    const TXS: usize = 15;
+    const PER_TX: usize = 2;
+    let s = ctx.store();
+    seed_directory(s);
+    let others: Vec<Box<dyn Store>> = (0..WRITERS).map(|_| ctx.reopen()).collect();
+    let total = WRITERS * TXS * PER_TX;
+    let a = la(LA_A);
+    let seen = std::thread::scope(|scope| {
+        for (w, store) in others.iter().enumerate() {
+            scope.spawn(move || {
+                for t in 0..TXS {
+                    let mut tx = store.begin_lookups().unwrap();
+                    for _ in 0..PER_TX {
+                        tx.insert_access(&access(t as i64, nhs(w), AccessKind::Unscheduled))
+                            .unwrap();
+                        let who = actor(&format!("writer-{w}"), Some("RXX01"));
+                        tx.append_audit(&entry(t as i64, who, "lookup.unscheduled", Some(nhs(w))))
+                            .unwrap();
+                        tx.insert_notification(&notification(LA_A, t as i64))
+                            .unwrap();
+                    }
+                    if t % 3 == 0 {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                    tx.commit().unwrap();
+                }
+            });
+        }
+        let reader = scope.spawn(|| {
+            let mut cursor = 0;
+            let mut seen = Vec::new();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while seen.len() < total && std::time::Instant::now() < deadline {
+                for n in s.notifications(&a, cursor, 7).unwrap() {
+                    assert!(n.seq > cursor);
+                    cursor = n.seq;
+                    seen.push(n.id);
+                }
+            }
+            seen
+        });
+        reader.join().unwrap()
+    });
+    assert_eq!(seen.len(), total, "the reader saw every notification");
+    let distinct: BTreeSet<_> = seen.iter().collect();
+    assert_eq!(distinct.len(), total, "and none twice");
+    assert_eq!(s.notifications(&a, 0, 10_000).unwrap().len(), total);
+    // The audit chain stayed linear across the servers.
+    match s.audit_verify().unwrap() {
+        AuditVerification::Intact { entries, .. } => assert_eq!(entries, total as u64),
+        broken => panic!("{broken:?}"),
+    }
+}
+
+fn acknowledge_is_idempotent_and_la_scoped(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let note = notification(LA_A, 1);
+    let mut tx = s.begin_lookups().unwrap();
+    tx.insert_notification(&note).unwrap();
+    tx.commit().unwrap();
+
+    let t1 = t0() + Duration::minutes(5);
+    assert_eq!(
+        s.acknowledge(&la(LA_B), &note.id, "intruder", t1).unwrap(),
+        Ack::NotFound
+    );
+    assert_eq!(
+        s.acknowledge(&la(LA_A), "no-such-id", "sw", t1).unwrap(),
+        Ack::NotFound
+    );
+    assert_eq!(
+        s.acknowledge(&la(LA_A), &note.id, "social.worker", t1)
+            .unwrap(),
+        Ack::Acknowledged(t1)
+    );
+    assert_eq!(
+        s.acknowledge(
+            &la(LA_A),
+            &note.id,
+            "someone.else",
+            t1 + Duration::minutes(1)
+        )
+        .unwrap(),
+        Ack::AlreadyAcknowledged(t1)
+    );
+    let stored = &s.notifications(&la(LA_A), 0, 10).unwrap()[0];
+    assert_eq!(stored.acknowledged_at, Some(t1));
+    assert_eq!(stored.acknowledged_by.as_deref(), Some("social.worker"));
+}
+
+fn users_tokens_and_sessions(ctx: &Ctx) {
+    let s = ctx.store();
+    let mut alice = User {
+        id: "u-alice".into(),
+        username: "alice.clinician".into(),
+        display_name: "Alice".into(),
+        kind: UserKind::User,
+        organisation: la("RXX01"),
+        role: "Clinician".into(),
+        permissions: Permissions::new([Permission::ViewNotify, Permission::ViewSilent]),
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+        disabled: false,
+        failed_logins: 0,
+        locked_until: None,
+        created_at: t0(),
+    };
+    let system = User {
+        id: "u-sys".into(),
+        username: "Zeta-system".into(),
+        display_name: "EPR".into(),
+        kind: UserKind::System,
+        organisation: la("RXX01"),
+        role: "System".into(),
+        permissions: Permissions::new([Permission::ViewNotify]),
+        password_hash: None,
+        disabled: false,
+        failed_logins: 0,
+        locked_until: None,
+        created_at: t0(),
+    };
+    s.create_user(&alice).unwrap();
+    s.create_user(&system).unwrap();
+    assert_eq!(
+        s.user_by_username("alice.clinician").unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(s.user_by_id("u-sys").unwrap(), Some(system.clone()));
+    assert_eq!(s.user_by_username("nobody").unwrap(), None);
+    // Byte order, as SQLite sorts: upper case first.
+    assert_eq!(
+        s.list_users()
+            .unwrap()
+            .iter()
+            .map(|u| u.username.as_str())
+            .collect::<Vec<_>>(),
+        ["Zeta-system", "alice.clinician"]
+    );
+    let mut clash = system.clone();
+    clash.id = "u-other".into();
+    assert!(matches!(
+        s.create_user(&clash),
+        Err(StoreError::Constraint(_))
+    ));
+
+    alice.failed_logins = 3;
+    alice.locked_until = Some(t0() + Duration::minutes(15));
+    alice.disabled = true;
+    alice.permissions = Permissions::new([Permission::Admin]);
+    s.update_user(&alice, t0()).unwrap();
+    assert_eq!(s.user_by_id("u-alice").unwrap(), Some(alice.clone()));
+    let mut ghost = alice.clone();
+    ghost.id = "u-ghost".into();
+    assert!(matches!(
+        s.update_user(&ghost, t0()),
+        Err(StoreError::Constraint(_))
+    ));
+
+    let day = Duration::days(1);
+    s.create_api_token(&NewApiToken {
+        id: "t1".into(),
+        user_id: "u-sys".into(),
+        token_hash: "hash-expiring".into(),
+        label: "epr".into(),
+        created_at: t0(),
+        expires_at: Some(t0() + day),
+    })
+    .unwrap();
+    s.create_api_token(&NewApiToken {
+        id: "t2".into(),
+        user_id: "u-sys".into(),
+        token_hash: "hash-forever".into(),
+        label: "epr".into(),
+        created_at: t0(),
+        expires_at: None,
+    })
+    .unwrap();
+    assert_eq!(
+        s.user_by_token_hash("hash-expiring", t0()).unwrap(),
+        Some(system.clone())
+    );
+    assert_eq!(
+        s.user_by_token_hash("hash-expiring", t0() + day).unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        s.user_by_token_hash("hash-forever", t0() + day * 900)
+            .unwrap(),
+        Some(system.clone())
+    );
+    assert_eq!(s.user_by_token_hash("hash-unknown", t0()).unwrap(), None);
+    let orphan = NewApiToken {
+        id: "t3".into(),
+        user_id: "u-missing".into(),
+        token_hash: "hash-orphan".into(),
+        label: "x".into(),
+        created_at: t0(),
+        expires_at: None,
+    };
+    assert!(matches!(
+        s.create_api_token(&orphan),
+        Err(StoreError::Constraint(_))
+    ));
+
+    let session = Session {
+        id_hash: "session-hash".into(),
+        user_id: "u-alice".into(),
+        csrf_token: "csrf".into(),
+        created_at: t0(),
+        expires_at: t0() + Duration::hours(8),
+    };
+    s.create_session(&session).unwrap();
+    let (got, user) = s
+        .session("session-hash", t0() + Duration::hours(1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            got.id_hash,
+            got.user_id,
+            got.csrf_token,
+            got.created_at,
+            got.expires_at
+        ),
+        (
+            session.id_hash.clone(),
+            session.user_id.clone(),
+            session.csrf_token.clone(),
+            session.created_at,
+            session.expires_at
+        )
+    );
+    assert_eq!(user, alice);
+    assert!(
+        s.session("session-hash", t0() + Duration::hours(8))
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    assert!(s.session("other", t0()).unwrap().is_none());
+    s.delete_session("session-hash").unwrap();
+    assert!(s.session("session-hash", t0()).unwrap().is_none());
+}
+
+fn audit_append_search_and_verify(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let ns = nhs_numbers(0, 2);
+    let entries = vec![
+        entry(0, actor("alice", Some("RXX01")), "auth.login", None),
+        entry(
+            1,
+            actor("alice", Some("RXX01")),
+            "lookup.unscheduled",
+            Some(ns[0]),
+        ),
+        entry(2, actor("bob", Some("RYY02")), "lookup.silent", Some(ns[1])),
+        AuditEntry {
+            outcome: AuditOutcome::Denied,
+            trace_id: None,
+            detail: None,
+            ..entry(3, AuditActor::anonymous(), "auth.failed", None)
+        },
+        entry(4, actor("admin", None), "admin.user.add", None),
+    ];
+    for e in &entries {
+        s.append_audit(e).unwrap();
+    }
+    // Inside an upload and a lookup transaction too.
+    let up = new_upload(LA_A, "audited", "sha-audited");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&up).unwrap();
+    let upload_entry = entry(5, actor("op", Some(LA_A)), "upload.apply", None);
+    tx.append_audit(&upload_entry).unwrap();
+    tx.finish(&completed(&up, 0), None).unwrap();
+    let mut tx = s.begin_lookups().unwrap();
+    let lookup_entry = entry(
+        6,
+        actor("alice", Some("RXX01")),
+        "lookup.unscheduled",
+        Some(ns[0]),
+    );
+    tx.append_audit(&lookup_entry).unwrap();
+    tx.commit().unwrap();
+
+    let all = s
+        .audit_search(&AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(all.len(), 7);
+    assert_eq!(
+        all.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [7, 6, 5, 4, 3, 2, 1]
+    );
+    let mut expected = entries.clone();
+    expected.push(upload_entry);
+    expected.push(lookup_entry);
+    assert_eq!(
+        all.iter()
+            .rev()
+            .map(|r| r.entry.clone())
+            .collect::<Vec<_>>(),
+        expected,
+        "entries read back exactly"
+    );
+    assert!(all.iter().all(|r| r.hash.len() == 64));
+
+    let q = |f: &dyn Fn(&mut AuditQuery)| {
+        let mut query = AuditQuery {
+            limit: 100,
+            ..Default::default()
+        };
+        f(&mut query);
+        s.audit_search(&query)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(q(&|x| x.subject_nhs = Some(ns[0])), [7, 2]);
+    assert_eq!(q(&|x| x.actor_id = Some("alice".into())), [7, 2, 1]);
+    assert_eq!(q(&|x| x.organisation = Some("RYY02".into())), [3]);
+    assert_eq!(q(&|x| x.action_prefix = Some("lookup.".into())), [7, 3, 2]);
+    assert_eq!(q(&|x| x.action_prefix = Some("auth".into())), [4, 1]);
+    assert_eq!(
+        q(&|x| x.action_prefix = Some("%".into())),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        q(&|x| x.from = Some(t0() + Duration::minutes(2))),
+        [7, 6, 5, 4, 3]
+    );
+    assert_eq!(q(&|x| x.to = Some(t0() + Duration::minutes(1))), [2, 1]);
+    assert_eq!(
+        q(&|x| {
+            x.from = Some(t0() + Duration::minutes(1));
+            x.to = Some(t0() + Duration::minutes(3));
+        }),
+        [4, 3, 2]
+    );
+    assert_eq!(q(&|x| x.before_seq = Some(4)), [3, 2, 1]);
+    assert_eq!(
+        q(&|x| {
+            x.before_seq = Some(6);
+            x.limit = 2;
+        }),
+        [5, 4]
+    );
+
+    match s.audit_verify().unwrap() {
+        AuditVerification::Intact {
+            entries,
+            head_seq,
+            head_hash,
+        } => {
+            assert_eq!((entries, head_seq), (7, 7));
+            assert_eq!(head_hash, all[0].hash);
+        }
+        broken => panic!("{broken:?}"),
+    }
+}
+
+fn audit_verify_detects_an_edited_row(ctx: &Ctx) {
+    let s = ctx.store();
+    for i in 0..3 {
+        s.append_audit(&entry(
+            i,
+            actor("alice", Some("RXX01")),
+            "lookup.silent",
+            Some(nhs(0)),
+        ))
+        .unwrap();
+    }
+    assert!(matches!(
+        s.audit_verify().unwrap(),
+        AuditVerification::Intact { entries: 3, .. }
+    ));
+
+    // The log refuses edits and deletions.
+    let edit = "UPDATE audit_log SET detail = 'nothing to see' WHERE seq = 2";
+    assert!(ctx.raw(edit, edit).is_err(), "update must be refused");
+    let delete = "DELETE FROM audit_log WHERE seq = 3";
+    assert!(ctx.raw(delete, delete).is_err(), "delete must be refused");
+    if ctx.is_postgres() {
+        assert!(
+            ctx.raw("", "TRUNCATE audit_log").is_err(),
+            "truncate must be refused"
+        );
+    }
+    assert!(matches!(
+        s.audit_verify().unwrap(),
+        AuditVerification::Intact { entries: 3, .. }
+    ));
+
+    // With the guard removed behind the store's back, verification finds the edit.
+    ctx.raw(
+        &format!("DROP TRIGGER audit_log_no_update; {edit}"),
+        &format!("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update; {edit}"),
+    )
+    .unwrap();
+    match s.audit_verify().unwrap() {
+        AuditVerification::Broken { seq, problem } => {
+            assert_eq!(seq, 2);
+            assert!(problem.contains("edited"), "{problem}");
+        }
+        intact => panic!("edit not detected: {intact:?}"),
+    }
+}
+
+/// Two servers receive the same file for one LA at the same moment: exactly one applies it, the
+/// other is recorded as its duplicate.
+fn concurrent_uploads_of_one_file_apply_once(ctx: &Ctx) {
+    seed_directory(ctx.store());
+    let a = la(LA_A);
+    let servers = [ctx.reopen(), ctx.reopen()];
+    for round in 0..3 {
+        let file_id = format!("same-file-{round}");
+        let n = nhs(round);
+        let barrier = Barrier::new(2);
+        let summaries: Vec<UploadSummary> = std::thread::scope(|scope| {
+            let handles: Vec<_> = servers
+                .iter()
+                .map(|store| {
+                    let (file_id, barrier, a) = (&file_id, &barrier, &a);
+                    scope.spawn(move || {
+                        let up = new_upload(LA_A, file_id, &format!("sha-{file_id}"));
+                        barrier.wait();
+                        let mut tx = store.begin_upload().unwrap();
+                        tx.insert_upload(&up).unwrap();
+                        let dup = tx
+                            .find_effective_duplicate(a, file_id, &up.content_sha256, &up.id)
+                            .unwrap();
+                        let s = match dup {
+                            Some(original) => {
+                                let mut s = summary(&up, UploadStatus::Duplicate, None);
+                                s.duplicate_of = Some(original);
+                                s
+                            }
+                            None => {
+                                tx.upsert(
+                                    a,
+                                    &row(n, PlanType::Cpp, "2026-01-01", None),
+                                    false,
+                                    &up.id,
+                                    t0(),
+                                )
+                                .unwrap();
+                                // Hold the transaction open a while: the other must wait.
+                                std::thread::sleep(std::time::Duration::from_millis(150));
+                                completed(&up, 1)
+                            }
+                        };
+                        tx.finish(&s, None).unwrap();
+                        s
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let applied: Vec<_> = summaries
+            .iter()
+            .filter(|s| s.status == UploadStatus::Completed)
+            .collect();
+        let dups: Vec<_> = summaries
+            .iter()
+            .filter(|s| s.status == UploadStatus::Duplicate)
+            .collect();
+        assert_eq!((applied.len(), dups.len()), (1, 1), "{summaries:?}");
+        assert_eq!(dups[0].duplicate_of.as_ref(), Some(&applied[0].id));
+        for s in &summaries {
+            assert_eq!(ctx.store().upload(&a, &s.id).unwrap().as_ref(), Some(s));
+        }
+    }
+    assert_eq!(ctx.store().la_record_count(&a).unwrap(), 3);
+}
