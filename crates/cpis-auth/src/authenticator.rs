@@ -175,15 +175,8 @@ impl Authenticator {
         }
         let digest = secret::digest(token);
         let now = self.clock.now();
-        if let Some((at, p)) = self
-            .token_cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&digest)
-        {
-            if (now - *at).num_seconds().abs() < TOKEN_CACHE_SECONDS {
-                return Ok(p.clone());
-            }
+        if let Some(p) = self.cached(&digest, now) {
+            return Ok(p);
         }
         let user = self
             .store
@@ -199,6 +192,24 @@ impl Authenticator {
         }
         cache.insert(digest, (now, p.clone()));
         Ok(p)
+    }
+
+    fn cached(&self, digest: &str, now: DateTime<Utc>) -> Option<Principal> {
+        self.token_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(digest)
+            .filter(|(at, _)| (now - *at).num_seconds().abs() < TOKEN_CACHE_SECONDS)
+            .map(|(_, p)| p.clone())
+    }
+
+    /// The principal of an API token resolved in the last few seconds, without touching the
+    /// store (so callers on an async runtime can skip a blocking hop). `None`: call [`Self::bearer`].
+    pub fn bearer_cached(&self, token: &str) -> Option<Principal> {
+        if JwtVerifier::looks_like_jwt(token) && self.jwt.is_some() {
+            return None;
+        }
+        self.cached(&secret::digest(token), self.clock.now())
     }
 
     /// A password login. Locks the account after `max_failures` consecutive failures.

@@ -11,7 +11,8 @@ use cpis_auth::capability;
 use cpis_domain::lookup::{visible_records, VisibleRecord, HISTORY_LEN};
 use cpis_domain::{
     access, Access, AccessKind, Accessor, AuditActor, AuditEntry, AuditOutcome, Clock,
-    NewNotification, NhsNumber, NotificationKind, OdsCode, PlanVisibility, VisibilityPolicy,
+    LocalAuthority, NewNotification, NhsNumber, NotificationKind, OdsCode, PlanVisibility,
+    VisibilityPolicy,
 };
 use cpis_store::{LookupTx, Store, StoreError};
 use serde_json::json;
@@ -64,6 +65,8 @@ pub struct LookupResult {
     pub access: Access,
     /// The LAs notified by this lookup.
     pub notified: Vec<OdsCode>,
+    /// The directory entries (contacts) of the LAs in `records`, read in the same transaction.
+    pub local_authorities: Vec<LocalAuthority>,
 }
 
 impl LookupResult {
@@ -288,11 +291,18 @@ impl Worker {
                 notified.push(visible.record.la.clone());
             }
         }
+        let mut local_authorities = Vec::with_capacity(records.len());
+        for r in &records {
+            if let Some(la) = tx.local_authority(&r.record.la)? {
+                local_authorities.push(la);
+            }
+        }
         Ok(LookupResult {
             records,
             history,
             access,
             notified,
+            local_authorities,
         })
     }
 }

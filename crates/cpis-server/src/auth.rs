@@ -64,9 +64,13 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
         if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
             return Err(ApiError::Unauthenticated);
         }
-        let t = trace.clone();
-        let principal =
-            tokio::task::spawn_blocking(move || auth.bearer(&token, t.as_deref())).await??;
+        let principal = match auth.bearer_cached(&token) {
+            Some(p) => p,
+            None => {
+                let t = trace.clone();
+                tokio::task::spawn_blocking(move || auth.bearer(&token, t.as_deref())).await??
+            }
+        };
         return Ok(Caller {
             principal,
             csrf: None,

@@ -17,7 +17,6 @@ use axum::Router;
 use cpis_auth::Principal;
 use cpis_core::anomaly::Anomaly;
 use cpis_core::LookupRequest;
-use cpis_domain::lookup::VisibleRecord;
 use cpis_domain::{AuditActor, AuditEntry, AuditOutcome};
 use cpis_domain::{LocalAuthority, NhsNumber};
 use resources::{Bundle, BundleEntry, BundleLink, BundleMeta, BundleSearch};
@@ -169,26 +168,6 @@ fn entry<T: Serialize>(
     })
 }
 
-async fn directory_for(
-    state: &AppState,
-    records: &[VisibleRecord],
-) -> Result<BTreeMap<String, LocalAuthority>, ApiError> {
-    let store = state.store.clone();
-    let codes: Vec<_> = records.iter().map(|r| r.record.la.clone()).collect();
-    let las = tokio::task::spawn_blocking(move || {
-        codes
-            .iter()
-            .map(|c| store.local_authority(c))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await??;
-    Ok(las
-        .into_iter()
-        .flatten()
-        .map(|la| (la.ods_code.to_string(), la))
-        .collect())
-}
-
 fn self_link(kind: &str, nhs: NhsNumber) -> String {
     format!(
         "/fhir/R4/{kind}?patient:identifier={}|{}",
@@ -233,7 +212,11 @@ async fn care_team_search(
         raise_alert(&state, actor, &anomaly, Some(trace.0)).await;
     }
     let base = base_url(&state, &headers);
-    let las = directory_for(&state, &result.records).await?;
+    let las: BTreeMap<String, LocalAuthority> = result
+        .local_authorities
+        .iter()
+        .map(|la| (la.ods_code.to_string(), la.clone()))
+        .collect();
     let mut matches = Vec::new();
     let mut includes = Vec::new();
     for record in &result.records {
