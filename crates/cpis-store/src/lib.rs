@@ -150,6 +150,19 @@ pub trait UploadTx {
         except: &UploadId,
     ) -> StoreResult<Option<UploadId>>;
     fn demographics(&mut self, nhs: NhsNumber) -> StoreResult<Option<Demographics>>;
+    /// The index entries of many NHS numbers at once (absent numbers are simply missing).
+    fn demographics_many(
+        &mut self,
+        nhs: &[NhsNumber],
+    ) -> StoreResult<std::collections::HashMap<NhsNumber, Demographics>> {
+        let mut found = std::collections::HashMap::with_capacity(nhs.len());
+        for n in nhs {
+            if let Some(d) = self.demographics(*n)? {
+                found.insert(*n, d);
+            }
+        }
+        Ok(found)
+    }
     /// Whether the LA holds this record (or this plan of it).
     fn has_record(
         &mut self,

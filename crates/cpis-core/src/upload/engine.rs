@@ -1,6 +1,6 @@
 //! The two-pass, single-transaction upload engine.
 
-use super::csv_reader::{FileError, UploadReader};
+use super::csv_reader::{FileError, ReadRow, UploadReader};
 use super::spool::SpooledFile;
 use chrono::{DateTime, Utc};
 use cpis_auth::capability::LaUpload;
@@ -10,9 +10,9 @@ use cpis_domain::report::{
 };
 use cpis_domain::upload::{UploadMode, UploadRow, FORMAT_V1};
 use cpis_domain::{AuditActor, AuditEntry, AuditOutcome};
-use cpis_domain::{Clock, DemographicStatus, NhsNumber, PlanType};
+use cpis_domain::{Clock, DemographicStatus, Demographics, NhsNumber, PlanType};
 use cpis_store::{NewUpload, Store, StoreError, UploadTx};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// Engine configuration.
@@ -81,6 +81,8 @@ pub enum EngineError {
 }
 
 const PROGRESS_EVERY: u64 = 4096;
+/// Rows verified per demographics look-up batch.
+const VERIFY_CHUNK: usize = 2000;
 
 pub struct UploadEngine {
     store: Arc<dyn Store>,
@@ -394,11 +396,30 @@ impl UploadEngine {
         let mut seen: HashSet<(NhsNumber, Option<PlanType>)> = HashSet::new();
         // Plans this file itself creates, so a later delete row in it finds them.
         let mut upserted: HashSet<(NhsNumber, PlanType)> = HashSet::new();
+        // Rows are read a chunk at a time so the demographics index is asked once per chunk.
+        let mut buffered: VecDeque<ReadRow> = VecDeque::with_capacity(VERIFY_CHUNK);
+        let mut index: HashMap<NhsNumber, Demographics> = HashMap::new();
+        let mut eof = false;
         loop {
-            let row = match reader.next_row() {
-                Ok(Some(r)) => r,
-                Ok(None) => break,
-                Err(e) => return Ok(Pass1::Refused(e)),
+            if buffered.is_empty() {
+                while !eof && buffered.len() < VERIFY_CHUNK {
+                    match reader.next_row() {
+                        Ok(Some(r)) => buffered.push_back(r),
+                        Ok(None) => eof = true,
+                        Err(e) => return Ok(Pass1::Refused(e)),
+                    }
+                }
+                let wanted: Vec<NhsNumber> = buffered
+                    .iter()
+                    .filter_map(|r| match &r.parsed {
+                        Ok(UploadRow::Upsert(rec)) => Some(rec.nhs_number),
+                        _ => None,
+                    })
+                    .collect();
+                index = tx.demographics_many(&wanted)?;
+            }
+            let Some(row) = buffered.pop_front() else {
+                break;
             };
             let mut result = RowResult {
                 row: row.row,
@@ -470,7 +491,7 @@ impl UploadEngine {
                                     );
                                 }
                             }
-                            UploadRow::Upsert(rec) => match tx.demographics(nhs)? {
+                            UploadRow::Upsert(rec) => match index.get(&nhs).cloned() {
                                 None => reject(
                                     &mut result,
                                     RecordOutcome::NotFound,

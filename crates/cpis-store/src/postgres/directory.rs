@@ -152,24 +152,45 @@ pub fn superseded_by(e: &Demographics) -> Option<String> {
     }
 }
 
-pub fn demographics(conn: &mut Conn, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
-    let Some(r) = conn.query_opt(
-        "SELECT status, superseded_by, date_of_birth, sensitive FROM demographics WHERE nhs_number = $1",
-        &[&nhs.digits()],
-    )?
-    else {
-        return Ok(None);
-    };
+fn demographics_row(nhs: NhsNumber, r: &postgres::Row) -> StoreResult<Demographics> {
     let status = match (r.try_get::<_, &str>(0)?, r.try_get::<_, Option<&str>>(1)?) {
         ("active", None) => DemographicStatus::Active,
         ("inactive", None) => DemographicStatus::Inactive,
         ("superseded", Some(by)) => DemographicStatus::Superseded(parse_nhs(by)?),
         _ => return Err(StoreError::corrupt("demographic status")),
     };
-    Ok(Some(Demographics {
+    Ok(Demographics {
         nhs_number: nhs,
         status,
         date_of_birth: r.try_get::<_, NaiveDate>(2)?,
         sensitive: r.try_get(3)?,
-    }))
+    })
+}
+
+pub fn demographics(conn: &mut Conn, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
+    conn.query_opt(
+        "SELECT status, superseded_by, date_of_birth, sensitive FROM demographics WHERE nhs_number = $1",
+        &[&nhs.digits()],
+    )?
+    .map(|r| demographics_row(nhs, &r))
+    .transpose()
+}
+
+/// Many entries in one round trip.
+pub fn demographics_many(
+    conn: &mut Conn,
+    nhs: &[NhsNumber],
+) -> StoreResult<std::collections::HashMap<NhsNumber, Demographics>> {
+    let digits: Vec<String> = nhs.iter().map(|n| n.digits()).collect();
+    let rows = conn.query(
+        "SELECT status, superseded_by, date_of_birth, sensitive, nhs_number FROM demographics
+         WHERE nhs_number = ANY($1)",
+        &[&digits],
+    )?;
+    let mut out = std::collections::HashMap::with_capacity(rows.len());
+    for r in rows {
+        let n = parse_nhs(r.try_get::<_, &str>(4)?)?;
+        out.insert(n, demographics_row(n, &r)?);
+    }
+    Ok(out)
 }

@@ -180,6 +180,13 @@ impl UploadTx for PgUploadTx<'_> {
         super::directory::demographics(&mut self.conn, nhs)
     }
 
+    fn demographics_many(
+        &mut self,
+        nhs: &[NhsNumber],
+    ) -> StoreResult<std::collections::HashMap<NhsNumber, cpis_domain::Demographics>> {
+        super::directory::demographics_many(&mut self.conn, nhs)
+    }
+
     fn has_record(
         &mut self,
         la: &OdsCode,
