@@ -236,7 +236,7 @@ impl Authenticator {
             self.audit_failure(
                 "auth.login",
                 AuditActor {
-                    id: user.id.clone(),
+                    id: user.username.clone(),
                     name: user.display_name.clone(),
                     organisation: Some(user.organisation.to_string()),
                     role: user.role.clone(),

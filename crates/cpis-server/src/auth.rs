@@ -89,6 +89,21 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if !cpis_auth::secret::equal(sent, &csrf) {
+            let entry = AuditEntry {
+                time: state.clock.now(),
+                actor: principal.audit_actor(),
+                action: "auth.csrf".into(),
+                subject_nhs: None,
+                trace_id: trace.clone(),
+                outcome: AuditOutcome::Denied,
+                detail: Some(format!(
+                    "{} {} without a valid CSRF token",
+                    parts.method,
+                    route_of(parts)
+                )),
+            };
+            let store = state.store.clone();
+            let _ = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await;
             return Err(ApiError::Forbidden("missing or wrong CSRF token".into()));
         }
     }
@@ -108,6 +123,14 @@ impl FromRequestParts<AppState> for Caller {
     ) -> Result<Self, Self::Rejection> {
         authenticate(parts, state).await
     }
+}
+
+/// The route template of a request (never its concrete path: paths may carry identifiers).
+fn route_of(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned())
 }
 
 /// The same caller on the FHIR API (errors as OperationOutcome).

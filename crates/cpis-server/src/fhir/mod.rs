@@ -190,8 +190,20 @@ async fn care_team_search(
     let actor = caller.principal.audit_actor();
     if let Err((until, started)) = state.anomaly.admit(&who, state.clock.now()) {
         if let Some(anomaly) = started {
-            raise_alert(&state, actor, &anomaly, Some(trace.0.clone())).await;
+            raise_alert(&state, actor.clone(), &anomaly, Some(trace.0.clone())).await;
         }
+        // Every refused lookup is audited with the child it was for.
+        let entry = AuditEntry {
+            time: state.clock.now(),
+            actor,
+            action: "lookup.throttled".into(),
+            subject_nhs: Some(nhs),
+            trace_id: Some(trace.0.clone()),
+            outcome: AuditOutcome::Denied,
+            detail: Some(format!("throttled until {}", until.0.to_rfc3339())),
+        };
+        let store = state.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await;
         return Err(ApiError::Throttled(until.0.to_rfc3339()).into());
     }
     let result = state

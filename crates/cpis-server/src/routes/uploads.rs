@@ -319,19 +319,20 @@ pub async fn report(
     };
     let store = state.store.clone();
     let (la2, uid) = (la.clone(), id.clone());
-    let summary = tokio::task::spawn_blocking(move || store.upload(&la2, &uid)).await??;
-    let Some(summary) = summary else {
-        if let Some(running) = state.progress.get(&id, &la) {
-            return Ok((
-                StatusCode::OK,
-                Json(serde_json::json!({
-                    "id": id, "status": "processing", "phase": running.phase, "rows_processed": running.rows
-                })),
-            )
-                .into_response());
-        }
-        return Err(ApiError::NotFound);
-    };
+    // Progress first: an upload leaves the registry only after it committed, so a poller never
+    // falls between the two.
+    if let Some(running) = state.progress.get(&id, &la) {
+        return Ok((
+            StatusCode::OK,
+            Json(serde_json::json!({
+                "id": id, "status": "processing", "phase": running.phase, "rows_processed": running.rows
+            })),
+        )
+            .into_response());
+    }
+    let summary = tokio::task::spawn_blocking(move || store.upload(&la2, &uid))
+        .await??
+        .ok_or(ApiError::NotFound)?;
     if wants_csv {
         return csv_report(&state, summary, outcome).await;
     }
