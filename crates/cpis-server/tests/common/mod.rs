@@ -27,6 +27,22 @@ pub const ED2_TOKEN: &str = "ed2-clinician-token";
 pub const ED_SILENT_TOKEN: &str = "ed-silent-token";
 /// A GP (scheduled setting): always silent.
 pub const GP_TOKEN: &str = "gp-clinician-token";
+/// A Coventry system holding only `la:upload`.
+pub const COVENTRY_UPLOAD_TOKEN: &str = "coventry-upload-only-token";
+/// A Coventry social worker holding only `la:notifications`.
+pub const COVENTRY_NOTIFICATIONS_TOKEN: &str = "coventry-notifications-only-token";
+/// The service's operators (not an LA, not a care setting).
+pub const OPERATIONS_ORG: &str = "CPISOPS";
+/// `ops.admin`: `admin` only.
+pub const ADMIN_TOKEN: &str = "ops-admin-token";
+/// `ops.auditor`: `auditor` only.
+pub const AUDITOR_TOKEN: &str = "ops-auditor-token";
+/// The token of `ed.disabled`, an ED clinician whose account is disabled.
+pub const DISABLED_TOKEN: &str = "ed-disabled-token";
+pub const DISABLED_USER: &str = "ed.disabled";
+/// Another clinician at the ED (RDEMO01) with cpis:view-notify, for tests that need a second,
+/// independent identity at the same setting.
+pub const ED_OTHER_TOKEN: &str = "ed-colleague-token";
 
 pub struct TestApp {
     pub router: axum::Router,
@@ -60,21 +76,49 @@ pub fn spawn_app() -> TestApp {
 }
 
 pub fn spawn_app_with(config: ServerConfig) -> TestApp {
+    spawn_app_with_options(AppOptions {
+        config,
+        ..AppOptions::default()
+    })
+}
+
+/// How to build a test app beyond the defaults (security tests).
+#[derive(Default)]
+pub struct AppOptions {
+    pub config: ServerConfig,
+    /// An external identity provider: bearer JWTs are verified against its JWKS.
+    pub jwt: Option<cpis_auth::jwt::JwtConfig>,
+    /// Lookup anomaly thresholds (default: so loose the detector never fires).
+    pub anomaly: Option<AnomalyPolicy>,
+    /// Password lockout (default: `LockoutPolicy::default()`, 5 failures, 15 minutes).
+    pub lockout: Option<cpis_auth::LockoutPolicy>,
+}
+
+/// When every test app starts: 2026-11-20 10:00 UTC.
+pub fn start_time() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap()
+}
+
+pub fn spawn_app_with_options(options: AppOptions) -> TestApp {
+    let AppOptions {
+        config,
+        jwt,
+        anomaly,
+        lockout,
+    } = options;
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(
         cpis_store::sqlite::SqliteStore::open(dir.path().join("cpis.db")).expect("open store"),
     );
-    let clock = Arc::new(FixedClock::new(
-        Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap(),
-    ));
+    let clock = Arc::new(FixedClock::new(start_time()));
     let engine = Arc::new(UploadEngine::new(
         store.clone(),
         clock.clone(),
         UploadSettings::default(),
     ));
     cpis_core::demo::load(&engine).expect("demo data loads");
-    let now = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap();
-    let people: [(&str, &str, &str, &str, &[Permission]); 6] = [
+    let now = start_time();
+    let people: [(&str, &str, &str, &str, &[Permission]); 12] = [
         (
             COVENTRY_TOKEN,
             COVENTRY,
@@ -117,6 +161,48 @@ pub fn spawn_app_with(config: ServerConfig) -> TestApp {
             "Clinician",
             &[Permission::ViewNotify],
         ),
+        (
+            COVENTRY_UPLOAD_TOKEN,
+            COVENTRY,
+            "coventry.uploader",
+            "LA system",
+            &[Permission::LaUpload],
+        ),
+        (
+            COVENTRY_NOTIFICATIONS_TOKEN,
+            COVENTRY,
+            "coventry.inbox",
+            "Social worker",
+            &[Permission::LaNotifications],
+        ),
+        (
+            ADMIN_TOKEN,
+            OPERATIONS_ORG,
+            "ops.admin",
+            "Administrator",
+            &[Permission::Admin],
+        ),
+        (
+            AUDITOR_TOKEN,
+            OPERATIONS_ORG,
+            "ops.auditor",
+            "Auditor",
+            &[Permission::Auditor],
+        ),
+        (
+            DISABLED_TOKEN,
+            "RDEMO01",
+            "ed.disabled",
+            "Clinician",
+            &[Permission::ViewNotify],
+        ),
+        (
+            ED_OTHER_TOKEN,
+            "RDEMO01",
+            "ed.colleague",
+            "Clinician",
+            &[Permission::ViewNotify],
+        ),
     ];
     for (token, org, username, role, perms) in people {
         let user = users::add(
@@ -135,20 +221,22 @@ pub fn spawn_app_with(config: ServerConfig) -> TestApp {
         .expect("test user");
         users::store_token(store.as_ref(), &user, token, "test", None, now).expect("test token");
     }
+    users::set_disabled(store.as_ref(), DISABLED_USER, true, now).expect("disable test user");
+    let jwt = jwt.map(|c| cpis_auth::jwt::JwtVerifier::new(c).expect("test JWKS"));
     let auth = Arc::new(cpis_auth::Authenticator::new(
         store.clone(),
         clock.clone(),
-        None,
-        Default::default(),
+        jwt,
+        lockout.unwrap_or_default(),
     ));
     // Tests look children up far faster than people do: keep the detector out of their way
     // (its own tests set tight limits).
-    let anomaly = AnomalyDetector::new(AnomalyPolicy {
+    let anomaly = AnomalyDetector::new(anomaly.unwrap_or(AnomalyPolicy {
         max_per_minute: 100_000,
         sequential_run: 100_000,
         miss_window: 100_000,
         ..Default::default()
-    });
+    }));
     let lookups = cpis_core::LookupService::start(store.clone(), clock.clone(), Default::default());
     let state = AppState::new(engine, lookups, clock.clone(), auth, anomaly, config);
     TestApp {
@@ -531,4 +619,135 @@ pub fn assert_outcome(r: &Reply, status: StatusCode, code: &str, what: &str) {
     assert_eq!(j["resourceType"], "OperationOutcome", "{what}: {j}");
     assert_eq!(j["issue"][0]["code"], code, "{what}: {j}");
     assert_eq!(j["issue"][0]["severity"], "error", "{what}: {j}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Security helpers (security_matrix.rs, auth_*.rs, anomaly_http.rs).
+
+impl TestApp {
+    /// Any request: `headers` are added as given (use them for Authorization, Cookie, X-CSRF-Token).
+    pub async fn request(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Body>,
+    ) -> Reply {
+        let mut b = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        self.send(b.body(body.into()).unwrap()).await
+    }
+
+    /// `GET /api/v1/audit{query}` as the auditor; the entries, newest first.
+    pub async fn audit_entries(&self, query: &str) -> Vec<serde_json::Value> {
+        let r = self
+            .get(&format!("/api/v1/audit{query}"), Some(AUDITOR_TOKEN))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "audit search {query}: {}",
+            r.text()
+        );
+        r.json()["entries"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The newest audit entry whose action starts with `action` (and, if given, by `user`).
+    pub async fn last_audit(&self, action: &str, user: Option<&str>) -> Option<serde_json::Value> {
+        let mut q = format!("?limit=1&action={}", url_encode(action));
+        if let Some(u) = user {
+            q.push_str(&format!("&user={}", url_encode(u)));
+        }
+        self.audit_entries(&q).await.into_iter().next()
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (query values in tests).
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Asserts an error body (401/403/404/409…) gives nothing away: no NHS number (any run of 9 or
+/// more digits), no child's name, no organisation's code or name, no user's name.
+pub fn assert_reveals_nothing(body: &[u8], what: &str) {
+    let text = String::from_utf8_lossy(body);
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c.is_ascii_digit() { run + 1 } else { 0 };
+        assert!(run < 9, "{what}: a long digit run in an error body: {text}");
+    }
+    let forbidden = [
+        SHARED_CHILD,
+        "999 059 7634",
+        "Ivy",
+        "Campbell",
+        COVENTRY,
+        WESTMINSTER,
+        "Coventry",
+        "Westminster",
+        "RDEMO",
+        OPERATIONS_ORG,
+        "coventry.system",
+        "coventry.uploader",
+        "coventry.inbox",
+        "westminster.system",
+        "ed.clinician",
+        "ed.viewer",
+        "ed.disabled",
+        "ed2.clinician",
+        "gp.clinician",
+        "ops.admin",
+        "ops.auditor",
+        " name",
+        "Demo",
+    ];
+    for f in forbidden {
+        assert!(
+            !text.contains(f),
+            "{what}: error body mentions {f:?}: {text}"
+        );
+    }
+}
+
+/// `tests/fixtures/{name}` as text.
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+/// The test identity provider (tests/fixtures/jwt).
+pub const JWT_ISSUER: &str = "https://idp.test.example";
+pub const JWT_AUDIENCE: &str = "cpis";
+pub const JWT_RSA_KID: &str = "cpis-test-rsa-1";
+pub const JWT_EC_KID: &str = "cpis-test-ec-1";
+
+/// An identity provider configuration trusting the keys in tests/fixtures/jwt/jwks.json.
+pub fn jwt_config() -> cpis_auth::jwt::JwtConfig {
+    cpis_auth::jwt::JwtConfig {
+        jwks_json: fixture("jwt/jwks.json"),
+        issuer: JWT_ISSUER.into(),
+        audience: JWT_AUDIENCE.into(),
+        org_claim: "ods".into(),
+        permissions_claim: "cpis_permissions".into(),
+    }
+}
+
+/// A test app that also accepts JWTs from the test identity provider.
+pub fn spawn_app_with_jwt() -> TestApp {
+    spawn_app_with_options(AppOptions {
+        jwt: Some(jwt_config()),
+        ..AppOptions::default()
+    })
 }

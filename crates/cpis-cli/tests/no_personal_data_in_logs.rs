@@ -1,0 +1,475 @@
+//! No personal data in ordinary logs (SPEC 4, docs/LOGGING.md): the real `cpis serve` binary at
+//! `--log trace`, driven over HTTP through an upload, lookups (a hit, a miss, a malformed number),
+//! logins and bad tokens, writes none of the NHS numbers, names, dates of birth, local ids, tokens
+//! or passwords it handled to its log — while still logging every request.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SHARED_CHILD: &str = "9990597634";
+const SHARED_CHILD_DOB: &str = "2013-05-31";
+const MISS: &str = "9434765919";
+const BAD_CHECK_DIGIT: &str = "9990597635";
+const LA_TOKEN: &str = "demo-E08000026";
+const ED_TOKEN: &str = "demo-RDEMO01";
+const BOGUS_TOKEN: &str = "cpis_LeakCheckBogusToken0123456789abcdef";
+const PASSWORD: &str = "Leak-Check Passphrase 7781";
+const WRONG_PASSWORD: &str = "Wrong-Leak-Check Guess 4410";
+
+fn cpis(db: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cpis"));
+    c.arg("--database")
+        .arg(format!("sqlite://{}", db.display()))
+        .env_remove("CPIS_CONFIG")
+        .env_remove("CPIS_LOG")
+        .env_remove("CPIS_BIND")
+        .env_remove("CPIS_DATABASE_URL")
+        .env_remove("RUST_LOG");
+    c
+}
+
+fn demo(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../demo")
+        .join(name)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`), chunked bodies decoded.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Reply> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut rest = raw[split + 4..].to_vec();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = Vec::new();
+        let mut at = 0;
+        loop {
+            let eol = rest[at..]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or_else(|| std::io::Error::other("bad chunk"))?;
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&rest[at..at + eol])
+                    .split(';')
+                    .next()
+                    .unwrap()
+                    .trim(),
+                16,
+            )
+            .map_err(std::io::Error::other)?;
+            at += eol + 2;
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[at..at + size]);
+            at += size + 2;
+        }
+        rest = out;
+    }
+    Ok(Reply { status, body: rest })
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn care_team(nhs_query_value: &str) -> String {
+    format!("/fhir/R4/CareTeam?patient:identifier=https://fhir.nhs.uk/Id/nhs-number%7C{nhs_query_value}")
+}
+
+/// Stops the server with SIGTERM (graceful: it logs its shutdown), else kills it.
+fn stop(mut child: Child) {
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    if !term.is_ok_and(|s| s.success()) {
+        // No `kill` command: stop it the hard way (its log so far is complete).
+        let _ = child.kill();
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Removes ANSI colour sequences (`ESC [ … letter`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether `word` occurs in `text` as a whole word (case-sensitive).
+fn has_word(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
+}
+
+fn grouped(nhs: &str) -> Option<String> {
+    (nhs.len() == 10).then(|| format!("{} {} {}", &nhs[..3], &nhs[3..6], &nhs[6..]))
+}
+
+#[test]
+fn the_server_log_at_trace_level_holds_no_personal_data_or_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("logs.db");
+
+    // A person with a password and a system with a fresh API token, made before the server starts.
+    let mut add = cpis(&db)
+        .args([
+            "users",
+            "add",
+            "leak.person",
+            "--org",
+            "E08000026",
+            "--permissions",
+            "la:notifications",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    let out = add.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cpis(&db)
+        .args([
+            "users",
+            "add",
+            "leak.system",
+            "--org",
+            "RDEMO01",
+            "--permissions",
+            "cpis:view-notify",
+            "--system",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cpis(&db)
+        .args(["users", "token", "leak.system"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fresh_token = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .find(|w| w.starts_with("cpis_"))
+        .expect("the token is printed")
+        .to_owned();
+
+    let port = free_port();
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = cpis(&db)
+        .args(["--log", "trace", "serve", "--demo", "--bind"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = http(port, "GET", "/readyz", &[], b"") {
+            if r.status == 200 {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "server not ready after 120 s:\n{}",
+            read_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let run = || -> std::io::Result<()> {
+        // An upload with every outcome code.
+        let file = std::fs::read(demo("uploads/errors-E08000026.csv")).unwrap();
+        let r = http(
+            port,
+            "POST",
+            "/api/v1/uploads?file_id=leak-check-1",
+            &[
+                ("Authorization", &bearer(LA_TOKEN)),
+                ("Content-Type", "text/csv"),
+                ("TraceID", "leak-check-trace-1"),
+            ],
+            &file,
+        )?;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["file_outcome"], "CPF03");
+        let id = r.json()["id"].as_str().unwrap().to_owned();
+        let r = http(
+            port,
+            "GET",
+            &format!("/api/v1/uploads/{id}?format=csv"),
+            &[("Authorization", &bearer(LA_TOKEN))],
+            b"",
+        )?;
+        assert_eq!(r.status, 200);
+
+        // Lookups: the shared child (digits and grouped), a miss, a malformed number.
+        let r = http(
+            port,
+            "GET",
+            &care_team(SHARED_CHILD),
+            &[
+                ("Authorization", &bearer(ED_TOKEN)),
+                ("IsUnscheduledAccessEvent", "true"),
+            ],
+            b"",
+        )?;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["total"], 2, "found in both LAs");
+        let r = http(
+            port,
+            "GET",
+            &care_team("999%20059%207634"),
+            &[("Authorization", &bearer(&fresh_token))],
+            b"",
+        )?;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["total"], 2);
+        let r = http(
+            port,
+            "GET",
+            &care_team(MISS),
+            &[("Authorization", &bearer(ED_TOKEN))],
+            b"",
+        )?;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["total"], 0, "a miss");
+        let r = http(
+            port,
+            "GET",
+            &care_team(BAD_CHECK_DIGIT),
+            &[("Authorization", &bearer(ED_TOKEN))],
+            b"",
+        )?;
+        assert_eq!(r.status, 400);
+        let r = http(
+            port,
+            "GET",
+            &format!(
+                "/fhir/R4/AuditEvent?patient:identifier=https://fhir.nhs.uk/Id/nhs-number%7C{SHARED_CHILD}"
+            ),
+            &[("Authorization", &bearer(ED_TOKEN))],
+            b"",
+        )?;
+        assert_eq!(r.status, 200);
+        let r = http(
+            port,
+            "GET",
+            "/api/v1/notifications",
+            &[("Authorization", &bearer(LA_TOKEN))],
+            b"",
+        )?;
+        assert_eq!(r.status, 200);
+        assert!(String::from_utf8_lossy(&r.body).contains(SHARED_CHILD));
+
+        // Logins: a wrong password, the right one, an unknown user.
+        let login = |user: &str, pass: &str| {
+            http(
+                port,
+                "POST",
+                "/auth/login",
+                &[("Content-Type", "application/json")],
+                serde_json::json!({"username": user, "password": pass})
+                    .to_string()
+                    .as_bytes(),
+            )
+        };
+        assert_eq!(login("leak.person", WRONG_PASSWORD)?.status, 401);
+        assert_eq!(login("leak.person", PASSWORD)?.status, 200);
+        assert_eq!(login("leak.nobody", PASSWORD)?.status, 401);
+
+        // Bad bearer tokens.
+        let r = http(
+            port,
+            "GET",
+            &care_team(SHARED_CHILD),
+            &[("Authorization", &bearer(BOGUS_TOKEN))],
+            b"",
+        )?;
+        assert_eq!(r.status, 401);
+        let r = http(
+            port,
+            "GET",
+            "/api/v1/notifications",
+            &[("Authorization", &format!("Bearer {BOGUS_TOKEN}.{PASSWORD}"))],
+            b"",
+        )?;
+        assert_eq!(r.status, 401);
+        Ok(())
+    };
+    let result = run();
+    stop(child);
+    let log = strip_ansi(&read_log());
+    result.unwrap_or_else(|e| panic!("request failed: {e}\n{log}"));
+
+    // The demo banner deliberately prints the documented demo credentials; everything else is
+    // checked for them.
+    let without_banner: String = log
+        .lines()
+        .filter(|l| !l.starts_with("demo mode:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+
+    // Not vacuous: the requests were logged, with their route templates and statuses.
+    for needle in [
+        "route=\"/api/v1/uploads\"",
+        "route=\"/api/v1/uploads/{id}\"",
+        "route=\"/fhir/R4/CareTeam\"",
+        "route=\"/fhir/R4/AuditEvent\"",
+        "route=\"/auth/login\"",
+        "route=\"/api/v1/notifications\"",
+        "status=201",
+        "status=400",
+        "status=401",
+        "trace_id=\"leak-check-trace-1\"",
+    ] {
+        assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
+    }
+    let requests = log.lines().filter(|l| l.contains(" request ")).count();
+    assert!(requests >= 12, "{requests} request lines:\n{log}");
+
+    // Personal data: NHS numbers (as digits and grouped), names, local ids, dates of birth.
+    let mut nhs = vec![
+        SHARED_CHILD.to_owned(),
+        MISS.to_owned(),
+        BAD_CHECK_DIGIT.to_owned(),
+    ];
+    let mut words = vec!["Ivy".to_owned(), "Campbell".to_owned()];
+    let mut other = vec![SHARED_CHILD_DOB.to_owned(), "COV-001010".to_owned()];
+    let errors = std::fs::read_to_string(demo("uploads/errors-E08000026.csv")).unwrap();
+    for line in errors.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        nhs.push(f[1].replace(' ', ""));
+        words.push(f[3].to_owned());
+        words.push(f[4].to_owned());
+        other.push(f[2].to_owned());
+        other.push(f[5].to_owned());
+    }
+    for n in &nhs {
+        assert!(
+            !log.contains(n.as_str()),
+            "NHS number {n} in the log:\n{log}"
+        );
+        if let Some(g) = grouped(n) {
+            assert!(!log.contains(&g), "NHS number {g} in the log:\n{log}");
+        }
+    }
+    for w in &words {
+        assert!(!has_word(&log, w), "name {w:?} in the log:\n{log}");
+    }
+    for o in &other {
+        assert!(!log.contains(o.as_str()), "{o:?} in the log:\n{log}");
+    }
+    // Secrets.
+    for s in [
+        fresh_token.as_str(),
+        BOGUS_TOKEN,
+        PASSWORD,
+        WRONG_PASSWORD,
+        "LeakCheckBogusToken",
+    ] {
+        assert!(!log.contains(s), "secret {s:?} in the log:\n{log}");
+    }
+    for s in [LA_TOKEN, ED_TOKEN] {
+        assert!(
+            !without_banner.contains(s),
+            "token {s:?} in the log outside the demo banner:\n{without_banner}"
+        );
+    }
+}
