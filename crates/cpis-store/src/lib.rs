@@ -14,8 +14,8 @@ pub mod sqlite;
 pub use audit_chain::AuditVerification;
 pub use error::{StoreError, StoreResult};
 pub use model::{
-    AuditQuery, NewApiToken, NewUpload, RowFilter, Session, StoreCounts, StoredRecord, User,
-    UserKind,
+    AuditQuery, DeadDelivery, DueDelivery, NewApiToken, NewUpload, RowFilter, Session, StoreCounts,
+    StoredRecord, User, UserKind, Webhook,
 };
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -24,7 +24,7 @@ use cpis_domain::report::{RowResult, UploadId, UploadSummary};
 use cpis_domain::upload::RecordRow;
 use cpis_domain::{
     Access, AuditEntry, AuditRecord, CareSetting, Demographics, LocalAuthority, NewNotification,
-    NhsNumber, Notification, OdsCode, PlanType,
+    NhsNumber, Notification, OdsCode, Plan, PlanType,
 };
 
 /// The storage interface every backend implements. Calls block: async callers run them on a
@@ -69,6 +69,52 @@ pub trait Store: Send + Sync {
     /// Opens the write transaction a batch of lookups runs in: each lookup reads the child's
     /// records and writes its access and notifications in it, and all commit together.
     fn begin_lookups(&self) -> StoreResult<Box<dyn LookupTx + '_>>;
+    /// Opens the transaction a demographics change file is applied in.
+    fn begin_changes(&self) -> StoreResult<Box<dyn ChangesTx + '_>>;
+
+    // Retention.
+    /// Every plan that can leave its visibility window (ended plans and UCPPs), with its LA and
+    /// NHS number.
+    fn purgeable_plans(&self) -> StoreResult<Vec<(OdsCode, NhsNumber, Plan)>>;
+    /// Deletes these plans if they are still exactly as listed (an upload may have changed them
+    /// since), then the records left with no plan, and appends the audit entry; one transaction.
+    /// Returns (plans deleted, records deleted).
+    fn purge(
+        &self,
+        plans: &[(OdsCode, NhsNumber, Plan)],
+        audit: &AuditEntry,
+    ) -> StoreResult<(u64, u64)>;
+
+    // Operations.
+    /// A consistent copy of the whole database in a new file (SQLite online backup).
+    fn backup_to(&self, path: &std::path::Path) -> StoreResult<()>;
+    /// Notifications not yet acknowledged (outbox depth).
+    fn unacknowledged_notifications(&self) -> StoreResult<u64>;
+
+    // Webhook delivery (the outbox's push side).
+    fn add_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    fn webhooks(&self, la: &OdsCode) -> StoreResult<Vec<Webhook>>;
+    /// Disables a webhook; its pending deliveries are not attempted again.
+    fn remove_webhook(&self, la: &OdsCode, id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Claims up to `limit` deliveries due now: each is leased until `lease_until`, so another
+    /// worker (on this or another server) does not send it meanwhile.
+    fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<DueDelivery>>;
+    fn delivery_succeeded(&self, id: i64, status: u16, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Records a failed attempt: retry at `retry_at`, or give up (dead letter) when `None`.
+    fn delivery_failed(
+        &self,
+        id: i64,
+        status: Option<u16>,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    fn dead_deliveries(&self, limit: u32) -> StoreResult<Vec<DeadDelivery>>;
     /// The most recent unscheduled accesses to a child, newest first.
     fn recent_accesses(&self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>>;
     /// An LA's notifications after the cursor (a `seq`), oldest first.
@@ -138,6 +184,26 @@ pub trait LookupTx {
 
 /// The single transaction an upload runs in: verification reads, record writes, row results and
 /// the final summary commit together or not at all.
+/// The transaction a demographics change file is applied in: index updates, record moves,
+/// `inactive-nhs-number` notifications and audit commit together.
+pub trait ChangesTx {
+    fn demographics(&mut self, nhs: NhsNumber) -> StoreResult<Option<Demographics>>;
+    fn upsert_demographics(&mut self, entry: &Demographics, now: DateTime<Utc>) -> StoreResult<()>;
+    fn records_for(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>>;
+    /// Moves every record held against `from` to `to`. Where an LA already holds a record for
+    /// `to`, the plans it lacks move across and the old record goes. Returns the LAs whose
+    /// records moved.
+    fn move_records(
+        &mut self,
+        from: NhsNumber,
+        to: NhsNumber,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<OdsCode>>;
+    fn insert_notification(&mut self, notification: &NewNotification) -> StoreResult<()>;
+    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()>;
+    fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
 pub trait UploadTx {
     /// Registers a new upload (status `processing`) inside this transaction.
     fn insert_upload(&mut self, upload: &NewUpload) -> StoreResult<()>;
@@ -223,4 +289,26 @@ pub fn open(url: &str) -> StoreResult<Box<dyn Store>> {
         return Err(StoreError::Config("database URL names no file".into()));
     }
     Ok(Box::new(sqlite::SqliteStore::open(path)?))
+}
+
+/// As [`open`], with an optional read replica for PostgreSQL (see
+/// [`postgres::PgStore::open_with_replica`]: read-only queries outside transactions may go to it,
+/// everything else stays on the primary). SQLite has no replicas: a replica URL is ignored with a
+/// warning. A replica must be a PostgreSQL URL.
+pub fn open_with_replica(url: &str, replica_url: Option<&str>) -> StoreResult<Box<dyn Store>> {
+    let Some(replica) = replica_url.filter(|r| !r.trim().is_empty()) else {
+        return open(url);
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        tracing::warn!("a read replica is only used with PostgreSQL; the SQLite store ignores it");
+        return open(url);
+    }
+    if !(replica.starts_with("postgres://") || replica.starts_with("postgresql://")) {
+        return Err(StoreError::Config(
+            "the read replica URL must be a postgres:// URL".into(),
+        ));
+    }
+    Ok(Box::new(crate::postgres::PgStore::open_with_replica(
+        url, replica,
+    )?))
 }

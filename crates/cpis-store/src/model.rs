@@ -116,3 +116,37 @@ pub struct AuditQuery {
     pub before_seq: Option<u64>,
     pub limit: u32,
 }
+
+/// An LA's webhook endpoint. The secret signs every delivery (HMAC-SHA256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: String,
+    pub la: cpis_domain::OdsCode,
+    pub url: String,
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A delivery claimed by a worker: the notification to send and where.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub id: i64,
+    pub notification: cpis_domain::Notification,
+    pub webhook: Webhook,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A delivery given up on (shown to admins).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadDelivery {
+    pub id: i64,
+    pub notification_id: String,
+    pub la: String,
+    pub url: String,
+    pub attempts: u32,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub dead_at: DateTime<Utc>,
+}

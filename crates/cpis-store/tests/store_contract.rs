@@ -134,7 +134,9 @@ fn pg_url() -> Option<String> {
         .filter(|u| !u.trim().is_empty())
 }
 
-fn pg_ctx() -> Option<Ctx> {
+/// `replica`: the store also sends its read-only queries to a "replica" that is the same
+/// database (so reads see every write), exercising the replica routing under the whole contract.
+fn pg_ctx(replica: bool) -> Option<Ctx> {
     let Some(admin) = pg_url() else {
         if std::env::var("CPIS_REQUIRE_PG").is_ok_and(|v| v == "1") {
             panic!("CPIS_REQUIRE_PG=1 but CPIS_TEST_PG_URL is not set");
@@ -144,7 +146,11 @@ fn pg_ctx() -> Option<Ctx> {
     };
     let db = TempDatabase::create(&admin)
         .unwrap_or_else(|e| panic!("creating a test database through CPIS_TEST_PG_URL: {e}"));
-    let store = cpis_store::open(db.url()).expect("open postgres");
+    let store = if replica {
+        cpis_store::open_with_replica(db.url(), Some(db.url())).expect("open postgres + replica")
+    } else {
+        cpis_store::open(db.url()).expect("open postgres")
+    };
     assert_eq!(store.backend(), "postgres");
     Some(Ctx {
         store,
@@ -152,7 +158,9 @@ fn pg_ctx() -> Option<Ctx> {
     })
 }
 
-/// Each contract test twice: `sqlite::name` and `postgres::name`.
+/// Each contract test three times: `sqlite::name`, `postgres::name` and
+/// `postgres_replica::name` (PostgreSQL with read-only queries routed to a replica connection
+/// pool on the same database: see also `tests/pg_replica.rs`).
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -167,7 +175,17 @@ macro_rules! contract {
             $(
                 #[test]
                 fn $name() {
-                    if let Some(ctx) = super::pg_ctx() {
+                    if let Some(ctx) = super::pg_ctx(false) {
+                        super::$name(&ctx);
+                    }
+                }
+            )*
+        }
+        mod postgres_replica {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(ctx) = super::pg_ctx(true) {
                         super::$name(&ctx);
                     }
                 }

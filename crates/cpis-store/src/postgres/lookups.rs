@@ -99,6 +99,7 @@ impl LookupTx for PgLookupTx<'_> {
                 &n.payload,
             ],
         )?;
+        super::webhooks::enqueue(&mut self.conn, &n.id, &n.la, n.created_at)?;
         Ok(())
     }
 

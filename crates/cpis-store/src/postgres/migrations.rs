@@ -23,6 +23,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_notification_la_seq",
         include_str!("../../migrations/postgres/0004_notification_la_seq.sql"),
     ),
+    (
+        "0005_webhooks",
+        include_str!("../../migrations/postgres/0005_webhooks.sql"),
+    ),
 ];
 
 fn tracked(conn: &mut Conn) -> StoreResult<bool> {

@@ -15,13 +15,16 @@ mod audit;
 mod bulk;
 mod convert;
 mod directory;
+mod lifecycle;
 mod lookups;
 mod migrations;
 mod pool;
 mod records;
+mod replica;
 mod security;
 mod testing;
 mod uploads;
+mod webhooks;
 
 pub use testing::TempDatabase;
 
@@ -51,6 +54,8 @@ const LOCK_NOTIFY: i32 = 0x6370_6903;
 
 pub struct PgStore {
     pool: Pool,
+    /// Where read-only queries made outside a transaction go, if configured.
+    replica: Option<replica::Replica>,
 }
 
 impl From<postgres::Error> for StoreError {
@@ -99,18 +104,53 @@ impl PgStore {
     /// Connects to the database a `postgres://` URL names and brings its schema up to date (once,
     /// under an advisory lock, however many servers start together).
     pub fn open(url: &str) -> StoreResult<Self> {
-        let mut config = postgres::Config::from_str(url)
-            .map_err(|e| StoreError::Config(format!("bad PostgreSQL URL: {e}")))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("cpis");
-        }
-        let pool = Pool::new(config, POOL_MAX, POOL_WAIT);
+        let pool = Pool::new(connection_config(url)?, POOL_MAX, POOL_WAIT);
         let mut conn = pool.connect()?;
         migrations::run(&mut conn)?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            replica: None,
+        })
+    }
+
+    /// As [`PgStore::open`], with a read replica (`replica_url`, e.g. a streaming-replication
+    /// hot standby) for the read-only queries made outside a transaction: `records_for` and
+    /// `recent_accesses` outside lookups (the AuditEvent history), an LA's notification list,
+    /// upload report rows, directory and demographics reads, counts and audit search. Every
+    /// write and every transaction (lookups, uploads, acknowledgements, audit verification) stays
+    /// on the primary, and so do reads whose answer a write depends on (upload summaries, held
+    /// files, users, tokens and sessions).
+    ///
+    /// A replica lags its primary: what it answers may be a moment old. Point reads that find
+    /// nothing there (a record, an LA, an upload's rows) ask the primary as well, so something
+    /// just written is never reported missing; lists (notifications, audit search, the access
+    /// history) may trail by the replication lag. An unreachable replica is skipped and its reads
+    /// go to the primary. Migrations run on the primary only; the replica gets them by replication.
+    pub fn open_with_replica(url: &str, replica_url: &str) -> StoreResult<Self> {
+        let mut store = Self::open(url)?;
+        let config = replica::read_only(connection_config(replica_url)?);
+        let replica = replica::Replica::new(Pool::new(config, POOL_MAX, POOL_WAIT));
+        let primary_version = store.schema_version()?;
+        match replica
+            .connect()
+            .and_then(|mut c| migrations::current_version(&mut c))
+        {
+            Ok(v) if v == primary_version => {}
+            Ok(v) => tracing::warn!(
+                replica_schema = v,
+                primary_schema = primary_version,
+                "the read replica's schema differs from the primary's (replication lag, or the wrong database?)"
+            ),
+            Err(e) => tracing::warn!(error = %e,
+                "the read replica does not answer; reads go to the primary until it does"),
+        }
+        store.replica = Some(replica);
+        Ok(store)
+    }
+
+    /// Whether a read replica is configured.
+    pub fn has_replica(&self) -> bool {
+        self.replica.is_some()
     }
 
     /// The schema version the database is at.
@@ -122,6 +162,30 @@ impl PgStore {
     fn read<T>(&self, f: impl FnOnce(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
         let mut conn = self.pool.get()?;
         f(&mut conn)
+    }
+
+    /// Runs the read-only `f` on the replica if there is one (and it answers), else on the
+    /// primary. The answer may trail the primary by the replication lag.
+    fn read_replica<T>(&self, f: impl Fn(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
+        if let Some(v) = self.replica.as_ref().and_then(|r| r.try_read(&f)) {
+            return Ok(v);
+        }
+        self.read(f)
+    }
+
+    /// As [`PgStore::read_replica`], asking the primary too when the replica's answer is
+    /// `missing`: what was just written on the primary is never reported absent.
+    fn read_replica_or_primary<T>(
+        &self,
+        f: impl Fn(&mut Conn) -> StoreResult<T>,
+        missing: impl Fn(&T) -> bool,
+    ) -> StoreResult<T> {
+        if let Some(v) = self.replica.as_ref().and_then(|r| r.try_read(&f)) {
+            if !missing(&v) {
+                return Ok(v);
+            }
+        }
+        self.read(f)
     }
 
     /// Runs `f` in a transaction: committed when it returns `Ok`, rolled back otherwise.
@@ -164,7 +228,7 @@ impl Store for PgStore {
     }
 
     fn counts(&self) -> StoreResult<StoreCounts> {
-        self.read(|c| {
+        self.read_replica(|c| {
             let r = c.query_one(
                 "SELECT (SELECT count(*) FROM local_authorities), (SELECT count(*) FROM care_settings),
                         (SELECT count(*) FROM demographics), (SELECT count(*) FROM records),
@@ -203,15 +267,15 @@ impl Store for PgStore {
     }
 
     fn local_authority(&self, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>> {
-        self.read(|c| directory::local_authority(c, ods))
+        self.read_replica_or_primary(|c| directory::local_authority(c, ods), Option::is_none)
     }
 
     fn local_authorities(&self) -> StoreResult<Vec<LocalAuthority>> {
-        self.read(directory::local_authorities)
+        self.read_replica_or_primary(directory::local_authorities, Vec::is_empty)
     }
 
     fn care_setting(&self, ods: &OdsCode) -> StoreResult<Option<CareSetting>> {
-        self.read(|c| directory::care_setting(c, ods))
+        self.read_replica_or_primary(|c| directory::care_setting(c, ods), Option::is_none)
     }
 
     fn upsert_demographics(
@@ -223,15 +287,82 @@ impl Store for PgStore {
     }
 
     fn demographics(&self, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
-        self.read(|c| directory::demographics(c, nhs))
+        self.read_replica_or_primary(|c| directory::demographics(c, nhs), Option::is_none)
     }
 
     fn records_for(&self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
-        self.read(|c| records::records_for(c, nhs))
+        self.read_replica_or_primary(|c| records::records_for(c, nhs), Vec::is_empty)
     }
 
     fn la_record_count(&self, la: &OdsCode) -> StoreResult<u64> {
-        self.read(|c| records::la_record_count(c, la))
+        self.read_replica(|c| records::la_record_count(c, la))
+    }
+
+    fn begin_changes(&self) -> StoreResult<Box<dyn crate::ChangesTx + '_>> {
+        Ok(Box::new(lifecycle::PgChangesTx::begin(self.pool.get()?)?))
+    }
+
+    fn purgeable_plans(&self) -> StoreResult<Vec<(OdsCode, NhsNumber, cpis_domain::Plan)>> {
+        self.read(lifecycle::purgeable_plans)
+    }
+
+    fn purge(
+        &self,
+        plans: &[(OdsCode, NhsNumber, cpis_domain::Plan)],
+        audit: &AuditEntry,
+    ) -> StoreResult<(u64, u64)> {
+        self.read(|c| lifecycle::purge(c, plans, audit))
+    }
+
+    /// PostgreSQL is backed up with its own tools (`pg_dump`, base backups): docs/DEPLOYMENT.md.
+    fn backup_to(&self, _path: &std::path::Path) -> StoreResult<()> {
+        Err(StoreError::Config(
+            "cpis backup copies the embedded SQLite database; back up PostgreSQL with pg_dump or base backups".into(),
+        ))
+    }
+
+    fn unacknowledged_notifications(&self) -> StoreResult<u64> {
+        self.read(lifecycle::unacknowledged)
+    }
+
+    fn add_webhook(&self, webhook: &crate::Webhook) -> StoreResult<()> {
+        self.write(|c| webhooks::add(c, webhook))
+    }
+
+    fn webhooks(&self, la: &OdsCode) -> StoreResult<Vec<crate::Webhook>> {
+        self.read(|c| webhooks::list(c, la))
+    }
+
+    fn remove_webhook(&self, la: &OdsCode, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        self.write(|c| webhooks::remove(c, la, id, now))
+    }
+
+    fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::DueDelivery>> {
+        self.read(|c| webhooks::claim(c, now, lease_until, limit))
+    }
+
+    fn delivery_succeeded(&self, id: i64, status: u16, now: DateTime<Utc>) -> StoreResult<()> {
+        self.write(|c| webhooks::succeeded(c, id, status, now))
+    }
+
+    fn delivery_failed(
+        &self,
+        id: i64,
+        status: Option<u16>,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.write(|c| webhooks::failed(c, id, status, error, retry_at, now))
+    }
+
+    fn dead_deliveries(&self, limit: u32) -> StoreResult<Vec<crate::DeadDelivery>> {
+        self.read(|c| webhooks::dead(c, limit))
     }
 
     fn begin_lookups(&self) -> StoreResult<Box<dyn LookupTx + '_>> {
@@ -239,7 +370,7 @@ impl Store for PgStore {
     }
 
     fn recent_accesses(&self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
-        self.read(|c| lookups::recent_accesses(c, nhs, limit))
+        self.read_replica(|c| lookups::recent_accesses(c, nhs, limit))
     }
 
     fn notifications(
@@ -248,7 +379,7 @@ impl Store for PgStore {
         after: u64,
         limit: u32,
     ) -> StoreResult<Vec<Notification>> {
-        self.read(|c| lookups::notifications(c, la, after, limit))
+        self.read_replica(|c| lookups::notifications(c, la, after, limit))
     }
 
     fn acknowledge(
@@ -310,7 +441,7 @@ impl Store for PgStore {
     }
 
     fn audit_search(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
-        self.read(|c| audit::search(c, query))
+        self.read_replica(|c| audit::search(c, query))
     }
 
     fn audit_verify(&self) -> StoreResult<AuditVerification> {
@@ -331,6 +462,8 @@ impl Store for PgStore {
     }
 
     fn upload(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<UploadSummary>> {
+        // On the primary even with a replica: the engine reads summaries it has just written (a
+        // replayed file's original, a held upload being confirmed) and acts on their status.
         self.read(|c| uploads::summary(c, la, id))
     }
 
@@ -340,7 +473,7 @@ impl Store for PgStore {
         id: &UploadId,
         filter: &RowFilter,
     ) -> StoreResult<Vec<RowResult>> {
-        self.read(|c| uploads::rows(c, la, id, filter))
+        self.read_replica_or_primary(|c| uploads::rows(c, la, id, filter), Vec::is_empty)
     }
 
     fn applied_uploads_since(&self, la: &OdsCode, id: &UploadId) -> StoreResult<u64> {
@@ -350,4 +483,17 @@ impl Store for PgStore {
     fn held_file(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<Vec<u8>>> {
         self.read(|c| uploads::held_file(c, la, id))
     }
+}
+
+/// A `postgres://` URL's connection settings, with cpis's defaults for what it leaves out.
+fn connection_config(url: &str) -> StoreResult<postgres::Config> {
+    let mut config = postgres::Config::from_str(url)
+        .map_err(|e| StoreError::Config(format!("bad PostgreSQL URL: {e}")))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("cpis");
+    }
+    Ok(config)
 }

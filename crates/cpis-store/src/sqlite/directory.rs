@@ -143,33 +143,40 @@ pub fn upsert_demographics(
     now: DateTime<Utc>,
 ) -> StoreResult<usize> {
     let tx = conn.transaction()?;
-    {
-        let mut stmt = tx.prepare(
-            "INSERT INTO demographics (nhs_number, status, superseded_by, date_of_birth, sensitive, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (nhs_number) DO UPDATE SET
-                 status = excluded.status, superseded_by = excluded.superseded_by,
-                 date_of_birth = excluded.date_of_birth, sensitive = excluded.sensitive,
-                 updated_at = excluded.updated_at",
-        )?;
-        let now = ts(now);
-        for e in entries {
-            let superseded_by = match e.status {
-                DemographicStatus::Superseded(n) => Some(n.digits()),
-                _ => None,
-            };
-            stmt.execute(params![
-                e.nhs_number.digits(),
-                e.status.code(),
-                superseded_by,
-                date(e.date_of_birth),
-                e.sensitive,
-                now
-            ])?;
-        }
+    for e in entries {
+        upsert_demographic(&tx, e, now)?;
     }
     tx.commit()?;
     Ok(entries.len())
+}
+
+/// One index entry, inside the caller's transaction.
+pub fn upsert_demographic(
+    conn: &Connection,
+    e: &Demographics,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let superseded_by = match e.status {
+        DemographicStatus::Superseded(n) => Some(n.digits()),
+        _ => None,
+    };
+    conn.prepare_cached(
+        "INSERT INTO demographics (nhs_number, status, superseded_by, date_of_birth, sensitive, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (nhs_number) DO UPDATE SET
+             status = excluded.status, superseded_by = excluded.superseded_by,
+             date_of_birth = excluded.date_of_birth, sensitive = excluded.sensitive,
+             updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        e.nhs_number.digits(),
+        e.status.code(),
+        superseded_by,
+        date(e.date_of_birth),
+        e.sensitive,
+        ts(now)
+    ])?;
+    Ok(())
 }
 
 pub fn demographics(conn: &Connection, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {

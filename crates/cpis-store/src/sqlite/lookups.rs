@@ -76,14 +76,7 @@ impl LookupTx for SqliteLookupTx<'_> {
     }
 
     fn insert_notification(&mut self, n: &NewNotification) -> StoreResult<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO notifications (id, la_ods, kind, created_at, payload, la_seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5,
-                         (SELECT coalesce(max(la_seq), 0) + 1 FROM notifications WHERE la_ods = ?2))",
-            )?
-            .execute(params![n.id, n.la.as_str(), n.kind.code(), ts(n.created_at), n.payload])?;
-        Ok(())
+        insert_notification(&self.conn, n)
     }
 
     fn append_audit(&mut self, entry: &cpis_domain::AuditEntry) -> StoreResult<()> {
@@ -96,6 +89,24 @@ impl LookupTx for SqliteLookupTx<'_> {
         self.committed = true;
         Ok(())
     }
+}
+
+/// Appends to the LA's notification stream (its own cursor numbering).
+pub fn insert_notification(conn: &Connection, n: &NewNotification) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO notifications (id, la_ods, kind, created_at, payload, la_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5,
+                 (SELECT coalesce(max(la_seq), 0) + 1 FROM notifications WHERE la_ods = ?2))",
+    )?
+    .execute(params![
+        n.id,
+        n.la.as_str(),
+        n.kind.code(),
+        ts(n.created_at),
+        n.payload
+    ])?;
+    super::webhooks::enqueue(conn, &n.id, &n.la, n.created_at)?;
+    Ok(())
 }
 
 fn access_from_row(r: &Row<'_>) -> StoreResult<Access> {

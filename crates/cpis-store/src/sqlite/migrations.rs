@@ -21,6 +21,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_notification_la_seq",
         include_str!("../../migrations/sqlite/0004_notification_la_seq.sql"),
     ),
+    (
+        "0005_webhooks",
+        include_str!("../../migrations/sqlite/0005_webhooks.sql"),
+    ),
 ];
 
 pub fn current_version(conn: &Connection) -> StoreResult<u32> {

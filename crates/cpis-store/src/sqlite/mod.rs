@@ -5,11 +5,13 @@
 mod audit;
 mod convert;
 mod directory;
+mod lifecycle;
 mod lookups;
 mod migrations;
 mod records;
 mod security;
 mod uploads;
+mod webhooks;
 
 use crate::{AuditQuery, AuditVerification, NewApiToken, Session, User};
 use crate::{
@@ -263,6 +265,72 @@ impl Store for SqliteStore {
 
     fn audit_verify(&self) -> StoreResult<AuditVerification> {
         self.read(audit::verify)
+    }
+
+    fn begin_changes(&self) -> StoreResult<Box<dyn crate::ChangesTx + '_>> {
+        Ok(Box::new(lifecycle::SqliteChangesTx::begin(take(
+            &self.writer,
+        ))?))
+    }
+
+    fn purgeable_plans(&self) -> StoreResult<Vec<(OdsCode, NhsNumber, cpis_domain::Plan)>> {
+        self.read(lifecycle::purgeable_plans)
+    }
+
+    fn purge(
+        &self,
+        plans: &[(OdsCode, NhsNumber, cpis_domain::Plan)],
+        audit: &AuditEntry,
+    ) -> StoreResult<(u64, u64)> {
+        self.write(|c| lifecycle::purge(c, plans, audit))
+    }
+
+    fn backup_to(&self, path: &Path) -> StoreResult<()> {
+        self.read(|c| lifecycle::backup_to(c, path))
+    }
+
+    fn unacknowledged_notifications(&self) -> StoreResult<u64> {
+        self.read(lifecycle::unacknowledged)
+    }
+
+    fn add_webhook(&self, webhook: &crate::Webhook) -> StoreResult<()> {
+        self.write(|c| webhooks::add(c, webhook))
+    }
+
+    fn webhooks(&self, la: &OdsCode) -> StoreResult<Vec<crate::Webhook>> {
+        self.read(|c| webhooks::list(c, la))
+    }
+
+    fn remove_webhook(&self, la: &OdsCode, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        self.write(|c| webhooks::remove(c, la, id, now))
+    }
+
+    fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::DueDelivery>> {
+        self.write(|c| webhooks::claim(c, now, lease_until, limit))
+    }
+
+    fn delivery_succeeded(&self, id: i64, status: u16, now: DateTime<Utc>) -> StoreResult<()> {
+        self.write(|c| webhooks::succeeded(c, id, status, now))
+    }
+
+    fn delivery_failed(
+        &self,
+        id: i64,
+        status: Option<u16>,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.write(|c| webhooks::failed(c, id, status, error, retry_at, now))
+    }
+
+    fn dead_deliveries(&self, limit: u32) -> StoreResult<Vec<crate::DeadDelivery>> {
+        self.read(|c| webhooks::dead(c, limit))
     }
 
     fn begin_lookups(&self) -> StoreResult<Box<dyn LookupTx + '_>> {

@@ -1,0 +1,209 @@
+//! Lifecycle on PostgreSQL: demographics changes, retention purging, outbox depth.
+
+use super::convert::{parse_nhs, parse_ods, ts};
+use super::pool::{Conn, Pooled};
+use super::LOCK_NOTIFY;
+use crate::{ChangesTx, StoreError, StoreResult, StoredRecord};
+use chrono::{DateTime, NaiveDate, Utc};
+use cpis_domain::{AuditEntry, Demographics, NewNotification, NhsNumber, OdsCode, Plan, PlanType};
+
+pub struct PgChangesTx<'a> {
+    conn: Pooled<'a>,
+    committed: bool,
+    notify_locked: bool,
+    audit_head: super::audit::Head,
+}
+
+impl<'a> PgChangesTx<'a> {
+    pub fn begin(mut conn: Pooled<'a>) -> StoreResult<Self> {
+        conn.batch("BEGIN")?;
+        Ok(PgChangesTx {
+            conn,
+            committed: false,
+            notify_locked: false,
+            audit_head: Default::default(),
+        })
+    }
+}
+
+impl Drop for PgChangesTx<'_> {
+    fn drop(&mut self) {
+        if !self.committed && self.conn.batch("ROLLBACK").is_err() {
+            self.conn.discard();
+        }
+    }
+}
+
+impl ChangesTx for PgChangesTx<'_> {
+    fn demographics(&mut self, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
+        super::directory::demographics(&mut self.conn, nhs)
+    }
+
+    fn upsert_demographics(&mut self, entry: &Demographics, now: DateTime<Utc>) -> StoreResult<()> {
+        super::directory::upsert_demographics(&mut self.conn, std::slice::from_ref(entry), now)?;
+        Ok(())
+    }
+
+    fn records_for(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
+        super::records::records_for(&mut self.conn, nhs)
+    }
+
+    fn move_records(
+        &mut self,
+        from: NhsNumber,
+        to: NhsNumber,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<OdsCode>> {
+        let rows = self.conn.query(
+            "SELECT r.id, r.la_ods, t.id FROM records r
+             LEFT JOIN records t ON t.nhs_number = $2 AND t.la_ods = r.la_ods
+             WHERE r.nhs_number = $1 ORDER BY r.la_ods COLLATE \"C\" FOR UPDATE OF r",
+            &[&from.digits(), &to.digits()],
+        )?;
+        let mut moved = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: i64 = row.try_get(0)?;
+            let la: &str = row.try_get(1)?;
+            let target: Option<i64> = row.try_get(2)?;
+            match target {
+                None => {
+                    self.conn.execute(
+                        "UPDATE records SET nhs_number = $2, updated_at = $3 WHERE id = $1",
+                        &[&id, &to.digits(), &ts(now)],
+                    )?;
+                }
+                Some(t) => {
+                    self.conn.execute(
+                        "UPDATE plans SET record_id = $2 WHERE record_id = $1
+                         AND plan_type NOT IN (SELECT plan_type FROM plans WHERE record_id = $2)",
+                        &[&id, &t],
+                    )?;
+                    self.conn
+                        .execute("DELETE FROM records WHERE id = $1", &[&id])?;
+                    self.conn.execute(
+                        "UPDATE records SET updated_at = $2 WHERE id = $1",
+                        &[&t, &ts(now)],
+                    )?;
+                }
+            }
+            moved.push(parse_ods(la)?);
+        }
+        Ok(moved)
+    }
+
+    fn insert_notification(&mut self, n: &NewNotification) -> StoreResult<()> {
+        if !self.notify_locked {
+            self.conn
+                .execute("SELECT pg_advisory_xact_lock($1::int4, 0)", &[&LOCK_NOTIFY])?;
+            self.notify_locked = true;
+        }
+        self.conn.execute(
+            "INSERT INTO notifications (id, la_ods, kind, created_at, payload, la_seq)
+             VALUES ($1, $2, $3, $4, $5,
+                     (SELECT coalesce(max(la_seq), 0) + 1 FROM notifications WHERE la_ods = $2))",
+            &[
+                &n.id,
+                &n.la.as_str(),
+                &n.kind.code(),
+                &ts(n.created_at),
+                &n.payload,
+            ],
+        )?;
+        super::webhooks::enqueue(&mut self.conn, &n.id, &n.la, n.created_at)?;
+        Ok(())
+    }
+
+    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()> {
+        super::audit::append(&mut self.conn, &mut self.audit_head, entry)
+    }
+
+    fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        let this = &mut *self;
+        this.audit_head.store(&mut this.conn)?;
+        self.conn.batch("COMMIT")?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+pub fn purgeable_plans(conn: &mut Conn) -> StoreResult<Vec<(OdsCode, NhsNumber, Plan)>> {
+    let rows = conn.query(
+        "SELECT r.la_ods, r.nhs_number, p.plan_type, p.start_date, p.end_date, p.expected_delivery_date
+         FROM plans p JOIN records r ON r.id = p.record_id
+         WHERE p.end_date IS NOT NULL OR p.plan_type = 'UCPP'",
+        &[],
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let t: &str = r.try_get(2)?;
+        let plan = Plan::new(
+            t.parse::<PlanType>()
+                .map_err(|_| StoreError::corrupt("plan type"))?,
+            r.try_get::<_, NaiveDate>(3)?,
+            r.try_get::<_, Option<NaiveDate>>(4)?,
+            r.try_get::<_, Option<NaiveDate>>(5)?,
+        )
+        .map_err(StoreError::corrupt)?;
+        out.push((parse_ods(r.try_get(0)?)?, parse_nhs(r.try_get(1)?)?, plan));
+    }
+    Ok(out)
+}
+
+pub fn purge(
+    conn: &mut Conn,
+    plans: &[(OdsCode, NhsNumber, Plan)],
+    audit: &AuditEntry,
+) -> StoreResult<(u64, u64)> {
+    conn.batch("BEGIN")?;
+    let result = (|| -> StoreResult<(u64, u64)> {
+        let mut deleted_plans = 0u64;
+        let mut deleted_records = 0u64;
+        for (la, nhs, plan) in plans {
+            deleted_plans += conn.execute(
+                "DELETE FROM plans WHERE plan_type = $3 AND start_date = $4
+                   AND end_date IS NOT DISTINCT FROM $5 AND expected_delivery_date IS NOT DISTINCT FROM $6
+                   AND record_id = (SELECT id FROM records WHERE nhs_number = $1 AND la_ods = $2)",
+                &[
+                    &nhs.digits(),
+                    &la.as_str(),
+                    &plan.plan_type().code(),
+                    &plan.start(),
+                    &plan.end(),
+                    &plan.expected_delivery(),
+                ],
+            )?;
+            deleted_records += conn.execute(
+                "DELETE FROM records WHERE nhs_number = $1 AND la_ods = $2
+                 AND NOT EXISTS (SELECT 1 FROM plans WHERE record_id = records.id)",
+                &[&nhs.digits(), &la.as_str()],
+            )?;
+        }
+        let mut head = super::audit::Head::default();
+        let mut entry = audit.clone();
+        entry.detail = Some(format!(
+            "{}; deleted {deleted_plans} plans and {deleted_records} records",
+            audit.detail.as_deref().unwrap_or("retention purge")
+        ));
+        super::audit::append(conn, &mut head, &entry)?;
+        head.store(conn)?;
+        Ok((deleted_plans, deleted_records))
+    })();
+    match result {
+        Ok(r) => {
+            conn.batch("COMMIT")?;
+            Ok(r)
+        }
+        Err(e) => {
+            let _ = conn.batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+pub fn unacknowledged(conn: &mut Conn) -> StoreResult<u64> {
+    let r = conn.query_one(
+        "SELECT count(*) FROM notifications WHERE acknowledged_at IS NULL",
+        &[],
+    )?;
+    Ok(r.try_get::<_, i64>(0)? as u64)
+}
