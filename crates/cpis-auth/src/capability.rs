@@ -62,11 +62,11 @@ impl LaNotifications {
 /// May administer directories and users.
 #[derive(Debug, Clone)]
 pub struct Admin {
-    actor: String,
+    actor: AuditActor,
 }
 
 impl Admin {
-    pub fn actor(&self) -> &str {
+    pub fn actor(&self) -> &AuditActor {
         &self.actor
     }
 }
@@ -143,7 +143,7 @@ impl Principal {
             return Err(Denied("this needs admin".into()));
         }
         Ok(Admin {
-            actor: self.user_id.clone(),
+            actor: self.audit_actor(),
         })
     }
 

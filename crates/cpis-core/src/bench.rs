@@ -126,6 +126,16 @@ fn measure(
 pub fn upload(dir: &Path, rows: usize, daily_rows: usize) -> Result<Vec<Measurement>, BenchError> {
     let store: Arc<dyn Store> =
         Arc::new(cpis_store::sqlite::SqliteStore::open(dir.join("bench.db"))?);
+    upload_on(store, rows, daily_rows)
+}
+
+/// The same benchmark on a store the caller opened, which must be empty (a fresh database of
+/// any backend: `cpis bench upload --database postgres://…` passes a new PostgreSQL database).
+pub fn upload_on(
+    store: Arc<dyn Store>,
+    rows: usize,
+    daily_rows: usize,
+) -> Result<Vec<Measurement>, BenchError> {
     let now = Utc::now();
     store.upsert_local_authorities(
         &[LocalAuthority {

@@ -3,7 +3,9 @@
 
 pub mod anomaly;
 pub mod bench;
+pub mod delivery;
 pub mod demo;
+pub mod lifecycle;
 pub mod loaders;
 pub mod lookup;
 pub mod upload;

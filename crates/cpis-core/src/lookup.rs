@@ -104,6 +104,7 @@ struct Job {
 #[derive(Clone)]
 pub struct LookupService {
     queue: SyncSender<Job>,
+    committed: Arc<tokio::sync::Notify>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policy: VisibilityPolicy,
@@ -128,10 +129,12 @@ impl LookupService {
     /// Starts the writer thread.
     pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: VisibilityPolicy) -> Self {
         let (queue, jobs) = sync_channel::<Job>(QUEUE);
+        let committed = Arc::new(tokio::sync::Notify::new());
         let worker = Worker {
             store: store.clone(),
             clock: clock.clone(),
             policy,
+            committed: committed.clone(),
         };
         std::thread::Builder::new()
             .name("cpis-lookups".into())
@@ -139,10 +142,17 @@ impl LookupService {
             .expect("spawn the lookup writer thread");
         LookupService {
             queue,
+            committed,
             store,
             clock,
             policy,
         }
+    }
+
+    /// Woken after every committed group of lookups (so live streams can look for new
+    /// notifications at once rather than at their next poll).
+    pub fn commits(&self) -> Arc<tokio::sync::Notify> {
+        self.committed.clone()
     }
 
     pub fn policy(&self) -> &VisibilityPolicy {
@@ -196,6 +206,7 @@ impl LookupService {
 }
 
 struct Worker {
+    committed: Arc<tokio::sync::Notify>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policy: VisibilityPolicy,
@@ -213,6 +224,7 @@ impl Worker {
             }
             match self.commit_group(&group) {
                 Ok(results) => {
+                    self.committed.notify_waiters();
                     for (job, result) in group.into_iter().zip(results) {
                         let _ = job.reply.send(Ok(result));
                     }

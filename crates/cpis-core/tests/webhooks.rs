@@ -1,0 +1,193 @@
+//! Webhook delivery against a real HTTP receiver on loopback: signed, at least once with stable
+//! ids, retried with backoff, dead-lettered after the retry period, never sent twice once
+//! delivered. Runs on SQLite (and PostgreSQL with CPIS_TEST_BACKEND=postgres).
+
+mod common;
+
+use chrono::Duration;
+use common::*;
+use cpis_auth::{OrgKind, Principal};
+use cpis_core::delivery::{verify, DeliveryWorker, HttpSender, RetryPolicy};
+use cpis_core::{LookupRequest, LookupService};
+use cpis_domain::{Clock, Permission, Permissions, SettingType};
+use cpis_store::Webhook;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<(String, String, String)>>>);
+
+/// A minimal HTTP/1.1 receiver: records (signature, notification id, body) and answers with the
+/// next scripted status (200 once the script runs out).
+fn receiver(script: Vec<u16>) -> (String, Received) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/cpis-hook", listener.local_addr().unwrap());
+    let got = Received::default();
+    let store = got.clone();
+    std::thread::spawn(move || {
+        let mut script = script.into_iter();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                headers.push(line.trim_end().to_owned());
+            }
+            let header = |name: &str| {
+                headers
+                    .iter()
+                    .find_map(|h| {
+                        h.split_once(": ")
+                            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                            .map(|(_, v)| v.to_owned())
+                    })
+                    .unwrap_or_default()
+            };
+            let len: usize = header("content-length").parse().unwrap_or(0);
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).unwrap();
+            let status = script.next().unwrap_or(200);
+            store.0.lock().unwrap().push((
+                header("cpis-signature"),
+                header("cpis-notification-id"),
+                String::from_utf8(body).unwrap(),
+            ));
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, got)
+}
+
+fn setup(script: Vec<u16>, policy: RetryPolicy) -> (Env, DeliveryWorker, Received, String) {
+    let child = nhs(1);
+    let env = Env::with(&[active(child, "2015-01-01")]);
+    env.delta(
+        LA_A,
+        "a",
+        &[Line::upsert(child, "2015-01-01", "CPP", "2026-01-01")],
+    );
+    let (url, got) = receiver(script);
+    let secret = "test-signing-secret".to_owned();
+    env.store
+        .add_webhook(&Webhook {
+            id: "hook-1".into(),
+            la: la(LA_A),
+            url,
+            secret: secret.clone(),
+            created_at: env.clock.now(),
+        })
+        .unwrap();
+    // A notifying lookup by an emergency department: one notification for LA A.
+    let ed = Principal::local_operator(
+        "ed",
+        la("RXEDTEST"),
+        "ED",
+        OrgKind::CareSetting(SettingType::EmergencyDepartment),
+        Permissions::new([Permission::ViewNotify]),
+    );
+    let lookups = LookupService::start(env.store.clone(), env.clock.clone(), Default::default());
+    let r = lookups
+        .lookup(LookupRequest::new(&ed.lookup().unwrap(), child, true, None))
+        .unwrap();
+    assert_eq!(r.notified.len(), 1);
+    let worker = DeliveryWorker::new(
+        env.store.clone(),
+        env.clock.clone(),
+        policy,
+        Box::new(HttpSender::default()),
+    );
+    (env, worker, got, secret)
+}
+
+#[test]
+fn a_notification_is_delivered_signed_once() {
+    let (env, worker, got, secret) = setup(vec![], RetryPolicy::default());
+    assert_eq!(worker.run_once().unwrap(), 1);
+    assert_eq!(worker.run_once().unwrap(), 0, "delivered: never sent again");
+    let got = got.0.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    let (sig, id, body) = &got[0];
+    verify(
+        &secret,
+        sig,
+        body.as_bytes(),
+        env.clock.now(),
+        Duration::minutes(5),
+    )
+    .unwrap();
+    assert!(verify(
+        "wrong-secret",
+        sig,
+        body.as_bytes(),
+        env.clock.now(),
+        Duration::minutes(5)
+    )
+    .is_err());
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(&json["id"], id);
+    assert_eq!(json["kind"], "access");
+    assert_eq!(json["child"]["nhs_number"], nhs(1).digits());
+    assert!(env.store.dead_deliveries(10).unwrap().is_empty());
+}
+
+#[test]
+fn failures_are_retried_with_backoff_then_delivered_with_the_same_id() {
+    let (env, worker, got, _) = setup(vec![500, 503], RetryPolicy::default());
+    assert_eq!(worker.run_once().unwrap(), 1); // 500
+    assert_eq!(
+        worker.run_once().unwrap(),
+        0,
+        "not due again before the backoff"
+    );
+    env.clock.set(env.clock.now() + Duration::seconds(7));
+    assert_eq!(worker.run_once().unwrap(), 1); // 503
+    env.clock.set(env.clock.now() + Duration::seconds(7));
+    assert_eq!(worker.run_once().unwrap(), 0, "second backoff is ~10 s");
+    env.clock.set(env.clock.now() + Duration::seconds(6));
+    assert_eq!(worker.run_once().unwrap(), 1); // 200
+    env.clock.set(env.clock.now() + Duration::hours(1));
+    assert_eq!(worker.run_once().unwrap(), 0);
+    let got = got.0.lock().unwrap().clone();
+    assert_eq!(got.len(), 3);
+    assert!(
+        got.iter().all(|(_, id, _)| *id == got[0].1),
+        "every attempt carries the same id"
+    );
+}
+
+#[test]
+fn a_receiver_that_never_answers_is_dead_lettered_after_the_retry_period() {
+    let policy = RetryPolicy {
+        first_retry_seconds: 60,
+        max_backoff_seconds: 600,
+        give_up_after_hours: 1,
+    };
+    let (env, worker, got, _) = setup(vec![500; 100], policy);
+    let mut attempts = 0;
+    for _ in 0..40 {
+        attempts += worker.run_once().unwrap();
+        env.clock.set(env.clock.now() + Duration::minutes(11));
+    }
+    let dead = env.store.dead_deliveries(10).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_status, Some(500));
+    assert_eq!(dead[0].attempts as usize, attempts);
+    assert!(
+        (5..12).contains(&attempts),
+        "{attempts} attempts in the hour"
+    );
+    assert_eq!(got.0.lock().unwrap().len(), attempts);
+    assert_eq!(
+        worker.run_once().unwrap(),
+        0,
+        "dead letters are not retried"
+    );
+}
