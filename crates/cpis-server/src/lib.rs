@@ -5,6 +5,7 @@ mod auth;
 mod error;
 mod extract;
 mod fhir;
+mod metrics;
 mod progress;
 mod routes;
 mod state;

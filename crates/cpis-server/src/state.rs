@@ -38,11 +38,22 @@ pub struct AppState {
     pub(crate) lookups: LookupService,
     pub(crate) auth: Arc<Authenticator>,
     pub(crate) anomaly: Arc<AnomalyDetector>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) progress: Arc<ProgressRegistry>,
 }
 
 impl AppState {
+    /// Observes a webhook delivery's latency (commit to 2xx) in the metrics.
+    pub fn delivery_observer(&self) -> impl Fn(chrono::Duration) + Send + Sync + 'static {
+        let metrics = self.metrics.clone();
+        move |age: chrono::Duration| {
+            metrics
+                .webhook_delivery_seconds
+                .observe(age.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6)
+        }
+    }
+
     pub fn new(
         engine: Arc<UploadEngine>,
         lookups: LookupService,
@@ -58,6 +69,7 @@ impl AppState {
             clock,
             auth,
             anomaly: Arc::new(anomaly),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
             config: Arc::new(config),
             progress: Arc::new(ProgressRegistry::default()),
         }

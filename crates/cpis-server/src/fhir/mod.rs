@@ -206,6 +206,7 @@ async fn care_team_search(
         let _ = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await;
         return Err(ApiError::Throttled(until.0.to_rfc3339()).into());
     }
+    let started = std::time::Instant::now();
     let result = state
         .lookups
         .submit(LookupRequest::new(
@@ -216,6 +217,17 @@ async fn care_team_search(
         ))
         .answer()
         .await?;
+    state
+        .metrics
+        .lookup_commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .lookups
+        .get_or_create(&crate::metrics::KindLabel {
+            kind: result.access.kind.code().to_owned(),
+        })
+        .inc();
     if let Some(anomaly) =
         state
             .anomaly

@@ -1,3 +1,4 @@
+mod admin;
 mod audit;
 mod health;
 mod notifications;
@@ -18,10 +19,18 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route(
+            "/api/v1/admin/demographics/changes",
+            post(admin::demographics_changes),
+        )
+        .route("/api/v1/admin/purge", post(admin::purge))
         .route("/api/v1/uploads", post(uploads::create))
         .route("/api/v1/uploads/{id}", get(uploads::report))
         .route("/api/v1/uploads/{id}/confirm", post(uploads::confirm))
         .route("/api/v1/notifications", get(notifications::list))
+        .route("/api/v1/notifications/stream", get(notifications::stream))
+        .route("/api/v1/admin/deliveries/dead", get(admin::dead_deliveries))
         .route("/api/v1/notifications/{id}/ack", post(notifications::ack))
         .route("/auth/login", post(session::login))
         .route("/auth/logout", post(session::logout))

@@ -6,12 +6,15 @@ use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::state::AppState;
 use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use cpis_auth::Principal;
-use cpis_domain::notification::{Ack, Notification};
+use cpis_domain::notification::Ack;
 use cpis_domain::{AuditEntry, AuditOutcome};
+use futures_util::stream::Stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::convert::Infallible;
 
 #[derive(Debug, Deserialize)]
 pub struct ListParams {
@@ -22,17 +25,7 @@ pub struct ListParams {
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
-/// A notification as the LA receives it: its payload with the cursor and acknowledgement.
-pub fn notification_json(n: &Notification) -> Value {
-    let mut body: Value = serde_json::from_str(&n.payload).unwrap_or_else(|_| json!({}));
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("id".into(), json!(n.id));
-        obj.insert("kind".into(), json!(n.kind.code()));
-        obj.insert("cursor".into(), json!(n.seq.to_string()));
-        obj.insert("acknowledged_at".into(), json!(n.acknowledged_at));
-    }
-    body
-}
+pub use cpis_core::delivery::notification_json;
 
 pub async fn list(
     State(state): State<AppState>,
@@ -111,4 +104,74 @@ pub async fn ack(
             json!({"acknowledged_at": at, "already_acknowledged": true}),
         )),
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StreamParams {
+    after: Option<u64>,
+}
+
+/// `GET /api/v1/notifications/stream?after=…`: server-sent events, one per notification (event id
+/// = cursor, so a reconnecting browser resumes with `Last-Event-ID`). The stream wakes when this
+/// server commits lookups and polls every 250 ms for notifications written elsewhere (uploads,
+/// change feeds, other servers).
+pub async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+    ApiQuery(p): ApiQuery<StreamParams>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let cap = caller
+        .grant(&state, "notification.stream", Principal::la_notifications)
+        .await?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let start = crate::extract::cursor(resume.or(p.after).unwrap_or(0), "after")?;
+    let la = cap.la().clone();
+    let store = state.store.clone();
+    let commits = state.lookups.commits();
+    let events = futures_util::stream::unfold(
+        (start, Vec::<Event>::new()),
+        move |(mut cursor, mut pending)| {
+            let store = store.clone();
+            let la = la.clone();
+            let commits = commits.clone();
+            async move {
+                loop {
+                    // Registered before the store is read, so a commit in between is not missed.
+                    let woken = commits.notified();
+                    if let Some(e) = pending.pop() {
+                        return Some((Ok(e), (cursor, pending)));
+                    }
+                    let (s, l) = (store.clone(), la.clone());
+                    let page =
+                        tokio::task::spawn_blocking(move || s.notifications(&l, cursor, 100)).await;
+                    match page {
+                        Ok(Ok(items)) if !items.is_empty() => {
+                            cursor = items.last().map_or(cursor, |n| n.seq);
+                            pending = items
+                                .iter()
+                                .rev()
+                                .map(|n| {
+                                    Event::default()
+                                        .id(n.seq.to_string())
+                                        .event(n.kind.code())
+                                        .data(notification_json(n).to_string())
+                                })
+                                .collect();
+                        }
+                        _ => {
+                            tokio::select! {
+                                _ = woken => {}
+                                _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

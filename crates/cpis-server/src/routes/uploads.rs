@@ -177,6 +177,17 @@ fn run_upload(
         state.progress.update(&id, phase, p.rows);
     };
     let out = engine.submit_as(cap, id.clone(), meta, file, &progress);
+    if let Ok(s) = &out {
+        let s = s.summary();
+        let outcome = s
+            .file_outcome
+            .map_or_else(|| s.status.code().to_owned(), |o| o.code().to_owned());
+        state
+            .metrics
+            .uploads
+            .get_or_create(&crate::metrics::OutcomeLabel { outcome })
+            .inc();
+    }
     state.progress.finish(&id);
     Ok(out?)
 }
