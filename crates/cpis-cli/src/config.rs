@@ -25,6 +25,8 @@ pub struct GlobalArgs {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub database_url: Option<String>,
+    /// PostgreSQL read replica for read-only queries outside transactions (`cpis serve`).
+    pub read_database_url: Option<String>,
     pub bind: Option<String>,
     pub max_upload_bytes: Option<u64>,
     pub spool_dir: Option<PathBuf>,
@@ -35,6 +37,8 @@ pub struct FileConfig {
     pub ucpp_days: Option<u32>,
     /// Public base URL for FHIR `fullUrl`s, e.g. `https://cpis.example.org`.
     pub public_base_url: Option<String>,
+    /// Webhook retry policy.
+    pub webhooks: Option<cpis_core::delivery::RetryPolicy>,
     /// Lookup anomaly detection thresholds.
     pub anomaly: Option<cpis_core::anomaly::AnomalyPolicy>,
     /// External identity provider (JWT bearer tokens verified against its JWKS).

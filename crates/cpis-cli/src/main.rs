@@ -44,6 +44,13 @@ enum Command {
     /// Verify or search the tamper-evident audit trail.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// Manage LA webhook endpoints for notification delivery.
+    #[command(subcommand)]
+    Webhooks(commands::webhooks::WebhooksCommand),
+    /// Delete plans past their visibility window (retention); `--dry-run` only reports.
+    Purge(commands::ops::PurgeArgs),
+    /// Copy the embedded SQLite database to a file while cpis runs (online backup API).
+    Backup(commands::ops::BackupArgs),
     /// Measure upload throughput on synthetic data.
     Bench(commands::bench::Args),
 }
@@ -63,7 +70,10 @@ fn main() -> ExitCode {
         Command::Demo(cmd) => commands::reference::demo(&cli.global, cmd),
         Command::Users(cmd) => commands::users::run(&cli.global, cmd),
         Command::Audit(cmd) => commands::audit::run(&cli.global, cmd),
-        Command::Bench(args) => commands::bench::run(args),
+        Command::Webhooks(cmd) => commands::webhooks::run(&cli.global, cmd),
+        Command::Purge(args) => commands::ops::purge(&cli.global, args),
+        Command::Backup(args) => commands::ops::backup(&cli.global, args),
+        Command::Bench(args) => commands::bench::run(&cli.global, args),
     };
     match result {
         Ok(code) => code,

@@ -14,6 +14,14 @@ pub enum DemographicsCommand {
     /// nhs_number,status,superseded_by,date_of_birth,sensitive. The whole file is checked first;
     /// one bad line and nothing is loaded.
     Load { file: PathBuf },
+    /// Apply a change feed (same columns as the extract): superseded numbers move their records
+    /// to the replacement and notify each owning LA; inactive numbers notify without moving.
+    /// Atomic and idempotent; the whole file is checked first.
+    ApplyChanges {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -57,7 +65,29 @@ pub fn migrate(global: &GlobalArgs) -> Result<ExitCode> {
 }
 
 pub fn demographics(global: &GlobalArgs, cmd: DemographicsCommand) -> Result<ExitCode> {
-    let DemographicsCommand::Load { file } = cmd;
+    let file = match cmd {
+        DemographicsCommand::Load { file } => file,
+        DemographicsCommand::ApplyChanges { file, json } => {
+            let entries = loaders::parse_demographics(read(&file)?)
+                .with_context(|| format!("{}", file.display()))?;
+            let engine = open(global)?;
+            let report = cpis_core::lifecycle::apply_demographic_changes(
+                engine.store().as_ref(),
+                &cpis_domain::SystemClock,
+                &super::operator_admin(),
+                &entries,
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "applied {} changes: {} superseded numbers moved {} records, {} inactive numbers, {} LA notifications",
+                    report.entries, report.superseded_with_records, report.records_moved, report.inactive_with_records, report.notifications
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let entries =
         loaders::parse_demographics(read(&file)?).with_context(|| format!("{}", file.display()))?;
     let engine = open(global)?;

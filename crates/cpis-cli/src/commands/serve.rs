@@ -18,6 +18,11 @@ pub struct Args {
     /// `sqlite://cpis-demo.db` unless a database is named.
     #[arg(long)]
     demo: bool,
+    /// PostgreSQL read replica (`postgres://…`) for read-only queries made outside a
+    /// transaction: notification lists, upload report rows, the AuditEvent history, directory
+    /// reads, audit search. Writes and lookups stay on the primary. Ignored on SQLite.
+    #[arg(long, env = "CPIS_READ_DATABASE_URL")]
+    read_database: Option<String>,
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "CPIS_BIND")]
     bind: Option<String>,
@@ -43,7 +48,21 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         "sqlite://cpis.db"
     };
     let url = global.database_url(&file, default_db);
-    let engine = super::open_engine(&url, upload_settings(&file, args.mass_end_threshold)?)?;
+    let replica = args
+        .read_database
+        .clone()
+        .or_else(|| file.read_database_url.clone())
+        .filter(|r| !r.trim().is_empty());
+    let engine = super::open_engine_with_replica(
+        &url,
+        replica.as_deref(),
+        upload_settings(&file, args.mass_end_threshold)?,
+    )?;
+    if let Some(r) = &replica {
+        if engine.store().backend() == "postgres" {
+            tracing::info!(replica = %super::redact_url(r), "reads outside transactions may use the read replica");
+        }
+    }
     let store: Arc<dyn Store> = engine.store().clone();
 
     if args.demo {
@@ -102,9 +121,25 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         .bind
         .or(file.bind.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-    let lookups = LookupService::start(store, clock.clone(), file.visibility());
+
+    let lookups = LookupService::start(store.clone(), clock.clone(), file.visibility());
     let anomaly = AnomalyDetector::new(file.anomaly.unwrap_or_default());
-    let state = AppState::new(Arc::new(engine), lookups, clock, auth, anomaly, config);
+    let worker = cpis_core::delivery::DeliveryWorker::new(
+        store.clone(),
+        clock.clone(),
+        file.webhooks.unwrap_or_default(),
+        Box::new(cpis_core::delivery::HttpSender::default()),
+    );
+    let state = AppState::new(
+        Arc::new(engine),
+        lookups,
+        clock.clone(),
+        auth,
+        anomaly,
+        config,
+    );
+    // The outbox's push side: webhook deliveries (several servers share the queue safely).
+    worker.on_delivered(state.delivery_observer()).spawn();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,0 +1,614 @@
+//! Horizontal scale-out on PostgreSQL (SPEC 5: "several stateless cpis servers share it"): two
+//! real `cpis serve` processes on one database, driven at the same time over HTTP.
+//!
+//! - The same upload file is sent to both servers at once, for several file ids: each file is
+//!   applied exactly once (one `201`, one `200` replay naming the same upload, one `upload.apply`
+//!   audit entry) and its records are as sent.
+//! - Meanwhile ~200 notifying lookups, split across both servers and several emergency-care
+//!   identities, all answer `200`; afterwards each LA's notifications, paged by cursor, have
+//!   unique ids and cursors 1, 2, 3… with no gap, as many as the lookups that notified it.
+//!
+//! The second server runs with `--read-database` naming the same database, so its read-only
+//! queries go through the replica pool.
+//!
+//! Runs when `CPIS_TEST_PG_URL` names a PostgreSQL server where that user may create databases
+//! (a fresh `cpis_test_…` database, dropped at the end); otherwise prints "skipped" and passes,
+//! unless `CPIS_REQUIRE_PG=1`.
+//!
+//! ```text
+//! CPIS_TEST_PG_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test -p cpis-cli --test multi_instance_pg
+//! ```
+
+use cpis_domain::{NhsNumber, OdsCode};
+use cpis_store::postgres::TempDatabase;
+use cpis_store::{AuditQuery, Store};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+const COVENTRY: &str = "E08000026";
+/// Upload files sent to both servers at once, and the rows in each.
+const FILES: usize = 5;
+const ROWS_PER_FILE: usize = 3;
+/// Notifying lookups, spread over this many client threads.
+const LOOKUPS: usize = 200;
+const LOOKUP_THREADS: usize = 8;
+
+fn admin_url() -> Option<String> {
+    let url = std::env::var("CPIS_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty());
+    if url.is_none() {
+        assert!(
+            !std::env::var("CPIS_REQUIRE_PG").is_ok_and(|v| v == "1"),
+            "CPIS_REQUIRE_PG=1 but CPIS_TEST_PG_URL is not set"
+        );
+        println!(
+            "multi_instance_pg skipped: set CPIS_TEST_PG_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres) \
+             to run two cpis servers against one PostgreSQL database"
+        );
+    }
+    url
+}
+
+fn demo(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../demo")
+        .join(name)
+}
+
+fn cpis(database: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cpis"));
+    c.arg("--database")
+        .arg(database)
+        .env_remove("CPIS_CONFIG")
+        .env_remove("CPIS_LOG")
+        .env_remove("CPIS_BIND")
+        .env_remove("CPIS_DATABASE_URL")
+        .env_remove("CPIS_READ_DATABASE_URL")
+        .env_remove("RUST_LOG");
+    c
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `cpis serve`, killed when dropped (also when the test fails).
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(database: &str, config: &Path, dir: &Path, name: &str, extra: &[&str]) -> Server {
+        let port = free_port();
+        let log = dir.join(format!("{name}.log"));
+        let child = cpis(database)
+            .arg("--config")
+            .arg(config)
+            .args(["--log", "warn", "serve", "--bind"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start cpis serve");
+        let server = Server { child, port, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if http(port, "GET", "/readyz", &[], b"").is_ok_and(|r| r.status == 200) {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server {name} not ready on port {port}:\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {} {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`), chunked bodies decoded.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Reply> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut rest = raw[split + 4..].to_vec();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = Vec::new();
+        let mut at = 0;
+        loop {
+            let eol = rest[at..]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or_else(|| std::io::Error::other("bad chunk"))?;
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&rest[at..at + eol])
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim(),
+                16,
+            )
+            .map_err(std::io::Error::other)?;
+            at += eol + 2;
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[at..at + size]);
+            at += size + 2;
+        }
+        rest = out;
+    }
+    Ok(Reply {
+        status,
+        head,
+        body: rest,
+    })
+}
+
+/// CSV rows of a demo file (header skipped), split on commas (the demo files quote nothing).
+fn csv_rows(name: &str) -> Vec<Vec<String>> {
+    std::fs::read_to_string(demo(name))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
+fn digits(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// The NHS numbers in the bundled demo uploads, with the LAs whose file names them. The
+/// `errors-…` file (rows meant to be rejected) counts only with `with_errors`.
+fn uploaded_children(with_errors: bool) -> BTreeMap<String, BTreeSet<String>> {
+    let mut held: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for entry in std::fs::read_dir(demo("uploads")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.starts_with("errors-") && !with_errors {
+            continue;
+        }
+        let la = name
+            .trim_end_matches(".csv")
+            .trim_start_matches("errors-")
+            .to_owned();
+        for row in csv_rows(&format!("uploads/{name}")) {
+            held.entry(digits(&row[1])).or_default().insert(la.clone());
+        }
+    }
+    held
+}
+
+/// Children in the demographics index (active, not sensitive) that no demo upload mentions,
+/// with their dates of birth: new to every LA.
+fn new_children(n: usize) -> Vec<(String, String)> {
+    let taken = uploaded_children(true);
+    let picked: Vec<(String, String)> = csv_rows("demographics.csv")
+        .into_iter()
+        .filter(|r| r[1] == "active" && r[4] == "false" && !taken.contains_key(&digits(&r[0])))
+        .map(|r| (digits(&r[0]), r[3].clone()))
+        .take(n)
+        .collect();
+    assert_eq!(picked.len(), n, "enough unused children in the demo index");
+    picked
+}
+
+/// Tokens of the emergency-care clinicians (their lookups notify).
+fn emergency_tokens() -> Vec<String> {
+    csv_rows("care_settings.csv")
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                r[2].as_str(),
+                "emergency-department" | "urgent-treatment-centre" | "ambulance"
+            )
+        })
+        .map(|r| format!("demo-{}", r[0]))
+        .collect()
+}
+
+/// An upload file: its id, its CSV and the (NHS number, date of birth) of each row.
+type UploadFile = (String, String, Vec<(String, String)>);
+
+const HIGH_ANOMALY_LIMITS: &str = "\
+[anomaly]
+max_per_minute = 1000000000
+sequential_run = 1000000000
+sequential_gap = 0
+miss_window = 1000000000
+max_miss_ratio = 1.0
+throttle_minutes = 1
+";
+
+/// One LA's notifications, paged through with the cursor (small pages, so paging is exercised).
+fn all_notifications(port: u16, la: &str) -> Vec<Value> {
+    let token = format!("Bearer demo-{la}");
+    let mut out = Vec::new();
+    let mut after = String::new();
+    loop {
+        let r = http(
+            port,
+            "GET",
+            &format!("/api/v1/notifications?after={after}&limit=37"),
+            &[("Authorization", &token)],
+            b"",
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let page = r.json();
+        let items = page["notifications"].as_array().unwrap().clone();
+        let next = page["next_cursor"].as_str().unwrap().to_owned();
+        if items.is_empty() {
+            assert_eq!(next, if after.is_empty() { "0" } else { &after });
+            return out;
+        }
+        out.extend(items);
+        after = next;
+    }
+}
+
+#[test]
+fn two_servers_share_one_postgresql_database() {
+    let Some(admin) = admin_url() else { return };
+    let db = TempDatabase::create(&admin).expect("create a test database");
+    let url = db.url().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cpis.toml");
+    std::fs::write(&config, HIGH_ANOMALY_LIMITS).unwrap();
+
+    let out = cpis(&url)
+        .args(["--log", "warn", "demo", "load"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cpis demo load: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // What the demo load left, read through the store (a third client of the database).
+    let store: Arc<dyn Store> = Arc::from(cpis_store::open(&url).unwrap());
+    let coventry = OdsCode::parse(COVENTRY).unwrap();
+    let coventry_records_before = store.la_record_count(&coventry).unwrap();
+
+    let a = Server::start(&url, &config, dir.path(), "a", &[]);
+    // The second server also names a read replica — the same database, so its reads (the
+    // notification lists below) see everything: exercises `--read-database` end to end.
+    let b = Server::start(&url, &config, dir.path(), "b", &["--read-database", &url]);
+    let ports = [a.port, b.port];
+
+    // (a) The same new file to both servers at once, FILES times with different file ids.
+    let children = new_children(FILES * ROWS_PER_FILE);
+    let files: Vec<UploadFile> = children
+        .chunks(ROWS_PER_FILE)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut csv = String::from("action,nhs_number,local_id,given_name,family_name,date_of_birth,plan_type,start_date,end_date,expected_delivery_date,sensitive\n");
+            for (j, (nhs, dob)) in chunk.iter().enumerate() {
+                csv.push_str(&format!(
+                    "upsert,{nhs},COV-MI-{i}-{j},Multi,Instance,{dob},CPP,2026-10-{:02},,,false\n",
+                    1 + i
+                ));
+            }
+            (format!("multi-instance-{i}"), csv, chunk.to_vec())
+        })
+        .collect();
+    let upload_thread = {
+        let files = files.clone();
+        std::thread::spawn(move || {
+            let mut replies = Vec::new();
+            for (file_id, csv, _) in &files {
+                let barrier = Arc::new(Barrier::new(2));
+                let both: Vec<_> = ports
+                    .iter()
+                    .map(|&port| {
+                        let barrier = barrier.clone();
+                        let csv = csv.clone();
+                        let path = format!(
+                            "/api/v1/uploads?mode=delta&file_id={file_id}&file_date=2026-11-01"
+                        );
+                        std::thread::spawn(move || {
+                            barrier.wait();
+                            http(
+                                port,
+                                "POST",
+                                &path,
+                                &[
+                                    ("Authorization", "Bearer demo-E08000026"),
+                                    ("Content-Type", "text/csv"),
+                                ],
+                                csv.as_bytes(),
+                            )
+                            .unwrap()
+                        })
+                    })
+                    .collect();
+                let got: Vec<Reply> = both.into_iter().map(|h| h.join().unwrap()).collect();
+                replies.push((file_id.clone(), got));
+            }
+            replies
+        })
+    };
+
+    // (b) Notifying lookups of children held by one or two LAs, across both servers.
+    let held = uploaded_children(false);
+    let mut targets: Vec<String> = held
+        .iter()
+        .filter(|(_, las)| las.len() > 1)
+        .map(|(n, _)| n.clone())
+        .collect();
+    targets.extend(
+        held.iter()
+            .filter(|(_, las)| las.len() == 1 && las.contains(COVENTRY))
+            .map(|(n, _)| n.clone())
+            .take(30),
+    );
+    let tokens = emergency_tokens();
+    assert!(tokens.len() >= 3, "several emergency-care identities");
+    let start = Arc::new(Barrier::new(LOOKUP_THREADS));
+    let lookup_threads: Vec<_> = (0..LOOKUP_THREADS)
+        .map(|t| {
+            let targets = targets.clone();
+            let tokens = tokens.clone();
+            let start = start.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                let mut seen = Vec::new();
+                for i in (t..LOOKUPS).step_by(LOOKUP_THREADS) {
+                    let nhs = &targets[i % targets.len()];
+                    let token = format!("Bearer {}", tokens[i % tokens.len()]);
+                    let port = ports[i % 2];
+                    let r = http(
+                        port,
+                        "GET",
+                        &format!("/fhir/R4/CareTeam?patient:identifier=https://fhir.nhs.uk/Id/nhs-number%7C{nhs}"),
+                        &[("Authorization", &token), ("IsUnscheduledAccessEvent", "true")],
+                        b"",
+                    )
+                    .unwrap();
+                    seen.push((nhs.clone(), r));
+                }
+                seen
+            })
+        })
+        .collect();
+
+    let lookups: Vec<(String, Reply)> = lookup_threads
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let uploads = upload_thread.join().unwrap();
+
+    // Every lookup answered 200; the LAs it notified are the LA Organizations in its bundle.
+    assert_eq!(lookups.len(), LOOKUPS);
+    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+    for (nhs, r) in &lookups {
+        assert_eq!(
+            r.status,
+            200,
+            "lookup of {nhs}: {}\nserver a:\n{}\nserver b:\n{}",
+            String::from_utf8_lossy(&r.body),
+            a.log_text(),
+            b.log_text()
+        );
+        let bundle = r.json();
+        let las: BTreeSet<String> = bundle["entry"]
+            .as_array()
+            .map(|e| e.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .filter(|e| e["resource"]["resourceType"] == "Organization")
+            .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+            .collect();
+        let notified: usize = r
+            .header("cpis-notified-las")
+            .expect("cpis-notified-las header")
+            .parse()
+            .unwrap();
+        assert_eq!(notified, las.len(), "lookup of {nhs}: notified LAs");
+        for la in las {
+            *expected.entry(la).or_default() += 1;
+        }
+    }
+    assert!(
+        expected.len() >= 2 && expected.get(COVENTRY).copied().unwrap_or(0) > 0,
+        "the lookups notified Coventry and at least one other LA: {expected:?}"
+    );
+
+    println!("notifying lookups per LA: {expected:?}");
+
+    // Each file applied exactly once: one new upload, one replay of it.
+    assert_eq!(uploads.len(), FILES);
+    let applied = store
+        .audit_search(&AuditQuery {
+            action_prefix: Some("upload.apply".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap();
+    for (file_id, replies) in &uploads {
+        let mut statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [200, 201],
+            "{file_id}: one new upload and one replay: {:?}",
+            replies
+                .iter()
+                .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+                .collect::<Vec<_>>()
+        );
+        let bodies: Vec<Value> = replies.iter().map(Reply::json).collect();
+        assert_eq!(
+            bodies[0]["id"], bodies[1]["id"],
+            "{file_id}: the same upload"
+        );
+        for body in &bodies {
+            assert_eq!(body["file_id"], file_id.as_str());
+            assert_eq!(body["file_outcome"], "CPF02", "{body}");
+            assert_eq!(body["counts"]["accepted"], ROWS_PER_FILE as u64);
+        }
+        let marker = format!("file '{file_id}'");
+        let applies = applied
+            .iter()
+            .filter(|r| {
+                r.entry
+                    .detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains(&marker))
+            })
+            .count();
+        assert_eq!(applies, 1, "{file_id}: applied once");
+    }
+    // The records are as sent, each held once by Coventry.
+    assert_eq!(
+        store.la_record_count(&coventry).unwrap(),
+        coventry_records_before + (FILES * ROWS_PER_FILE) as u64
+    );
+    for (i, (_, _, rows)) in files.iter().enumerate() {
+        for (j, (nhs, dob)) in rows.iter().enumerate() {
+            let records = store.records_for(NhsNumber::parse(nhs).unwrap()).unwrap();
+            assert_eq!(records.len(), 1, "{nhs}");
+            let r = &records[0];
+            assert_eq!(r.la, coventry);
+            assert_eq!(
+                r.local_id.as_deref(),
+                Some(format!("COV-MI-{i}-{j}").as_str())
+            );
+            assert_eq!(
+                r.date_of_birth.map(|d| d.to_string()).as_deref(),
+                Some(dob.as_str())
+            );
+            assert_eq!(r.plans.len(), 1);
+            assert_eq!(
+                r.plans[0].start().to_string(),
+                format!("2026-10-{:02}", 1 + i)
+            );
+        }
+    }
+
+    // Each LA's notifications: unique ids, cursors 1..N with no gap, N = the lookups that
+    // notified it — read from either server.
+    let mut all_ids = HashSet::new();
+    for (la, &n) in &expected {
+        for port in ports {
+            let notes = all_notifications(port, la);
+            let cursors: Vec<u64> = notes
+                .iter()
+                .map(|x| x["cursor"].as_str().unwrap().parse().unwrap())
+                .collect();
+            assert_eq!(
+                cursors,
+                (1..=notes.len() as u64).collect::<Vec<_>>(),
+                "{la}: cursors 1..N with no gap"
+            );
+            let access: Vec<&Value> = notes.iter().filter(|x| x["kind"] == "access").collect();
+            assert_eq!(
+                access.len(),
+                n,
+                "{la}: one notification per notifying lookup"
+            );
+            let ids: HashSet<&str> = notes.iter().map(|x| x["id"].as_str().unwrap()).collect();
+            assert_eq!(ids.len(), notes.len(), "{la}: unique ids");
+            if port == ports[0] {
+                for id in ids {
+                    assert!(all_ids.insert(id.to_owned()), "{id} belongs to one LA only");
+                }
+            }
+        }
+    }
+    // LAs no lookup involved were not notified.
+    for la in ["E09000033", "E10000016"] {
+        if !expected.contains_key(la) {
+            assert!(all_notifications(a.port, la).is_empty(), "{la}");
+        }
+    }
+
+    drop(a);
+    drop(b);
+    drop(store);
+    drop(db);
+}
