@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# Durable lookup benchmark (SPEC 6): a release cpis server with the demo data on SQLite, driven by
-# wrk on the same machine. Every request is a notifying CareTeam lookup by an emergency
-# department clinician: read + access record + audit entry + one notification per LA, committed
-# (synchronous=FULL) before the answer. Prints one line per concurrency.
+# Durable lookup benchmark (SPEC 6): a release cpis server with the demo data, driven by wrk on
+# the same machine. Every request is a notifying CareTeam lookup by an emergency department
+# clinician: read + access record + audit entry + one notification per LA, committed before the
+# answer. Prints one line per concurrency.
 #
 # Usage: scripts/bench-lookups.sh [seconds per run] [concurrency ...]
+#
+# Backend: SQLite (a fresh file, WAL, synchronous=FULL) by default. With CPIS_BENCH_DATABASE set
+# to a PostgreSQL URL whose user may create databases, e.g.
+#   CPIS_BENCH_DATABASE=postgres://postgres@127.0.0.1:5432/postgres scripts/bench-lookups.sh
+# the server runs on a fresh database (cpis_bench_…) created on that server (psql needed) and
+# dropped at the end; the database the URL names is not written.
+# CPIS_BENCH_SERVERS=N (PostgreSQL only, default 1): N cpis servers share the database, each
+#   driven by its own wrk with concurrency/N connections at the same time; the line's rps is their
+#   sum, its latencies the worst of the N.
+# CPIS_BENCH_BIN names a prebuilt cpis binary (default: cargo build --release, target/release/cpis);
+# CPIS_BENCH_PORT the first port (default 18090).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -12,9 +23,45 @@ shift || true
 conc=("$@")
 [ ${#conc[@]} -gt 0 ] || conc=(1 8 32 64 128)
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release -q -p cpis-cli
+bin=${CPIS_BENCH_BIN:-}
+if [[ -z $bin ]]; then
+  cargo build --release -q -p cpis-cli
+  bin=./target/release/cpis
+fi
 tmp=$(mktemp -d)
 port=${CPIS_BENCH_PORT:-18090}
+admin=${CPIS_BENCH_DATABASE:-}
+nservers=${CPIS_BENCH_SERVERS:-1}
+pgdb=
+servers=()
+cleanup() {
+  for s in "${servers[@]}"; do kill "$s" 2>/dev/null || true; done
+  for s in "${servers[@]}"; do wait "$s" 2>/dev/null || true; done
+  if [[ -n $pgdb ]]; then
+    psql -q "$admin" -c "DROP DATABASE IF EXISTS \"$pgdb\" WITH (FORCE)" >/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+if [[ -n $admin ]]; then
+  command -v psql >/dev/null || { echo "psql is needed for CPIS_BENCH_DATABASE" >&2; exit 1; }
+  pgdb=cpis_bench_$$_$(date +%s)
+  # The same server URL naming the new database (any ?query is kept).
+  base=${admin%%\?*}
+  query=${admin#"$base"}
+  if [[ $base =~ ^(postgres(ql)?://[^/]*)(/.*)?$ ]]; then
+    url="${BASH_REMATCH[1]}/$pgdb$query"
+  else
+    echo "CPIS_BENCH_DATABASE must be a postgres:// URL" >&2
+    exit 1
+  fi
+  psql -q "$admin" -c "CREATE DATABASE \"$pgdb\"" >/dev/null
+  backend="postgres ($pgdb)"
+else
+  (( nservers == 1 )) || { echo "CPIS_BENCH_SERVERS needs PostgreSQL (CPIS_BENCH_DATABASE)" >&2; exit 1; }
+  url="sqlite://$tmp/bench.db"
+  backend="sqlite"
+fi
 cat > "$tmp/cpis.toml" <<TOML
 # The benchmark is one identity per connection hammering lookups: anomaly limits off.
 [anomaly]
@@ -25,11 +72,20 @@ miss_window = 1000000000
 max_miss_ratio = 1.0
 throttle_minutes = 1
 TOML
-./target/release/cpis --config "$tmp/cpis.toml" --log warn --database "sqlite://$tmp/bench.db" \
-  serve --demo --bind "127.0.0.1:$port" 2> "$tmp/server.log" &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$tmp"' EXIT
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+# The first server loads the demo data and identities; the others share them.
+for n in $(seq 0 $((nservers - 1))); do
+  demo=()
+  (( n == 0 )) && demo=(--demo)
+  "$bin" --config "$tmp/cpis.toml" --log warn --database "$url" \
+    serve "${demo[@]}" --bind "127.0.0.1:$((port + n))" 2> "$tmp/server$n.log" &
+  servers+=($!)
+  ready=
+  for _ in $(seq 1 300); do
+    curl -sf "http://127.0.0.1:$((port + n))/readyz" >/dev/null && { ready=1; break; }
+    sleep 0.2
+  done
+  [[ -n $ready ]] || { echo "server $n did not start:" >&2; cat "$tmp/server$n.log" >&2; exit 1; }
+done
 
 # Children with plans, from the demo uploads (ten digits, spaces removed).
 nhs=$(tail -q -n +2 demo/uploads/E*.csv | cut -d, -f2 | tr -d ' ' | sort -u)
@@ -59,12 +115,31 @@ end
 LUA
 } > "$tmp/lookup.lua"
 
-echo "children=$(echo "$nhs" | wc -l) tokens=$(echo "$tokens" | wc -l) seconds=$secs"
+echo "backend=$backend servers=$nservers children=$(echo "$nhs" | wc -l) tokens=$(echo "$tokens" | wc -l) seconds=$secs"
 for c in "${conc[@]}"; do
-  threads=$(( c < 2 ? 1 : 2 ))
-  out=$(wrk -t"$threads" -c"$c" -d"${secs}s" -s "$tmp/lookup.lua" "http://127.0.0.1:$port" 2>&1)
-  echo "concurrency=$c $(echo "$out" | grep '^RESULT' | sed 's/^RESULT //')"
+  per=$(( c / nservers ))
+  (( per >= 1 )) || per=1
+  threads=$(( per < 2 || nservers > 1 ? 1 : 2 ))
+  loads=()
+  for n in $(seq 0 $((nservers - 1))); do
+    wrk -t"$threads" -c"$per" -d"${secs}s" -s "$tmp/lookup.lua" "http://127.0.0.1:$((port + n))" \
+      > "$tmp/wrk$n.out" 2>&1 &
+    loads+=($!)
+  done
+  wait "${loads[@]}"
+  if (( nservers == 1 )); then
+    echo "concurrency=$c $(grep '^RESULT' "$tmp/wrk0.out" | sed 's/^RESULT //')"
+  else
+    cat "$tmp"/wrk*.out | grep '^RESULT' | awk -v c="$c" '
+      { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        req += v["requests"]; rps += v["rps"]; non += v["non2xx"]; sock += v["socket_errors"]
+        if (v["p50_ms"] > p50) p50 = v["p50_ms"]; if (v["p90_ms"] > p90) p90 = v["p90_ms"]
+        if (v["p99_ms"] > p99) p99 = v["p99_ms"]; if (v["max_ms"] > mx) mx = v["max_ms"]; secs = v["seconds"] }
+      END { printf "concurrency=%s requests=%d seconds=%s rps=%.0f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f non2xx=%d socket_errors=%d\n",
+            c, req, secs, rps, p50, p90, p99, mx, non, sock }'
+  fi
 done
-rss=$(ps -o rss= -p "$server" | tr -d ' ')
-echo "server_rss_mb=$((rss / 1024))"
-notifications=$(curl -s -H 'Authorization: Bearer demo-E08000026' "http://127.0.0.1:$port/api/v1/notifications?limit=1" >/dev/null; echo ok)
+for n in $(seq 0 $((nservers - 1))); do
+  rss=$(ps -o rss= -p "${servers[$n]}" | tr -d ' ')
+  echo "server${n}_rss_mb=$((rss / 1024))"
+done

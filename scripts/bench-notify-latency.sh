@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Lookup -> notification latency (SPEC 6: p99 <= 1 s): a release cpis server with the demo data;
+# optional background lookup load from wrk; a probe makes notifying lookups one at a time and times
+# each until its notification arrives on the LA's server-sent-events stream.
+#
+# Usage: scripts/bench-notify-latency.sh [probe lookups] [background wrk connections, 0 = none]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-200}
+load=${2:-0}
+cargo build --release -q -p cpis-cli
+tmp=$(mktemp -d)
+port=${CPIS_BENCH_PORT:-18095}
+cat > "$tmp/cpis.toml" <<TOML
+[anomaly]
+max_per_minute = 1000000000
+sequential_run = 1000000000
+sequential_gap = 0
+miss_window = 1000000000
+max_miss_ratio = 1.0
+throttle_minutes = 1
+TOML
+./target/release/cpis --config "$tmp/cpis.toml" --log warn --database "sqlite://$tmp/bench.db" \
+  serve --demo --bind "127.0.0.1:$port" 2> "$tmp/server.log" &
+server=$!
+bg=""
+trap 'kill $server $bg 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+if [ "$load" -gt 0 ]; then
+  cat > "$tmp/load.lua" <<'LUA'
+request = function()
+  return wrk.format("GET", "/fhir/R4/CareTeam?patient:identifier=https://fhir.nhs.uk/Id/nhs-number%7C9990597634",
+    { ["Authorization"] = "Bearer demo-RDEMO02", ["IsUnscheduledAccessEvent"] = "true" })
+end
+LUA
+  wrk -t1 -c"$load" -d600s -s "$tmp/load.lua" "http://127.0.0.1:$port" > /dev/null 2>&1 &
+  bg=$!
+  sleep 2
+fi
+# A Coventry-only child from the demo upload (the probe watches Coventry's stream).
+child=$(sed -n 2p demo/uploads/E08000026.csv | cut -d, -f2 | tr -d ' ')
+echo "probe lookups=$n background_connections=$load"
+python3 scripts/notify_latency_probe.py "http://127.0.0.1:$port" demo-E08000026 demo-RDEMO01 "$child" "$n"
