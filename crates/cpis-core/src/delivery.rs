@@ -16,6 +16,7 @@ use sha2::Sha256;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Delay before the first retry; doubled each attempt.
     pub first_retry_seconds: i64,
@@ -23,6 +24,9 @@ pub struct RetryPolicy {
     pub max_backoff_seconds: i64,
     /// After this long without success a delivery is dead-lettered.
     pub give_up_after_hours: i64,
+    /// How long a worker reserves the deliveries it claims. A worker that dies holding a claim
+    /// delays those deliveries by at most this long.
+    pub lease_seconds: i64,
 }
 
 impl Default for RetryPolicy {
@@ -31,6 +35,7 @@ impl Default for RetryPolicy {
             first_retry_seconds: 5,
             max_backoff_seconds: 3600,
             give_up_after_hours: 72,
+            lease_seconds: 60,
         }
     }
 }
@@ -166,8 +171,6 @@ pub struct DeliveryWorker {
     on_delivered: Option<Box<dyn Fn(Duration) + Send + Sync>>,
 }
 
-/// How long a claimed delivery is reserved for the worker that claimed it.
-const LEASE_SECONDS: i64 = 60;
 const BATCH: u32 = 50;
 
 impl DeliveryWorker {
@@ -195,9 +198,11 @@ impl DeliveryWorker {
     /// Claims the deliveries due now and attempts each once. Returns how many were attempted.
     pub fn run_once(&self) -> Result<usize, cpis_store::StoreError> {
         let now = self.clock.now();
-        let due =
-            self.store
-                .claim_deliveries(now, now + Duration::seconds(LEASE_SECONDS), BATCH)?;
+        let due = self.store.claim_deliveries(
+            now,
+            now + Duration::seconds(self.policy.lease_seconds.max(1)),
+            BATCH,
+        )?;
         for d in &due {
             self.attempt(d)?;
         }

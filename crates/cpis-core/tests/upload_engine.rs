@@ -1429,7 +1429,12 @@ mod arbitrary {
         let seq = AtomicU64::new(0);
         let mut runner = TestRunner::new(Config {
             cases: 64,
-            failure_persistence: None,
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::Direct(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/proptest-regressions/upload_engine.txt"
+                )),
+            )),
             ..Config::default()
         });
         runner

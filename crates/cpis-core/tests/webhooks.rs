@@ -169,6 +169,7 @@ fn a_receiver_that_never_answers_is_dead_lettered_after_the_retry_period() {
         first_retry_seconds: 60,
         max_backoff_seconds: 600,
         give_up_after_hours: 1,
+        ..Default::default()
     };
     let (env, worker, got, _) = setup(vec![500; 100], policy);
     let mut attempts = 0;

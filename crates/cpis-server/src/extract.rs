@@ -43,3 +43,18 @@ pub fn cursor(value: u64, name: &str) -> Result<u64, ApiError> {
         Ok(value)
     }
 }
+
+/// A path parameter for the JSON API. An id that cannot even be decoded (say, bytes that are not
+/// UTF-8) is answered like any id that does not exist: a JSON 404 that gives no hint either way.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(t)| ApiPath(t))
+            .map_err(|_| ApiError::NotFound)
+    }
+}

@@ -786,12 +786,6 @@ fn form_decoding_matches_worked_examples() {
 /// An id that cannot exist is answered like one that does not (`uploads.rs`: "no hint either
 /// way"): a JSON 404 — also when the id segment holds a percent-escape that is not UTF-8.
 #[test]
-#[ignore = "BUG: a non-UTF-8 percent-escape in an {id} path segment (GET /api/v1/uploads/%FF%FE, \
-            POST /api/v1/uploads/%FF%FE/confirm, POST /api/v1/notifications/%FF%FE/ack) is answered \
-            by axum's default Path rejection — 400 text/plain \"Invalid URL: Invalid UTF-8 in `id`\" — \
-            bypassing the one error policy (JSON {error, message}) and the 404 every other impossible \
-            id gets; the handlers take Path<String> directly instead of an extractor mapping its \
-            rejection to ApiError like ApiQuery does"]
 fn non_utf8_ids_in_paths_are_json_not_found() {
     for (method, path) in [
         (Method::GET, "/api/v1/uploads/%FF%FE"),

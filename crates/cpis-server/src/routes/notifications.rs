@@ -3,9 +3,9 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::ApiQuery;
+use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use cpis_auth::Principal;
@@ -66,7 +66,7 @@ pub async fn list(
 pub async fn ack(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let cap = caller
         .grant(&state, "notification.ack", Principal::la_notifications)

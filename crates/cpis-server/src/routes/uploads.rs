@@ -2,10 +2,10 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::ApiQuery;
+use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -302,7 +302,7 @@ fn parse_id(id: &str) -> Result<UploadId, ApiError> {
 pub async fn report(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(p): ApiQuery<ReportParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -389,7 +389,7 @@ async fn csv_report(
 pub async fn confirm(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let cap = caller
         .grant(&state, "upload.confirm", Principal::la_upload)
