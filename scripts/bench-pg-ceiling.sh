@@ -58,7 +58,7 @@ if (( group > 1 )); then
   # G copies of the lookup in one transaction, each with its own variables (name_K).
   script=$(mktemp --suffix=.sql)
   trap 'cleanup; rm -f "$script"' EXIT
-  vars='i|nhs|la|head_seq|head_hash|new_seq|new_hash'
+  vars='i|nhs|la|head_seq|head_hash|new_seq|new_hash|note_id'
   prelude=$(grep -v '^--' scripts/pgbench-lookup.sql | sed -n '1,/^BEGIN;/p' | grep -v '^BEGIN;')
   body=$(sed -n '/^BEGIN;/,/^COMMIT;/p' scripts/pgbench-lookup.sql | grep -v '^BEGIN;\|^COMMIT;')
   {

@@ -5,8 +5,9 @@
 --
 --   read the child's records and plans; read the 25 most recent unscheduled accesses; insert the
 --   access; lock the audit chain head and append the audit entry; take the notification advisory
---   lock and insert one notification numbered in its LA's sequence; read the LA's contacts;
---   write the audit head back; commit.
+--   lock and insert one notification numbered in its LA's sequence, and a delivery row for each
+--   of the LA's webhooks (none in the demo data); read the LA's contacts; write the audit head
+--   back; commit.
 --
 -- Needs a database loaded by `cpis demo load` plus the helper table
 --   CREATE TABLE bench_children AS SELECT row_number() OVER (ORDER BY nhs_number) AS i, nhs_number, la_ods
@@ -51,7 +52,10 @@ VALUES (gen_random_uuid()::text, :la, 'access', now(),
             'user_id', 'pgbench-user', 'user_name', 'Pgbench Clinician', 'role', 'Clinician',
             'organisation', 'RDEMO01', 'organisation_name', 'Demo Emergency Department',
             'setting_type', 'emergency-department', 'trace_id', NULL))::text,
-        (SELECT coalesce(max(la_seq), 0) + 1 FROM notifications WHERE la_ods = :la::text));
+        (SELECT coalesce(max(la_seq), 0) + 1 FROM notifications WHERE la_ods = :la::text))
+RETURNING id AS note_id \gset
+INSERT INTO deliveries (notification_id, webhook_id, created_at, next_attempt_at)
+SELECT :note_id, id, now(), now() FROM webhooks WHERE la_ods = :la AND disabled_at IS NULL;
 SELECT ods_code, name, office_hours_phone, edt_phone, secure_email, mesh_mailbox
   FROM local_authorities WHERE ods_code = :la;
 UPDATE audit_head SET seq = :new_seq, hash = :new_hash WHERE id = 1;

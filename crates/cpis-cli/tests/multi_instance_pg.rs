@@ -612,3 +612,45 @@ fn two_servers_share_one_postgresql_database() {
     drop(store);
     drop(db);
 }
+
+/// `cpis bench upload --database postgres://…` runs the upload benchmark in a throwaway database
+/// on that server and drops it afterwards.
+#[test]
+fn bench_upload_runs_on_postgresql_in_a_throwaway_database() {
+    let Some(admin) = admin_url() else { return };
+    let out = cpis(&admin)
+        .args([
+            "--log",
+            "warn",
+            "bench",
+            "upload",
+            "--rows",
+            "300",
+            "--daily-rows",
+            "40",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cpis bench upload: {stderr}");
+    let results: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    for (m, rows) in results.iter().zip([300, 300, 40]) {
+        assert_eq!(m["rows"], rows, "{m}");
+        assert_eq!(m["file_outcome"], "CPF02", "{m}");
+    }
+    let name = stderr
+        .split_whitespace()
+        .find(|w| w.starts_with("cpis_test_"))
+        .unwrap_or_else(|| panic!("the benchmark names its database: {stderr}"));
+    let (server, _) = admin
+        .split_once('?')
+        .map_or((admin.as_str(), ""), |(s, q)| (s, q));
+    let (server, _) = server.rsplit_once('/').unwrap();
+    assert!(
+        cpis_store::open(&format!("{server}/{name}")).is_err(),
+        "the benchmark database {name} was dropped"
+    );
+}

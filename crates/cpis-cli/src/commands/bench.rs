@@ -14,9 +14,10 @@ pub struct Args {
 enum What {
     /// Upload engine throughput: a full load, a full reload and a daily delta file, on a fresh
     /// database. By default a SQLite file in a temporary directory. With
-    /// `--database postgres://USER@HOST:PORT/DB` (USER may create databases) a fresh PostgreSQL
-    /// database `cpis_test_…` is created on that server for the run and dropped afterwards; the
-    /// database the URL names is never written. Build with --release for real figures.
+    /// `--database postgres://USER@HOST:PORT/DB` (or CPIS_DATABASE_URL; USER may create
+    /// databases) a fresh PostgreSQL database `cpis_test_…` is created on that server for the run
+    /// and dropped afterwards; the database the URL names is never written. Build with --release
+    /// for real figures.
     Upload {
         /// Rows in the full file.
         #[arg(long, default_value_t = 500_000)]

@@ -99,3 +99,24 @@ pub fn read_only(mut config: postgres::Config) -> postgres::Config {
     config.options(&options);
     config
 }
+
+#[cfg(test)]
+mod tests {
+    use super::read_only;
+    use std::str::FromStr;
+
+    #[test]
+    fn replica_connections_are_read_only() {
+        let plain = postgres::Config::from_str("postgres://u@h/db").unwrap();
+        assert_eq!(
+            read_only(plain).get_options(),
+            Some("-c default_transaction_read_only=on")
+        );
+        let with =
+            postgres::Config::from_str("postgres://u@h/db?options=-c%20work_mem%3D64MB").unwrap();
+        assert_eq!(
+            read_only(with).get_options(),
+            Some("-c work_mem=64MB -c default_transaction_read_only=on")
+        );
+    }
+}
