@@ -2,7 +2,6 @@
 
 use super::convert::{parse_nhs, parse_ods, ts};
 use super::pool::{Conn, Pooled};
-use super::LOCK_NOTIFY;
 use crate::{ChangesTx, StoreError, StoreResult, StoredRecord};
 use chrono::{DateTime, NaiveDate, Utc};
 use cpis_domain::{AuditEntry, Demographics, NewNotification, NhsNumber, OdsCode, Plan, PlanType};
@@ -92,25 +91,7 @@ impl ChangesTx for PgChangesTx<'_> {
     }
 
     fn insert_notification(&mut self, n: &NewNotification) -> StoreResult<()> {
-        if !self.notify_locked {
-            self.conn
-                .execute("SELECT pg_advisory_xact_lock($1::int4, 0)", &[&LOCK_NOTIFY])?;
-            self.notify_locked = true;
-        }
-        self.conn.execute(
-            "INSERT INTO notifications (id, la_ods, kind, created_at, payload, la_seq)
-             VALUES ($1, $2, $3, $4, $5,
-                     (SELECT coalesce(max(la_seq), 0) + 1 FROM notifications WHERE la_ods = $2))",
-            &[
-                &n.id,
-                &n.la.as_str(),
-                &n.kind.code(),
-                &ts(n.created_at),
-                &n.payload,
-            ],
-        )?;
-        super::webhooks::enqueue(&mut self.conn, &n.id, &n.la, n.created_at)?;
-        Ok(())
+        super::lookups::insert_notification(&mut self.conn, &mut self.notify_locked, n)
     }
 
     fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()> {

@@ -79,28 +79,7 @@ impl LookupTx for PgLookupTx<'_> {
     }
 
     fn insert_notification(&mut self, n: &NewNotification) -> StoreResult<()> {
-        // Sequence numbers (the global `seq` and the LA's `la_seq` cursor) are drawn only while
-        // holding this lock, and it is released at commit: no notification can become visible
-        // after one with a higher number, and no two get the same.
-        if !self.notify_locked {
-            self.conn
-                .execute("SELECT pg_advisory_xact_lock($1::int4, 0)", &[&LOCK_NOTIFY])?;
-            self.notify_locked = true;
-        }
-        self.conn.execute(
-            "INSERT INTO notifications (id, la_ods, kind, created_at, payload, la_seq)
-             VALUES ($1, $2, $3, $4, $5,
-                     (SELECT coalesce(max(la_seq), 0) + 1 FROM notifications WHERE la_ods = $2))",
-            &[
-                &n.id,
-                &n.la.as_str(),
-                &n.kind.code(),
-                &ts(n.created_at),
-                &n.payload,
-            ],
-        )?;
-        super::webhooks::enqueue(&mut self.conn, &n.id, &n.la, n.created_at)?;
-        Ok(())
+        insert_notification(&mut self.conn, &mut self.notify_locked, n)
     }
 
     fn append_audit(&mut self, entry: &cpis_domain::AuditEntry) -> StoreResult<()> {
@@ -114,6 +93,36 @@ impl LookupTx for PgLookupTx<'_> {
         self.committed = true;
         Ok(())
     }
+}
+
+/// Appends to the LA's notification stream and queues its webhook deliveries, inside the
+/// caller's transaction. Sequence numbers (the global `seq` and the LA's `la_seq` cursor) are
+/// drawn only while holding the notification lock, released at commit: no notification becomes
+/// visible after one with a higher number, and no two get the same. `locked` records that this
+/// transaction holds it.
+pub fn insert_notification(
+    conn: &mut Conn,
+    locked: &mut bool,
+    n: &NewNotification,
+) -> StoreResult<()> {
+    if !*locked {
+        conn.execute("SELECT pg_advisory_xact_lock($1::int4, 0)", &[&LOCK_NOTIFY])?;
+        *locked = true;
+    }
+    conn.execute(
+        "INSERT INTO notifications (id, la_ods, kind, created_at, payload, la_seq)
+         VALUES ($1, $2, $3, $4, $5,
+                 (SELECT coalesce(max(la_seq), 0) + 1 FROM notifications WHERE la_ods = $2))",
+        &[
+            &n.id,
+            &n.la.as_str(),
+            &n.kind.code(),
+            &ts(n.created_at),
+            &n.payload,
+        ],
+    )?;
+    super::webhooks::enqueue(conn, &n.id, &n.la, n.created_at)?;
+    Ok(())
 }
 
 fn access_from_row(r: &Row) -> StoreResult<Access> {
