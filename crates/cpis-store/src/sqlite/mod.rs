@@ -54,6 +54,22 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// Runs `f` again while SQLite answers busy or locked, for up to [`BUSY_TIMEOUT`].
+fn retry_while_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn connect(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open_with_flags(
         path,
@@ -62,7 +78,9 @@ fn connect(path: &Path) -> StoreResult<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Switching a new file to WAL takes a lock SQLite does not wait for through the busy
+    // handler: several processes opening a fresh database at once retry here instead.
+    retry_while_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
