@@ -129,6 +129,22 @@ pub struct UploadSummary {
     pub duplicate_of: Option<UploadId>,
 }
 
+impl UploadSummary {
+    /// Whether this upload counts for idempotency (a later file with the same id or content is a
+    /// replay of it): it applied something, or is held for confirmation. A file that applied
+    /// nothing may be corrected and resent under its id.
+    pub fn is_effective(&self) -> bool {
+        match self.status {
+            UploadStatus::HeldForConfirmation => true,
+            UploadStatus::Completed => matches!(
+                self.file_outcome,
+                Some(FileOutcome::AllLoaded | FileOutcome::Partial)
+            ),
+            UploadStatus::Processing | UploadStatus::Duplicate => false,
+        }
+    }
+}
+
 /// The result for one data row (row 1 is the first line after the header).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RowResult {

@@ -87,7 +87,7 @@ async fn spool_body(
 ) -> Result<cpis_core::upload::SpooledFile, ApiError> {
     let limit = state.config.max_upload_bytes;
     let dir = state.config.spool_dir.clone();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes_chunk::Chunk>(16);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(16);
     let writer = tokio::task::spawn_blocking(move || -> Result<_, SpoolError> {
         let mut spool = Spooler::new(dir.as_deref(), limit)?;
         while let Some(chunk) = rx.blocking_recv() {
@@ -121,10 +121,6 @@ async fn spool_body(
         SpoolError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
         SpoolError::Io(io) => ApiError::Internal(format!("spool: {io}")),
     })
-}
-
-mod bytes_chunk {
-    pub type Chunk = axum::body::Bytes;
 }
 
 /// The report as JSON: the summary, then a page of row results.

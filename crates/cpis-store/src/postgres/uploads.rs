@@ -380,18 +380,6 @@ impl UploadTx for PgUploadTx<'_> {
     }
 }
 
-/// Whether an upload counts for idempotency: it applied something, or is held.
-fn is_effective(s: &UploadSummary) -> bool {
-    match s.status {
-        UploadStatus::HeldForConfirmation => true,
-        UploadStatus::Completed => matches!(
-            s.file_outcome,
-            Some(FileOutcome::AllLoaded | FileOutcome::Partial)
-        ),
-        UploadStatus::Processing | UploadStatus::Duplicate => false,
-    }
-}
-
 fn outcome_count(s: &UploadSummary, o: RecordOutcome) -> i64 {
     big(s.counts.by_outcome.get(&o).copied().unwrap_or(0))
 }
@@ -406,7 +394,7 @@ fn update_summary(conn: &mut Conn, s: &UploadSummary) -> StoreResult<()> {
         &[
             &s.id.as_str(),
             &s.status.code(),
-            &is_effective(s),
+            &s.is_effective(),
             &s.file_outcome.map(|o| o.code()),
             &s.message,
             &big(s.counts.rows),

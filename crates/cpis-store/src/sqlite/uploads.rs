@@ -319,18 +319,6 @@ impl UploadTx for SqliteUploadTx<'_> {
     }
 }
 
-/// Whether an upload counts for idempotency: it applied something, or is held.
-fn is_effective(s: &UploadSummary) -> bool {
-    match s.status {
-        UploadStatus::HeldForConfirmation => true,
-        UploadStatus::Completed => matches!(
-            s.file_outcome,
-            Some(FileOutcome::AllLoaded | FileOutcome::Partial)
-        ),
-        UploadStatus::Processing | UploadStatus::Duplicate => false,
-    }
-}
-
 fn count(s: &UploadSummary, o: RecordOutcome) -> i64 {
     s.counts.by_outcome.get(&o).copied().unwrap_or(0) as i64
 }
@@ -347,7 +335,7 @@ fn update_summary(conn: &Connection, s: &UploadSummary) -> StoreResult<()> {
         .execute(params![
             s.id.as_str(),
             s.status.code(),
-            is_effective(s),
+            s.is_effective(),
             s.file_outcome.map(|o| o.code()),
             s.message,
             s.counts.rows as i64,
