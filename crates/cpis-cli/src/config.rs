@@ -43,6 +43,8 @@ pub struct FileConfig {
     pub anomaly: Option<cpis_core::anomaly::AnomalyPolicy>,
     /// External identity provider (JWT bearer tokens verified against its JWKS).
     pub oidc: Option<OidcConfig>,
+    /// cpis's MESH mailbox: with this section `cpis serve` runs the MESH worker.
+    pub mesh: Option<crate::mesh_config::MeshFileConfig>,
 }
 
 #[derive(Debug, Deserialize)]

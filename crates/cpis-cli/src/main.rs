@@ -2,6 +2,7 @@
 
 mod commands;
 mod config;
+mod mesh_config;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! cpis services: the work the server, the CLI and (later) MESH share, written against the
+//! cpis services: the work the server, the CLI and the MESH worker share, written against the
 //! storage interface. No HTTP here: channels call these and render the results.
 
 pub mod anomaly;
@@ -8,6 +8,7 @@ pub mod demo;
 pub mod lifecycle;
 pub mod loaders;
 pub mod lookup;
+pub mod mesh;
 pub mod upload;
 
 pub use lookup::{LookupRequest, LookupResult, LookupService};

@@ -14,8 +14,9 @@ pub mod sqlite;
 pub use audit_chain::AuditVerification;
 pub use error::{StoreError, StoreResult};
 pub use model::{
-    AuditQuery, DeadDelivery, DueDelivery, NewApiToken, NewUpload, RowFilter, Session, StoreCounts,
-    StoredRecord, User, UserKind, Webhook,
+    AuditQuery, DeadDelivery, DueDelivery, MeshOutboxEntry, MeshOutgoing, NewApiToken,
+    NewMeshMessage, NewUpload, RowFilter, Session, StoreCounts, StoredRecord, User, UserKind,
+    Webhook,
 };
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -115,6 +116,39 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
     fn dead_deliveries(&self, limit: u32) -> StoreResult<Vec<DeadDelivery>>;
+
+    // MESH outbox (messages to LA mailboxes).
+    /// Notifications of LAs that have a MESH mailbox, after each LA's MESH cursor, in cursor
+    /// order per LA, with the mailbox: what the MESH worker has still to queue.
+    fn mesh_pending_notifications(&self, limit: u32) -> StoreResult<Vec<(Notification, String)>>;
+    /// Queues messages (a local id already queued is left alone) and moves LA cursors forward
+    /// (never back), in one transaction. Returns how many messages were new.
+    fn mesh_enqueue(
+        &self,
+        messages: &[NewMeshMessage],
+        cursors: &[(OdsCode, u64)],
+    ) -> StoreResult<usize>;
+    /// Claims up to `limit` queued messages due now, leased until `lease_until`.
+    fn mesh_claim(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<MeshOutgoing>>;
+    /// Records that a send is about to start: from now on its outcome is unknown until
+    /// [`Store::mesh_sent`].
+    fn mesh_send_started(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
+    fn mesh_sent(&self, id: i64, message_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Records a failed attempt: retry at `retry_at`, or give up (dead letter) when `None`.
+    fn mesh_send_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The outbox, newest first.
+    fn mesh_outbox(&self, limit: u32) -> StoreResult<Vec<MeshOutboxEntry>>;
     /// The most recent unscheduled accesses to a child, newest first.
     fn recent_accesses(&self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>>;
     /// An LA's notifications after the cursor (a `seq`), oldest first.

@@ -150,3 +150,42 @@ pub struct DeadDelivery {
     pub created_at: DateTime<Utc>,
     pub dead_at: DateTime<Utc>,
 }
+
+/// A MESH message to queue for sending (see `Store::mesh_enqueue`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMeshMessage {
+    /// Sent as `mex-LocalID`; unique: queuing the same local id again does nothing.
+    pub local_id: String,
+    /// The recipient's MESH mailbox id.
+    pub recipient: String,
+    pub workflow_id: String,
+    pub subject: Option<String>,
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A queued MESH message claimed by a worker for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshOutgoing {
+    pub id: i64,
+    pub message: NewMeshMessage,
+    pub attempts: u32,
+    /// A send was started before and its outcome is unknown: MESH may hold it already.
+    pub send_started: bool,
+}
+
+/// Where a queued MESH message stands (for operators and tests).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MeshOutboxEntry {
+    pub local_id: String,
+    pub recipient: String,
+    pub workflow_id: String,
+    pub created_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub message_id: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub dead_at: Option<DateTime<Utc>>,
+}

@@ -214,6 +214,7 @@ contract!(
     audit_append_search_and_verify,
     audit_verify_detects_an_edited_row,
     concurrent_uploads_of_one_file_apply_once,
+    mesh_outbox_queues_once_and_records_each_send,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1769,4 +1770,124 @@ fn concurrent_uploads_of_one_file_apply_once(ctx: &Ctx) {
         }
     }
     assert_eq!(ctx.store().la_record_count(&a).unwrap(), 3);
+}
+
+fn mesh_message(local_id: &str, at: DateTime<Utc>) -> cpis_store::NewMeshMessage {
+    cpis_store::NewMeshMessage {
+        local_id: local_id.into(),
+        recipient: "LA001OT".into(),
+        workflow_id: "CPIS_ACCESS_NOTIFICATION".into(),
+        subject: Some("subject".into()),
+        filename: None,
+        content_type: "application/json".into(),
+        body: vec![0, 159, 146, 150, b'{'],
+        created_at: at,
+    }
+}
+
+fn mesh_outbox_queues_once_and_records_each_send(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    // Only Coventry (LA_A) has a MESH mailbox: Westminster's notifications are never pending.
+    let mut tx = s.begin_lookups().unwrap();
+    let (a1, a2, b1) = (
+        notification(LA_A, 1),
+        notification(LA_A, 2),
+        notification(LA_B, 1),
+    );
+    for n in [&a1, &b1, &a2] {
+        tx.insert_notification(n).unwrap();
+    }
+    tx.commit().unwrap();
+    let pending = s.mesh_pending_notifications(100).unwrap();
+    assert_eq!(
+        pending
+            .iter()
+            .map(|(n, mb)| (n.id.as_str(), mb.as_str()))
+            .collect::<Vec<_>>(),
+        [(a1.id.as_str(), "LA001OT"), (a2.id.as_str(), "LA001OT")]
+    );
+    assert_eq!(s.mesh_pending_notifications(1).unwrap().len(), 1);
+
+    // Queue the first with its cursor; queuing it again (another worker) adds nothing, and an
+    // older cursor never moves the LA's cursor back.
+    let (first, _) = &pending[0];
+    let m1 = mesh_message(&format!("n-{}", first.id), t0());
+    assert_eq!(
+        s.mesh_enqueue(std::slice::from_ref(&m1), &[(la(LA_A), first.seq)])
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.mesh_enqueue(std::slice::from_ref(&m1), &[(la(LA_A), 0)])
+            .unwrap(),
+        0
+    );
+    let left = s.mesh_pending_notifications(100).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].0.id, a2.id);
+
+    // Claim leases: a second claim before the lease ends gets nothing.
+    let now = t0() + Duration::seconds(1);
+    let claimed = s.mesh_claim(now, now + Duration::seconds(60), 10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].message, m1);
+    assert!(!claimed[0].send_started);
+    assert!(s
+        .mesh_claim(now, now + Duration::seconds(60), 10)
+        .unwrap()
+        .is_empty());
+
+    // A started send whose outcome is unknown comes back marked as such after its retry time.
+    let id = claimed[0].id;
+    s.mesh_send_started(id, now).unwrap();
+    s.mesh_send_failed(
+        id,
+        "MESH unavailable",
+        Some(now + Duration::seconds(5)),
+        now,
+    )
+    .unwrap();
+    assert!(s
+        .mesh_claim(now, now + Duration::seconds(60), 10)
+        .unwrap()
+        .is_empty());
+    let later = now + Duration::seconds(5);
+    let again = s
+        .mesh_claim(later, later + Duration::seconds(60), 10)
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert!(again[0].send_started);
+    assert_eq!(again[0].attempts, 1);
+    s.mesh_sent(id, "20261101090000_ABCDEF", later).unwrap();
+    let at = later + Duration::hours(1);
+    assert!(
+        s.mesh_claim(at, at, 10).unwrap().is_empty(),
+        "sent messages are done"
+    );
+
+    // A message given up on is dead and never claimed again.
+    let m2 = mesh_message("n-dead", t0());
+    s.mesh_enqueue(&[m2], &[]).unwrap();
+    let c = s.mesh_claim(at, at, 10).unwrap();
+    assert_eq!(c.len(), 1);
+    s.mesh_send_failed(c[0].id, "rejected: 403", None, at)
+        .unwrap();
+    assert!(s
+        .mesh_claim(at + Duration::days(1), at, 10)
+        .unwrap()
+        .is_empty());
+
+    let outbox = s.mesh_outbox(10).unwrap();
+    assert_eq!(outbox.len(), 2);
+    assert_eq!(outbox[0].local_id, "n-dead");
+    assert_eq!(outbox[0].dead_at, Some(at));
+    assert_eq!(outbox[0].last_error.as_deref(), Some("rejected: 403"));
+    assert_eq!(
+        outbox[1].message_id.as_deref(),
+        Some("20261101090000_ABCDEF")
+    );
+    assert_eq!(outbox[1].sent_at, Some(later));
+    assert_eq!(outbox[1].attempts, 2);
+    assert_eq!(outbox[1].last_error, None);
 }

@@ -130,14 +130,27 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         file.webhooks.unwrap_or_default(),
         Box::new(cpis_core::delivery::HttpSender::default()),
     );
-    let state = AppState::new(
-        Arc::new(engine),
-        lookups,
-        clock.clone(),
-        auth,
-        anomaly,
-        config,
-    );
+    let engine = Arc::new(engine);
+    // The MESH channel: LA uploads from cpis's mailbox, reports and notifications to theirs.
+    let mesh_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mesh_worker = match &file.mesh {
+        None => None,
+        Some(m) => {
+            let client = cpis_mesh::MeshClient::new(m.client_config()?)
+                .context("setting up the MESH client")?;
+            tracing::info!(mailbox = %client.mailbox_id(), "MESH worker starting");
+            Some(
+                cpis_core::mesh::MeshWorker::new(
+                    client,
+                    engine.clone(),
+                    clock.clone(),
+                    m.settings(),
+                )
+                .spawn(mesh_stop.clone()),
+            )
+        }
+    };
+    let state = AppState::new(engine, lookups, clock.clone(), auth, anomaly, config);
     // The outbox's push side: webhook deliveries (several servers share the queue safely).
     worker.on_delivered(state.delivery_observer()).spawn();
 
@@ -181,9 +194,15 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 cpis_server::serve(listener, state, shutdown_signal()).await?;
             }
         }
-        tracing::info!("cpis stopped");
         Ok::<_, anyhow::Error>(())
     })?;
+    if let Some(worker) = mesh_worker {
+        // Lets the current MESH step finish: nothing is acknowledged before it is durable, so
+        // stopping at any point loses nothing, but a clean stop avoids a re-send check later.
+        mesh_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = worker.join();
+    }
+    tracing::info!("cpis stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -27,6 +27,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_webhooks",
         include_str!("../../migrations/postgres/0005_webhooks.sql"),
     ),
+    (
+        "0006_mesh",
+        include_str!("../../migrations/postgres/0006_mesh.sql"),
+    ),
 ];
 
 fn tracked(conn: &mut Conn) -> StoreResult<bool> {

@@ -25,6 +25,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_webhooks",
         include_str!("../../migrations/sqlite/0005_webhooks.sql"),
     ),
+    (
+        "0006_mesh",
+        include_str!("../../migrations/sqlite/0006_mesh.sql"),
+    ),
 ];
 
 pub fn current_version(conn: &Connection) -> StoreResult<u32> {

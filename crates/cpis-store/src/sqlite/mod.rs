@@ -7,6 +7,7 @@ mod convert;
 mod directory;
 mod lifecycle;
 mod lookups;
+mod mesh;
 mod migrations;
 mod records;
 mod security;
@@ -349,6 +350,49 @@ impl Store for SqliteStore {
 
     fn dead_deliveries(&self, limit: u32) -> StoreResult<Vec<crate::DeadDelivery>> {
         self.read(|c| webhooks::dead(c, limit))
+    }
+
+    fn mesh_pending_notifications(&self, limit: u32) -> StoreResult<Vec<(Notification, String)>> {
+        self.read(|c| mesh::pending_notifications(c, limit))
+    }
+
+    fn mesh_enqueue(
+        &self,
+        messages: &[crate::NewMeshMessage],
+        cursors: &[(OdsCode, u64)],
+    ) -> StoreResult<usize> {
+        self.write(|c| mesh::enqueue(c, messages, cursors))
+    }
+
+    fn mesh_claim(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::MeshOutgoing>> {
+        self.write(|c| mesh::claim(c, now, lease_until, limit))
+    }
+
+    fn mesh_send_started(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+        self.write(|c| mesh::send_started(c, id, now))
+    }
+
+    fn mesh_sent(&self, id: i64, message_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        self.write(|c| mesh::sent(c, id, message_id, now))
+    }
+
+    fn mesh_send_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.write(|c| mesh::failed(c, id, error, retry_at, now))
+    }
+
+    fn mesh_outbox(&self, limit: u32) -> StoreResult<Vec<crate::MeshOutboxEntry>> {
+        self.read(|c| mesh::outbox(c, limit))
     }
 
     fn begin_lookups(&self) -> StoreResult<Box<dyn LookupTx + '_>> {
