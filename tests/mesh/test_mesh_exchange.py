@@ -8,6 +8,8 @@ Run by crates/cpis-cli/tests/mesh_python.rs, which `scripts/test` enables.
 import csv
 import io
 import json
+import os
+import subprocess
 import time
 import uuid
 
@@ -21,6 +23,10 @@ WESTMINSTER_MAILBOX = "LA125OT"
 SHARED_CHILD = "9990597634"  # demo: on plans with Coventry and Westminster
 ED_TOKEN = "demo-RDEMO01"  # an emergency department: its lookups notify
 NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+
+
+def cpis_env():
+    return {k: v for k, v in os.environ.items() if not k.startswith("CPIS_")}
 
 
 def take_all(client):
@@ -237,3 +243,28 @@ def test_cpis_killed_mid_run_resumes_without_loss_or_duplicates(sandbox, cpis):
     ids = [json.loads(m["body"])["id"] for m in access_messages(got)]
     assert sorted(ids) == sorted(new), "each notification arrives exactly once"
     assert report_for(got, sent)["file_outcome"] == "CPF02"
+
+
+def test_operators_see_the_outbox_and_can_check_the_mailbox(sandbox, cpis):
+    run = lambda *args, config=cpis.config: subprocess.run(  # noqa: E731
+        [cpis.binary, "--config", str(config), "--database", f"sqlite://{cpis.tmp / 'cpis.db'}", *args],
+        capture_output=True, text=True, timeout=60, env=cpis_env(),
+    )
+    # Messages a killed cpis had claimed wait for their lease (30 s here) before they go.
+    wait_until("the outbox to drain", lambda: run("mesh", "outbox", "--unsent").stdout.splitlines()[1:] == [],
+               timeout=90, every=1)
+    outbox = run("mesh", "outbox", "--limit", "500")
+    assert outbox.returncode == 0, outbox.stderr
+    lines = outbox.stdout.splitlines()[1:]
+    assert lines and all(line.startswith("sent ") for line in lines if not line.startswith(" ")), outbox.stdout
+    assert any("CPIS_UPLOAD_REPORT" in line for line in lines)
+    assert any("CPIS_ACCESS_NOTIFICATION" in line for line in lines)
+
+    ok = run("mesh", "handshake")
+    assert ok.returncode == 0, ok.stderr
+    assert "CPIS0MB1: authenticated" in ok.stdout
+    wrong = cpis.tmp / "wrong-key.toml"
+    wrong.write_text(cpis.config.read_text().replace('shared_key = "', 'shared_key = "not-'))
+    refused = run("mesh", "handshake", config=wrong)
+    assert refused.returncode != 0
+    assert "403" in refused.stderr or "Rejected" in refused.stderr or "refused" in refused.stderr.lower(), refused.stderr

@@ -48,6 +48,9 @@ enum Command {
     /// Manage LA webhook endpoints for notification delivery.
     #[command(subcommand)]
     Webhooks(commands::webhooks::WebhooksCommand),
+    /// The MESH channel: the outbox, and a check of the `[mesh]` configuration.
+    #[command(subcommand)]
+    Mesh(commands::mesh::MeshCommand),
     /// Delete plans past their visibility window (retention); `--dry-run` only reports.
     Purge(commands::ops::PurgeArgs),
     /// Copy the embedded SQLite database to a file while cpis runs (online backup API).
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Users(cmd) => commands::users::run(&cli.global, cmd),
         Command::Audit(cmd) => commands::audit::run(&cli.global, cmd),
         Command::Webhooks(cmd) => commands::webhooks::run(&cli.global, cmd),
+        Command::Mesh(cmd) => commands::mesh::run(&cli.global, cmd),
         Command::Purge(args) => commands::ops::purge(&cli.global, args),
         Command::Backup(args) => commands::ops::backup(&cli.global, args),
         Command::Bench(args) => commands::bench::run(&cli.global, args),

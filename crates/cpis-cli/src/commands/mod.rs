@@ -1,6 +1,7 @@
 pub mod audit;
 pub mod bench;
 pub mod lookup;
+pub mod mesh;
 pub mod ops;
 pub mod reference;
 pub mod serve;
