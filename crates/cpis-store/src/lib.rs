@@ -7,17 +7,21 @@
 
 pub mod audit_chain;
 mod error;
+mod la_query;
 mod model;
 pub mod postgres;
 pub mod sqlite;
+pub mod stats;
 
 pub use audit_chain::AuditVerification;
 pub use error::{StoreError, StoreResult};
+pub use la_query::{RecordQuery, RecordSearch};
 pub use model::{
     AuditQuery, DeadDelivery, DueDelivery, MeshOutboxEntry, MeshOutgoing, NewApiToken,
     NewMeshMessage, NewUpload, RowFilter, Session, StoreCounts, StoredRecord, User, UserKind,
     Webhook,
 };
+pub use stats::{MatchCounts, UploadOutcomeCounts};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use cpis_domain::notification::Ack;
@@ -51,6 +55,8 @@ pub trait Store: Send + Sync {
     fn local_authority(&self, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>>;
     fn local_authorities(&self) -> StoreResult<Vec<LocalAuthority>>;
     fn care_setting(&self, ods: &OdsCode) -> StoreResult<Option<CareSetting>>;
+    /// Every care setting, by ODS code (the admin directory page).
+    fn care_settings(&self) -> StoreResult<Vec<CareSetting>>;
 
     // Demographics index.
     fn upsert_demographics(
@@ -65,6 +71,9 @@ pub trait Store: Send + Sync {
     fn records_for(&self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>>;
     /// Number of records an LA holds.
     fn la_record_count(&self, la: &OdsCode) -> StoreResult<u64>;
+    /// A page of the LA's own records (never another LA's), with their plans (the LA records
+    /// page).
+    fn la_records(&self, la: &OdsCode, query: &RecordQuery) -> StoreResult<Vec<StoredRecord>>;
 
     // Lookups and notifications.
     /// Opens the write transaction a batch of lookups runs in: each lookup reads the child's
@@ -157,6 +166,14 @@ pub trait Store: Send + Sync {
     /// Acknowledges one of the LA's notifications (idempotent).
     fn acknowledge(&self, la: &OdsCode, id: &str, by: &str, now: DateTime<Utc>)
         -> StoreResult<Ack>;
+    /// An LA's notifications with a cursor below `before` (all when `None`), newest first (the
+    /// web inbox). Read from the primary, so an acknowledgement just made shows.
+    fn notifications_newest(
+        &self,
+        la: &OdsCode,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>>;
 
     // Identities.
     fn create_user(&self, user: &User) -> StoreResult<()>;
@@ -201,6 +218,13 @@ pub trait Store: Send + Sync {
     fn applied_uploads_since(&self, la: &OdsCode, id: &UploadId) -> StoreResult<u64>;
     /// The stored file of an upload held for confirmation.
     fn held_file(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<Vec<u8>>>;
+    /// The record outcome counts of the LA's completed uploads received at or after `since`,
+    /// oldest first (the data-quality report: see [`stats`]).
+    fn la_upload_stats(
+        &self,
+        la: &OdsCode,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<UploadOutcomeCounts>>;
 }
 
 /// The transaction a batch of lookups runs in (group commit). Dropping it without `commit`

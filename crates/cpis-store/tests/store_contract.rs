@@ -215,6 +215,9 @@ contract!(
     audit_verify_detects_an_edited_row,
     concurrent_uploads_of_one_file_apply_once,
     mesh_outbox_queues_once_and_records_each_send,
+    la_upload_stats_and_care_settings_list,
+    la_records_page_and_search,
+    notifications_newest_first,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1890,4 +1893,320 @@ fn mesh_outbox_queues_once_and_records_each_send(ctx: &Ctx) {
     assert_eq!(outbox[1].sent_at, Some(later));
     assert_eq!(outbox[1].attempts, 2);
     assert_eq!(outbox[1].last_error, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data-quality statistics and the care-setting directory (web admin and LA pages, issue #7).
+
+/// One upload of `la_code` received at `received`, with these row outcomes, finished as `status`.
+fn upload_with_rows(
+    s: &dyn Store,
+    la_code: &str,
+    received: DateTime<Utc>,
+    status: UploadStatus,
+    outcomes: &[(RecordOutcome, Option<DetailCode>)],
+) -> NewUpload {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut up = new_upload(la_code, &format!("stats-{n}"), &format!("sha-stats-{n}"));
+    up.received_at = received;
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&up).unwrap();
+    let mut sum = summary(&up, status, None);
+    for (i, (outcome, detail)) in outcomes.iter().enumerate() {
+        tx.add_row_result(
+            &up.id,
+            &RowResult {
+                row: i as u64 + 1,
+                nhs_number: nhs(i).digits(),
+                outcome: *outcome,
+                detail: *detail,
+                message: None,
+                new_nhs_number: None,
+            },
+        )
+        .unwrap();
+        sum.counts.add(*outcome);
+    }
+    if status == UploadStatus::Completed {
+        sum.file_outcome = Some(FileOutcome::from_counts(
+            sum.counts.accepted,
+            sum.counts.rejected,
+        ));
+    } else {
+        sum.completed_at = None;
+    }
+    tx.finish(&sum, None).unwrap();
+    up
+}
+
+fn la_upload_stats_and_care_settings_list(ctx: &Ctx) {
+    use RecordOutcome::*;
+    let s = ctx.store();
+    seed_directory(s);
+    let settings = vec![
+        CareSetting {
+            ods_code: la("RXX01"),
+            name: "General Hospital ED".into(),
+            setting_type: SettingType::EmergencyDepartment,
+        },
+        CareSetting {
+            ods_code: la("G81001"),
+            name: "Surgery".into(),
+            setting_type: SettingType::Gp,
+        },
+    ];
+    s.upsert_care_settings(&settings, t0()).unwrap();
+    assert_eq!(
+        s.care_settings().unwrap(),
+        vec![settings[1].clone(), settings[0].clone()],
+        "by ODS code"
+    );
+
+    let since = t0();
+    let before = upload_with_rows(
+        s,
+        LA_A,
+        since - Duration::microseconds(1),
+        UploadStatus::Completed,
+        &[(NotFound, None)],
+    );
+    let first = upload_with_rows(
+        s,
+        LA_A,
+        since,
+        UploadStatus::Completed,
+        &[
+            (Accepted, None),
+            (Accepted, None),
+            (Accepted, None),
+            (NotFound, None),
+            (Sensitive, None),
+            (Invalid, Some(DetailCode::NhsNumberInactive)),
+            (Invalid, Some(DetailCode::DuplicateRow)),
+            (Superseded, None),
+        ],
+    );
+    upload_with_rows(
+        s,
+        LA_A,
+        since + Duration::hours(1),
+        UploadStatus::Duplicate,
+        &[(NotFound, None)],
+    );
+    upload_with_rows(
+        s,
+        LA_A,
+        since + Duration::hours(2),
+        UploadStatus::HeldForConfirmation,
+        &[(Accepted, None)],
+    );
+    upload_with_rows(
+        s,
+        LA_B,
+        since + Duration::hours(3),
+        UploadStatus::Completed,
+        &[(DobMismatch, None)],
+    );
+    let second = upload_with_rows(
+        s,
+        LA_A,
+        since + Duration::days(8),
+        UploadStatus::Completed,
+        &[(MalformedNhsNumber, None), (DobMismatch, None)],
+    );
+
+    let stats = s.la_upload_stats(&la(LA_A), since).unwrap();
+    let ids: Vec<&UploadId> = stats.iter().map(|u| &u.id).collect();
+    assert_eq!(
+        ids,
+        vec![&first.id, &second.id],
+        "completed uploads of this LA since the time, oldest first (not {:?})",
+        before.id
+    );
+    let a = &stats[0];
+    assert_eq!(a.file_id, first.meta.file_id);
+    assert_eq!(a.received_at, since);
+    assert_eq!(a.file_outcome, Some(FileOutcome::Partial));
+    assert_eq!(a.rows, 8);
+    assert_eq!(
+        a.by_outcome,
+        [
+            (Accepted, 3),
+            (NotFound, 1),
+            (Sensitive, 1),
+            (Superseded, 1),
+            (Invalid, 2)
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert_eq!(a.inactive_nhs_numbers, 1);
+    assert_eq!((a.matched(), a.not_matched(), a.rejected()), (3, 3, 5));
+    let b = &stats[1];
+    assert_eq!(b.file_outcome, Some(FileOutcome::NothingLoaded));
+    assert_eq!(
+        (b.matched(), b.not_matched(), b.inactive_nhs_numbers),
+        (0, 2, 0)
+    );
+    let total = cpis_store::MatchCounts::of(&stats);
+    assert_eq!((total.matched, total.not_matched), (3, 5));
+    assert_eq!(total.rate_basis_points(), Some(3750));
+    assert_eq!(total.meets(9500), Some(false));
+
+    assert_eq!(
+        s.la_upload_stats(&la(LA_B), since).unwrap().len(),
+        1,
+        "each LA sees its own uploads"
+    );
+    assert!(s
+        .la_upload_stats(&la(LA_A), since + Duration::days(30))
+        .unwrap()
+        .is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The LA pages' reads (records page, web inbox).
+
+fn named(n: NhsNumber, given: &str, family: &str, local_id: &str, plan: PlanType) -> RecordRow {
+    RecordRow {
+        given_name: Some(given.into()),
+        family_name: Some(family.into()),
+        local_id: Some(local_id.into()),
+        ..row(n, plan, "2026-01-05", None)
+    }
+}
+
+fn la_records_page_and_search(ctx: &Ctx) {
+    use cpis_store::{RecordQuery, RecordSearch};
+    let s = ctx.store();
+    seed_directory(s);
+    let n = nhs_numbers(500, 5);
+    apply(
+        s,
+        LA_A,
+        &[
+            named(n[0], "Zara", "Adams", "COV-1", PlanType::Cpp),
+            named(n[1], "amy", "brown", "COV-2", PlanType::Lac),
+            named(n[2], "Ben", "Brown", "COV-3", PlanType::Cpp),
+            named(n[2], "Ben", "Brown", "COV-3", PlanType::Lac),
+            named(n[3], "Cara", "Clarke", "COV-4", PlanType::Cpp),
+        ],
+    );
+    // Westminster holds n[3] too, and a child of its own called Brown.
+    apply(
+        s,
+        LA_B,
+        &[
+            named(n[3], "Cara", "Clarke", "WES-9", PlanType::Cpp),
+            named(n[4], "Bob", "Brown", "WES-1", PlanType::Cpp),
+        ],
+    );
+    let q = |search: Option<RecordSearch>, offset: u64, limit: u32| RecordQuery {
+        search,
+        offset,
+        limit,
+    };
+    let nhs_of =
+        |rs: &[cpis_store::StoredRecord]| rs.iter().map(|r| r.nhs_number).collect::<Vec<_>>();
+
+    // All of A's records, by family name then given name (case ignored), plans attached.
+    let all = s.la_records(&la(LA_A), &q(None, 0, 10)).unwrap();
+    assert_eq!(nhs_of(&all), vec![n[0], n[1], n[2], n[3]]);
+    assert!(all.iter().all(|r| r.la == la(LA_A)));
+    assert_eq!(all[2].plans.len(), 2, "both of Ben's plans");
+    assert_eq!(
+        all[3].local_id.as_deref(),
+        Some("COV-4"),
+        "A's own copy of the shared child"
+    );
+
+    // Pages.
+    assert_eq!(
+        nhs_of(&s.la_records(&la(LA_A), &q(None, 0, 2)).unwrap()),
+        vec![n[0], n[1]]
+    );
+    assert_eq!(
+        nhs_of(&s.la_records(&la(LA_A), &q(None, 2, 2)).unwrap()),
+        vec![n[2], n[3]]
+    );
+    assert!(s.la_records(&la(LA_A), &q(None, 4, 2)).unwrap().is_empty());
+
+    // NHS number: exact, own LA only.
+    let found = s
+        .la_records(&la(LA_A), &q(Some(RecordSearch::Nhs(n[2])), 0, 10))
+        .unwrap();
+    assert_eq!(nhs_of(&found), vec![n[2]]);
+    assert!(
+        s.la_records(&la(LA_A), &q(Some(RecordSearch::Nhs(n[4])), 0, 10))
+            .unwrap()
+            .is_empty(),
+        "another LA's child is never found"
+    );
+
+    // Text: family name, given name, full name, local id; any case; never another LA's.
+    let text = |t: &str| {
+        nhs_of(
+            &s.la_records(&la(LA_A), &q(Some(RecordSearch::Text(t.into())), 0, 10))
+                .unwrap(),
+        )
+    };
+    assert_eq!(text("BROWN"), vec![n[1], n[2]]);
+    assert_eq!(text("amy b"), vec![n[1]]);
+    assert_eq!(text("cov-4"), vec![n[3]]);
+    assert_eq!(text("  zar "), vec![n[0]]);
+    assert!(text("WES-1").is_empty());
+    assert!(text("%").is_empty(), "no wildcards");
+    let b = s
+        .la_records(
+            &la(LA_B),
+            &q(Some(RecordSearch::Text("brown".into())), 0, 10),
+        )
+        .unwrap();
+    assert_eq!(nhs_of(&b), vec![n[4]]);
+    assert_eq!(b[0].local_id.as_deref(), Some("WES-1"));
+}
+
+fn notifications_newest_first(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let mut tx = s.begin_lookups().unwrap();
+    let mine: Vec<NewNotification> = (0..5).map(|i| notification(LA_A, i)).collect();
+    for (i, note) in mine.iter().enumerate() {
+        tx.insert_notification(note).unwrap();
+        tx.insert_notification(&notification(LA_B, i as i64))
+            .unwrap();
+    }
+    tx.commit().unwrap();
+    let ids = |v: Vec<cpis_domain::Notification>| {
+        v.into_iter().map(|n| (n.seq, n.id)).collect::<Vec<_>>()
+    };
+    let newest = ids(s.notifications_newest(&la(LA_A), None, 3).unwrap());
+    assert_eq!(
+        newest,
+        vec![
+            (5, mine[4].id.clone()),
+            (4, mine[3].id.clone()),
+            (3, mine[2].id.clone())
+        ]
+    );
+    let older = ids(s.notifications_newest(&la(LA_A), Some(3), 3).unwrap());
+    assert_eq!(
+        older,
+        vec![(2, mine[1].id.clone()), (1, mine[0].id.clone())]
+    );
+    assert!(s
+        .notifications_newest(&la(LA_A), Some(1), 3)
+        .unwrap()
+        .is_empty());
+    // An acknowledgement shows at once.
+    let t1 = t0() + Duration::minutes(30);
+    s.acknowledge(&la(LA_A), &mine[4].id, "social.worker", t1)
+        .unwrap();
+    let first = &s.notifications_newest(&la(LA_A), None, 1).unwrap()[0];
+    assert_eq!(first.acknowledged_at, Some(t1));
+    assert!(s
+        .notifications_newest(&la(LA_B), None, 10)
+        .unwrap()
+        .iter()
+        .all(|n| n.la == la(LA_B) && !mine.iter().any(|m| m.id == n.id)));
 }

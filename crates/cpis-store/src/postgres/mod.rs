@@ -13,8 +13,10 @@
 
 mod audit;
 mod bulk;
+mod care_settings;
 mod convert;
 mod directory;
+mod la_records;
 mod lifecycle;
 mod lookups;
 mod mesh;
@@ -23,6 +25,7 @@ mod pool;
 mod records;
 mod replica;
 mod security;
+mod stats;
 mod testing;
 mod uploads;
 mod webhooks;
@@ -275,6 +278,10 @@ impl Store for PgStore {
         self.read_replica_or_primary(directory::local_authorities, Vec::is_empty)
     }
 
+    fn care_settings(&self) -> StoreResult<Vec<CareSetting>> {
+        self.read_replica(care_settings::care_settings)
+    }
+
     fn care_setting(&self, ods: &OdsCode) -> StoreResult<Option<CareSetting>> {
         self.read_replica_or_primary(|c| directory::care_setting(c, ods), Option::is_none)
     }
@@ -297,6 +304,23 @@ impl Store for PgStore {
 
     fn la_record_count(&self, la: &OdsCode) -> StoreResult<u64> {
         self.read_replica(|c| records::la_record_count(c, la))
+    }
+
+    fn la_records(
+        &self,
+        la: &OdsCode,
+        query: &crate::RecordQuery,
+    ) -> StoreResult<Vec<StoredRecord>> {
+        self.read(|c| la_records::la_records(c, la, query))
+    }
+
+    fn notifications_newest(
+        &self,
+        la: &OdsCode,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>> {
+        self.read(|c| la_records::notifications_newest(c, la, before, limit))
     }
 
     fn begin_changes(&self) -> StoreResult<Box<dyn crate::ChangesTx + '_>> {
@@ -526,6 +550,14 @@ impl Store for PgStore {
 
     fn held_file(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<Vec<u8>>> {
         self.read(|c| uploads::held_file(c, la, id))
+    }
+
+    fn la_upload_stats(
+        &self,
+        la: &OdsCode,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<crate::UploadOutcomeCounts>> {
+        self.read_replica(|c| stats::la_upload_stats(c, la, since))
     }
 }
 

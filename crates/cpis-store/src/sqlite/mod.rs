@@ -3,14 +3,17 @@
 //! time) and a small pool of reader connections.
 
 mod audit;
+mod care_settings;
 mod convert;
 mod directory;
+mod la_records;
 mod lifecycle;
 mod lookups;
 mod mesh;
 mod migrations;
 mod records;
 mod security;
+mod stats;
 mod uploads;
 mod webhooks;
 
@@ -206,6 +209,10 @@ impl Store for SqliteStore {
         self.read(directory::local_authorities)
     }
 
+    fn care_settings(&self) -> StoreResult<Vec<CareSetting>> {
+        self.read(care_settings::care_settings)
+    }
+
     fn care_setting(&self, ods: &OdsCode) -> StoreResult<Option<CareSetting>> {
         self.read(|c| directory::care_setting(c, ods))
     }
@@ -228,6 +235,23 @@ impl Store for SqliteStore {
 
     fn la_record_count(&self, la: &OdsCode) -> StoreResult<u64> {
         self.read(|c| records::la_record_count(c, la))
+    }
+
+    fn la_records(
+        &self,
+        la: &OdsCode,
+        query: &crate::RecordQuery,
+    ) -> StoreResult<Vec<StoredRecord>> {
+        self.read(|c| la_records::la_records(c, la, query))
+    }
+
+    fn notifications_newest(
+        &self,
+        la: &OdsCode,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>> {
+        self.read(|c| la_records::notifications_newest(c, la, before, limit))
     }
 
     fn create_user(&self, user: &User) -> StoreResult<()> {
@@ -453,5 +477,13 @@ impl Store for SqliteStore {
 
     fn held_file(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<Vec<u8>>> {
         self.read(|c| uploads::held_file(c, la, id))
+    }
+
+    fn la_upload_stats(
+        &self,
+        la: &OdsCode,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<crate::UploadOutcomeCounts>> {
+        self.read(|c| stats::la_upload_stats(c, la, since))
     }
 }
