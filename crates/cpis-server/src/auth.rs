@@ -34,8 +34,12 @@ impl From<AuthFailure> for ApiError {
 
 /// The value of one cookie, if present once.
 pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+    cookie_in(&parts.headers, name)
+}
+
+/// The value of one cookie in these headers, if present.
+pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -45,7 +49,7 @@ pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn trace_id(parts: &Parts) -> Option<String> {
+pub(crate) fn trace_id(parts: &Parts) -> Option<String> {
     parts
         .headers
         .get("traceid")
@@ -77,10 +81,9 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
             trace_id: trace,
         });
     }
-    let Some(session) = cookie(parts, SESSION_COOKIE).map(str::to_owned) else {
+    let Some((principal, csrf)) = session_of(parts, state).await? else {
         return Err(ApiError::Unauthenticated);
     };
-    let (principal, csrf) = tokio::task::spawn_blocking(move || auth.session(&session)).await??;
     let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     if unsafe_method {
         let sent = parts
@@ -88,30 +91,60 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
             .get(CSRF_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !cpis_auth::secret::equal(sent, &csrf) {
-            let entry = AuditEntry {
-                time: state.clock.now(),
-                actor: principal.audit_actor(),
-                action: "auth.csrf".into(),
-                subject_nhs: None,
-                trace_id: trace.clone(),
-                outcome: AuditOutcome::Denied,
-                detail: Some(format!(
-                    "{} {} without a valid CSRF token",
-                    parts.method,
-                    route_of(parts)
-                )),
-            };
-            let store = state.store.clone();
-            let _ = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await;
-            return Err(ApiError::Forbidden("missing or wrong CSRF token".into()));
-        }
+        require_csrf(state, &principal, parts, trace.clone(), sent, &csrf).await?;
     }
     Ok(Caller {
         principal,
         csrf: Some(csrf),
         trace_id: trace,
     })
+}
+
+/// The principal and CSRF token of the session named by the request's cookie; `None` without a
+/// cookie. An unknown or expired session is `Unauthenticated`. Checks no CSRF token: callers do.
+pub(crate) async fn session_of(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<Option<(Principal, String)>, ApiError> {
+    let Some(session) = cookie(parts, SESSION_COOKIE).map(str::to_owned) else {
+        return Ok(None);
+    };
+    let auth = state.auth.clone();
+    Ok(Some(
+        tokio::task::spawn_blocking(move || auth.session(&session)).await??,
+    ))
+}
+
+/// The one CSRF rule for requests authenticated by the session cookie: the token `sent` (the
+/// `X-CSRF-Token` header for the API, the `csrf_token` field of an HTML form) must equal the
+/// session's, compared in constant time. A refusal is audited and answered 403.
+pub(crate) async fn require_csrf(
+    state: &AppState,
+    principal: &Principal,
+    parts: &Parts,
+    trace: Option<String>,
+    sent: &str,
+    expected: &str,
+) -> Result<(), ApiError> {
+    if cpis_auth::secret::equal(sent, expected) {
+        return Ok(());
+    }
+    let entry = AuditEntry {
+        time: state.clock.now(),
+        actor: principal.audit_actor(),
+        action: "auth.csrf".into(),
+        subject_nhs: None,
+        trace_id: trace,
+        outcome: AuditOutcome::Denied,
+        detail: Some(format!(
+            "{} {} without a valid CSRF token",
+            parts.method,
+            route_of(parts)
+        )),
+    };
+    let store = state.store.clone();
+    let _ = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await;
+    Err(ApiError::Forbidden("missing or wrong CSRF token".into()))
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -207,3 +207,91 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// The same errors, rendered for web pages as an HTML page with the NHS.UK layout. The status code
+/// is the API's; the words are for people. (A missing session never gets here: pages send the
+/// browser to the sign-in page instead, see `web::signed_in`.)
+#[derive(Debug)]
+pub struct WebError(pub ApiError);
+
+impl From<ApiError> for WebError {
+    fn from(e: ApiError) -> Self {
+        WebError(e)
+    }
+}
+
+/// `?` in web handlers: every error that becomes an [`ApiError`] becomes a [`WebError`].
+macro_rules! web_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for WebError {
+            fn from(e: $t) -> Self {
+                WebError(e.into())
+            }
+        }
+    )*};
+}
+web_from!(
+    StoreError,
+    tokio::task::JoinError,
+    cpis_core::lookup::LookupError,
+    cpis_auth::AuthFailure
+);
+
+impl ApiError {
+    /// Heading, message and an optional hint for an HTML error page.
+    fn web_words(&self) -> (&'static str, String, Option<String>) {
+        match self {
+            ApiError::Unauthenticated => ("You need to sign in", "Sign in to use this page.".into(), None),
+            ApiError::Forbidden(why) => (
+                "You cannot use this page",
+                "Your account does not allow this.".into(),
+                Some(format!("Reason: {why}.")),
+            ),
+            ApiError::NotFound => (
+                "Page not found",
+                "If you typed the web address, check it is correct.".into(),
+                None,
+            ),
+            ApiError::MethodNotAllowed => ("Page not found", "This page cannot be used like that.".into(), None),
+            ApiError::BadRequest(why) => ("There is a problem with the request", why.clone(), None),
+            ApiError::UnsupportedMediaType { .. } | ApiError::PayloadTooLarge { .. } => (
+                "There is a problem with the request",
+                self.to_string(),
+                None,
+            ),
+            ApiError::Conflict(why) => ("This cannot be done now", why.clone(), None),
+            ApiError::Throttled(until) => (
+                "Lookups from your account are paused",
+                format!("Your account has made more lookups than expected. You can look children up again after {until} (UTC)."),
+                Some("If you need information about a child urgently, phone the local authority's children's social care or emergency duty team.".into()),
+            ),
+            ApiError::Unavailable => (
+                "Sorry, the service is unavailable",
+                "Try again in a few minutes.".into(),
+                None,
+            ),
+            ApiError::Internal(_) => (
+                "Sorry, there is a problem with the service",
+                "Try again later.".into(),
+                None,
+            ),
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let err = self.0;
+        let status = err.status();
+        if let ApiError::Internal(detail) = &err {
+            tracing::error!(error = %detail, "internal error");
+        }
+        let (heading, message, hint) = err.web_words();
+        let mut resp = crate::web::error_page(status, heading, &message, hint);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        }
+        resp
+    }
+}

@@ -5,10 +5,12 @@ mod auth;
 mod error;
 mod extract;
 mod fhir;
+mod lookup_flow;
 mod metrics;
 mod progress;
 mod routes;
 mod state;
+mod web;
 
 pub use auth::{Caller, SESSION_COOKIE};
 pub use error::ApiError;

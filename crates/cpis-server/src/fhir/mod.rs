@@ -15,9 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use cpis_auth::Principal;
-use cpis_core::anomaly::Anomaly;
-use cpis_core::LookupRequest;
-use cpis_domain::{AuditActor, AuditEntry, AuditOutcome};
 use cpis_domain::{LocalAuthority, NhsNumber};
 use resources::{Bundle, BundleEntry, BundleLink, BundleMeta, BundleSearch};
 use serde::Serialize;
@@ -186,55 +183,9 @@ async fn care_team_search(
     let cap = caller.grant(&state, "lookup", Principal::lookup).await?;
     let nhs = patient_identifier(&params)?;
     let requested_unscheduled = unscheduled_header(&headers)?;
-    let who = caller.principal.user_id().to_owned();
-    let actor = caller.principal.audit_actor();
-    if let Err((until, started)) = state.anomaly.admit(&who, state.clock.now()) {
-        if let Some(anomaly) = started {
-            raise_alert(&state, actor.clone(), &anomaly, Some(trace.0.clone())).await;
-        }
-        // Every refused lookup is audited with the child it was for.
-        let entry = AuditEntry {
-            time: state.clock.now(),
-            actor,
-            action: "lookup.throttled".into(),
-            subject_nhs: Some(nhs),
-            trace_id: Some(trace.0.clone()),
-            outcome: AuditOutcome::Denied,
-            detail: Some(format!("throttled until {}", until.0.to_rfc3339())),
-        };
-        let store = state.store.clone();
-        let _ = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await;
-        return Err(ApiError::Throttled(until.0.to_rfc3339()).into());
-    }
-    let started = std::time::Instant::now();
-    let result = state
-        .lookups
-        .submit(LookupRequest::new(
-            &cap,
-            nhs,
-            requested_unscheduled,
-            Some(trace.0.clone()),
-        ))
-        .answer()
-        .await?;
-    state
-        .metrics
-        .lookup_commit_seconds
-        .observe(started.elapsed().as_secs_f64());
-    state
-        .metrics
-        .lookups
-        .get_or_create(&crate::metrics::KindLabel {
-            kind: result.access.kind.code().to_owned(),
-        })
-        .inc();
-    if let Some(anomaly) =
-        state
-            .anomaly
-            .record(&who, nhs, !result.records.is_empty(), state.clock.now())
-    {
-        raise_alert(&state, actor, &anomaly, Some(trace.0)).await;
-    }
+    let result =
+        crate::lookup_flow::lookup(&state, &caller, &cap, nhs, requested_unscheduled, &trace.0)
+            .await?;
     let base = base_url(&state, &headers);
     let las: BTreeMap<String, LocalAuthority> = result
         .local_authorities
@@ -304,29 +255,6 @@ async fn audit_event_search(
         StatusCode::OK,
         &bundle(&base, self_link("AuditEvent", nhs), total, entries),
     ))
-}
-
-/// An admin alert: written to the audit as `security.anomaly` (admins list these).
-async fn raise_alert(
-    state: &AppState,
-    actor: AuditActor,
-    anomaly: &Anomaly,
-    trace_id: Option<String>,
-) {
-    tracing::warn!(anomaly = %anomaly, "lookup anomaly: identity throttled");
-    let entry = AuditEntry {
-        time: state.clock.now(),
-        actor,
-        action: "security.anomaly".into(),
-        subject_nhs: None,
-        trace_id,
-        outcome: AuditOutcome::Denied,
-        detail: Some(format!("{anomaly}; lookups paused")),
-    };
-    let store = state.store.clone();
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
-        tracing::error!(error = %e, "could not record an anomaly alert");
-    }
 }
 
 async fn metadata(State(_state): State<AppState>) -> Response {

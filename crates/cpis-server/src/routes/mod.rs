@@ -1,15 +1,17 @@
 mod admin;
 mod audit;
 mod health;
-mod notifications;
+pub(crate) mod notifications;
 mod session;
-mod uploads;
+pub(crate) mod uploads;
+
+pub(crate) use session::session_cookie;
 
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, Uri};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use std::time::Instant;
@@ -40,7 +42,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/admin/alerts", get(audit::alerts))
         .route("/api/v1/admin/users", get(audit::users))
         .merge(crate::fhir::router())
-        .fallback(|| async { crate::ApiError::NotFound })
+        .merge(crate::web::router())
+        .fallback(not_found)
         .layer(middleware::from_fn(access_log))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -73,6 +76,15 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         ))
         .with_state(state)
+}
+
+/// Unknown paths: the API's JSON 404, or an HTML page for a browser asking for a page.
+async fn not_found(headers: HeaderMap, uri: Uri) -> Response {
+    if crate::web::wants_html(&headers, uri.path()) {
+        crate::error::WebError(crate::ApiError::NotFound).into_response()
+    } else {
+        crate::ApiError::NotFound.into_response()
+    }
 }
 
 /// One log line per request with the route template, never the concrete path or query: paths

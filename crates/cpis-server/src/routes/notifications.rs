@@ -8,6 +8,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
+use cpis_auth::capability::LaNotifications;
 use cpis_auth::Principal;
 use cpis_domain::notification::Ack;
 use cpis_domain::{AuditEntry, AuditOutcome};
@@ -71,31 +72,7 @@ pub async fn ack(
     let cap = caller
         .grant(&state, "notification.ack", Principal::la_notifications)
         .await?;
-    if uuid::Uuid::parse_str(&id).is_err() {
-        return Err(ApiError::NotFound);
-    }
-    let store = state.store.clone();
-    let now = state.clock.now();
-    let la = cap.la().clone();
-    let by = cap.actor().id.clone();
-    let entry = AuditEntry {
-        time: now,
-        actor: cap.actor().clone(),
-        action: "notification.ack".into(),
-        subject_nhs: None,
-        trace_id: caller.trace_id.clone(),
-        outcome: AuditOutcome::Success,
-        detail: Some(format!("notification {id}")),
-    };
-    let ack = tokio::task::spawn_blocking(move || {
-        let ack = store.acknowledge(&la, &id, &by, now)?;
-        if matches!(ack, Ack::Acknowledged(_)) {
-            store.append_audit(&entry)?;
-        }
-        Ok::<_, cpis_store::StoreError>(ack)
-    })
-    .await??;
-    match ack {
+    match acknowledge(&state, &cap, id, caller.trace_id.clone()).await? {
         Ack::NotFound => Err(ApiError::NotFound),
         Ack::Acknowledged(at) => Ok(Json(
             json!({"acknowledged_at": at, "already_acknowledged": false}),
@@ -174,4 +151,39 @@ pub async fn stream(
         },
     );
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// Acknowledges one of the LA's notifications (idempotent) and audits the first
+/// acknowledgement: the one path for the API and the web inbox. An id that is not a UUID is
+/// `NotFound`, like another LA's.
+pub(crate) async fn acknowledge(
+    state: &AppState,
+    cap: &LaNotifications,
+    id: String,
+    trace_id: Option<String>,
+) -> Result<Ack, ApiError> {
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Ok(Ack::NotFound);
+    }
+    let store = state.store.clone();
+    let now = state.clock.now();
+    let la = cap.la().clone();
+    let by = cap.actor().id.clone();
+    let entry = AuditEntry {
+        time: now,
+        actor: cap.actor().clone(),
+        action: "notification.ack".into(),
+        subject_nhs: None,
+        trace_id,
+        outcome: AuditOutcome::Success,
+        detail: Some(format!("notification {id}")),
+    };
+    Ok(tokio::task::spawn_blocking(move || {
+        let ack = store.acknowledge(&la, &id, &by, now)?;
+        if matches!(ack, Ack::Acknowledged(_)) {
+            store.append_audit(&entry)?;
+        }
+        Ok::<_, cpis_store::StoreError>(ack)
+    })
+    .await??)
 }

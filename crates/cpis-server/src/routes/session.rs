@@ -18,7 +18,7 @@ pub struct Login {
     password: String,
 }
 
-fn session_cookie(value: &str, max_age: i64) -> HeaderValue {
+pub(crate) fn session_cookie(value: &str, max_age: i64) -> HeaderValue {
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}"
     ))

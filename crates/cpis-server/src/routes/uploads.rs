@@ -157,7 +157,9 @@ fn summary_response(
     resp
 }
 
-fn run_upload(
+/// Runs one upload through the engine, reporting progress to the registry (every channel of this
+/// server: the API and the web page).
+pub(crate) fn run_upload(
     engine: &UploadEngine,
     cap: &LaUpload,
     state: &AppState,
@@ -258,7 +260,7 @@ pub async fn create(
     Ok(summary_response(status, summary, rows, next))
 }
 
-async fn read_rows(
+pub(crate) async fn read_rows(
     state: &AppState,
     s: &UploadSummary,
     after: u64,

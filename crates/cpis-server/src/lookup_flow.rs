@@ -1,0 +1,98 @@
+//! One lookup as every channel does it (FHIR API and web pages): the anomaly throttle, the
+//! durable lookup in `cpis-core` (access, audit, notifications in one transaction), metrics, and
+//! admin alerts. Channels only parse their input and render the result.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use cpis_auth::capability;
+use cpis_core::anomaly::Anomaly;
+use cpis_core::lookup::LookupResult;
+use cpis_core::LookupRequest;
+use cpis_domain::{AuditActor, AuditEntry, AuditOutcome, NhsNumber};
+
+/// Looks one child up as `caller` (who holds `cap`). `requested_unscheduled`: the caller asked for
+/// a notifying lookup; whether it notifies is decided in `cpis-core` from the capability and the
+/// care setting too.
+pub async fn lookup(
+    state: &AppState,
+    caller: &Caller,
+    cap: &capability::Lookup,
+    nhs: NhsNumber,
+    requested_unscheduled: bool,
+    trace_id: &str,
+) -> Result<LookupResult, ApiError> {
+    let who = caller.principal.user_id().to_owned();
+    let actor = caller.principal.audit_actor();
+    if let Err((until, started)) = state.anomaly.admit(&who, state.clock.now()) {
+        if let Some(anomaly) = started {
+            raise_alert(state, actor.clone(), &anomaly, Some(trace_id.to_owned())).await;
+        }
+        // Every refused lookup is audited with the child it was for.
+        let entry = AuditEntry {
+            time: state.clock.now(),
+            actor,
+            action: "lookup.throttled".into(),
+            subject_nhs: Some(nhs),
+            trace_id: Some(trace_id.to_owned()),
+            outcome: AuditOutcome::Denied,
+            detail: Some(format!("throttled until {}", until.0.to_rfc3339())),
+        };
+        let store = state.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await;
+        return Err(ApiError::Throttled(until.0.to_rfc3339()));
+    }
+    let started = std::time::Instant::now();
+    let result = state
+        .lookups
+        .submit(LookupRequest::new(
+            cap,
+            nhs,
+            requested_unscheduled,
+            Some(trace_id.to_owned()),
+        ))
+        .answer()
+        .await?;
+    state
+        .metrics
+        .lookup_commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .lookups
+        .get_or_create(&crate::metrics::KindLabel {
+            kind: result.access.kind.code().to_owned(),
+        })
+        .inc();
+    if let Some(anomaly) =
+        state
+            .anomaly
+            .record(&who, nhs, !result.records.is_empty(), state.clock.now())
+    {
+        raise_alert(state, actor, &anomaly, Some(trace_id.to_owned())).await;
+    }
+    Ok(result)
+}
+
+/// An admin alert: written to the audit as `security.anomaly` (admins list these).
+async fn raise_alert(
+    state: &AppState,
+    actor: AuditActor,
+    anomaly: &Anomaly,
+    trace_id: Option<String>,
+) {
+    tracing::warn!(anomaly = %anomaly, "lookup anomaly: identity throttled");
+    let entry = AuditEntry {
+        time: state.clock.now(),
+        actor,
+        action: "security.anomaly".into(),
+        subject_nhs: None,
+        trace_id,
+        outcome: AuditOutcome::Denied,
+        detail: Some(format!("{anomaly}; lookups paused")),
+    };
+    let store = state.store.clone();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
+        tracing::error!(error = %e, "could not record an anomaly alert");
+    }
+}

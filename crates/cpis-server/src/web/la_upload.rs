@@ -1,0 +1,203 @@
+//! The local authority upload page: `GET /la/uploads` (the form), `POST /la/uploads` (run the
+//! file through the same [`cpis_core::UploadEngine`] as `POST /api/v1/uploads`, channel `web`,
+//! then `303` to the report) and `POST /la/uploads/{id}/confirm` (apply a full upload held by
+//! the mass-ending guard). With JavaScript (`assets/la-upload.js`) the form is sent by XHR with
+//! `Accept: application/json`: the answer is `202 {id, report}` as soon as the file is
+//! received, and the script polls `GET /api/v1/uploads/{id}` for progress.
+
+use super::format;
+use super::forms::SignedInForm;
+use super::la_upload_form::UploadForm;
+use super::page::{self, FieldError, Layout};
+use super::signed_in::SignedIn;
+use crate::error::{ApiError, WebError};
+use crate::routes::uploads::run_upload;
+use crate::state::AppState;
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cpis_auth::capability::LaUpload;
+use cpis_auth::Principal;
+use cpis_core::upload::Submitted;
+use cpis_core::UploadEngine;
+use cpis_domain::report::{UploadId, UploadMeta};
+use cpis_domain::upload::{UploadMode, FORMAT_V1};
+use cpis_domain::FileOutcome;
+use serde::Deserialize;
+
+#[derive(Template)]
+#[template(path = "la_upload.html")]
+struct UploadPage {
+    layout: Layout,
+    errors: Vec<FieldError>,
+    csrf_token: String,
+    mode: String,
+    day: String,
+    month: String,
+    year: String,
+    la_name: String,
+}
+
+impl UploadPage {
+    fn new(user: &SignedIn, today: chrono::NaiveDate) -> Self {
+        use chrono::Datelike;
+        UploadPage {
+            layout: Layout::signed_in(user, "Upload a file", "/la/uploads"),
+            errors: Vec::new(),
+            csrf_token: user.csrf.clone(),
+            mode: "delta".into(),
+            day: today.day().to_string(),
+            month: today.month().to_string(),
+            year: today.year().to_string(),
+            la_name: user.principal.organisation_name().to_owned(),
+        }
+    }
+
+    fn error_for(&self, field: &str) -> Option<&str> {
+        page::error_for(&self.errors, field)
+    }
+
+    fn date_error(&self) -> Option<&str> {
+        self.error_for("file-date-day")
+    }
+}
+
+pub(super) async fn upload_capability(
+    state: &AppState,
+    user: &SignedIn,
+    action: &str,
+) -> Result<LaUpload, WebError> {
+    Ok(user
+        .caller()
+        .grant(state, action, Principal::la_upload)
+        .await?)
+}
+
+/// `GET /la/uploads`.
+pub async fn form(State(state): State<AppState>, user: SignedIn) -> Result<Response, WebError> {
+    upload_capability(&state, &user, "upload.form").await?;
+    Ok(page::html(
+        StatusCode::OK,
+        &UploadPage::new(&user, state.clock.today()),
+    ))
+}
+
+/// The form's file date from its three boxes (`25`, `11`, `2026`).
+fn file_date(day: &str, month: &str, year: &str) -> Option<chrono::NaiveDate> {
+    let (d, m, y) = (day.trim(), month.trim(), year.trim());
+    if y.len() != 4 {
+        return None;
+    }
+    chrono::NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
+}
+
+/// `POST /la/uploads` (multipart): checks the form, then runs the upload. Nothing is recorded
+/// for a form with errors.
+pub async fn submit(State(state): State<AppState>, form: UploadForm) -> Result<Response, WebError> {
+    let cap = upload_capability(&state, &form.user, "upload.submit").await?;
+    let mut errors = Vec::new();
+    if form.file.is_none() {
+        errors.push(FieldError {
+            field: "file",
+            message: "Select a CSV file to upload".into(),
+        });
+    }
+    let mode = form.mode.parse::<UploadMode>().ok();
+    if mode.is_none() {
+        errors.push(FieldError {
+            field: "mode",
+            message: "Select whether the file has changes only or your complete list".into(),
+        });
+    }
+    let date = file_date(&form.day, &form.month, &form.year);
+    if date.is_none() {
+        errors.push(FieldError {
+            field: "file-date-day",
+            message: "File date must be a real date, for example 25 11 2026".into(),
+        });
+    }
+    let (Some(file), Some(mode), Some(file_date), true) =
+        (form.file, mode, date, errors.is_empty())
+    else {
+        let mut page = UploadPage::new(&form.user, state.clock.today());
+        page.layout = page.layout.with_errors(true);
+        page.errors = errors;
+        page.mode = form.mode.chars().take(10).collect();
+        page.day = form.day.chars().take(10).collect();
+        page.month = form.month.chars().take(10).collect();
+        page.year = form.year.chars().take(10).collect();
+        return Ok(page::html(StatusCode::BAD_REQUEST, &page));
+    };
+    let meta = UploadMeta {
+        la: cap.la().clone(),
+        file_id: format!("sha256-{}", &file.sha256()[..16]),
+        mode,
+        file_date,
+        format: FORMAT_V1.to_owned(),
+        channel: "web".to_owned(),
+    };
+    let id = UploadEngine::new_upload_id();
+    state.progress.start(&id, cap.la());
+    let (engine, st, run_id) = (state.engine.clone(), state.clone(), id.clone());
+    let job =
+        tokio::task::spawn_blocking(move || run_upload(&engine, &cap, &st, run_id, meta, &file));
+    let report = format!("/la/uploads/{id}");
+    if form.wants_json {
+        tokio::spawn(async move {
+            if let Ok(Err(e)) = job.await {
+                tracing::error!(error = %e, "background upload failed");
+            }
+        });
+        let body = serde_json::json!({
+            "id": id, "report": report, "status": format!("/api/v1/uploads/{id}"),
+        });
+        return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+    }
+    match job.await?? {
+        Submitted::New(s) if s.file_outcome == Some(FileOutcome::TemporarilyUnavailable) => {
+            let mut page = UploadPage::new(&form.user, state.clock.today());
+            page.layout = page.layout.with_errors(true);
+            page.errors.push(FieldError {
+                field: "file",
+                message: "The service could not store this upload just now and nothing was applied. Select the file and upload it again".into(),
+            });
+            Ok(page::html(StatusCode::SERVICE_UNAVAILABLE, &page))
+        }
+        _ => Ok(page::see_other(&report)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NoFields {}
+
+/// `POST /la/uploads/{id}/confirm`: applies a held full upload, then back to its report.
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    SignedInForm { user, .. }: SignedInForm<NoFields>,
+) -> Result<Response, WebError> {
+    let cap = upload_capability(&state, &user, "upload.confirm").await?;
+    let id = UploadId::parse(&id).map_err(|_| ApiError::NotFound)?;
+    let engine = state.engine.clone();
+    let run_id = id.clone();
+    tokio::task::spawn_blocking(move || engine.confirm(&cap, &run_id, &|_| {}))
+        .await?
+        .map_err(ApiError::from)?;
+    Ok(page::see_other(&format!("/la/uploads/{id}")))
+}
+
+/// `9990597634` → `999 059 7634`; anything that is not ten digits as it is.
+pub(super) fn grouped_text(nhs: &str) -> String {
+    if nhs.len() == 10 && nhs.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{} {} {}", &nhs[..3], &nhs[3..6], &nhs[6..])
+    } else {
+        nhs.to_owned()
+    }
+}
+
+/// `20 November 2026, 10:00 (GMT)`.
+pub(super) fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    format::uk_time(t)
+}

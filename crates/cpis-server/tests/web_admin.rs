@@ -1,0 +1,550 @@
+//! The admin, auditor and data-quality web pages (issue #7): role refusals render the 403 page
+//! (and are audited), the disable/enable form needs the CSRF token, user-controlled text is
+//! escaped, and the data-quality numbers match the upload report they come from.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use common::*;
+use cpis_auth::users::{self, NewUser};
+use cpis_domain::{AuditOutcome, OdsCode, Permission, Permissions, RecordOutcome};
+use cpis_store::{AuditQuery, UserKind};
+
+const PASSWORD: &str = "correct horse battery staple";
+/// An LA without demo uploads, so its data-quality numbers are exactly the test's upload.
+const HARTLEPOOL: &str = "E06000001";
+const HARTLEPOOL_TOKEN: &str = "hartlepool-upload-token";
+
+/// A signed-in browser: its session cookie and CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+fn add_person(app: &TestApp, username: &str, display: &str, org: &str, perms: &[Permission]) {
+    users::add(
+        app.store.as_ref(),
+        NewUser {
+            username: username.into(),
+            display_name: display.into(),
+            kind: UserKind::User,
+            organisation: OdsCode::parse(org).unwrap(),
+            role: "Tester".into(),
+            permissions: Permissions::new(perms.iter().copied()),
+            password: Some(PASSWORD.into()),
+        },
+        start_time(),
+    )
+    .expect("add user");
+}
+
+async fn sign_in(app: &TestApp, username: &str) -> Browser {
+    let body =
+        serde_urlencoded::to_string([("username", username), ("password", PASSWORD)]).unwrap();
+    let r = app
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/sign-in")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let set = r.headers[header::SET_COOKIE].to_str().unwrap();
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let s = app
+        .send(
+            Request::builder()
+                .uri("/auth/session")
+                .header(header::COOKIE, &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.text());
+    let csrf = s.json()["csrf_token"]
+        .as_str()
+        .expect("csrf token")
+        .to_owned();
+    Browser { cookie, csrf }
+}
+
+async fn page(app: &TestApp, b: &Browser, uri: &str) -> Reply {
+    app.send(
+        Request::builder()
+            .uri(uri)
+            .header(header::COOKIE, &b.cookie)
+            .header(header::ACCEPT, "text/html")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
+async fn post_form(app: &TestApp, b: &Browser, uri: &str, fields: &[(&str, &str)]) -> Reply {
+    app.send(
+        Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::COOKIE, &b.cookie)
+            .header(header::ACCEPT, "text/html")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(serde_urlencoded::to_string(fields).unwrap()))
+            .unwrap(),
+    )
+    .await
+}
+
+fn audit(app: &TestApp, actor: &str, action: &str) -> Vec<cpis_domain::AuditRecord> {
+    app.store
+        .audit_search(&AuditQuery {
+            actor_id: Some(actor.into()),
+            action_prefix: Some(action.into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pages_refuse_other_roles_with_the_403_page_and_audit_it() {
+    let app = spawn_app();
+    add_person(
+        &app,
+        "web.clinician",
+        "Web Clinician",
+        ED_SETTING,
+        &[Permission::ViewNotify],
+    );
+    add_person(
+        &app,
+        "web.auditor",
+        "Web Auditor",
+        OPERATIONS_ORG,
+        &[Permission::Auditor],
+    );
+    let clinician = sign_in(&app, "web.clinician").await;
+    for (uri, action) in [
+        ("/admin/users", "admin.users.list"),
+        ("/admin/directory", "admin.directory"),
+        ("/admin/alerts", "admin.alerts"),
+        ("/audit", "audit.search"),
+        ("/la/data-quality", "la.data-quality"),
+    ] {
+        let r = page(&app, &clinician, uri).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}");
+        let html = r.text();
+        assert!(html.contains("You cannot use this page"), "{uri}: {html}");
+        assert!(!html.contains("ops.admin"), "{uri} leaks data");
+        let refused = audit(&app, "web.clinician", action);
+        assert_eq!(refused.len(), 1, "{uri}: one audited refusal");
+        assert_eq!(refused[0].entry.outcome, AuditOutcome::Denied);
+    }
+    // An auditor is not an administrator, and cannot use the admin forms either.
+    let auditor = sign_in(&app, "web.auditor").await;
+    assert_eq!(
+        page(&app, &auditor, "/admin/users").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = post_form(
+        &app,
+        &auditor,
+        "/admin/users/disable",
+        &[("csrf_token", &auditor.csrf), ("username", "ed.clinician")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        !app.store
+            .user_by_username("ed.clinician")
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    // Signed out: sent to the sign-in page, not shown anything.
+    let r = app.get("/admin/users", None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers[header::LOCATION],
+        "/sign-in?return_to=/admin/users"
+    );
+}
+
+#[tokio::test]
+async fn disable_and_enable_need_the_csrf_token_and_are_audited() {
+    let app = spawn_app();
+    add_person(
+        &app,
+        "web.admin",
+        "Web Admin",
+        OPERATIONS_ORG,
+        &[Permission::Admin],
+    );
+    let admin = sign_in(&app, "web.admin").await;
+    let target = "ed.clinician";
+
+    for fields in [
+        vec![("username", target)],
+        vec![("csrf_token", "not-the-token"), ("username", target)],
+    ] {
+        let r = post_form(&app, &admin, "/admin/users/disable", &fields).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{fields:?}");
+        assert!(
+            !app.store
+                .user_by_username(target)
+                .unwrap()
+                .unwrap()
+                .disabled
+        );
+    }
+    assert_eq!(audit(&app, "web.admin", "auth.csrf").len(), 2);
+    assert!(audit(&app, "web.admin", "admin.user.").is_empty());
+
+    let r = post_form(
+        &app,
+        &admin,
+        "/admin/users/disable",
+        &[("csrf_token", &admin.csrf), ("username", target)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.text().contains("is now disabled"));
+    assert!(
+        app.store
+            .user_by_username(target)
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    // Its token stops working (after the authenticator's cache, which this token never entered).
+    assert_eq!(
+        app.care_team(SHARED_CHILD, ED_TOKEN, Some("true"))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let done = audit(&app, "web.admin", "admin.user.disable");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].entry.outcome, AuditOutcome::Success);
+    assert!(done[0].entry.detail.as_deref().unwrap().contains(target));
+
+    let r = post_form(
+        &app,
+        &admin,
+        "/admin/users/enable",
+        &[("csrf_token", &admin.csrf), ("username", target)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        !app.store
+            .user_by_username(target)
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert_eq!(audit(&app, "web.admin", "admin.user.enable").len(), 1);
+
+    // Not their own account, and not an unknown one.
+    let r = post_form(
+        &app,
+        &admin,
+        "/admin/users/disable",
+        &[("csrf_token", &admin.csrf), ("username", "web.admin")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("You cannot disable your own account"));
+    assert!(
+        !app.store
+            .user_by_username("web.admin")
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    let r = post_form(
+        &app,
+        &admin,
+        "/admin/users/disable",
+        &[("csrf_token", &admin.csrf), ("username", "nobody.here")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn user_controlled_text_is_escaped() {
+    let app = spawn_app();
+    add_person(
+        &app,
+        "web.admin",
+        "Web Admin",
+        OPERATIONS_ORG,
+        &[Permission::Admin],
+    );
+    add_person(
+        &app,
+        "evil.user",
+        "<script>alert('x')</script> & \"quoted\"",
+        ED_SETTING,
+        &[Permission::ViewNotify],
+    );
+    let admin = sign_in(&app, "web.admin").await;
+    let r = page(&app, &admin, "/admin/users").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let html = r.text();
+    assert!(!html.contains("<script>alert"), "unescaped display name");
+    assert!(
+        html.contains("&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62; &#38; &#34;quoted&#34;"),
+        "escaped display name shown: {html}"
+    );
+    assert!(html.contains("evil.user"));
+    // The directory filter echoes the query escaped.
+    let r = page(&app, &admin, "/admin/directory?q=%3Cb%3Ehi").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text().contains("value=\"&#60;b&#62;hi\""), "{}", r.text());
+}
+
+#[tokio::test]
+async fn directory_filters_and_pages() {
+    let app = spawn_app();
+    add_person(
+        &app,
+        "web.admin",
+        "Web Admin",
+        OPERATIONS_ORG,
+        &[Permission::Admin],
+    );
+    let admin = sign_in(&app, "web.admin").await;
+    let html = page(&app, &admin, "/admin/directory").await.text();
+    assert!(html.contains("Local authorities (152)"), "{html}");
+    assert!(html.contains("Showing 1 to 25 of 152"));
+    assert!(html.contains("Hartlepool") && html.contains("LA001OT"));
+    let html = page(&app, &admin, "/admin/directory?q=coventry")
+        .await
+        .text();
+    assert!(
+        html.contains("Showing 1 to 1 of 1") && html.contains("E08000026"),
+        "{html}"
+    );
+    let html = page(
+        &app,
+        &admin,
+        "/admin/directory?list=care-settings&q=emergency+department",
+    )
+    .await
+    .text();
+    assert!(html.contains("RDEMO01"), "{html}");
+    assert!(
+        !html.contains(GP_SETTING),
+        "a GP is not an emergency department"
+    );
+}
+
+#[tokio::test]
+async fn auditor_searches_without_the_nhs_number_in_a_url_and_verifies_the_chain() {
+    let app = spawn_app();
+    add_person(
+        &app,
+        "web.auditor",
+        "Web Auditor",
+        OPERATIONS_ORG,
+        &[Permission::Auditor],
+    );
+    app.notifying_lookup(SHARED_CHILD, ED_TOKEN).await;
+    let auditor = sign_in(&app, "web.auditor").await;
+    // A query string is dropped, never read.
+    let r = page(&app, &auditor, &format!("/audit?nhs_number={SHARED_CHILD}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers[header::LOCATION], "/audit");
+
+    let r = post_form(
+        &app,
+        &auditor,
+        "/audit",
+        &[
+            ("csrf_token", &auditor.csrf),
+            ("nhs_number", "999 059 7634"),
+            ("outcome", "success"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let html = r.text();
+    assert!(html.contains("lookup.unscheduled"), "{html}");
+    assert!(html.contains("ed.clinician"));
+    // The search is itself audited, with the child as its subject.
+    let searches = audit(&app, "web.auditor", "audit.search");
+    assert_eq!(searches.len(), 1);
+    assert_eq!(
+        searches[0].entry.subject_nhs.unwrap().digits(),
+        SHARED_CHILD
+    );
+
+    let r = post_form(
+        &app,
+        &auditor,
+        "/audit",
+        &[
+            ("csrf_token", &auditor.csrf),
+            ("nhs_number", "123"),
+            ("to", "not a date"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let html = r.text();
+    assert!(html.contains("nhsuk-error-summary") && html.contains("href=\"#nhs-number\""));
+    assert!(html.contains("href=\"#to\""));
+
+    let r = post_form(
+        &app,
+        &auditor,
+        "/audit/verify",
+        &[("csrf_token", &auditor.csrf)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.text().contains("The audit chain is intact"),
+        "{}",
+        r.text()
+    );
+    let r = post_form(&app, &auditor, "/audit/verify", &[]).await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "verify needs the CSRF token"
+    );
+}
+
+/// The number of rows of a report with this outcome (and detail).
+fn rows_with(report: &serde_json::Value, code: &str, detail: Option<&str>) -> u64 {
+    report["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == code && detail.is_none_or(|d| r["detail"] == d))
+        .count() as u64
+}
+
+#[tokio::test]
+async fn data_quality_numbers_come_from_the_las_own_uploads() {
+    let app = spawn_app();
+    add_person(
+        &app,
+        "web.hartlepool",
+        "Hartlepool User",
+        HARTLEPOOL,
+        &[Permission::LaUpload],
+    );
+    add_person(
+        &app,
+        "web.coventry",
+        "Coventry User",
+        COVENTRY,
+        &[Permission::LaUpload],
+    );
+    let user = app
+        .store
+        .user_by_username("web.hartlepool")
+        .unwrap()
+        .unwrap();
+    users::store_token(
+        app.store.as_ref(),
+        &user,
+        HARTLEPOOL_TOKEN,
+        "t",
+        None,
+        start_time(),
+    )
+    .unwrap();
+
+    // Nothing uploaded yet: no rate, no judgement.
+    let b = sign_in(&app, "web.hartlepool").await;
+    let html = page(&app, &b, "/la/data-quality").await.text();
+    assert!(
+        html.contains("No records checked") && html.contains("No data"),
+        "{html}"
+    );
+
+    let r = app
+        .upload(
+            "?file_id=dq-1",
+            HARTLEPOOL_TOKEN,
+            demo_file("errors-E08000026.csv"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let report = r.json();
+    // The definition (docs/WEB.md), from the row-level report.
+    let matched = rows_with(&report, "CPR06", None);
+    let not_matched = ["CPR01", "CPR03", "CPR04", "CPR05"]
+        .iter()
+        .map(|c| rows_with(&report, c, None))
+        .sum::<u64>()
+        + rows_with(&report, "CPR07", Some("NHS_NUMBER_INACTIVE"));
+    let rejected = report["counts"]["rejected"].as_u64().unwrap();
+    assert!(matched > 0 && not_matched > 0);
+    let rate = matched * 10_000 / (matched + not_matched);
+    let rate_text = format!("{}.{}%", rate / 100, rate % 100 / 10);
+
+    let r = page(&app, &b, "/la/data-quality").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let html = r.text();
+    let cell = |id: &str, v: u64| format!("data-testid=\"{id}\">{v}</dd>");
+    assert!(
+        html.contains(&cell("matched", matched)),
+        "matched {matched}: {html}"
+    );
+    assert!(html.contains(&cell("not-matched", not_matched)), "{html}");
+    assert!(
+        html.contains(&cell("other-rejections", rejected - not_matched)),
+        "{html}"
+    );
+    assert!(html.contains(&cell("uploads", 1)));
+    assert!(
+        html.contains(&format!("<strong>{rate_text}</strong>")),
+        "{rate_text}: {html}"
+    );
+    assert!(html.contains("Below target"));
+    // The week's row in the table carries every rejection count, and the chart has its bars.
+    let week_row: Vec<u64> = [
+        RecordOutcome::NotFound,
+        RecordOutcome::Sensitive,
+        RecordOutcome::DobMismatch,
+        RecordOutcome::MalformedNhsNumber,
+        RecordOutcome::Superseded,
+        RecordOutcome::Invalid,
+    ]
+    .iter()
+    .map(|o| {
+        report["counts"]["by_outcome"][o.code()]
+            .as_u64()
+            .unwrap_or(0)
+    })
+    .collect();
+    let squeezed: String = html.split_whitespace().collect();
+    let cells: String = week_row
+        .iter()
+        .map(|n| format!("<tdclass=\"nhsuk-table__cellnhsuk-table__cell--numeric\">{n}</td>"))
+        .collect();
+    assert!(squeezed.contains(&cells), "week row {week_row:?}: {html}");
+    assert_eq!(
+        html.matches("<rect x=").count(),
+        week_row.iter().filter(|n| **n > 0).count(),
+        "one bar segment per code with rejections"
+    );
+
+    // Coventry sees only its own (demo) upload: every row accepted.
+    let cov = sign_in(&app, "web.coventry").await;
+    let html = page(&app, &cov, "/la/data-quality").await.text();
+    assert!(
+        html.contains("<strong>100.0%</strong>") && html.contains("Target met"),
+        "{html}"
+    );
+    assert!(html.contains(&cell("not-matched", 0)));
+}

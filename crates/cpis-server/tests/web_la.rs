@@ -1,0 +1,528 @@
+//! The local authority web pages (issue #7), driven in-process with a real session cookie:
+//! another LA's upload report is a 404, uploads and acknowledgements need the CSRF token (and
+//! record nothing without it), a bad upload form gives an error summary and records nothing, and
+//! names are escaped in the inbox and the records list.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use common::*;
+use cpis_auth::users::{self, NewUser};
+use cpis_domain::{OdsCode, Permission, Permissions};
+use cpis_store::UserKind;
+
+const PASSWORD: &str = "a-long-test-password";
+const BOUNDARY: &str = "cpis-test-boundary-7d1f";
+
+/// A signed-in Coventry social worker: the session cookie and its CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+async fn sign_in(app: &TestApp, la: &str, username: &str) -> Session {
+    users::add(
+        app.store.as_ref(),
+        NewUser {
+            username: username.into(),
+            display_name: format!("{username} name"),
+            kind: UserKind::User,
+            organisation: OdsCode::parse(la).unwrap(),
+            role: "Social worker".into(),
+            permissions: Permissions::new([Permission::LaUpload, Permission::LaNotifications]),
+            password: Some(PASSWORD.into()),
+        },
+        start_time(),
+    )
+    .expect("web user");
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/auth/login")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            serde_json::json!({"username": username, "password": PASSWORD}).to_string(),
+        ))
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let cookie = r.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    Session {
+        cookie,
+        csrf: r.json()["csrf_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+impl Session {
+    async fn get(&self, app: &TestApp, uri: &str) -> Reply {
+        let req = Request::builder()
+            .uri(uri)
+            .header("cookie", &self.cookie)
+            .header("accept", "text/html")
+            .body(Body::empty())
+            .unwrap();
+        app.send(req).await
+    }
+
+    async fn post_form(&self, app: &TestApp, uri: &str, body: &str) -> Reply {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header("cookie", &self.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        app.send(req).await
+    }
+
+    async fn post_upload(&self, app: &TestApp, parts: &[(&str, Option<&str>, &str)]) -> Reply {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/la/uploads")
+            .header("cookie", &self.cookie)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(Body::from(multipart(parts)))
+            .unwrap();
+        app.send(req).await
+    }
+}
+
+/// A multipart body: (field name, file name, content).
+fn multipart(parts: &[(&str, Option<&str>, &str)]) -> String {
+    let mut out = String::new();
+    for (name, file, content) in parts {
+        out.push_str(&format!("--{BOUNDARY}\r\n"));
+        match file {
+            Some(f) => out.push_str(&format!(
+                "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: text/csv\r\n\r\n"
+            )),
+            None => out.push_str(&format!(
+                "Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"
+            )),
+        }
+        out.push_str(content);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!("--{BOUNDARY}--\r\n"));
+    out
+}
+
+/// The upload form's fields, with this CSRF token (none: no field) and file.
+fn upload_parts<'a>(
+    csrf: Option<&'a str>,
+    day: &'a str,
+    file: Option<&'a str>,
+) -> Vec<(&'a str, Option<&'a str>, &'a str)> {
+    let mut parts = Vec::new();
+    if let Some(t) = csrf {
+        parts.push(("csrf_token", None, t));
+    }
+    parts.extend([
+        ("mode", None, "delta"),
+        ("file_date-day", None, day),
+        ("file_date-month", None, "11"),
+        ("file_date-year", None, "2026"),
+    ]);
+    match file {
+        Some(content) => parts.push(("file", Some("errors.csv"), content)),
+        None => parts.push(("file", Some(""), "")),
+    }
+    parts
+}
+
+fn location(r: &Reply) -> String {
+    r.headers["location"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn another_las_upload_report_is_not_found() {
+    let app = spawn_app();
+    let coventry = sign_in(&app, COVENTRY, "coventry.web").await;
+    let theirs = app
+        .upload(
+            "?file_id=wes-1",
+            WESTMINSTER_TOKEN,
+            demo_file("E09000033.csv"),
+        )
+        .await;
+    // The demo already holds this file: a replay answers with the first upload, Westminster's.
+    assert!(theirs.status.is_success(), "{}", theirs.text());
+    assert_eq!(theirs.json()["la"], WESTMINSTER);
+    let theirs = theirs.json()["id"].as_str().unwrap().to_owned();
+    let ours = app
+        .upload(
+            "?file_id=cov-errors",
+            COVENTRY_TOKEN,
+            demo_file("errors-E08000026.csv"),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let own = coventry.get(&app, &format!("/la/uploads/{ours}")).await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert!(own.text().contains("CPF03"), "{}", own.text());
+
+    let other = coventry.get(&app, &format!("/la/uploads/{theirs}")).await;
+    let missing = coventry
+        .get(&app, "/la/uploads/00000000-0000-4000-8000-000000000000")
+        .await;
+    let garbage = coventry.get(&app, "/la/uploads/not-an-id").await;
+    for r in [&other, &missing, &garbage] {
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert!(r.text().contains("Page not found"));
+    }
+    assert_eq!(
+        other.text(),
+        missing.text(),
+        "no hint that the upload exists"
+    );
+    let csv = coventry
+        .get(&app, &format!("/api/v1/uploads/{theirs}?format=csv"))
+        .await;
+    assert_eq!(csv.status, StatusCode::NOT_FOUND);
+    let confirm = coventry
+        .post_form(
+            &app,
+            &format!("/la/uploads/{theirs}/confirm"),
+            &format!("csrf_token={}", coventry.csrf),
+        )
+        .await;
+    assert_eq!(confirm.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn uploads_need_the_csrf_token_and_record_nothing_without_it() {
+    let app = spawn_app();
+    let s = sign_in(&app, COVENTRY, "coventry.web").await;
+    let file = demo_file("errors-E08000026.csv");
+    let before = app.uploads_stored();
+    for token in [None, Some("wrong-token")] {
+        let r = s
+            .post_upload(&app, &upload_parts(token, "20", Some(&file)))
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{token:?}");
+        assert_eq!(app.uploads_stored(), before, "{token:?}: nothing recorded");
+    }
+    // The token after the file does not count: the file is refused before it is read.
+    let mut late = upload_parts(None, "20", Some(&file));
+    late.push(("csrf_token", None, &s.csrf));
+    assert_eq!(
+        s.post_upload(&app, &late).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(app.uploads_stored(), before);
+
+    let r = s
+        .post_upload(&app, &upload_parts(Some(&s.csrf), "20", Some(&file)))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let report = location(&r);
+    assert!(report.starts_with("/la/uploads/"), "{report}");
+    assert_eq!(app.uploads_stored(), before + 1);
+    let page = s.get(&app, &report).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(
+        html.contains("CPF03") && html.contains("Web page"),
+        "{html}"
+    );
+    let id = report.trim_start_matches("/la/uploads/");
+    let api = app
+        .get(&format!("/api/v1/uploads/{id}"), Some(COVENTRY_TOKEN))
+        .await;
+    assert_eq!(api.json()["channel"], "web");
+    assert_eq!(api.json()["counts"]["by_outcome"]["CPR04"], 2);
+}
+
+#[tokio::test]
+async fn a_bad_upload_form_shows_the_error_summary_and_records_nothing() {
+    let app = spawn_app();
+    let s = sign_in(&app, COVENTRY, "coventry.web").await;
+    let before = app.uploads_stored();
+
+    let r = s
+        .post_upload(&app, &upload_parts(Some(&s.csrf), "20", None))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let html = r.text();
+    assert!(html.contains("nhsuk-error-summary"), "{html}");
+    assert!(
+        html.contains("<a href=\"#file\">Select a CSV file to upload</a>"),
+        "{html}"
+    );
+    assert!(html.contains("<title>Error: Upload a file"), "{html}");
+
+    let file = demo_file("errors-E08000026.csv");
+    let r = s
+        .post_upload(&app, &upload_parts(Some(&s.csrf), "31", Some(&file)))
+        .await;
+    // 31 November does not exist.
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let html = r.text();
+    assert!(
+        html.contains("<a href=\"#file-date-day\">File date must be a real date"),
+        "{html}"
+    );
+    assert!(html.contains("value=\"31\""), "the answer is kept: {html}");
+
+    let mut no_mode: Vec<_> = upload_parts(Some(&s.csrf), "20", Some(&file))
+        .into_iter()
+        .filter(|(n, _, _)| *n != "mode")
+        .collect();
+    no_mode.push(("mode", None, "sideways"));
+    let r = s.post_upload(&app, &no_mode).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("<a href=\"#mode\">"));
+    assert_eq!(app.uploads_stored(), before, "nothing recorded");
+}
+
+#[tokio::test]
+async fn the_script_gets_the_upload_id_at_once() {
+    let app = spawn_app();
+    let s = sign_in(&app, COVENTRY, "coventry.web").await;
+    let file = demo_file("errors-E08000026.csv");
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/la/uploads")
+        .header("cookie", &s.cookie)
+        .header("accept", "application/json")
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(Body::from(multipart(&upload_parts(
+            Some(&s.csrf),
+            "20",
+            Some(&file),
+        ))))
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.json()["report"], format!("/la/uploads/{id}"));
+    // The session cookie reads the API report while and after it runs.
+    for _ in 0..200 {
+        let status = s.get(&app, &format!("/api/v1/uploads/{id}")).await.json()["status"].clone();
+        if status != "processing" {
+            assert_eq!(status, "completed");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the upload did not finish");
+}
+
+#[tokio::test]
+async fn acknowledging_needs_the_csrf_token_and_is_idempotent() {
+    let app = spawn_app();
+    let s = sign_in(&app, COVENTRY, "coventry.web").await;
+    app.notifying_lookup(SHARED_CHILD, ED_TOKEN).await;
+    let [n] = app
+        .access_notifications(COVENTRY_TOKEN, SHARED_CHILD)
+        .await
+        .try_into()
+        .expect("one notification");
+    let id = n["id"].as_str().unwrap();
+
+    for body in [format!("ack={id}"), format!("csrf_token=wrong&id={id}")] {
+        let r = s.post_form(&app, "/la/notifications/ack", &body).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{body}");
+    }
+    let still = &app.access_notifications(COVENTRY_TOKEN, SHARED_CHILD).await[0];
+    assert!(still["acknowledged_at"].is_null(), "nothing acknowledged");
+
+    for _ in 0..2 {
+        let r = s
+            .post_form(
+                &app,
+                "/la/notifications/ack",
+                &format!("csrf_token={}&ack={id}", s.csrf),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        assert_eq!(location(&r), "/la/notifications?acknowledged=1");
+    }
+    let acked = &app.access_notifications(COVENTRY_TOKEN, SHARED_CHILD).await[0];
+    assert!(acked["acknowledged_at"].is_string());
+    let inbox = s.get(&app, "/la/notifications?acknowledged=1").await.text();
+    assert!(inbox.contains("1 notification acknowledged"), "{inbox}");
+
+    // Westminster's web user cannot acknowledge Coventry's notification (it is not found).
+    let w = sign_in(&app, WESTMINSTER, "westminster.web").await;
+    let r = w
+        .post_form(
+            &app,
+            "/la/notifications/ack",
+            &format!("csrf_token={}&ack={id}", w.csrf),
+        )
+        .await;
+    assert_eq!(location(&r), "/la/notifications?acknowledged=0");
+}
+
+#[tokio::test]
+async fn names_are_escaped_in_the_inbox_and_the_records() {
+    let app = spawn_app();
+    let s = sign_in(&app, COVENTRY, "coventry.web").await;
+    let p = &spare_people()[0];
+    let row = format!(
+        "upsert,{},\"<b>L1</b>\",\"<script>alert(1)</script>\",\"O'Neil & \"\"Sons\"\"\",{},CPP,2026-01-05,,,{}",
+        p.nhs, p.dob, p.sensitive
+    );
+    app.upload_rows(COVENTRY_TOKEN, &[row]).await;
+    app.notifying_lookup(&p.nhs, ED_TOKEN).await;
+
+    let inbox = s.get(&app, "/la/notifications").await;
+    assert_eq!(inbox.status, StatusCode::OK);
+    let records = s.get(&app, "/la/records?q=o%27neil").await;
+    assert_eq!(records.status, StatusCode::OK);
+    let rows = s.get(&app, "/la/notifications/rows?after=0").await;
+    for (page, html) in [
+        ("inbox", inbox.text()),
+        ("records", records.text()),
+        ("rows", rows.text()),
+    ] {
+        let at = html.find("alert(1)").map_or(0, |i| i.saturating_sub(60));
+        let near = &html[at..(at + 140).min(html.len())];
+        assert!(!html.contains("<script>alert"), "{page}: {near}");
+        assert!(
+            html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+            "{page}: {near}"
+        );
+        assert!(!html.contains("\"Sons\""), "{page}: quotes escaped");
+    }
+    assert!(records.text().contains("&#60;b&#62;L1&#60;/b&#62;"));
+}
+
+#[tokio::test]
+async fn the_pages_are_for_local_authorities_only() {
+    let app = spawn_app();
+    let req = |uri: &str| {
+        Request::builder()
+            .uri(uri)
+            .header("authorization", format!("Bearer {COVENTRY_TOKEN}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    // Bearer tokens do not open pages: the browser is sent to sign in.
+    let r = app.send(req("/la/records")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/sign-in?return_to=/la/records");
+
+    let clinician = {
+        users::add(
+            app.store.as_ref(),
+            NewUser {
+                username: "ed.web".into(),
+                display_name: "ED web".into(),
+                kind: UserKind::User,
+                organisation: OdsCode::parse(ED_SETTING).unwrap(),
+                role: "Clinician".into(),
+                permissions: Permissions::new([Permission::ViewNotify]),
+                password: Some(PASSWORD.into()),
+            },
+            start_time(),
+        )
+        .unwrap();
+        let r = app
+            .send(
+                Request::builder()
+                    .method(Method::POST)
+                    .uri("/auth/login")
+                    .header("content-type", "application/json")
+                    .body(Body::from(
+                        serde_json::json!({"username": "ed.web", "password": PASSWORD}).to_string(),
+                    ))
+                    .unwrap(),
+            )
+            .await;
+        Session {
+            cookie: r.headers["set-cookie"]
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned(),
+            csrf: r.json()["csrf_token"].as_str().unwrap().to_owned(),
+        }
+    };
+    for uri in ["/la/records", "/la/notifications", "/la/uploads"] {
+        let r = clinician.get(&app, uri).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}");
+    }
+    let _ = clinician.csrf;
+}
+
+#[tokio::test]
+async fn a_held_full_upload_is_confirmed_from_its_report() {
+    let app = spawn_app();
+    let s = sign_in(&app, COVENTRY, "coventry.web").await;
+    let p = &spare_people()[0];
+    // A "complete list" of one child would end nearly all of Coventry's open plans: held.
+    let file = format!(
+        "{HEADER}\nupsert,{},COV-X1,Ann,Held,{},CPP,2026-01-05,,,{}\n",
+        p.nhs, p.dob, p.sensitive
+    );
+    let mut parts = upload_parts(Some(&s.csrf), "20", Some(&file));
+    for part in parts.iter_mut() {
+        if part.0 == "mode" {
+            part.2 = "full";
+        }
+    }
+    let r = s.post_upload(&app, &parts).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let report = location(&r);
+    let held = s.get(&app, &report).await.text();
+    assert!(held.contains("nhsuk-warning-callout"), "{held}");
+    assert!(held.contains("Confirm and apply"), "{held}");
+    let records_before = app
+        .store
+        .la_record_count(&OdsCode::parse(COVENTRY).unwrap())
+        .unwrap();
+
+    let confirm = format!("{report}/confirm");
+    let r = s.post_form(&app, &confirm, "").await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "no CSRF token, no confirmation"
+    );
+    let r = s
+        .post_form(&app, &confirm, &format!("csrf_token={}", s.csrf))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(location(&r), report);
+    let done = s.get(&app, &report).await.text();
+    assert!(
+        done.contains("CPF02") && !done.contains("Confirm and apply"),
+        "{done}"
+    );
+    assert!(
+        done.contains("Plans ended (not in the full list)"),
+        "{done}"
+    );
+    assert_eq!(
+        app.store
+            .la_record_count(&OdsCode::parse(COVENTRY).unwrap())
+            .unwrap(),
+        records_before + 1,
+        "plans ended, records kept, the new child added"
+    );
+    // Confirming again is refused: nothing is held any more.
+    let again = s
+        .post_form(&app, &confirm, &format!("csrf_token={}", s.csrf))
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+}
