@@ -132,8 +132,9 @@ describe('admin, auditor and data-quality pages', () => {
     // Without JavaScript: the same page (axe needs a script, so it ran above).
     const plain = await newPage(browser, { javaScriptEnabled: false })
     try {
-      await signIn(plain.page, server.base, 'demo.coventry')
-      await plain.page.goto(`${server.base}/la/data-quality`)
+      // Waits for the inbox to load first: going on while it loads would cut its request short.
+      await signInAsLa(plain.page, server.base)
+      await goFromInbox(plain.page, `${server.base}/la/data-quality`)
       assert.ok(await plain.page.locator('svg[data-testid="rejections-chart"] rect').count() > 0)
       await checkPage(plain.page, 'admin-10-data-quality-no-javascript', { axe: false })
     } finally {

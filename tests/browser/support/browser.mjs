@@ -64,7 +64,10 @@ export async function signIn (page, base, username, password = DEMO_PASSWORD) {
   await page.goto(`${base}/sign-in`)
   await page.getByLabel('Username').fill(username)
   await page.getByLabel('Password').fill(password)
-  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Sign in' }).click()])
+  // The form post always loads a new document (the next page, or the form with its errors): wait
+  // for that navigation, then its load, so the caller never moves on while it is still loading.
+  await Promise.all([page.waitForEvent('framenavigated'), page.getByRole('button', { name: 'Sign in' }).click()])
+  await page.waitForLoadState('load')
 }
 
 /** Fails unless the NHS.UK stylesheet is applied (the header is NHS blue, #005eb8). */
