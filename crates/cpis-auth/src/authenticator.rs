@@ -1,12 +1,12 @@
 //! Turning credentials into a [`Principal`]: API tokens, session cookies, JWTs, and password
 //! logins (with lockout). Failures are audited; they all look alike to the caller.
 
-use crate::jwt::JwtVerifier;
+use crate::jwt::{JwtIdentity, JwtVerifier};
 use crate::principal::{AuthMethod, OrgKind, Principal};
 use crate::{password, secret};
 use chrono::{DateTime, Duration, Utc};
 use cpis_domain::{AuditActor, AuditEntry, AuditOutcome, Clock, OdsCode, Permissions};
-use cpis_store::{Session, Store, StoreError, User};
+use cpis_store::{Session, Store, StoreError, User, UserKind};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -56,6 +56,10 @@ pub struct NewSession {
     pub csrf_token: String,
     pub expires_at: DateTime<Utc>,
 }
+
+/// Usernames of people who sign in through the identity provider: `oidc:<subject>`. Local
+/// usernames cannot contain `:`, so the two never meet.
+pub const OIDC_USER_PREFIX: &str = "oidc:";
 
 /// Resolved token → principal, kept briefly so busy systems do not hit the store per request.
 const TOKEN_CACHE_SECONDS: i64 = 10;
@@ -271,7 +275,18 @@ impl Authenticator {
             user.locked_until = None;
             self.store.update_user(&user, now)?;
         }
-        let principal = self.principal(&user, AuthMethod::Session)?;
+        self.start_session(&user, now, None, trace)
+    }
+
+    /// A session for `user`, who has just proved who they are; audited as `auth.login`.
+    fn start_session(
+        &self,
+        user: &User,
+        now: DateTime<Utc>,
+        detail: Option<&str>,
+        trace: Option<&str>,
+    ) -> Result<(Principal, NewSession), AuthFailure> {
+        let principal = self.principal(user, AuthMethod::Session)?;
         let session = NewSession {
             cookie_value: secret::random(),
             csrf_token: secret::random(),
@@ -291,9 +306,92 @@ impl Authenticator {
             subject_nhs: None,
             trace_id: trace.map(str::to_owned),
             outcome: AuditOutcome::Success,
-            detail: None,
+            detail: detail.map(str::to_owned),
         })?;
         Ok((principal, session))
+    }
+
+    /// Audits a browser sign-in through the identity provider that failed before anyone was
+    /// identified (state mismatch, provider refusal, a rejected ID token).
+    pub fn refuse_oidc(&self, why: &crate::oidc::OidcError, trace: Option<&str>) {
+        let entry = AuditEntry {
+            time: self.clock.now(),
+            actor: AuditActor::anonymous(),
+            action: "auth.login".into(),
+            subject_nhs: None,
+            trace_id: trace.map(str::to_owned),
+            outcome: AuditOutcome::Denied,
+            detail: Some(format!("oidc: {why}")),
+        };
+        if let Err(e) = self.store.append_audit(&entry) {
+            tracing::warn!(error = %e, "could not audit an authentication failure");
+        }
+    }
+
+    /// A browser sign-in through the identity provider (`crate::oidc`), whose ID token has been
+    /// verified. The person becomes (or stays) the user `oidc:<subject>`: created on first sign-in
+    /// and refreshed from the token's claims each time, so the provider stays the source of their
+    /// organisation, role and permissions; an administrator can still disable them in cpis.
+    pub fn login_oidc(
+        &self,
+        identity: &JwtIdentity,
+        trace: Option<&str>,
+    ) -> Result<(Principal, NewSession), AuthFailure> {
+        let now = self.clock.now();
+        let username = format!("{OIDC_USER_PREFIX}{}", identity.subject);
+        let actor = AuditActor {
+            id: username.chars().take(128).collect(),
+            name: identity.name.chars().take(64).collect(),
+            organisation: Some(identity.organisation.chars().take(16).collect()),
+            role: identity.role.chars().take(64).collect(),
+        };
+        let claims = (
+            OdsCode::parse(&identity.organisation),
+            Permissions::parse(&identity.permissions),
+        );
+        let (Ok(organisation), Ok(permissions), true) = (
+            claims.0,
+            claims.1,
+            (1..=128).contains(&identity.subject.len()),
+        ) else {
+            let why = AuthFailure::Invalid;
+            self.audit_failure("auth.login", actor, &why, trace);
+            return Err(why);
+        };
+        let user = match self.store.user_by_username(&username)? {
+            Some(mut user) => {
+                if user.disabled {
+                    let why = AuthFailure::Disabled;
+                    self.audit_failure("auth.login", actor, &why, trace);
+                    return Err(why);
+                }
+                user.display_name = identity.name.clone();
+                user.organisation = organisation;
+                user.role = identity.role.clone();
+                user.permissions = permissions;
+                self.store.update_user(&user, now)?;
+                user
+            }
+            None => {
+                let user = User {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    username,
+                    display_name: identity.name.clone(),
+                    kind: UserKind::User,
+                    organisation,
+                    role: identity.role.clone(),
+                    permissions,
+                    password_hash: None,
+                    disabled: false,
+                    failed_logins: 0,
+                    locked_until: None,
+                    created_at: now,
+                };
+                self.store.create_user(&user)?;
+                user
+            }
+        };
+        self.start_session(&user, now, Some("oidc"), trace)
     }
 
     /// The principal behind a session cookie, and the session's CSRF token.

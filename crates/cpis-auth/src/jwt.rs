@@ -26,6 +26,8 @@ pub struct JwtIdentity {
     pub role: String,
     pub organisation: String,
     pub permissions: String,
+    /// The `nonce` claim, which an OpenID Connect ID token carries back from the sign-in request.
+    pub nonce: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +69,11 @@ impl JwtVerifier {
     /// Whether a bearer token looks like a JWT (three base64url parts).
     pub fn looks_like_jwt(token: &str) -> bool {
         token.split('.').count() == 3 && token.starts_with("eyJ")
+    }
+
+    /// The provider's issuer and the claim names, for a verifier of the same provider's ID tokens.
+    pub fn config(&self) -> &JwtConfig {
+        &self.config
     }
 
     pub fn verify(&self, token: &str) -> Result<JwtIdentity, JwtError> {
@@ -115,6 +122,7 @@ impl JwtVerifier {
         Ok(JwtIdentity {
             name: text("name").unwrap_or_else(|| subject.clone()),
             role: text("role").unwrap_or_else(|| "User".into()),
+            nonce: text("nonce"),
             subject,
             organisation,
             permissions,

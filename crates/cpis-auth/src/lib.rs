@@ -9,6 +9,7 @@
 pub mod authenticator;
 pub mod capability;
 pub mod jwt;
+pub mod oidc;
 pub mod password;
 pub mod principal;
 pub mod secret;
