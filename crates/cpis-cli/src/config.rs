@@ -58,6 +58,50 @@ pub struct OidcConfig {
     pub org_claim: Option<String>,
     /// Claim with the caller's permissions [default: cpis_permissions].
     pub permissions_claim: Option<String>,
+    /// Browser sign-in to the web pages through the same provider (docs/WEB.md).
+    pub sign_in: Option<OidcSignInConfig>,
+}
+
+/// `[oidc.sign_in]`: cpis as an OpenID Connect web client (authorization code + PKCE).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSignInConfig {
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub client_id: String,
+    /// A confidential client's secret; `CPIS_OIDC_CLIENT_SECRET` overrides it. Neither: a public
+    /// client (PKCE only).
+    pub client_secret: Option<String>,
+    /// `https://<cpis>/sign-in/oidc/callback`, as registered with the provider.
+    pub redirect_uri: String,
+    /// [default: "openid profile"]
+    pub scope: Option<String>,
+    /// The sign-in button [default: "Sign in with your identity provider"].
+    pub label: Option<String>,
+}
+
+impl OidcSignInConfig {
+    pub fn client(&self) -> cpis_auth::oidc::OidcClientConfig {
+        let secret = std::env::var("CPIS_OIDC_CLIENT_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .or_else(|| self.client_secret.clone());
+        cpis_auth::oidc::OidcClientConfig {
+            authorization_endpoint: self.authorization_endpoint.clone(),
+            token_endpoint: self.token_endpoint.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: secret,
+            redirect_uri: self.redirect_uri.clone(),
+            scope: self
+                .scope
+                .clone()
+                .unwrap_or_else(|| "openid profile".into()),
+            label: self
+                .label
+                .clone()
+                .unwrap_or_else(|| "Sign in with your identity provider".into()),
+        }
+    }
 }
 
 impl FileConfig {

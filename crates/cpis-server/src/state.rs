@@ -41,6 +41,8 @@ pub struct AppState {
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) progress: Arc<ProgressRegistry>,
+    /// Browser sign-in through the identity provider, when configured.
+    pub(crate) oidc: Option<Arc<crate::web::OidcWeb>>,
 }
 
 impl AppState {
@@ -72,6 +74,13 @@ impl AppState {
             metrics: Arc::new(crate::metrics::Metrics::default()),
             config: Arc::new(config),
             progress: Arc::new(ProgressRegistry::default()),
+            oidc: None,
         }
+    }
+
+    /// Offers browser sign-in through the identity provider (`/sign-in/oidc`, docs/WEB.md).
+    pub fn with_oidc(mut self, sign_in: cpis_auth::oidc::OidcSignIn) -> Self {
+        self.oidc = Some(Arc::new(crate::web::OidcWeb::new(sign_in)));
+        self
     }
 }

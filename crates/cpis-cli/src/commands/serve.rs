@@ -1,6 +1,7 @@
 use crate::config::{upload_settings, GlobalArgs};
 use anyhow::{Context, Result};
 use cpis_auth::jwt::{JwtConfig, JwtVerifier};
+use cpis_auth::oidc::OidcSignIn;
 use cpis_auth::{Authenticator, LockoutPolicy};
 use cpis_core::anomaly::AnomalyDetector;
 use cpis_core::LookupService;
@@ -85,12 +86,12 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         );
     }
 
-    let jwt = match &file.oidc {
-        None => None,
+    let (jwt, oidc_sign_in) = match &file.oidc {
+        None => (None, None),
         Some(o) => {
             let jwks_json = std::fs::read_to_string(&o.jwks_file)
                 .with_context(|| format!("reading JWKS {}", o.jwks_file.display()))?;
-            Some(JwtVerifier::new(JwtConfig {
+            let provider = JwtConfig {
                 jwks_json,
                 issuer: o.issuer.clone(),
                 audience: o.audience.clone(),
@@ -99,7 +100,14 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                     .permissions_claim
                     .clone()
                     .unwrap_or_else(|| "cpis_permissions".into()),
-            })?)
+            };
+            let sign_in = o
+                .sign_in
+                .as_ref()
+                .map(|c| OidcSignIn::new(c.client(), &provider))
+                .transpose()
+                .context("[oidc.sign_in]")?;
+            (Some(JwtVerifier::new(provider)?), sign_in)
         }
     };
     let clock = Arc::new(SystemClock);
@@ -150,7 +158,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             )
         }
     };
-    let state = AppState::new(engine, lookups, clock.clone(), auth, anomaly, config);
+    let mut state = AppState::new(engine, lookups, clock.clone(), auth, anomaly, config);
+    if let Some(sign_in) = oidc_sign_in {
+        tracing::info!("web sign-in through the identity provider is offered");
+        state = state.with_oidc(sign_in);
+    }
     // The outbox's push side: webhook deliveries (several servers share the queue safely).
     worker.on_delivered(state.delivery_observer()).spawn();
 

@@ -21,6 +21,7 @@ mod la_upload;
 mod la_upload_form;
 mod page;
 mod sign_in;
+mod sign_in_oidc;
 mod signed_in;
 
 use crate::state::AppState;
@@ -29,12 +30,15 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use page::error_page;
+pub use sign_in_oidc::OidcWeb;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home::home))
         .route("/sign-in", get(sign_in::form).post(sign_in::submit))
         .route("/sign-out", post(sign_in::sign_out))
+        .route("/sign-in/oidc", get(sign_in_oidc::start))
+        .route("/sign-in/oidc/callback", get(sign_in_oidc::callback))
         .route("/lookup", get(clinician::form).post(clinician::submit))
         .route("/assets/{id}/{*name}", get(assets::serve))
         .route("/la/data-quality", get(data_quality::page))

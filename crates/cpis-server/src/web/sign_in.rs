@@ -28,6 +28,8 @@ struct SignInPage {
     username: String,
     return_to: String,
     signed_out: bool,
+    /// The identity provider's button text, when one is configured.
+    oidc_label: Option<String>,
 }
 
 impl SignInPage {
@@ -61,6 +63,7 @@ pub async fn form(State(state): State<AppState>, req: axum::extract::Request) ->
             username: String::new(),
             return_to: safe_return_path(&query.return_to).unwrap_or("").to_owned(),
             signed_out: query.signed_out.is_some(),
+            oidc_label: oidc_label(&state),
         },
     )
 }
@@ -137,8 +140,35 @@ pub async fn submit(
             username,
             return_to,
             signed_out: false,
+            oidc_label: oidc_label(&state),
         },
     ))
+}
+
+fn oidc_label(state: &AppState) -> Option<String> {
+    state.oidc.as_ref().map(|o| o.label().to_owned())
+}
+
+/// The one message for every failed sign-in through the identity provider.
+pub const OIDC_SIGN_IN_FAILED: &str =
+    "Sign-in with your identity provider did not complete. Try again, or contact your service desk.";
+
+/// The sign-in page with one error against the identity provider's button.
+pub(super) fn failed_page(state: &AppState, status: StatusCode, message: &str) -> Response {
+    page::html(
+        status,
+        &SignInPage {
+            layout: Layout::signed_out("Sign in").with_errors(true),
+            errors: vec![FieldError {
+                field: "oidc-sign-in",
+                message: message.into(),
+            }],
+            username: String::new(),
+            return_to: String::new(),
+            signed_out: false,
+            oidc_label: oidc_label(state),
+        },
+    )
 }
 
 fn failed() -> FieldError {

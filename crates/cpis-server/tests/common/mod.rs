@@ -92,6 +92,8 @@ pub struct AppOptions {
     pub anomaly: Option<AnomalyPolicy>,
     /// Password lockout (default: `LockoutPolicy::default()`, 5 failures, 15 minutes).
     pub lockout: Option<cpis_auth::LockoutPolicy>,
+    /// Browser sign-in through the identity provider of `jwt` (or of [`jwt_config`]).
+    pub oidc: Option<cpis_auth::oidc::OidcClientConfig>,
 }
 
 /// When every test app starts: 2026-11-20 10:00 UTC.
@@ -105,7 +107,12 @@ pub fn spawn_app_with_options(options: AppOptions) -> TestApp {
         jwt,
         anomaly,
         lockout,
+        oidc,
     } = options;
+    let oidc = oidc.map(|client| {
+        let provider = jwt.clone().unwrap_or_else(jwt_config);
+        cpis_auth::oidc::OidcSignIn::new(client, &provider).expect("test OIDC client")
+    });
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(
         cpis_store::sqlite::SqliteStore::open(dir.path().join("cpis.db")).expect("open store"),
@@ -238,7 +245,10 @@ pub fn spawn_app_with_options(options: AppOptions) -> TestApp {
         ..Default::default()
     }));
     let lookups = cpis_core::LookupService::start(store.clone(), clock.clone(), Default::default());
-    let state = AppState::new(engine, lookups, clock.clone(), auth, anomaly, config);
+    let mut state = AppState::new(engine, lookups, clock.clone(), auth, anomaly, config);
+    if let Some(oidc) = oidc {
+        state = state.with_oidc(oidc);
+    }
     TestApp {
         router: cpis_server::router(state),
         store,
