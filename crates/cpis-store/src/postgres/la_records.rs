@@ -4,9 +4,9 @@
 
 use super::convert::{big, count, parse_nhs, parse_ods};
 use super::pool::Conn;
+use super::records::with_plans;
 use crate::{RecordQuery, RecordSearch, StoreError, StoreResult, StoredRecord};
-use chrono::{DateTime, NaiveDate, Utc};
-use cpis_domain::{Notification, NotificationKind, OdsCode, Plan, PlanType};
+use cpis_domain::{Notification, NotificationKind, OdsCode};
 use postgres::types::ToSql;
 
 const ORDER: &str = "lower(coalesce(family_name, '')) COLLATE \"C\", \
@@ -51,40 +51,9 @@ pub fn la_records(
                   r.nhs_number COLLATE \"C\", p.plan_type COLLATE \"C\""
     );
     let rows = conn.query(&sql, &args)?;
-    let mut out: Vec<StoredRecord> = Vec::new();
-    for r in &rows {
-        let nhs = parse_nhs(r.try_get::<_, &str>(0)?)?;
-        if out.last().is_none_or(|last| last.nhs_number != nhs) {
-            out.push(StoredRecord {
-                la: la.clone(),
-                nhs_number: nhs,
-                local_id: r.try_get(1)?,
-                given_name: r.try_get(2)?,
-                family_name: r.try_get(3)?,
-                date_of_birth: r.try_get(4)?,
-                sensitive: r.try_get(5)?,
-                plans: Vec::new(),
-                updated_at: r.try_get::<_, DateTime<Utc>>(6)?,
-            });
-        }
-        let Some(plan_type) = r.try_get::<_, Option<&str>>(7)? else {
-            continue;
-        };
-        let plan_type: PlanType = plan_type
-            .parse()
-            .map_err(|_| StoreError::corrupt("plan type"))?;
-        let plan = Plan::new(
-            plan_type,
-            r.try_get::<_, NaiveDate>(8)?,
-            r.try_get(9)?,
-            r.try_get(10)?,
-        )
-        .map_err(StoreError::corrupt)?;
-        if let Some(last) = out.last_mut() {
-            last.plans.push(plan);
-        }
-    }
-    Ok(out)
+    with_plans(&rows, |r| {
+        Ok((la.clone(), parse_nhs(r.try_get::<_, &str>(0)?)?))
+    })
 }
 
 pub fn notifications_newest(

@@ -5,6 +5,7 @@ use super::pool::Conn;
 use crate::{StoreError, StoreResult, StoredRecord};
 use chrono::{DateTime, NaiveDate, Utc};
 use cpis_domain::{NhsNumber, OdsCode, Plan, PlanType};
+use postgres::Row;
 
 pub fn records_for(conn: &mut Conn, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
     let rows = conn.query(
@@ -15,13 +16,28 @@ pub fn records_for(conn: &mut Conn, nhs: NhsNumber) -> StoreResult<Vec<StoredRec
          ORDER BY r.la_ods COLLATE \"C\", p.plan_type COLLATE \"C\"",
         &[&nhs.digits()],
     )?;
+    with_plans(&rows, |r| Ok((parse_ods(r.try_get::<_, &str>(0)?)?, nhs)))
+}
+
+/// Folds the rows of `records LEFT JOIN plans` into records with their plans. Columns: 0 the
+/// record's LA or NHS number (whichever the query does not fix), 1-6 local_id, given_name,
+/// family_name, date_of_birth, sensitive, updated_at, 7-10 the plan's plan_type, start_date,
+/// end_date, expected_delivery_date (NULL for a record without plans). `identify` gives a row's
+/// LA and NHS number; a record's rows must come together.
+pub(super) fn with_plans(
+    rows: &[Row],
+    identify: impl Fn(&Row) -> StoreResult<(OdsCode, NhsNumber)>,
+) -> StoreResult<Vec<StoredRecord>> {
     let mut out: Vec<StoredRecord> = Vec::new();
-    for r in &rows {
-        let la = parse_ods(r.try_get::<_, &str>(0)?)?;
-        if out.last().is_none_or(|last| last.la != la) {
+    for r in rows {
+        let (la, nhs_number) = identify(r)?;
+        if out
+            .last()
+            .is_none_or(|last| last.la != la || last.nhs_number != nhs_number)
+        {
             out.push(StoredRecord {
                 la,
-                nhs_number: nhs,
+                nhs_number,
                 local_id: r.try_get(1)?,
                 given_name: r.try_get(2)?,
                 family_name: r.try_get(3)?,

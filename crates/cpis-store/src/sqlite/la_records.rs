@@ -2,9 +2,10 @@
 //! and its notifications newest first. Both are bounded by the LA (`records_by_la`,
 //! `notifications_la_cursor`).
 
-use super::convert::{parse_date, parse_nhs, parse_ods, parse_opt_date, parse_ts};
+use super::convert::{parse_nhs, parse_ods, parse_ts};
+use super::records::with_plans;
 use crate::{RecordQuery, RecordSearch, StoreError, StoreResult, StoredRecord};
-use cpis_domain::{Notification, NotificationKind, OdsCode, Plan, PlanType};
+use cpis_domain::{Notification, NotificationKind, OdsCode};
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
@@ -44,41 +45,10 @@ pub fn la_records(
                   r.nhs_number, p.plan_type"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-    let mut out: Vec<StoredRecord> = Vec::new();
-    while let Some(r) = rows.next()? {
-        let nhs = parse_nhs(&r.get::<_, String>(0)?)?;
-        if out.last().is_none_or(|last| last.nhs_number != nhs) {
-            out.push(StoredRecord {
-                la: la.clone(),
-                nhs_number: nhs,
-                local_id: r.get(1)?,
-                given_name: r.get(2)?,
-                family_name: r.get(3)?,
-                date_of_birth: parse_opt_date(r.get(4)?)?,
-                sensitive: r.get(5)?,
-                plans: Vec::new(),
-                updated_at: parse_ts(&r.get::<_, String>(6)?)?,
-            });
-        }
-        let Some(plan_type) = r.get::<_, Option<String>>(7)? else {
-            continue;
-        };
-        let plan_type: PlanType = plan_type
-            .parse()
-            .map_err(|_| StoreError::corrupt("plan type"))?;
-        let plan = Plan::new(
-            plan_type,
-            parse_date(&r.get::<_, String>(8)?)?,
-            parse_opt_date(r.get(9)?)?,
-            parse_opt_date(r.get(10)?)?,
-        )
-        .map_err(StoreError::corrupt)?;
-        if let Some(last) = out.last_mut() {
-            last.plans.push(plan);
-        }
-    }
-    Ok(out)
+    let rows = stmt.query(rusqlite::params_from_iter(args))?;
+    with_plans(rows, |r| {
+        Ok((la.clone(), parse_nhs(&r.get::<_, String>(0)?)?))
+    })
 }
 
 pub fn notifications_newest(

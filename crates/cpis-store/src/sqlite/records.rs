@@ -3,7 +3,7 @@
 use super::convert::{parse_date, parse_ods, parse_opt_date, parse_ts};
 use crate::{StoreError, StoreResult, StoredRecord};
 use cpis_domain::{NhsNumber, OdsCode, Plan, PlanType};
-use rusqlite::Connection;
+use rusqlite::{Connection, Row, Rows};
 
 pub fn records_for(conn: &Connection, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
     let mut stmt = conn.prepare_cached(
@@ -13,15 +13,29 @@ pub fn records_for(conn: &Connection, nhs: NhsNumber) -> StoreResult<Vec<StoredR
          WHERE r.nhs_number = ?1
          ORDER BY r.la_ods, p.plan_type",
     )?;
-    let mut rows = stmt.query([nhs.digits()])?;
+    let rows = stmt.query([nhs.digits()])?;
+    with_plans(rows, |r| Ok((parse_ods(&r.get::<_, String>(0)?)?, nhs)))
+}
+
+/// Folds the rows of `records LEFT JOIN plans` into records with their plans. Columns: 0 the
+/// record's LA or NHS number (whichever the query does not fix), 1-6 local_id, given_name,
+/// family_name, date_of_birth, sensitive, updated_at, 7-10 the plan's plan_type, start_date,
+/// end_date, expected_delivery_date (NULL for a record without plans). `identify` gives a row's
+/// LA and NHS number; a record's rows must come together.
+pub(super) fn with_plans(
+    mut rows: Rows<'_>,
+    identify: impl Fn(&Row<'_>) -> StoreResult<(OdsCode, NhsNumber)>,
+) -> StoreResult<Vec<StoredRecord>> {
     let mut out: Vec<StoredRecord> = Vec::new();
     while let Some(r) = rows.next()? {
-        let la: String = r.get(0)?;
-        let la = parse_ods(&la)?;
-        if out.last().is_none_or(|last| last.la != la) {
+        let (la, nhs_number) = identify(r)?;
+        if out
+            .last()
+            .is_none_or(|last| last.la != la || last.nhs_number != nhs_number)
+        {
             out.push(StoredRecord {
                 la,
-                nhs_number: nhs,
+                nhs_number,
                 local_id: r.get(1)?,
                 given_name: r.get(2)?,
                 family_name: r.get(3)?,
