@@ -5,63 +5,30 @@
 mod common;
 
 use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{header, Method, StatusCode};
+use common::web::*;
 use common::*;
-use cpis_auth::users::{self, NewUser};
-use cpis_domain::{AuditOutcome, OdsCode, Permission, Permissions, RecordOutcome};
-use cpis_store::{AuditQuery, UserKind};
+use cpis_auth::users;
+use cpis_domain::{AuditOutcome, Permission, RecordOutcome};
+use cpis_store::AuditQuery;
 
-const PASSWORD: &str = "correct horse battery staple";
 /// An LA without demo uploads, so its data-quality numbers are exactly the test's upload.
 const HARTLEPOOL: &str = "E06000001";
 const HARTLEPOOL_TOKEN: &str = "hartlepool-upload-token";
 
-/// A signed-in browser: its session cookie and CSRF token.
-struct Browser {
-    cookie: String,
-    csrf: String,
-}
-
 fn add_person(app: &TestApp, username: &str, display: &str, org: &str, perms: &[Permission]) {
-    users::add(
-        app.store.as_ref(),
-        NewUser {
-            username: username.into(),
-            display_name: display.into(),
-            kind: UserKind::User,
-            organisation: OdsCode::parse(org).unwrap(),
-            role: "Tester".into(),
-            permissions: Permissions::new(perms.iter().copied()),
-            password: Some(PASSWORD.into()),
-        },
-        start_time(),
-    )
-    .expect("add user");
+    add_web_user(app, username, display, org, "Tester", perms);
 }
 
+/// Signs in through the sign-in page; the CSRF token comes from the session API.
 async fn sign_in(app: &TestApp, username: &str) -> Browser {
-    let body =
-        serde_urlencoded::to_string([("username", username), ("password", PASSWORD)]).unwrap();
-    let r = app
-        .send(
-            Request::builder()
-                .method(Method::POST)
-                .uri("/sign-in")
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(body))
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
-    let set = r.headers[header::SET_COOKIE].to_str().unwrap();
-    let cookie = set.split(';').next().unwrap().to_owned();
+    let (_, cookie) = submit_sign_in(app, username).await;
     let s = app
-        .send(
-            Request::builder()
-                .uri("/auth/session")
-                .header(header::COOKIE, &cookie)
-                .body(Body::empty())
-                .unwrap(),
+        .request(
+            Method::GET,
+            "/auth/session",
+            &[("cookie", cookie.as_str())],
+            Body::empty(),
         )
         .await;
     assert_eq!(s.status, StatusCode::OK, "{}", s.text());
@@ -72,30 +39,24 @@ async fn sign_in(app: &TestApp, username: &str) -> Browser {
     Browser { cookie, csrf }
 }
 
-async fn page(app: &TestApp, b: &Browser, uri: &str) -> Reply {
-    app.send(
-        Request::builder()
-            .uri(uri)
-            .header(header::COOKIE, &b.cookie)
-            .header(header::ACCEPT, "text/html")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await
+/// Adds `web.admin`, an administrator, and signs them in.
+async fn sign_in_admin(app: &TestApp) -> Browser {
+    add_person(
+        app,
+        "web.admin",
+        "Web Admin",
+        OPERATIONS_ORG,
+        &[Permission::Admin],
+    );
+    sign_in(app, "web.admin").await
 }
 
-async fn post_form(app: &TestApp, b: &Browser, uri: &str, fields: &[(&str, &str)]) -> Reply {
-    app.send(
-        Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header(header::COOKIE, &b.cookie)
-            .header(header::ACCEPT, "text/html")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(serde_urlencoded::to_string(fields).unwrap()))
-            .unwrap(),
-    )
-    .await
+fn is_disabled(app: &TestApp, username: &str) -> bool {
+    app.store
+        .user_by_username(username)
+        .unwrap()
+        .unwrap()
+        .disabled
 }
 
 fn audit(app: &TestApp, actor: &str, action: &str) -> Vec<cpis_domain::AuditRecord> {
@@ -134,7 +95,7 @@ async fn pages_refuse_other_roles_with_the_403_page_and_audit_it() {
         ("/audit", "audit.search"),
         ("/la/data-quality", "la.data-quality"),
     ] {
-        let r = page(&app, &clinician, uri).await;
+        let r = clinician.get(&app, uri).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}");
         let html = r.text();
         assert!(html.contains("You cannot use this page"), "{uri}: {html}");
@@ -146,24 +107,18 @@ async fn pages_refuse_other_roles_with_the_403_page_and_audit_it() {
     // An auditor is not an administrator, and cannot use the admin forms either.
     let auditor = sign_in(&app, "web.auditor").await;
     assert_eq!(
-        page(&app, &auditor, "/admin/users").await.status,
+        auditor.get(&app, "/admin/users").await.status,
         StatusCode::FORBIDDEN
     );
-    let r = post_form(
-        &app,
-        &auditor,
-        "/admin/users/disable",
-        &[("csrf_token", &auditor.csrf), ("username", "ed.clinician")],
-    )
-    .await;
+    let r = auditor
+        .submit(
+            &app,
+            "/admin/users/disable",
+            &[("username", "ed.clinician")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(
-        !app.store
-            .user_by_username("ed.clinician")
-            .unwrap()
-            .unwrap()
-            .disabled
-    );
+    assert!(!is_disabled(&app, "ed.clinician"));
     // Signed out: sent to the sign-in page, not shown anything.
     let r = app.get("/admin/users", None).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
@@ -176,49 +131,26 @@ async fn pages_refuse_other_roles_with_the_403_page_and_audit_it() {
 #[tokio::test]
 async fn disable_and_enable_need_the_csrf_token_and_are_audited() {
     let app = spawn_app();
-    add_person(
-        &app,
-        "web.admin",
-        "Web Admin",
-        OPERATIONS_ORG,
-        &[Permission::Admin],
-    );
-    let admin = sign_in(&app, "web.admin").await;
+    let admin = sign_in_admin(&app).await;
     let target = "ed.clinician";
 
     for fields in [
         vec![("username", target)],
         vec![("csrf_token", "not-the-token"), ("username", target)],
     ] {
-        let r = post_form(&app, &admin, "/admin/users/disable", &fields).await;
+        let r = admin.post_form(&app, "/admin/users/disable", &fields).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{fields:?}");
-        assert!(
-            !app.store
-                .user_by_username(target)
-                .unwrap()
-                .unwrap()
-                .disabled
-        );
+        assert!(!is_disabled(&app, target));
     }
     assert_eq!(audit(&app, "web.admin", "auth.csrf").len(), 2);
     assert!(audit(&app, "web.admin", "admin.user.").is_empty());
 
-    let r = post_form(
-        &app,
-        &admin,
-        "/admin/users/disable",
-        &[("csrf_token", &admin.csrf), ("username", target)],
-    )
-    .await;
+    let r = admin
+        .submit(&app, "/admin/users/disable", &[("username", target)])
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(r.text().contains("is now disabled"));
-    assert!(
-        app.store
-            .user_by_username(target)
-            .unwrap()
-            .unwrap()
-            .disabled
-    );
+    assert!(is_disabled(&app, target));
     // Its token stops working (after the authenticator's cache, which this token never entered).
     assert_eq!(
         app.care_team(SHARED_CHILD, ED_TOKEN, Some("true"))
@@ -231,47 +163,23 @@ async fn disable_and_enable_need_the_csrf_token_and_are_audited() {
     assert_eq!(done[0].entry.outcome, AuditOutcome::Success);
     assert!(done[0].entry.detail.as_deref().unwrap().contains(target));
 
-    let r = post_form(
-        &app,
-        &admin,
-        "/admin/users/enable",
-        &[("csrf_token", &admin.csrf), ("username", target)],
-    )
-    .await;
+    let r = admin
+        .submit(&app, "/admin/users/enable", &[("username", target)])
+        .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(
-        !app.store
-            .user_by_username(target)
-            .unwrap()
-            .unwrap()
-            .disabled
-    );
+    assert!(!is_disabled(&app, target));
     assert_eq!(audit(&app, "web.admin", "admin.user.enable").len(), 1);
 
     // Not their own account, and not an unknown one.
-    let r = post_form(
-        &app,
-        &admin,
-        "/admin/users/disable",
-        &[("csrf_token", &admin.csrf), ("username", "web.admin")],
-    )
-    .await;
+    let r = admin
+        .submit(&app, "/admin/users/disable", &[("username", "web.admin")])
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("You cannot disable your own account"));
-    assert!(
-        !app.store
-            .user_by_username("web.admin")
-            .unwrap()
-            .unwrap()
-            .disabled
-    );
-    let r = post_form(
-        &app,
-        &admin,
-        "/admin/users/disable",
-        &[("csrf_token", &admin.csrf), ("username", "nobody.here")],
-    )
-    .await;
+    assert!(!is_disabled(&app, "web.admin"));
+    let r = admin
+        .submit(&app, "/admin/users/disable", &[("username", "nobody.here")])
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
@@ -280,20 +188,13 @@ async fn user_controlled_text_is_escaped() {
     let app = spawn_app();
     add_person(
         &app,
-        "web.admin",
-        "Web Admin",
-        OPERATIONS_ORG,
-        &[Permission::Admin],
-    );
-    add_person(
-        &app,
         "evil.user",
         "<script>alert('x')</script> & \"quoted\"",
         ED_SETTING,
         &[Permission::ViewNotify],
     );
-    let admin = sign_in(&app, "web.admin").await;
-    let r = page(&app, &admin, "/admin/users").await;
+    let admin = sign_in_admin(&app).await;
+    let r = admin.get(&app, "/admin/users").await;
     assert_eq!(r.status, StatusCode::OK);
     let html = r.text();
     assert!(!html.contains("<script>alert"), "unescaped display name");
@@ -303,7 +204,7 @@ async fn user_controlled_text_is_escaped() {
     );
     assert!(html.contains("evil.user"));
     // The directory filter echoes the query escaped.
-    let r = page(&app, &admin, "/admin/directory?q=%3Cb%3Ehi").await;
+    let r = admin.get(&app, "/admin/directory?q=%3Cb%3Ehi").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text().contains("value=\"&#60;b&#62;hi\""), "{}", r.text());
 }
@@ -311,32 +212,23 @@ async fn user_controlled_text_is_escaped() {
 #[tokio::test]
 async fn directory_filters_and_pages() {
     let app = spawn_app();
-    add_person(
-        &app,
-        "web.admin",
-        "Web Admin",
-        OPERATIONS_ORG,
-        &[Permission::Admin],
-    );
-    let admin = sign_in(&app, "web.admin").await;
-    let html = page(&app, &admin, "/admin/directory").await.text();
+    let admin = sign_in_admin(&app).await;
+    let html = admin.get(&app, "/admin/directory").await.text();
     assert!(html.contains("Local authorities (152)"), "{html}");
     assert!(html.contains("Showing 1 to 25 of 152"));
     assert!(html.contains("Hartlepool") && html.contains("LA001OT"));
-    let html = page(&app, &admin, "/admin/directory?q=coventry")
-        .await
-        .text();
+    let html = admin.get(&app, "/admin/directory?q=coventry").await.text();
     assert!(
         html.contains("Showing 1 to 1 of 1") && html.contains("E08000026"),
         "{html}"
     );
-    let html = page(
-        &app,
-        &admin,
-        "/admin/directory?list=care-settings&q=emergency+department",
-    )
-    .await
-    .text();
+    let html = admin
+        .get(
+            &app,
+            "/admin/directory?list=care-settings&q=emergency+department",
+        )
+        .await
+        .text();
     assert!(html.contains("RDEMO01"), "{html}");
     assert!(
         !html.contains(GP_SETTING),
@@ -357,21 +249,19 @@ async fn auditor_searches_without_the_nhs_number_in_a_url_and_verifies_the_chain
     app.notifying_lookup(SHARED_CHILD, ED_TOKEN).await;
     let auditor = sign_in(&app, "web.auditor").await;
     // A query string is dropped, never read.
-    let r = page(&app, &auditor, &format!("/audit?nhs_number={SHARED_CHILD}")).await;
+    let r = auditor
+        .get(&app, &format!("/audit?nhs_number={SHARED_CHILD}"))
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.headers[header::LOCATION], "/audit");
 
-    let r = post_form(
-        &app,
-        &auditor,
-        "/audit",
-        &[
-            ("csrf_token", &auditor.csrf),
-            ("nhs_number", "999 059 7634"),
-            ("outcome", "success"),
-        ],
-    )
-    .await;
+    let r = auditor
+        .submit(
+            &app,
+            "/audit",
+            &[("nhs_number", "999 059 7634"), ("outcome", "success")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let html = r.text();
     assert!(html.contains("lookup.unscheduled"), "{html}");
@@ -384,36 +274,26 @@ async fn auditor_searches_without_the_nhs_number_in_a_url_and_verifies_the_chain
         SHARED_CHILD
     );
 
-    let r = post_form(
-        &app,
-        &auditor,
-        "/audit",
-        &[
-            ("csrf_token", &auditor.csrf),
-            ("nhs_number", "123"),
-            ("to", "not a date"),
-        ],
-    )
-    .await;
+    let r = auditor
+        .submit(
+            &app,
+            "/audit",
+            &[("nhs_number", "123"), ("to", "not a date")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let html = r.text();
     assert!(html.contains("nhsuk-error-summary") && html.contains("href=\"#nhs-number\""));
     assert!(html.contains("href=\"#to\""));
 
-    let r = post_form(
-        &app,
-        &auditor,
-        "/audit/verify",
-        &[("csrf_token", &auditor.csrf)],
-    )
-    .await;
+    let r = auditor.submit(&app, "/audit/verify", &[]).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(
         r.text().contains("The audit chain is intact"),
         "{}",
         r.text()
     );
-    let r = post_form(&app, &auditor, "/audit/verify", &[]).await;
+    let r = auditor.post_form(&app, "/audit/verify", &[]).await;
     assert_eq!(
         r.status,
         StatusCode::FORBIDDEN,
@@ -465,7 +345,7 @@ async fn data_quality_numbers_come_from_the_las_own_uploads() {
 
     // Nothing uploaded yet: no rate, no judgement.
     let b = sign_in(&app, "web.hartlepool").await;
-    let html = page(&app, &b, "/la/data-quality").await.text();
+    let html = b.get(&app, "/la/data-quality").await.text();
     assert!(
         html.contains("No records checked") && html.contains("No data"),
         "{html}"
@@ -492,7 +372,7 @@ async fn data_quality_numbers_come_from_the_las_own_uploads() {
     let rate = matched * 10_000 / (matched + not_matched);
     let rate_text = format!("{}.{}%", rate / 100, rate % 100 / 10);
 
-    let r = page(&app, &b, "/la/data-quality").await;
+    let r = b.get(&app, "/la/data-quality").await;
     assert_eq!(r.status, StatusCode::OK);
     let html = r.text();
     let cell = |id: &str, v: u64| format!("data-testid=\"{id}\">{v}</dd>");
@@ -541,7 +421,7 @@ async fn data_quality_numbers_come_from_the_las_own_uploads() {
 
     // Coventry sees only its own (demo) upload: every row accepted.
     let cov = sign_in(&app, "web.coventry").await;
-    let html = page(&app, &cov, "/la/data-quality").await.text();
+    let html = cov.get(&app, "/la/data-quality").await.text();
     assert!(
         html.contains("<strong>100.0%</strong>") && html.contains("Target met"),
         "{html}"

@@ -7,80 +7,43 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use common::web::*;
 use common::*;
-use cpis_auth::users::{self, NewUser};
-use cpis_domain::{OdsCode, Permission, Permissions};
-use cpis_store::UserKind;
+use cpis_domain::{OdsCode, Permission};
 
-const PASSWORD: &str = "a-long-test-password";
 const BOUNDARY: &str = "cpis-test-boundary-7d1f";
 
-/// A signed-in Coventry social worker: the session cookie and its CSRF token.
-struct Session {
-    cookie: String,
-    csrf: String,
+/// Adds a social worker at `la` and signs them in.
+async fn sign_in(app: &TestApp, la: &str, username: &str) -> Browser {
+    add_web_user(
+        app,
+        username,
+        &format!("{username} name"),
+        la,
+        "Social worker",
+        &[Permission::LaUpload, Permission::LaNotifications],
+    );
+    log_in(app, username).await
 }
 
-async fn sign_in(app: &TestApp, la: &str, username: &str) -> Session {
-    users::add(
-        app.store.as_ref(),
-        NewUser {
-            username: username.into(),
-            display_name: format!("{username} name"),
-            kind: UserKind::User,
-            organisation: OdsCode::parse(la).unwrap(),
-            role: "Social worker".into(),
-            permissions: Permissions::new([Permission::LaUpload, Permission::LaNotifications]),
-            password: Some(PASSWORD.into()),
-        },
-        start_time(),
-    )
-    .expect("web user");
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri("/auth/login")
-        .header("content-type", "application/json")
-        .body(Body::from(
+/// Signs in through `/auth/login`, which answers with the session's CSRF token.
+async fn log_in(app: &TestApp, username: &str) -> Browser {
+    let r = app
+        .request(
+            Method::POST,
+            "/auth/login",
+            &[("content-type", "application/json")],
             serde_json::json!({"username": username, "password": PASSWORD}).to_string(),
-        ))
-        .unwrap();
-    let r = app.send(req).await;
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let cookie = r.headers["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    Session {
-        cookie,
+    Browser {
+        cookie: session_cookie(&r),
         csrf: r.json()["csrf_token"].as_str().unwrap().to_owned(),
     }
 }
 
-impl Session {
-    async fn get(&self, app: &TestApp, uri: &str) -> Reply {
-        let req = Request::builder()
-            .uri(uri)
-            .header("cookie", &self.cookie)
-            .header("accept", "text/html")
-            .body(Body::empty())
-            .unwrap();
-        app.send(req).await
-    }
-
-    async fn post_form(&self, app: &TestApp, uri: &str, body: &str) -> Reply {
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header("cookie", &self.cookie)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from(body.to_owned()))
-            .unwrap();
-        app.send(req).await
-    }
-
+impl Browser {
     async fn post_upload(&self, app: &TestApp, parts: &[(&str, Option<&str>, &str)]) -> Reply {
         let req = Request::builder()
             .method(Method::POST)
@@ -139,10 +102,6 @@ fn upload_parts<'a>(
     parts
 }
 
-fn location(r: &Reply) -> String {
-    r.headers["location"].to_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn another_las_upload_report_is_not_found() {
     let app = spawn_app();
@@ -193,11 +152,7 @@ async fn another_las_upload_report_is_not_found() {
         .await;
     assert_eq!(csv.status, StatusCode::NOT_FOUND);
     let confirm = coventry
-        .post_form(
-            &app,
-            &format!("/la/uploads/{theirs}/confirm"),
-            &format!("csrf_token={}", coventry.csrf),
-        )
+        .submit(&app, &format!("/la/uploads/{theirs}/confirm"), &[])
         .await;
     assert_eq!(confirm.status, StatusCode::NOT_FOUND);
 }
@@ -231,7 +186,7 @@ async fn uploads_need_the_csrf_token_and_record_nothing_without_it() {
     let report = location(&r);
     assert!(report.starts_with("/la/uploads/"), "{report}");
     assert_eq!(app.uploads_stored(), before + 1);
-    let page = s.get(&app, &report).await;
+    let page = s.get(&app, report).await;
     assert_eq!(page.status, StatusCode::OK);
     let html = page.text();
     assert!(
@@ -336,20 +291,16 @@ async fn acknowledging_needs_the_csrf_token_and_is_idempotent() {
         .expect("one notification");
     let id = n["id"].as_str().unwrap();
 
-    for body in [format!("ack={id}"), format!("csrf_token=wrong&id={id}")] {
-        let r = s.post_form(&app, "/la/notifications/ack", &body).await;
-        assert_eq!(r.status, StatusCode::FORBIDDEN, "{body}");
+    for fields in [vec![("ack", id)], vec![("csrf_token", "wrong"), ("id", id)]] {
+        let r = s.post_form(&app, "/la/notifications/ack", &fields).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{fields:?}");
     }
     let still = &app.access_notifications(COVENTRY_TOKEN, SHARED_CHILD).await[0];
     assert!(still["acknowledged_at"].is_null(), "nothing acknowledged");
 
     for _ in 0..2 {
         let r = s
-            .post_form(
-                &app,
-                "/la/notifications/ack",
-                &format!("csrf_token={}&ack={id}", s.csrf),
-            )
+            .submit(&app, "/la/notifications/ack", &[("ack", id)])
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER);
         assert_eq!(location(&r), "/la/notifications?acknowledged=1");
@@ -362,11 +313,7 @@ async fn acknowledging_needs_the_csrf_token_and_is_idempotent() {
     // Westminster's web user cannot acknowledge Coventry's notification (it is not found).
     let w = sign_in(&app, WESTMINSTER, "westminster.web").await;
     let r = w
-        .post_form(
-            &app,
-            "/la/notifications/ack",
-            &format!("csrf_token={}&ack={id}", w.csrf),
-        )
+        .submit(&app, "/la/notifications/ack", &[("ack", id)])
         .await;
     assert_eq!(location(&r), "/la/notifications?acknowledged=0");
 }
@@ -420,49 +367,19 @@ async fn the_pages_are_for_local_authorities_only() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/sign-in?return_to=/la/records");
 
-    let clinician = {
-        users::add(
-            app.store.as_ref(),
-            NewUser {
-                username: "ed.web".into(),
-                display_name: "ED web".into(),
-                kind: UserKind::User,
-                organisation: OdsCode::parse(ED_SETTING).unwrap(),
-                role: "Clinician".into(),
-                permissions: Permissions::new([Permission::ViewNotify]),
-                password: Some(PASSWORD.into()),
-            },
-            start_time(),
-        )
-        .unwrap();
-        let r = app
-            .send(
-                Request::builder()
-                    .method(Method::POST)
-                    .uri("/auth/login")
-                    .header("content-type", "application/json")
-                    .body(Body::from(
-                        serde_json::json!({"username": "ed.web", "password": PASSWORD}).to_string(),
-                    ))
-                    .unwrap(),
-            )
-            .await;
-        Session {
-            cookie: r.headers["set-cookie"]
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_owned(),
-            csrf: r.json()["csrf_token"].as_str().unwrap().to_owned(),
-        }
-    };
+    add_web_user(
+        &app,
+        "ed.web",
+        "ED web",
+        ED_SETTING,
+        "Clinician",
+        &[Permission::ViewNotify],
+    );
+    let clinician = log_in(&app, "ed.web").await;
     for uri in ["/la/records", "/la/notifications", "/la/uploads"] {
         let r = clinician.get(&app, uri).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}");
     }
-    let _ = clinician.csrf;
 }
 
 #[tokio::test]
@@ -484,7 +401,7 @@ async fn a_held_full_upload_is_confirmed_from_its_report() {
     let r = s.post_upload(&app, &parts).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     let report = location(&r);
-    let held = s.get(&app, &report).await.text();
+    let held = s.get(&app, report).await.text();
     assert!(held.contains("nhsuk-warning-callout"), "{held}");
     assert!(held.contains("Confirm and apply"), "{held}");
     let records_before = app
@@ -493,18 +410,16 @@ async fn a_held_full_upload_is_confirmed_from_its_report() {
         .unwrap();
 
     let confirm = format!("{report}/confirm");
-    let r = s.post_form(&app, &confirm, "").await;
+    let r = s.post_form(&app, &confirm, &[]).await;
     assert_eq!(
         r.status,
         StatusCode::FORBIDDEN,
         "no CSRF token, no confirmation"
     );
-    let r = s
-        .post_form(&app, &confirm, &format!("csrf_token={}", s.csrf))
-        .await;
+    let r = s.submit(&app, &confirm, &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     assert_eq!(location(&r), report);
-    let done = s.get(&app, &report).await.text();
+    let done = s.get(&app, report).await.text();
     assert!(
         done.contains("CPF02") && !done.contains("Confirm and apply"),
         "{done}"
@@ -521,8 +436,6 @@ async fn a_held_full_upload_is_confirmed_from_its_report() {
         "plans ended, records kept, the new child added"
     );
     // Confirming again is refused: nothing is held any more.
-    let again = s
-        .post_form(&app, &confirm, &format!("csrf_token={}", s.csrf))
-        .await;
+    let again = s.submit(&app, &confirm, &[]).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
 }

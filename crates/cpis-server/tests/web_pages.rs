@@ -4,68 +4,20 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{header, Method, StatusCode};
+use common::web::*;
 use common::*;
-use cpis_auth::users::{self, NewUser};
-use cpis_domain::{OdsCode, Permission, Permissions};
-use cpis_store::UserKind;
-
-const PASSWORD: &str = "correct horse battery staple";
-const FORM: &str = "application/x-www-form-urlencoded";
-
-/// A signed-in browser: its session cookie (`cpis_session=…`) and the page's CSRF token.
-struct Browser {
-    cookie: String,
-    csrf: String,
-}
+use cpis_domain::Permission;
 
 fn add_clinician(app: &TestApp, username: &str, display: &str) {
-    users::add(
-        app.store.as_ref(),
-        NewUser {
-            username: username.into(),
-            display_name: display.into(),
-            kind: UserKind::User,
-            organisation: OdsCode::parse(ED_SETTING).unwrap(),
-            role: "Clinician".into(),
-            permissions: Permissions::new([Permission::ViewNotify]),
-            password: Some(PASSWORD.into()),
-        },
-        start_time(),
-    )
-    .expect("add user");
-}
-
-async fn post_form(
-    app: &TestApp,
-    uri: &str,
-    cookie: Option<&str>,
-    fields: &[(&str, &str)],
-) -> Reply {
-    let mut b = Request::builder()
-        .method(Method::POST)
-        .uri(uri)
-        .header(header::CONTENT_TYPE, FORM);
-    if let Some(c) = cookie {
-        b = b.header(header::COOKIE, c);
-    }
-    let body = serde_urlencoded::to_string(fields).unwrap();
-    app.send(b.body(Body::from(body)).unwrap()).await
-}
-
-async fn get_page(app: &TestApp, uri: &str, cookie: Option<&str>) -> Reply {
-    let mut b = Request::builder()
-        .uri(uri)
-        .header(header::ACCEPT, "text/html");
-    if let Some(c) = cookie {
-        b = b.header(header::COOKIE, c);
-    }
-    app.send(b.body(Body::empty()).unwrap()).await
-}
-
-fn location(r: &Reply) -> &str {
-    r.headers[header::LOCATION].to_str().unwrap()
+    add_web_user(
+        app,
+        username,
+        display,
+        ED_SETTING,
+        "Clinician",
+        &[Permission::ViewNotify],
+    );
 }
 
 /// The value of the first `name="csrf_token"` hidden field in a page.
@@ -75,19 +27,9 @@ fn csrf_in(html: &str) -> String {
     html[at..at + html[at..].find('"').unwrap()].to_owned()
 }
 
+/// Signs a clinician in through the sign-in page; the CSRF token comes from the page it lands on.
 async fn sign_in(app: &TestApp, username: &str) -> Browser {
-    let r = post_form(
-        app,
-        "/sign-in",
-        None,
-        &[
-            ("username", username),
-            ("password", PASSWORD),
-            ("return_to", ""),
-        ],
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let (r, cookie) = submit_sign_in(app, username).await;
     assert_eq!(
         location(&r),
         "/lookup",
@@ -97,17 +39,12 @@ async fn sign_in(app: &TestApp, username: &str) -> Browser {
     for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
         assert!(set.contains(attr), "session cookie lacks {attr}: {set}");
     }
-    let cookie = set.split(';').next().unwrap().to_owned();
     let page = get_page(app, "/lookup", Some(&cookie)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text());
     Browser {
         csrf: csrf_in(&page.text()),
         cookie,
     }
-}
-
-fn accesses(app: &TestApp) -> u64 {
-    app.store.counts().unwrap().accesses
 }
 
 #[tokio::test]
@@ -118,11 +55,15 @@ async fn signed_out_visitors_are_sent_to_sign_in_with_a_safe_return_path() {
     assert_eq!(location(&r), "/sign-in?return_to=/lookup");
     let r = get_page(&app, "/", None).await;
     assert_eq!(location(&r), "/sign-in");
-    let before = accesses(&app);
+    let before = app.accesses_stored();
     let r = post_form(&app, "/lookup", None, &[("nhs_number", SHARED_CHILD)]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(location(&r).starts_with("/sign-in"));
-    assert_eq!(accesses(&app), before, "a signed-out post records nothing");
+    assert_eq!(
+        app.accesses_stored(),
+        before,
+        "a signed-out post records nothing"
+    );
     // A forged session cookie is no session.
     let r = get_page(&app, "/lookup", Some("cpis_session=forged")).await;
     assert_eq!(location(&r), "/sign-in?return_to=/lookup");
@@ -206,23 +147,16 @@ async fn user_controlled_text_is_escaped() {
     let app = spawn_app();
     add_clinician(&app, "web.clinician", "<script>alert('x')</script> & Co");
     let b = sign_in(&app, "web.clinician").await;
-    let html = get_page(&app, "/lookup", Some(&b.cookie)).await.text();
+    let html = b.get(&app, "/lookup").await.text();
     assert!(!html.contains("<script>alert"), "{html}");
     assert!(
         html.contains("&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62; &#38; Co"),
         "{html}"
     );
     // A posted value echoed back in the form is escaped too.
-    let r = post_form(
-        &app,
-        "/lookup",
-        Some(&b.cookie),
-        &[
-            ("csrf_token", &b.csrf),
-            ("nhs_number", "\"><script>x</script>"),
-        ],
-    )
-    .await;
+    let r = b
+        .submit(&app, "/lookup", &[("nhs_number", "\"><script>x</script>")])
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(!r.text().contains("<script>x"), "{}", r.text());
 }
@@ -232,13 +166,16 @@ async fn form_posts_need_the_sessions_csrf_token() {
     let app = spawn_app();
     add_clinician(&app, "web.clinician", "Web Clinician");
     let b = sign_in(&app, "web.clinician").await;
-    let before = (accesses(&app), app.store.counts().unwrap().notifications);
+    let before = (
+        app.accesses_stored(),
+        app.store.counts().unwrap().notifications,
+    );
     for fields in [
         vec![("nhs_number", SHARED_CHILD)],
         vec![("csrf_token", "wrong-token"), ("nhs_number", SHARED_CHILD)],
         vec![("csrf_token", ""), ("nhs_number", SHARED_CHILD)],
     ] {
-        let r = post_form(&app, "/lookup", Some(&b.cookie), &fields).await;
+        let r = b.post_form(&app, "/lookup", &fields).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{fields:?}");
         assert!(r.headers[header::CONTENT_TYPE]
             .to_str()
@@ -252,7 +189,10 @@ async fn form_posts_need_the_sessions_csrf_token() {
         assert!(!r.text().contains(SHARED_CHILD));
     }
     assert_eq!(
-        (accesses(&app), app.store.counts().unwrap().notifications),
+        (
+            app.accesses_stored(),
+            app.store.counts().unwrap().notifications
+        ),
         before,
         "nothing recorded without the token"
     );
@@ -276,22 +216,18 @@ async fn form_posts_need_the_sessions_csrf_token() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // Sign-out needs it too.
-    let r = post_form(&app, "/sign-out", Some(&b.cookie), &[]).await;
+    let r = b.post_form(&app, "/sign-out", &[]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(
-        get_page(&app, "/lookup", Some(&b.cookie)).await.status,
+        b.get(&app, "/lookup").await.status,
         StatusCode::OK,
         "still signed in"
     );
 
     // With the token, the lookup happens and notifies both LAs.
-    let r = post_form(
-        &app,
-        "/lookup",
-        Some(&b.cookie),
-        &[("csrf_token", &b.csrf), ("nhs_number", "999 059 7634")],
-    )
-    .await;
+    let r = b
+        .submit(&app, "/lookup", &[("nhs_number", "999 059 7634")])
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let html = r.text();
     assert_eq!(
@@ -311,16 +247,10 @@ async fn form_posts_need_the_sessions_csrf_token() {
         html.contains("This lookup notified the local authority"),
         "{html}"
     );
-    assert_eq!(accesses(&app), before.0 + 1);
+    assert_eq!(app.accesses_stored(), before.0 + 1);
     assert_eq!(app.store.counts().unwrap().notifications, before.1 + 2);
 
-    let r = post_form(
-        &app,
-        "/sign-out",
-        Some(&b.cookie),
-        &[("csrf_token", &b.csrf)],
-    )
-    .await;
+    let r = b.submit(&app, "/sign-out", &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/sign-in?signed_out=1");
     assert!(r.headers[header::SET_COOKIE]
@@ -328,7 +258,7 @@ async fn form_posts_need_the_sessions_csrf_token() {
         .unwrap()
         .contains("Max-Age=0"));
     assert_eq!(
-        get_page(&app, "/lookup", Some(&b.cookie)).await.status,
+        b.get(&app, "/lookup").await.status,
         StatusCode::SEE_OTHER,
         "session ended"
     );
@@ -339,31 +269,24 @@ async fn the_lookup_page_never_takes_the_nhs_number_from_a_url() {
     let app = spawn_app();
     add_clinician(&app, "web.clinician", "Web Clinician");
     let b = sign_in(&app, "web.clinician").await;
-    let before = accesses(&app);
-    let r = get_page(
-        &app,
-        &format!("/lookup?nhs_number={SHARED_CHILD}"),
-        Some(&b.cookie),
-    )
-    .await;
+    let before = app.accesses_stored();
+    let r = b
+        .get(&app, &format!("/lookup?nhs_number={SHARED_CHILD}"))
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/lookup", "the query is dropped");
     assert!(!r.text().contains(SHARED_CHILD));
     // A POST with the number in the query string and not in the body is an empty form.
-    let r = post_form(
-        &app,
-        &format!("/lookup?nhs_number={SHARED_CHILD}"),
-        Some(&b.cookie),
-        &[("csrf_token", &b.csrf)],
-    )
-    .await;
+    let r = b
+        .submit(&app, &format!("/lookup?nhs_number={SHARED_CHILD}"), &[])
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(
         r.text().contains("Enter the child&#39;s NHS number"),
         "{}",
         r.text()
     );
-    assert_eq!(accesses(&app), before, "nothing recorded");
+    assert_eq!(app.accesses_stored(), before, "nothing recorded");
 }
 
 #[tokio::test]
@@ -371,7 +294,10 @@ async fn bad_nhs_numbers_get_a_clear_error_and_record_nothing() {
     let app = spawn_app();
     add_clinician(&app, "web.clinician", "Web Clinician");
     let b = sign_in(&app, "web.clinician").await;
-    let before = (accesses(&app), app.audit_entries("?limit=1000").await.len());
+    let before = (
+        app.accesses_stored(),
+        app.audit_entries("?limit=1000").await.len(),
+    );
     for (input, message) in [
         ("", "Enter the child&#39;s NHS number"),
         ("12345", "NHS number must be 10 digits"),
@@ -384,13 +310,7 @@ async fn bad_nhs_numbers_get_a_clear_error_and_record_nothing() {
             "This is not a valid NHS number. Check it and enter it again",
         ),
     ] {
-        let r = post_form(
-            &app,
-            "/lookup",
-            Some(&b.cookie),
-            &[("csrf_token", &b.csrf), ("nhs_number", input)],
-        )
-        .await;
+        let r = b.submit(&app, "/lookup", &[("nhs_number", input)]).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{input:?}");
         let html = r.text();
         assert!(html.contains("nhsuk-error-summary"), "{html}");
@@ -400,7 +320,7 @@ async fn bad_nhs_numbers_get_a_clear_error_and_record_nothing() {
         );
         assert!(html.contains("<title>Error: Look up a child – CP-IS – NHS</title>"));
     }
-    assert_eq!(accesses(&app), before.0, "no access recorded");
+    assert_eq!(app.accesses_stored(), before.0, "no access recorded");
     // The audit search itself is audited; nothing else was written.
     let after = app.audit_entries("?limit=1000").await;
     assert!(
@@ -415,40 +335,20 @@ async fn bad_nhs_numbers_get_a_clear_error_and_record_nothing() {
 #[tokio::test]
 async fn people_without_the_lookup_capability_get_a_403_page() {
     let app = spawn_app();
-    users::add(
-        app.store.as_ref(),
-        NewUser {
-            username: "la.worker".into(),
-            display_name: "LA Worker".into(),
-            kind: UserKind::User,
-            organisation: OdsCode::parse(COVENTRY).unwrap(),
-            role: "Social worker".into(),
-            permissions: Permissions::new([Permission::LaNotifications]),
-            password: Some(PASSWORD.into()),
-        },
-        start_time(),
-    )
-    .unwrap();
-    let r = post_form(
+    add_web_user(
         &app,
-        "/sign-in",
-        None,
-        &[("username", "la.worker"), ("password", PASSWORD)],
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER);
+        "la.worker",
+        "LA Worker",
+        COVENTRY,
+        "Social worker",
+        &[Permission::LaNotifications],
+    );
+    let (r, cookie) = submit_sign_in(&app, "la.worker").await;
     assert_ne!(
         location(&r),
         "/lookup",
         "an LA user does not land on the lookup page"
     );
-    let cookie = r.headers[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
     let page = get_page(&app, "/lookup", Some(&cookie)).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert!(page.text().contains("You cannot use this page"));

@@ -1,6 +1,8 @@
 //! Test harness: the real router over a real SQLite file with the demo data, driven in-process.
 #![allow(dead_code)]
 
+pub mod web;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use chrono::{TimeZone, Utc};
