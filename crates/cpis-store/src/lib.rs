@@ -208,6 +208,8 @@ pub trait Store: Send + Sync {
     fn record_refused_upload(&self, summary: &UploadSummary) -> StoreResult<()>;
     /// An upload, only if it belongs to `la`.
     fn upload(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<UploadSummary>>;
+    /// The LA's most recent uploads, newest first (the LA's upload page).
+    fn recent_uploads(&self, la: &OdsCode, limit: u32) -> StoreResult<Vec<UploadSummary>>;
     fn upload_rows(
         &self,
         la: &OdsCode,

@@ -218,6 +218,7 @@ contract!(
     la_upload_stats_and_care_settings_list,
     la_records_page_and_search,
     notifications_newest_first,
+    recent_uploads_newest_first_and_la_scoped,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2209,4 +2210,42 @@ fn notifications_newest_first(ctx: &Ctx) {
         .unwrap()
         .iter()
         .all(|n| n.la == la(LA_B) && !mine.iter().any(|m| m.id == n.id)));
+}
+
+fn recent_uploads_newest_first_and_la_scoped(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let first = apply(s, LA_A, &[row(nhs(1), PlanType::Cpp, "2026-01-01", None)]);
+    let other_la = apply(s, LA_B, &[row(nhs(2), PlanType::Cpp, "2026-01-01", None)]);
+    let second = apply(s, LA_A, &[]);
+    let refused = new_upload(LA_A, "bad-file", "sha-bad");
+    s.record_refused_upload(&summary(
+        &refused,
+        UploadStatus::Completed,
+        Some(FileOutcome::Malformed),
+    ))
+    .unwrap();
+
+    let ids = |la_code: &str, limit: u32| -> Vec<UploadId> {
+        s.recent_uploads(&la(la_code), limit)
+            .unwrap()
+            .into_iter()
+            .map(|u| u.id)
+            .collect()
+    };
+    assert_eq!(
+        ids(LA_A, 10),
+        vec![refused.id.clone(), second.id.clone(), first.id.clone()],
+        "newest first, refused files included, other LAs' left out"
+    );
+    assert_eq!(ids(LA_A, 2), vec![refused.id.clone(), second.id.clone()]);
+    assert_eq!(ids(LA_B, 10), vec![other_la.id.clone()]);
+    assert!(ids("E06000001", 10).is_empty());
+    // The summaries are the stored ones, counts and all.
+    let oldest = &s.recent_uploads(&la(LA_A), 10).unwrap()[2];
+    assert_eq!(
+        Some(oldest.clone()),
+        s.upload(&la(LA_A), &first.id).unwrap()
+    );
+    assert_eq!(oldest.counts.accepted, 1);
 }

@@ -535,6 +535,11 @@ impl Store for PgStore {
         self.read(|c| uploads::summary(c, la, id))
     }
 
+    fn recent_uploads(&self, la: &OdsCode, limit: u32) -> StoreResult<Vec<UploadSummary>> {
+        // A list for people to read: the replica may lag by a moment.
+        self.read_replica(|c| uploads::recent(c, la, limit))
+    }
+
     fn upload_rows(
         &self,
         la: &OdsCode,

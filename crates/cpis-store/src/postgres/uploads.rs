@@ -500,6 +500,18 @@ pub fn summary(conn: &mut Conn, la: &OdsCode, id: &UploadId) -> StoreResult<Opti
     .transpose()
 }
 
+pub fn recent(conn: &mut Conn, la: &OdsCode, limit: u32) -> StoreResult<Vec<UploadSummary>> {
+    conn.query(
+        &format!(
+            "SELECT {SUMMARY_COLUMNS} FROM uploads WHERE la_ods = $1 ORDER BY seq DESC LIMIT $2"
+        ),
+        &[&la.as_str(), &i64::from(limit)],
+    )?
+    .iter()
+    .map(summary_from_row)
+    .collect()
+}
+
 pub fn rows(
     conn: &mut Conn,
     la: &OdsCode,

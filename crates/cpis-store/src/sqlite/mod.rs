@@ -462,6 +462,10 @@ impl Store for SqliteStore {
         self.read(|c| uploads::summary(c, la, id))
     }
 
+    fn recent_uploads(&self, la: &OdsCode, limit: u32) -> StoreResult<Vec<UploadSummary>> {
+        self.read(|c| uploads::recent(c, la, limit))
+    }
+
     fn upload_rows(
         &self,
         la: &OdsCode,

@@ -455,6 +455,18 @@ pub fn summary(
     }
 }
 
+pub fn recent(conn: &Connection, la: &OdsCode, limit: u32) -> StoreResult<Vec<UploadSummary>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SUMMARY_COLUMNS} FROM uploads WHERE la_ods = ?1 ORDER BY seq DESC LIMIT ?2"
+    ))?;
+    let mut rows = stmt.query(params![la.as_str(), i64::from(limit)])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(summary_from_row(r)?);
+    }
+    Ok(out)
+}
+
 pub fn rows(
     conn: &Connection,
     la: &OdsCode,
