@@ -77,6 +77,22 @@ describe('local authority upload page', () => {
     await checkPage(page, 'la-12-upload-report')
   })
 
+  it('lists the upload under recent uploads, linking to its report', async () => {
+    await page.goto(`${server.base}/la/uploads`)
+    const recent = page.locator('table[data-testid="recent-uploads"] tbody tr')
+    // The demo loads Coventry's files first; the one just sent is the newest.
+    assert.ok(await recent.count() >= 1)
+    const newest = recent.nth(0)
+    assert.match(await newest.innerText(), /CPF03/)
+    assert.match(await newest.innerText(), /4 accepted\s+11 rejected/)
+    assert.match(await newest.innerText(), /Changes only, Web page/)
+    assert.equal(await newest.locator('a').getAttribute('href'), reportPath)
+    await checkPage(page, 'la-12b-recent-uploads')
+    // The link leads back to the report (where the next test filters it).
+    await Promise.all([page.waitForURL((u) => u.pathname === reportPath), newest.locator('a').click()])
+    await page.waitForLoadState('load')
+  })
+
   it('filters the report by outcome code', async () => {
     await page.getByLabel('Show rows with outcome').selectOption('CPR04')
     await page.getByRole('button', { name: 'Filter' }).click()

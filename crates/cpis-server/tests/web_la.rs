@@ -439,3 +439,103 @@ async fn a_held_full_upload_is_confirmed_from_its_report() {
     let again = s.submit(&app, &confirm, &[]).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn the_upload_page_lists_the_las_own_recent_uploads_newest_first() {
+    let app = spawn_app();
+    let coventry = sign_in(&app, COVENTRY, "coventry.recent").await;
+    let upload = |token: &'static str, file_id: &'static str, file: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .upload(&format!("?file_id={file_id}"), token, demo_file(file))
+                .await;
+            assert!(r.status.is_success(), "{}", r.text());
+            r.json()["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let errors = upload(COVENTRY_TOKEN, "cov-errors", "errors-E08000026.csv").await;
+    let theirs = upload(WESTMINSTER_TOKEN, "wes-errors", "errors-E08000026.csv").await;
+
+    let page = coventry.get(&app, "/la/uploads").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    let table = &html[html
+        .find(r#"data-testid="recent-uploads""#)
+        .expect("the table")..];
+    // Newest first: the errors file, then the demo's own file for Coventry.
+    let newest = table
+        .find(&format!("/la/uploads/{errors}"))
+        .expect("ours listed");
+    let demo = table.find("demo-E08000026").expect("the demo file listed");
+    assert!(newest < demo, "newest first");
+    assert!(table.contains("CPF03") && table.contains("4 accepted"));
+    assert!(table.contains("cov-errors"));
+    assert!(
+        !table.contains(&theirs),
+        "another LA's upload is not listed"
+    );
+    assert!(!table.contains("wes-errors"));
+}
+
+#[tokio::test]
+async fn la_users_see_only_the_pages_their_permissions_open() {
+    let app = spawn_app();
+    let cases: [(&str, &[Permission], &str, &[&str], &[&str]); 2] = [
+        (
+            "inbox.only",
+            &[Permission::LaNotifications],
+            "/la/notifications",
+            &["/la/notifications"],
+            &["/la/uploads", "/la/records", "/la/data-quality"],
+        ),
+        (
+            "upload.only",
+            &[Permission::LaUpload],
+            "/la/uploads",
+            &["/la/uploads", "/la/records", "/la/data-quality"],
+            &["/la/notifications"],
+        ),
+    ];
+    for (username, permissions, home, shown, hidden) in cases {
+        add_web_user(
+            &app,
+            username,
+            username,
+            COVENTRY,
+            "Social worker",
+            permissions,
+        );
+        let (signed_in, cookie) = submit_sign_in(&app, username).await;
+        assert_eq!(
+            location(&signed_in),
+            home,
+            "{username} lands on a page they may open"
+        );
+        let page = get_page(&app, home, Some(&cookie)).await;
+        assert_eq!(page.status, StatusCode::OK, "{username}");
+        let nav = page.text();
+        let nav = &nav[nav.find("nhsuk-header__navigation").expect("nav")..];
+        for href in shown {
+            assert!(
+                nav.contains(&format!(r#"href="{href}""#)),
+                "{username}: {href} shown"
+            );
+            assert_eq!(
+                get_page(&app, href, Some(&cookie)).await.status,
+                StatusCode::OK
+            );
+        }
+        for href in hidden {
+            assert!(
+                !nav.contains(&format!(r#"href="{href}""#)),
+                "{username}: {href} hidden"
+            );
+            assert_eq!(
+                get_page(&app, href, Some(&cookie)).await.status,
+                StatusCode::FORBIDDEN,
+                "{username}: {href} refused"
+            );
+        }
+    }
+}

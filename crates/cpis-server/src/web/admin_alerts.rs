@@ -60,7 +60,7 @@ pub async fn page(State(state): State<AppState>, user: SignedIn) -> Result<Respo
     Ok(page::html(
         StatusCode::OK,
         &AlertsPage {
-            layout: Layout::signed_in(&user, "Alerts", "/admin/alerts"),
+            layout: Layout::signed_in(&user, "Alerts", "/admin/alerts").wide(),
             alerts,
             limit: LIMIT,
         },

@@ -225,7 +225,7 @@ pub async fn page(
     })
     .collect();
     let page = DirectoryPage {
-        layout: Layout::signed_in(&user, "Directory", "/admin/directory"),
+        layout: Layout::signed_in(&user, "Directory", "/admin/directory").wide(),
         lists,
         list: list.code(),
         filter: filter_text.clone(),

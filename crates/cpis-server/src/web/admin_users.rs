@@ -114,7 +114,9 @@ async fn render(
     let now = state.clock.now();
     let me = user.principal.user_id().to_owned();
     let page = UsersPage {
-        layout: Layout::signed_in(user, "Users", "/admin/users").with_errors(!errors.is_empty()),
+        layout: Layout::signed_in(user, "Users", "/admin/users")
+            .wide()
+            .with_errors(!errors.is_empty()),
         csrf_token: user.csrf.clone(),
         errors,
         changed,

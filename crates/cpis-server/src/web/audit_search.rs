@@ -107,7 +107,7 @@ impl AuditPage {
         })
         .collect();
         AuditPage {
-            layout: Layout::signed_in(user, "Audit trail", "/audit"),
+            layout: Layout::signed_in(user, "Audit trail", "/audit").wide(),
             csrf_token: user.csrf.clone(),
             errors: Vec::new(),
             form,

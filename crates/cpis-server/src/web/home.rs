@@ -26,11 +26,13 @@ struct HomePage {
 pub async fn home(user: SignedIn) -> Response {
     let roles = Role::of(&user.principal);
     match roles.first() {
-        Some(role) if role.home() != "/" => page::see_other(role.home()),
+        Some(role) if role.home(&user.principal) != "/" => {
+            page::see_other(role.home(&user.principal))
+        }
         first => {
             let links = roles
                 .iter()
-                .flat_map(|r| r.nav())
+                .flat_map(|r| r.nav(&user.principal))
                 .filter(|(_, href)| *href != "/")
                 .map(|(text, href)| Link { text, href })
                 .collect();

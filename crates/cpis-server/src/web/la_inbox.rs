@@ -202,7 +202,7 @@ async fn inbox_page(
         label: "Newer notifications".into(),
     });
     Ok(InboxPage {
-        layout: Layout::signed_in(user, "Notifications", "/la/notifications"),
+        layout: Layout::signed_in(user, "Notifications", "/la/notifications").wide(),
         errors: Vec::new(),
         csrf_token: user.csrf.clone(),
         rows: items.iter().map(row_of).collect(),

@@ -136,7 +136,7 @@ pub async fn records(
             .ok_or(ApiError::NotFound)?,
     };
     let mut page = RecordsPage {
-        layout: Layout::signed_in(&user, "Records", "/la/records"),
+        layout: Layout::signed_in(&user, "Records", "/la/records").wide(),
         errors: Vec::new(),
         q: text.clone(),
         records: Vec::new(),

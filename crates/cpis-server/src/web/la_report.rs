@@ -93,6 +93,37 @@ struct ProcessingPage {
     rows: u64,
 }
 
+/// How an upload reached cpis, in words.
+pub(super) fn channel_name(channel: &str) -> &str {
+    match channel {
+        "web" => "Web page",
+        "api" => "API",
+        "cli" => "Command line",
+        "mesh" => "MESH",
+        "demo" => "Demo data",
+        other => other,
+    }
+}
+
+/// An upload's result as the pages show it: code, words and tag colour.
+pub(super) fn outcome_tag(summary: &UploadSummary) -> (String, String, &'static str) {
+    let code = summary
+        .file_outcome
+        .map_or_else(|| summary.status.code().to_owned(), |o| o.code().to_owned());
+    let description = match (summary.status, summary.file_outcome) {
+        (UploadStatus::HeldForConfirmation, _) => "Held: nothing applied until you confirm".into(),
+        (UploadStatus::Duplicate, _) => "Already received: nothing changed".into(),
+        (UploadStatus::Processing, _) => "Being checked".into(),
+        (_, Some(o)) => o.description().to_owned(),
+        (_, None) => summary.status.code().to_owned(),
+    };
+    (
+        code,
+        description,
+        outcome_class(summary.file_outcome, summary.status),
+    )
+}
+
 fn outcome_class(o: Option<FileOutcome>, status: UploadStatus) -> &'static str {
     match (status, o) {
         (UploadStatus::HeldForConfirmation, _) => "nhsuk-tag--orange",
@@ -187,23 +218,15 @@ pub async fn report(
         None => format!("/api/v1/uploads/{id}?format=csv"),
         Some(o) => format!("/api/v1/uploads/{id}?format=csv&outcome={}", o.code()),
     };
+    let (outcome_code, outcome_description, outcome_class) = outcome_tag(&summary);
     let page = ReportPage {
-        layout: Layout::signed_in(&user, "Upload report", "/la/uploads"),
+        layout: Layout::signed_in(&user, "Upload report", "/la/uploads").wide(),
         id: id.to_string(),
         csrf_token: user.csrf.clone(),
         heading: format!("Upload report: {}", summary.meta.file_id),
-        outcome_code: summary
-            .file_outcome
-            .map_or_else(|| summary.status.code().to_owned(), |o| o.code().to_owned()),
-        outcome_description: match (summary.status, summary.file_outcome) {
-            (UploadStatus::HeldForConfirmation, _) => {
-                "Held: nothing applied until you confirm".into()
-            }
-            (UploadStatus::Duplicate, _) => "Already received: nothing changed".into(),
-            (_, Some(o)) => o.description().to_owned(),
-            (_, None) => summary.status.code().to_owned(),
-        },
-        outcome_class: outcome_class(summary.file_outcome, summary.status),
+        outcome_code,
+        outcome_description,
+        outcome_class,
         message: summary.message.clone(),
         held: summary.status == UploadStatus::HeldForConfirmation,
         duplicate_of: summary.duplicate_of.as_ref().map(ToString::to_string),
@@ -300,13 +323,7 @@ fn summary_rows(s: &UploadSummary) -> Vec<SummaryRow> {
         },
         SummaryRow {
             key: "Sent by",
-            value: match s.meta.channel.as_str() {
-                "web" => "Web page".into(),
-                "api" => "API".into(),
-                "cli" => "Command line".into(),
-                "mesh" => "MESH".into(),
-                other => other.to_owned(),
-            },
+            value: channel_name(&s.meta.channel).into(),
         },
         SummaryRow {
             key: "Rows",

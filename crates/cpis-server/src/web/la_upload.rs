@@ -22,7 +22,7 @@ use cpis_auth::capability::LaUpload;
 use cpis_auth::Principal;
 use cpis_core::upload::Submitted;
 use cpis_core::UploadEngine;
-use cpis_domain::report::{UploadId, UploadMeta};
+use cpis_domain::report::{UploadId, UploadMeta, UploadSummary};
 use cpis_domain::upload::{UploadMode, FORMAT_V1};
 use cpis_domain::FileOutcome;
 use serde::Deserialize;
@@ -38,6 +38,55 @@ struct UploadPage {
     month: String,
     year: String,
     la_name: String,
+    /// The LA's latest uploads, from every channel, newest first.
+    recent: Vec<RecentUpload>,
+}
+
+/// One line of the recent uploads table.
+struct RecentUpload {
+    href: String,
+    received: String,
+    file_id: String,
+    channel: String,
+    mode: &'static str,
+    code: String,
+    description: String,
+    class: &'static str,
+    accepted: u64,
+    rejected: u64,
+}
+
+/// How many recent uploads the upload page lists; older reports are reached by their links
+/// (the MESH report, the API's upload id).
+const RECENT_UPLOADS: u32 = 20;
+
+impl RecentUpload {
+    fn of(u: &UploadSummary) -> Self {
+        let (code, description, class) = super::la_report::outcome_tag(u);
+        RecentUpload {
+            href: format!("/la/uploads/{}", u.id),
+            received: when(u.received_at),
+            file_id: u.meta.file_id.clone(),
+            channel: super::la_report::channel_name(&u.meta.channel).to_owned(),
+            mode: match u.meta.mode {
+                UploadMode::Delta => "Changes only",
+                UploadMode::Full => "Complete list",
+            },
+            code,
+            description,
+            class,
+            accepted: u.counts.accepted,
+            rejected: u.counts.rejected,
+        }
+    }
+}
+
+/// The LA's recent uploads for the upload page.
+async fn recent_uploads(state: &AppState, cap: &LaUpload) -> Result<Vec<RecentUpload>, WebError> {
+    let (store, la) = (state.store.clone(), cap.la().clone());
+    let recent =
+        tokio::task::spawn_blocking(move || store.recent_uploads(&la, RECENT_UPLOADS)).await??;
+    Ok(recent.iter().map(RecentUpload::of).collect())
 }
 
 impl UploadPage {
@@ -52,6 +101,7 @@ impl UploadPage {
             month: today.month().to_string(),
             year: today.year().to_string(),
             la_name: user.principal.organisation_name().to_owned(),
+            recent: Vec::new(),
         }
     }
 
@@ -77,11 +127,10 @@ pub(super) async fn upload_capability(
 
 /// `GET /la/uploads`.
 pub async fn form(State(state): State<AppState>, user: SignedIn) -> Result<Response, WebError> {
-    upload_capability(&state, &user, "upload.form").await?;
-    Ok(page::html(
-        StatusCode::OK,
-        &UploadPage::new(&user, state.clock.today()),
-    ))
+    let cap = upload_capability(&state, &user, "upload.form").await?;
+    let mut page = UploadPage::new(&user, state.clock.today());
+    page.recent = recent_uploads(&state, &cap).await?;
+    Ok(page::html(StatusCode::OK, &page))
 }
 
 /// The form's file date from its three boxes (`25`, `11`, `2026`).
@@ -128,6 +177,7 @@ pub async fn submit(State(state): State<AppState>, form: UploadForm) -> Result<R
         page.day = form.day.chars().take(10).collect();
         page.month = form.month.chars().take(10).collect();
         page.year = form.year.chars().take(10).collect();
+        page.recent = recent_uploads(&state, &cap).await?;
         return Ok(page::html(StatusCode::BAD_REQUEST, &page));
     };
     let meta = UploadMeta {

@@ -22,6 +22,9 @@ pub struct Layout {
     pub nhsuk_version: &'static str,
     pub nav: Vec<NavItem>,
     pub account: Option<Account>,
+    /// The full width of the page rather than two thirds: for pages whose main content is a
+    /// wide table. Forms and reading pages keep the two-thirds measure.
+    pub wide: bool,
 }
 
 pub struct NavItem {
@@ -65,8 +68,22 @@ impl Role {
         roles
     }
 
-    /// This role's navigation links, in order. Later pages add theirs here.
-    pub fn nav(self) -> &'static [(&'static str, &'static str)] {
+    /// This role's navigation links that `p` may open, in order. Within the local-authority
+    /// role the inbox needs `la:notifications` and the other pages `la:upload`, so a user with
+    /// one of the two is never shown a link to a page that would refuse them.
+    pub fn nav(self, p: &Principal) -> Vec<(&'static str, &'static str)> {
+        self.all_links()
+            .iter()
+            .copied()
+            .filter(|(_, href)| match *href {
+                "/la/notifications" => p.la_notifications().is_ok(),
+                href if href.starts_with("/la/") => p.la_upload().is_ok(),
+                _ => true,
+            })
+            .collect()
+    }
+
+    fn all_links(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Role::Clinician => &[("Look up a child", "/lookup")],
             Role::LocalAuthority => &[
@@ -84,14 +101,9 @@ impl Role {
         }
     }
 
-    /// Where this role lands after signing in.
-    pub fn home(self) -> &'static str {
-        match self {
-            Role::Clinician => "/lookup",
-            Role::LocalAuthority => "/la/notifications",
-            Role::Admin => "/admin/users",
-            Role::Auditor => "/audit",
-        }
+    /// Where this role lands after signing in: its first page `p` may open.
+    pub fn home(self, p: &Principal) -> &'static str {
+        self.nav(p).first().map_or("/", |(_, href)| href)
     }
 
     pub fn heading(self) -> &'static str {
@@ -106,7 +118,7 @@ impl Role {
 
 /// Where a principal lands after signing in: its first role's home.
 pub fn home_of(p: &Principal) -> &'static str {
-    Role::of(p).first().map_or("/", |r| r.home())
+    Role::of(p).first().map_or("/", |r| r.home(p))
 }
 
 impl Layout {
@@ -114,12 +126,12 @@ impl Layout {
     pub fn signed_in(user: &SignedIn, title: impl Into<String>, path: &str) -> Self {
         let mut nav: Vec<NavItem> = Vec::new();
         for role in Role::of(&user.principal) {
-            for (text, href) in role.nav() {
-                if !nav.iter().any(|n| n.href == *href) {
+            for (text, href) in role.nav(&user.principal) {
+                if !nav.iter().any(|n| n.href == href) {
                     nav.push(NavItem {
                         text,
                         href,
-                        current: *href == path,
+                        current: href == path,
                     });
                 }
             }
@@ -130,6 +142,7 @@ impl Layout {
             assets: assets::prefix(),
             nhsuk_version: assets::NHSUK_FRONTEND_VERSION,
             nav,
+            wide: false,
             account: Some(Account {
                 name: user.principal.display_name().to_owned(),
                 organisation: user.principal.organisation_name().to_owned(),
@@ -151,11 +164,18 @@ impl Layout {
                 current: false,
             }],
             account: None,
+            wide: false,
         }
     }
 
     pub fn with_errors(mut self, has_errors: bool) -> Self {
         self.has_errors = has_errors;
+        self
+    }
+
+    /// Uses the full page width (the `wide` field).
+    pub fn wide(mut self) -> Self {
+        self.wide = true;
         self
     }
 }
