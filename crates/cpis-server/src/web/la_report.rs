@@ -219,6 +219,11 @@ pub async fn report(
         Some(o) => format!("/api/v1/uploads/{id}?format=csv&outcome={}", o.code()),
     };
     let (outcome_code, outcome_description, outcome_class) = outcome_tag(&summary);
+    // The engine's message often is the outcome's own words: not said twice.
+    let message = summary
+        .message
+        .clone()
+        .filter(|m| *m != outcome_description);
     let page = ReportPage {
         layout: Layout::signed_in(&user, "Upload report", "/la/uploads").wide(),
         id: id.to_string(),
@@ -227,7 +232,7 @@ pub async fn report(
         outcome_code,
         outcome_description,
         outcome_class,
-        message: summary.message.clone(),
+        message,
         held: summary.status == UploadStatus::HeldForConfirmation,
         duplicate_of: summary.duplicate_of.as_ref().map(ToString::to_string),
         summary: summary_rows(&summary),
