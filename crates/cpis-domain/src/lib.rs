@@ -7,6 +7,7 @@
 pub mod access;
 pub mod audit;
 pub mod clock;
+pub mod data_quality;
 pub mod date;
 pub mod demographics;
 pub mod directory;

@@ -11,9 +11,9 @@ mod la_query;
 mod model;
 pub mod postgres;
 pub mod sqlite;
-pub mod stats;
 
 pub use audit_chain::AuditVerification;
+pub use cpis_domain::data_quality::{MatchCounts, UploadOutcomeCounts};
 pub use error::{StoreError, StoreResult};
 pub use la_query::{RecordQuery, RecordSearch};
 pub use model::{
@@ -21,7 +21,6 @@ pub use model::{
     NewMeshMessage, NewUpload, RowFilter, Session, StoreCounts, StoredRecord, User, UserKind,
     Webhook,
 };
-pub use stats::{MatchCounts, UploadOutcomeCounts};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use cpis_domain::notification::Ack;
@@ -221,7 +220,7 @@ pub trait Store: Send + Sync {
     /// The stored file of an upload held for confirmation.
     fn held_file(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<Vec<u8>>>;
     /// The record outcome counts of the LA's completed uploads received at or after `since`,
-    /// oldest first (the data-quality report: see [`stats`]).
+    /// oldest first (the data-quality report: see [`cpis_domain::data_quality`]).
     fn la_upload_stats(
         &self,
         la: &OdsCode,

@@ -15,11 +15,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use cpis_auth::Principal;
+use cpis_domain::data_quality::{
+    MatchCounts, UploadOutcomeCounts, MATCH_RATE_TARGET_BASIS_POINTS as TARGET_BASIS_POINTS,
+};
 use cpis_domain::RecordOutcome;
-use cpis_store::{MatchCounts, UploadOutcomeCounts};
-
-/// The national target: 95% of records matched (in basis points).
-pub const TARGET_BASIS_POINTS: u64 = 9_500;
 /// Weeks shown, the current one included.
 pub const WEEKS: usize = 12;
 

@@ -3,9 +3,9 @@
 
 use super::convert::{count, ts};
 use super::pool::Conn;
-use crate::stats::UploadOutcomeCounts;
 use crate::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
+use cpis_domain::data_quality::UploadOutcomeCounts;
 use cpis_domain::report::{UploadId, UploadStatus};
 use cpis_domain::{DetailCode, FileOutcome, OdsCode, RecordOutcome};
 

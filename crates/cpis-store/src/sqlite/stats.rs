@@ -2,9 +2,9 @@
 //! inactive-number rows counted from the row results.
 
 use super::convert::{parse_ts, ts};
-use crate::stats::UploadOutcomeCounts;
 use crate::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
+use cpis_domain::data_quality::UploadOutcomeCounts;
 use cpis_domain::report::{UploadId, UploadStatus};
 use cpis_domain::{DetailCode, FileOutcome, OdsCode, RecordOutcome};
 use rusqlite::{params, Connection};

@@ -1,12 +1,15 @@
-//! What an LA's data-quality report is computed from (`Store::la_upload_stats`): the outcome
-//! counts each completed upload already stores, plus how many of its `CPR07` rows were inactive
-//! NHS numbers. The NHS-number match rule lives here, next to the counts it reads
-//! (docs/WEB.md, "Data quality").
+//! An LA's data quality: the NHS-number match rule and rate (SPEC 3.5, the 95% target), over the
+//! outcome counts each completed upload stores, plus how many of its `CPR07` rows were inactive
+//! NHS numbers (the store reads them: `Store::la_upload_stats`; docs/WEB.md, "Data quality").
 
+use crate::report::UploadId;
+use crate::{FileOutcome, RecordOutcome};
 use chrono::{DateTime, Utc};
-use cpis_domain::report::UploadId;
-use cpis_domain::{FileOutcome, RecordOutcome};
 use std::collections::BTreeMap;
+
+/// The national target: 95% of an LA's records matched to the demographics index, in basis
+/// points.
+pub const MATCH_RATE_TARGET_BASIS_POINTS: u64 = 9_500;
 
 /// One completed upload's record outcomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
