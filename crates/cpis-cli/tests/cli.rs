@@ -123,6 +123,139 @@ fn upload_to_an_unknown_la_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not in the local authority directory"));
 }
 
+/// `cpis users …` as the operator `test.operator`, with `input` on standard input.
+fn users(db: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cpis"))
+        .arg("--database")
+        .arg(format!("sqlite://{}", db.display()))
+        .arg("users")
+        .args(args)
+        .env_remove("CPIS_CONFIG")
+        .env("USER", "test.operator")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cpis");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// (actor id, action, detail) of every audit entry, in order.
+fn audit_entries(db: &Path) -> Vec<(String, String, String)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT actor_id, action, detail FROM audit_log ORDER BY seq")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn users_changes_are_audited_with_the_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let ok = |args: &[&str], input: &str| {
+        let out = users(&db, args, input);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let fails = |args: &[&str]| {
+        let out = users(&db, args, "");
+        assert!(!out.status.success(), "{args:?} should fail");
+    };
+    let add_person = [
+        "add",
+        "pat.person",
+        "--org",
+        "E08000026",
+        "--permissions",
+        "la:notifications",
+        "--password-stdin",
+    ];
+    ok(&add_person, "a long enough password\n");
+    ok(
+        &[
+            "add",
+            "sam.system",
+            "--org",
+            "RDEMO01",
+            "--permissions",
+            "cpis:view-notify",
+            "--system",
+        ],
+        "",
+    );
+    // Refused changes write nothing and are not audited.
+    fails(&add_person);
+    fails(&["disable", "nobody.here"]);
+    fails(&["password", "nobody.here"]);
+    fails(&["token", "nobody.here"]);
+    ok(&["disable", "pat.person"], "");
+    ok(&["enable", "pat.person"], "");
+    ok(&["password", "pat.person"], "another long password\n");
+    let token = ok(&["token", "sam.system", "--label", "epr"], "");
+    assert!(token.trim().starts_with("cpis_"), "{token}");
+
+    let operator = "operator:test.operator".to_owned();
+    let expected = [
+        (
+            "admin.user.add",
+            "added pat.person (user) at E08000026 with la:notifications",
+        ),
+        (
+            "admin.user.add",
+            "added sam.system (system) at RDEMO01 with cpis:view-notify",
+        ),
+        ("admin.user.disable", "disabled pat.person"),
+        ("admin.user.enable", "enabled pat.person"),
+        ("admin.user.password", "set the password of pat.person"),
+        ("admin.token.issue", "issued token 'epr' for sam.system"),
+    ]
+    .map(|(a, d)| (operator.clone(), a.to_owned(), d.to_owned()));
+    assert_eq!(audit_entries(&db), expected);
+
+    // When the audit entry cannot be written, the change is not written either.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER refuse_admin_audit BEFORE INSERT ON audit_log
+         BEGIN SELECT RAISE(ABORT, 'audit refused'); END;",
+    )
+    .unwrap();
+    fails(&["disable", "pat.person"]);
+    let disabled: bool = conn
+        .query_row(
+            "SELECT disabled FROM users WHERE username = 'pat.person'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!disabled, "disabled without an audit entry");
+    conn.execute_batch("DROP TRIGGER refuse_admin_audit;")
+        .unwrap();
+    assert_eq!(audit_entries(&db), expected);
+
+    let out = cpis(&db, &["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 async fn http_report(file: &str, file_id: &str, file_date: &str) -> (serde_json::Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn cpis_store::Store> =

@@ -161,7 +161,10 @@ async fn disable_and_enable_need_the_csrf_token_and_are_audited() {
     let done = audit(&app, "web.admin", "admin.user.disable");
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].entry.outcome, AuditOutcome::Success);
-    assert!(done[0].entry.detail.as_deref().unwrap().contains(target));
+    assert_eq!(
+        done[0].entry.detail.as_deref(),
+        Some("disabled ed.clinician (web)")
+    );
 
     let r = admin
         .submit(&app, "/admin/users/enable", &[("username", target)])
@@ -181,6 +184,42 @@ async fn disable_and_enable_need_the_csrf_token_and_are_audited() {
         .submit(&app, "/admin/users/disable", &[("username", "nobody.here")])
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Refused changes wrote no entry.
+    assert_eq!(audit(&app, "web.admin", "admin.user.").len(), 2);
+}
+
+/// The change and its audit entry commit in one transaction: when the entry cannot be written,
+/// the account is not disabled either.
+#[tokio::test]
+async fn disable_is_not_stored_without_its_audit_entry() {
+    let app = spawn_app();
+    let admin = sign_in_admin(&app).await;
+    let target = "ed.clinician";
+    let db = rusqlite::Connection::open(app.db_path()).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_admin_audit BEFORE INSERT ON audit_log
+         WHEN NEW.action LIKE 'admin.user.%'
+         BEGIN SELECT RAISE(ABORT, 'audit refused'); END;",
+    )
+    .unwrap();
+    let r = admin
+        .submit(&app, "/admin/users/disable", &[("username", target)])
+        .await;
+    assert!(r.status.is_server_error(), "{}: {}", r.status, r.text());
+    assert!(
+        !is_disabled(&app, target),
+        "disabled without an audit entry"
+    );
+    assert!(audit(&app, "web.admin", "admin.user.").is_empty());
+
+    db.execute_batch("DROP TRIGGER refuse_admin_audit;")
+        .unwrap();
+    let r = admin
+        .submit(&app, "/admin/users/disable", &[("username", target)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(is_disabled(&app, target));
+    assert_eq!(audit(&app, "web.admin", "admin.user.disable").len(), 1);
 }
 
 #[tokio::test]

@@ -481,7 +481,15 @@ async fn the_upload_page_lists_the_las_own_recent_uploads_newest_first() {
 #[tokio::test]
 async fn la_users_see_only_the_pages_their_permissions_open() {
     let app = spawn_app();
-    let cases: [(&str, &[Permission], &str, &[&str], &[&str]); 2] = [
+    // (username, permissions, home page, links shown, links hidden)
+    type Case<'a> = (
+        &'a str,
+        &'a [Permission],
+        &'a str,
+        &'a [&'a str],
+        &'a [&'a str],
+    );
+    let cases: [Case; 2] = [
         (
             "inbox.only",
             &[Permission::LaNotifications],

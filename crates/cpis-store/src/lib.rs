@@ -17,9 +17,9 @@ pub use cpis_domain::data_quality::{MatchCounts, UploadOutcomeCounts};
 pub use error::{StoreError, StoreResult};
 pub use la_query::{RecordQuery, RecordSearch};
 pub use model::{
-    AuditQuery, DeadDelivery, DueDelivery, MeshOutboxEntry, MeshOutgoing, NewApiToken,
-    NewMeshMessage, NewUpload, RowFilter, Session, StoreCounts, StoredRecord, User, UserKind,
-    Webhook,
+    AuditQuery, DeadDelivery, DueDelivery, IdentityChange, MeshOutboxEntry, MeshOutgoing,
+    NewApiToken, NewMeshMessage, NewUpload, RowFilter, Session, StoreCounts, StoredRecord, User,
+    UserKind, Webhook,
 };
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -183,6 +183,16 @@ pub trait Store: Send + Sync {
     /// password hash, disabled, failed logins, lock).
     fn update_user(&self, user: &User, now: DateTime<Utc>) -> StoreResult<()>;
     fn create_api_token(&self, token: &NewApiToken) -> StoreResult<()>;
+    /// Applies the change and appends the audit entry in one transaction: an administrative
+    /// change is never written without its audit entry, and a change that fails (an existing
+    /// username, an unknown user) appends nothing. `now` is the update time of an
+    /// [`IdentityChange::UpdateUser`].
+    fn change_identity(
+        &self,
+        change: &IdentityChange,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
     /// The (enabled or not) user an unexpired, unrevoked token digest belongs to.
     fn user_by_token_hash(&self, token_hash: &str, now: DateTime<Utc>)
         -> StoreResult<Option<User>>;

@@ -92,6 +92,18 @@ pub struct NewApiToken {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// An administrative change to an identity, written together with its audit entry by
+/// [`crate::Store::change_identity`].
+#[derive(Debug, Clone)]
+pub enum IdentityChange {
+    /// A new user or system ([`crate::Store::create_user`]).
+    CreateUser(User),
+    /// A user's mutable fields replaced ([`crate::Store::update_user`]).
+    UpdateUser(User),
+    /// A new API token ([`crate::Store::create_api_token`]).
+    CreateToken(NewApiToken),
+}
+
 /// A login session (its cookie digest only).
 #[derive(Debug, Clone)]
 pub struct Session {

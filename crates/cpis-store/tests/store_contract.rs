@@ -25,8 +25,8 @@ use cpis_domain::{
 use cpis_store::audit_chain::GENESIS;
 use cpis_store::postgres::TempDatabase;
 use cpis_store::{
-    AuditQuery, AuditVerification, NewApiToken, NewUpload, RowFilter, Session, Store, StoreError,
-    User, UserKind,
+    AuditQuery, AuditVerification, IdentityChange, NewApiToken, NewUpload, RowFilter, Session,
+    Store, StoreError, User, UserKind,
 };
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -211,6 +211,7 @@ contract!(
     notifications_by_cursor_never_skip_under_concurrency,
     acknowledge_is_idempotent_and_la_scoped,
     users_tokens_and_sessions,
+    identity_changes_commit_with_their_audit_entry,
     audit_append_search_and_verify,
     audit_verify_detects_an_edited_row,
     concurrent_uploads_of_one_file_apply_once,
@@ -1540,6 +1541,186 @@ fn users_tokens_and_sessions(ctx: &Ctx) {
     assert!(s.session("other", t0()).unwrap().is_none());
     s.delete_session("session-hash").unwrap();
     assert!(s.session("session-hash", t0()).unwrap().is_none());
+}
+
+/// An administrative identity change and its audit entry commit together; a change that fails
+/// appends no entry and changes nothing.
+fn identity_changes_commit_with_their_audit_entry(ctx: &Ctx) {
+    let s = ctx.store();
+    let admin = || actor("operator:ops", Some("CPISOPS"));
+    let all_audit = || {
+        s.audit_search(&AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|r| (r.seq, r.entry))
+        .collect::<Vec<_>>()
+    };
+    let intact = |n: u64| match s.audit_verify().unwrap() {
+        AuditVerification::Intact {
+            entries, head_seq, ..
+        } => assert_eq!((entries, head_seq), (n, n)),
+        broken => panic!("{broken:?}"),
+    };
+    // An entry already in the chain: the changes' entries follow it.
+    s.append_audit(&entry(0, actor("alice", Some("RXX01")), "auth.login", None))
+        .unwrap();
+
+    let mut bob = User {
+        id: "u-bob".into(),
+        username: "bob.system".into(),
+        display_name: "Bob's EPR".into(),
+        kind: UserKind::System,
+        organisation: la("RXX01"),
+        role: "System".into(),
+        permissions: Permissions::new([Permission::ViewNotify]),
+        password_hash: None,
+        disabled: false,
+        failed_logins: 0,
+        locked_until: None,
+        created_at: t0(),
+    };
+    let add = entry(1, admin(), "admin.user.add", None);
+    s.change_identity(&IdentityChange::CreateUser(bob.clone()), t0(), &add)
+        .unwrap();
+    assert_eq!(s.user_by_id("u-bob").unwrap(), Some(bob.clone()));
+
+    bob.disabled = true;
+    let disable = entry(2, admin(), "admin.user.disable", None);
+    s.change_identity(
+        &IdentityChange::UpdateUser(bob.clone()),
+        t0() + Duration::minutes(2),
+        &disable,
+    )
+    .unwrap();
+    assert_eq!(s.user_by_id("u-bob").unwrap(), Some(bob.clone()));
+
+    let token = NewApiToken {
+        id: "t-bob".into(),
+        user_id: "u-bob".into(),
+        token_hash: "hash-bob".into(),
+        label: "epr".into(),
+        created_at: t0(),
+        expires_at: None,
+    };
+    let issue = entry(3, admin(), "admin.token.issue", None);
+    s.change_identity(&IdentityChange::CreateToken(token.clone()), t0(), &issue)
+        .unwrap();
+    assert_eq!(
+        s.user_by_token_hash("hash-bob", t0()).unwrap(),
+        Some(bob.clone())
+    );
+    let mut expected = vec![
+        (
+            1,
+            entry(0, actor("alice", Some("RXX01")), "auth.login", None),
+        ),
+        (2, add),
+        (3, disable),
+        (4, issue),
+    ];
+    assert_eq!(all_audit(), expected);
+    intact(4);
+
+    // Changes that fail: nothing is written, and no entry is appended.
+    let users_before = s.list_users().unwrap();
+    let refused = entry(9, admin(), "admin.refused", None);
+    let mut clash = bob.clone();
+    clash.id = "u-clash".into();
+    clash.disabled = false;
+    clash.display_name = "Impostor".into();
+    let mut ghost = bob.clone();
+    ghost.id = "u-ghost".into();
+    ghost.username = "ghost.user".into();
+    let orphan = NewApiToken {
+        id: "t-orphan".into(),
+        user_id: "u-missing".into(),
+        token_hash: "hash-orphan".into(),
+        ..token.clone()
+    };
+    let reused_id = NewApiToken {
+        token_hash: "hash-other".into(),
+        ..token.clone()
+    };
+    for (what, change) in [
+        ("an existing username", IdentityChange::CreateUser(clash)),
+        ("an existing user id", {
+            let mut again = bob.clone();
+            again.username = "another.name".into();
+            IdentityChange::CreateUser(again)
+        }),
+        ("an unknown user", IdentityChange::UpdateUser(ghost)),
+        (
+            "a token of an unknown user",
+            IdentityChange::CreateToken(orphan),
+        ),
+        (
+            "an existing token id",
+            IdentityChange::CreateToken(reused_id),
+        ),
+    ] {
+        let r = s.change_identity(&change, t0() + Duration::minutes(9), &refused);
+        assert!(matches!(r, Err(StoreError::Constraint(_))), "{what}: {r:?}");
+        assert_eq!(all_audit(), expected, "{what}: no audit entry");
+        intact(4);
+    }
+    assert_eq!(s.list_users().unwrap(), users_before);
+    assert_eq!(s.user_by_username("another.name").unwrap(), None);
+    assert_eq!(s.user_by_token_hash("hash-orphan", t0()).unwrap(), None);
+    assert_eq!(s.user_by_token_hash("hash-other", t0()).unwrap(), None);
+
+    // The chain head did not move: the next change follows the last entry that committed, and
+    // the store still works on the connection that saw the failures.
+    bob.disabled = false;
+    let enable = entry(10, admin(), "admin.user.enable", None);
+    s.change_identity(&IdentityChange::UpdateUser(bob.clone()), t0(), &enable)
+        .unwrap();
+    assert_eq!(s.user_by_id("u-bob").unwrap(), Some(bob.clone()));
+    expected.push((5, enable));
+    assert_eq!(all_audit(), expected);
+    intact(5);
+
+    // The other way round: when the audit entry cannot be appended, the change is not written.
+    ctx.raw(
+        "CREATE TRIGGER audit_log_refuse_test BEFORE INSERT ON audit_log
+         BEGIN SELECT RAISE(ABORT, 'audit refused'); END;",
+        "CREATE FUNCTION audit_log_refuse_test() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$;
+         CREATE TRIGGER audit_log_refuse_test BEFORE INSERT ON audit_log
+           FOR EACH ROW EXECUTE FUNCTION audit_log_refuse_test();",
+    )
+    .unwrap();
+    let mut carol = bob.clone();
+    carol.id = "u-carol".into();
+    carol.username = "carol.system".into();
+    let mut disabled_bob = bob.clone();
+    disabled_bob.disabled = true;
+    let carol_token = NewApiToken {
+        id: "t-carol".into(),
+        token_hash: "hash-carol".into(),
+        ..token
+    };
+    for (what, change) in [
+        ("create", IdentityChange::CreateUser(carol)),
+        ("update", IdentityChange::UpdateUser(disabled_bob)),
+        ("token", IdentityChange::CreateToken(carol_token)),
+    ] {
+        let r = s.change_identity(&change, t0(), &refused);
+        assert!(r.is_err(), "{what}: the audit append must fail");
+    }
+    ctx.raw(
+        "DROP TRIGGER audit_log_refuse_test;",
+        "DROP TRIGGER audit_log_refuse_test ON audit_log; DROP FUNCTION audit_log_refuse_test();",
+    )
+    .unwrap();
+    assert_eq!(s.user_by_username("carol.system").unwrap(), None);
+    assert_eq!(s.user_by_id("u-bob").unwrap(), Some(bob), "not disabled");
+    assert_eq!(s.user_by_token_hash("hash-carol", t0()).unwrap(), None);
+    assert_eq!(all_audit(), expected);
+    intact(5);
 }
 
 fn audit_append_search_and_verify(ctx: &Ctx) {

@@ -1,12 +1,13 @@
 //! `cpis users add|list|disable|enable|password|token`: identities for the embedded default.
-//! Every change is written to the audit as the operator running the command.
+//! Every change is written to the audit as the operator running the command, in the same store
+//! transaction as the change itself: a change is never stored without its audit entry.
 
 use crate::config::GlobalArgs;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use cpis_auth::users::{self, NewUser};
 use cpis_domain::{AuditActor, AuditEntry, AuditOutcome, OdsCode, Permissions};
-use cpis_store::{Store, UserKind};
+use cpis_store::UserKind;
 use std::io::BufRead;
 use std::process::ExitCode;
 
@@ -60,10 +61,12 @@ fn read_password() -> Result<String> {
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 
-fn audit(store: &dyn Store, action: &str, detail: String) -> Result<()> {
+/// The audit entry of a change, with the operator running the command as the actor. It is
+/// written in the same transaction as the change (`users::*_audited`).
+fn audit(action: &str, detail: String, now: chrono::DateTime<chrono::Utc>) -> AuditEntry {
     let who = super::upload::operator_name();
-    store.append_audit(&AuditEntry {
-        time: chrono::Utc::now(),
+    AuditEntry {
+        time: now,
         actor: AuditActor {
             id: format!("operator:{who}"),
             name: who,
@@ -75,8 +78,7 @@ fn audit(store: &dyn Store, action: &str, detail: String) -> Result<()> {
         trace_id: None,
         outcome: AuditOutcome::Success,
         detail: Some(detail),
-    })?;
-    Ok(())
+    }
 }
 
 pub fn run(global: &GlobalArgs, cmd: UsersCommand) -> Result<ExitCode> {
@@ -101,33 +103,33 @@ pub fn run(global: &GlobalArgs, cmd: UsersCommand) -> Result<ExitCode> {
             } else {
                 None
             };
-            let user = users::add(
+            let kind = if system {
+                UserKind::System
+            } else {
+                UserKind::User
+            };
+            let organisation = OdsCode::parse(&org).context("--org")?;
+            let entry = audit(
+                "admin.user.add",
+                format!(
+                    "added {username} ({}) at {organisation} with {permissions}",
+                    kind.code()
+                ),
+                now,
+            );
+            let user = users::add_audited(
                 store,
                 NewUser {
                     display_name: name.unwrap_or_else(|| username.clone()),
                     username,
-                    kind: if system {
-                        UserKind::System
-                    } else {
-                        UserKind::User
-                    },
-                    organisation: OdsCode::parse(&org).context("--org")?,
+                    kind,
+                    organisation,
                     role,
                     permissions,
                     password,
                 },
                 now,
-            )?;
-            audit(
-                store,
-                "admin.user.add",
-                format!(
-                    "added {} ({}) at {} with {}",
-                    user.username,
-                    user.kind.code(),
-                    user.organisation,
-                    user.permissions
-                ),
+                &entry,
             )?;
             println!("added {} ({})", user.username, user.id);
         }
@@ -155,23 +157,23 @@ pub fn run(global: &GlobalArgs, cmd: UsersCommand) -> Result<ExitCode> {
             }
         }
         UsersCommand::Disable { username } => {
-            users::set_disabled(store, &username, true, now)?;
-            audit(store, "admin.user.disable", format!("disabled {username}"))?;
+            let entry = audit("admin.user.disable", format!("disabled {username}"), now);
+            users::set_disabled_audited(store, &username, true, now, &entry)?;
             println!("disabled {username}");
         }
         UsersCommand::Enable { username } => {
-            users::set_disabled(store, &username, false, now)?;
-            audit(store, "admin.user.enable", format!("enabled {username}"))?;
+            let entry = audit("admin.user.enable", format!("enabled {username}"), now);
+            users::set_disabled_audited(store, &username, false, now, &entry)?;
             println!("enabled {username}");
         }
         UsersCommand::Password { username } => {
             let password = read_password()?;
-            users::set_password(store, &username, &password, now)?;
-            audit(
-                store,
+            let entry = audit(
                 "admin.user.password",
                 format!("set the password of {username}"),
-            )?;
+                now,
+            );
+            users::set_password_audited(store, &username, &password, now, &entry)?;
             println!("password set for {username}");
         }
         UsersCommand::Token {
@@ -179,17 +181,18 @@ pub fn run(global: &GlobalArgs, cmd: UsersCommand) -> Result<ExitCode> {
             label,
             expires_days,
         } => {
-            let token = users::issue_token(
+            let entry = audit(
+                "admin.token.issue",
+                format!("issued token '{label}' for {username}"),
+                now,
+            );
+            let token = users::issue_token_audited(
                 store,
                 &username,
                 &label,
                 expires_days.map(chrono::Duration::days),
                 now,
-            )?;
-            audit(
-                store,
-                "admin.token.issue",
-                format!("issued token '{label}' for {username}"),
+                &entry,
             )?;
             println!("{token}");
         }

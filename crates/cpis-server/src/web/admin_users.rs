@@ -1,7 +1,7 @@
 //! `GET /admin/users`: every user and system (the same store call as `GET /api/v1/admin/users`),
 //! and `POST /admin/users/disable` / `POST /admin/users/enable`: the `cpis users disable|enable`
-//! change (`cpis_auth::users::set_disabled`), audited as `admin.user.disable|enable` like the CLI
-//! does, with the administrator as the actor. An administrator cannot disable their own account
+//! change (`cpis_auth::users::set_disabled_audited`), audited as `admin.user.disable|enable` like
+//! the CLI does, with the administrator as the actor, in the same transaction as the change. An administrator cannot disable their own account
 //! (they would lock themselves out). Sessions and tokens of a disabled account stop working at
 //! once (tokens within the authenticator's 10-second cache).
 
@@ -181,10 +181,9 @@ async fn set_disabled(
         detail: Some(format!("{verb} {username} (web)")),
     };
     let name = username.clone();
+    // The change and its audit entry commit in one transaction.
     let changed = tokio::task::spawn_blocking(move || {
-        let changed = users::set_disabled(store.as_ref(), &name, disabled, now)?;
-        store.append_audit(&entry)?;
-        Ok::<_, UserError>(changed)
+        users::set_disabled_audited(store.as_ref(), &name, disabled, now, &entry)
     })
     .await?;
     match changed {

@@ -260,6 +260,12 @@ pub fn spawn_app_with_options(options: AppOptions) -> TestApp {
 }
 
 impl TestApp {
+    /// The SQLite file behind [`TestApp::store`], for tests that reach the database behind the
+    /// store's back.
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("cpis.db")
+    }
+
     pub async fn send(&self, req: Request<Body>) -> Reply {
         let resp = self
             .router

@@ -32,7 +32,7 @@ mod webhooks;
 
 pub use testing::TempDatabase;
 
-use crate::{AuditQuery, AuditVerification, NewApiToken, Session, User};
+use crate::{AuditQuery, AuditVerification, IdentityChange, NewApiToken, Session, User};
 use crate::{
     LookupTx, RowFilter, Store, StoreCounts, StoreError, StoreResult, StoredRecord, UploadTx,
 };
@@ -482,6 +482,16 @@ impl Store for PgStore {
 
     fn create_api_token(&self, token: &NewApiToken) -> StoreResult<()> {
         self.read(|c| security::create_api_token(c, token))
+    }
+
+    fn change_identity(
+        &self,
+        change: &IdentityChange,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        // On the primary, in one transaction.
+        self.write(|c| security::change_identity(c, change, now, audit))
     }
 
     fn user_by_token_hash(

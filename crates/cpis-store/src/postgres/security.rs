@@ -2,9 +2,9 @@
 
 use super::convert::{count, parse_ods, ts};
 use super::pool::Conn;
-use crate::{NewApiToken, Session, StoreError, StoreResult, User, UserKind};
+use crate::{IdentityChange, NewApiToken, Session, StoreError, StoreResult, User, UserKind};
 use chrono::{DateTime, Utc};
-use cpis_domain::Permissions;
+use cpis_domain::{AuditEntry, Permissions};
 use postgres::Row;
 
 const USER_COLUMNS: &str =
@@ -122,6 +122,23 @@ pub fn create_api_token(conn: &mut Conn, t: &NewApiToken) -> StoreResult<()> {
         ],
     )?;
     Ok(())
+}
+
+/// Applies an administrative change and appends its audit entry, inside the caller's
+/// transaction (`PgStore::write`): the change's rows first, then the audit append, which locks the
+/// chain head until the transaction ends. An error rolls both back.
+pub fn change_identity(
+    conn: &mut Conn,
+    change: &IdentityChange,
+    now: DateTime<Utc>,
+    audit: &AuditEntry,
+) -> StoreResult<()> {
+    match change {
+        IdentityChange::CreateUser(u) => create_user(conn, u)?,
+        IdentityChange::UpdateUser(u) => update_user(conn, u, now)?,
+        IdentityChange::CreateToken(t) => create_api_token(conn, t)?,
+    }
+    super::audit::append_alone(conn, audit)
 }
 
 pub fn user_by_token_hash(

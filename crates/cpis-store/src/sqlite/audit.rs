@@ -69,12 +69,18 @@ pub fn append(conn: &Connection, head: &mut Head, e: &AuditEntry) -> StoreResult
     Ok(())
 }
 
+/// Appends one entry inside the caller's transaction and writes the head at once (the
+/// transaction's only append).
+pub fn append_one(conn: &Connection, e: &AuditEntry) -> StoreResult<()> {
+    let mut head = Head::default();
+    append(conn, &mut head, e)?;
+    head.store(conn)
+}
+
 /// Appends in a transaction of its own.
 pub fn append_alone(conn: &mut Connection, e: &AuditEntry) -> StoreResult<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut head = Head::default();
-    append(&tx, &mut head, e)?;
-    head.store(&tx)?;
+    append_one(&tx, e)?;
     tx.commit()?;
     Ok(())
 }

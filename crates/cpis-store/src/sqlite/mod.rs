@@ -17,7 +17,7 @@ mod stats;
 mod uploads;
 mod webhooks;
 
-use crate::{AuditQuery, AuditVerification, NewApiToken, Session, User};
+use crate::{AuditQuery, AuditVerification, IdentityChange, NewApiToken, Session, User};
 use crate::{
     LookupTx, RowFilter, Store, StoreCounts, StoreError, StoreResult, StoredRecord, UploadTx,
 };
@@ -276,6 +276,15 @@ impl Store for SqliteStore {
 
     fn create_api_token(&self, token: &NewApiToken) -> StoreResult<()> {
         self.write(|c| security::create_api_token(c, token))
+    }
+
+    fn change_identity(
+        &self,
+        change: &IdentityChange,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        self.write(|c| security::change_identity(c, change, now, audit))
     }
 
     fn user_by_token_hash(

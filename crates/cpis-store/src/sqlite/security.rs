@@ -1,9 +1,9 @@
 //! Users, API tokens and sessions.
 
 use super::convert::{parse_ods, parse_ts, ts};
-use crate::{NewApiToken, Session, StoreError, StoreResult, User, UserKind};
+use crate::{IdentityChange, NewApiToken, Session, StoreError, StoreResult, User, UserKind};
 use chrono::{DateTime, Utc};
-use cpis_domain::Permissions;
+use cpis_domain::{AuditEntry, Permissions};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 const USER_COLUMNS: &str =
@@ -118,6 +118,25 @@ pub fn create_api_token(conn: &Connection, t: &NewApiToken) -> StoreResult<()> {
         "INSERT INTO api_tokens (id, user_id, token_hash, label, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![t.id, t.user_id, t.token_hash, t.label, ts(t.created_at), t.expires_at.map(ts)])?;
+    Ok(())
+}
+
+/// Applies an administrative change and appends its audit entry in one (immediate) transaction;
+/// an error rolls both back.
+pub fn change_identity(
+    conn: &mut Connection,
+    change: &IdentityChange,
+    now: DateTime<Utc>,
+    audit: &AuditEntry,
+) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    match change {
+        IdentityChange::CreateUser(u) => create_user(&tx, u)?,
+        IdentityChange::UpdateUser(u) => update_user(&tx, u, now)?,
+        IdentityChange::CreateToken(t) => create_api_token(&tx, t)?,
+    }
+    super::audit::append_one(&tx, audit)?;
+    tx.commit()?;
     Ok(())
 }
 
