@@ -9,7 +9,9 @@ use common::*;
 use cpis_auth::{OrgKind, Principal};
 use cpis_core::delivery::{verify, DeliveryWorker, HttpSender, RetryPolicy};
 use cpis_core::{LookupRequest, LookupService};
-use cpis_domain::{Clock, Permission, Permissions, SettingType};
+use cpis_domain::{
+    AuditActor, AuditEntry, AuditOutcome, Clock, Permission, Permissions, SettingType,
+};
 use cpis_store::Webhook;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -77,13 +79,24 @@ fn setup(script: Vec<u16>, policy: RetryPolicy) -> (Env, DeliveryWorker, Receive
     let (url, got) = receiver(script);
     let secret = "test-signing-secret".to_owned();
     env.store
-        .add_webhook(&Webhook {
-            id: "hook-1".into(),
-            la: la(LA_A),
-            url,
-            secret: secret.clone(),
-            created_at: env.clock.now(),
-        })
+        .add_webhook(
+            &Webhook {
+                id: "hook-1".into(),
+                la: la(LA_A),
+                url,
+                secret: secret.clone(),
+                created_at: env.clock.now(),
+            },
+            &AuditEntry {
+                time: env.clock.now(),
+                actor: AuditActor::anonymous(),
+                action: "admin.webhook.add".into(),
+                subject_nhs: None,
+                trace_id: None,
+                outcome: AuditOutcome::Success,
+                detail: None,
+            },
+        )
         .unwrap();
     // A notifying lookup by an emergency department: one notification for LA A.
     let ed = Principal::local_operator(

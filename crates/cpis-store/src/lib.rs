@@ -101,10 +101,18 @@ pub trait Store: Send + Sync {
     fn unacknowledged_notifications(&self) -> StoreResult<u64>;
 
     // Webhook delivery (the outbox's push side).
-    fn add_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    /// Adds a webhook and appends its audit entry, in one transaction.
+    fn add_webhook(&self, webhook: &Webhook, audit: &AuditEntry) -> StoreResult<()>;
     fn webhooks(&self, la: &OdsCode) -> StoreResult<Vec<Webhook>>;
-    /// Disables a webhook; its pending deliveries are not attempted again.
-    fn remove_webhook(&self, la: &OdsCode, id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Disables a webhook (its pending deliveries are not attempted again) and appends the audit
+    /// entry, in one transaction. `false`, and no entry, when the LA has no such active webhook.
+    fn remove_webhook(
+        &self,
+        la: &OdsCode,
+        id: &str,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool>;
     /// Claims up to `limit` deliveries due now: each is leased until `lease_until`, so another
     /// worker (on this or another server) does not send it meanwhile.
     fn claim_deliveries(

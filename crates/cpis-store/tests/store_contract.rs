@@ -220,6 +220,7 @@ contract!(
     la_records_page_and_search,
     notifications_newest_first,
     recent_uploads_newest_first_and_la_scoped,
+    webhook_changes_commit_with_their_audit_entry,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2429,4 +2430,55 @@ fn recent_uploads_newest_first_and_la_scoped(ctx: &Ctx) {
         s.upload(&la(LA_A), &first.id).unwrap()
     );
     assert_eq!(oldest.counts.accepted, 1);
+}
+
+fn webhook_changes_commit_with_their_audit_entry(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let hook = cpis_store::Webhook {
+        id: "hook-audited".into(),
+        la: la(LA_A),
+        url: "https://coventry.example/cpis".into(),
+        secret: "signing-secret".into(),
+        created_at: t0(),
+    };
+    let webhook_entries = || {
+        s.audit_search(&AuditQuery {
+            action_prefix: Some("admin.webhook".into()),
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .unwrap()
+    };
+    let added = entry(1, actor("op", None), "admin.webhook.add", None);
+    s.add_webhook(&hook, &added).unwrap();
+    assert_eq!(s.webhooks(&la(LA_A)).unwrap(), vec![hook.clone()]);
+    assert_eq!(webhook_entries().len(), 1);
+    assert_eq!(webhook_entries()[0].entry, added);
+
+    // The same id again fails: no second webhook, no entry.
+    let again = entry(2, actor("op", None), "admin.webhook.add", None);
+    assert!(s.add_webhook(&hook, &again).is_err());
+    assert_eq!(webhook_entries().len(), 1);
+
+    // Removing another LA's webhook, or one that does not exist: nothing, no entry.
+    let removed = entry(3, actor("op", None), "admin.webhook.remove", None);
+    assert!(!s
+        .remove_webhook(&la(LA_B), &hook.id, t0(), &removed)
+        .unwrap());
+    assert!(!s
+        .remove_webhook(&la(LA_A), "no-such", t0(), &removed)
+        .unwrap());
+    assert_eq!(webhook_entries().len(), 1);
+    assert!(s
+        .remove_webhook(&la(LA_A), &hook.id, t0(), &removed)
+        .unwrap());
+    assert!(s.webhooks(&la(LA_A)).unwrap().is_empty());
+    let entries = webhook_entries();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].entry, removed, "newest first");
+    assert!(matches!(
+        s.audit_verify().unwrap(),
+        AuditVerification::Intact { .. }
+    ));
 }

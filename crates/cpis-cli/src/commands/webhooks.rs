@@ -27,17 +27,15 @@ pub fn run(global: &GlobalArgs, cmd: WebhooksCommand) -> Result<ExitCode> {
     let store = cpis_store::open(&global.database_url(&file, "sqlite://cpis.db"))?;
     let admin = super::operator_admin();
     let now = chrono::Utc::now();
-    let audit = |action: &str, detail: String| -> Result<()> {
-        store.append_audit(&AuditEntry {
-            time: now,
-            actor: admin.actor().clone(),
-            action: action.into(),
-            subject_nhs: None,
-            trace_id: None,
-            outcome: AuditOutcome::Success,
-            detail: Some(detail),
-        })?;
-        Ok(())
+    // Each change commits with its audit entry (one store transaction).
+    let audit = |action: &str, detail: String| AuditEntry {
+        time: now,
+        actor: admin.actor().clone(),
+        action: action.into(),
+        subject_nhs: None,
+        trace_id: None,
+        outcome: AuditOutcome::Success,
+        detail: Some(detail),
     };
     match cmd {
         WebhooksCommand::Add { la, url } => {
@@ -61,8 +59,10 @@ pub fn run(global: &GlobalArgs, cmd: WebhooksCommand) -> Result<ExitCode> {
                 secret: secret.clone(),
                 created_at: now,
             };
-            store.add_webhook(&hook)?;
-            audit("admin.webhook.add", format!("webhook {} for {la}", hook.id))?;
+            store.add_webhook(
+                &hook,
+                &audit("admin.webhook.add", format!("webhook {} for {la}", hook.id)),
+            )?;
             println!(
                 "webhook {} for {la}\nsigning secret (shown once): {secret}",
                 hook.id
@@ -81,11 +81,11 @@ pub fn run(global: &GlobalArgs, cmd: WebhooksCommand) -> Result<ExitCode> {
         }
         WebhooksCommand::Remove { la, id } => {
             let la = OdsCode::parse(&la).context("LA")?;
+            let entry = audit("admin.webhook.remove", format!("webhook {id} for {la}"));
             anyhow::ensure!(
-                store.remove_webhook(&la, &id, now)?,
+                store.remove_webhook(&la, &id, now, &entry)?,
                 "no active webhook {id} for {la}"
             );
-            audit("admin.webhook.remove", format!("webhook {id} for {la}"))?;
             println!("removed webhook {id}");
         }
     }

@@ -350,16 +350,31 @@ impl Store for PgStore {
         self.read(lifecycle::unacknowledged)
     }
 
-    fn add_webhook(&self, webhook: &crate::Webhook) -> StoreResult<()> {
-        self.write(|c| webhooks::add(c, webhook))
+    fn add_webhook(&self, webhook: &crate::Webhook, entry: &AuditEntry) -> StoreResult<()> {
+        self.write(|c| {
+            webhooks::add(c, webhook)?;
+            audit::append_alone(c, entry)
+        })
     }
 
     fn webhooks(&self, la: &OdsCode) -> StoreResult<Vec<crate::Webhook>> {
         self.read(|c| webhooks::list(c, la))
     }
 
-    fn remove_webhook(&self, la: &OdsCode, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
-        self.write(|c| webhooks::remove(c, la, id, now))
+    fn remove_webhook(
+        &self,
+        la: &OdsCode,
+        id: &str,
+        now: DateTime<Utc>,
+        entry: &AuditEntry,
+    ) -> StoreResult<bool> {
+        self.write(|c| {
+            let removed = webhooks::remove(c, la, id, now)?;
+            if removed {
+                audit::append_alone(c, entry)?;
+            }
+            Ok(removed)
+        })
     }
 
     fn claim_deliveries(

@@ -345,16 +345,36 @@ impl Store for SqliteStore {
         self.read(lifecycle::unacknowledged)
     }
 
-    fn add_webhook(&self, webhook: &crate::Webhook) -> StoreResult<()> {
-        self.write(|c| webhooks::add(c, webhook))
+    fn add_webhook(&self, webhook: &crate::Webhook, entry: &AuditEntry) -> StoreResult<()> {
+        self.write(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            webhooks::add(&tx, webhook)?;
+            audit::append_one(&tx, entry)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     fn webhooks(&self, la: &OdsCode) -> StoreResult<Vec<crate::Webhook>> {
         self.read(|c| webhooks::list(c, la))
     }
 
-    fn remove_webhook(&self, la: &OdsCode, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
-        self.write(|c| webhooks::remove(c, la, id, now))
+    fn remove_webhook(
+        &self,
+        la: &OdsCode,
+        id: &str,
+        now: DateTime<Utc>,
+        entry: &AuditEntry,
+    ) -> StoreResult<bool> {
+        self.write(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let removed = webhooks::remove(&tx, la, id, now)?;
+            if removed {
+                audit::append_one(&tx, entry)?;
+            }
+            tx.commit()?;
+            Ok(removed)
+        })
     }
 
     fn claim_deliveries(
