@@ -1,5 +1,10 @@
 //! `cpis`: the Child Protection – Information Sharing service and its operator tools.
 
+// mimalloc rather than the system allocator: a busy server's lookups spent about a quarter of
+// their CPU in glibc malloc/free (BENCHMARKS.md, durable lookups).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod commands;
 mod config;
 mod mesh_config;
