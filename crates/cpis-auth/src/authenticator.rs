@@ -104,6 +104,12 @@ impl Authenticator {
         if *why == AuthFailure::Unavailable {
             return;
         }
+        self.audit_denied(action, actor, why.to_string(), trace);
+    }
+
+    /// Appends a denied authentication entry; a store failure is logged, not raised (the caller
+    /// is refusing someone anyway).
+    fn audit_denied(&self, action: &str, actor: AuditActor, detail: String, trace: Option<&str>) {
         let entry = AuditEntry {
             time: self.clock.now(),
             actor,
@@ -111,7 +117,7 @@ impl Authenticator {
             subject_nhs: None,
             trace_id: trace.map(str::to_owned),
             outcome: AuditOutcome::Denied,
-            detail: Some(why.to_string()),
+            detail: Some(detail),
         };
         if let Err(e) = self.store.append_audit(&entry) {
             tracing::warn!(error = %e, "could not audit an authentication failure");
@@ -314,18 +320,12 @@ impl Authenticator {
     /// Audits a browser sign-in through the identity provider that failed before anyone was
     /// identified (state mismatch, provider refusal, a rejected ID token).
     pub fn refuse_oidc(&self, why: &crate::oidc::OidcError, trace: Option<&str>) {
-        let entry = AuditEntry {
-            time: self.clock.now(),
-            actor: AuditActor::anonymous(),
-            action: "auth.login".into(),
-            subject_nhs: None,
-            trace_id: trace.map(str::to_owned),
-            outcome: AuditOutcome::Denied,
-            detail: Some(format!("oidc: {why}")),
-        };
-        if let Err(e) = self.store.append_audit(&entry) {
-            tracing::warn!(error = %e, "could not audit an authentication failure");
-        }
+        self.audit_denied(
+            "auth.login",
+            AuditActor::anonymous(),
+            format!("oidc: {why}"),
+            trace,
+        );
     }
 
     /// A browser sign-in through the identity provider (`crate::oidc`), whose ID token has been
