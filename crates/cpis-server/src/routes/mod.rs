@@ -5,7 +5,7 @@ pub(crate) mod notifications;
 mod session;
 pub(crate) mod uploads;
 
-pub(crate) use session::session_cookie;
+pub(crate) use session::{new_session_cookie, session_cookie};
 
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};

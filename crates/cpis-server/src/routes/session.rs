@@ -25,6 +25,14 @@ pub(crate) fn session_cookie(value: &str, max_age: i64) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("cpis_session=; Max-Age=0"))
 }
 
+/// The cookie of a session just started, living as long as the session.
+pub(crate) fn new_session_cookie(state: &AppState, session: &cpis_auth::NewSession) -> HeaderValue {
+    let max_age = (session.expires_at - state.clock.now())
+        .num_seconds()
+        .max(0);
+    session_cookie(&session.cookie_value, max_age)
+}
+
 fn who(caller_principal: &cpis_auth::Principal) -> serde_json::Value {
     json!({
         "user_id": caller_principal.user_id(),
@@ -59,9 +67,6 @@ pub async fn login(
         auth.login(&body.username, &body.password, trace.as_deref())
     })
     .await??;
-    let max_age = (session.expires_at - state.clock.now())
-        .num_seconds()
-        .max(0);
     let mut resp = (
         StatusCode::OK,
         Json(json!({
@@ -71,10 +76,8 @@ pub async fn login(
         })),
     )
         .into_response();
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        session_cookie(&session.cookie_value, max_age),
-    );
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, new_session_cookie(&state, &session));
     Ok(resp)
 }
 

@@ -7,7 +7,7 @@ use super::page::{self, FieldError, Layout};
 use super::signed_in::{safe_return_path, SignedIn};
 use crate::auth::{cookie_in, SESSION_COOKIE};
 use crate::error::{ApiError, WebError};
-use crate::routes::session_cookie;
+use crate::routes::{new_session_cookie, session_cookie};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{FromRequestParts, Query, State};
@@ -107,19 +107,14 @@ pub async fn submit(
                 tokio::task::spawn_blocking(move || auth.login(&name, &password, None)).await?;
             match outcome {
                 Ok((principal, session)) => {
-                    let max_age = (session.expires_at - state.clock.now())
-                        .num_seconds()
-                        .max(0);
                     let target = if return_to.is_empty() {
                         page::home_of(&principal).to_owned()
                     } else {
                         return_to
                     };
                     let mut resp = page::see_other(&target);
-                    resp.headers_mut().insert(
-                        header::SET_COOKIE,
-                        session_cookie(&session.cookie_value, max_age),
-                    );
+                    resp.headers_mut()
+                        .insert(header::SET_COOKIE, new_session_cookie(&state, &session));
                     return Ok(resp);
                 }
                 Err(AuthFailure::Unavailable) => return Err(ApiError::Unavailable.into()),

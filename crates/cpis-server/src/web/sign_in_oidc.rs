@@ -12,7 +12,7 @@ use super::page::{self, Layout};
 use super::sign_in;
 use crate::auth::cookie_in;
 use crate::error::{ApiError, WebError};
-use crate::routes::session_cookie;
+use crate::routes::new_session_cookie;
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Query, State};
@@ -148,9 +148,6 @@ pub async fn callback(
         // Refused by cpis (claims unusable, account disabled): audited by the authenticator.
         Ok(Err(_)) => failed(StatusCode::UNAUTHORIZED),
         Ok(Ok((principal, session))) => {
-            let max_age = (session.expires_at - state.clock.now())
-                .num_seconds()
-                .max(0);
             // A page rather than a redirect: the browser arrived here from the provider's site,
             // and its next request must come from cpis's own page for the SameSite=Strict
             // session cookie to go with it.
@@ -163,10 +160,7 @@ pub async fn callback(
                 },
             );
             let headers = resp.headers_mut();
-            headers.insert(
-                header::SET_COOKIE,
-                session_cookie(&session.cookie_value, max_age),
-            );
+            headers.insert(header::SET_COOKIE, new_session_cookie(&state, &session));
             headers.append(header::SET_COOKIE, clear_pending);
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             if let Ok(v) = HeaderValue::from_str(&format!("0; url={next}")) {
