@@ -50,54 +50,47 @@ pub enum Role {
 }
 
 impl Role {
-    /// The roles a principal holds, from its capabilities (never from the role label).
+    /// The roles a principal holds, from its capabilities (never from the role label): those
+    /// with at least one page the principal may open.
     pub fn of(p: &Principal) -> Vec<Role> {
-        let mut roles = Vec::new();
-        if p.lookup().is_ok() {
-            roles.push(Role::Clinician);
-        }
-        if p.la_upload().is_ok() || p.la_notifications().is_ok() {
-            roles.push(Role::LocalAuthority);
-        }
-        if p.admin().is_ok() {
-            roles.push(Role::Admin);
-        }
-        if p.auditor().is_ok() {
-            roles.push(Role::Auditor);
-        }
-        roles
+        [
+            Role::Clinician,
+            Role::LocalAuthority,
+            Role::Admin,
+            Role::Auditor,
+        ]
+        .into_iter()
+        .filter(|r| r.links().iter().any(|(_, _, may_open)| may_open(p)))
+        .collect()
     }
 
-    /// This role's navigation links that `p` may open, in order. Within the local-authority
-    /// role the inbox needs `la:notifications` and the other pages `la:upload`, so a user with
-    /// one of the two is never shown a link to a page that would refuse them.
+    /// This role's navigation links that `p` may open, in order. Each link names the capability
+    /// its page asks for, so a user holding only part of a role (an LA user with `la:upload` but
+    /// not `la:notifications`) is never shown a link to a page that would refuse them.
     pub fn nav(self, p: &Principal) -> Vec<(&'static str, &'static str)> {
-        self.all_links()
+        self.links()
             .iter()
-            .copied()
-            .filter(|(_, href)| match *href {
-                "/la/notifications" => p.la_notifications().is_ok(),
-                href if href.starts_with("/la/") => p.la_upload().is_ok(),
-                _ => true,
-            })
+            .filter(|(_, _, may_open)| may_open(p))
+            .map(|(text, href, _)| (*text, *href))
             .collect()
     }
 
-    fn all_links(self) -> &'static [(&'static str, &'static str)] {
+    /// (text, href, whether a principal holds the capability the page asks for).
+    fn links(self) -> &'static [(&'static str, &'static str, MayOpen)] {
         match self {
-            Role::Clinician => &[("Look up a child", "/lookup")],
+            Role::Clinician => &[("Look up a child", "/lookup", may_look_up)],
             Role::LocalAuthority => &[
-                ("Notifications", "/la/notifications"),
-                ("Upload a file", "/la/uploads"),
-                ("Records", "/la/records"),
-                ("Data quality", "/la/data-quality"),
+                ("Notifications", "/la/notifications", may_read_notifications),
+                ("Upload a file", "/la/uploads", may_upload),
+                ("Records", "/la/records", may_upload),
+                ("Data quality", "/la/data-quality", may_upload),
             ],
             Role::Admin => &[
-                ("Users", "/admin/users"),
-                ("Directory", "/admin/directory"),
-                ("Alerts", "/admin/alerts"),
+                ("Users", "/admin/users", may_administer),
+                ("Directory", "/admin/directory", may_administer),
+                ("Alerts", "/admin/alerts", may_administer),
             ],
-            Role::Auditor => &[("Audit trail", "/audit")],
+            Role::Auditor => &[("Audit trail", "/audit", may_audit)],
         }
     }
 
@@ -114,6 +107,25 @@ impl Role {
             Role::Auditor => "Audit",
         }
     }
+}
+
+/// Whether a principal may open a page: the capability its handler asks for.
+type MayOpen = fn(&Principal) -> bool;
+
+fn may_look_up(p: &Principal) -> bool {
+    p.lookup().is_ok()
+}
+fn may_read_notifications(p: &Principal) -> bool {
+    p.la_notifications().is_ok()
+}
+fn may_upload(p: &Principal) -> bool {
+    p.la_upload().is_ok()
+}
+fn may_administer(p: &Principal) -> bool {
+    p.admin().is_ok()
+}
+fn may_audit(p: &Principal) -> bool {
+    p.auditor().is_ok()
 }
 
 /// Where a principal lands after signing in: its first role's home.
