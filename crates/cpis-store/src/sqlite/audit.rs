@@ -71,10 +71,28 @@ pub fn append(conn: &Connection, head: &mut Head, e: &AuditEntry) -> StoreResult
 
 /// Appends one entry inside the caller's transaction and writes the head at once (the
 /// transaction's only append).
-pub fn append_one(conn: &Connection, e: &AuditEntry) -> StoreResult<()> {
+fn append_one(conn: &Connection, e: &AuditEntry) -> StoreResult<()> {
     let mut head = Head::default();
     append(conn, &mut head, e)?;
     head.store(conn)
+}
+
+/// Runs `change` and, when `changed` says it changed something, appends `entry`, in one
+/// immediate transaction: an administrative change is never stored without its audit entry, and
+/// one that fails or changes nothing appends none.
+pub fn audited<T>(
+    conn: &mut Connection,
+    entry: &AuditEntry,
+    change: impl FnOnce(&Connection) -> StoreResult<T>,
+    changed: impl FnOnce(&T) -> bool,
+) -> StoreResult<T> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let out = change(&tx)?;
+    if changed(&out) {
+        append_one(&tx, entry)?;
+    }
+    tx.commit()?;
+    Ok(out)
 }
 
 /// Appends in a transaction of its own.

@@ -346,13 +346,7 @@ impl Store for SqliteStore {
     }
 
     fn add_webhook(&self, webhook: &crate::Webhook, entry: &AuditEntry) -> StoreResult<()> {
-        self.write(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            webhooks::add(&tx, webhook)?;
-            audit::append_one(&tx, entry)?;
-            tx.commit()?;
-            Ok(())
-        })
+        self.write(|c| audit::audited(c, entry, |tx| webhooks::add(tx, webhook), |_| true))
     }
 
     fn webhooks(&self, la: &OdsCode) -> StoreResult<Vec<crate::Webhook>> {
@@ -366,15 +360,8 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         entry: &AuditEntry,
     ) -> StoreResult<bool> {
-        self.write(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let removed = webhooks::remove(&tx, la, id, now)?;
-            if removed {
-                audit::append_one(&tx, entry)?;
-            }
-            tx.commit()?;
-            Ok(removed)
-        })
+        let remove = |tx: &rusqlite::Connection| webhooks::remove(tx, la, id, now);
+        self.write(|c| audit::audited(c, entry, remove, |removed| *removed))
     }
 
     fn claim_deliveries(

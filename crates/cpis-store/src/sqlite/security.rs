@@ -121,23 +121,20 @@ pub fn create_api_token(conn: &Connection, t: &NewApiToken) -> StoreResult<()> {
     Ok(())
 }
 
-/// Applies an administrative change and appends its audit entry in one (immediate) transaction;
-/// an error rolls both back.
+/// Applies an administrative change and appends its audit entry in one transaction; an error
+/// rolls both back.
 pub fn change_identity(
     conn: &mut Connection,
     change: &IdentityChange,
     now: DateTime<Utc>,
     audit: &AuditEntry,
 ) -> StoreResult<()> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    match change {
-        IdentityChange::CreateUser(u) => create_user(&tx, u)?,
-        IdentityChange::UpdateUser(u) => update_user(&tx, u, now)?,
-        IdentityChange::CreateToken(t) => create_api_token(&tx, t)?,
-    }
-    super::audit::append_one(&tx, audit)?;
-    tx.commit()?;
-    Ok(())
+    let apply = |tx: &Connection| match change {
+        IdentityChange::CreateUser(u) => create_user(tx, u),
+        IdentityChange::UpdateUser(u) => update_user(tx, u, now),
+        IdentityChange::CreateToken(t) => create_api_token(tx, t),
+    };
+    super::audit::audited(conn, audit, apply, |_| true)
 }
 
 pub fn user_by_token_hash(
