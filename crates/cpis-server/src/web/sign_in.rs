@@ -148,15 +148,15 @@ fn oidc_label(state: &AppState) -> Option<String> {
 pub const OIDC_SIGN_IN_FAILED: &str =
     "Sign-in with your identity provider did not complete. Try again, or contact your service desk.";
 
-/// The sign-in page with one error against the identity provider's button.
-pub(super) fn failed_page(state: &AppState, status: StatusCode, message: &str) -> Response {
+/// The sign-in page (401) with [`OIDC_SIGN_IN_FAILED`] against the identity provider's button.
+pub(super) fn oidc_failed_page(state: &AppState) -> Response {
     page::html(
-        status,
+        StatusCode::UNAUTHORIZED,
         &SignInPage {
             layout: Layout::signed_out("Sign in").with_errors(true),
             errors: vec![FieldError {
                 field: "oidc-sign-in",
-                message: message.into(),
+                message: OIDC_SIGN_IN_FAILED.into(),
             }],
             username: String::new(),
             return_to: String::new(),

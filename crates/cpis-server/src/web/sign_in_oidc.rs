@@ -131,8 +131,8 @@ pub async fn callback(
     })
     .await?;
     let clear_pending = pending_cookie("", 0);
-    let failed = |status: StatusCode| {
-        let mut resp = sign_in::failed_page(&state, status, sign_in::OIDC_SIGN_IN_FAILED);
+    let failed = || {
+        let mut resp = sign_in::oidc_failed_page(&state);
         resp.headers_mut()
             .append(header::SET_COOKIE, clear_pending.clone());
         Ok(resp)
@@ -142,11 +142,11 @@ pub async fn callback(
             tracing::warn!(reason = %why, "identity provider sign-in refused");
             let auth = state.auth.clone();
             tokio::task::spawn_blocking(move || auth.refuse_oidc(&why, None)).await?;
-            failed(StatusCode::UNAUTHORIZED)
+            failed()
         }
         Ok(Err(AuthFailure::Unavailable)) => Err(ApiError::Unavailable.into()),
         // Refused by cpis (claims unusable, account disabled): audited by the authenticator.
-        Ok(Err(_)) => failed(StatusCode::UNAUTHORIZED),
+        Ok(Err(_)) => failed(),
         Ok(Ok((principal, session))) => {
             // A page rather than a redirect: the browser arrived here from the provider's site,
             // and its next request must come from cpis's own page for the SameSite=Strict
