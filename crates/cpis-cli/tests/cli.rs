@@ -381,3 +381,62 @@ async fn cli_and_http_give_identical_reports() {
     assert_eq!(http["channel"], "api");
     assert_eq!(cli["channel"], "cli");
 }
+
+/// A `[oidc.sign_in]` section cpis cannot use stops `cpis serve` before it listens, naming the
+/// section and what is wrong; nothing is served half-configured.
+#[test]
+fn serve_refuses_an_unusable_oidc_sign_in_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../cpis-server/tests/fixtures/jwt/jwks.json");
+    let section = |scope: &str, token_endpoint: &str| {
+        format!(
+            "[oidc]\njwks_file = {jwks:?}\nissuer = \"https://idp.example\"\naudience = \"cpis\"\n\
+             [oidc.sign_in]\nauthorization_endpoint = \"https://idp.example/authorize\"\n\
+             token_endpoint = {token_endpoint:?}\nclient_id = \"cpis-web\"\n\
+             redirect_uri = \"https://cpis.example/sign-in/oidc/callback\"\nscope = {scope:?}\n"
+        )
+    };
+    let cases = [
+        (
+            section("profile", "https://idp.example/token"),
+            "scope must include openid",
+        ),
+        (
+            section("openid", "idp.example/token"),
+            "token_endpoint must be an http(s) URL",
+        ),
+        (
+            section("openid", "https://idp.example/token") + "client_sercet = \"typo\"\n",
+            "client_sercet",
+        ),
+    ];
+    for (i, (toml, expected)) in cases.iter().enumerate() {
+        let config = dir.path().join(format!("cpis-{i}.toml"));
+        std::fs::write(&config, toml).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cpis"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--database"])
+            .arg(format!("sqlite://{}", dir.path().join("cpis.db").display()))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env_remove("CPIS_OIDC_CLIENT_SECRET")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run cpis");
+        // A server that started anyway would run until killed: give it 20 s, then fail.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{expected}: serve started despite the bad section");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{expected}: serve must not start");
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+}
