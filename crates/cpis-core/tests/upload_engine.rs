@@ -1504,6 +1504,17 @@ fn a_held_upload_cannot_be_confirmed_after_a_later_upload_was_applied() {
     assert!(matches!(err, EngineError::Stale), "{err:?}");
     let after: Vec<_> = k.iter().map(|x| env.record(*x, LA_A)).collect();
     assert_eq!(after, before, "a stale confirmation applied nothing");
+
+    // The LA is not stuck: re-sending the same list is processed afresh (held again here, as it
+    // would still end most plans), not answered with the dead held upload.
+    let again = new(env.submit(LA_A, "full-old", UploadMode::Full, &body));
+    assert_ne!(again.id, held.id);
+    assert_eq!(again.status, UploadStatus::HeldForConfirmation);
+    let done = env
+        .engine
+        .confirm(&cap(LA_A), &again.id, &|_| {})
+        .expect("the fresh hold confirms");
+    assert_eq!(done.status, UploadStatus::Completed);
 }
 
 #[test]
@@ -1543,4 +1554,99 @@ fn a_full_file_whose_every_row_is_rejected_ends_nothing() {
     assert_eq!(s.counts.plans_ended, 0);
     let after: Vec<_> = k.iter().map(|x| env.record(*x, LA_A)).collect();
     assert_eq!(after, before);
+}
+
+fn confirm_audit_entries(env: &Env) -> usize {
+    env.store
+        .audit_search(&cpis_store::AuditQuery {
+            action_prefix: Some("upload.confirm".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn concurrent_confirms_of_one_held_upload_apply_exactly_once() {
+    let (env, k) = la_with_four_open_plans();
+    let body = file(&[Line::upsert(k[0], "2014-04-04", "CPP", "2026-01-01")]);
+    let held = new(env.submit(LA_A, "full-1", UploadMode::Full, &body));
+    assert_eq!(held.status, UploadStatus::HeldForConfirmation);
+    assert_eq!(held.counts.plans_ended, 3);
+
+    let start = std::sync::Barrier::new(5);
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..5)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    env.engine.confirm(&cap(LA_A), &held.id, &|_| {})
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let applied: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(applied.len(), 1, "exactly one confirm applies: {results:?}");
+    for r in &results {
+        if let Err(e) = r {
+            assert!(matches!(e, EngineError::NotHeld), "{e:?}");
+        }
+    }
+    assert_eq!(applied[0].counts.plans_ended, 3);
+    assert_eq!(
+        env.store.upload(&la(LA_A), &held.id).unwrap().as_ref(),
+        Some(applied[0]),
+        "the stored report keeps the first result"
+    );
+    assert_eq!(confirm_audit_entries(&env), 1);
+    for x in &k[1..4] {
+        let rec = env.record(*x, LA_A).unwrap();
+        assert_eq!(plan(&rec, PlanType::Cpp).unwrap().end(), Some(d(FILE_DATE)));
+    }
+}
+
+#[test]
+fn a_confirm_racing_a_delta_never_applies_the_old_list_after_it() {
+    // Whichever commits first, the register never ends a plan that the delta created after the
+    // full list was held: either the confirm applies first and the delta's plan stays open, or the
+    // confirm comes second and is refused as stale.
+    for _ in 0..10 {
+        let (env, k) = la_with_four_open_plans();
+        let body = file(&[Line::upsert(k[0], "2014-04-04", "CPP", "2026-01-01")]);
+        let held = new(env.submit(LA_A, "full-old", UploadMode::Full, &body));
+        assert_eq!(held.status, UploadStatus::HeldForConfirmation);
+        let start = std::sync::Barrier::new(2);
+        let (confirmed, delta) = std::thread::scope(|scope| {
+            let c = scope.spawn(|| {
+                start.wait();
+                env.engine.confirm(&cap(LA_A), &held.id, &|_| {})
+            });
+            let d = scope.spawn(|| {
+                start.wait();
+                env.delta(
+                    LA_A,
+                    "later",
+                    &[Line::upsert(k[1], "2014-04-04", "LAC", "2026-02-01")],
+                )
+            });
+            (c.join().unwrap(), d.join().unwrap())
+        });
+        assert_eq!(delta.file_outcome, Some(FileOutcome::AllLoaded));
+        let lac = plan(&env.record(k[1], LA_A).unwrap(), PlanType::Lac).map(|p| p.end());
+        assert_eq!(lac, Some(None), "the delta's new plan is open");
+        match confirmed {
+            Ok(done) => {
+                assert_eq!(done.counts.plans_ended, 3);
+                assert_eq!(confirm_audit_entries(&env), 1);
+            }
+            Err(e) => {
+                assert!(matches!(e, EngineError::Stale), "{e:?}");
+                assert_eq!(confirm_audit_entries(&env), 0);
+                let cpp = plan(&env.record(k[2], LA_A).unwrap(), PlanType::Cpp).unwrap();
+                assert_eq!(cpp.end(), None, "the stale list ended nothing");
+            }
+        }
+    }
 }

@@ -430,6 +430,52 @@ async fn full_upload_that_would_end_most_plans_is_held_until_confirmed() {
     assert_eq!(r.status, StatusCode::CONFLICT);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_confirms_apply_once_and_the_rest_answer_409() {
+    let app = spawn_app();
+    let body =
+        format!("{HEADER}\nupsert,9990597634,COV-001010,A,B,2013-05-31,CPP,2025-09-07,,,false\n");
+    let r = app
+        .upload(
+            "?mode=full&file_id=full-1&file_date=2026-11-20",
+            COVENTRY_TOKEN,
+            body,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let confirm = || {
+        app.send(
+            Request::builder()
+                .method(Method::POST)
+                .uri(format!("/api/v1/uploads/{id}/confirm"))
+                .header("authorization", format!("Bearer {COVENTRY_TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+    };
+    let replies = futures_util::future::join_all((0..5).map(|_| confirm())).await;
+    let mut statuses: Vec<_> = replies.iter().map(|r| r.status.as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, vec![200, 409, 409, 409, 409]);
+    let ok = replies.iter().find(|r| r.status == StatusCode::OK).unwrap();
+    let ended = ok.json()["counts"]["plans_ended"].as_u64().unwrap();
+    assert!(ended > 10);
+    let r = app
+        .get(&format!("/api/v1/uploads/{id}"), Some(COVENTRY_TOKEN))
+        .await;
+    assert_eq!(r.json()["counts"]["plans_ended"].as_u64(), Some(ended));
+    let confirms = app
+        .store
+        .audit_search(&cpis_store::AuditQuery {
+            action_prefix: Some("upload.confirm".into()),
+            limit: 50,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(confirms.len(), 1, "one confirm audit entry");
+}
+
 #[tokio::test]
 async fn unknown_routes_answer_json_404() {
     let app = spawn_app();

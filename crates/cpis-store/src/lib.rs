@@ -281,6 +281,17 @@ pub trait ChangesTx {
     fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 
+/// What a confirm found when it claimed a held upload inside the applying transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldClaim {
+    /// Still held and not stale: the confirm applies it.
+    Claimed,
+    /// Not (or no longer) held: another confirm applied it, or it never was held.
+    NotHeld,
+    /// A later upload of the LA was applied since it was held: applying it would undo that.
+    Stale,
+}
+
 pub trait UploadTx {
     /// Registers a new upload (status `processing`) inside this transaction.
     fn insert_upload(&mut self, upload: &NewUpload) -> StoreResult<()>;
@@ -314,8 +325,12 @@ pub trait UploadTx {
         plan: Option<PlanType>,
     ) -> StoreResult<bool>;
     fn add_row_result(&mut self, upload: &UploadId, result: &RowResult) -> StoreResult<()>;
-    /// Removes earlier row results (a held upload being confirmed is processed again).
-    fn clear_row_results(&mut self, upload: &UploadId) -> StoreResult<()>;
+    /// Claims a held upload for confirmation inside this transaction, after the LA's upload lock
+    /// is held: it must still be held and no later upload of the LA may have been applied. On
+    /// `Claimed` its earlier row results are removed (it is processed again); otherwise nothing
+    /// changes. Two confirms of one upload are serialised by the lock: the second sees the first's
+    /// outcome and answers `NotHeld`.
+    fn claim_held(&mut self, la: &OdsCode, upload: &UploadId) -> StoreResult<HeldClaim>;
     /// Inserts or updates the LA's record and the row's plan.
     fn upsert(
         &mut self,

@@ -25,8 +25,8 @@ use cpis_domain::{
 use cpis_store::audit_chain::GENESIS;
 use cpis_store::postgres::TempDatabase;
 use cpis_store::{
-    AuditQuery, AuditVerification, IdentityChange, NewApiToken, NewUpload, RowFilter, Session,
-    Store, StoreError, User, UserKind,
+    AuditQuery, AuditVerification, HeldClaim, IdentityChange, NewApiToken, NewUpload, RowFilter,
+    Session, Store, StoreError, User, UserKind,
 };
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -205,6 +205,7 @@ contract!(
     refused_upload_is_recorded_but_not_effective,
     row_results_page_and_filter,
     held_file_round_trip,
+    held_upload_goes_stale_after_a_later_upload,
     open_plans_and_end_plan,
     delete_semantics,
     lookup_tx_writes_accesses_and_notifications,
@@ -1021,13 +1022,15 @@ fn held_file_round_trip(ctx: &Ctx) {
     );
     drop(tx);
 
-    apply(s, LA_A, &[row(nhs(1), PlanType::Cpp, "2026-01-01", None)]);
-    assert_eq!(s.applied_uploads_since(&a, &held.id).unwrap(), 1);
-    assert_eq!(s.applied_uploads_since(&la(LA_B), &held.id).unwrap(), 0);
-
-    // Confirming processes the same upload again: earlier row results go, the file goes.
+    // Confirming claims the held upload inside the applying transaction: earlier row results
+    // go, and the file goes when it finishes.
     let mut tx = s.begin_upload().unwrap();
-    tx.clear_row_results(&held.id).unwrap();
+    assert_eq!(
+        tx.claim_held(&la(LA_B), &held.id).unwrap(),
+        HeldClaim::NotHeld,
+        "another LA cannot claim it"
+    );
+    assert_eq!(tx.claim_held(&a, &held.id).unwrap(), HeldClaim::Claimed);
     tx.add_row_result(&held.id, &accepted_row(1, nhs(2)))
         .unwrap();
     tx.add_row_result(&held.id, &accepted_row(2, nhs(3)))
@@ -1043,9 +1046,62 @@ fn held_file_round_trip(ctx: &Ctx) {
     let done = completed(&held, 2);
     tx.finish(&done, None).unwrap();
     assert_eq!(s.held_file(&a, &held.id).unwrap(), None);
-    assert_eq!(s.upload(&a, &held.id).unwrap(), Some(done));
+    assert_eq!(s.upload(&a, &held.id).unwrap(), Some(done.clone()));
     let rows = s.upload_rows(&a, &held.id, &RowFilter::default()).unwrap();
     assert_eq!(rows, vec![accepted_row(1, nhs(2)), accepted_row(2, nhs(3))]);
+
+    // A second confirm of the same upload finds it no longer held and changes nothing.
+    let mut tx = s.begin_upload().unwrap();
+    assert_eq!(tx.claim_held(&a, &held.id).unwrap(), HeldClaim::NotHeld);
+    drop(tx);
+    assert_eq!(s.upload(&a, &held.id).unwrap(), Some(done));
+    let rows = s.upload_rows(&a, &held.id, &RowFilter::default()).unwrap();
+    assert_eq!(rows.len(), 2, "the first confirm's report is kept");
+}
+
+fn held_upload_goes_stale_after_a_later_upload(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let a = la(LA_A);
+    let held = new_upload(LA_A, "full-1", "sha-full");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&held).unwrap();
+    tx.add_row_result(&held.id, &accepted_row(1, nhs(0)))
+        .unwrap();
+    let mut sum = summary(&held, UploadStatus::HeldForConfirmation, None);
+    sum.completed_at = None;
+    tx.finish(&sum, Some(b"held")).unwrap();
+
+    apply(s, LA_A, &[row(nhs(1), PlanType::Cpp, "2026-01-01", None)]);
+    assert_eq!(s.applied_uploads_since(&a, &held.id).unwrap(), 1);
+    assert_eq!(s.applied_uploads_since(&la(LA_B), &held.id).unwrap(), 0);
+
+    // The claim inside the applying transaction sees the later upload: nothing changes.
+    let mut tx = s.begin_upload().unwrap();
+    assert_eq!(tx.claim_held(&a, &held.id).unwrap(), HeldClaim::Stale);
+    drop(tx);
+    assert_eq!(s.upload(&a, &held.id).unwrap(), Some(sum));
+    assert_eq!(
+        s.held_file(&a, &held.id).unwrap(),
+        None,
+        "a stale held file (personal data) is not kept"
+    );
+    assert_eq!(
+        s.upload_rows(&a, &held.id, &RowFilter::default())
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A stale held upload no longer blocks the same file id or the same content.
+    let again = new_upload(LA_A, "full-1", "sha-full");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&again).unwrap();
+    assert_eq!(
+        tx.find_effective_duplicate(&a, "full-1", "sha-full", &again.id)
+            .unwrap(),
+        None
+    );
 }
 
 fn open_plans_and_end_plan(ctx: &Ctx) {

@@ -11,7 +11,7 @@ use cpis_domain::report::{
 use cpis_domain::upload::{UploadMode, UploadRow, FORMAT_V1};
 use cpis_domain::{AuditActor, AuditEntry, AuditOutcome};
 use cpis_domain::{Clock, DemographicStatus, Demographics, NhsNumber, PlanType};
-use cpis_store::{NewUpload, Store, StoreError, UploadTx};
+use cpis_store::{HeldClaim, NewUpload, Store, StoreError, UploadTx};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -274,7 +274,13 @@ impl UploadEngine {
         let la = &new.meta.la;
         let mut tx = self.store.begin_upload()?;
         if confirming {
-            tx.clear_row_results(&new.id)?;
+            // Checked again under the LA's lock, in the transaction that applies it: a confirm
+            // that waited behind another confirm or a later upload must not apply the old list.
+            match tx.claim_held(la, &new.id)? {
+                HeldClaim::Claimed => {}
+                HeldClaim::NotHeld => return Err(EngineError::NotHeld),
+                HeldClaim::Stale => return Err(EngineError::Stale),
+            }
         } else {
             tx.insert_upload(new)?;
             if let Some(original) =

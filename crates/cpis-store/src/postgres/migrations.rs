@@ -31,6 +31,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_mesh",
         include_str!("../../migrations/postgres/0006_mesh.sql"),
     ),
+    (
+        "0007_stale_held_uploads",
+        include_str!("../../migrations/postgres/0007_stale_held_uploads.sql"),
+    ),
 ];
 
 fn tracked(conn: &mut Conn) -> StoreResult<bool> {

@@ -9,7 +9,7 @@ use super::bulk::{self, PendingUpsert};
 use super::convert::{big, count, parse_nhs, parse_ods, ts};
 use super::pool::{Conn, Pooled};
 use super::LOCK_UPLOAD_LA;
-use crate::{NewUpload, RowFilter, StoreError, StoreResult, UploadTx};
+use crate::{HeldClaim, NewUpload, RowFilter, StoreError, StoreResult, UploadTx};
 use chrono::{DateTime, NaiveDate, Utc};
 use cpis_domain::outcome::{DetailCode, FileOutcome, RecordOutcome};
 use cpis_domain::report::{
@@ -222,23 +222,29 @@ impl UploadTx for PgUploadTx<'_> {
         Ok(())
     }
 
-    fn clear_row_results(&mut self, upload: &UploadId) -> StoreResult<()> {
-        let la: Option<String> = self
+    fn claim_held(&mut self, la: &OdsCode, upload: &UploadId) -> StoreResult<HeldClaim> {
+        // The LA's lock first: a concurrent confirm or upload of this LA waits here, and what is
+        // read after it (read committed) includes everything such a transaction committed.
+        self.lock_la(la.as_str())?;
+        let status: Option<String> = self
             .conn
             .query_opt(
-                "SELECT la_ods FROM uploads WHERE id = $1",
-                &[&upload.as_str()],
+                "SELECT status FROM uploads WHERE id = $1 AND la_ods = $2",
+                &[&upload.as_str(), &la.as_str()],
             )?
             .map(|r| r.try_get(0))
             .transpose()?;
-        if let Some(la) = la {
-            self.lock_la(&la)?;
+        if status.as_deref() != Some(UploadStatus::HeldForConfirmation.code()) {
+            return Ok(HeldClaim::NotHeld);
+        }
+        if applied_since(&mut self.conn, la, upload)? > 0 {
+            return Ok(HeldClaim::Stale);
         }
         self.flush_results()?;
         let seq = self.seq(upload)?;
         self.conn
             .execute("DELETE FROM upload_rows WHERE upload_seq = $1", &[&seq])?;
-        Ok(())
+        Ok(HeldClaim::Claimed)
     }
 
     fn upsert(
@@ -359,6 +365,24 @@ impl UploadTx for PgUploadTx<'_> {
         self.flush_upserts()?;
         self.flush_results()?;
         update_summary(&mut self.conn, summary)?;
+        if summary.status == UploadStatus::Completed && summary.is_effective() {
+            // Applied: every earlier held upload of the LA is now stale for good.
+            let params: [&(dyn postgres::types::ToSql + Sync); 2] =
+                [&summary.meta.la.as_str(), &summary.id.as_str()];
+            self.conn.execute(
+                "DELETE FROM held_files WHERE upload_seq IN (
+                     SELECT seq FROM uploads
+                     WHERE la_ods = $1 AND status = 'held-for-confirmation' AND effective
+                       AND seq < (SELECT seq FROM uploads WHERE id = $2))",
+                &params,
+            )?;
+            self.conn.execute(
+                "UPDATE uploads SET effective = false
+                 WHERE la_ods = $1 AND status = 'held-for-confirmation' AND effective
+                   AND seq < (SELECT seq FROM uploads WHERE id = $2)",
+                &params,
+            )?;
+        }
         if let Some(content) = held_file {
             let seq = upload_seq(&mut self.conn, &summary.id)?;
             self.conn.execute(

@@ -29,6 +29,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_mesh",
         include_str!("../../migrations/sqlite/0006_mesh.sql"),
     ),
+    (
+        "0007_stale_held_uploads",
+        include_str!("../../migrations/sqlite/0007_stale_held_uploads.sql"),
+    ),
 ];
 
 pub fn current_version(conn: &Connection) -> StoreResult<u32> {

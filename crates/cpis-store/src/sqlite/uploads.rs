@@ -1,7 +1,7 @@
 //! Uploads: the upload transaction, summaries and per-row results.
 
 use super::convert::{date, parse_date, parse_nhs, parse_ods, parse_ts, ts};
-use crate::{NewUpload, RowFilter, StoreError, StoreResult, UploadTx};
+use crate::{HeldClaim, NewUpload, RowFilter, StoreError, StoreResult, UploadTx};
 use chrono::{DateTime, NaiveDate, Utc};
 use cpis_domain::outcome::{DetailCode, FileOutcome, RecordOutcome};
 use cpis_domain::report::{
@@ -50,6 +50,16 @@ impl Drop for SqliteUploadTx<'_> {
         }
     }
 }
+
+/// Held uploads of LA ?1 older than upload ?2 (which was just applied).
+const DELETE_STALE_HELD_FILES: &str = "DELETE FROM held_files WHERE upload_seq IN (
+     SELECT seq FROM uploads WHERE la_ods = ?1 AND status = 'held-for-confirmation' AND effective = 1
+       AND seq < (SELECT seq FROM uploads WHERE id = ?2))";
+const RETIRE_STALE_HELD: &str = "UPDATE uploads SET effective = 0
+     WHERE la_ods = ?1 AND status = 'held-for-confirmation' AND effective = 1
+       AND seq < (SELECT seq FROM uploads WHERE id = ?2)";
+
+const SELECT_UPLOAD_STATUS: &str = "SELECT status FROM uploads WHERE id = ?1 AND la_ods = ?2";
 
 fn upload_seq(conn: &Connection, id: &UploadId) -> StoreResult<i64> {
     conn.prepare_cached("SELECT seq FROM uploads WHERE id = ?1")?
@@ -145,12 +155,25 @@ impl UploadTx for SqliteUploadTx<'_> {
         Ok(())
     }
 
-    fn clear_row_results(&mut self, upload: &UploadId) -> StoreResult<()> {
+    fn claim_held(&mut self, la: &OdsCode, upload: &UploadId) -> StoreResult<HeldClaim> {
+        // BEGIN IMMEDIATE already holds the write lock: what is read here cannot change before
+        // this transaction commits.
+        let status: Option<String> = self
+            .conn
+            .prepare_cached(SELECT_UPLOAD_STATUS)?
+            .query_row(params![upload.as_str(), la.as_str()], |r| r.get(0))
+            .optional()?;
+        if status.as_deref() != Some(UploadStatus::HeldForConfirmation.code()) {
+            return Ok(HeldClaim::NotHeld);
+        }
+        if applied_since(&self.conn, la, upload)? > 0 {
+            return Ok(HeldClaim::Stale);
+        }
         let seq = self.seq(upload)?;
         self.conn
             .prepare_cached("DELETE FROM upload_rows WHERE upload_seq = ?1")?
             .execute([seq])?;
-        Ok(())
+        Ok(HeldClaim::Claimed)
     }
 
     fn upsert(
@@ -298,6 +321,16 @@ impl UploadTx for SqliteUploadTx<'_> {
         held_file: Option<&[u8]>,
     ) -> StoreResult<()> {
         update_summary(&self.conn, summary)?;
+        if summary.status == UploadStatus::Completed && summary.is_effective() {
+            // Applied: every earlier held upload of the LA is now stale for good.
+            let params = params![summary.meta.la.as_str(), summary.id.as_str()];
+            self.conn
+                .prepare_cached(DELETE_STALE_HELD_FILES)?
+                .execute(params)?;
+            self.conn
+                .prepare_cached(RETIRE_STALE_HELD)?
+                .execute(params)?;
+        }
         if let Some(content) = held_file {
             let seq = upload_seq(&self.conn, &summary.id)?;
             self.conn
