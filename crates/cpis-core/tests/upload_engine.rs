@@ -981,6 +981,64 @@ fn wrong_header_is_cpf01_and_applies_nothing() {
 }
 
 #[test]
+fn an_unclosed_quote_is_cpf01_with_its_line_and_nothing_is_applied() {
+    let (env, x, y) = two_children();
+    let mut body = file(&[Line::upsert(x, "2015-01-01", "CPP", "2026-01-01")]);
+    // Row 2 opens a quote it never closes: the csv reader would read the rest as one field.
+    body.extend_from_slice(
+        Line::upsert(y, "2016-02-02", "CPP", "2026-01-01")
+            .local_id("\"L-2")
+            .text()
+            .as_bytes(),
+    );
+    body.push(b'\n');
+    body.extend_from_slice(
+        Line::upsert(y, "2016-02-02", "LAC", "2026-01-01")
+            .text()
+            .as_bytes(),
+    );
+    body.push(b'\n');
+    let s = new(env.submit(LA_A, "F-1", UploadMode::Delta, &body));
+    assert_eq!(s.file_outcome, Some(FileOutcome::Malformed), "{s:?}");
+    let message = s.message.as_deref().unwrap_or("");
+    assert!(message.contains("line 3"), "{message}");
+    assert!(env.record(x, LA_A).is_none(), "row 1 was not applied");
+    assert!(env.record(y, LA_A).is_none());
+    assert_eq!(data_counts(&env.counts()), (0, 0));
+}
+
+#[test]
+fn control_characters_in_names_are_cpr07_per_row() {
+    let (env, x, y) = two_children();
+    let s = env.delta(
+        LA_A,
+        "F-1",
+        &[
+            Line::upsert(x, "2015-01-01", "CPP", "2026-01-01").given_name("Am\0y"),
+            Line::upsert(y, "2016-02-02", "CPP", "2026-01-01").given_name("Zoë"),
+        ],
+    );
+    assert_eq!(s.file_outcome, Some(FileOutcome::Partial));
+    assert_eq!(s.counts.rows, 2);
+    assert_eq!(
+        outcomes(&env, &s),
+        vec![
+            (
+                1,
+                RecordOutcome::Invalid,
+                Some(DetailCode::ControlCharacter)
+            ),
+            (2, RecordOutcome::Accepted, None),
+        ]
+    );
+    assert!(env.record(x, LA_A).is_none());
+    assert_eq!(
+        env.record(y, LA_A).unwrap().given_name.as_deref(),
+        Some("Zoë")
+    );
+}
+
+#[test]
 fn empty_body_is_cpf01() {
     let env = Env::with(&[]);
     let s = new(env.submit(LA_A, "F-1", UploadMode::Delta, b""));

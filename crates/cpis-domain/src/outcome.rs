@@ -181,13 +181,14 @@ pub enum DetailCode {
     EddNotForPlanType,
     BadSensitiveFlag,
     FieldTooLong,
+    ControlCharacter,
     DuplicateRow,
     NhsNumberInactive,
     RecordNotFound,
 }
 
 impl DetailCode {
-    pub const ALL: [DetailCode; 18] = [
+    pub const ALL: [DetailCode; 19] = [
         DetailCode::NhsNumberMissing,
         DetailCode::NhsNumberNotDigits,
         DetailCode::NhsNumberLength,
@@ -203,6 +204,7 @@ impl DetailCode {
         DetailCode::EddNotForPlanType,
         DetailCode::BadSensitiveFlag,
         DetailCode::FieldTooLong,
+        DetailCode::ControlCharacter,
         DetailCode::DuplicateRow,
         DetailCode::NhsNumberInactive,
         DetailCode::RecordNotFound,
@@ -229,6 +231,7 @@ impl DetailCode {
             DetailCode::EddNotForPlanType => "EDD_NOT_FOR_PLAN_TYPE",
             DetailCode::BadSensitiveFlag => "BAD_SENSITIVE_FLAG",
             DetailCode::FieldTooLong => "FIELD_TOO_LONG",
+            DetailCode::ControlCharacter => "CONTROL_CHARACTER",
             DetailCode::DuplicateRow => "DUPLICATE_ROW",
             DetailCode::NhsNumberInactive => "NHS_NUMBER_INACTIVE",
             DetailCode::RecordNotFound => "RECORD_NOT_FOUND",

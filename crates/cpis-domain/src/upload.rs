@@ -231,6 +231,23 @@ pub fn parse_row(fields: &[&str]) -> Result<UploadRow, RowRejection> {
             Some(nhs),
         ));
     }
+    // NUL, line breaks and other control characters have no place in any field: a name holding
+    // them would be stored, shown and exported as something other than what the LA sees.
+    if let Some((i, c)) = fields
+        .iter()
+        .enumerate()
+        .find_map(|(i, f)| f.chars().find(|c| c.is_control()).map(|c| (i, c)))
+    {
+        return Err(RowRejection::invalid(
+            DetailCode::ControlCharacter,
+            format!(
+                "{} contains a control character (U+{:04X}); fields must be plain text",
+                HEADER[i],
+                u32::from(c)
+            ),
+            Some(nhs),
+        ));
+    }
     let plan_type = match optional(fields[6]) {
         None => None,
         Some(t) => Some(t.parse::<PlanType>().map_err(|_| {
@@ -313,6 +330,21 @@ mod tests {
     fn detail(s: &str) -> (RecordOutcome, Option<DetailCode>) {
         let r = row(s).unwrap_err();
         (r.outcome, r.detail)
+    }
+
+    #[test]
+    fn control_characters_in_any_field_are_cpr07() {
+        for bad in ["A\0my", "A\u{7}my", "Amy\u{1b}[31m", "A\tmy", "A\u{85}my"] {
+            let line = format!("upsert,9434765919,L1,{bad},Smith,2015-04-01,CPP,2025-01-01,,,");
+            assert_eq!(
+                detail(&line),
+                (RecordOutcome::Invalid, Some(DetailCode::ControlCharacter)),
+                "{bad:?}"
+            );
+        }
+        let r = row("upsert,9434765919,L1\0,Amy,Smith,2015-04-01,CPP,2025-01-01,,,").unwrap_err();
+        assert!(r.message.contains("local_id"), "{}", r.message);
+        assert!(row("upsert,9434765919,L1,Zoë,O'Brien-Ṡmith,2015-04-01,CPP,2025-01-01,,,").is_ok());
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub enum FileError {
     BadHeader { expected: String },
     #[error("line {line} is not valid UTF-8")]
     NotUtf8 { line: u64 },
+    #[error("line {line}: a field runs over a line break (is a quote left open?); fields may not contain line breaks, nothing was applied")]
+    LineBreakInField { line: u64 },
     #[error("line {line} could not be read as CSV: {message}")]
     Csv { line: u64, message: String },
 }
@@ -88,6 +90,15 @@ impl<R: Read> UploadReader<R> {
                 continue;
             }
             let line = self.record.position().map_or(line, |p| p.line());
+            // A quoted field holding a line break is nearly always an unclosed quote that swallowed
+            // the rows after it: refuse the file rather than lose those rows silently.
+            if self
+                .record
+                .iter()
+                .any(|f| f.contains(&b'\n') || f.contains(&b'\r'))
+            {
+                return Err(FileError::LineBreakInField { line });
+            }
             let mut fields: Vec<&str> = Vec::with_capacity(self.record.len());
             for f in self.record.iter() {
                 fields.push(std::str::from_utf8(f).map_err(|_| FileError::NotUtf8 { line })?);
@@ -147,6 +158,23 @@ mod tests {
         assert_eq!(second.row, 2);
         assert!(matches!(second.parsed, Ok(UploadRow::Delete { .. })));
         assert!(r.next_row().unwrap().is_none());
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_a_file_error_with_its_line_not_lost_rows() {
+        let body = format!("{H}\nupsert,9434765919,,,,2015-01-01,CPP,2025-01-01,,,\nupsert,9434765919,\"L2,,,2015-01-01,CPP,2025-01-01,,,\nupsert,9434765919,,,,2015-01-01,CPP,2025-01-01,,,\n");
+        let mut r = UploadReader::new(body.as_bytes()).unwrap();
+        assert!(r.next_row().unwrap().is_some());
+        assert_eq!(
+            r.next_row().err(),
+            Some(FileError::LineBreakInField { line: 3 })
+        );
+        let quoted = format!("{H}\nupsert,9434765919,\"a\r\nb\",,,2015-01-01,CPP,2025-01-01,,,\n");
+        let mut r = UploadReader::new(quoted.as_bytes()).unwrap();
+        assert_eq!(
+            r.next_row().err(),
+            Some(FileError::LineBreakInField { line: 2 })
+        );
     }
 
     #[test]

@@ -112,6 +112,10 @@ impl Line {
         self.0[1] = text.into();
         self
     }
+    pub fn given_name(mut self, name: &str) -> Line {
+        self.0[3] = name.into();
+        self
+    }
     pub fn local_id(mut self, id: &str) -> Line {
         self.0[2] = id.into();
         self
