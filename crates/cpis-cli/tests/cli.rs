@@ -107,9 +107,59 @@ fn loaders_refuse_a_bad_file_whole_and_say_which_line() {
 }
 
 #[test]
+fn commands_that_read_refuse_a_missing_database_and_create_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mistyped.db");
+    let upload = demo("uploads/E08000026.csv");
+    for args in [
+        &["lookup", "9990597634"][..],
+        &["upload", upload.to_str().unwrap(), "--la", "E08000026"],
+        &["purge", "--dry-run"],
+        &["audit", "verify"],
+        &["audit", "search"],
+        &["users", "list"],
+        &["webhooks", "list", "E08000026"],
+    ] {
+        let out = cpis(&db, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains("there is no database at"), "{args:?}: {err}");
+        assert!(!db.exists(), "{args:?} created the database");
+    }
+    // A folder that does not exist is named as such, even for a command that may create.
+    let out = cpis(&dir.path().join("no-such-folder/x.db"), &["migrate"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    // Unknown schemes are refused by name, not taken as a file called "mysql:".
+    let out = Command::new(env!("CARGO_BIN_EXE_cpis"))
+        .args([
+            "--database",
+            "mysql://root@127.0.0.1/cpis",
+            "lookup",
+            "9990597634",
+        ])
+        .current_dir(dir.path())
+        .env_remove("CPIS_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unsupported database scheme 'mysql'"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing was created"
+    );
+}
+
+#[test]
 fn upload_to_an_unknown_la_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
+    assert!(cpis(&db, &["migrate"]).status.success());
     let out = cpis(
         &db,
         &[
@@ -164,6 +214,7 @@ fn audit_entries(db: &Path) -> Vec<(String, String, String)> {
 fn users_changes_are_audited_with_the_change() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
+    assert!(cpis(&db, &["migrate"]).status.success());
     let ok = |args: &[&str], input: &str| {
         let out = users(&db, args, input);
         assert!(

@@ -186,6 +186,7 @@ fn grouped(nhs: &str) -> Option<String> {
 fn the_server_log_at_trace_level_holds_no_personal_data_or_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("logs.db");
+    assert!(cpis(&db).arg("migrate").status().unwrap().success());
 
     // A person with a password and a system with a fresh API token, made before the server starts.
     let mut add = cpis(&db)

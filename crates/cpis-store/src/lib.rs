@@ -367,18 +367,70 @@ pub trait UploadTx {
     ) -> StoreResult<()>;
 }
 
-/// Opens the store a database URL names: `postgres://…` or `postgresql://…` for PostgreSQL;
-/// `sqlite://PATH`, `sqlite:PATH` or a bare file path for SQLite.
-pub fn open(url: &str) -> StoreResult<Box<dyn Store>> {
+/// Whether opening a SQLite database may create its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMissing {
+    /// Create and migrate an empty database (`serve`, `migrate`, the explicit load commands).
+    Create,
+    /// Refuse: a command that reads must not answer from an empty database it just invented.
+    Refuse,
+}
+
+/// Where a database URL points: PostgreSQL, or a SQLite file path. Unknown schemes are refused
+/// by name rather than read as file names.
+fn sqlite_path(url: &str) -> StoreResult<Option<&str>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Box::new(crate::postgres::PgStore::open(url)?));
+        return Ok(None);
     }
-    let path = url
+    let path = match url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
+    {
+        Some(path) => path,
+        None => match url.split_once("://") {
+            Some((scheme, _)) => {
+                return Err(StoreError::Config(format!(
+                    "unsupported database scheme '{scheme}': use sqlite://PATH or postgres://…"
+                )))
+            }
+            None => url,
+        },
+    };
     if path.is_empty() {
         return Err(StoreError::Config("database URL names no file".into()));
+    }
+    Ok(Some(path))
+}
+
+/// Opens the store a database URL names: `postgres://…` or `postgresql://…` for PostgreSQL;
+/// `sqlite://PATH`, `sqlite:PATH` or a bare file path for SQLite, creating the file if missing.
+pub fn open(url: &str) -> StoreResult<Box<dyn Store>> {
+    open_as(url, IfMissing::Create)
+}
+
+/// As [`open`], but a SQLite file that does not exist is refused with a clear error.
+pub fn open_existing(url: &str) -> StoreResult<Box<dyn Store>> {
+    open_as(url, IfMissing::Refuse)
+}
+
+fn open_as(url: &str, missing: IfMissing) -> StoreResult<Box<dyn Store>> {
+    let Some(path) = sqlite_path(url)? else {
+        return Ok(Box::new(crate::postgres::PgStore::open(url)?));
+    };
+    let file = std::path::Path::new(path);
+    if !file.exists() {
+        let folder = file.parent().filter(|f| !f.as_os_str().is_empty());
+        if let Some(folder) = folder.filter(|f| !f.is_dir()) {
+            return Err(StoreError::Config(format!(
+                "the folder {} of the database file does not exist",
+                folder.display()
+            )));
+        }
+        if missing == IfMissing::Refuse {
+            return Err(StoreError::Config(format!(
+                "there is no database at {path}: check --database (cpis migrate or cpis serve creates one)"
+            )));
+        }
     }
     Ok(Box::new(sqlite::SqliteStore::open(path)?))
 }
@@ -388,12 +440,21 @@ pub fn open(url: &str) -> StoreResult<Box<dyn Store>> {
 /// everything else stays on the primary). SQLite has no replicas: a replica URL is ignored with a
 /// warning. A replica must be a PostgreSQL URL.
 pub fn open_with_replica(url: &str, replica_url: Option<&str>) -> StoreResult<Box<dyn Store>> {
+    open_with_replica_as(url, replica_url, IfMissing::Create)
+}
+
+/// As [`open_with_replica`], saying whether a missing SQLite file may be created.
+pub fn open_with_replica_as(
+    url: &str,
+    replica_url: Option<&str>,
+    missing: IfMissing,
+) -> StoreResult<Box<dyn Store>> {
     let Some(replica) = replica_url.filter(|r| !r.trim().is_empty()) else {
-        return open(url);
+        return open_as(url, missing);
     };
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         tracing::warn!("a read replica is only used with PostgreSQL; the SQLite store ignores it");
-        return open(url);
+        return open_as(url, missing);
     }
     if !(replica.starts_with("postgres://") || replica.starts_with("postgresql://")) {
         return Err(StoreError::Config(

@@ -30,7 +30,7 @@ pub enum AuditCommand {
 
 pub fn run(global: &GlobalArgs, cmd: AuditCommand) -> Result<ExitCode> {
     let file = global.file()?;
-    let store = cpis_store::open(&global.database_url(&file, "sqlite://cpis.db"))?;
+    let store = super::open_existing(&global.database_url(&file, "sqlite://cpis.db"))?;
     match cmd {
         AuditCommand::Verify => match store.audit_verify()? {
             AuditVerification::Intact {

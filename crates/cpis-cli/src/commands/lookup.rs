@@ -23,7 +23,7 @@ pub struct Args {
 pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let nhs = NhsNumber::parse(&args.nhs_number).context("NHS number")?;
     let file = global.file()?;
-    let store: Arc<dyn cpis_store::Store> = Arc::from(cpis_store::open(
+    let store: Arc<dyn cpis_store::Store> = Arc::from(super::open_existing(
         &global.database_url(&file, "sqlite://cpis.db"),
     )?);
     let user = args

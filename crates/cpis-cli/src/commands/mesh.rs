@@ -24,7 +24,7 @@ pub fn run(global: &GlobalArgs, cmd: MeshCommand) -> Result<ExitCode> {
     let file = global.file()?;
     match cmd {
         MeshCommand::Outbox { limit, unsent } => {
-            let store = cpis_store::open(&global.database_url(&file, "sqlite://cpis.db"))?;
+            let store = super::open_existing(&global.database_url(&file, "sqlite://cpis.db"))?;
             println!(
                 "{:<10} {:<26} {:<12} {:<34} local id",
                 "state", "queued", "to", "workflow"

@@ -12,12 +12,22 @@ pub mod webhooks;
 use anyhow::{Context, Result};
 use cpis_core::{UploadEngine, UploadSettings};
 use cpis_domain::SystemClock;
-use cpis_store::Store;
+use cpis_store::{IfMissing, Store};
 use std::sync::Arc;
 
 /// Opens the database the configuration names (migrating it) and builds the upload engine.
-pub fn open_engine(url: &str, settings: UploadSettings) -> Result<UploadEngine> {
-    open_engine_with_replica(url, None, settings)
+/// `missing` says whether the command may create a SQLite database that does not exist yet.
+pub fn open_engine(
+    url: &str,
+    missing: IfMissing,
+    settings: UploadSettings,
+) -> Result<UploadEngine> {
+    open_engine_with_replica(url, None, missing, settings)
+}
+
+/// Opens an existing database for a command that reads or changes it (never creates one).
+pub fn open_existing(url: &str) -> Result<Box<dyn Store>> {
+    cpis_store::open_existing(url).with_context(|| format!("opening database {}", redact_url(url)))
 }
 
 /// As [`open_engine`], sending read-only queries outside transactions to a PostgreSQL read
@@ -25,10 +35,11 @@ pub fn open_engine(url: &str, settings: UploadSettings) -> Result<UploadEngine> 
 pub fn open_engine_with_replica(
     url: &str,
     replica: Option<&str>,
+    missing: IfMissing,
     settings: UploadSettings,
 ) -> Result<UploadEngine> {
     let store: Arc<dyn Store> = Arc::from(
-        cpis_store::open_with_replica(url, replica).with_context(|| match replica {
+        cpis_store::open_with_replica_as(url, replica, missing).with_context(|| match replica {
             Some(r) => format!(
                 "opening database {} with read replica {}",
                 redact_url(url),

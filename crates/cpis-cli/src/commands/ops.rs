@@ -22,7 +22,7 @@ pub struct BackupArgs {
 
 pub fn purge(global: &GlobalArgs, args: PurgeArgs) -> Result<ExitCode> {
     let file = global.file()?;
-    let store = cpis_store::open(&global.database_url(&file, "sqlite://cpis.db"))?;
+    let store = super::open_existing(&global.database_url(&file, "sqlite://cpis.db"))?;
     let report = cpis_core::lifecycle::purge(
         store.as_ref(),
         &cpis_domain::SystemClock,
@@ -53,7 +53,7 @@ pub fn backup(global: &GlobalArgs, args: BackupArgs) -> Result<ExitCode> {
         args.file.display()
     );
     let file = global.file()?;
-    let store = cpis_store::open(&global.database_url(&file, "sqlite://cpis.db"))?;
+    let store = super::open_existing(&global.database_url(&file, "sqlite://cpis.db"))?;
     store
         .backup_to(&args.file)
         .with_context(|| format!("backing up to {}", args.file.display()))?;

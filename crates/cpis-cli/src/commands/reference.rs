@@ -47,6 +47,7 @@ fn open(global: &GlobalArgs) -> Result<cpis_core::UploadEngine> {
     let file = global.file()?;
     super::open_engine(
         &global.database_url(&file, "sqlite://cpis.db"),
+        cpis_store::IfMissing::Create,
         upload_settings(&file, None)?,
     )
 }

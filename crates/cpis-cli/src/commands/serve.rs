@@ -57,6 +57,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let engine = super::open_engine_with_replica(
         &url,
         replica.as_deref(),
+        cpis_store::IfMissing::Create,
         upload_settings(&file, args.mass_end_threshold)?,
     )?;
     if let Some(r) = &replica {

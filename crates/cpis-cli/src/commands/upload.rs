@@ -93,6 +93,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     };
     let engine = super::open_engine(
         &global.database_url(&file_cfg, "sqlite://cpis.db"),
+        cpis_store::IfMissing::Refuse,
         upload_settings(&file_cfg, args.mass_end_threshold)?,
     )?;
     let store = engine.store().clone();
@@ -138,6 +139,7 @@ pub fn confirm(global: &GlobalArgs, args: ConfirmArgs) -> Result<ExitCode> {
     let id = UploadId::parse(&args.id)?;
     let engine = super::open_engine(
         &global.database_url(&file_cfg, "sqlite://cpis.db"),
+        cpis_store::IfMissing::Refuse,
         upload_settings(&file_cfg, None)?,
     )?;
     let cap = cpis_core::upload::operator_capability(&la, &operator_name());
@@ -150,7 +152,7 @@ pub fn report(global: &GlobalArgs, args: ReportArgs) -> Result<ExitCode> {
     let file_cfg = global.file()?;
     let la = OdsCode::parse(&args.la).context("--la")?;
     let id = UploadId::parse(&args.id)?;
-    let store = cpis_store::open(&global.database_url(&file_cfg, "sqlite://cpis.db"))?;
+    let store = super::open_existing(&global.database_url(&file_cfg, "sqlite://cpis.db"))?;
     let summary = store
         .upload(&la, &id)?
         .with_context(|| format!("no upload {id} for {la}"))?;

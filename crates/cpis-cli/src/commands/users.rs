@@ -83,7 +83,7 @@ fn audit(action: &str, detail: String, now: chrono::DateTime<chrono::Utc>) -> Au
 
 pub fn run(global: &GlobalArgs, cmd: UsersCommand) -> Result<ExitCode> {
     let file = global.file()?;
-    let store = cpis_store::open(&global.database_url(&file, "sqlite://cpis.db"))?;
+    let store = super::open_existing(&global.database_url(&file, "sqlite://cpis.db"))?;
     let store = store.as_ref();
     let now = chrono::Utc::now();
     match cmd {

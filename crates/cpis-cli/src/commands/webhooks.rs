@@ -24,7 +24,7 @@ pub enum WebhooksCommand {
 
 pub fn run(global: &GlobalArgs, cmd: WebhooksCommand) -> Result<ExitCode> {
     let file = global.file()?;
-    let store = cpis_store::open(&global.database_url(&file, "sqlite://cpis.db"))?;
+    let store = super::open_existing(&global.database_url(&file, "sqlite://cpis.db"))?;
     let admin = super::operator_admin();
     let now = chrono::Utc::now();
     // Each change commits with its audit entry (one store transaction).
