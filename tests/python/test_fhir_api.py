@@ -591,3 +591,43 @@ def test_trace_id_is_echoed_or_generated(server):
     assert r.status_code == 200 and r.headers["TraceID"] == trace
     r = fhir_get(server, "/metadata", token=None)
     assert r.status_code == 200 and r.headers.get("TraceID"), "a TraceID is generated when none is sent"
+
+
+UPLOAD_HEADER = (
+    "action,nhs_number,local_id,given_name,family_name,date_of_birth,plan_type,start_date,"
+    "end_date,expected_delivery_date,sensitive"
+)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_upload_report_csv_cells_never_read_as_formulas(server):
+    """The per-record report echoes what a file held; read as a spreadsheet would read it (Python's
+    csv module), no cell may start a formula (OWASP CSV injection)."""
+    payloads = ['=HYPERLINK("http://x.example")', "+1+1", "-2+3", "@SUM(1)", "=1"]
+    rows = [f"upsert,{p},L{i},A,B,2015-01-01,CPP,2025-01-01,,,false" for i, p in enumerate(payloads)]
+    body = "\n".join([UPLOAD_HEADER, *rows]) + "\n"
+    # Quote the payload holding commas and quotes as a CSV writer would.
+    body = body.replace(payloads[0], '"' + payloads[0].replace('"', '""') + '"')
+    r = requests.post(
+        server.base + "/api/v1/uploads",
+        params={"mode": "delta", "file_id": f"formula-{uuid.uuid4()}", "file_date": "2026-11-20"},
+        headers={"Authorization": f"Bearer {COVENTRY_TOKEN}", "Content-Type": "text/csv"},
+        data=body.encode(),
+        timeout=30,
+    )
+    assert r.status_code in (201, 422), r.text
+    upload_id = r.json()["id"]
+    report = requests.get(
+        server.base + f"/api/v1/uploads/{upload_id}",
+        params={"format": "csv"},
+        headers={"Authorization": f"Bearer {COVENTRY_TOKEN}"},
+        timeout=30,
+    )
+    assert report.status_code == 200
+    cells = list(csv.reader(report.text.splitlines()))
+    assert cells[0][0] == "row"
+    assert len(cells) == 1 + len(payloads)
+    for line in cells[1:]:
+        for cell in line:
+            assert not cell.startswith(FORMULA_STARTS), line
+    assert {line[1] for line in cells[1:]} == {"'" + p for p in payloads}
