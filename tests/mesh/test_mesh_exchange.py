@@ -165,7 +165,13 @@ def test_a_file_sent_again_is_recognised_and_reported_once_per_message(sandbox, 
     got = collect(la, lambda ms: {f"cpis-report-{first}", f"cpis-report-{again}"}
                   <= {m["local_id"] for m in ms}, settle=2)
     a, b = report_for(got, first), report_for(got, again)
-    assert a["id"] == b["id"], "the second message is a replay of the first upload"
+    assert a["file_outcome"] == "CPF02", a
+    # The replay's report says it is a duplicate, in fields and in words, and names the first.
+    assert b["status"] == "duplicate", b
+    assert b["duplicate_of"] == a["id"], b
+    assert b["file_outcome"] is None, b
+    assert b["message"].startswith("Duplicate: nothing was applied."), b
+    assert a["id"] in b["message"], b
     assert len([m for m in got if m["workflow"] == "CPIS_UPLOAD_REPORT"]) == 2
 
 

@@ -28,6 +28,9 @@ enum Command {
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Upload an LA file (cpis-upload/1) straight into the database, with a progress bar.
+    /// Exit status: 0 all loaded (or this same file was already loaded), 1 refused (CPF01, CPF04,
+    /// CPF05, CPF06), 2 partly loaded or held for confirmation, 3 a duplicate file id with
+    /// different content (nothing applied).
     Upload(commands::upload::Args),
     /// Apply an upload that was held for confirmation by the mass-ending guard.
     UploadConfirm(commands::upload::ConfirmArgs),

@@ -1223,6 +1223,17 @@ fn sigkill_at_random_points_loses_no_acknowledged_write() {
         std::thread::sleep(Duration::from_millis(200));
     };
     let drained_in = drain_started.elapsed();
+    // No upload is running now: the clean run swept every spool file (NHS numbers, names) that
+    // the killed servers left, and its own were deleted as each upload finished.
+    let spool = db.with_file_name("crash.db.spool");
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .expect("the server spools beside the database")
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "spool files survived the crashes: {left:?}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 

@@ -10,12 +10,24 @@ use std::time::Duration;
 const ROWS: usize = 40_000;
 const LA: &str = "E08000026";
 
+/// The system temporary directory the children see: no spool file may ever land there.
+fn tmpdir(db: &Path) -> std::path::PathBuf {
+    db.with_file_name("tmp")
+}
+
 fn cpis(db: &Path) -> Command {
+    let tmp = tmpdir(db);
+    std::fs::create_dir_all(&tmp).unwrap();
     let mut c = Command::new(env!("CARGO_BIN_EXE_cpis"));
     c.arg("--database")
         .arg(format!("sqlite://{}", db.display()))
+        .env("TMPDIR", tmp)
         .env_remove("CPIS_CONFIG");
     c
+}
+
+fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| d.count())
 }
 
 fn state(db: &Path) -> (i64, i64, String) {
@@ -80,6 +92,7 @@ fn killing_an_upload_leaves_it_all_or_nothing() {
         .success());
 
     let mut killed_mid_flight = 0;
+    let mut left_by_kills = 0;
     let mut delay_ms = 40.0;
     let mut completed = false;
     for _attempt in 0..14 {
@@ -107,6 +120,7 @@ fn killing_an_upload_leaves_it_all_or_nothing() {
         if running {
             killed_mid_flight += 1;
         }
+        left_by_kills += files_in(&db.with_file_name("crash.db.spool"));
         match records {
             0 => assert_eq!(uploads, 0, "a rolled-back upload leaves no report behind"),
             n if n == ROWS as i64 => {
@@ -126,6 +140,7 @@ fn killing_an_upload_leaves_it_all_or_nothing() {
         "the harness killed only {killed_mid_flight} running uploads"
     );
 
+    println!("spool files seen after kills (swept by the next run): {left_by_kills}");
     // Resubmitting after the crashes applies the file (or replays it if the last run committed).
     let out = cpis(&db)
         .args([
@@ -150,4 +165,16 @@ fn killing_an_upload_leaves_it_all_or_nothing() {
         (records, uploads, integrity.as_str()),
         (ROWS as i64, if completed { 2 } else { 1 }, "ok")
     );
+    // No personal data left on disk: the last run swept what the killed ones left, and nothing
+    // ever went to the shared temporary directory.
+    let spool = db.with_file_name("crash.db.spool");
+    assert!(spool.is_dir(), "uploads spool beside the database");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&spool).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "the spool folder is private");
+    }
+    assert_eq!(files_in(&spool), 0, "spool files survived");
+    assert_eq!(files_in(&tmpdir(&db)), 0, "files left in TMPDIR");
 }

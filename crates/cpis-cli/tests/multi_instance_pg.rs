@@ -2,7 +2,7 @@
 //! real `cpis serve` processes on one database, driven at the same time over HTTP.
 //!
 //! - The same upload file is sent to both servers at once, for several file ids: each file is
-//!   applied exactly once (one `201`, one `200` replay naming the same upload, one `upload.apply`
+//!   applied exactly once (one `201`, one `200` duplicate report naming that upload, one `upload.apply`
 //!   audit entry) and its records are as sent.
 //! - Meanwhile ~200 notifying lookups, split across both servers and several emergency-care
 //!   identities, all answer `200`; afterwards each LA's notifications, paged by cursor, have
@@ -521,16 +521,23 @@ fn two_servers_share_one_postgresql_database() {
                 .map(|r| String::from_utf8_lossy(&r.body).into_owned())
                 .collect::<Vec<_>>()
         );
-        let bodies: Vec<Value> = replies.iter().map(Reply::json).collect();
+        let body = |status: u16| {
+            replies
+                .iter()
+                .find(|r| r.status == status)
+                .map(Reply::json)
+                .unwrap()
+        };
+        let (new, duplicate) = (body(201), body(200));
         assert_eq!(
-            bodies[0]["id"], bodies[1]["id"],
-            "{file_id}: the same upload"
+            duplicate["duplicate_of"], new["id"],
+            "{file_id}: the replay names the upload that applied it"
         );
-        for body in &bodies {
-            assert_eq!(body["file_id"], file_id.as_str());
-            assert_eq!(body["file_outcome"], "CPF02", "{body}");
-            assert_eq!(body["counts"]["accepted"], ROWS_PER_FILE as u64);
-        }
+        assert_eq!(duplicate["status"], "duplicate", "{duplicate}");
+        assert_eq!(duplicate["file_id"], file_id.as_str());
+        assert_eq!(new["file_id"], file_id.as_str());
+        assert_eq!(new["file_outcome"], "CPF02", "{new}");
+        assert_eq!(new["counts"]["accepted"], ROWS_PER_FILE as u64);
         let marker = format!("file '{file_id}'");
         let applies = applied
             .iter()

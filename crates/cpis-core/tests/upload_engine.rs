@@ -25,11 +25,24 @@ fn new(s: Submitted) -> UploadSummary {
     }
 }
 
-fn replay(s: Submitted) -> UploadSummary {
-    match s {
+/// A duplicate's own summary, checked to say it is one of `original` in fields and words.
+fn replay_of(s: Submitted, original: &UploadSummary) -> UploadSummary {
+    let s = match s {
         Submitted::Replay(s) => s,
         Submitted::New(s) => panic!("expected a replay, got a new upload {s:?}"),
-    }
+    };
+    assert_ne!(s.id, original.id, "the duplicate has its own report");
+    assert_eq!(s.status, UploadStatus::Duplicate);
+    assert_eq!(s.duplicate_of.as_ref(), Some(&original.id));
+    assert_eq!(s.file_outcome, None, "a duplicate has no load outcome");
+    assert_eq!(s.counts.rows, 0);
+    let message = s.message.clone().unwrap_or_default();
+    assert!(
+        message.starts_with("Duplicate: nothing was applied."),
+        "{message}"
+    );
+    assert!(message.contains(original.id.as_str()), "{message}");
+    s
 }
 
 fn outcomes(env: &Env, s: &UploadSummary) -> Vec<(u64, RecordOutcome, Option<DetailCode>)> {
@@ -269,19 +282,24 @@ fn same_file_id_twice_is_a_replay_that_changes_nothing() {
     let rec = env.record(x, LA_A).expect("stored");
 
     // The identical file again.
-    let again = replay(env.submit(LA_A, "F-1", UploadMode::Delta, &body));
-    assert_eq!(again.id, first.id);
+    let again = replay_of(env.submit(LA_A, "F-1", UploadMode::Delta, &body), &first);
     assert_eq!(
         again,
-        env.store.upload(&la(LA_A), &first.id).unwrap().unwrap()
+        env.store.upload(&la(LA_A), &again.id).unwrap().unwrap(),
+        "the duplicate's report is stored as answered"
+    );
+    assert_eq!(
+        env.store.upload(&la(LA_A), &first.id).unwrap().unwrap(),
+        first,
+        "the original is untouched"
     );
     // The same file id with different content (an LA re-sending under a used id).
     let other = file(&[
         Line::upsert(x, "2015-01-01", "CPP", "2026-01-01").end("2026-10-01"),
         Line::upsert(y, "2016-02-02", "LAC", "2026-03-01"),
     ]);
-    let again = replay(env.submit(LA_A, "F-1", UploadMode::Delta, &other));
-    assert_eq!(again.id, first.id);
+    let again = replay_of(env.submit(LA_A, "F-1", UploadMode::Delta, &other), &first);
+    assert!(again.message.unwrap().contains("the file id 'F-1'"));
 
     assert_eq!(data_counts(&env.counts()), data_counts(&counts));
     assert_eq!(
@@ -306,9 +324,9 @@ fn identical_content_under_a_new_file_id_is_a_replay() {
     let rec = env.record(x, LA_A).unwrap();
     let counts = env.counts();
 
-    let again = replay(env.submit(LA_A, "F-3", UploadMode::Delta, &open));
-    assert_eq!(again.id, first.id);
-    assert_eq!(again.meta.file_id, "F-1");
+    let again = replay_of(env.submit(LA_A, "F-3", UploadMode::Delta, &open), &first);
+    assert_eq!(again.meta.file_id, "F-3");
+    assert!(again.message.unwrap().contains("the same content"));
     assert_eq!(env.record(x, LA_A), Some(rec));
     assert_eq!(
         plan(&env.record(x, LA_A).unwrap(), PlanType::Cpp)
@@ -790,8 +808,8 @@ fn full_upload_ending_more_than_half_is_held_until_confirmed() {
     );
 
     // Re-sending the held file is a replay of it, not a second hold.
-    let again = replay(env.submit(LA_A, "full-1", UploadMode::Full, &body));
-    assert_eq!(again.id, held.id);
+    let again = replay_of(env.submit(LA_A, "full-1", UploadMode::Full, &body), &held);
+    assert!(again.message.unwrap().contains("held for confirmation"));
 
     let done = env
         .engine

@@ -19,8 +19,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     BadRequest(String),
-    #[error("content type must be {expected}")]
-    UnsupportedMediaType { expected: &'static str },
+    /// The body's media type or content coding cannot be read; the message says what to send.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("request body is larger than the {limit} byte limit")]
     PayloadTooLarge { limit: u64 },
     #[error("{0}")]
@@ -41,7 +42,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -57,7 +58,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Conflict(_) => "conflict",
             ApiError::Throttled(_) => "throttled",
@@ -139,7 +140,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not-found",
             ApiError::MethodNotAllowed => "not-supported",
-            ApiError::BadRequest(_) | ApiError::UnsupportedMediaType { .. } => "invalid",
+            ApiError::BadRequest(_) | ApiError::UnsupportedMediaType(_) => "invalid",
             ApiError::PayloadTooLarge { .. } => "too-costly",
             ApiError::Conflict(_) => "conflict",
             ApiError::Throttled(_) => "throttled",
@@ -254,7 +255,7 @@ impl ApiError {
             ),
             ApiError::MethodNotAllowed => ("Page not found", "This page cannot be used like that.".into(), None),
             ApiError::BadRequest(why) => ("There is a problem with the request", why.clone(), None),
-            ApiError::UnsupportedMediaType { .. } | ApiError::PayloadTooLarge { .. } => (
+            ApiError::UnsupportedMediaType(_) | ApiError::PayloadTooLarge { .. } => (
                 "There is a problem with the request",
                 self.to_string(),
                 None,

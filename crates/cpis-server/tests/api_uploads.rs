@@ -88,6 +88,108 @@ async fn wrong_content_type_oversize_and_bad_metadata_are_refused_cleanly() {
     assert_eq!(app.store.counts().unwrap().records, records_before);
 }
 
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn coded_upload(query: &str, encoding: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri(format!("/api/v1/uploads{query}"))
+        .header("authorization", format!("Bearer {COVENTRY_TOKEN}"))
+        .header("content-type", "text/csv")
+        .header("content-encoding", encoding)
+        .body(body.into())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_gzip_body_is_decoded_and_loads_like_the_plain_file() {
+    let app = spawn_app();
+    let plain =
+        format!("{HEADER}\nupsert,9990597634,COV-GZ,A,B,2013-05-31,CPP,2025-09-07,,,false\n");
+    let r = app
+        .send(coded_upload(
+            "?file_id=gz-1",
+            "gzip",
+            gzip(plain.as_bytes()),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["file_outcome"], "CPF02");
+    assert_eq!(j["counts"]["accepted"], 1);
+    // The content hash is of the decoded file: the same file sent plain is a duplicate of it.
+    let again = app.upload("?file_id=gz-2", COVENTRY_TOKEN, plain).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.json()["duplicate_of"], j["id"]);
+}
+
+#[tokio::test]
+async fn compressed_bodies_are_bounded_by_their_decoded_size_and_bad_codings_are_refused() {
+    let app = spawn_app_with(cpis_server::ServerConfig {
+        max_upload_bytes: 64 * 1024,
+        ..Default::default()
+    });
+    let before = app.uploads_stored();
+    // A zip bomb: 8 MiB of the same line compresses to a few KiB.
+    let line = "upsert,9990597634,COV-GZ,A,B,2013-05-31,CPP,2025-09-07,,,false\n";
+    let bomb = gzip(format!("{HEADER}\n{}", line.repeat(8 * 1024 * 1024 / line.len())).as_bytes());
+    assert!(bomb.len() < 64 * 1024);
+    let r = app.send(coded_upload("?file_id=bomb", "gzip", bomb)).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
+
+    let r = app
+        .send(coded_upload("?file_id=bad", "gzip", format!("{HEADER}\n")))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid gzip"),
+        "{}",
+        r.text()
+    );
+
+    let r = app
+        .send(coded_upload("?file_id=br", "br", format!("{HEADER}\n")))
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("Content-Encoding 'br'"));
+    assert_eq!(app.uploads_stored(), before, "nothing was recorded");
+}
+
+#[tokio::test]
+async fn a_body_announced_larger_than_the_limit_is_refused_before_it_is_read() {
+    let app = spawn_app_with(cpis_server::ServerConfig {
+        max_upload_bytes: 2048,
+        ..Default::default()
+    });
+    // A body that never ends: reading any of it would hang the request.
+    let endless = Body::from_stream(futures_util::stream::pending::<
+        Result<axum::body::Bytes, std::io::Error>,
+    >());
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/uploads?file_id=huge")
+        .header("authorization", format!("Bearer {COVENTRY_TOKEN}"))
+        .header("content-type", "text/csv")
+        .header("content-length", "1000000000")
+        .body(endless)
+        .unwrap();
+    let r = tokio::time::timeout(std::time::Duration::from_secs(10), app.send(req))
+        .await
+        .expect("answered without reading the body");
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
 #[tokio::test]
 async fn errors_file_gets_per_record_codes_in_json_and_csv() {
     let app = spawn_app();
@@ -216,14 +318,30 @@ async fn the_same_file_twice_changes_nothing_the_second_time() {
         .upload("?file_id=f1", COVENTRY_TOKEN, body.clone())
         .await;
     assert_eq!(again.status, StatusCode::OK);
-    assert_eq!(again.json()["id"], first.json()["id"]);
+    let first_id = first.json()["id"].clone();
+    {
+        let reply = &again;
+        let j = reply.json();
+        assert_ne!(j["id"], first_id, "the duplicate has its own report");
+        assert_eq!(j["status"], "duplicate");
+        assert_eq!(j["duplicate_of"], first_id);
+        assert_eq!(j["file_outcome"], serde_json::Value::Null);
+        let message = j["message"].as_str().unwrap();
+        assert!(message.contains(first_id.as_str().unwrap()), "{message}");
+        assert!(message.starts_with("Duplicate: nothing was applied."));
+        assert_eq!(
+            reply.headers["location"],
+            format!("/api/v1/uploads/{}", j["id"].as_str().unwrap()).as_str()
+        );
+    }
     let renamed = app.upload("?file_id=f2", COVENTRY_TOKEN, body).await;
     assert_eq!(
         renamed.status,
         StatusCode::OK,
         "same content under a new file id"
     );
-    assert_eq!(renamed.json()["id"], first.json()["id"]);
+    assert_eq!(renamed.json()["duplicate_of"], first_id);
+    assert_eq!(renamed.json()["status"], "duplicate");
     let after = app.store.counts().unwrap();
     assert_eq!(after.records, counts.records);
     assert_eq!(after.plans, counts.plans);
@@ -314,8 +432,16 @@ async fn unsupported_format_and_malformed_files_are_reported_not_applied() {
             demo_file("E08000026.csv"),
         )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json()["file_outcome"], "CPF06");
+    let report = r.headers["location"].to_str().unwrap().to_owned();
+    assert_eq!(
+        report,
+        format!("/api/v1/uploads/{}", r.json()["id"].as_str().unwrap())
+    );
+    let stored = app.get(&report, Some(COVENTRY_TOKEN)).await;
+    assert_eq!(stored.status, StatusCode::OK);
+    assert_eq!(stored.json()["file_outcome"], "CPF06");
     let r = app
         .upload(
             "?file_id=bad-header",
@@ -323,10 +449,23 @@ async fn unsupported_format_and_malformed_files_are_reported_not_applied() {
             "nhs,plan\n9434765919,CPP\n",
         )
         .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json()["file_outcome"], "CPF01");
     assert!(r.json()["message"].as_str().unwrap().contains("header"));
     let r = app.upload("?file_id=empty", COVENTRY_TOKEN, "").await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json()["file_outcome"], "CPF01");
+    // An unclosed quote is refused whole, with its line, and nothing of the file is applied.
+    let r = app
+        .upload(
+            "?file_id=open-quote",
+            COVENTRY_TOKEN,
+            format!("{HEADER}\nupsert,9990597634,\"COV,A,B,2013-05-31,CPP,2025-09-07,,,false\nupsert,9990597634,COV,A,B,2013-05-31,LAC,2025-09-07,,,false\n"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["file_outcome"], "CPF01");
+    assert!(r.json()["message"].as_str().unwrap().contains("line 2"));
     assert_eq!(app.store.counts().unwrap().records, records);
 }
 

@@ -113,7 +113,7 @@ async fn another_las_upload_report_is_not_found() {
             demo_file("E09000033.csv"),
         )
         .await;
-    // The demo already holds this file: a replay answers with the first upload, Westminster's.
+    // The demo already holds this file: the duplicate report is Westminster's own.
     assert!(theirs.status.is_success(), "{}", theirs.text());
     assert_eq!(theirs.json()["la"], WESTMINSTER);
     let theirs = theirs.json()["id"].as_str().unwrap().to_owned();

@@ -51,6 +51,26 @@ pub fn open_engine_with_replica(
     Ok(UploadEngine::new(store, Arc::new(SystemClock), settings))
 }
 
+/// Makes the spool directory for this database (or the configured one) this process's: created
+/// mode 0700, leftovers of killed processes swept. Uploads hold personal data; they never spool
+/// into the shared temporary directory.
+pub fn install_spool_dir(
+    url: &str,
+    configured: Option<&std::path::Path>,
+) -> Result<std::path::PathBuf> {
+    let dir = configured.map_or_else(
+        || cpis_core::upload::SpoolDir::for_database(url),
+        cpis_core::upload::SpoolDir::new,
+    );
+    let swept = dir
+        .install()
+        .with_context(|| format!("preparing the spool directory {}", dir.path().display()))?;
+    if swept > 0 {
+        tracing::info!(files = swept, dir = %dir.path().display(), "removed spool files left by a stopped process");
+    }
+    Ok(dir.path().to_path_buf())
+}
+
 /// The admin capability of the operator running the CLI (recorded in the audit by login name).
 pub fn operator_admin() -> cpis_auth::capability::Admin {
     cpis_auth::Principal::local_operator(

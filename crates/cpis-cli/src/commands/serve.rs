@@ -54,6 +54,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         .clone()
         .or_else(|| file.read_database_url.clone())
         .filter(|r| !r.trim().is_empty());
+    let spool_dir = super::install_spool_dir(&url, file.spool_dir.as_deref())?;
     let engine = super::open_engine_with_replica(
         &url,
         replica.as_deref(),
@@ -123,7 +124,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             .max_upload_bytes
             .or(file.max_upload_bytes)
             .unwrap_or(ServerConfig::default().max_upload_bytes),
-        spool_dir: file.spool_dir.clone(),
+        spool_dir: Some(spool_dir),
         public_base_url: file.public_base_url.clone(),
     };
     let bind = args

@@ -86,16 +86,19 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     };
     let input = std::fs::File::open(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
+    let url = global.database_url(&file_cfg, "sqlite://cpis.db");
+    // The database first: nothing is spooled beside a database that is not there.
+    let engine = super::open_engine(
+        &url,
+        cpis_store::IfMissing::Refuse,
+        upload_settings(&file_cfg, args.mass_end_threshold)?,
+    )?;
+    super::install_spool_dir(&url, file_cfg.spool_dir.as_deref())?;
     let spooled = SpooledFile::from_reader(input, args.max_bytes)?;
     let file_id = match &args.file_id {
         Some(f) => FileId::parse(f)?.as_str().to_owned(),
         None => format!("sha256-{}", &spooled.sha256()[..16]),
     };
-    let engine = super::open_engine(
-        &global.database_url(&file_cfg, "sqlite://cpis.db"),
-        cpis_store::IfMissing::Refuse,
-        upload_settings(&file_cfg, args.mass_end_threshold)?,
-    )?;
     let store = engine.store().clone();
     if store.local_authority(&la)?.is_none() {
         bail!("{la} is not in the local authority directory (load it with 'cpis directory load')");
@@ -119,29 +122,47 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         bar.set_position(done);
     })?;
     bar.finish_and_clear();
-    let summary = match submitted {
+    let (summary, same_content) = match submitted {
         Submitted::Replay(s) => {
-            eprintln!("this file was already received (same file id or content); nothing changed");
-            s
+            let earlier = match &s.duplicate_of {
+                Some(id) => store.upload(&la, id)?,
+                None => None,
+            };
+            let same = earlier.is_some_and(|e| e.content_sha256 == s.content_sha256);
+            eprintln!(
+                "duplicate: nothing was applied; {}",
+                if same {
+                    "this file is already loaded (exit 0)"
+                } else {
+                    "its file id was used by a different file: send this one under a new file id (exit 3)"
+                }
+            );
+            (s, Some(same))
         }
-        Submitted::New(s) => s,
+        Submitted::New(s) => (s, None),
     };
     print_summary(&summary, args.json)?;
     if let Some(path) = &args.report_csv {
         write_full_report(store.as_ref(), &summary, path)?;
     }
-    Ok(exit_for(&summary))
+    Ok(match same_content {
+        Some(true) => ExitCode::SUCCESS,
+        Some(false) => ExitCode::from(3),
+        None => exit_for(&summary),
+    })
 }
 
 pub fn confirm(global: &GlobalArgs, args: ConfirmArgs) -> Result<ExitCode> {
     let file_cfg = global.file()?;
     let la = OdsCode::parse(&args.la).context("--la")?;
     let id = UploadId::parse(&args.id)?;
+    let url = global.database_url(&file_cfg, "sqlite://cpis.db");
     let engine = super::open_engine(
-        &global.database_url(&file_cfg, "sqlite://cpis.db"),
+        &url,
         cpis_store::IfMissing::Refuse,
         upload_settings(&file_cfg, None)?,
     )?;
+    super::install_spool_dir(&url, file_cfg.spool_dir.as_deref())?;
     let cap = cpis_core::upload::operator_capability(&la, &operator_name());
     let summary = engine.confirm(&cap, &id, &|_| {})?;
     print_summary(&summary, args.json)?;

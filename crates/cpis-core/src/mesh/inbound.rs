@@ -141,7 +141,10 @@ impl Inbound<'_> {
         }
         let body = payloads::report_body(summary, &rows, &msg.message_id)
             .map_err(|e| MeshError::Report(e.to_string()))?;
-        let outcome = summary.file_outcome.map_or("", |o| o.code());
+        // The outcome code, or the status where there is none (`duplicate`, held for confirmation).
+        let outcome = summary
+            .file_outcome
+            .map_or_else(|| summary.status.code(), |o| o.code());
         self.reply(msg, format!("cpis upload report {outcome}"), body)
     }
 

@@ -51,8 +51,9 @@ pub struct Progress {
 pub enum Submitted {
     /// A new upload, processed now (applied, refused, or held).
     New(UploadSummary),
-    /// The same file id or content was already processed for this LA: nothing changed, and this
-    /// is the earlier upload's summary.
+    /// The same file id or content was already processed for this LA: nothing changed. This is
+    /// the duplicate's own summary (status `duplicate`, `duplicate_of` the earlier upload, a
+    /// message naming it), never something that reads like a load.
     Replay(UploadSummary),
 }
 
@@ -206,7 +207,9 @@ impl UploadEngine {
         let content = self.store.held_file(la, id)?.ok_or(EngineError::NotHeld)?;
         let file = SpooledFile::from_bytes(&content).map_err(|e| match e {
             super::SpoolError::Io(io) => EngineError::Io(io),
-            super::SpoolError::TooLarge { .. } => EngineError::NotHeld,
+            super::SpoolError::TooLarge { .. } | super::SpoolError::BadGzip(_) => {
+                EngineError::NotHeld
+            }
         })?;
         let again = NewUpload {
             id: held.id.clone(),
@@ -286,10 +289,12 @@ impl UploadEngine {
             if let Some(original) =
                 tx.find_effective_duplicate(la, &new.meta.file_id, &new.content_sha256, &new.id)?
             {
+                // Only for the message's wording (a lagging read replica may not have it yet).
+                let earlier = self.store.upload(la, &original).ok().flatten();
                 let mut s = self.base_summary(new);
                 s.status = UploadStatus::Duplicate;
-                s.duplicate_of = Some(original.clone());
-                s.message = Some("This file (same file id or same content) was already received; nothing was changed.".into());
+                s.message = Some(duplicate_message(new, &original, earlier.as_ref()));
+                s.duplicate_of = Some(original);
                 tx.append_audit(&upload_audit(
                     actor,
                     &s,
@@ -297,11 +302,7 @@ impl UploadEngine {
                     self.clock.now(),
                 ))?;
                 tx.finish(&s, None)?;
-                let earlier = self
-                    .store
-                    .upload(la, &original)?
-                    .ok_or(EngineError::NotFound)?;
-                return Ok(Submitted::Replay(earlier));
+                return Ok(Submitted::Replay(s));
             }
         }
 
@@ -622,6 +623,36 @@ impl UploadEngine {
 }
 
 /// The audit entry of an upload's end: who, which LA's file, what came of it (no personal data).
+/// Says in words that nothing was applied and which earlier upload this file repeats.
+fn duplicate_message(
+    new: &NewUpload,
+    original: &UploadId,
+    earlier: Option<&UploadSummary>,
+) -> String {
+    let Some(earlier) = earlier else {
+        return format!(
+            "Duplicate: nothing was applied. Upload {original} already used this file id or the same content."
+        );
+    };
+    let same = if earlier.meta.file_id == new.meta.file_id {
+        format!("the file id '{}'", new.meta.file_id)
+    } else {
+        "the same content".to_owned()
+    };
+    let state = match (earlier.status, earlier.file_outcome) {
+        (UploadStatus::HeldForConfirmation, _) => {
+            "it is held for confirmation: confirm that upload, or send a corrected file under a new file id".to_owned()
+        }
+        (_, Some(o)) => format!("its outcome was {} {}", o.code(), o.description()),
+        (status, None) => format!("its status is {}", status.code()),
+    };
+    format!(
+        "Duplicate: nothing was applied. Upload {original} (file id '{}', received {}) already used {same}; {state}.",
+        earlier.meta.file_id,
+        earlier.received_at.format("%Y-%m-%d %H:%M UTC"),
+    )
+}
+
 fn upload_audit(
     actor: &AuditActor,
     s: &UploadSummary,

@@ -54,7 +54,15 @@ mod tests {
 
     #[test]
     fn formula_cells_are_written_as_text() {
-        for bad in ["=1+2", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1", "=HYPERLINK(\"x\",\"y\")"] {
+        for bad in [
+            "=1+2",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\t=1",
+            "\r=1",
+            "=HYPERLINK(\"x\",\"y\")",
+        ] {
             assert_eq!(spreadsheet_safe(bad), format!("'{bad}"));
         }
         for fine in ["9434765919", "", "CPR07", "row has 3 fields", "a=b"] {

@@ -74,26 +74,81 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::UnsupportedMediaType {
-            expected: "text/csv",
-        })
+        Err(ApiError::UnsupportedMediaType(
+            "content type must be text/csv".into(),
+        ))
     }
 }
 
-/// Streams the request body into a spool file on a blocking thread, never holding it whole.
+/// How the body is coded on the wire (`Content-Encoding`).
+#[derive(Clone, Copy)]
+enum BodyCoding {
+    Identity,
+    Gzip,
+}
+
+fn body_coding(headers: &HeaderMap) -> Result<BodyCoding, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(BodyCoding::Identity);
+    };
+    let value = value.to_str().unwrap_or("").trim().to_ascii_lowercase();
+    match value.as_str() {
+        "" | "identity" => Ok(BodyCoding::Identity),
+        "gzip" | "x-gzip" => Ok(BodyCoding::Gzip),
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Encoding '{other}' is not supported: send the file uncompressed or with Content-Encoding: gzip"
+        ))),
+    }
+}
+
+/// A body announced (`Content-Length`) as larger than the limit is refused before it is read.
+fn check_announced_length(headers: &HeaderMap, limit: u64) -> Result<(), ApiError> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match announced {
+        Some(n) if n > limit => Err(ApiError::PayloadTooLarge { limit }),
+        _ => Ok(()),
+    }
+}
+
+/// Streams the request body into a spool file on a blocking thread, never holding it whole. A
+/// gzip body is decoded on the way; the decoded size counts against the limit (a zip bomb is 413).
 async fn spool_body(
     state: &AppState,
+    headers: &HeaderMap,
     body: Body,
 ) -> Result<cpis_core::upload::SpooledFile, ApiError> {
     let limit = state.config.max_upload_bytes;
+    let coding = body_coding(headers)?;
+    check_announced_length(headers, limit)?;
     let dir = state.config.spool_dir.clone();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(16);
     let writer = tokio::task::spawn_blocking(move || -> Result<_, SpoolError> {
-        let mut spool = Spooler::new(dir.as_deref(), limit)?;
-        while let Some(chunk) = rx.blocking_recv() {
-            spool.write_chunk(&chunk)?;
+        let spool = Spooler::new(dir.as_deref(), limit)?;
+        match coding {
+            BodyCoding::Identity => {
+                let mut spool = spool;
+                while let Some(chunk) = rx.blocking_recv() {
+                    spool.write_chunk(&chunk)?;
+                }
+                spool.finish()
+            }
+            BodyCoding::Gzip => {
+                use std::io::Write;
+                let mut decoder = flate2::write::MultiGzDecoder::new(spool);
+                while let Some(chunk) = rx.blocking_recv() {
+                    decoder
+                        .write_all(&chunk)
+                        .map_err(|e| SpoolError::from_write(e, limit))?;
+                }
+                decoder
+                    .finish()
+                    .map_err(|e| SpoolError::from_write(e, limit))?
+                    .finish()
+            }
         }
-        spool.finish()
     });
     let mut stream = body.into_data_stream();
     let mut read_error = None;
@@ -119,6 +174,9 @@ async fn spool_body(
     }
     spooled.map_err(|e| match e {
         SpoolError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+        SpoolError::BadGzip(why) => ApiError::BadRequest(format!(
+            "the body is sent with Content-Encoding: gzip but is not valid gzip data ({why}); nothing was applied"
+        )),
         SpoolError::Io(io) => ApiError::Internal(format!("spool: {io}")),
     })
 }
@@ -203,7 +261,7 @@ pub async fn create(
         .grant(&state, "upload.submit", Principal::la_upload)
         .await?;
     check_content_type(&headers)?;
-    let spooled = spool_body(&state, body).await?;
+    let spooled = spool_body(&state, &headers, body).await?;
     let meta = upload_meta(
         cap.la().clone(),
         &params,
@@ -252,6 +310,19 @@ pub async fn create(
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
             return Ok(r);
+        }
+        // Refused whole (CPF01 unreadable, CPF06 unsupported format): nothing was applied, and a
+        // client can tell without reading outcome codes. The report is still stored and linked.
+        Submitted::New(s)
+            if matches!(
+                s.file_outcome,
+                Some(
+                    cpis_domain::FileOutcome::Malformed
+                        | cpis_domain::FileOutcome::UnsupportedVersion
+                )
+            ) =>
+        {
+            (StatusCode::UNPROCESSABLE_ENTITY, s)
         }
         Submitted::New(s) => (StatusCode::CREATED, s),
     };

@@ -168,6 +168,7 @@ async fn spool(state: &AppState, mut field: Field<'_>) -> Result<SpooledFile, Ap
     }
     spooled.map_err(|e| match e {
         SpoolError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+        SpoolError::BadGzip(why) => ApiError::BadRequest(why),
         SpoolError::Io(io) => ApiError::Internal(format!("spool: {io}")),
     })
 }
