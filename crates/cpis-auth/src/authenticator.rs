@@ -265,22 +265,25 @@ impl Authenticator {
             .as_deref()
             .is_some_and(|h| password::verify(h, pass));
         if !ok {
-            user.failed_logins += 1;
-            if user.failed_logins >= self.lockout.max_failures {
-                user.locked_until = Some(now + self.lockout.lock_for);
-                user.failed_logins = 0;
-            }
-            self.store.update_user(&user, now)?;
+            // Counted in the store, atomically: parallel guesses cannot overwrite each other's
+            // count (a read-modify-write here let 90 guesses sent 30 at a time through).
+            self.store.record_login_failure(
+                &user.id,
+                self.lockout.max_failures,
+                now + self.lockout.lock_for,
+                now,
+            )?;
             return fail(AuthFailure::Invalid);
         }
         if user.disabled {
             return fail(AuthFailure::Disabled);
         }
-        if user.failed_logins > 0 || user.locked_until.is_some() {
-            user.failed_logins = 0;
-            user.locked_until = None;
-            self.store.update_user(&user, now)?;
+        // A guess that failed in parallel may have locked the account since it was read above.
+        if !self.store.clear_login_failures(&user.id, now)? {
+            return fail(AuthFailure::Locked);
         }
+        user.failed_logins = 0;
+        user.locked_until = None;
         self.start_session(&user, now, None, trace)
     }
 

@@ -1,5 +1,6 @@
 //! Authentication at the HTTP edge. A request carries `Authorization: Bearer <API token or JWT>`
-//! or a session cookie (with an `X-CSRF-Token` header on unsafe methods); the
+//! or, on `/api/v1` only (never FHIR), a session cookie (with an `X-CSRF-Token` header on unsafe
+//! methods); the
 //! [`cpis_auth::Authenticator`] turns it into a [`Principal`]. Handlers then ask the principal for
 //! the capability the operation needs; a refusal is audited and answered 403.
 
@@ -58,7 +59,21 @@ pub(crate) fn trace_id(parts: &Parts) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+/// Which credentials a surface takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Credentials {
+    /// A bearer token, or the web session cookie (with CSRF on unsafe methods): `/api/v1`.
+    BearerOrSession,
+    /// A bearer token only: the FHIR API. A cookie alone must never make a notifying lookup
+    /// (a cross-site GET would carry it); the web UI has its own POST + CSRF lookup.
+    BearerOnly,
+}
+
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    accepted: Credentials,
+) -> Result<Caller, ApiError> {
     let trace = trace_id(parts);
     let auth = state.auth.clone();
     if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
@@ -80,6 +95,9 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
             csrf: None,
             trace_id: trace,
         });
+    }
+    if accepted == Credentials::BearerOnly {
+        return Err(ApiError::Unauthenticated);
     }
     let Some((principal, csrf)) = session_of(parts, state).await? else {
         return Err(ApiError::Unauthenticated);
@@ -154,7 +172,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        authenticate(parts, state).await
+        authenticate(parts, state, Credentials::BearerOrSession).await
     }
 }
 
@@ -166,7 +184,7 @@ fn route_of(parts: &Parts) -> String {
         .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned())
 }
 
-/// The same caller on the FHIR API (errors as OperationOutcome).
+/// A caller on the FHIR API (errors as OperationOutcome): bearer credentials only.
 #[derive(Debug, Clone)]
 pub struct FhirCaller(pub Caller);
 
@@ -177,7 +195,9 @@ impl FromRequestParts<AppState> for FhirCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(FhirCaller(authenticate(parts, state).await?))
+        Ok(FhirCaller(
+            authenticate(parts, state, Credentials::BearerOnly).await?,
+        ))
     }
 }
 

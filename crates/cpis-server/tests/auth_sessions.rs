@@ -461,3 +461,81 @@ async fn malformed_login_bodies_follow_the_json_error_policy() {
         assert_eq!(j["error"], "bad_request", "{body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_wrong_passwords_still_lock_the_account() {
+    let app = spawn_app();
+    add_password_user(&app);
+    // 30 guesses at once: each read of the account sees no failures yet, but every one counts.
+    let guesses = (0..30).map(|i| {
+        let app = &app;
+        async move { login(app, USER, &format!("parallel guess {i}")).await }
+    });
+    let replies = futures_util::future::join_all(guesses).await;
+    assert!(replies.iter().all(|r| r.status == StatusCode::UNAUTHORIZED));
+    let user = app.store.user_by_username(USER).unwrap().unwrap();
+    assert!(
+        user.locked_until.is_some_and(|t| t > app.clock.now()),
+        "30 parallel failures left the account open: {user:?}"
+    );
+    let right = login(&app, USER, PASSWORD).await;
+    assert_eq!(
+        right.status,
+        StatusCode::UNAUTHORIZED,
+        "the right password while locked"
+    );
+    assert!(right.headers.get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn the_fhir_api_takes_bearer_credentials_only_never_the_session_cookie() {
+    let app = spawn_app();
+    // A clinician at the demo emergency department with a password (a web user).
+    users::add(
+        app.store.as_ref(),
+        NewUser {
+            username: "ed.web.clinician".into(),
+            display_name: "ED Clinician".into(),
+            kind: UserKind::User,
+            organisation: OdsCode::parse("RDEMO01").unwrap(),
+            role: "Clinician".into(),
+            permissions: Permissions::new([Permission::ViewNotify]),
+            password: Some(PASSWORD.into()),
+        },
+        app.clock.now(),
+    )
+    .unwrap();
+    let ok = login(&app, "ed.web.clinician", PASSWORD).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    let cookie = session_cookie(&ok);
+    let (accesses, notifications) = (app.accesses_stored(), app.notifications_stored());
+
+    // What a cross-site page could make the browser send: a GET carrying only the cookie.
+    for extra in [&[][..], &[("sec-fetch-site", "cross-site")][..]] {
+        let c = cookie_header(&cookie);
+        let mut headers = vec![("cookie", c.as_str()), ("accept", "application/fhir+json")];
+        headers.extend_from_slice(extra);
+        let uri = format!("/fhir/R4/CareTeam?{}", patient_query(SHARED_CHILD));
+        let r = app.request(Method::GET, &uri, &headers, "").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+        assert_eq!(r.json()["resourceType"], "OperationOutcome");
+        let r = app
+            .request(
+                Method::GET,
+                &format!("/fhir/R4/AuditEvent?{}", patient_query(SHARED_CHILD)),
+                &headers,
+                "",
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(app.accesses_stored(), accesses, "no access was recorded");
+    assert_eq!(
+        app.notifications_stored(),
+        notifications,
+        "no LA was notified"
+    );
+    // The same lookup with a bearer token works (the FHIR API itself is unchanged).
+    let r = app.care_team(SHARED_CHILD, ED_TOKEN, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+}

@@ -190,6 +190,20 @@ pub trait Store: Send + Sync {
     /// Replaces a user's mutable fields (display name, role, permissions, organisation,
     /// password hash, disabled, failed logins, lock).
     fn update_user(&self, user: &User, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Counts one failed password login, atomically in the database (parallel guesses each
+    /// count): the `max_failures`-th consecutive failure locks the account until `lock_until`
+    /// and restarts the count. Returns the account's lock after the change.
+    fn record_login_failure(
+        &self,
+        user_id: &str,
+        max_failures: u32,
+        lock_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
+    /// After a good password: clears the failure count and an expired lock, unless the account
+    /// is locked at `now` (a parallel failure may have locked it after it was read). Returns
+    /// false, changing nothing, when it is locked.
+    fn clear_login_failures(&self, user_id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
     fn create_api_token(&self, token: &NewApiToken) -> StoreResult<()>;
     /// Applies the change and appends the audit entry in one transaction: an administrative
     /// change is never written without its audit entry, and a change that fails (an existing

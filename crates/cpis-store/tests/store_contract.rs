@@ -212,6 +212,7 @@ contract!(
     notifications_by_cursor_never_skip_under_concurrency,
     acknowledge_is_idempotent_and_la_scoped,
     users_tokens_and_sessions,
+    login_failures_count_atomically_under_concurrency,
     identity_changes_commit_with_their_audit_entry,
     audit_append_search_and_verify,
     audit_verify_detects_an_edited_row,
@@ -1444,6 +1445,74 @@ fn acknowledge_is_idempotent_and_la_scoped(ctx: &Ctx) {
     let stored = &s.notifications(&la(LA_A), 0, 10).unwrap()[0];
     assert_eq!(stored.acknowledged_at, Some(t1));
     assert_eq!(stored.acknowledged_by.as_deref(), Some("social.worker"));
+}
+
+fn login_failures_count_atomically_under_concurrency(ctx: &Ctx) {
+    let s = ctx.store();
+    let user = User {
+        id: "u-bob".into(),
+        username: "bob.clinician".into(),
+        display_name: "Bob".into(),
+        kind: UserKind::User,
+        organisation: la("RXX01"),
+        role: "Clinician".into(),
+        permissions: Permissions::new([Permission::ViewNotify]),
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+        disabled: false,
+        failed_logins: 0,
+        locked_until: None,
+        created_at: t0(),
+    };
+    s.create_user(&user).unwrap();
+    let lock_until = t0() + chrono::Duration::minutes(15);
+    // Four failures count up and do not lock; the fifth locks and restarts the count.
+    for n in 1..=4 {
+        assert_eq!(
+            s.record_login_failure(&user.id, 5, lock_until, t0())
+                .unwrap(),
+            None
+        );
+        assert_eq!(s.user_by_id(&user.id).unwrap().unwrap().failed_logins, n);
+    }
+    assert_eq!(
+        s.record_login_failure(&user.id, 5, lock_until, t0())
+            .unwrap(),
+        Some(lock_until)
+    );
+    let locked = s.user_by_id(&user.id).unwrap().unwrap();
+    assert_eq!(
+        (locked.failed_logins, locked.locked_until),
+        (0, Some(lock_until))
+    );
+    // A good password while locked changes nothing; after the lock expires it clears.
+    assert!(!s.clear_login_failures(&user.id, t0()).unwrap());
+    assert_eq!(
+        s.user_by_id(&user.id).unwrap().unwrap().locked_until,
+        Some(lock_until)
+    );
+    assert!(s
+        .clear_login_failures(&user.id, lock_until + chrono::Duration::seconds(1))
+        .unwrap());
+    let cleared = s.user_by_id(&user.id).unwrap().unwrap();
+    assert_eq!((cleared.failed_logins, cleared.locked_until), (0, None));
+
+    // 32 failures at once, 8 threads: every one counts (32 = 6 locks of 5, then 2).
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                for _ in 0..4 {
+                    s.record_login_failure(&user.id, 5, lock_until, t0())
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let after = s.user_by_id(&user.id).unwrap().unwrap();
+    assert_eq!(after.failed_logins, 2, "a failure was lost");
+    assert_eq!(after.locked_until, Some(lock_until));
+    assert!(s
+        .record_login_failure("u-nobody", 5, lock_until, t0())
+        .is_err());
 }
 
 fn users_tokens_and_sessions(ctx: &Ctx) {

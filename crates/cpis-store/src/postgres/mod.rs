@@ -495,6 +495,20 @@ impl Store for PgStore {
         self.read(|c| security::update_user(c, user, now))
     }
 
+    fn record_login_failure(
+        &self,
+        user_id: &str,
+        max_failures: u32,
+        lock_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        self.read(|c| security::record_login_failure(c, user_id, max_failures, lock_until, now))
+    }
+
+    fn clear_login_failures(&self, user_id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        self.read(|c| security::clear_login_failures(c, user_id, now))
+    }
+
     fn create_api_token(&self, token: &NewApiToken) -> StoreResult<()> {
         self.read(|c| security::create_api_token(c, token))
     }

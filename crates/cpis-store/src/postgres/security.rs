@@ -65,6 +65,48 @@ pub fn create_user(conn: &mut Conn, u: &User) -> StoreResult<()> {
     Ok(())
 }
 
+/// One statement: every failure counts even when many arrive at once (SET sees the old row, and
+/// the row lock serialises concurrent updates).
+pub fn record_login_failure(
+    conn: &mut Conn,
+    user_id: &str,
+    max_failures: u32,
+    lock_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<DateTime<Utc>>> {
+    let row = conn.query_opt(
+        "UPDATE users SET
+             failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
+             locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END,
+             updated_at = $4
+         WHERE id = $1
+         RETURNING locked_until",
+        &[
+            &user_id,
+            &i64::from(max_failures),
+            &ts(lock_until),
+            &ts(now),
+        ],
+    )?;
+    match row {
+        None => Err(StoreError::Constraint("no such user".into())),
+        Some(r) => Ok(r.try_get(0)?),
+    }
+}
+
+pub fn clear_login_failures(
+    conn: &mut Conn,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let n = conn.execute(
+        "UPDATE users SET failed_logins = 0, locked_until = NULL, updated_at = $2
+         WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2)",
+        &[&user_id, &ts(now)],
+    )?;
+    Ok(n == 1)
+}
+
 pub fn update_user(conn: &mut Conn, u: &User, now: DateTime<Utc>) -> StoreResult<()> {
     let n = conn.execute(
         "UPDATE users SET display_name = $2, organisation = $3, role = $4, permissions = $5, password_hash = $6,

@@ -67,6 +67,48 @@ pub fn create_user(conn: &Connection, u: &User) -> StoreResult<()> {
     Ok(())
 }
 
+/// One statement: every failure counts even when many arrive at once (SET sees the old row).
+pub fn record_login_failure(
+    conn: &Connection,
+    user_id: &str,
+    max_failures: u32,
+    lock_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<DateTime<Utc>>> {
+    let locked: Option<Option<String>> = conn
+        .prepare_cached(
+            "UPDATE users SET
+                 failed_logins = CASE WHEN failed_logins + 1 >= ?2 THEN 0 ELSE failed_logins + 1 END,
+                 locked_until = CASE WHEN failed_logins + 1 >= ?2 THEN ?3 ELSE locked_until END,
+                 updated_at = ?4
+             WHERE id = ?1
+             RETURNING locked_until",
+        )?
+        .query_row(
+            params![user_id, i64::from(max_failures), ts(lock_until), ts(now)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match locked {
+        None => Err(StoreError::Constraint("no such user".into())),
+        Some(t) => t.as_deref().map(parse_ts).transpose(),
+    }
+}
+
+pub fn clear_login_failures(
+    conn: &Connection,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE users SET failed_logins = 0, locked_until = NULL, updated_at = ?2
+             WHERE id = ?1 AND (locked_until IS NULL OR locked_until <= ?2)",
+        )?
+        .execute(params![user_id, ts(now)])?;
+    Ok(n == 1)
+}
+
 pub fn update_user(conn: &Connection, u: &User, now: DateTime<Utc>) -> StoreResult<()> {
     let n = conn
         .prepare_cached(
