@@ -424,6 +424,18 @@ fn the_server_log_at_trace_level_holds_no_personal_data_or_secrets() {
     }
     let requests = log.lines().filter(|l| l.contains(" request ")).count();
     assert!(requests >= 12, "{requests} request lines:\n{log}");
+    // Every request line carries the trace id used, generated when the caller sent none.
+    let untraced: Vec<_> = log
+        .lines()
+        .filter(|l| {
+            l.contains(" request ") && (l.contains("trace_id=\"\"") || !l.contains("trace_id="))
+        })
+        .collect();
+    assert!(
+        untraced.is_empty(),
+        "request lines without a trace id:\n{}",
+        untraced.join("\n")
+    );
 
     // Personal data: NHS numbers (as digits and grouped), names, local ids, dates of birth.
     let mut nhs = vec![

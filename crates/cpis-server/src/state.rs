@@ -15,7 +15,8 @@ pub struct ServerConfig {
     pub max_upload_bytes: u64,
     /// Where upload bodies are spooled (default: the system temp dir).
     pub spool_dir: Option<PathBuf>,
-    /// The public base URL FHIR `fullUrl`s are built on (default: from the Host header).
+    /// The public base URL FHIR `fullUrl`s are built on. `cpis serve` sets the address it
+    /// listens on when none is configured; never taken from a request's `Host` header.
     pub public_base_url: Option<String>,
 }
 
@@ -79,6 +80,19 @@ impl AppState {
     }
 
     /// Offers browser sign-in through the identity provider (`/sign-in/oidc`, docs/WEB.md).
+    /// The configured FHIR base URL, if any.
+    pub fn public_base_url(&self) -> Option<&str> {
+        self.config.public_base_url.as_deref()
+    }
+
+    /// Sets the FHIR base URL when none was configured (the address the server listens on).
+    pub fn with_default_base_url(mut self, base: String) -> Self {
+        if self.config.public_base_url.is_none() {
+            Arc::make_mut(&mut self.config).public_base_url = Some(base);
+        }
+        self
+    }
+
     pub fn with_oidc(mut self, sign_in: cpis_auth::oidc::OidcSignIn) -> Self {
         self.oidc = Some(Arc::new(crate::web::OidcWeb::new(sign_in)));
         self

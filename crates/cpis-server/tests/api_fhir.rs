@@ -3,8 +3,10 @@
 
 mod common;
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
 use common::*;
+use cpis_domain::Clock;
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -487,6 +489,52 @@ async fn a_sensitive_childs_history_hides_who_and_where_but_the_flag_shows_la_ph
 }
 
 #[tokio::test]
+async fn an_s_flag_that_arrives_after_the_upload_hides_the_history_at_once() {
+    let app = spawn_app();
+    let child = spare_children().remove(0);
+    app.upload_rows(
+        COVENTRY_TOKEN,
+        &[plan_row(&child, "CPP", "2026-05-01", None)],
+    )
+    .await;
+    let b = app.notifying_lookup(&child.nhs, ED_TOKEN).await;
+    assert!(
+        matches(&b)[0]["meta"]["security"].is_null(),
+        "not sensitive yet: {b:#}"
+    );
+    // The demographics change feed S-flags the child after the upload.
+    let nhs = cpis_domain::NhsNumber::parse(&child.nhs).unwrap();
+    let mut person = app.store.demographics(nhs).unwrap().unwrap();
+    person.sensitive = true;
+    app.store
+        .upsert_demographics(&[person], app.clock.now())
+        .unwrap();
+
+    let b = app.notifying_lookup(&child.nhs, ED2_TOKEN).await;
+    let team = &matches(&b)[0];
+    assert_eq!(
+        team["meta"]["security"][0]["code"], "R",
+        "the CareTeam is labelled restricted: {team:#}"
+    );
+    let r = app.audit_events(&child.nhs, GP_TOKEN).await;
+    assert_eq!(
+        assert_searchset(&r)["total"],
+        2,
+        "the accesses are still counted"
+    );
+    let raw = r.text();
+    for secret in [
+        ED_SETTING.to_owned(),
+        ED2_SETTING.to_owned(),
+        care_setting_name(ED_SETTING),
+        "ed.clinician".to_owned(),
+        "ed2.clinician".to_owned(),
+    ] {
+        assert!(!raw.contains(&secret), "history leaks {secret:?}: {raw}");
+    }
+}
+
+#[tokio::test]
 async fn one_la_marking_a_child_sensitive_hides_the_history_for_all() {
     let app = spawn_app();
     let child = spare_children().remove(0);
@@ -943,4 +991,47 @@ async fn an_empty_searchset_has_no_empty_entry_array() {
     let r = app.audit_events("9434765919", ED_TOKEN).await;
     let b = r.json();
     assert!(b.get("entry").is_none(), "{b}");
+}
+
+#[tokio::test]
+async fn a_generated_trace_id_is_the_one_echoed_and_audited() {
+    let app = spawn_app();
+    let r = app.care_team(SHARED_CHILD, ED_TOKEN, Some("true")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let echoed = header(&r, "traceid").to_owned();
+    assert!(
+        !echoed.is_empty(),
+        "a trace id is generated when none is sent"
+    );
+    let audited = app
+        .store
+        .audit_search(&cpis_store::AuditQuery {
+            subject_nhs: Some(cpis_domain::NhsNumber::parse(SHARED_CHILD).unwrap()),
+            action_prefix: Some("lookup.".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(!audited.is_empty());
+    assert_eq!(
+        audited[0].entry.trace_id.as_deref(),
+        Some(echoed.as_str()),
+        "the audit entry carries the trace id the response echoed"
+    );
+}
+
+#[tokio::test]
+async fn full_urls_never_follow_the_host_header() {
+    let app = spawn_app();
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(format!("/fhir/R4/CareTeam?{}", patient_query(SHARED_CHILD)))
+        .header("authorization", format!("Bearer {ED_TOKEN}"))
+        .header("host", "attacker.example")
+        .body(Body::empty())
+        .unwrap();
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let text = r.text();
+    assert!(!text.contains("attacker.example"), "{text}");
 }

@@ -67,6 +67,8 @@ pub trait Store: Send + Sync {
 
     // Records, read side.
     /// Every LA's record for this NHS number, with all plans (visibility is the caller's rule).
+    /// A record's `sensitive` is evaluated now: the LA's mark OR the demographics index's
+    /// current S-flag (a flag that arrives after the upload hides the history at once).
     fn records_for(&self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>>;
     /// Number of records an LA holds.
     fn la_record_count(&self, la: &OdsCode) -> StoreResult<u64>;

@@ -191,6 +191,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                     shutdown_signal().await;
                     h.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
                 });
+                let state = with_base_url(state, &format!("https://{addr}"), addr);
                 tracing::info!(%addr, database = %super::redact_url(&url), "cpis listening (TLS)");
                 eprintln!("cpis listening on https://{addr}");
                 axum_server::bind_rustls(addr, tls)
@@ -203,6 +204,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                     .await
                     .with_context(|| format!("binding {bind}"))?;
                 let addr = listener.local_addr()?;
+                let state = with_base_url(state, &format!("http://{addr}"), addr);
                 tracing::info!(%addr, database = %super::redact_url(&url), "cpis listening");
                 eprintln!("cpis listening on http://{addr}");
                 cpis_server::serve(listener, state, shutdown_signal()).await?;
@@ -218,6 +220,22 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     }
     tracing::info!("cpis stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// FHIR `fullUrl`s use `public_base_url`, else the address cpis listens on (never a request's
+/// `Host`). An unspecified address (0.0.0.0) cannot be reached by clients: say so.
+fn with_base_url(state: AppState, listening: &str, addr: std::net::SocketAddr) -> AppState {
+    if state.public_base_url().is_none() {
+        if addr.ip().is_unspecified() {
+            tracing::warn!(base = listening, "public_base_url is not set and cpis listens on every address: FHIR fullUrls use {listening}, which clients cannot reach; set public_base_url");
+        } else {
+            tracing::info!(
+                base = listening,
+                "public_base_url is not set: FHIR fullUrls use the listening address"
+            );
+        }
+    }
+    state.with_default_base_url(listening.to_owned())
 }
 
 async fn shutdown_signal() {

@@ -119,19 +119,16 @@ fn unscheduled_header(headers: &HeaderMap) -> Result<bool, ApiError> {
     }
 }
 
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(base) = &state.config.public_base_url {
-        return base.trim_end_matches('/').to_owned();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".:-[]".contains(&b))
-        })
-        .unwrap_or("localhost");
-    format!("http://{host}")
+/// The base of every `fullUrl`: the configured public URL (`cpis serve` defaults it to the
+/// address it listens on). Never the request's `Host` header, which any client can set.
+fn base_url(state: &AppState) -> String {
+    state
+        .config
+        .public_base_url
+        .as_deref()
+        .unwrap_or("http://localhost")
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 fn bundle(base: &str, self_url: String, total: usize, entry: Vec<BundleEntry>) -> Bundle {
@@ -186,7 +183,7 @@ async fn care_team_search(
     let result =
         crate::lookup_flow::lookup(&state, &caller, &cap, nhs, requested_unscheduled, &trace.0)
             .await?;
-    let base = base_url(&state, &headers);
+    let base = base_url(&state);
     let las: BTreeMap<String, LocalAuthority> = result
         .local_authorities
         .iter()
@@ -226,7 +223,6 @@ async fn care_team_search(
 async fn audit_event_search(
     State(state): State<AppState>,
     FhirCaller(caller): FhirCaller,
-    headers: HeaderMap,
     axum::Extension(trace): axum::Extension<TraceId>,
     FhirQuery(params): FhirQuery<Vec<(String, String)>>,
 ) -> Result<Response, FhirError> {
@@ -244,7 +240,7 @@ async fn audit_event_search(
     let (records, history) =
         tokio::task::spawn_blocking(move || lookups.history(&cap, nhs, Some(trace.0))).await??;
     let sensitive = records.iter().any(|r| r.record.sensitive);
-    let base = base_url(&state, &headers);
+    let base = base_url(&state);
     let mut entries = Vec::new();
     for access in &history {
         let ae = render::audit_event(nhs, access, sensitive);

@@ -89,27 +89,46 @@ async fn not_found(headers: HeaderMap, uri: Uri) -> Response {
 
 /// One log line per request with the route template, never the concrete path or query: paths
 /// and queries can carry identifiers that must stay out of ordinary logs.
-async fn access_log(req: Request, next: Next) -> Response {
+///
+/// Every request has a trace id: the caller's `TraceID` when it sent a usable one, else a new
+/// UUID, set on the request before anything else sees it — so the log line, the audit entries
+/// and the `TraceID` the FHIR API echoes all carry the same id.
+async fn access_log(mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned());
-    let trace_id = req
+    let sent = req
         .headers()
         .get("traceid")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 128)
+        .filter(|v| usable_trace_id(v))
         .map(str::to_owned);
+    let trace_id = match sent {
+        Some(id) => id,
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                req.headers_mut().insert("traceid", v);
+            }
+            id
+        }
+    };
     let started = Instant::now();
     let resp = next.run(req).await;
     tracing::info!(
         %method,
         route,
         status = resp.status().as_u16(),
-        trace_id = trace_id.as_deref().unwrap_or(""),
+        trace_id,
         ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
     resp
+}
+
+/// A `TraceID` cpis takes from a caller: 1–128 visible ASCII characters.
+pub(crate) fn usable_trace_id(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())
 }

@@ -41,7 +41,7 @@ pub fn la_records(
     args.push(&offset);
     let (l, o) = (args.len() - 1, args.len());
     let sql = format!(
-        "SELECT r.nhs_number, r.local_id, r.given_name, r.family_name, r.date_of_birth, r.sensitive,
+        "SELECT r.nhs_number, r.local_id, r.given_name, r.family_name, r.date_of_birth, (r.sensitive OR EXISTS (SELECT 1 FROM demographics d WHERE d.nhs_number = r.nhs_number AND d.sensitive)),
                 r.updated_at, p.plan_type, p.start_date, p.end_date, p.expected_delivery_date
          FROM (SELECT * FROM records WHERE la_ods = $1 {filter}
                ORDER BY {ORDER} LIMIT ${l} OFFSET ${o}) r

@@ -36,7 +36,7 @@ pub fn la_records(
     ));
     let (limit, offset) = (args.len() - 1, args.len());
     let sql = format!(
-        "SELECT r.nhs_number, r.local_id, r.given_name, r.family_name, r.date_of_birth, r.sensitive,
+        "SELECT r.nhs_number, r.local_id, r.given_name, r.family_name, r.date_of_birth, (r.sensitive = 1 OR EXISTS (SELECT 1 FROM demographics d WHERE d.nhs_number = r.nhs_number AND d.sensitive = 1)),
                 r.updated_at, p.plan_type, p.start_date, p.end_date, p.expected_delivery_date
          FROM (SELECT * FROM records WHERE la_ods = ?1 {filter}
                ORDER BY {ORDER} LIMIT ?{limit} OFFSET ?{offset}) r

@@ -7,7 +7,7 @@ use rusqlite::{Connection, Row, Rows};
 
 pub fn records_for(conn: &Connection, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT r.la_ods, r.local_id, r.given_name, r.family_name, r.date_of_birth, r.sensitive,
+        "SELECT r.la_ods, r.local_id, r.given_name, r.family_name, r.date_of_birth, (r.sensitive = 1 OR EXISTS (SELECT 1 FROM demographics d WHERE d.nhs_number = r.nhs_number AND d.sensitive = 1)),
                 r.updated_at, p.plan_type, p.start_date, p.end_date, p.expected_delivery_date
          FROM records r LEFT JOIN plans p ON p.record_id = r.id
          WHERE r.nhs_number = ?1
