@@ -1726,3 +1726,55 @@ fn a_confirm_racing_a_delta_never_applies_the_old_list_after_it() {
         }
     }
 }
+
+fn sensitive_removals(env: &Env) -> Vec<cpis_domain::AuditRecord> {
+    env.store
+        .audit_search(&cpis_store::AuditQuery {
+            action_prefix: Some("record.sensitive_removed".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap()
+}
+
+#[test]
+fn the_las_sensitive_mark_holds_while_any_plan_row_is_marked() {
+    let (env, x, _) = two_children();
+    let is_sensitive = |env: &Env| env.record(x, LA_A).unwrap().sensitive;
+    // Two rows of one child disagree, the unmarked one last: the child is sensitive.
+    env.delta(
+        LA_A,
+        "F-1",
+        &[
+            Line::upsert(x, "2015-01-01", "CPP", "2026-01-01").sensitive(true),
+            Line::upsert(x, "2015-01-01", "LAC", "2026-02-01").sensitive(false),
+        ],
+    );
+    assert!(is_sensitive(&env), "the last row removed the mark");
+    // A later delta with an empty sensitive column does not remove it.
+    env.delta(
+        LA_A,
+        "F-2",
+        &[Line::upsert(x, "2015-01-01", "CPP", "2026-01-01")
+            .local_id("NEW")
+            .sensitive_unstated()],
+    );
+    assert!(is_sensitive(&env), "an empty column removed the mark");
+    assert!(sensitive_removals(&env).is_empty());
+    // An explicit false on the last marked plan removes it, and that is audited.
+    env.delta(
+        LA_A,
+        "F-3",
+        &[Line::upsert(x, "2015-01-01", "CPP", "2026-01-01").sensitive(false)],
+    );
+    assert!(!is_sensitive(&env));
+    let removals = sensitive_removals(&env);
+    assert_eq!(removals.len(), 1);
+    assert_eq!(removals[0].entry.subject_nhs, Some(x));
+    assert!(removals[0]
+        .entry
+        .detail
+        .as_deref()
+        .unwrap_or("")
+        .contains(LA_A));
+}

@@ -109,7 +109,27 @@ pub struct RecordRow {
     pub family_name: Option<String>,
     pub date_of_birth: NaiveDate,
     pub plan: Plan,
-    pub sensitive: bool,
+    /// What the row's `sensitive` column says about this plan.
+    pub sensitive: SensitiveMark,
+}
+
+/// The LA's sensitive mark on one plan row. A record is sensitive while any of its plans is
+/// marked (or the demographics index S-flags the person); an empty column changes nothing, so a
+/// mark is removed only by an explicit `false` on every plan row of that child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SensitiveMark {
+    /// `sensitive=true`.
+    Marked,
+    /// `sensitive=false`: removes this plan's mark.
+    Unmarked,
+    /// The column is empty: a new plan is unmarked, an existing plan keeps its mark.
+    Unstated,
+}
+
+impl SensitiveMark {
+    pub fn is_marked(self) -> bool {
+        self == SensitiveMark::Marked
+    }
 }
 
 /// One data row of an upload file.
@@ -289,8 +309,9 @@ pub fn parse_row(fields: &[&str]) -> Result<UploadRow, RowRejection> {
     let end = date_field(fields[8], "end_date", nhs)?;
     let edd = date_field(fields[9], "expected_delivery_date", nhs)?;
     let sensitive = match fields[10].trim().to_ascii_lowercase().as_str() {
-        "" | "false" => false,
-        "true" => true,
+        "" => SensitiveMark::Unstated,
+        "false" => SensitiveMark::Unmarked,
+        "true" => SensitiveMark::Marked,
         _ => {
             return Err(RowRejection::invalid(
                 DetailCode::BadSensitiveFlag,
@@ -355,12 +376,12 @@ mod tests {
         };
         assert_eq!(rec.nhs_number.digits(), "9434765919");
         assert_eq!(rec.plan.plan_type(), PlanType::Cpp);
-        assert!(!rec.sensitive);
+        assert_eq!(rec.sensitive, SensitiveMark::Unstated);
         let r = row("upsert,9434765919,,,,1990-04-01,UCPP,2025-01-01,,2026-02-01,true").unwrap();
         assert!(matches!(
             r,
             UploadRow::Upsert(RecordRow {
-                sensitive: true,
+                sensitive: SensitiveMark::Marked,
                 ..
             })
         ));

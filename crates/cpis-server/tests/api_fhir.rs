@@ -535,6 +535,32 @@ async fn an_s_flag_that_arrives_after_the_upload_hides_the_history_at_once() {
 }
 
 #[tokio::test]
+async fn a_child_marked_on_one_plan_row_and_not_another_stays_sensitive() {
+    let app = spawn_app();
+    let child = spare_children().remove(0);
+    let mut marked = child.clone();
+    marked.sensitive = true;
+    // CPP marked, then LAC unmarked in the same file, then a delta with the column empty.
+    app.upload_rows(
+        COVENTRY_TOKEN,
+        &[
+            plan_row(&marked, "CPP", "2026-05-01", None),
+            plan_row(&child, "LAC", "2026-06-01", None),
+        ],
+    )
+    .await;
+    let unstated = plan_row(&child, "LAC", "2026-06-01", None);
+    let unstated = unstated.strip_suffix("false").unwrap().to_owned();
+    app.upload_rows(COVENTRY_TOKEN, &[unstated]).await;
+    app.notifying_lookup(&child.nhs, ED_TOKEN).await;
+    let r = app.audit_events(&child.nhs, ED2_TOKEN).await;
+    assert_eq!(assert_searchset(&r)["total"], 1);
+    let raw = r.text();
+    assert!(!raw.contains(ED_SETTING), "{raw}");
+    assert!(!raw.contains("ed.clinician"), "{raw}");
+}
+
+#[tokio::test]
 async fn one_la_marking_a_child_sensitive_hides_the_history_for_all() {
     let app = spawn_app();
     let child = spare_children().remove(0);

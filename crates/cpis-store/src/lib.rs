@@ -347,15 +347,20 @@ pub trait UploadTx {
     /// changes. Two confirms of one upload are serialised by the lock: the second sees the first's
     /// outcome and answers `NotHeld`.
     fn claim_held(&mut self, la: &OdsCode, upload: &UploadId) -> StoreResult<HeldClaim>;
-    /// Inserts or updates the LA's record and the row's plan.
+    /// Inserts or updates the LA's record and the row's plan. The plan takes the row's
+    /// sensitive mark (`Unstated` keeps an existing plan's); the record is sensitive while any
+    /// of its plans is marked.
     fn upsert(
         &mut self,
         la: &OdsCode,
         row: &RecordRow,
-        sensitive: bool,
         upload: &UploadId,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// The children whose record lost the LA's sensitive mark in this transaction (an explicit
+    /// `false` on its last marked plan, or that plan deleted), for the audit. Writes what is
+    /// pending first.
+    fn sensitive_marks_removed(&mut self) -> StoreResult<Vec<NhsNumber>>;
     /// Deletes the LA's record, or one plan of it (and the record when no plan is left).
     fn delete(&mut self, la: &OdsCode, nhs: NhsNumber, plan: Option<PlanType>)
         -> StoreResult<bool>;

@@ -125,7 +125,7 @@ fn write_everything(store: &dyn Store) -> (NewUpload, String) {
         family_name: Some("Family".into()),
         date_of_birth: d("2015-03-04"),
         plan: Plan::new(PlanType::Cpp, d("2026-01-01"), None, None).unwrap(),
-        sensitive: false,
+        sensitive: cpis_domain::upload::SensitiveMark::Unstated,
     };
     let mut tx = store.begin_upload().unwrap();
     tx.insert_upload(&up).unwrap();
@@ -141,7 +141,7 @@ fn write_everything(store: &dyn Store) -> (NewUpload, String) {
         },
     )
     .unwrap();
-    tx.upsert(&la(), &row, false, &up.id, t0()).unwrap();
+    tx.upsert(&la(), &row, &up.id, t0()).unwrap();
     let mut counts = UploadCounts::default();
     counts.add(RecordOutcome::Accepted);
     tx.finish(

@@ -15,7 +15,7 @@ use cpis_domain::notification::Ack;
 use cpis_domain::report::{
     RowResult, UploadCounts, UploadId, UploadMeta, UploadStatus, UploadSummary,
 };
-use cpis_domain::upload::{RecordRow, UploadMode};
+use cpis_domain::upload::{RecordRow, SensitiveMark, UploadMode};
 use cpis_domain::{
     Access, AccessKind, Accessor, AuditActor, AuditEntry, AuditOutcome, CareSetting,
     DemographicStatus, Demographics, DetailCode, FileOutcome, LocalAuthority, NewNotification,
@@ -200,6 +200,7 @@ contract!(
     directory_round_trips,
     demographics_round_trip,
     upload_commits_or_rolls_back_whole,
+    sensitive_marks_are_kept_per_plan_and_removed_only_explicitly,
     bulk_upload_keeps_file_order,
     idempotency_lookup,
     refused_upload_is_recorded_but_not_effective,
@@ -334,7 +335,7 @@ fn row(n: NhsNumber, plan: PlanType, start: &str, end: Option<&str>) -> RecordRo
         family_name: Some("Family".into()),
         date_of_birth: d("2015-03-04"),
         plan: Plan::new(plan, d(start), end.map(d), edd).unwrap(),
-        sensitive: false,
+        sensitive: SensitiveMark::Unstated,
     }
 }
 
@@ -361,8 +362,7 @@ fn apply(s: &dyn Store, la_code: &str, rows: &[RecordRow]) -> NewUpload {
     for (i, r) in rows.iter().enumerate() {
         tx.add_row_result(&up.id, &accepted_row(i as u64 + 1, r.nhs_number))
             .unwrap();
-        tx.upsert(&la(la_code), r, r.sensitive, &up.id, t0())
-            .unwrap();
+        tx.upsert(&la(la_code), r, &up.id, t0()).unwrap();
     }
     tx.finish(&completed(&up, rows.len() as u64), None).unwrap();
     up
@@ -603,6 +603,126 @@ fn demographics_round_trip(ctx: &Ctx) {
     );
 }
 
+/// Applies rows as one upload and returns the children whose mark the upload removed.
+fn apply_marks(
+    s: &dyn Store,
+    rows: &[RecordRow],
+    deletes: &[(NhsNumber, PlanType)],
+) -> Vec<NhsNumber> {
+    let up = new_upload(
+        LA_A,
+        &format!("m{}", COUNTER.fetch_add(1, Ordering::Relaxed)),
+        &format!("mh{}", COUNTER.fetch_add(1, Ordering::Relaxed)),
+    );
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&up).unwrap();
+    for r in rows {
+        tx.upsert(&la(LA_A), r, &up.id, t0()).unwrap();
+    }
+    for (n, p) in deletes {
+        tx.delete(&la(LA_A), *n, Some(*p)).unwrap();
+    }
+    let removed = tx.sensitive_marks_removed().unwrap();
+    tx.finish(&completed(&up, rows.len() as u64), None).unwrap();
+    removed
+}
+
+fn marked(r: RecordRow, mark: SensitiveMark) -> RecordRow {
+    RecordRow {
+        sensitive: mark,
+        ..r
+    }
+}
+
+fn sensitive_marks_are_kept_per_plan_and_removed_only_explicitly(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let ns = nhs_numbers(0, 2);
+    let cpp = |m| marked(row(ns[0], PlanType::Cpp, "2026-01-01", None), m);
+    let lac = |m| marked(row(ns[0], PlanType::Lac, "2026-02-01", None), m);
+    let is_sensitive = |n| record(s, n, LA_A).unwrap().sensitive;
+
+    // Two rows of one child disagree: the record is sensitive, whichever row comes last.
+    assert!(apply_marks(
+        s,
+        &[cpp(SensitiveMark::Marked), lac(SensitiveMark::Unmarked)],
+        &[]
+    )
+    .is_empty());
+    assert!(is_sensitive(ns[0]));
+    // An empty column changes nothing.
+    assert!(apply_marks(
+        s,
+        &[cpp(SensitiveMark::Unstated), lac(SensitiveMark::Unstated)],
+        &[]
+    )
+    .is_empty());
+    assert!(
+        is_sensitive(ns[0]),
+        "an empty sensitive column removed the mark"
+    );
+    // false on one plan while the other is still marked: still sensitive.
+    assert!(apply_marks(s, &[lac(SensitiveMark::Unmarked)], &[]).is_empty());
+    assert!(is_sensitive(ns[0]));
+    // false on the last marked plan: the mark goes, and the upload says so.
+    assert_eq!(
+        apply_marks(s, &[cpp(SensitiveMark::Unmarked)], &[]),
+        vec![ns[0]]
+    );
+    assert!(!is_sensitive(ns[0]));
+
+    // Marked again; deleting the one marked plan (the other stays) removes the mark too.
+    assert!(apply_marks(s, &[cpp(SensitiveMark::Marked)], &[]).is_empty());
+    assert!(is_sensitive(ns[0]));
+    assert_eq!(apply_marks(s, &[], &[(ns[0], PlanType::Cpp)]), vec![ns[0]]);
+    assert!(!is_sensitive(ns[0]));
+
+    // The same through the bulk path (PostgreSQL COPY from 64 rows): many children at once.
+    let many = nhs_numbers(100, 200);
+    let rows = |m: &dyn Fn(usize) -> SensitiveMark| {
+        many.iter()
+            .enumerate()
+            .flat_map(|(i, n)| {
+                [
+                    marked(row(*n, PlanType::Cpp, "2026-01-01", None), m(2 * i)),
+                    marked(row(*n, PlanType::Lac, "2026-02-01", None), m(2 * i + 1)),
+                ]
+            })
+            .collect::<Vec<_>>()
+    };
+    // Only each child's CPP is marked.
+    let first = rows(&|k| {
+        if k % 2 == 0 {
+            SensitiveMark::Marked
+        } else {
+            SensitiveMark::Unmarked
+        }
+    });
+    assert!(apply_marks(s, &first, &[]).is_empty());
+    assert!(many.iter().all(|n| is_sensitive(*n)));
+    assert!(apply_marks(s, &rows(&|_| SensitiveMark::Unstated), &[]).is_empty());
+    assert!(
+        many.iter().all(|n| is_sensitive(*n)),
+        "unstated rows kept every mark"
+    );
+    // false on every plan of the first 50 children; the others keep theirs.
+    let mut cleared = rows(&|k| {
+        if k < 100 {
+            SensitiveMark::Unmarked
+        } else {
+            SensitiveMark::Unstated
+        }
+    });
+    cleared.truncate(200);
+    let mut removed = apply_marks(s, &cleared, &[]);
+    removed.sort();
+    let mut want = many[..50].to_vec();
+    want.sort();
+    assert_eq!(removed, want);
+    assert!(many[..50].iter().all(|n| !is_sensitive(*n)));
+    assert!(many[50..].iter().all(|n| is_sensitive(*n)));
+}
+
 fn upload_commits_or_rolls_back_whole(ctx: &Ctx) {
     let s = ctx.store();
     seed_directory(s);
@@ -614,9 +734,9 @@ fn upload_commits_or_rolls_back_whole(ctx: &Ctx) {
     tx.insert_upload(&up).unwrap();
     let cpp = row(ns[0], PlanType::Cpp, "2026-01-01", None);
     let mut lac = row(ns[0], PlanType::Lac, "2026-02-01", Some("2026-10-01"));
-    lac.sensitive = true;
-    tx.upsert(&a, &cpp, false, &up.id, t0()).unwrap();
-    tx.upsert(&a, &lac, true, &up.id, t0()).unwrap();
+    lac.sensitive = SensitiveMark::Marked;
+    tx.upsert(&a, &cpp, &up.id, t0()).unwrap();
+    tx.upsert(&a, &lac, &up.id, t0()).unwrap();
     tx.add_row_result(&up.id, &accepted_row(1, ns[0])).unwrap();
     tx.add_row_result(&up.id, &accepted_row(2, ns[0])).unwrap();
     let mut done = completed(&up, 2);
@@ -648,7 +768,6 @@ fn upload_commits_or_rolls_back_whole(ctx: &Ctx) {
         tx.upsert(
             &a,
             &row(ns[1], PlanType::Cpp, "2026-01-01", None),
-            false,
             &up2.id,
             t0(),
         )
@@ -681,7 +800,6 @@ fn upload_commits_or_rolls_back_whole(ctx: &Ctx) {
     tx.upsert(
         &a,
         &row(ns[2], PlanType::Ucpp, "2026-05-01", None),
-        false,
         &up3.id,
         fine,
     )
@@ -701,7 +819,6 @@ fn upload_commits_or_rolls_back_whole(ctx: &Ctx) {
     let res = match tx.upsert(
         &la("X26"),
         &row(ns[2], PlanType::Cpp, "2026-01-01", None),
-        false,
         &up4.id,
         t0(),
     ) {
@@ -724,14 +841,8 @@ fn bulk_upload_keeps_file_order(ctx: &Ctx) {
     for (i, &n) in ns.iter().enumerate() {
         tx.add_row_result(&up.id, &accepted_row(i as u64 + 1, n))
             .unwrap();
-        tx.upsert(
-            &a,
-            &row(n, PlanType::Cpp, "2026-01-01", None),
-            false,
-            &up.id,
-            t0(),
-        )
-        .unwrap();
+        tx.upsert(&a, &row(n, PlanType::Cpp, "2026-01-01", None), &up.id, t0())
+            .unwrap();
     }
     // Reads and removals see every earlier row.
     assert!(tx.has_record(&a, ns[11_999], Some(PlanType::Cpp)).unwrap());
@@ -740,7 +851,6 @@ fn bulk_upload_keeps_file_order(ctx: &Ctx) {
     tx.upsert(
         &a,
         &row(ns[5], PlanType::Lac, "2026-03-01", None),
-        false,
         &up.id,
         t0(),
     )
@@ -777,8 +887,9 @@ fn bulk_upload_keeps_file_order(ctx: &Ctx) {
         cpp.given_name = Some("First".into());
         let mut lac = row(n, PlanType::Lac, "2026-07-01", None);
         lac.given_name = Some("Second".into());
-        tx.upsert(&a, &cpp, false, &up2.id, later).unwrap();
-        tx.upsert(&a, &lac, true, &up2.id, later).unwrap();
+        lac.sensitive = SensitiveMark::Marked;
+        tx.upsert(&a, &cpp, &up2.id, later).unwrap();
+        tx.upsert(&a, &lac, &up2.id, later).unwrap();
     }
     tx.finish(&completed(&up2, 12_000), None).unwrap();
     let r = record(s, ns[100], LA_A).unwrap();
@@ -813,7 +924,6 @@ fn idempotency_lookup(ctx: &Ctx) {
     tx.upsert(
         &a,
         &row(n, PlanType::Cpp, "2026-01-01", None),
-        false,
         &first.id,
         t0(),
     )
@@ -1039,7 +1149,6 @@ fn held_file_round_trip(ctx: &Ctx) {
     tx.upsert(
         &a,
         &row(nhs(2), PlanType::Cpp, "2026-01-01", None),
-        false,
         &held.id,
         t0(),
     )
@@ -1211,7 +1320,6 @@ fn delete_semantics(ctx: &Ctx) {
     tx.upsert(
         &a,
         &row(ns[2], PlanType::Cpp, "2026-01-01", None),
-        false,
         &up.id,
         t0(),
     )
@@ -2049,7 +2157,6 @@ fn concurrent_uploads_of_one_file_apply_once(ctx: &Ctx) {
                                 tx.upsert(
                                     a,
                                     &row(n, PlanType::Cpp, "2026-01-01", None),
-                                    false,
                                     &up.id,
                                     t0(),
                                 )

@@ -113,7 +113,6 @@ impl RowBits {
 struct Verified {
     counts: UploadCounts,
     accepted: RowBits,
-    sensitive: RowBits,
     /// (NHS number, plan) the file mentions, valid or not: in full mode these are never ended.
     keep: HashSet<(NhsNumber, PlanType)>,
 }
@@ -353,20 +352,29 @@ impl UploadEngine {
             }
         }
 
-        let deleted = self.apply(
-            tx.as_mut(),
-            new,
-            file,
-            &verified.accepted,
-            &verified.sensitive,
-            progress,
-        )?;
+        let deleted = self.apply(tx.as_mut(), new, file, &verified.accepted, progress)?;
         summary.counts.deleted = deleted;
         let now = self.clock.now();
         for (nhs, plan) in &to_end {
             tx.end_plan(la, *nhs, *plan, new.meta.file_date, now)?;
         }
         summary.counts.plans_ended = to_end.len() as u64;
+        // Removing a sensitive mark shows other clinicians where the child was seen again: it
+        // is audited, child by child, in the transaction that removes it.
+        for nhs in tx.sensitive_marks_removed()? {
+            tx.append_audit(&AuditEntry {
+                time: now,
+                actor: actor.clone(),
+                action: "record.sensitive_removed".into(),
+                subject_nhs: Some(nhs),
+                trace_id: None,
+                outcome: AuditOutcome::Success,
+                detail: Some(format!(
+                    "{la} removed its sensitive mark (sensitive=false on every plan row) in upload {}",
+                    new.id
+                )),
+            })?;
+        }
         let outcome = FileOutcome::from_counts(summary.counts.accepted, summary.counts.rejected);
         summary.file_outcome = Some(outcome);
         summary.message = Some(outcome.description().to_owned());
@@ -397,7 +405,6 @@ impl UploadEngine {
         let mut v = Verified {
             counts: UploadCounts::default(),
             accepted: RowBits::default(),
-            sensitive: RowBits::default(),
             keep: HashSet::new(),
         };
         let mut seen: HashSet<(NhsNumber, Option<PlanType>)> = HashSet::new();
@@ -522,7 +529,9 @@ impl UploadEngine {
                                         Some(DetailCode::NhsNumberInactive),
                                         "NHS number is no longer in use (inactive)".into(),
                                     ),
-                                    DemographicStatus::Active if d.sensitive && !rec.sensitive => {
+                                    DemographicStatus::Active
+                                        if d.sensitive && !rec.sensitive.is_marked() =>
+                                    {
                                         reject(
                                             &mut result,
                                             RecordOutcome::Sensitive,
@@ -540,11 +549,8 @@ impl UploadEngine {
                                             RecordOutcome::DobMismatch.description().into(),
                                         )
                                     }
-                                    DemographicStatus::Active => {
-                                        if rec.sensitive || d.sensitive {
-                                            v.sensitive.set(row.row);
-                                        }
-                                    }
+                                    // Accepted: an S-flagged child's row is marked (CPR02 above).
+                                    DemographicStatus::Active => {}
                                 },
                             },
                         }
@@ -585,7 +591,6 @@ impl UploadEngine {
         new: &NewUpload,
         file: &SpooledFile,
         accepted: &RowBits,
-        sensitive: &RowBits,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<u64, EngineError> {
         let la = &new.meta.la;
@@ -605,9 +610,7 @@ impl UploadEngine {
                 continue;
             }
             match row.parsed.map_err(|_| file_changed(FileError::Empty))? {
-                UploadRow::Upsert(rec) => {
-                    tx.upsert(la, &rec, sensitive.get(row.row), &new.id, now)?
-                }
+                UploadRow::Upsert(rec) => tx.upsert(la, &rec, &new.id, now)?,
                 UploadRow::Delete {
                     nhs_number,
                     plan_type,

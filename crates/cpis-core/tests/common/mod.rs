@@ -132,6 +132,11 @@ impl Line {
         self.0[10] = s.to_string();
         self
     }
+    /// The `sensitive` column left empty.
+    pub fn sensitive_unstated(mut self) -> Line {
+        self.0[10] = String::new();
+        self
+    }
     pub fn text(&self) -> String {
         self.0.join(",")
     }

@@ -91,7 +91,10 @@ pub struct PendingUpsert {
     pub given_name: Option<String>,
     pub family_name: Option<String>,
     pub date_of_birth: NaiveDate,
-    pub sensitive: bool,
+    /// The row says `sensitive=true`.
+    pub marked: bool,
+    /// The row's `sensitive` column is not empty (an empty one keeps an existing plan's mark).
+    pub mark_stated: bool,
     pub now: DateTime<Utc>,
     pub upload_id: String,
     pub plan_type: &'static str,
@@ -100,38 +103,45 @@ pub struct PendingUpsert {
     pub expected_delivery: Option<NaiveDate>,
 }
 
-/// Writes one upsert directly (small batches).
-pub fn upsert_one(conn: &mut Conn, u: &PendingUpsert) -> StoreResult<()> {
-    let record_id: i64 = conn
-        .query_one(
-            "INSERT INTO records (nhs_number, la_ods, local_id, given_name, family_name, date_of_birth,
-                                  sensitive, created_at, updated_at, last_upload_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)
-             ON CONFLICT (nhs_number, la_ods) DO UPDATE SET
-                 local_id = excluded.local_id, given_name = excluded.given_name,
-                 family_name = excluded.family_name, date_of_birth = excluded.date_of_birth,
-                 sensitive = excluded.sensitive, updated_at = excluded.updated_at,
-                 last_upload_id = excluded.last_upload_id
-             RETURNING id",
-            &[
-                &u.nhs_number,
-                &u.la,
-                &u.local_id,
-                &u.given_name,
-                &u.family_name,
-                &u.date_of_birth,
-                &u.sensitive,
-                &u.now,
-                &u.upload_id,
-            ],
-        )?
-        .try_get(0)?;
+/// Clears the mark of a record with no marked plan left; a row changed = the mark went.
+const UNMARK_RECORD_WITHOUT_MARKED_PLANS: &str = "UPDATE records SET sensitive = false
+     WHERE id = $1 AND sensitive
+       AND NOT EXISTS (SELECT 1 FROM plans WHERE record_id = $1 AND sensitive)";
+
+/// Writes one upsert directly (small batches). Returns whether the record lost its sensitive
+/// mark (an explicit `false` on its last marked plan).
+pub fn upsert_one(conn: &mut Conn, u: &PendingUpsert) -> StoreResult<bool> {
+    // The record's mark is not overwritten by one row: it follows its plans' marks (below).
+    let row = conn.query_one(
+        "INSERT INTO records (nhs_number, la_ods, local_id, given_name, family_name, date_of_birth,
+                              sensitive, created_at, updated_at, last_upload_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)
+         ON CONFLICT (nhs_number, la_ods) DO UPDATE SET
+             local_id = excluded.local_id, given_name = excluded.given_name,
+             family_name = excluded.family_name, date_of_birth = excluded.date_of_birth,
+             updated_at = excluded.updated_at, last_upload_id = excluded.last_upload_id
+         RETURNING id, sensitive",
+        &[
+            &u.nhs_number,
+            &u.la,
+            &u.local_id,
+            &u.given_name,
+            &u.family_name,
+            &u.date_of_birth,
+            &u.marked,
+            &u.now,
+            &u.upload_id,
+        ],
+    )?;
+    let (record_id, was_marked): (i64, bool) = (row.try_get(0)?, row.try_get(1)?);
     conn.execute(
-        "INSERT INTO plans (record_id, plan_type, start_date, end_date, expected_delivery_date, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO plans (record_id, plan_type, start_date, end_date, expected_delivery_date,
+                            sensitive, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (record_id, plan_type) DO UPDATE SET
              start_date = excluded.start_date, end_date = excluded.end_date,
              expected_delivery_date = excluded.expected_delivery_date,
+             sensitive = CASE WHEN $8 THEN excluded.sensitive ELSE plans.sensitive END,
              updated_at = excluded.updated_at",
         &[
             &record_id,
@@ -139,22 +149,38 @@ pub fn upsert_one(conn: &mut Conn, u: &PendingUpsert) -> StoreResult<()> {
             &u.start,
             &u.end,
             &u.expected_delivery,
+            &u.marked,
             &u.now,
+            &u.mark_stated,
         ],
     )?;
-    Ok(())
+    if u.marked && !was_marked {
+        conn.execute(
+            "UPDATE records SET sensitive = true WHERE id = $1",
+            &[&record_id],
+        )?;
+    } else if u.mark_stated && !u.marked && was_marked {
+        return Ok(conn.execute(UNMARK_RECORD_WITHOUT_MARKED_PLANS, &[&record_id])? == 1);
+    }
+    Ok(false)
 }
 
 /// Writes a batch of upserts through COPY. `staged` says whether this transaction already made
-/// the staging table (it is dropped at commit or rollback).
-pub fn upsert_many(conn: &mut Conn, rows: &[PendingUpsert], staged: &mut bool) -> StoreResult<()> {
+/// the staging table (it is dropped at commit or rollback). Returns the NHS numbers whose record
+/// lost its sensitive mark.
+pub fn upsert_many(
+    conn: &mut Conn,
+    rows: &[PendingUpsert],
+    staged: &mut bool,
+) -> StoreResult<Vec<String>> {
     if *staged {
         conn.batch("TRUNCATE cpis_upserts_in")?;
     } else {
         conn.batch(
             "CREATE TEMP TABLE cpis_upserts_in (
                  ord bigint, la_ods text, nhs_number text, local_id text, given_name text,
-                 family_name text, date_of_birth date, sensitive boolean, now timestamptz,
+                 family_name text, date_of_birth date, marked boolean, mark_stated boolean,
+                 now timestamptz,
                  upload_id text, plan_type text, start_date date, end_date date,
                  expected_delivery_date date
              ) ON COMMIT DROP",
@@ -173,6 +199,7 @@ pub fn upsert_many(conn: &mut Conn, rows: &[PendingUpsert], staged: &mut bool) -
             Type::TEXT,
             Type::DATE,
             Type::BOOL,
+            Type::BOOL,
             Type::TIMESTAMPTZ,
             Type::TEXT,
             Type::TEXT,
@@ -190,7 +217,8 @@ pub fn upsert_many(conn: &mut Conn, rows: &[PendingUpsert], staged: &mut bool) -
                 &u.given_name,
                 &u.family_name,
                 &u.date_of_birth,
-                &u.sensitive,
+                &u.marked,
+                &u.mark_stated,
                 &u.now,
                 &u.upload_id,
                 &u.plan_type,
@@ -201,30 +229,47 @@ pub fn upsert_many(conn: &mut Conn, rows: &[PendingUpsert], staged: &mut bool) -
         },
     )?;
     // The record takes the last row's fields; created_at is the first row's time, as when the
-    // rows are applied one by one.
+    // rows are applied one by one. Its sensitive mark follows its plans' marks: a plan takes
+    // its row's stated mark, an unstated one keeps what it had (a new plan is unmarked).
     conn.batch(
         "INSERT INTO records (nhs_number, la_ods, local_id, given_name, family_name, date_of_birth,
                               sensitive, created_at, updated_at, last_upload_id)
          SELECT DISTINCT ON (la_ods, nhs_number) nhs_number, la_ods, local_id, given_name,
-                family_name, date_of_birth, sensitive,
+                family_name, date_of_birth, false,
                 first_value(now) OVER (PARTITION BY la_ods, nhs_number ORDER BY ord), now, upload_id
          FROM cpis_upserts_in ORDER BY la_ods, nhs_number, ord DESC
          ON CONFLICT (nhs_number, la_ods) DO UPDATE SET
              local_id = excluded.local_id, given_name = excluded.given_name,
              family_name = excluded.family_name, date_of_birth = excluded.date_of_birth,
-             sensitive = excluded.sensitive, updated_at = excluded.updated_at,
-             last_upload_id = excluded.last_upload_id;
-         INSERT INTO plans (record_id, plan_type, start_date, end_date, expected_delivery_date, updated_at)
+             updated_at = excluded.updated_at, last_upload_id = excluded.last_upload_id;
+         INSERT INTO plans (record_id, plan_type, start_date, end_date, expected_delivery_date,
+                            sensitive, updated_at)
          SELECT DISTINCT ON (r.id, b.plan_type) r.id, b.plan_type, b.start_date, b.end_date,
-                b.expected_delivery_date, b.now
+                b.expected_delivery_date, b.marked, b.now
          FROM cpis_upserts_in b JOIN records r ON r.nhs_number = b.nhs_number AND r.la_ods = b.la_ods
          ORDER BY r.id, b.plan_type, b.ord DESC
          ON CONFLICT (record_id, plan_type) DO UPDATE SET
              start_date = excluded.start_date, end_date = excluded.end_date,
              expected_delivery_date = excluded.expected_delivery_date,
-             updated_at = excluded.updated_at;",
+             updated_at = excluded.updated_at;
+         UPDATE plans p SET sensitive = b.marked
+         FROM cpis_upserts_in b JOIN records r ON r.nhs_number = b.nhs_number AND r.la_ods = b.la_ods
+         WHERE p.record_id = r.id AND p.plan_type = b.plan_type AND b.mark_stated
+           AND p.sensitive <> b.marked;
+         UPDATE records r SET sensitive = true
+         FROM (SELECT DISTINCT la_ods, nhs_number FROM cpis_upserts_in WHERE marked) b
+         WHERE r.la_ods = b.la_ods AND r.nhs_number = b.nhs_number AND NOT r.sensitive;",
     )?;
-    Ok(())
+    let unmarked = conn.query(
+        "UPDATE records r SET sensitive = false
+         FROM (SELECT DISTINCT la_ods, nhs_number FROM cpis_upserts_in
+               WHERE mark_stated AND NOT marked) b
+         WHERE r.la_ods = b.la_ods AND r.nhs_number = b.nhs_number AND r.sensitive
+           AND NOT EXISTS (SELECT 1 FROM plans p WHERE p.record_id = r.id AND p.sensitive)
+         RETURNING r.nhs_number",
+        &[],
+    )?;
+    unmarked.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 
 /// Writes one upload's row results through COPY.

@@ -77,6 +77,18 @@ impl ChangesTx for PgChangesTx<'_> {
                          AND plan_type NOT IN (SELECT plan_type FROM plans WHERE record_id = $2)",
                         &[&id, &t],
                     )?;
+                    // A mark on the merged-away record is never dropped: the record kept is
+                    // marked, and so are its plans (a record is marked while a plan is).
+                    self.conn.execute(
+                        "UPDATE plans SET sensitive = true WHERE record_id = $2
+                         AND EXISTS (SELECT 1 FROM records WHERE id = $1 AND sensitive)",
+                        &[&id, &t],
+                    )?;
+                    self.conn.execute(
+                        "UPDATE records SET sensitive = true WHERE id = $2
+                         AND EXISTS (SELECT 1 FROM records WHERE id = $1 AND sensitive)",
+                        &[&id, &t],
+                    )?;
                     self.conn
                         .execute("DELETE FROM records WHERE id = $1", &[&id])?;
                     self.conn.execute(

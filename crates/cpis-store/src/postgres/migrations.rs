@@ -35,6 +35,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_stale_held_uploads",
         include_str!("../../migrations/postgres/0007_stale_held_uploads.sql"),
     ),
+    (
+        "0008_plan_sensitive_marks",
+        include_str!("../../migrations/postgres/0008_plan_sensitive_marks.sql"),
+    ),
 ];
 
 fn tracked(conn: &mut Conn) -> StoreResult<bool> {

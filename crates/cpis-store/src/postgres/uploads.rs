@@ -15,7 +15,7 @@ use cpis_domain::outcome::{DetailCode, FileOutcome, RecordOutcome};
 use cpis_domain::report::{
     RowResult, UploadCounts, UploadId, UploadMeta, UploadStatus, UploadSummary,
 };
-use cpis_domain::upload::{RecordRow, UploadMode};
+use cpis_domain::upload::{RecordRow, SensitiveMark, UploadMode};
 use cpis_domain::{NhsNumber, OdsCode, PlanType};
 use postgres::Row;
 
@@ -38,6 +38,8 @@ pub struct PgUploadTx<'a> {
     /// Whether the COPY staging table exists in this transaction.
     staged: bool,
     audit_head: super::audit::Head,
+    /// Records that lost their sensitive mark in this transaction.
+    unmarked: Vec<NhsNumber>,
 }
 
 impl<'a> PgUploadTx<'a> {
@@ -53,6 +55,7 @@ impl<'a> PgUploadTx<'a> {
             results_seq: 0,
             staged: false,
             audit_head: Default::default(),
+            unmarked: Vec::new(),
         })
     }
 
@@ -86,12 +89,19 @@ impl<'a> PgUploadTx<'a> {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.upserts);
-        if pending.len() < COPY_FROM {
+        let unmarked = if pending.len() < COPY_FROM {
+            let mut unmarked = Vec::new();
             for u in &pending {
-                bulk::upsert_one(&mut self.conn, u)?;
+                if bulk::upsert_one(&mut self.conn, u)? {
+                    unmarked.push(u.nhs_number.clone());
+                }
             }
+            unmarked
         } else {
-            bulk::upsert_many(&mut self.conn, &pending, &mut self.staged)?;
+            bulk::upsert_many(&mut self.conn, &pending, &mut self.staged)?
+        };
+        for n in unmarked {
+            self.unmarked.push(parse_nhs(&n)?);
         }
         self.upserts = pending;
         self.upserts.clear();
@@ -251,7 +261,6 @@ impl UploadTx for PgUploadTx<'_> {
         &mut self,
         la: &OdsCode,
         row: &RecordRow,
-        sensitive: bool,
         upload: &UploadId,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
@@ -264,7 +273,8 @@ impl UploadTx for PgUploadTx<'_> {
             given_name: row.given_name.clone(),
             family_name: row.family_name.clone(),
             date_of_birth: row.date_of_birth,
-            sensitive,
+            marked: row.sensitive.is_marked(),
+            mark_stated: row.sensitive != SensitiveMark::Unstated,
             now: ts(now),
             upload_id: upload.as_str().to_owned(),
             plan_type: plan.plan_type().code(),
@@ -276,6 +286,11 @@ impl UploadTx for PgUploadTx<'_> {
             self.flush_upserts()?;
         }
         Ok(())
+    }
+
+    fn sensitive_marks_removed(&mut self) -> StoreResult<Vec<NhsNumber>> {
+        self.flush_upserts()?;
+        Ok(std::mem::take(&mut self.unmarked))
     }
 
     fn delete(
@@ -298,6 +313,17 @@ impl UploadTx for PgUploadTx<'_> {
                          (SELECT id FROM records WHERE nhs_number = $1 AND la_ods = $2)",
                     &[&digits, &la.as_str(), &p.code()],
                 )?;
+                // The deleted plan may have been the record's last marked one.
+                let unmarked = self.conn.execute(
+                    "UPDATE records SET sensitive = false
+                     WHERE nhs_number = $1 AND la_ods = $2 AND sensitive
+                       AND EXISTS (SELECT 1 FROM plans WHERE record_id = records.id)
+                       AND NOT EXISTS (SELECT 1 FROM plans WHERE record_id = records.id AND sensitive)",
+                    &[&digits, &la.as_str()],
+                )?;
+                if unmarked == 1 {
+                    self.unmarked.push(nhs);
+                }
                 self.conn.execute(
                     "DELETE FROM records WHERE nhs_number = $1 AND la_ods = $2
                      AND NOT EXISTS (SELECT 1 FROM plans WHERE record_id = records.id)",

@@ -80,6 +80,20 @@ impl ChangesTx for SqliteChangesTx<'_> {
                              AND plan_type NOT IN (SELECT plan_type FROM plans WHERE record_id = ?2)",
                         )?
                         .execute(params![id, t])?;
+                    // A mark on the merged-away record is never dropped: the record kept is
+                    // marked, and so are its plans (a record is marked while a plan is).
+                    self.conn
+                        .prepare_cached(
+                            "UPDATE plans SET sensitive = 1 WHERE record_id = ?2
+                             AND EXISTS (SELECT 1 FROM records WHERE id = ?1 AND sensitive = 1)",
+                        )?
+                        .execute(params![id, t])?;
+                    self.conn
+                        .prepare_cached(
+                            "UPDATE records SET sensitive = 1 WHERE id = ?2
+                             AND EXISTS (SELECT 1 FROM records WHERE id = ?1 AND sensitive = 1)",
+                        )?
+                        .execute(params![id, t])?;
                     self.conn
                         .prepare_cached("DELETE FROM records WHERE id = ?1")?
                         .execute([id])?;

@@ -33,6 +33,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_stale_held_uploads",
         include_str!("../../migrations/sqlite/0007_stale_held_uploads.sql"),
     ),
+    (
+        "0008_plan_sensitive_marks",
+        include_str!("../../migrations/sqlite/0008_plan_sensitive_marks.sql"),
+    ),
 ];
 
 pub fn current_version(conn: &Connection) -> StoreResult<u32> {

@@ -7,7 +7,7 @@ use cpis_domain::outcome::{DetailCode, FileOutcome, RecordOutcome};
 use cpis_domain::report::{
     RowResult, UploadCounts, UploadId, UploadMeta, UploadStatus, UploadSummary,
 };
-use cpis_domain::upload::{RecordRow, UploadMode};
+use cpis_domain::upload::{RecordRow, SensitiveMark, UploadMode};
 use cpis_domain::{NhsNumber, OdsCode, PlanType};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::sync::MutexGuard;
@@ -18,6 +18,8 @@ pub struct SqliteUploadTx<'a> {
     /// The upload's row key, looked up once rather than per result row.
     seq: Option<(UploadId, i64)>,
     audit_head: super::audit::Head,
+    /// Records that lost their sensitive mark in this transaction.
+    unmarked: Vec<NhsNumber>,
 }
 
 impl<'a> SqliteUploadTx<'a> {
@@ -28,6 +30,7 @@ impl<'a> SqliteUploadTx<'a> {
             finished: false,
             seq: None,
             audit_head: Default::default(),
+            unmarked: Vec::new(),
         })
     }
 
@@ -58,6 +61,11 @@ const DELETE_STALE_HELD_FILES: &str = "DELETE FROM held_files WHERE upload_seq I
 const RETIRE_STALE_HELD: &str = "UPDATE uploads SET effective = 0
      WHERE la_ods = ?1 AND status = 'held-for-confirmation' AND effective = 1
        AND seq < (SELECT seq FROM uploads WHERE id = ?2)";
+
+/// Clears record ?1's mark when it has no marked plan left; one row changed = the mark went.
+const UNMARK_RECORD_WITHOUT_MARKED_PLANS: &str = "UPDATE records SET sensitive = 0
+     WHERE id = ?1 AND sensitive = 1
+       AND NOT EXISTS (SELECT 1 FROM plans WHERE record_id = ?1 AND sensitive = 1)";
 
 const SELECT_UPLOAD_STATUS: &str = "SELECT status FROM uploads WHERE id = ?1 AND la_ods = ?2";
 
@@ -180,12 +188,13 @@ impl UploadTx for SqliteUploadTx<'_> {
         &mut self,
         la: &OdsCode,
         row: &RecordRow,
-        sensitive: bool,
         upload: &UploadId,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let now = ts(now);
-        let record_id: i64 = self
+        let marked = row.sensitive.is_marked();
+        // The record's mark is not overwritten by one row: it follows its plans' marks (below).
+        let (record_id, was_marked): (i64, bool) = self
             .conn
             .prepare_cached(
                 "INSERT INTO records (nhs_number, la_ods, local_id, given_name, family_name, date_of_birth,
@@ -194,9 +203,8 @@ impl UploadTx for SqliteUploadTx<'_> {
                  ON CONFLICT (nhs_number, la_ods) DO UPDATE SET
                      local_id = excluded.local_id, given_name = excluded.given_name,
                      family_name = excluded.family_name, date_of_birth = excluded.date_of_birth,
-                     sensitive = excluded.sensitive, updated_at = excluded.updated_at,
-                     last_upload_id = excluded.last_upload_id
-                 RETURNING id",
+                     updated_at = excluded.updated_at, last_upload_id = excluded.last_upload_id
+                 RETURNING id, sensitive",
             )?
             .query_row(
                 params![
@@ -206,20 +214,23 @@ impl UploadTx for SqliteUploadTx<'_> {
                     row.given_name,
                     row.family_name,
                     date(row.date_of_birth),
-                    sensitive,
+                    marked,
                     now,
                     upload.as_str()
                 ],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
         let plan = &row.plan;
+        let stated = row.sensitive != SensitiveMark::Unstated;
         self.conn
             .prepare_cached(
-                "INSERT INTO plans (record_id, plan_type, start_date, end_date, expected_delivery_date, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO plans (record_id, plan_type, start_date, end_date, expected_delivery_date,
+                                    sensitive, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (record_id, plan_type) DO UPDATE SET
                      start_date = excluded.start_date, end_date = excluded.end_date,
                      expected_delivery_date = excluded.expected_delivery_date,
+                     sensitive = CASE WHEN ?8 THEN excluded.sensitive ELSE plans.sensitive END,
                      updated_at = excluded.updated_at",
             )?
             .execute(params![
@@ -228,9 +239,29 @@ impl UploadTx for SqliteUploadTx<'_> {
                 date(plan.start()),
                 plan.end().map(date),
                 plan.expected_delivery().map(date),
-                now
+                marked,
+                now,
+                stated
             ])?;
+        if marked && !was_marked {
+            self.conn
+                .prepare_cached("UPDATE records SET sensitive = 1 WHERE id = ?1")?
+                .execute([record_id])?;
+        } else if row.sensitive == SensitiveMark::Unmarked
+            && was_marked
+            && self
+                .conn
+                .prepare_cached(UNMARK_RECORD_WITHOUT_MARKED_PLANS)?
+                .execute([record_id])?
+                == 1
+        {
+            self.unmarked.push(row.nhs_number);
+        }
         Ok(())
+    }
+
+    fn sensitive_marks_removed(&mut self) -> StoreResult<Vec<NhsNumber>> {
+        Ok(std::mem::take(&mut self.unmarked))
     }
 
     fn delete(
@@ -252,6 +283,27 @@ impl UploadTx for SqliteUploadTx<'_> {
                              (SELECT id FROM records WHERE nhs_number = ?1 AND la_ods = ?2)",
                     )?
                     .execute(params![nhs.digits(), la.as_str(), p.code()])?;
+                // The deleted plan may have been the record's last marked one.
+                let record: Option<i64> = self
+                    .conn
+                    .prepare_cached("SELECT id FROM records WHERE nhs_number = ?1 AND la_ods = ?2")?
+                    .query_row(params![nhs.digits(), la.as_str()], |r| r.get(0))
+                    .optional()?;
+                if let Some(id) = record {
+                    let plans_left: bool = self
+                        .conn
+                        .prepare_cached("SELECT EXISTS (SELECT 1 FROM plans WHERE record_id = ?1)")?
+                        .query_row([id], |r| r.get(0))?;
+                    if plans_left
+                        && self
+                            .conn
+                            .prepare_cached(UNMARK_RECORD_WITHOUT_MARKED_PLANS)?
+                            .execute([id])?
+                            == 1
+                    {
+                        self.unmarked.push(nhs);
+                    }
+                }
                 self.conn
                     .prepare_cached(
                         "DELETE FROM records WHERE nhs_number = ?1 AND la_ods = ?2
