@@ -302,6 +302,25 @@ async fn an_la_cannot_see_or_ack_another_las_notifications() {
         "still unacknowledged: {:#}",
         cov_after[0]
     );
+    // The probe of Coventry's notification is on record as a refused access by Westminster.
+    let refused: Vec<_> = app
+        .store
+        .audit_search(&cpis_store::AuditQuery {
+            action_prefix: Some("notification.ack".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.entry.outcome == cpis_domain::AuditOutcome::Denied)
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.entry.detail.as_deref().unwrap_or("").contains(theirs)
+                && r.entry.actor.organisation.as_deref() == Some(WESTMINSTER)),
+        "{refused:?}"
+    );
     // Coventry can still acknowledge it for the first time.
     let r = app.ack(theirs, Some(COVENTRY_TOKEN)).await;
     assert_eq!(r.status, StatusCode::OK);

@@ -394,6 +394,32 @@ async fn an_la_never_sees_another_las_upload() {
         app.get(&format!("/api/v1/uploads/{id}"), None).await.status,
         StatusCode::UNAUTHORIZED
     );
+    // Every probe of Coventry's upload by Westminster is on record as a refused access.
+    let refused: Vec<_> = app
+        .store
+        .audit_search(&cpis_store::AuditQuery {
+            action_prefix: Some("upload.".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.entry.outcome == cpis_domain::AuditOutcome::Denied)
+        .filter(|r| r.entry.detail.as_deref().unwrap_or("").contains(&id))
+        .collect();
+    let actions: Vec<_> = refused.iter().map(|r| r.entry.action.as_str()).collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "upload.report").count(),
+        2,
+        "JSON and CSV report probes: {actions:?}"
+    );
+    assert_eq!(
+        actions.iter().filter(|a| **a == "upload.confirm").count(),
+        1
+    );
+    assert!(refused
+        .iter()
+        .all(|r| r.entry.actor.organisation.as_deref() == Some(WESTMINSTER)));
 }
 
 #[tokio::test]

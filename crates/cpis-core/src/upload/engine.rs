@@ -196,7 +196,21 @@ impl UploadEngine {
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<UploadSummary, EngineError> {
         let la = cap.la();
-        let held = self.store.upload(la, id)?.ok_or(EngineError::NotFound)?;
+        let Some(held) = self.store.upload(la, id)? else {
+            // Answered like a missing upload; a probe across LAs still leaves a trace.
+            self.store.append_audit(&AuditEntry {
+                time: self.clock.now(),
+                actor: cap.actor().clone(),
+                action: "upload.confirm".into(),
+                subject_nhs: None,
+                trace_id: None,
+                outcome: AuditOutcome::Denied,
+                detail: Some(format!(
+                    "upload {id}: not one of {la}'s uploads (another LA's, or none)"
+                )),
+            })?;
+            return Err(EngineError::NotFound);
+        };
         if held.status != UploadStatus::HeldForConfirmation {
             return Err(EngineError::NotHeld);
         }

@@ -162,13 +162,26 @@ pub(crate) async fn acknowledge(
     id: String,
     trace_id: Option<String>,
 ) -> Result<Ack, ApiError> {
-    if uuid::Uuid::parse_str(&id).is_err() {
-        return Ok(Ack::NotFound);
-    }
     let store = state.store.clone();
     let now = state.clock.now();
     let la = cap.la().clone();
     let by = cap.actor().id.clone();
+    if uuid::Uuid::parse_str(&id).is_err() {
+        let entry = AuditEntry {
+            time: now,
+            actor: cap.actor().clone(),
+            action: "notification.ack".into(),
+            subject_nhs: None,
+            trace_id,
+            outcome: AuditOutcome::Denied,
+            detail: Some(format!(
+                "notification id {:?}: not one of {la}'s notifications",
+                id.chars().take(64).collect::<String>()
+            )),
+        };
+        tokio::task::spawn_blocking(move || store.append_audit(&entry)).await??;
+        return Ok(Ack::NotFound);
+    }
     let entry = AuditEntry {
         time: now,
         actor: cap.actor().clone(),
@@ -180,8 +193,18 @@ pub(crate) async fn acknowledge(
     };
     Ok(tokio::task::spawn_blocking(move || {
         let ack = store.acknowledge(&la, &id, &by, now)?;
-        if matches!(ack, Ack::Acknowledged(_)) {
-            store.append_audit(&entry)?;
+        match ack {
+            Ack::Acknowledged(_) => store.append_audit(&entry)?,
+            // Another LA's notification (or none): answered like a missing one, but a probe
+            // across LAs leaves a trace.
+            Ack::NotFound => store.append_audit(&AuditEntry {
+                outcome: AuditOutcome::Denied,
+                detail: Some(format!(
+                    "notification {id}: not one of {la}'s notifications (another LA's, or none)"
+                )),
+                ..entry
+            })?,
+            Ack::AlreadyAcknowledged(_) => {}
         }
         Ok::<_, cpis_store::StoreError>(ack)
     })

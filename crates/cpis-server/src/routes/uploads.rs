@@ -410,9 +410,18 @@ pub async fn report(
         )
             .into_response());
     }
-    let summary = tokio::task::spawn_blocking(move || store.upload(&la2, &uid))
-        .await??
-        .ok_or(ApiError::NotFound)?;
+    let Some(summary) = tokio::task::spawn_blocking(move || store.upload(&la2, &uid)).await??
+    else {
+        audit_missing_upload(
+            &state,
+            cap.actor(),
+            caller.trace_id.clone(),
+            "upload.report",
+            &id,
+        )
+        .await;
+        return Err(ApiError::NotFound);
+    };
     if wants_csv {
         return csv_report(&state, summary, outcome).await;
     }
@@ -421,6 +430,33 @@ pub async fn report(
     let rows = read_rows(&state, &summary, after, limit, outcome).await?;
     let next = next_after(&rows, limit);
     Ok(summary_response(StatusCode::OK, summary, rows, next))
+}
+
+/// Another LA's upload (or none) is answered exactly like a missing one, but the probe is
+/// audited (refused access attempt) so that cross-LA probing leaves a trace.
+pub(crate) async fn audit_missing_upload(
+    state: &AppState,
+    actor: &cpis_domain::AuditActor,
+    trace_id: Option<String>,
+    action: &str,
+    id: &UploadId,
+) {
+    let entry = cpis_domain::AuditEntry {
+        time: state.clock.now(),
+        actor: actor.clone(),
+        action: action.into(),
+        subject_nhs: None,
+        trace_id,
+        outcome: cpis_domain::AuditOutcome::Denied,
+        detail: Some(format!(
+            "upload {id}: not one of {}'s uploads (another LA's, or none)",
+            actor.organisation.as_deref().unwrap_or("this LA")
+        )),
+    };
+    let store = state.store.clone();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
+        tracing::warn!(error = %e, "could not audit a refused upload access");
+    }
 }
 
 /// The whole per-record report as CSV, read from the store a page at a time.

@@ -172,9 +172,18 @@ pub async fn report(
     }
     let store = state.store.clone();
     let (la2, uid) = (la.clone(), id.clone());
-    let summary = tokio::task::spawn_blocking(move || store.upload(&la2, &uid))
-        .await??
-        .ok_or(ApiError::NotFound)?;
+    let Some(summary) = tokio::task::spawn_blocking(move || store.upload(&la2, &uid)).await??
+    else {
+        crate::routes::uploads::audit_missing_upload(
+            &state,
+            cap.actor(),
+            Some(user.trace_id.clone()),
+            "upload.report",
+            &id,
+        )
+        .await;
+        return Err(ApiError::NotFound.into());
+    };
 
     let total = match outcome {
         None => summary.counts.rows,
