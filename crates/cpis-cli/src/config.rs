@@ -39,6 +39,8 @@ pub struct FileConfig {
     pub public_base_url: Option<String>,
     /// Webhook retry policy.
     pub webhooks: Option<cpis_core::delivery::RetryPolicy>,
+    /// Where webhooks may be sent (https only; internal addresses only when allow-listed).
+    pub webhook_destinations: Option<cpis_core::webhook_url::DestinationPolicy>,
     /// Lookup anomaly detection thresholds.
     pub anomaly: Option<cpis_core::anomaly::AnomalyPolicy>,
     /// External identity provider (JWT bearer tokens verified against its JWKS).

@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use std::sync::Arc;
 
+pub use crate::webhook_url::DestinationPolicy;
+
 #[derive(Debug, Clone, Copy, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
@@ -131,25 +133,50 @@ pub trait Sender: Send + Sync {
     fn post(&self, url: &str, headers: &[(&str, String)], body: &[u8]) -> SendResult;
 }
 
-/// HTTP(S) with rustls, 10-second timeouts.
+/// HTTP(S) with rustls, 10-second timeouts, no redirects. Every request's destination is
+/// checked again against the [`DestinationPolicy`], and the connection goes only to an address
+/// that passed (the resolver is the policy's): DNS rebinding gets nothing.
 pub struct HttpSender {
     agent: ureq::Agent,
+    policy: Arc<DestinationPolicy>,
 }
 
 impl Default for HttpSender {
     fn default() -> Self {
+        HttpSender::new(DestinationPolicy::default())
+    }
+}
+
+impl HttpSender {
+    pub fn new(policy: DestinationPolicy) -> Self {
+        let policy = Arc::new(policy);
+        let resolver_policy = policy.clone();
+        let resolver = move |netloc: &str| -> std::io::Result<Vec<std::net::SocketAddr>> {
+            let (host, port) = netloc
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+                .ok_or_else(|| std::io::Error::other(format!("bad address {netloc}")))?;
+            resolver_policy
+                .resolve(host, port, false)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e))
+        };
         HttpSender {
             agent: ureq::AgentBuilder::new()
                 .timeout_connect(std::time::Duration::from_secs(10))
                 .timeout(std::time::Duration::from_secs(10))
                 .redirects(0)
+                .resolver(resolver)
                 .build(),
+            policy,
         }
     }
 }
 
 impl Sender for HttpSender {
     fn post(&self, url: &str, headers: &[(&str, String)], body: &[u8]) -> SendResult {
+        if let Err(e) = self.policy.check_form(url) {
+            return Err(format!("destination refused: {e}"));
+        }
         let mut req = self.agent.post(url);
         for (k, v) in headers {
             req = req.set(k, v);
@@ -157,7 +184,12 @@ impl Sender for HttpSender {
         match req.send_bytes(body) {
             Ok(resp) => Ok(resp.status()),
             Err(ureq::Error::Status(code, _)) => Ok(code),
-            Err(e) => Err(e.kind().to_string()),
+            Err(e) => Err(match &e {
+                ureq::Error::Transport(t) if t.kind() == ureq::ErrorKind::Dns => {
+                    format!("destination refused or unresolved: {t}")
+                }
+                _ => e.kind().to_string(),
+            }),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod loaders;
 pub mod lookup;
 pub mod mesh;
 pub mod upload;
+pub mod webhook_url;
 
 pub use lookup::{LookupRequest, LookupResult, LookupService};
 pub use upload::{UploadEngine, UploadSettings};

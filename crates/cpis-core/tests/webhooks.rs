@@ -7,7 +7,7 @@ mod common;
 use chrono::Duration;
 use common::*;
 use cpis_auth::{OrgKind, Principal};
-use cpis_core::delivery::{verify, DeliveryWorker, HttpSender, RetryPolicy};
+use cpis_core::delivery::{verify, DeliveryWorker, DestinationPolicy, HttpSender, RetryPolicy};
 use cpis_core::{LookupRequest, LookupService};
 use cpis_domain::{
     AuditActor, AuditEntry, AuditOutcome, Clock, Permission, Permissions, SettingType,
@@ -69,6 +69,20 @@ fn receiver(script: Vec<u16>) -> (String, Received) {
 }
 
 fn setup(script: Vec<u16>, policy: RetryPolicy) -> (Env, DeliveryWorker, Received, String) {
+    // The receiver is a plain-HTTP listener on 127.0.0.1: the loopback opt-in tests use.
+    let loopback = DestinationPolicy {
+        allow_http_loopback: true,
+        ..Default::default()
+    };
+    setup_with(script, policy, |url| url, loopback)
+}
+
+fn setup_with(
+    script: Vec<u16>,
+    policy: RetryPolicy,
+    url_of: impl Fn(String) -> String,
+    destinations: DestinationPolicy,
+) -> (Env, DeliveryWorker, Received, String) {
     let child = nhs(1);
     let env = Env::with(&[active(child, "2015-01-01")]);
     env.delta(
@@ -77,6 +91,7 @@ fn setup(script: Vec<u16>, policy: RetryPolicy) -> (Env, DeliveryWorker, Receive
         &[Line::upsert(child, "2015-01-01", "CPP", "2026-01-01")],
     );
     let (url, got) = receiver(script);
+    let url = url_of(url);
     let secret = "test-signing-secret".to_owned();
     env.store
         .add_webhook(
@@ -115,7 +130,7 @@ fn setup(script: Vec<u16>, policy: RetryPolicy) -> (Env, DeliveryWorker, Receive
         env.store.clone(),
         env.clock.clone(),
         policy,
-        Box::new(HttpSender::default()),
+        Box::new(HttpSender::new(destinations)),
     );
     (env, worker, got, secret)
 }
@@ -204,4 +219,37 @@ fn a_receiver_that_never_answers_is_dead_lettered_after_the_retry_period() {
         0,
         "dead letters are not retried"
     );
+}
+
+#[test]
+fn a_destination_that_resolves_to_an_internal_address_gets_nothing() {
+    // "https://localhost:PORT" passes the form check, but at delivery the name resolves to
+    // loopback, which this (production) policy refuses: what DNS rebinding would exploit.
+    let policy = RetryPolicy {
+        give_up_after_hours: 0,
+        ..Default::default()
+    };
+    let (env, worker, got, _) = setup_with(
+        vec![],
+        policy,
+        |url| url.replace("http://127.0.0.1", "https://localhost"),
+        DestinationPolicy::default(),
+    );
+    assert_eq!(worker.run_once().unwrap(), 1);
+    assert!(got.0.lock().unwrap().is_empty(), "the receiver was reached");
+    let dead = env.store.dead_deliveries(10).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_status, None);
+    let error = dead[0].last_error.clone().unwrap_or_default();
+    assert!(error.contains("refused"), "{error}");
+
+    // Plain HTTP without the loopback opt-in is refused before any connection.
+    let (_env, worker, got, _) = setup_with(
+        vec![],
+        RetryPolicy::default(),
+        |url| url,
+        DestinationPolicy::default(),
+    );
+    assert_eq!(worker.run_once().unwrap(), 1);
+    assert!(got.0.lock().unwrap().is_empty());
 }

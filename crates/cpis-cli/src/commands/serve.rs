@@ -138,7 +138,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         store.clone(),
         clock.clone(),
         file.webhooks.unwrap_or_default(),
-        Box::new(cpis_core::delivery::HttpSender::default()),
+        Box::new(cpis_core::delivery::HttpSender::new(
+            file.webhook_destinations.clone().unwrap_or_default(),
+        )),
     );
     let engine = Arc::new(engine);
     // The MESH channel: LA uploads from cpis's mailbox, reports and notifications to theirs.

@@ -13,7 +13,9 @@ pub enum WebhooksCommand {
     Add {
         /// The LA's ODS code.
         la: String,
-        /// https:// URL (http:// only for loopback testing).
+        /// https:// URL whose host resolves to a public address (internal ones only when
+        /// [webhook_destinations] allow names them; http:// only to 127.0.0.1, [::1] or
+        /// localhost with allow_http_loopback = true).
         url: String,
     },
     /// List an LA's webhooks.
@@ -44,13 +46,11 @@ pub fn run(global: &GlobalArgs, cmd: WebhooksCommand) -> Result<ExitCode> {
                 store.local_authority(&la)?.is_some(),
                 "{la} is not in the LA directory"
             );
-            let loopback = url.starts_with("http://127.0.0.1")
-                || url.starts_with("http://localhost")
-                || url.starts_with("http://[::1]");
-            anyhow::ensure!(
-                url.starts_with("https://") || loopback,
-                "webhook URLs must be https:// (http:// only on loopback)"
-            );
+            let policy = file.webhook_destinations.clone().unwrap_or_default();
+            let url = policy
+                .check_url(&url)
+                .map_err(|e| anyhow::anyhow!("webhook URL refused: {e}"))?
+                .to_string();
             let secret = cpis_auth::secret::random();
             let hook = Webhook {
                 id: uuid_like(),
@@ -61,7 +61,10 @@ pub fn run(global: &GlobalArgs, cmd: WebhooksCommand) -> Result<ExitCode> {
             };
             store.add_webhook(
                 &hook,
-                &audit("admin.webhook.add", format!("webhook {} for {la}", hook.id)),
+                &audit(
+                    "admin.webhook.add",
+                    format!("webhook {} for {la} to {}", hook.id, destination(&url)),
+                ),
             )?;
             println!(
                 "webhook {} for {la}\nsigning secret (shown once): {secret}",
@@ -81,7 +84,18 @@ pub fn run(global: &GlobalArgs, cmd: WebhooksCommand) -> Result<ExitCode> {
         }
         WebhooksCommand::Remove { la, id } => {
             let la = OdsCode::parse(&la).context("LA")?;
-            let entry = audit("admin.webhook.remove", format!("webhook {id} for {la}"));
+            let to = store
+                .webhooks(&la)?
+                .into_iter()
+                .find(|h| h.id == id)
+                .map_or_else(
+                    || "an unknown destination".to_owned(),
+                    |h| destination(&h.url),
+                );
+            let entry = audit(
+                "admin.webhook.remove",
+                format!("webhook {id} for {la} to {to}"),
+            );
             anyhow::ensure!(
                 store.remove_webhook(&la, &id, now, &entry)?,
                 "no active webhook {id} for {la}"
@@ -90,6 +104,22 @@ pub fn run(global: &GlobalArgs, cmd: WebhooksCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The destination a webhook change is audited with: scheme, host and port (never the path or
+/// query, which may carry a receiver's own token).
+fn destination(url: &str) -> String {
+    url::Url::parse(url).map_or_else(
+        |_| "an unreadable URL".to_owned(),
+        |u| {
+            format!(
+                "{}://{}{}",
+                u.scheme(),
+                u.host_str().unwrap_or(""),
+                u.port().map(|p| format!(":{p}")).unwrap_or_default()
+            )
+        },
+    )
 }
 
 fn uuid_like() -> String {
