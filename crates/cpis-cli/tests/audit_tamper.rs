@@ -121,3 +121,187 @@ fn the_audit_log_refuses_updates_and_deletes() {
         .execute("DELETE FROM audit_log WHERE seq = 1", [])
         .is_err());
 }
+
+/// Deletes entry `seq` and rewrites every later entry and the head so the chain is consistent
+/// again: what anyone with write access to the database (and the published algorithm) can do.
+fn delete_and_rebuild(db: &Path, seq: i64) {
+    use cpis_domain::{AuditActor, AuditEntry, AuditOutcome, NhsNumber};
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER IF EXISTS audit_log_no_update; DROP TRIGGER IF EXISTS audit_log_no_delete;",
+    )
+    .unwrap();
+    conn.execute("DELETE FROM audit_log WHERE seq = ?1", [seq])
+        .unwrap();
+    conn.execute("UPDATE audit_log SET seq = -seq WHERE seq > ?1", [seq])
+        .unwrap();
+    conn.execute("UPDATE audit_log SET seq = -seq - 1 WHERE seq < 0", [])
+        .unwrap();
+    let rows: Vec<(i64, AuditEntry)> = conn
+        .prepare(
+            "SELECT seq, time, actor_id, actor_name, actor_org, actor_role, action, subject_nhs,
+                    trace_id, outcome, detail FROM audit_log ORDER BY seq",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            let time: String = r.get(1)?;
+            let nhs: Option<String> = r.get(7)?;
+            let outcome: String = r.get(9)?;
+            Ok((
+                r.get(0)?,
+                AuditEntry {
+                    time: chrono::DateTime::parse_from_rfc3339(&time)
+                        .unwrap()
+                        .with_timezone(&chrono::Utc),
+                    actor: AuditActor {
+                        id: r.get(2)?,
+                        name: r.get(3)?,
+                        organisation: r.get(4)?,
+                        role: r.get(5)?,
+                    },
+                    action: r.get(6)?,
+                    subject_nhs: nhs.map(|n| NhsNumber::parse(&n).unwrap()),
+                    trace_id: r.get(8)?,
+                    outcome: AuditOutcome::from_code(&outcome).unwrap(),
+                    detail: r.get(10)?,
+                },
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut prev = cpis_store::audit_chain::GENESIS.to_owned();
+    for (s, e) in &rows {
+        let hash = cpis_store::audit_chain::entry_hash(&prev, *s as u64, e);
+        conn.execute(
+            "UPDATE audit_log SET prev_hash = ?1, hash = ?2 WHERE seq = ?3",
+            rusqlite::params![prev, hash, s],
+        )
+        .unwrap();
+        prev = hash;
+    }
+    let last = rows.last().unwrap().0;
+    conn.execute(
+        "UPDATE audit_head SET seq = ?1, hash = ?2",
+        rusqlite::params![last, prev],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_rebuilt_chain_passes_alone_but_not_against_a_signed_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = trail(dir.path());
+    let key = dir.path().join("checkpoint.key");
+    std::fs::write(&key, [42u8; 32]).unwrap();
+    let checkpoints = dir.path().join("checkpoints.jsonl");
+    let key_arg = key.to_str().unwrap();
+    let out_arg = checkpoints.to_str().unwrap();
+    let checkpoint = |db: &Path| {
+        let out = cpis(
+            db,
+            &[
+                "audit",
+                "checkpoint",
+                "--key-file",
+                key_arg,
+                "--out",
+                out_arg,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let verify_cp = |db: &Path| {
+        let out = cpis(
+            db,
+            &[
+                "audit",
+                "verify",
+                "--checkpoint",
+                out_arg,
+                "--key-file",
+                key_arg,
+            ],
+        );
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    checkpoint(&db);
+    // More happens after the first checkpoint; a second one is appended.
+    assert!(cpis(&db, &["lookup", "9990597634"]).status.success());
+    checkpoint(&db);
+    let (ok, text) = verify_cp(&db);
+    assert!(ok, "{text}");
+    assert!(text.contains("checkpoints held: 2"), "{text}");
+
+    // Someone with database access deletes entry 3 and rebuilds the chain.
+    let rebuilt = tampered(&db, "rebuilt", "SELECT 1;");
+    delete_and_rebuild(&rebuilt, 3);
+    let (ok, text) = verify(&rebuilt);
+    assert!(ok, "the rebuilt chain is consistent in itself: {text}");
+    let (ok, text) = verify_cp(&rebuilt);
+    assert!(!ok, "rebuilt chain passed its checkpoints: {text}");
+    assert!(
+        text.contains("diverges") || text.contains("behind"),
+        "{text}"
+    );
+
+    // A database restored from before the newest checkpoint is behind it.
+    let cut = tampered(
+        &db,
+        "cut",
+        "DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log);
+         UPDATE audit_head SET seq = (SELECT max(seq) FROM audit_log),
+                               hash = (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1);",
+    );
+    assert!(verify(&cut).0, "cut back consistently");
+    let (ok, text) = verify_cp(&cut);
+    assert!(!ok && text.contains("behind"), "{text}");
+
+    // A checkpoint signed with another key, or edited, is refused.
+    let forged = dir.path().join("forged.jsonl");
+    let edited =
+        std::fs::read_to_string(&checkpoints)
+            .unwrap()
+            .replacen("\"seq\":", "\"seq\":1", 1);
+    std::fs::write(&forged, edited).unwrap();
+    let out = cpis(
+        &db,
+        &[
+            "audit",
+            "verify",
+            "--checkpoint",
+            forged.to_str().unwrap(),
+            "--key-file",
+            key_arg,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("signature"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A short key is refused with a clear error.
+    std::fs::write(&key, b"short").unwrap();
+    let out = cpis(
+        &db,
+        &[
+            "audit",
+            "checkpoint",
+            "--key-file",
+            key_arg,
+            "--out",
+            out_arg,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 32 bytes"));
+}

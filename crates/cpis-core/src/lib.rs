@@ -2,6 +2,7 @@
 //! storage interface. No HTTP here: channels call these and render the results.
 
 pub mod anomaly;
+pub mod audit_checkpoint;
 pub mod bench;
 pub mod delivery;
 pub mod demo;
@@ -10,6 +11,7 @@ pub mod loaders;
 pub mod lookup;
 pub mod mesh;
 pub mod upload;
+pub mod webhook_url;
 pub mod webhook_url;
 
 pub use lookup::{LookupRequest, LookupResult, LookupService};
