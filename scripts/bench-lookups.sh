@@ -66,6 +66,8 @@ cat > "$tmp/cpis.toml" <<TOML
 # The benchmark is one identity per connection hammering lookups: anomaly limits off.
 [anomaly]
 max_per_minute = 1000000000
+max_distinct_children = 1000000000
+org_max_lookups = 1000000000
 sequential_run = 1000000000
 sequential_gap = 0
 miss_window = 1000000000

@@ -917,9 +917,10 @@ fn sigkill_at_random_points_loses_no_acknowledged_write() {
     std::fs::write(
         &config,
         "# Thousands of lookups by one identity, and quick webhook retries.\n\
-         [anomaly]\nmax_per_minute = 1000000000\nsequential_run = 1000000000\nsequential_gap = 0\n\
+         [anomaly]\nmax_per_minute = 1000000000\nmax_distinct_children = 1000000000\norg_max_lookups = 1000000000\nsequential_run = 1000000000\nsequential_gap = 0\n\
          miss_window = 1000000000\nmax_miss_ratio = 1.0\nthrottle_minutes = 1\n\
-         [webhooks]\nfirst_retry_seconds = 1\nmax_backoff_seconds = 2\ngive_up_after_hours = 72\nlease_seconds = 3\n",
+         [webhooks]\nfirst_retry_seconds = 1\nmax_backoff_seconds = 2\ngive_up_after_hours = 72\nlease_seconds = 3\n\
+         [webhook_destinations]\nallow_http_loopback = true\n",
     )
     .unwrap();
     let out = cpis(&db).args(["demo", "load"]).output().unwrap();
@@ -931,6 +932,8 @@ fn sigkill_at_random_points_loses_no_acknowledged_write() {
 
     let (receiver, listener) = Receiver::bind();
     let out = cpis(&db)
+        .arg("--config")
+        .arg(&config)
         .args(["webhooks", "add", COVENTRY])
         .arg(format!("http://127.0.0.1:{}/hook", receiver.port))
         .output()

@@ -296,6 +296,8 @@ type UploadFile = (String, String, Vec<(String, String)>);
 const HIGH_ANOMALY_LIMITS: &str = "\
 [anomaly]
 max_per_minute = 1000000000
+max_distinct_children = 1000000000
+org_max_lookups = 1000000000
 sequential_run = 1000000000
 sequential_gap = 0
 miss_window = 1000000000

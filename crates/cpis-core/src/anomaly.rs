@@ -1,24 +1,49 @@
-//! Lookup anomaly detection (SPEC 4): a user or system whose lookups exceed a rate, walk through
-//! sequential NHS numbers, or mostly miss is throttled and reported to admins.
+//! Lookup anomaly detection (SPEC 4): an identity or an organisation whose lookups look like
+//! enumeration of the register is throttled (429 with `Retry-After`) and reported to admins, once
+//! per episode. The rules (docs/SECURITY.md), each configurable under `[anomaly]`:
+//!
+//! - **rate**: more than `max_per_minute` lookups by one identity in 60 seconds;
+//! - **distinct children**: more than `max_distinct_children` different NHS numbers looked up by
+//!   one identity in `distinct_window_minutes` (a walk that repeats a known child in between
+//!   still counts every new number);
+//! - **sequential numbers**: of one identity's last `sequential_window` lookups, at least
+//!   `sequential_run - 1` were of a new number within `sequential_gap` of a number looked up
+//!   earlier in the window (interleaving a known child does not break the run);
+//! - **misses**: once an identity has made `miss_window` lookups, more than `max_miss_ratio` of
+//!   the different numbers among them found nothing (repeating one known child does not dilute
+//!   the ratio);
+//! - **organisation volume**: more than `org_max_lookups` lookups from one organisation (ODS
+//!   code) in `org_window_minutes`; the whole organisation is then paused.
+//!
+//! CareTeam searches and AuditEvent (history) searches count alike: a non-empty history answer
+//! reveals as much as a flag.
 
 use chrono::{DateTime, Duration, Utc};
 use cpis_domain::NhsNumber;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, PoisonError};
 
 #[derive(Debug, Clone, Copy, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AnomalyPolicy {
     /// Most lookups per identity in any 60 seconds.
     pub max_per_minute: usize,
-    /// This many consecutive lookups each within `sequential_gap` of the previous NHS number
-    /// look like enumeration.
+    /// Most different NHS numbers one identity may look up in `distinct_window_minutes`.
+    pub max_distinct_children: usize,
+    pub distinct_window_minutes: i64,
+    /// This many lookups of new numbers, each within `sequential_gap` of a number looked up
+    /// earlier among the identity's last `sequential_window` lookups, look like enumeration.
     pub sequential_run: usize,
     pub sequential_gap: u64,
-    /// Of the last `miss_window` lookups (once there are that many), more than this share
-    /// finding nothing looks like fishing.
+    pub sequential_window: usize,
+    /// Of the last `miss_window` lookups (once there are that many), more than this share of the
+    /// different numbers finding nothing looks like fishing.
     pub miss_window: usize,
     pub max_miss_ratio: f64,
-    /// How long a flagged identity is refused.
+    /// Most lookups from one organisation in `org_window_minutes`.
+    pub org_max_lookups: usize,
+    pub org_window_minutes: i64,
+    /// How long a flagged identity (or organisation) is refused.
     pub throttle_minutes: i64,
 }
 
@@ -26,51 +51,85 @@ impl Default for AnomalyPolicy {
     fn default() -> Self {
         AnomalyPolicy {
             max_per_minute: 120,
+            max_distinct_children: 30,
+            distinct_window_minutes: 10,
             sequential_run: 10,
             sequential_gap: 100,
+            sequential_window: 30,
             miss_window: 40,
             max_miss_ratio: 0.8,
+            org_max_lookups: 1_000,
+            org_window_minutes: 60,
             throttle_minutes: 15,
         }
     }
 }
 
-/// Why an identity was flagged.
+/// Why an identity or organisation was flagged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Anomaly {
     Rate { per_minute: usize },
+    Distinct { children: usize, minutes: i64 },
     Sequential { run: usize },
     Misses { misses: usize, of: usize },
+    Organisation { lookups: usize, minutes: i64 },
 }
 
 impl std::fmt::Display for Anomaly {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Anomaly::Rate { per_minute } => write!(f, "lookup rate over {per_minute} per minute"),
+            Anomaly::Distinct { children, minutes } => write!(
+                f,
+                "{children} different children looked up in {minutes} minutes"
+            ),
             Anomaly::Sequential { run } => write!(f, "{run} lookups of sequential NHS numbers"),
             Anomaly::Misses { misses, of } => {
-                write!(f, "{misses} of the last {of} lookups found nothing")
+                write!(f, "{misses} of the last {of} children looked up found nothing")
             }
+            Anomaly::Organisation { lookups, minutes } => write!(
+                f,
+                "organisation volume: over {lookups} lookups in {minutes} minutes; the organisation's lookups are paused"
+            ),
         }
     }
+}
+
+/// One lookup as the detector remembers it.
+struct Seen {
+    at: DateTime<Utc>,
+    nhs: u64,
+    found: bool,
+    /// A new number near one looked up earlier in the window.
+    near: bool,
 }
 
 #[derive(Default)]
 struct Track {
     recent: VecDeque<DateTime<Utc>>,
-    last_nhs: Option<u64>,
-    run: usize,
-    outcomes: VecDeque<bool>,
+    seen: VecDeque<Seen>,
     throttled_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+struct OrgTrack {
+    lookups: VecDeque<DateTime<Utc>>,
+    throttled_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+struct Tracks {
+    identities: HashMap<String, Track>,
+    organisations: HashMap<String, OrgTrack>,
 }
 
 #[derive(Default)]
 pub struct AnomalyDetector {
     policy: AnomalyPolicy,
-    tracks: Mutex<HashMap<String, Track>>,
+    tracks: Mutex<Tracks>,
 }
 
-/// The identity is throttled until this time.
+/// The identity (or its organisation) is throttled until this time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Throttled(pub DateTime<Utc>);
 
@@ -78,20 +137,52 @@ impl AnomalyDetector {
     pub fn new(policy: AnomalyPolicy) -> Self {
         AnomalyDetector {
             policy,
-            tracks: Mutex::new(HashMap::new()),
+            tracks: Mutex::new(Tracks::default()),
         }
     }
 
-    /// Before a lookup: refuses a throttled identity, and flags one over the rate limit.
-    /// Returns the anomaly that has just started, if any, so the caller can raise the alert.
-    pub fn admit(&self, who: &str, now: DateTime<Utc>) -> Result<(), (Throttled, Option<Anomaly>)> {
+    /// Before a lookup (or history search) by `who` of organisation `org`: refuses a throttled
+    /// identity or organisation, and flags one over its rate. Returns the anomaly that has just
+    /// started, if any, so the caller raises the alert once per episode.
+    pub fn admit(
+        &self,
+        who: &str,
+        org: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), (Throttled, Option<Anomaly>)> {
+        let p = &self.policy;
         let mut tracks = self.tracks.lock().unwrap_or_else(PoisonError::into_inner);
-        let t = tracks.entry(who.to_owned()).or_default();
+        let throttle = now + Duration::minutes(p.throttle_minutes);
+        let o = tracks.organisations.entry(org.to_owned()).or_default();
+        if let Some(until) = o.throttled_until {
+            if until > now {
+                return Err((Throttled(until), None));
+            }
+            o.throttled_until = None;
+        }
+        let org_window = Duration::minutes(p.org_window_minutes);
+        while o.lookups.front().is_some_and(|at| now - *at >= org_window) {
+            o.lookups.pop_front();
+        }
+        let org_over = o.lookups.len() >= p.org_max_lookups;
+        let t = tracks.identities.entry(who.to_owned()).or_default();
         if let Some(until) = t.throttled_until {
             if until > now {
                 return Err((Throttled(until), None));
             }
             t.throttled_until = None;
+        }
+        if org_over {
+            let o = tracks.organisations.entry(org.to_owned()).or_default();
+            o.throttled_until = Some(throttle);
+            o.lookups.clear();
+            return Err((
+                Throttled(throttle),
+                Some(Anomaly::Organisation {
+                    lookups: p.org_max_lookups,
+                    minutes: p.org_window_minutes,
+                }),
+            ));
         }
         while t
             .recent
@@ -100,21 +191,27 @@ impl AnomalyDetector {
         {
             t.recent.pop_front();
         }
-        if t.recent.len() >= self.policy.max_per_minute {
-            let until = now + Duration::minutes(self.policy.throttle_minutes);
-            t.throttled_until = Some(until);
+        if t.recent.len() >= p.max_per_minute {
+            t.throttled_until = Some(throttle);
             return Err((
-                Throttled(until),
+                Throttled(throttle),
                 Some(Anomaly::Rate {
-                    per_minute: self.policy.max_per_minute,
+                    per_minute: p.max_per_minute,
                 }),
             ));
         }
         t.recent.push_back(now);
+        tracks
+            .organisations
+            .entry(org.to_owned())
+            .or_default()
+            .lookups
+            .push_back(now);
         Ok(())
     }
 
-    /// After a lookup: learns its pattern; flags (and throttles) sequential walks and fishing.
+    /// After a lookup: learns its pattern; flags (and throttles) enumeration. `found`: the answer
+    /// revealed something (a flag, or a non-empty history).
     pub fn record(
         &self,
         who: &str,
@@ -122,31 +219,61 @@ impl AnomalyDetector {
         found: bool,
         now: DateTime<Utc>,
     ) -> Option<Anomaly> {
+        let p = &self.policy;
         let mut tracks = self.tracks.lock().unwrap_or_else(PoisonError::into_inner);
-        let t = tracks.entry(who.to_owned()).or_default();
+        let t = tracks.identities.entry(who.to_owned()).or_default();
         let n = nhs.as_u64();
-        t.run = match t.last_nhs {
-            Some(prev) if prev != n && prev.abs_diff(n) <= self.policy.sequential_gap => t.run + 1,
-            _ => 0,
-        };
-        t.last_nhs = Some(n);
-        t.outcomes.push_back(found);
-        if t.outcomes.len() > self.policy.miss_window {
-            t.outcomes.pop_front();
+        let window = p.sequential_window.max(1);
+        let earlier = t.seen.iter().rev().take(window);
+        let is_new = !t.seen.iter().rev().take(window).any(|s| s.nhs == n);
+        let near = is_new
+            && earlier
+                .clone()
+                .any(|s| s.nhs.abs_diff(n) <= p.sequential_gap);
+        t.seen.push_back(Seen {
+            at: now,
+            nhs: n,
+            found,
+            near,
+        });
+        // Keep what the rules look at: the last windows' worth, and the distinct window's time.
+        let keep = window.max(p.miss_window).max(p.max_distinct_children + 1);
+        let distinct_since = now - Duration::minutes(p.distinct_window_minutes);
+        while t.seen.len() > keep && t.seen.front().is_some_and(|s| s.at < distinct_since) {
+            t.seen.pop_front();
         }
-        let anomaly = if t.run + 1 >= self.policy.sequential_run {
-            Some(Anomaly::Sequential { run: t.run + 1 })
+        while t.seen.len() > keep.saturating_mul(8) {
+            t.seen.pop_front();
+        }
+
+        let nears = t.seen.iter().rev().take(window).filter(|s| s.near).count();
+        let distinct: HashSet<u64> = t
+            .seen
+            .iter()
+            .filter(|s| s.at >= distinct_since)
+            .map(|s| s.nhs)
+            .collect();
+        let anomaly = if nears + 1 >= p.sequential_run {
+            Some(Anomaly::Sequential { run: nears + 1 })
+        } else if distinct.len() > p.max_distinct_children {
+            Some(Anomaly::Distinct {
+                children: distinct.len(),
+                minutes: p.distinct_window_minutes,
+            })
+        } else if t.seen.len() >= p.miss_window {
+            let mut outcome: HashMap<u64, bool> = HashMap::new();
+            for s in t.seen.iter().rev().take(p.miss_window) {
+                *outcome.entry(s.nhs).or_default() |= s.found;
+            }
+            let of = outcome.len();
+            let misses = outcome.values().filter(|f| !**f).count();
+            (misses as f64 / of as f64 > p.max_miss_ratio).then_some(Anomaly::Misses { misses, of })
         } else {
-            let misses = t.outcomes.iter().filter(|f| !**f).count();
-            let of = t.outcomes.len();
-            (of >= self.policy.miss_window
-                && misses as f64 / of as f64 > self.policy.max_miss_ratio)
-                .then_some(Anomaly::Misses { misses, of })
+            None
         };
         if anomaly.is_some() {
-            t.throttled_until = Some(now + Duration::minutes(self.policy.throttle_minutes));
-            t.run = 0;
-            t.outcomes.clear();
+            t.throttled_until = Some(now + Duration::minutes(p.throttle_minutes));
+            t.seen.clear();
         }
         anomaly
     }
@@ -172,20 +299,23 @@ mod tests {
             ..Default::default()
         });
         for i in 0..3 {
-            assert!(d.admit("u", at(i)).is_ok());
+            assert!(d.admit("u", "ORG", at(i)).is_ok());
         }
-        let (Throttled(until), why) = d.admit("u", at(4)).unwrap_err();
+        let (Throttled(until), why) = d.admit("u", "ORG", at(4)).unwrap_err();
         assert_eq!(why, Some(Anomaly::Rate { per_minute: 3 }));
         assert_eq!(until, at(4) + Duration::minutes(15));
         assert!(
-            matches!(d.admit("u", at(60 * 10)), Err((_, None))),
+            matches!(d.admit("u", "ORG", at(60 * 10)), Err((_, None))),
             "still throttled, no new alert"
         );
         assert!(
-            d.admit("other", at(5)).is_ok(),
+            d.admit("other", "ORG", at(5)).is_ok(),
             "other identities are unaffected"
         );
-        assert!(d.admit("u", at(4 + 15 * 60)).is_ok(), "throttle expires");
+        assert!(
+            d.admit("u", "ORG", at(4 + 15 * 60)).is_ok(),
+            "throttle expires"
+        );
     }
 
     #[test]
@@ -199,7 +329,7 @@ mod tests {
             }
         }
         assert_eq!(flagged, Some((9, Anomaly::Sequential { run: 10 })));
-        assert!(d.admit("u", at(20)).is_err());
+        assert!(d.admit("u", "ORG", at(20)).is_err());
     }
 
     #[test]
@@ -211,7 +341,7 @@ mod tests {
                     "u",
                     nhs(600_000_000 + i * 7919 * 13),
                     i % 3 != 0,
-                    at(i as i64)
+                    at(i as i64 * 60)
                 ),
                 None
             );
@@ -220,7 +350,10 @@ mod tests {
 
     #[test]
     fn mostly_misses_are_flagged() {
-        let d = AnomalyDetector::new(AnomalyPolicy::default());
+        let d = AnomalyDetector::new(AnomalyPolicy {
+            max_distinct_children: 1_000,
+            ..Default::default()
+        });
         let mut flagged = None;
         for i in 0..40u32 {
             if let Some(a) = d.record(
@@ -233,5 +366,109 @@ mod tests {
             }
         }
         assert_eq!(flagged, Some(Anomaly::Misses { misses: 36, of: 40 }));
+    }
+
+    /// Numbers near a start, each a valid NHS number.
+    fn walk(from: u32, count: usize) -> Vec<NhsNumber> {
+        (from..)
+            .filter_map(NhsNumber::from_prefix)
+            .take(count)
+            .collect()
+    }
+
+    fn first_flag(
+        d: &AnomalyDetector,
+        lookups: impl IntoIterator<Item = (NhsNumber, bool)>,
+    ) -> Option<(usize, Anomaly)> {
+        lookups
+            .into_iter()
+            .enumerate()
+            .find_map(|(i, (n, found))| d.record("u", n, found, at(i as i64)).map(|a| (i, a)))
+    }
+
+    #[test]
+    fn a_sequential_walk_interleaved_with_a_known_child_is_flagged() {
+        let d = AnomalyDetector::new(AnomalyPolicy {
+            max_distinct_children: 1_000,
+            ..Default::default()
+        });
+        let known = nhs(900_000_000);
+        let lookups = walk(600_000_000, 20)
+            .into_iter()
+            .flat_map(|n| [(n, false), (known, true)]);
+        let (i, a) = first_flag(&d, lookups).expect("flagged");
+        assert_eq!(a, Anomaly::Sequential { run: 10 });
+        assert_eq!(i, 18, "the tenth number of the walk");
+    }
+
+    #[test]
+    fn random_numbers_with_a_known_child_every_fifth_lookup_are_flagged() {
+        let d = AnomalyDetector::new(AnomalyPolicy {
+            max_distinct_children: 1_000,
+            ..Default::default()
+        });
+        let known = nhs(900_000_000);
+        let lookups = (0..40u32).map(|i| {
+            if i % 5 == 4 {
+                (known, true)
+            } else {
+                (nhs(100_000_000 + i * 1_000_003), false)
+            }
+        });
+        let (_, a) = first_flag(&d, lookups).expect("flagged");
+        assert_eq!(a, Anomaly::Misses { misses: 32, of: 33 });
+    }
+
+    #[test]
+    fn too_many_different_children_in_the_window_are_flagged() {
+        let d = AnomalyDetector::new(AnomalyPolicy::default());
+        let known = nhs(900_000_000);
+        // Scattered numbers that all find something, the known child in between.
+        let lookups =
+            (0..100u32).flat_map(|i| [(nhs(100_000_000 + i * 7_919_013), true), (known, true)]);
+        let (i, a) = first_flag(&d, lookups).expect("flagged");
+        assert_eq!(
+            a,
+            Anomaly::Distinct {
+                children: 31,
+                minutes: 10
+            }
+        );
+        assert_eq!(i, 58, "the 30th new number after the known child");
+        // The same children spread over more than the window are fine.
+        let d = AnomalyDetector::new(AnomalyPolicy::default());
+        for i in 0..100u32 {
+            let n = nhs(100_000_000 + i * 7_919_013);
+            assert_eq!(d.record("u", n, true, at(i as i64 * 60)), None, "{i}");
+        }
+    }
+
+    #[test]
+    fn one_organisation_over_its_volume_is_paused_with_one_alert() {
+        let d = AnomalyDetector::new(AnomalyPolicy {
+            org_max_lookups: 10,
+            ..Default::default()
+        });
+        for i in 0..10 {
+            assert!(d.admit(&format!("user{i}"), "RXX", at(i)).is_ok());
+        }
+        let (Throttled(until), why) = d.admit("user10", "RXX", at(11)).unwrap_err();
+        assert_eq!(
+            why,
+            Some(Anomaly::Organisation {
+                lookups: 10,
+                minutes: 60
+            })
+        );
+        assert_eq!(until, at(11) + Duration::minutes(15));
+        assert_eq!(
+            d.admit("user0", "RXX", at(12)),
+            Err((Throttled(until), None))
+        );
+        assert!(
+            d.admit("user0", "RYY", at(12)).is_ok(),
+            "other organisations go on"
+        );
+        assert!(d.admit("user0", "RXX", at(11 + 15 * 60)).is_ok());
     }
 }

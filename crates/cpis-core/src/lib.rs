@@ -12,7 +12,6 @@ pub mod lookup;
 pub mod mesh;
 pub mod upload;
 pub mod webhook_url;
-pub mod webhook_url;
 
 pub use lookup::{LookupRequest, LookupResult, LookupService};
 pub use upload::{UploadEngine, UploadSettings};

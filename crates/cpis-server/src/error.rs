@@ -26,8 +26,13 @@ pub enum ApiError {
     PayloadTooLarge { limit: u64 },
     #[error("{0}")]
     Conflict(String),
-    #[error("too many requests: lookups from this account are paused until {0}")]
-    Throttled(String),
+    #[error("too many requests: lookups from this account are paused until {until}")]
+    Throttled {
+        /// RFC 3339.
+        until: String,
+        /// Seconds until then, for `Retry-After`.
+        retry_after: u64,
+    },
     #[error("service temporarily unavailable; try again")]
     Unavailable,
     #[error("internal error")]
@@ -45,7 +50,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -61,9 +66,37 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Conflict(_) => "conflict",
-            ApiError::Throttled(_) => "throttled",
+            ApiError::Throttled { .. } => "throttled",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl ApiError {
+    /// 429 until `until` (as seen at `now`).
+    pub fn throttled(
+        until: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        ApiError::Throttled {
+            until: until.to_rfc3339(),
+            retry_after: (until - now).num_seconds().max(1).unsigned_abs(),
+        }
+    }
+
+    /// The `Retry-After` seconds this error asks for, if any.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Throttled { retry_after, .. } => Some(*retry_after),
+            ApiError::Unavailable => Some(5),
+            _ => None,
+        }
+    }
+
+    fn set_retry_after(&self, headers: &mut axum::http::HeaderMap) {
+        if let Some(secs) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }
     }
 }
@@ -143,7 +176,7 @@ impl ApiError {
             ApiError::BadRequest(_) | ApiError::UnsupportedMediaType(_) => "invalid",
             ApiError::PayloadTooLarge { .. } => "too-costly",
             ApiError::Conflict(_) => "conflict",
-            ApiError::Throttled(_) => "throttled",
+            ApiError::Throttled { .. } => "throttled",
             ApiError::Unavailable => "transient",
             ApiError::Internal(_) => "exception",
         }
@@ -177,9 +210,7 @@ impl IntoResponse for FhirError {
                 header::HeaderValue::from_static("Bearer"),
             );
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            h.insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-        }
+        err.set_retry_after(h);
         resp
     }
 }
@@ -201,10 +232,7 @@ impl IntoResponse for ApiError {
                 header::HeaderValue::from_static("Bearer"),
             );
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-        }
+        self.set_retry_after(resp.headers_mut());
         resp
     }
 }
@@ -261,7 +289,7 @@ impl ApiError {
                 None,
             ),
             ApiError::Conflict(why) => ("This cannot be done now", why.clone(), None),
-            ApiError::Throttled(until) => (
+            ApiError::Throttled { until, .. } => (
                 "Lookups from your account are paused",
                 format!("Your account has made more lookups than expected. You can look children up again after {until} (UTC)."),
                 Some("If you need information about a child urgently, phone the local authority's children's social care or emergency duty team.".into()),
@@ -289,10 +317,7 @@ impl IntoResponse for WebError {
         }
         let (heading, message, hint) = err.web_words();
         let mut resp = crate::web::error_page(status, heading, &message, hint);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-        }
+        err.set_retry_after(resp.headers_mut());
         resp
     }
 }

@@ -22,26 +22,7 @@ pub async fn lookup(
     requested_unscheduled: bool,
     trace_id: &str,
 ) -> Result<LookupResult, ApiError> {
-    let who = caller.principal.user_id().to_owned();
-    let actor = caller.principal.audit_actor();
-    if let Err((until, started)) = state.anomaly.admit(&who, state.clock.now()) {
-        if let Some(anomaly) = started {
-            raise_alert(state, actor.clone(), &anomaly, Some(trace_id.to_owned())).await;
-        }
-        // Every refused lookup is audited with the child it was for.
-        let entry = AuditEntry {
-            time: state.clock.now(),
-            actor,
-            action: "lookup.throttled".into(),
-            subject_nhs: Some(nhs),
-            trace_id: Some(trace_id.to_owned()),
-            outcome: AuditOutcome::Denied,
-            detail: Some(format!("throttled until {}", until.0.to_rfc3339())),
-        };
-        let store = state.store.clone();
-        let _ = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await;
-        return Err(ApiError::Throttled(until.0.to_rfc3339()));
-    }
+    admit(state, caller, nhs, trace_id).await?;
     let started = std::time::Instant::now();
     let result = state
         .lookups
@@ -64,14 +45,65 @@ pub async fn lookup(
             kind: result.access.kind.code().to_owned(),
         })
         .inc();
-    if let Some(anomaly) =
+    learn(state, caller, nhs, !result.records.is_empty(), trace_id).await;
+    Ok(result)
+}
+
+/// Before a lookup or a history search: the anomaly throttle. A refusal is audited with the
+/// child it was for and answered 429 with `Retry-After`; the alert is raised once per episode.
+pub async fn admit(
+    state: &AppState,
+    caller: &Caller,
+    nhs: NhsNumber,
+    trace_id: &str,
+) -> Result<(), ApiError> {
+    let now = state.clock.now();
+    let principal = &caller.principal;
+    let Err((until, started)) =
         state
             .anomaly
-            .record(&who, nhs, !result.records.is_empty(), state.clock.now())
-    {
-        raise_alert(state, actor, &anomaly, Some(trace_id.to_owned())).await;
+            .admit(principal.user_id(), principal.organisation().as_str(), now)
+    else {
+        return Ok(());
+    };
+    let actor = principal.audit_actor();
+    if let Some(anomaly) = started {
+        raise_alert(state, actor.clone(), &anomaly, Some(trace_id.to_owned())).await;
     }
-    Ok(result)
+    let entry = AuditEntry {
+        time: now,
+        actor,
+        action: "lookup.throttled".into(),
+        subject_nhs: Some(nhs),
+        trace_id: Some(trace_id.to_owned()),
+        outcome: AuditOutcome::Denied,
+        detail: Some(format!("throttled until {}", until.0.to_rfc3339())),
+    };
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "could not audit a throttled lookup"),
+        Err(e) => tracing::error!(error = %e, "could not audit a throttled lookup"),
+    }
+    Err(ApiError::throttled(until.0, now))
+}
+
+/// After a lookup or a history search: the detector learns its pattern (`found`: the answer
+/// revealed something) and raises an alert when one starts.
+pub async fn learn(state: &AppState, caller: &Caller, nhs: NhsNumber, found: bool, trace_id: &str) {
+    let principal = &caller.principal;
+    if let Some(anomaly) = state
+        .anomaly
+        .record(principal.user_id(), nhs, found, state.clock.now())
+    {
+        raise_alert(
+            state,
+            principal.audit_actor(),
+            &anomaly,
+            Some(trace_id.to_owned()),
+        )
+        .await;
+    }
 }
 
 /// An admin alert: written to the audit as `security.anomaly` (admins list these).

@@ -22,10 +22,15 @@ fn app_with(policy: AnomalyPolicy) -> TestApp {
 /// No rule fires: tests tighten the one they exercise.
 const LOOSE: AnomalyPolicy = AnomalyPolicy {
     max_per_minute: 100_000,
+    max_distinct_children: 100_000,
+    distinct_window_minutes: 10,
     sequential_run: 100_000,
     sequential_gap: 100,
+    sequential_window: 30,
     miss_window: 100_000,
     max_miss_ratio: 0.8,
+    org_max_lookups: 100_000,
+    org_window_minutes: 60,
     throttle_minutes: 15,
 };
 
@@ -258,4 +263,94 @@ async fn every_throttled_lookup_is_audited() {
         denied.len() >= 3,
         "each of the 3 refused lookups is audited: {denied:#?}"
     );
+}
+
+/// Valid NHS numbers from `from` on.
+fn walk(from: u32, count: usize) -> Vec<String> {
+    (from..)
+        .filter_map(NhsNumber::from_prefix)
+        .take(count)
+        .map(|n| n.digits())
+        .collect()
+}
+
+/// Sends `lookups` (NHS number, use the history search) one second apart with the default
+/// policy and returns the index of the first 429, checking it carries `Retry-After` and raised
+/// exactly one alert whose detail contains `why`.
+async fn first_refusal(lookups: &[(String, bool)], why: &str) -> usize {
+    let app = app_with(AnomalyPolicy::default());
+    let start = start_time();
+    for (i, (nhs, history)) in lookups.iter().enumerate() {
+        app.clock.set(start + Duration::seconds(i as i64));
+        let r = if *history {
+            app.audit_events(nhs, ED_TOKEN).await
+        } else {
+            app.care_team(nhs, ED_TOKEN, Some("true")).await
+        };
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_outcome(&r, StatusCode::TOO_MANY_REQUESTS, "throttled", why);
+            let retry: i64 = r
+                .headers
+                .get("retry-after")
+                .expect("a 429 carries Retry-After")
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((14 * 60..=15 * 60).contains(&retry), "Retry-After {retry}");
+            // Every later lookup in the episode is refused too, without a second alert.
+            let again = app.care_team(SHARED_CHILD, ED_TOKEN, Some("true")).await;
+            assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
+            assert!(again.headers.get("retry-after").is_some());
+            let found = alerts(&app).await;
+            assert_eq!(found.len(), 1, "{found:#?}");
+            assert!(
+                found[0]["detail"].as_str().unwrap().contains(why),
+                "{}",
+                found[0]
+            );
+            return i;
+        }
+        assert_eq!(r.status, StatusCode::OK, "lookup {i}: {}", r.text());
+    }
+    panic!("{} lookups were never refused ({why})", lookups.len());
+}
+
+#[tokio::test]
+async fn a_sequential_walk_interleaved_with_a_known_child_is_throttled() {
+    let lookups: Vec<(String, bool)> = walk(999_100_000, 15)
+        .into_iter()
+        .flat_map(|n| [(n, false), (SHARED_CHILD.to_owned(), false)])
+        .collect();
+    let i = first_refusal(&lookups, "sequential").await;
+    assert!(i <= 20, "refused only at lookup {i}");
+}
+
+#[tokio::test]
+async fn random_numbers_with_a_known_child_every_fifth_lookup_are_throttled() {
+    let lookups: Vec<(String, bool)> = (0..60u32)
+        .map(|i| {
+            if i % 5 == 4 {
+                SHARED_CHILD.to_owned()
+            } else {
+                (100_000_000 + i * 9_700_003..)
+                    .find_map(NhsNumber::from_prefix)
+                    .unwrap()
+                    .digits()
+            }
+        })
+        .map(|n| (n, false))
+        .collect();
+    let i = first_refusal(&lookups, "children").await;
+    assert!(i <= 41, "refused only at lookup {i}");
+}
+
+#[tokio::test]
+async fn sequential_history_searches_are_throttled_like_lookups() {
+    let lookups: Vec<(String, bool)> = walk(999_100_000, 15)
+        .into_iter()
+        .map(|n| (n, true))
+        .collect();
+    let i = first_refusal(&lookups, "sequential").await;
+    assert_eq!(i, 10, "the 11th history search is refused");
 }

@@ -230,15 +230,12 @@ async fn audit_event_search(
         .grant(&state, "lookup.history", Principal::lookup)
         .await?;
     let nhs = patient_identifier(&params)?;
-    if let Err((until, _)) = state
-        .anomaly
-        .admit(caller.principal.user_id(), state.clock.now())
-    {
-        return Err(ApiError::Throttled(until.0.to_rfc3339()).into());
-    }
+    crate::lookup_flow::admit(&state, &caller, nhs, &trace.0).await?;
     let lookups = state.lookups.clone();
+    let trace_id = trace.0.clone();
     let (records, history) =
-        tokio::task::spawn_blocking(move || lookups.history(&cap, nhs, Some(trace.0))).await??;
+        tokio::task::spawn_blocking(move || lookups.history(&cap, nhs, Some(trace_id))).await??;
+    crate::lookup_flow::learn(&state, &caller, nhs, !history.is_empty(), &trace.0).await;
     let sensitive = records.iter().any(|r| r.record.sensitive);
     let base = base_url(&state);
     let mut entries = Vec::new();

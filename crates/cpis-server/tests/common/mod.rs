@@ -242,8 +242,10 @@ pub fn spawn_app_with_options(options: AppOptions) -> TestApp {
     // (its own tests set tight limits).
     let anomaly = AnomalyDetector::new(anomaly.unwrap_or(AnomalyPolicy {
         max_per_minute: 100_000,
+        max_distinct_children: 100_000,
         sequential_run: 100_000,
         miss_window: 100_000,
+        org_max_lookups: 100_000,
         ..Default::default()
     }));
     let lookups = cpis_core::LookupService::start(store.clone(), clock.clone(), Default::default());
