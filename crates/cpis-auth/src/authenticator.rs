@@ -153,15 +153,53 @@ impl Authenticator {
     }
 
     /// `Authorization: Bearer …`: an API token, or a JWT when an identity provider is configured.
+    /// A failure is audited.
     pub fn bearer(&self, token: &str, trace: Option<&str>) -> Result<Principal, AuthFailure> {
-        let result = self.bearer_inner(token);
+        let result = self.verify_bearer(token);
         if let Err(why) = &result {
             self.audit_failure("auth.bearer", AuditActor::anonymous(), why, trace);
         }
         result
     }
 
-    fn bearer_inner(&self, token: &str) -> Result<Principal, AuthFailure> {
+    /// Audits a failed bearer authentication from `address` (the HTTP edge decides, with its
+    /// [`crate::failure_throttle::FailureThrottle`], which failures are written one by one).
+    pub fn audit_bearer_failure(&self, why: &AuthFailure, address: &str, trace: Option<&str>) {
+        if *why == AuthFailure::Unavailable {
+            return;
+        }
+        self.audit_denied(
+            "auth.bearer",
+            AuditActor::anonymous(),
+            format!("{why} (from {address})"),
+            trace,
+        );
+    }
+
+    /// Audits failures that were counted rather than written one by one: one entry for them all.
+    pub fn audit_counted_failures(&self, counted: &crate::failure_throttle::CountedFailures) {
+        let entry = AuditEntry {
+            time: counted.to,
+            actor: AuditActor::anonymous(),
+            action: "auth.failures".into(),
+            subject_nhs: None,
+            trace_id: None,
+            outcome: AuditOutcome::Denied,
+            detail: Some(format!(
+                "{} further failed authentications from {} between {} and {} (counted, not written one by one)",
+                counted.count,
+                counted.address,
+                counted.from.to_rfc3339(),
+                counted.to.to_rfc3339()
+            )),
+        };
+        if let Err(e) = self.store.append_audit(&entry) {
+            tracing::warn!(error = %e, "could not audit counted authentication failures");
+        }
+    }
+
+    /// Checks a bearer credential without auditing a failure.
+    pub fn verify_bearer(&self, token: &str) -> Result<Principal, AuthFailure> {
         if token.is_empty() || token.len() > 8192 {
             return Err(AuthFailure::Invalid);
         }

@@ -8,6 +8,7 @@
 
 pub mod authenticator;
 pub mod capability;
+pub mod failure_throttle;
 pub mod jwt;
 pub mod oidc;
 pub mod password;

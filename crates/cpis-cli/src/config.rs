@@ -43,6 +43,8 @@ pub struct FileConfig {
     pub webhook_destinations: Option<cpis_core::webhook_url::DestinationPolicy>,
     /// Lookup anomaly detection thresholds.
     pub anomaly: Option<cpis_core::anomaly::AnomalyPolicy>,
+    /// Failed-authentication limits per client address and credential.
+    pub auth_failures: Option<cpis_auth::failure_throttle::FailurePolicy>,
     /// External identity provider (JWT bearer tokens verified against its JWKS).
     pub oidc: Option<OidcConfig>,
     /// cpis's MESH mailbox: with this section `cpis serve` runs the MESH worker.

@@ -87,7 +87,10 @@ async fn authenticate(
             Some(p) => p,
             None => {
                 let t = trace.clone();
-                tokio::task::spawn_blocking(move || auth.bearer(&token, t.as_deref())).await??
+                let address = client_address(parts);
+                let state = state.clone();
+                tokio::task::spawn_blocking(move || bearer(&state, &token, &address, t.as_deref()))
+                    .await??
             }
         };
         return Ok(Caller {
@@ -115,6 +118,42 @@ async fn authenticate(
         principal,
         csrf: Some(csrf),
         trace_id: trace,
+    })
+}
+
+/// The client's address as the server saw it (a reverse proxy's, behind one).
+pub(crate) fn client_address(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+}
+
+/// Checks a bearer credential. A failure is counted against the client's address and the
+/// credential: audited one by one up to the window's allowance (then counted into one entry),
+/// and answered 429 with `Retry-After` past the limits (`cpis_auth::failure_throttle`).
+fn bearer(
+    state: &AppState,
+    token: &str,
+    address: &str,
+    trace: Option<&str>,
+) -> Result<Principal, ApiError> {
+    let why = match state.auth.verify_bearer(token) {
+        Ok(p) => return Ok(p),
+        Err(AuthFailure::Unavailable) => return Err(ApiError::Unavailable),
+        Err(why) => why,
+    };
+    let key = cpis_auth::failure_throttle::credential_key(token);
+    let verdict = state
+        .auth_failures
+        .failed(address, Some(&key), state.clock.now());
+    if verdict.audit {
+        state.auth.audit_bearer_failure(&why, address, trace);
+    }
+    state.write_counted_auth_failures();
+    Err(match verdict.retry_after {
+        Some(retry_after) => ApiError::AuthThrottled { retry_after },
+        None => ApiError::Unauthenticated,
     })
 }
 

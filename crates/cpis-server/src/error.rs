@@ -33,6 +33,9 @@ pub enum ApiError {
         /// Seconds until then, for `Retry-After`.
         retry_after: u64,
     },
+    /// Too many failed authentications from this client or with this credential.
+    #[error("too many failed authentications: try again later")]
+    AuthThrottled { retry_after: u64 },
     #[error("service temporarily unavailable; try again")]
     Unavailable,
     #[error("internal error")]
@@ -50,7 +53,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Throttled { .. } | ApiError::AuthThrottled { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -66,7 +71,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Conflict(_) => "conflict",
-            ApiError::Throttled { .. } => "throttled",
+            ApiError::Throttled { .. } | ApiError::AuthThrottled { .. } => "throttled",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -88,7 +93,9 @@ impl ApiError {
     /// The `Retry-After` seconds this error asks for, if any.
     fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::Throttled { retry_after, .. } => Some(*retry_after),
+            ApiError::Throttled { retry_after, .. } | ApiError::AuthThrottled { retry_after } => {
+                Some(*retry_after)
+            }
             ApiError::Unavailable => Some(5),
             _ => None,
         }
@@ -176,7 +183,7 @@ impl ApiError {
             ApiError::BadRequest(_) | ApiError::UnsupportedMediaType(_) => "invalid",
             ApiError::PayloadTooLarge { .. } => "too-costly",
             ApiError::Conflict(_) => "conflict",
-            ApiError::Throttled { .. } => "throttled",
+            ApiError::Throttled { .. } | ApiError::AuthThrottled { .. } => "throttled",
             ApiError::Unavailable => "transient",
             ApiError::Internal(_) => "exception",
         }
@@ -292,6 +299,11 @@ impl ApiError {
             ApiError::Throttled { until, .. } => (
                 "Lookups from your account are paused",
                 format!("Your account has made more lookups than expected. You can look children up again after {until} (UTC)."),
+                Some("If you need information about a child urgently, phone the local authority's children's social care or emergency duty team.".into()),
+            ),
+            ApiError::AuthThrottled { .. } => (
+                "Too many failed sign-in attempts",
+                "Wait a few minutes before you try again.".into(),
                 Some("If you need information about a child urgently, phone the local authority's children's social care or emergency duty team.".into()),
             ),
             ApiError::Unavailable => (

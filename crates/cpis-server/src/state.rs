@@ -39,6 +39,8 @@ pub struct AppState {
     pub(crate) lookups: LookupService,
     pub(crate) auth: Arc<Authenticator>,
     pub(crate) anomaly: Arc<AnomalyDetector>,
+    /// Failed authentications per client address and credential (429, counted audit).
+    pub(crate) auth_failures: Arc<cpis_auth::failure_throttle::FailureThrottle>,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) progress: Arc<ProgressRegistry>,
@@ -72,6 +74,7 @@ impl AppState {
             clock,
             auth,
             anomaly: Arc::new(anomaly),
+            auth_failures: Arc::default(),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             config: Arc::new(config),
             progress: Arc::new(ProgressRegistry::default()),
@@ -91,6 +94,24 @@ impl AppState {
             Arc::make_mut(&mut self.config).public_base_url = Some(base);
         }
         self
+    }
+
+    /// Sets the failed-authentication limits (`[auth_failures]`; defaults otherwise).
+    pub fn with_auth_failure_policy(
+        mut self,
+        policy: cpis_auth::failure_throttle::FailurePolicy,
+    ) -> Self {
+        self.auth_failures = Arc::new(cpis_auth::failure_throttle::FailureThrottle::new(policy));
+        self
+    }
+
+    /// Writes the audit entries of failed authentications that were counted rather than
+    /// written one by one, for windows that have closed. `cpis serve` calls it every few
+    /// seconds; each failure calls it too.
+    pub fn write_counted_auth_failures(&self) {
+        for counted in self.auth_failures.take_counted(self.clock.now()) {
+            self.auth.audit_counted_failures(&counted);
+        }
     }
 
     pub fn with_oidc(mut self, sign_in: cpis_auth::oidc::OidcSignIn) -> Self {

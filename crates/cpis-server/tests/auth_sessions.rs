@@ -539,3 +539,97 @@ async fn the_fhir_api_takes_bearer_credentials_only_never_the_session_cookie() {
     let r = app.care_team(SHARED_CHILD, ED_TOKEN, None).await;
     assert_eq!(r.status, StatusCode::OK);
 }
+
+/// A FHIR lookup with `token` from the client at `ip`, as `cpis serve` sees it.
+async fn lookup_from(app: &TestApp, ip: &str, token: &str) -> Reply {
+    let mut req = axum::http::Request::builder()
+        .uri(format!(
+            "/fhir/R4/CareTeam?patient:identifier=https://fhir.nhs.uk/Id/nhs-number|{SHARED_CHILD}"
+        ))
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    app.send(req).await
+}
+
+/// SPEC 4 / docs/SECURITY.md: failed bearer authentication no longer grows the audit chain by a
+/// row per request, and a client past the limit is answered 429 with `Retry-After`, while a
+/// valid credential from the same address still works.
+#[tokio::test]
+async fn failed_bearer_authentication_is_throttled_per_address_and_counted_in_one_entry() {
+    let app = spawn_app_with_options(AppOptions {
+        auth_failures: Some(cpis_auth::failure_throttle::FailurePolicy::default()),
+        ..AppOptions::default()
+    });
+    let start = start_time();
+    app.clock.set(start);
+    let before = app.audit_entries("?action=auth.&limit=500").await.len();
+    let mut statuses = Vec::new();
+    for i in 0..100 {
+        let r = lookup_from(
+            &app,
+            "203.0.113.7",
+            &format!("guess-{i:04}-{}", "x".repeat(20)),
+        )
+        .await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=300).contains(&retry), "Retry-After {retry}");
+            assert_outcome(&r, StatusCode::TOO_MANY_REQUESTS, "throttled", "guess");
+        } else {
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "guess {i}");
+        }
+        statuses.push(r.status.as_u16());
+    }
+    assert!(statuses[..30].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[30..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Another client is not affected, and a valid token from the throttled address works.
+    assert_eq!(
+        lookup_from(&app, "203.0.113.8", "wrong-token-of-another-client")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        lookup_from(&app, "203.0.113.7", ED_TOKEN).await.status,
+        StatusCode::OK
+    );
+    // Ten failures written one by one, plus the other client's; the rest wait to be counted.
+    let entries = app.audit_entries("?action=auth.&limit=500").await;
+    assert_eq!(entries.len() - before, 11, "{:#?}", &entries[..12]);
+    // After the throttle ends the window closes: one entry counts the other 90.
+    app.clock.set(start + chrono::Duration::seconds(301));
+    let r = lookup_from(&app, "203.0.113.7", "one-more-wrong-token-xxxxxxxxxxxx").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let counted = app.audit_entries("?action=auth.failures&limit=10").await;
+    assert_eq!(counted.len(), 1, "{counted:#?}");
+    let detail = counted[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("90 further failed authentications from 203.0.113.7"),
+        "{detail}"
+    );
+    assert_eq!(counted[0]["outcome"], "denied");
+}
+
+/// One stolen credential tried from many addresses is throttled too.
+#[tokio::test]
+async fn one_credential_tried_from_many_addresses_is_throttled() {
+    let app = spawn_app_with_options(AppOptions {
+        auth_failures: Some(cpis_auth::failure_throttle::FailurePolicy::default()),
+        ..AppOptions::default()
+    });
+    let mut last = StatusCode::OK;
+    for i in 0..12 {
+        last = lookup_from(
+            &app,
+            &format!("198.51.100.{i}"),
+            "expired-or-stolen-token-abc",
+        )
+        .await
+        .status;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+}

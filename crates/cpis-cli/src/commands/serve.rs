@@ -162,7 +162,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             )
         }
     };
-    let mut state = AppState::new(engine, lookups, clock.clone(), auth, anomaly, config);
+    let mut state = AppState::new(engine, lookups, clock.clone(), auth, anomaly, config)
+        .with_auth_failure_policy(file.auth_failures.unwrap_or_default());
     if let Some(sign_in) = oidc_sign_in {
         tracing::info!("web sign-in through the identity provider is offered");
         state = state.with_oidc(sign_in);
@@ -196,9 +197,13 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 let state = with_base_url(state, &format!("https://{addr}"), addr);
                 tracing::info!(%addr, database = %super::redact_url(&url), "cpis listening (TLS)");
                 eprintln!("cpis listening on https://{addr}");
+                cpis_server::spawn_housekeeping(&state);
                 axum_server::bind_rustls(addr, tls)
                     .handle(handle)
-                    .serve(cpis_server::router(state).into_make_service())
+                    .serve(
+                        cpis_server::router(state)
+                            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                    )
                     .await?;
             }
             _ => {

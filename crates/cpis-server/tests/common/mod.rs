@@ -96,6 +96,9 @@ pub struct AppOptions {
     pub lockout: Option<cpis_auth::LockoutPolicy>,
     /// Browser sign-in through the identity provider of `jwt` (or of [`jwt_config`]).
     pub oidc: Option<cpis_auth::oidc::OidcClientConfig>,
+    /// Failed-authentication limits (default: so loose every failure is audited on its own and
+    /// none is answered 429; requests in tests all come from one unknown address).
+    pub auth_failures: Option<cpis_auth::failure_throttle::FailurePolicy>,
 }
 
 /// When every test app starts: 2026-11-20 10:00 UTC.
@@ -110,6 +113,7 @@ pub fn spawn_app_with_options(options: AppOptions) -> TestApp {
         anomaly,
         lockout,
         oidc,
+        auth_failures,
     } = options;
     let oidc = oidc.map(|client| {
         let provider = jwt.clone().unwrap_or_else(jwt_config);
@@ -249,7 +253,14 @@ pub fn spawn_app_with_options(options: AppOptions) -> TestApp {
         ..Default::default()
     }));
     let lookups = cpis_core::LookupService::start(store.clone(), clock.clone(), Default::default());
-    let mut state = AppState::new(engine, lookups, clock.clone(), auth, anomaly, config);
+    let loose = cpis_auth::failure_throttle::FailurePolicy {
+        audit_per_window: u32::MAX,
+        max_per_address: u32::MAX,
+        max_per_credential: u32::MAX,
+        ..Default::default()
+    };
+    let mut state = AppState::new(engine, lookups, clock.clone(), auth, anomaly, config)
+        .with_auth_failure_policy(auth_failures.unwrap_or(loose));
     if let Some(oidc) = oidc {
         state = state.with_oidc(oidc);
     }
