@@ -149,6 +149,7 @@ impl Authenticator {
             org_kind,
             permissions: user.permissions.clone(),
             method,
+            nhs: Default::default(),
         })
     }
 
@@ -219,6 +220,7 @@ impl Authenticator {
                 org_kind,
                 permissions,
                 method: AuthMethod::Jwt,
+                nhs: Default::default(),
             });
         }
         let digest = secret::digest(token);

@@ -106,6 +106,7 @@ impl Principal {
                 organisation: self.organisation.clone(),
                 organisation_name: self.organisation_name.clone(),
                 setting_type,
+                nhs: self.nhs.clone(),
             },
             may_notify: notify,
         })

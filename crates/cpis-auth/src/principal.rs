@@ -1,6 +1,6 @@
 //! An authenticated caller.
 
-use cpis_domain::{AuditActor, OdsCode, Permission, Permissions, SettingType};
+use cpis_domain::{AuditActor, NhsIdentity, OdsCode, Permission, Permissions, SettingType};
 
 /// What kind of organisation the caller belongs to, from the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,9 @@ pub struct Principal {
     pub(crate) org_kind: OrgKind,
     pub(crate) permissions: Permissions,
     pub(crate) method: AuthMethod,
+    /// The person's NHS identity (SDS user id, selected role) when NHS CIS2 authenticated them;
+    /// empty for local accounts, API tokens and systems.
+    pub(crate) nhs: NhsIdentity,
 }
 
 impl Principal {
@@ -53,6 +56,7 @@ impl Principal {
             org_kind,
             permissions,
             method: AuthMethod::Operator,
+            nhs: NhsIdentity::default(),
         }
     }
 
@@ -82,6 +86,10 @@ impl Principal {
     }
     pub fn method(&self) -> AuthMethod {
         self.method
+    }
+    /// The NHS CIS2 identity (empty unless CIS2 authenticated this caller).
+    pub fn nhs(&self) -> &NhsIdentity {
+        &self.nhs
     }
 
     /// How the audit names this caller.

@@ -13,6 +13,28 @@ pub struct Accessor {
     pub organisation_name: String,
     /// `None` for operators and systems that are not a care setting (always silent).
     pub setting_type: Option<SettingType>,
+    /// The person's NHS identity when they signed in through NHS CIS2 (all `None` for local
+    /// accounts, API tokens and systems).
+    pub nhs: NhsIdentity,
+}
+
+/// A person's national identity, as NHS CIS2 asserts it: who they are in the Spine Directory
+/// Service and which of their roles they selected for this session.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NhsIdentity {
+    /// The SDS user id (the CIS2 `sub`/`uid`, a 12-digit UUID).
+    pub sds_user_id: Option<String>,
+    /// The selected role's SDS role profile id (`selected_roleid`, `person_roleid`).
+    pub role_profile_id: Option<String>,
+    /// The selected role's national job role code, e.g. `R8000` (clinical practitioner access role).
+    pub role_code: Option<String>,
+}
+
+impl NhsIdentity {
+    /// Whether nothing is known (a local account, an API token, a system).
+    pub fn is_empty(&self) -> bool {
+        self.sds_user_id.is_none() && self.role_profile_id.is_none() && self.role_code.is_none()
+    }
 }
 
 /// What kind of lookup an access was.

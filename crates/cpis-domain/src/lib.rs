@@ -23,7 +23,7 @@ pub mod report;
 pub mod upload;
 pub mod visibility;
 
-pub use access::{Access, AccessKind, Accessor};
+pub use access::{Access, AccessKind, Accessor, NhsIdentity};
 pub use audit::{AuditActor, AuditEntry, AuditOutcome, AuditRecord};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use date::{parse_iso_date, DateError};

@@ -182,6 +182,7 @@ fn write_everything(store: &dyn Store) -> (NewUpload, String) {
             organisation: OdsCode::parse(SETTING).unwrap(),
             organisation_name: "General Hospital ED".into(),
             setting_type: Some(SettingType::EmergencyDepartment),
+            nhs: Default::default(),
         },
         kind: AccessKind::Unscheduled,
         trace_id: None,

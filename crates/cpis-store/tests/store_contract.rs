@@ -19,8 +19,8 @@ use cpis_domain::upload::{RecordRow, SensitiveMark, UploadMode};
 use cpis_domain::{
     Access, AccessKind, Accessor, AuditActor, AuditEntry, AuditOutcome, CareSetting,
     DemographicStatus, Demographics, DetailCode, FileOutcome, LocalAuthority, NewNotification,
-    NhsNumber, NotificationKind, OdsCode, Permission, Permissions, Plan, PlanType, RecordOutcome,
-    SettingType,
+    NhsIdentity, NhsNumber, NotificationKind, OdsCode, Permission, Permissions, Plan, PlanType,
+    RecordOutcome, SettingType,
 };
 use cpis_store::audit_chain::GENESIS;
 use cpis_store::postgres::TempDatabase;
@@ -224,6 +224,7 @@ contract!(
     notifications_newest_first,
     recent_uploads_newest_first_and_la_scoped,
     webhook_changes_commit_with_their_audit_entry,
+    accesses_keep_the_nhs_identity,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -412,6 +413,7 @@ fn access(i: i64, n: NhsNumber, kind: AccessKind) -> Access {
             organisation: la("RXX01"),
             organisation_name: "General Hospital".into(),
             setting_type: Some(SettingType::EmergencyDepartment),
+            nhs: NhsIdentity::default(),
         },
         kind,
         trace_id: Some(format!("trace-{i}")),
@@ -2713,4 +2715,33 @@ fn webhook_changes_commit_with_their_audit_entry(ctx: &Ctx) {
         s.audit_verify().unwrap(),
         AuditVerification::Intact { .. }
     ));
+}
+
+/// A CIS2 person's SDS user id, selected role profile id and job role code are kept with the
+/// access and read back in the history; a local account's access has none of them.
+fn accesses_keep_the_nhs_identity(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let n = nhs(0);
+    apply(s, LA_A, &[row(n, PlanType::Cpp, "2026-01-01", None)]);
+    let local = access(1, n, AccessKind::Unscheduled);
+    let mut cis2 = access(2, n, AccessKind::Unscheduled);
+    cis2.accessor.nhs = NhsIdentity {
+        sds_user_id: Some("555254242106".into()),
+        role_profile_id: Some("555254243107".into()),
+        role_code: Some("R8000".into()),
+    };
+    let mut partial = access(3, n, AccessKind::Unscheduled);
+    partial.accessor.nhs.sds_user_id = Some("555254242107".into());
+    let mut tx = s.begin_lookups().unwrap();
+    for a in [&local, &cis2, &partial] {
+        tx.insert_access(a).unwrap();
+    }
+    tx.commit().unwrap();
+    let history = s.recent_accesses(n, 25).unwrap();
+    assert_eq!(history, vec![partial.clone(), cis2.clone(), local.clone()]);
+    assert_eq!(history[1].accessor.nhs.role_code.as_deref(), Some("R8000"));
+    assert!(history[2].accessor.nhs.is_empty());
+    // Another server on the same database reads the same.
+    assert_eq!(ctx.reopen().recent_accesses(n, 25).unwrap(), history);
 }

@@ -7,8 +7,8 @@ use crate::{LookupTx, StoreError, StoreResult, StoredRecord};
 use chrono::{DateTime, Utc};
 use cpis_domain::notification::Ack;
 use cpis_domain::{
-    Access, AccessKind, Accessor, NewNotification, NhsNumber, Notification, NotificationKind,
-    OdsCode,
+    Access, AccessKind, Accessor, NewNotification, NhsIdentity, NhsNumber, Notification,
+    NotificationKind, OdsCode,
 };
 use postgres::Row;
 
@@ -59,8 +59,8 @@ impl LookupTx for PgLookupTx<'_> {
     fn insert_access(&mut self, a: &Access) -> StoreResult<()> {
         self.conn.execute(
             "INSERT INTO accesses (id, time, nhs_number, kind, user_id, user_name, role, org_ods, org_name,
-                                   setting_type, trace_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                                   setting_type, trace_id, sds_user_id, role_profile_id, role_code)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             &[
                 &a.id,
                 &ts(a.time),
@@ -73,6 +73,9 @@ impl LookupTx for PgLookupTx<'_> {
                 &a.accessor.organisation_name,
                 &a.accessor.setting_type.map(|s| s.code()),
                 &a.trace_id,
+                &a.accessor.nhs.sds_user_id,
+                &a.accessor.nhs.role_profile_id,
+                &a.accessor.nhs.role_code,
             ],
         )?;
         Ok(())
@@ -142,6 +145,11 @@ fn access_from_row(r: &Row) -> StoreResult<Access> {
                 .try_get::<_, Option<&str>>(9)?
                 .map(|s| s.parse().map_err(|_| StoreError::corrupt("setting type")))
                 .transpose()?,
+            nhs: NhsIdentity {
+                sds_user_id: r.try_get(11)?,
+                role_profile_id: r.try_get(12)?,
+                role_code: r.try_get(13)?,
+            },
         },
         trace_id: r.try_get(10)?,
     })
@@ -149,7 +157,8 @@ fn access_from_row(r: &Row) -> StoreResult<Access> {
 
 pub fn recent_accesses(conn: &mut Conn, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
     conn.query(
-        "SELECT id, time, nhs_number, kind, user_id, user_name, role, org_ods, org_name, setting_type, trace_id
+        "SELECT id, time, nhs_number, kind, user_id, user_name, role, org_ods, org_name, setting_type, trace_id,
+                sds_user_id, role_profile_id, role_code
          FROM accesses WHERE nhs_number = $1 AND kind = 'unscheduled'
          ORDER BY seq DESC LIMIT $2",
         &[&nhs.digits(), &big(limit as u64)],

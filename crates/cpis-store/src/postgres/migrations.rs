@@ -39,6 +39,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_plan_sensitive_marks",
         include_str!("../../migrations/postgres/0008_plan_sensitive_marks.sql"),
     ),
+    (
+        "0009_access_nhs_identity",
+        include_str!("../../migrations/postgres/0009_access_nhs_identity.sql"),
+    ),
 ];
 
 fn tracked(conn: &mut Conn) -> StoreResult<bool> {

@@ -5,8 +5,8 @@ use crate::{LookupTx, StoreError, StoreResult, StoredRecord};
 use chrono::{DateTime, Utc};
 use cpis_domain::notification::Ack;
 use cpis_domain::{
-    Access, AccessKind, Accessor, NewNotification, NhsNumber, Notification, NotificationKind,
-    OdsCode,
+    Access, AccessKind, Accessor, NewNotification, NhsIdentity, NhsNumber, Notification,
+    NotificationKind, OdsCode,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::sync::MutexGuard;
@@ -56,8 +56,8 @@ impl LookupTx for SqliteLookupTx<'_> {
         self.conn
             .prepare_cached(
                 "INSERT INTO accesses (id, time, nhs_number, kind, user_id, user_name, role, org_ods, org_name,
-                                       setting_type, trace_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                       setting_type, trace_id, sds_user_id, role_profile_id, role_code)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?
             .execute(params![
                 a.id,
@@ -70,7 +70,10 @@ impl LookupTx for SqliteLookupTx<'_> {
                 a.accessor.organisation.as_str(),
                 a.accessor.organisation_name,
                 a.accessor.setting_type.map(|s| s.code()),
-                a.trace_id
+                a.trace_id,
+                a.accessor.nhs.sds_user_id,
+                a.accessor.nhs.role_profile_id,
+                a.accessor.nhs.role_code
             ])?;
         Ok(())
     }
@@ -126,6 +129,11 @@ fn access_from_row(r: &Row<'_>) -> StoreResult<Access> {
             setting_type: setting
                 .map(|s| s.parse().map_err(|_| StoreError::corrupt("setting type")))
                 .transpose()?,
+            nhs: NhsIdentity {
+                sds_user_id: r.get(12)?,
+                role_profile_id: r.get(13)?,
+                role_code: r.get(14)?,
+            },
         },
         trace_id: r.get(11)?,
     })
@@ -140,7 +148,8 @@ pub fn recent_accesses(
     // which makes every new binding re-prepare the statement (it showed as about 8% of a busy
     // server's CPU). Callers use one limit (SPEC: the 25 most recent), so one cached statement.
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT id, time, nhs_number, kind, user_id, user_name, role, org_ods, org_name, seq, setting_type, trace_id
+        "SELECT id, time, nhs_number, kind, user_id, user_name, role, org_ods, org_name, seq, setting_type, trace_id,
+                sds_user_id, role_profile_id, role_code
          FROM accesses WHERE nhs_number = ?1 AND kind = 'unscheduled'
          ORDER BY seq DESC LIMIT {limit}"
     ))?;

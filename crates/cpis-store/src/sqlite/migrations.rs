@@ -37,6 +37,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_plan_sensitive_marks",
         include_str!("../../migrations/sqlite/0008_plan_sensitive_marks.sql"),
     ),
+    (
+        "0009_access_nhs_identity",
+        include_str!("../../migrations/sqlite/0009_access_nhs_identity.sql"),
+    ),
 ];
 
 pub fn current_version(conn: &Connection) -> StoreResult<u32> {
