@@ -220,6 +220,7 @@ impl UploadEngine {
         let content = self.store.held_file(la, id)?.ok_or(EngineError::NotHeld)?;
         let file = SpooledFile::from_bytes(&content).map_err(|e| match e {
             super::SpoolError::Io(io) => EngineError::Io(io),
+            super::SpoolError::NoSpace(io) => StoreError::Unavailable(io.to_string()).into(),
             super::SpoolError::TooLarge { .. } | super::SpoolError::BadGzip(_) => {
                 EngineError::NotHeld
             }

@@ -120,8 +120,21 @@ pub enum SpoolError {
     TooLarge { limit: u64 },
     #[error("the body is not valid gzip data: {0}")]
     BadGzip(String),
+    /// The spool's file system is full (or over quota): nothing was kept, and the same body sent
+    /// again later can succeed. Callers answer "temporarily unavailable" (503 / CPF05).
+    #[error("no room to spool the upload: {0}")]
+    NoSpace(io::Error),
     #[error("could not spool the upload: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for SpoolError {
+    fn from(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => SpoolError::NoSpace(e),
+            _ => SpoolError::Io(e),
+        }
+    }
 }
 
 impl SpoolError {
@@ -133,7 +146,7 @@ impl SpoolError {
             io::ErrorKind::InvalidInput
             | io::ErrorKind::InvalidData
             | io::ErrorKind::UnexpectedEof => SpoolError::BadGzip(e.to_string()),
-            _ => SpoolError::Io(e),
+            _ => SpoolError::from(e),
         }
     }
 }
@@ -188,7 +201,7 @@ impl Write for Spooler {
                 io::ErrorKind::FileTooLarge,
                 format!("upload is larger than the {limit} byte limit"),
             )),
-            Err(SpoolError::Io(e)) => Err(e),
+            Err(SpoolError::Io(e) | SpoolError::NoSpace(e)) => Err(e),
             Err(e @ SpoolError::BadGzip(_)) => Err(io::Error::other(e.to_string())),
         }
     }
@@ -274,6 +287,24 @@ mod tests {
             "dropped spools are deleted"
         );
         assert!(spools.path().join("notes.txt").exists());
+    }
+
+    #[test]
+    fn a_full_disk_is_no_space_not_an_internal_error() {
+        for kind in [io::ErrorKind::StorageFull, io::ErrorKind::QuotaExceeded] {
+            assert!(matches!(
+                SpoolError::from(io::Error::from(kind)),
+                SpoolError::NoSpace(_)
+            ));
+            assert!(matches!(
+                SpoolError::from_write(io::Error::from(kind), 10),
+                SpoolError::NoSpace(_)
+            ));
+        }
+        assert!(matches!(
+            SpoolError::from(io::Error::from(io::ErrorKind::PermissionDenied)),
+            SpoolError::Io(_)
+        ));
     }
 
     #[test]

@@ -177,6 +177,10 @@ async fn spool_body(
         SpoolError::BadGzip(why) => ApiError::BadRequest(format!(
             "the body is sent with Content-Encoding: gzip but is not valid gzip data ({why}); nothing was applied"
         )),
+        SpoolError::NoSpace(io) => {
+            tracing::warn!(error = %io, "upload refused: no room to spool it");
+            ApiError::Unavailable
+        }
         SpoolError::Io(io) => ApiError::Internal(format!("spool: {io}")),
     })
 }

@@ -169,6 +169,10 @@ async fn spool(state: &AppState, mut field: Field<'_>) -> Result<SpooledFile, Ap
     spooled.map_err(|e| match e {
         SpoolError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
         SpoolError::BadGzip(why) => ApiError::BadRequest(why),
+        SpoolError::NoSpace(io) => {
+            tracing::warn!(error = %io, "upload refused: no room to spool it");
+            ApiError::Unavailable
+        }
         SpoolError::Io(io) => ApiError::Internal(format!("spool: {io}")),
     })
 }
