@@ -347,6 +347,8 @@ impl Authenticator {
             csrf_token: session.csrf_token.clone(),
             created_at: now,
             expires_at: session.expires_at,
+            nhs: Default::default(),
+            assurance_level: None,
         })?;
         self.store.append_audit(&AuditEntry {
             time: now,

@@ -56,6 +56,10 @@ fn apply(
         (None, IdentityChange::CreateUser(user)) => store.create_user(user),
         (None, IdentityChange::UpdateUser(user)) => store.update_user(user, now),
         (None, IdentityChange::CreateToken(token)) => store.create_api_token(token),
+        // Only ever written with its audit entry (`crate::clients::register_audited`).
+        (None, IdentityChange::RegisterClient { .. }) => Err(StoreError::Constraint(
+            "clients are registered with their audit entry".into(),
+        )),
     }
 }
 

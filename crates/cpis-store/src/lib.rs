@@ -17,9 +17,9 @@ pub use cpis_domain::data_quality::{MatchCounts, UploadOutcomeCounts};
 pub use error::{StoreError, StoreResult};
 pub use la_query::{RecordQuery, RecordSearch};
 pub use model::{
-    AuditQuery, DeadDelivery, DueDelivery, IdentityChange, MeshOutboxEntry, MeshOutgoing,
-    NewApiToken, NewMeshMessage, NewUpload, RowFilter, Session, StoreCounts, StoredRecord, User,
-    UserKind, Webhook,
+    AuditQuery, ClientKeys, DeadDelivery, DueDelivery, IdentityChange, MeshOutboxEntry,
+    MeshOutgoing, NewApiToken, NewMeshMessage, NewUpload, OAuthClient, RowFilter, Session,
+    StoreCounts, StoredRecord, User, UserKind, Webhook,
 };
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -223,6 +223,18 @@ pub trait Store: Send + Sync {
     fn create_session(&self, session: &Session) -> StoreResult<()>;
     fn session(&self, id_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<(Session, User)>>;
     fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// An application-restricted client and the system identity it acts as.
+    fn oauth_client(&self, client_id: &str) -> StoreResult<Option<(OAuthClient, User)>>;
+    fn oauth_clients(&self) -> StoreResult<Vec<OAuthClient>>;
+    /// Records the `jti` of a client assertion until `expires_at`. `false` when the client
+    /// already used it (a replay), whichever server saw it. Forgets expired ones.
+    fn use_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
 
     // Audit.
     /// Appends one entry to the hash chain.

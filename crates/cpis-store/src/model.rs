@@ -102,6 +102,31 @@ pub enum IdentityChange {
     UpdateUser(User),
     /// A new API token ([`crate::Store::create_api_token`]).
     CreateToken(NewApiToken),
+    /// A new application-restricted client and the system identity it acts as (the user is
+    /// created with it).
+    RegisterClient { user: User, client: OAuthClient },
+}
+
+/// The public keys an application-restricted client signs its assertions with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientKeys {
+    /// A JWKS document registered with the client.
+    Jwks(String),
+    /// A JWKS URL, fetched (and refetched when an assertion names an unknown key).
+    JwksUrl(String),
+}
+
+/// An application-restricted client (signed-JWT client credentials, `POST /oauth2/token`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthClient {
+    pub client_id: String,
+    /// The system identity (a [`User`] named `client:<client_id>`) the client acts as.
+    pub user_id: String,
+    pub keys: ClientKeys,
+    /// Whether its application-only tokens may make clinical lookups ("unattended access"):
+    /// refused unless an operator registered the client so.
+    pub allow_unattended_lookups: bool,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A login session (its cookie digest only).
@@ -112,6 +137,11 @@ pub struct Session {
     pub csrf_token: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The person's NHS identity, for a CIS2 sign-in (else empty).
+    pub nhs: cpis_domain::NhsIdentity,
+    /// The CIS2 sign-in's assurance level (the lower of identity and authentication assurance);
+    /// `None` for local sign-ins.
+    pub assurance_level: Option<u8>,
 }
 
 /// Audit search criteria (newest first).

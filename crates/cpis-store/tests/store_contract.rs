@@ -225,6 +225,7 @@ contract!(
     recent_uploads_newest_first_and_la_scoped,
     webhook_changes_commit_with_their_audit_entry,
     accesses_keep_the_nhs_identity,
+    oauth_clients_and_assertion_jtis,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1745,6 +1746,8 @@ fn users_tokens_and_sessions(ctx: &Ctx) {
         csrf_token: "csrf".into(),
         created_at: t0(),
         expires_at: t0() + Duration::hours(8),
+        nhs: NhsIdentity::default(),
+        assurance_level: None,
     };
     s.create_session(&session).unwrap();
     let (got, user) = s
@@ -2744,4 +2747,140 @@ fn accesses_keep_the_nhs_identity(ctx: &Ctx) {
     assert!(history[2].accessor.nhs.is_empty());
     // Another server on the same database reads the same.
     assert_eq!(ctx.reopen().recent_accesses(n, 25).unwrap(), history);
+}
+
+/// Application-restricted clients are registered with their system identity and audit entry in
+/// one transaction; a client assertion's `jti` is accepted once (also through another server on
+/// the same database) until it expires; a CIS2 session keeps the NHS identity and assurance.
+fn oauth_clients_and_assertion_jtis(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let user = User {
+        id: "u-client".into(),
+        username: "client:coventry-case-system".into(),
+        display_name: "Coventry case system".into(),
+        kind: UserKind::System,
+        organisation: la(LA_A),
+        role: "System".into(),
+        permissions: Permissions::parse("la:upload la:notifications").unwrap(),
+        password_hash: None,
+        disabled: false,
+        failed_logins: 0,
+        locked_until: None,
+        created_at: t0(),
+    };
+    let client = cpis_store::OAuthClient {
+        client_id: "coventry-case-system".into(),
+        user_id: user.id.clone(),
+        keys: cpis_store::ClientKeys::Jwks(r#"{"keys":[]}"#.into()),
+        allow_unattended_lookups: false,
+        created_at: t0(),
+    };
+    let audit = entry(1, actor("operator:root", None), "admin.client.add", None);
+    s.change_identity(
+        &IdentityChange::RegisterClient {
+            user: user.clone(),
+            client: client.clone(),
+        },
+        t0(),
+        &audit,
+    )
+    .unwrap();
+    let (got, got_user) = s.oauth_client("coventry-case-system").unwrap().unwrap();
+    assert_eq!(got, client);
+    assert_eq!(got_user.username, "client:coventry-case-system");
+    assert!(s.oauth_client("nobody").unwrap().is_none());
+    // The same client id again: refused, and no audit entry for it.
+    let again = entry(2, actor("operator:root", None), "admin.client.add", None);
+    let mut other_user = user.clone();
+    other_user.id = "u-client-2".into();
+    other_user.username = "client:other".into();
+    let url_client = cpis_store::OAuthClient {
+        user_id: other_user.id.clone(),
+        keys: cpis_store::ClientKeys::JwksUrl("https://keys.example/jwks.json".into()),
+        allow_unattended_lookups: true,
+        ..client.clone()
+    };
+    assert!(s
+        .change_identity(
+            &IdentityChange::RegisterClient {
+                user: other_user.clone(),
+                client: url_client.clone(),
+            },
+            t0(),
+            &again,
+        )
+        .is_err());
+    assert!(s.user_by_username("client:other").unwrap().is_none());
+    let second = cpis_store::OAuthClient {
+        client_id: "gp-system".into(),
+        ..url_client
+    };
+    s.change_identity(
+        &IdentityChange::RegisterClient {
+            user: other_user,
+            client: second.clone(),
+        },
+        t0(),
+        &again,
+    )
+    .unwrap();
+    assert_eq!(s.oauth_clients().unwrap(), vec![client.clone(), second]);
+    let audited = s
+        .audit_search(&AuditQuery {
+            action_prefix: Some("admin.client".into()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(audited.len(), 2);
+
+    // jti: once per client until it expires; another server sees the same.
+    let exp = t0() + Duration::minutes(5);
+    assert!(s
+        .use_assertion_jti("coventry-case-system", "j1", exp, t0())
+        .unwrap());
+    assert!(!s
+        .use_assertion_jti("coventry-case-system", "j1", exp, t0())
+        .unwrap());
+    assert!(!ctx
+        .reopen()
+        .use_assertion_jti(
+            "coventry-case-system",
+            "j1",
+            exp,
+            t0() + Duration::minutes(1)
+        )
+        .unwrap());
+    assert!(
+        s.use_assertion_jti("gp-system", "j1", exp, t0()).unwrap(),
+        "per client"
+    );
+    // Past its expiry the record is forgotten (the assertion itself would be refused as expired).
+    assert!(s
+        .use_assertion_jti(
+            "coventry-case-system",
+            "j1",
+            exp + Duration::minutes(5),
+            exp + Duration::seconds(1)
+        )
+        .unwrap());
+
+    // A CIS2 session keeps the person's NHS identity and the sign-in's assurance level.
+    let session = Session {
+        id_hash: "cis2-session".into(),
+        user_id: user.id.clone(),
+        csrf_token: "csrf".into(),
+        created_at: t0(),
+        expires_at: t0() + Duration::hours(8),
+        nhs: NhsIdentity {
+            sds_user_id: Some("555254242106".into()),
+            role_profile_id: Some("555254243107".into()),
+            role_code: Some("R8000".into()),
+        },
+        assurance_level: Some(3),
+    };
+    s.create_session(&session).unwrap();
+    let (got, _) = s.session("cis2-session", t0()).unwrap().unwrap();
+    assert_eq!((got.nhs, got.assurance_level), (session.nhs, Some(3)));
 }

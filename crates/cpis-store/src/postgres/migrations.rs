@@ -43,6 +43,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_access_nhs_identity",
         include_str!("../../migrations/postgres/0009_access_nhs_identity.sql"),
     ),
+    (
+        "0010_nhs_identities",
+        include_str!("../../migrations/postgres/0010_nhs_identities.sql"),
+    ),
 ];
 
 fn tracked(conn: &mut Conn) -> StoreResult<bool> {

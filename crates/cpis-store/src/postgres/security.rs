@@ -2,7 +2,10 @@
 
 use super::convert::{count, parse_ods, ts};
 use super::pool::Conn;
-use crate::{IdentityChange, NewApiToken, Session, StoreError, StoreResult, User, UserKind};
+use crate::{
+    ClientKeys, IdentityChange, NewApiToken, OAuthClient, Session, StoreError, StoreResult, User,
+    UserKind,
+};
 use chrono::{DateTime, Utc};
 use cpis_domain::{AuditEntry, Permissions};
 use postgres::Row;
@@ -179,6 +182,10 @@ pub fn change_identity(
         IdentityChange::CreateUser(u) => create_user(conn, u)?,
         IdentityChange::UpdateUser(u) => update_user(conn, u, now)?,
         IdentityChange::CreateToken(t) => create_api_token(conn, t)?,
+        IdentityChange::RegisterClient { user, client } => {
+            create_user(conn, user)?;
+            create_oauth_client(conn, client)?;
+        }
     }
     super::audit::append_alone(conn, audit)
 }
@@ -202,13 +209,19 @@ pub fn user_by_token_hash(
 
 pub fn create_session(conn: &mut Conn, s: &Session) -> StoreResult<()> {
     conn.execute(
-        "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at,
+                               sds_user_id, role_profile_id, role_code, assurance_level)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &[
             &s.id_hash,
             &s.user_id,
             &s.csrf_token,
             &ts(s.created_at),
             &ts(s.expires_at),
+            &s.nhs.sds_user_id,
+            &s.nhs.role_profile_id,
+            &s.nhs.role_code,
+            &s.assurance_level.map(i16::from),
         ],
     )?;
     Ok(())
@@ -220,7 +233,9 @@ pub fn session(
     now: DateTime<Utc>,
 ) -> StoreResult<Option<(Session, User)>> {
     let Some(r) = conn.query_opt(
-        "SELECT user_id, csrf_token, created_at, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2",
+        "SELECT user_id, csrf_token, created_at, expires_at, sds_user_id, role_profile_id, role_code,
+                assurance_level
+         FROM sessions WHERE id_hash = $1 AND expires_at > $2",
         &[&id_hash, &ts(now)],
     )?
     else {
@@ -237,6 +252,14 @@ pub fn session(
             csrf_token: r.try_get(1)?,
             created_at: r.try_get(2)?,
             expires_at: r.try_get(3)?,
+            nhs: cpis_domain::NhsIdentity {
+                sds_user_id: r.try_get(4)?,
+                role_profile_id: r.try_get(5)?,
+                role_code: r.try_get(6)?,
+            },
+            assurance_level: r
+                .try_get::<_, Option<i16>>(7)?
+                .and_then(|a| u8::try_from(a).ok()),
         },
         user,
     )))
@@ -245,4 +268,84 @@ pub fn session(
 pub fn delete_session(conn: &mut Conn, id_hash: &str) -> StoreResult<()> {
     conn.execute("DELETE FROM sessions WHERE id_hash = $1", &[&id_hash])?;
     Ok(())
+}
+
+pub fn create_oauth_client(conn: &mut Conn, c: &OAuthClient) -> StoreResult<()> {
+    let (json, url) = match &c.keys {
+        ClientKeys::Jwks(j) => (Some(j.as_str()), None),
+        ClientKeys::JwksUrl(u) => (None, Some(u.as_str())),
+    };
+    conn.execute(
+        "INSERT INTO oauth_clients (client_id, user_id, jwks_json, jwks_url, allow_unattended_lookups, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &c.client_id,
+            &c.user_id,
+            &json,
+            &url,
+            &c.allow_unattended_lookups,
+            &ts(c.created_at),
+        ],
+    )?;
+    Ok(())
+}
+
+fn client_from_row(r: &Row) -> StoreResult<OAuthClient> {
+    let json: Option<String> = r.try_get(2)?;
+    let url: Option<String> = r.try_get(3)?;
+    Ok(OAuthClient {
+        client_id: r.try_get(0)?,
+        user_id: r.try_get(1)?,
+        keys: match (json, url) {
+            (Some(j), None) => ClientKeys::Jwks(j),
+            (None, Some(u)) => ClientKeys::JwksUrl(u),
+            _ => return Err(StoreError::corrupt("oauth client keys")),
+        },
+        allow_unattended_lookups: r.try_get(4)?,
+        created_at: r.try_get(5)?,
+    })
+}
+
+const CLIENT_COLUMNS: &str =
+    "client_id, user_id, jwks_json, jwks_url, allow_unattended_lookups, created_at";
+
+pub fn oauth_client(conn: &mut Conn, client_id: &str) -> StoreResult<Option<(OAuthClient, User)>> {
+    let Some(row) = conn.query_opt(
+        &format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1"),
+        &[&client_id],
+    )?
+    else {
+        return Ok(None);
+    };
+    let client = client_from_row(&row)?;
+    Ok(user_by_id(conn, &client.user_id)?.map(|u| (client, u)))
+}
+
+pub fn oauth_clients(conn: &mut Conn) -> StoreResult<Vec<OAuthClient>> {
+    conn.query(
+        &format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients ORDER BY client_id"),
+        &[],
+    )?
+    .iter()
+    .map(client_from_row)
+    .collect()
+}
+
+pub fn use_assertion_jti(
+    conn: &mut Conn,
+    client_id: &str,
+    jti: &str,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    conn.execute(
+        "DELETE FROM oauth_assertion_jtis WHERE expires_at <= $1",
+        &[&ts(now)],
+    )?;
+    let n = conn.execute(
+        "INSERT INTO oauth_assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3)
+         ON CONFLICT (client_id, jti) DO NOTHING",
+        &[&client_id, &jti, &ts(expires_at)],
+    )?;
+    Ok(n == 1)
 }

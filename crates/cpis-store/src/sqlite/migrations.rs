@@ -41,6 +41,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_access_nhs_identity",
         include_str!("../../migrations/sqlite/0009_access_nhs_identity.sql"),
     ),
+    (
+        "0010_nhs_identities",
+        include_str!("../../migrations/sqlite/0010_nhs_identities.sql"),
+    ),
 ];
 
 pub fn current_version(conn: &Connection) -> StoreResult<u32> {

@@ -17,7 +17,9 @@ mod stats;
 mod uploads;
 mod webhooks;
 
-use crate::{AuditQuery, AuditVerification, IdentityChange, NewApiToken, Session, User};
+use crate::{
+    AuditQuery, AuditVerification, IdentityChange, NewApiToken, OAuthClient, Session, User,
+};
 use crate::{
     LookupTx, RowFilter, Store, StoreCounts, StoreError, StoreResult, StoredRecord, UploadTx,
 };
@@ -319,6 +321,24 @@ impl Store for SqliteStore {
 
     fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
         self.write(|c| security::delete_session(c, id_hash))
+    }
+
+    fn oauth_client(&self, client_id: &str) -> StoreResult<Option<(OAuthClient, User)>> {
+        self.read(|c| security::oauth_client(c, client_id))
+    }
+
+    fn oauth_clients(&self) -> StoreResult<Vec<OAuthClient>> {
+        self.read(security::oauth_clients)
+    }
+
+    fn use_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.write(|c| security::use_assertion_jti(c, client_id, jti, expires_at, now))
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {

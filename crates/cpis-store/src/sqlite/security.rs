@@ -1,7 +1,10 @@
 //! Users, API tokens and sessions.
 
 use super::convert::{parse_ods, parse_ts, ts};
-use crate::{IdentityChange, NewApiToken, Session, StoreError, StoreResult, User, UserKind};
+use crate::{
+    ClientKeys, IdentityChange, NewApiToken, OAuthClient, Session, StoreError, StoreResult, User,
+    UserKind,
+};
 use chrono::{DateTime, Utc};
 use cpis_domain::{AuditEntry, Permissions};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -175,6 +178,10 @@ pub fn change_identity(
         IdentityChange::CreateUser(u) => create_user(tx, u),
         IdentityChange::UpdateUser(u) => update_user(tx, u, now),
         IdentityChange::CreateToken(t) => create_api_token(tx, t),
+        IdentityChange::RegisterClient { user, client } => {
+            create_user(tx, user)?;
+            create_oauth_client(tx, client)
+        }
     };
     super::audit::audited(conn, audit, apply, |_| true)
 }
@@ -197,9 +204,21 @@ pub fn user_by_token_hash(
 
 pub fn create_session(conn: &Connection, s: &Session) -> StoreResult<()> {
     conn.prepare_cached(
-        "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at,
+                               sds_user_id, role_profile_id, role_code, assurance_level)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![s.id_hash, s.user_id, s.csrf_token, ts(s.created_at), ts(s.expires_at)])?;
+    .execute(params![
+        s.id_hash,
+        s.user_id,
+        s.csrf_token,
+        ts(s.created_at),
+        ts(s.expires_at),
+        s.nhs.sds_user_id,
+        s.nhs.role_profile_id,
+        s.nhs.role_code,
+        s.assurance_level.map(i64::from)
+    ])?;
     Ok(())
 }
 
@@ -208,13 +227,36 @@ pub fn session(
     id_hash: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<(Session, User)>> {
-    let row: Option<(String, String, String, String)> = conn
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        cpis_domain::NhsIdentity,
+        Option<i64>,
+    );
+    let row: Option<Row> = conn
         .prepare_cached(
-            "SELECT user_id, csrf_token, created_at, expires_at FROM sessions WHERE id_hash = ?1 AND expires_at > ?2",
+            "SELECT user_id, csrf_token, created_at, expires_at, sds_user_id, role_profile_id, role_code,
+                    assurance_level
+             FROM sessions WHERE id_hash = ?1 AND expires_at > ?2",
         )?
-        .query_row(params![id_hash, ts(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_row(params![id_hash, ts(now)], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                cpis_domain::NhsIdentity {
+                    sds_user_id: r.get(4)?,
+                    role_profile_id: r.get(5)?,
+                    role_code: r.get(6)?,
+                },
+                r.get(7)?,
+            ))
+        })
         .optional()?;
-    let Some((user_id, csrf, created, expires)) = row else {
+    let Some((user_id, csrf, created, expires, nhs, assurance)) = row else {
         return Ok(None);
     };
     let Some(user) = user_by_id(conn, &user_id)? else {
@@ -227,6 +269,8 @@ pub fn session(
             csrf_token: csrf,
             created_at: parse_ts(&created)?,
             expires_at: parse_ts(&expires)?,
+            nhs,
+            assurance_level: assurance.and_then(|a| u8::try_from(a).ok()),
         },
         user,
     )))
@@ -236,4 +280,91 @@ pub fn delete_session(conn: &Connection, id_hash: &str) -> StoreResult<()> {
     conn.prepare_cached("DELETE FROM sessions WHERE id_hash = ?1")?
         .execute([id_hash])?;
     Ok(())
+}
+
+pub fn create_oauth_client(conn: &Connection, c: &OAuthClient) -> StoreResult<()> {
+    let (json, url) = match &c.keys {
+        ClientKeys::Jwks(j) => (Some(j.as_str()), None),
+        ClientKeys::JwksUrl(u) => (None, Some(u.as_str())),
+    };
+    conn.prepare_cached(
+        "INSERT INTO oauth_clients (client_id, user_id, jwks_json, jwks_url, allow_unattended_lookups, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        c.client_id,
+        c.user_id,
+        json,
+        url,
+        c.allow_unattended_lookups,
+        ts(c.created_at)
+    ])?;
+    Ok(())
+}
+
+fn client_from_row(r: &Row<'_>) -> StoreResult<OAuthClient> {
+    let json: Option<String> = r.get(2)?;
+    let url: Option<String> = r.get(3)?;
+    Ok(OAuthClient {
+        client_id: r.get(0)?,
+        user_id: r.get(1)?,
+        keys: match (json, url) {
+            (Some(j), None) => ClientKeys::Jwks(j),
+            (None, Some(u)) => ClientKeys::JwksUrl(u),
+            _ => return Err(StoreError::corrupt("oauth client keys")),
+        },
+        allow_unattended_lookups: r.get(4)?,
+        created_at: parse_ts(&r.get::<_, String>(5)?)?,
+    })
+}
+
+const CLIENT_COLUMNS: &str =
+    "client_id, user_id, jwks_json, jwks_url, allow_unattended_lookups, created_at";
+
+pub fn oauth_client(
+    conn: &Connection,
+    client_id: &str,
+) -> StoreResult<Option<(OAuthClient, User)>> {
+    let client = conn
+        .prepare_cached(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = ?1"
+        ))?
+        .query([client_id])?
+        .next()?
+        .map(client_from_row)
+        .transpose()?;
+    let Some(client) = client else {
+        return Ok(None);
+    };
+    Ok(user_by_id(conn, &client.user_id)?.map(|u| (client, u)))
+}
+
+pub fn oauth_clients(conn: &Connection) -> StoreResult<Vec<OAuthClient>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {CLIENT_COLUMNS} FROM oauth_clients ORDER BY client_id"
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(client_from_row(r)?);
+    }
+    Ok(out)
+}
+
+pub fn use_assertion_jti(
+    conn: &Connection,
+    client_id: &str,
+    jti: &str,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    conn.prepare_cached("DELETE FROM oauth_assertion_jtis WHERE expires_at <= ?1")?
+        .execute([ts(now)])?;
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO oauth_assertion_jtis (client_id, jti, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (client_id, jti) DO NOTHING",
+        )?
+        .execute(params![client_id, jti, ts(expires_at)])?;
+    Ok(n == 1)
 }
