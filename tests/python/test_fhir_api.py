@@ -30,6 +30,7 @@ from fhir.resources.careteam import CareTeam
 from fhir.resources.operationoutcome import OperationOutcome
 from fhir.resources.organization import Organization
 from fhir.resources.patient import Patient
+from fhir.resources.practitionerrole import PractitionerRole
 from fhirpy import SyncFHIRClient
 from fhirpy.base.searchset import Raw
 
@@ -75,7 +76,10 @@ TYPE_INTERACTIONS = {
 SEARCH_PARAM_TYPES = {
     "number", "date", "string", "token", "reference", "composite", "quantity", "uri", "special",
 }
-PLAN_TYPES = {"CPP", "LAC", "UCPP"}
+# CareTeam.category: SNOMED CT from NHS England's England-ChildProtectionPlan value set (CP-IS guide).
+SNOMED = "http://snomed.info/sct"
+PLAN_TYPES = {"342191000000101": "CPP", "764841000000100": "LAC", "818901000000100": "UCPP"}
+SPINE_ERRORS = "https://fhir.nhs.uk/CodeSystem/Spine-ErrorOrWarningCode"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,7 +338,7 @@ def test_capability_statement_validates(server):
         assert {i.code for i in res.interaction} == {"search-type"}
         assert all(i.code in TYPE_INTERACTIONS for i in res.interaction)
         params = {p.name: p for p in res.searchParam}
-        assert params["patient:identifier"].type == "token"
+        assert params["patient"].type == "reference"
         assert all(p.type in SEARCH_PARAM_TYPES for p in res.searchParam)
 
 
@@ -355,7 +359,12 @@ def test_care_team_search_validates(server):
     assert len(patients) == 1
     patient = patients[0]
     assert isinstance(patient, Patient)
-    assert [(i.system, i.value) for i in patient.identifier] == [(NHS_SYSTEM, SHARED_CHILD)]
+    assert (patient.identifier[0].system, patient.identifier[0].value) == (NHS_SYSTEM, SHARED_CHILD)
+    # UK Core: the NHS number's verification status; then each LA's local id, assigned by the LA.
+    status = patient.identifier[0].extension[0]
+    assert status.url == "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
+    assert status.valueCodeableConcept.coding[0].code == "01"
+    assert {i.assigner.identifier.value for i in patient.identifier[1:]} == SHARED_CHILD_LAS
     dob = next(r["date_of_birth"] for r in read_csv("demographics.csv") if r["nhs_number"] == SHARED_CHILD)
     assert patient.birthDate.isoformat() == dob
 
@@ -377,8 +386,10 @@ def test_care_team_search_validates(server):
     for ct in care_teams:
         assert isinstance(ct, CareTeam)
         assert ct.status in CARE_TEAM_STATUS
-        codes = [c.code for cat in ct.category for c in cat.coding]
-        assert len(codes) == 1 and codes[0] in PLAN_TYPES, codes
+        codings = [c for cat in ct.category for c in cat.coding]
+        assert len(codings) == 1 and codings[0].system == SNOMED, codings
+        codes = [PLAN_TYPES[codings[0].code]]
+        assert ct.name == local_authority(ct.managingOrganization[0].reference.split("/", 1)[1])["name"]
         assert ct.period is not None and ct.period.start is not None
         assert ct.subject.reference == f"Patient/{patient.id}"
         assert (ct.subject.identifier.system, ct.subject.identifier.value) == (NHS_SYSTEM, SHARED_CHILD)
@@ -389,6 +400,12 @@ def test_care_team_search_validates(server):
         assert [p.member.reference for p in ct.participant] == [f"Organization/{la}"]
         check_contact_points(ct.telecom or [])
         assert {t.value for t in ct.telecom or []} == la_phones(la)
+        # The CP-IS data mapping: the emergency duty team number is use=mobile, office hours use=work.
+        by_use = {t.use: t.value for t in ct.telecom}
+        assert by_use == {
+            "work": local_authority(la)["office_hours_phone"],
+            "mobile": local_authority(la)["edt_phone"],
+        }
         seen.add((la, codes[0]))
 
     # Against the demo uploads: every open plan shows; nothing shows that wasn't uploaded.
@@ -422,7 +439,11 @@ def test_audit_event_search_validates(server):
         assert fhir_get(server, "/CareTeam", params=identifier(SHARED_CHILD)).status_code == 200
     body = assert_fhir_response(fhir_get(server, "/AuditEvent", params=identifier(SHARED_CHILD)), 200)
     bundle, by_type = validate_searchset(server, body, "AuditEvent", SHARED_CHILD)
-    assert set(by_type) == {"AuditEvent"}
+    assert set(by_type) == {"AuditEvent", "PractitionerRole", "Patient"}
+    assert all(mode == "include" for mode, _ in by_type["PractitionerRole"] + by_type["Patient"])
+    roles = {m.id: m for _, m in by_type["PractitionerRole"]}
+    assert all(isinstance(r, PractitionerRole) for r in roles.values())
+    patient_ids = {m.id for _, m in by_type["Patient"]}
     events = [m for mode, m in by_type["AuditEvent"]]
     assert all(mode == "match" for mode, _ in by_type["AuditEvent"])
     assert 2 <= bundle.total == len(events) <= 25
@@ -432,16 +453,21 @@ def test_audit_event_search_validates(server):
         assert isinstance(event, AuditEvent)
         assert event.action in AUDIT_ACTIONS
         assert event.outcome is None or event.outcome in AUDIT_OUTCOMES
-        assert event.agent, "AuditEvent.agent is required"
-        assert any(a.requestor for a in event.agent)
-        orgs = {
-            a.who.identifier.value
-            for a in event.agent
-            if a.who and a.who.identifier and a.who.identifier.system == ODS_SYSTEM
-        }
-        assert ED_ODS in orgs
-        assert event.source and event.source.observer
-        assert event.entity and event.entity[0].what.reference.startswith("Patient/")
+        # The CP-IS guide's shape: a lifecycle access event, the child (PAT) and the viewer
+        # (ASSIGNED, the included PractitionerRole, also the observer).
+        assert (event.type.system, event.type.code) == (
+            "http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle", "access")
+        kinds = {a.type.coding[0].code: a for a in event.agent}
+        assert set(kinds) == {"PAT", "ASSIGNED"}
+        assert kinds["PAT"].requestor is False and kinds["ASSIGNED"].requestor is True
+        assert kinds["PAT"].who.identifier.value == SHARED_CHILD
+        assert kinds["PAT"].who.reference.split("/", 1)[1] in patient_ids
+        role_id = kinds["ASSIGNED"].who.reference.split("/", 1)[1]
+        assert event.source.observer.reference == kinds["ASSIGNED"].who.reference
+        role = roles[role_id]
+        assert role.practitioner.display and role.code[0].coding[0].display
+        assert role.organization.identifier.system == ODS_SYSTEM
+    assert ED_ODS in {r.organization.identifier.value for r in roles.values()}
 
 
 def test_silent_lookup_is_not_in_access_history(server):
@@ -461,7 +487,6 @@ ERROR_CASES = [
     ("bad-check-digit", "/CareTeam", ED_TOKEN, identifier("9990597635"), 400, {"invalid"}),
     ("not-digits", "/CareTeam", ED_TOKEN, identifier("99905976AB"), 400, {"invalid"}),
     ("wrong-system", "/CareTeam", ED_TOKEN, {"patient:identifier": f"urn:other|{SHARED_CHILD}"}, 400, {"invalid"}),
-    ("missing-parameter", "/CareTeam", ED_TOKEN, None, 400, {"invalid", "required"}),
     ("audit-bad-nhs", "/AuditEvent", ED_TOKEN, identifier("12345"), 400, {"invalid"}),
     ("no-auth", "/CareTeam", None, identifier(SHARED_CHILD), 401, {"login", "security"}),
     ("unknown-token", "/CareTeam", "not-a-token", identifier(SHARED_CHILD), 401, {"login", "security", "unknown"}),
@@ -469,6 +494,10 @@ ERROR_CASES = [
     ("la-token-audit", "/AuditEvent", COVENTRY_TOKEN, identifier(SHARED_CHILD), 403, {"forbidden", "security"}),
     ("unknown-resource", "/Patient", ED_TOKEN, None, 404, {"not-found", "not-supported"}),
 ]
+
+
+# The CP-IS guide's error table (400 INVALID_SEARCH_DATA for a bad NHS number) and docs/FHIR.md.
+SPINE_CODE = {400: "INVALID_SEARCH_DATA", 401: "ACCESS_DENIED", 403: "ACCESS_DENIED", 404: "RESOURCE_NOT_FOUND"}
 
 
 @pytest.mark.parametrize(
@@ -488,6 +517,8 @@ def test_error_operation_outcome_validates(server, path, token, params, status, 
     assert oo.issue[0].severity == "error"
     assert oo.issue[0].code in codes, oo.issue[0].code
     assert oo.issue[0].diagnostics
+    spine = [c for c in oo.issue[0].details.coding if c.system == SPINE_ERRORS]
+    assert len(spine) == 1 and spine[0].code == SPINE_CODE[status], (status, spine)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -631,3 +662,35 @@ def test_upload_report_csv_cells_never_read_as_formulas(server):
         for cell in line:
             assert not cell.startswith(FORMULA_STARTS), line
     assert {line[1] for line in cells[1:]} == {"'" + p for p in payloads}
+
+
+def test_missing_parameter_is_a_failed_precondition(server):
+    r = fhir_get(server, "/CareTeam", params=None)
+    oo = validate(assert_fhir_response(r, 400), "OperationOutcome")
+    assert oo.issue[0].code == "invalid"
+    assert [c.code for c in oo.issue[0].details.coding if c.system == SPINE_ERRORS] == ["PRECONDITION_FAILED"]
+
+
+def test_the_nhs_base_path_serves_the_same_api_to_fhirpy(server):
+    """A client configured with the CP-IS guide's base path (`/cpis/FHIR/R4`) works unmodified."""
+    client = SyncFHIRClient(
+        server.base + "/cpis/FHIR/R4",
+        authorization=f"Bearer {ED_TOKEN}",
+        extra_headers={"IsUnscheduledAccessEvent": "false"},
+        requests_config={"timeout": 30},
+    )
+    teams = client.resources("CareTeam").search(
+        Raw(**{"patient:identifier": f"{NHS_SYSTEM}|{SHARED_CHILD}"})
+    ).fetch()
+    assert len(teams) >= 2
+    for resource in teams:
+        ct = validate(resource.serialize(), "CareTeam")
+        assert ct.category[0].coding[0].system == SNOMED
+    raw = client.resources("AuditEvent").search(
+        Raw(**{"patient:identifier": f"{NHS_SYSTEM}|{SHARED_CHILD}"})
+    ).fetch_raw()
+    bundle = validate(plain(raw), "Bundle")
+    assert all("/cpis/FHIR/R4/" in e.fullUrl for e in bundle.entry or [])
+    metadata = validate(assert_fhir_response(
+        requests.get(server.base + "/cpis/FHIR/R4/metadata", timeout=30), 200), "CapabilityStatement")
+    assert metadata.instantiates == ["https://fhir.nhs.uk/CapabilityStatement/CPIS-FHIR-API-Producer"]

@@ -12,12 +12,24 @@ pub struct GlobalArgs {
     /// TOML configuration file.
     #[arg(long, global = true, env = "CPIS_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Database URL: `sqlite://FILE` (embedded default) [default: sqlite://cpis.db].
+    /// Database URL: `sqlite://FILE` (embedded SQLite; the file's folder must exist) or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (PostgreSQL, for several servers)
+    /// [default: sqlite://cpis.db; `serve --demo`: sqlite://cpis-demo.db].
     #[arg(long, global = true, env = "CPIS_DATABASE_URL")]
     pub database: Option<String>,
     /// Log filter (tracing syntax), e.g. `info` or `cpis_server=debug`.
     #[arg(long, global = true, env = "CPIS_LOG", default_value = "info")]
     pub log: String,
+    /// Log line format on standard error: `text` (human) or `json` (one object a line, for log
+    /// shippers). Colour only when standard error is a terminal.
+    #[arg(
+        long,
+        global = true,
+        env = "CPIS_LOG_FORMAT",
+        value_enum,
+        default_value_t = crate::logging::LogFormat::Text
+    )]
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// The configuration file's shape.
@@ -37,6 +49,9 @@ pub struct FileConfig {
     pub ucpp_days: Option<u32>,
     /// Public base URL for FHIR `fullUrl`s, e.g. `https://cpis.example.org`.
     pub public_base_url: Option<String>,
+    /// Canonical base of cpis's own FHIR extension and code systems (default: the server's
+    /// FHIR base, `{public_base_url}/fhir/R4`, where they are served).
+    pub fhir_canonical_base: Option<String>,
     /// Webhook retry policy.
     pub webhooks: Option<cpis_core::delivery::RetryPolicy>,
     /// Where webhooks may be sent (https only; internal addresses only when allow-listed).
@@ -149,13 +164,4 @@ pub fn upload_settings(file: &FileConfig, flag: Option<f64>) -> Result<UploadSet
         s.mass_end_threshold = t;
     }
     Ok(s)
-}
-
-pub fn init_logging(global: &GlobalArgs) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&global.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

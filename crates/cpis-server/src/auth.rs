@@ -51,8 +51,12 @@ pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&
 }
 
 pub(crate) fn trace_id(parts: &Parts) -> Option<String> {
-    parts
-        .headers
+    trace_id_of(&parts.headers)
+}
+
+/// The one rule for a caller's `TraceID`: 1 to 128 visible ASCII characters, else none.
+pub(crate) fn trace_id_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
         .get("traceid")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))

@@ -19,6 +19,13 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     BadRequest(String),
+    /// The search data itself is wrong (an NHS number that fails its check, a wrong identifier
+    /// system): FHIR's `INVALID_SEARCH_DATA`.
+    #[error("{0}")]
+    InvalidSearch(String),
+    /// No representation the client accepts can be produced (FHIR XML).
+    #[error("{0}")]
+    NotAcceptable(String),
     /// The body's media type or content coding cannot be read; the message says what to send.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -49,7 +56,8 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::InvalidSearch(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -67,7 +75,8 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::BadRequest(_) => "bad_request",
+            ApiError::BadRequest(_) | ApiError::InvalidSearch(_) => "bad_request",
+            ApiError::NotAcceptable(_) => "not_acceptable",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Conflict(_) => "conflict",
@@ -172,6 +181,13 @@ impl From<cpis_core::lookup::LookupError> for ApiError {
     }
 }
 
+/// The code system NHS England's FHIR APIs put in `OperationOutcome.issue.details` (SPEC 3.1).
+pub const SPINE_ERROR_SYSTEM: &str = "https://fhir.nhs.uk/CodeSystem/Spine-ErrorOrWarningCode";
+/// The same codes under the system the CP-IS guide's worked example uses; both codings are sent
+/// so a consumer built to either finds its code (docs/FHIR.md).
+pub const ENGLAND_SPINE_ERROR_SYSTEM: &str =
+    "https://fhir.nhs.uk/CodeSystem/England-SpineErrorOrWarningCode";
+
 impl ApiError {
     /// The FHIR `IssueType` for this error.
     fn fhir_issue_code(&self) -> &'static str {
@@ -179,13 +195,42 @@ impl ApiError {
             ApiError::Unauthenticated => "login",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not-found",
-            ApiError::MethodNotAllowed => "not-supported",
-            ApiError::BadRequest(_) | ApiError::UnsupportedMediaType(_) => "invalid",
+            ApiError::MethodNotAllowed | ApiError::NotAcceptable(_) => "not-supported",
+            ApiError::BadRequest(_)
+            | ApiError::InvalidSearch(_)
+            | ApiError::UnsupportedMediaType(_) => "invalid",
             ApiError::PayloadTooLarge { .. } => "too-costly",
             ApiError::Conflict(_) => "conflict",
             ApiError::Throttled { .. } | ApiError::AuthThrottled { .. } => "throttled",
             ApiError::Unavailable => "transient",
             ApiError::Internal(_) => "exception",
+        }
+    }
+
+    /// The Spine error code and its display (UK Core SpineErrorOrWarningCode), as the CP-IS
+    /// guide's error table maps them; statuses the table does not name use the nearest code of
+    /// the same list (docs/FHIR.md).
+    fn spine_code(&self) -> (&'static str, &'static str) {
+        const ACCESS_DENIED: (&str, &str) = (
+            "ACCESS_DENIED",
+            "Access has been denied to process this request",
+        );
+        match self {
+            ApiError::InvalidSearch(_) => ("INVALID_SEARCH_DATA", "Invalid search data"),
+            ApiError::BadRequest(_) => ("PRECONDITION_FAILED", "Precondition failed"),
+            ApiError::Unauthenticated
+            | ApiError::Forbidden(_)
+            | ApiError::Throttled { .. }
+            | ApiError::AuthThrottled { .. } => ACCESS_DENIED,
+            ApiError::NotFound => ("RESOURCE_NOT_FOUND", "Resource not found"),
+            ApiError::MethodNotAllowed => ("UNSUPPORTED_SERVICE", "Unsupported service"),
+            ApiError::NotAcceptable(_) | ApiError::UnsupportedMediaType(_) => {
+                ("UNSUPPORTED_VALUE", "Unsupported value")
+            }
+            ApiError::PayloadTooLarge { .. } => ("INVALID_VALUE", "Invalid value"),
+            ApiError::Conflict(_) => ("INVALID_UPDATE", "Invalid update"),
+            ApiError::Unavailable => ("UNABLE_TO_CALL_SERVICE", "Unable to call service"),
+            ApiError::Internal(_) => ("FAILURE_TO_PROCESS_MESSAGE", "Failure to process message"),
         }
     }
 }
@@ -197,11 +242,19 @@ impl IntoResponse for FhirError {
         if let ApiError::Internal(detail) = &err {
             tracing::error!(error = %detail, "internal error");
         }
+        let (code, display) = err.spine_code();
         let body = serde_json::json!({
             "resourceType": "OperationOutcome",
+            "id": uuid::Uuid::new_v4().to_string(),
             "issue": [{
                 "severity": "error",
                 "code": err.fhir_issue_code(),
+                "details": {
+                    "coding": [
+                        {"system": SPINE_ERROR_SYSTEM, "code": code, "display": display},
+                        {"system": ENGLAND_SPINE_ERROR_SYSTEM, "code": code, "display": display}
+                    ]
+                },
                 "diagnostics": err.to_string(),
             }]
         });
@@ -289,7 +342,10 @@ impl ApiError {
                 None,
             ),
             ApiError::MethodNotAllowed => ("Page not found", "This page cannot be used like that.".into(), None),
-            ApiError::BadRequest(why) => ("There is a problem with the request", why.clone(), None),
+            ApiError::BadRequest(why) | ApiError::InvalidSearch(why) => {
+                ("There is a problem with the request", why.clone(), None)
+            }
+            ApiError::NotAcceptable(why) => ("There is a problem with the request", why.clone(), None),
             ApiError::UnsupportedMediaType(_) | ApiError::PayloadTooLarge { .. } => (
                 "There is a problem with the request",
                 self.to_string(),

@@ -18,6 +18,10 @@ pub struct ServerConfig {
     /// The public base URL FHIR `fullUrl`s are built on. `cpis serve` sets the address it
     /// listens on when none is configured; never taken from a request's `Host` header.
     pub public_base_url: Option<String>,
+    /// The canonical base of cpis's own FHIR definitions (the expected-delivery-date extension,
+    /// the care-setting-type code system, the LA local-id system); default: the server's FHIR
+    /// base, where it serves them.
+    pub fhir_canonical_base: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -26,6 +30,7 @@ impl Default for ServerConfig {
             max_upload_bytes: 256 * 1024 * 1024,
             spool_dir: None,
             public_base_url: None,
+            fhir_canonical_base: None,
         }
     }
 }

@@ -58,19 +58,25 @@ fn assert_phones(telecom: &Value, la: &LaEntry, what: &str) {
     let t = telecom
         .as_array()
         .unwrap_or_else(|| panic!("{what}: telecom"));
-    let by_rank = |rank: u64| {
-        t.iter()
-            .find(|c| c["rank"] == rank)
-            .unwrap_or_else(|| panic!("{what}: telecom rank {rank}: {telecom}"))
+    // The CP-IS data mapping: office hours `use = work`, emergency duty team `use = mobile`.
+    let by_use = |u: &str| {
+        let found: Vec<&Value> = t.iter().filter(|c| c["use"] == u).collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{what}: one telecom with use {u}: {telecom}"
+        );
+        found[0]
     };
-    assert_eq!(by_rank(1)["system"], "phone", "{what}");
+    assert_eq!(t.len(), 2, "{what}: {telecom}");
+    assert_eq!(by_use("work")["system"], "phone", "{what}");
     assert_eq!(
-        by_rank(1)["value"],
+        by_use("work")["value"],
         la.office_hours_phone.as_str(),
         "{what}"
     );
-    assert_eq!(by_rank(2)["system"], "phone", "{what}");
-    assert_eq!(by_rank(2)["value"], la.edt_phone.as_str(), "{what}");
+    assert_eq!(by_use("mobile")["system"], "phone", "{what}");
+    assert_eq!(by_use("mobile")["value"], la.edt_phone.as_str(), "{what}");
 }
 
 fn recorded(ae: &Value) -> chrono::DateTime<chrono::Utc> {
@@ -79,20 +85,34 @@ fn recorded(ae: &Value) -> chrono::DateTime<chrono::Utc> {
         .to_utc()
 }
 
-/// The organisation (not the user) agent of an AuditEvent: its ODS code and display.
-fn audit_org(ae: &Value) -> (String, String) {
+/// The viewer of an AuditEvent: the PractitionerRole its `ASSIGNED` agent references, which must
+/// be included in the same Bundle (the CP-IS guide's shape).
+fn viewer<'a>(bundle: &'a Value, ae: &Value) -> &'a Value {
     let agent = ae["agent"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["who"]["identifier"]["system"] == ODS_SYSTEM)
-        .unwrap_or_else(|| panic!("an organisation agent: {ae:#}"));
+        .find(|a| a["type"]["coding"][0]["code"] == "ASSIGNED")
+        .unwrap_or_else(|| panic!("an ASSIGNED agent: {ae:#}"));
+    let reference = agent["who"]["reference"].as_str().unwrap();
+    assert_eq!(ae["source"]["observer"]["reference"], reference, "{ae:#}");
+    let id = reference.strip_prefix("PractitionerRole/").unwrap();
+    bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["resourceType"] == "PractitionerRole" && r["id"] == id)
+        .unwrap_or_else(|| panic!("{reference} is not in the Bundle: {bundle:#}"))
+}
+
+/// The organisation of an AuditEvent's viewer: its ODS code and name.
+fn audit_org(bundle: &Value, ae: &Value) -> (String, String) {
+    let org = &viewer(bundle, ae)["organization"];
+    assert_eq!(org["identifier"]["system"], ODS_SYSTEM, "{org:#}");
     (
-        agent["who"]["identifier"]["value"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        agent["who"]["display"].as_str().unwrap().to_owned(),
+        org["identifier"]["value"].as_str().unwrap().to_owned(),
+        org["display"].as_str().unwrap().to_owned(),
     )
 }
 
@@ -127,7 +147,22 @@ async fn care_team_for_the_shared_child_shows_both_las_and_notifies_each_once() 
     for ct in &teams {
         assert_eq!(ct["resourceType"], "CareTeam");
         assert_eq!(ct["status"], "active");
-        assert_eq!(ct["category"][0]["coding"][0]["code"], "CPP");
+        // SNOMED CT, England-ChildProtectionPlan value set.
+        assert_eq!(
+            ct["category"][0]["coding"][0]["system"],
+            "http://snomed.info/sct"
+        );
+        assert_eq!(ct["category"][0]["coding"][0]["code"], "342191000000101");
+        assert_eq!(
+            ct["category"][0]["coding"][0]["display"],
+            "Subject to child protection plan"
+        );
+        assert_eq!(
+            ct["name"],
+            la_directory_entry(&org_code(&ct["managingOrganization"][0]))
+                .name
+                .as_str()
+        );
         assert_eq!(ct["subject"]["identifier"]["system"], NHS_SYSTEM);
         assert_eq!(ct["subject"]["identifier"]["value"], SHARED_CHILD);
         assert!(ct["period"]["end"].is_null(), "open plan: {ct:#}");
@@ -300,7 +335,9 @@ async fn assert_silent(app: &TestApp, token: &str, header_value: Option<&str>, w
         history_before,
         "{what}: not in the history: {h:#}"
     );
-    assert!(matches(&h).iter().all(|ae| audit_org(ae).0 == ED2_SETTING));
+    assert!(matches(&h)
+        .iter()
+        .all(|ae| audit_org(&h, ae).0 == ED2_SETTING));
 }
 
 #[tokio::test]
@@ -385,7 +422,7 @@ async fn audit_events_list_the_25_most_recent_unscheduled_accesses_newest_first(
     for (ae, (at, ods)) in events.iter().zip(done.iter().rev()) {
         assert_eq!(ae["resourceType"], "AuditEvent");
         assert_eq!(recorded(ae), *at);
-        let (code, name) = audit_org(ae);
+        let (code, name) = audit_org(&h, ae);
         assert_eq!(code, *ods);
         assert_eq!(&name, if *ods == ED_SETTING { &ed } else { &ed2 });
         let user = if *ods == ED_SETTING {
@@ -393,12 +430,9 @@ async fn audit_events_list_the_25_most_recent_unscheduled_accesses_newest_first(
         } else {
             "ed2.clinician name"
         };
-        assert!(
-            ae["agent"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|a| a["who"]["display"] == user),
+        assert_eq!(
+            viewer(&h, ae)["practitioner"]["display"],
+            user,
             "user name shown: {ae:#}"
         );
     }
@@ -422,7 +456,7 @@ async fn audit_events_list_the_25_most_recent_unscheduled_accesses_newest_first(
     let want: Vec<_> = done.iter().rev().take(25).collect();
     for (ae, (at, ods)) in events.iter().zip(want) {
         assert_eq!(recorded(ae), *at, "newest first");
-        assert_eq!(audit_org(ae).0, *ods);
+        assert_eq!(audit_org(&h, ae).0, *ods);
     }
     // Each LA got one notification per lookup: all are kept even if the history shows 25.
     assert_eq!(
@@ -471,6 +505,21 @@ async fn a_sensitive_childs_history_hides_who_and_where_but_the_flag_shows_la_ph
     let r = app.audit_events(&child.nhs, GP_TOKEN).await;
     let h = assert_searchset(&r);
     assert_eq!(h["total"], 2, "the accesses are listed: {h:#}");
+    for ae in matches(&h) {
+        assert_eq!(
+            ae["meta"]["security"][0]["code"], "R",
+            "labelled restricted: {ae:#}"
+        );
+        let role = viewer(&h, &ae);
+        assert_eq!(
+            role["practitioner"]["display"],
+            "Withheld: sensitive record"
+        );
+        assert_eq!(
+            role["organization"]["display"],
+            "Withheld: sensitive record"
+        );
+    }
     let raw = r.text();
     for secret in [
         ED_SETTING.to_owned(),
@@ -677,7 +726,10 @@ async fn an_open_ucpp_shows_until_28_days_after_the_edd() {
     let b = assert_searchset(&app.care_team(&mother.nhs, ED_TOKEN, Some("true")).await);
     let teams = matches(&b);
     assert_eq!(teams.len(), 1, "{b:#}");
-    assert_eq!(teams[0]["category"][0]["coding"][0]["code"], "UCPP");
+    assert_eq!(
+        teams[0]["category"][0]["coding"][0]["code"],
+        "818901000000100"
+    );
     assert_eq!(teams[0]["status"], "active");
     assert_eq!(
         teams[0]["subject"]["identifier"]["value"],
@@ -798,7 +850,7 @@ async fn a_child_with_several_plans_gets_one_care_team_per_plan_and_one_notifica
         .iter()
         .map(|t| t["category"][0]["coding"][0]["code"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["CPP", "LAC"]);
+    assert_eq!(kinds, ["342191000000101", "764841000000100"]);
     assert_eq!(teams[1]["status"], "inactive");
     assert_eq!(
         entries(&b, "include")
@@ -934,7 +986,16 @@ async fn metadata_is_a_capability_statement_for_fhir_4_0_1() {
         .iter()
         .map(|r| r["type"].as_str().unwrap())
         .collect();
-    assert_eq!(types, BTreeSet::from(["AuditEvent", "CareTeam"]));
+    assert_eq!(
+        types,
+        BTreeSet::from([
+            "AuditEvent",
+            "CareTeam",
+            "CodeSystem",
+            "PractitionerRole",
+            "StructureDefinition"
+        ])
+    );
 }
 
 #[tokio::test]
@@ -1060,4 +1121,401 @@ async fn full_urls_never_follow_the_host_header() {
     assert_eq!(r.status, StatusCode::OK);
     let text = r.text();
     assert!(!text.contains("attacker.example"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// NHS England's CP-IS FHIR API conventions (docs/FHIR.md).
+
+const SPINE: &str = "https://fhir.nhs.uk/CodeSystem/Spine-ErrorOrWarningCode";
+
+/// An OperationOutcome with the HTTP status, FHIR issue code and Spine error code expected.
+fn assert_spine_error(r: &Reply, status: u16, issue: &str, spine: &str, what: &str) {
+    assert_eq!(r.status.as_u16(), status, "{what}: {}", r.text());
+    assert!(
+        header(r, "content-type").starts_with("application/fhir+json"),
+        "{what}"
+    );
+    let j = r.json();
+    assert_eq!(j["resourceType"], "OperationOutcome", "{what}");
+    let i = &j["issue"][0];
+    assert_eq!(i["severity"], "error", "{what}");
+    assert_eq!(i["code"], issue, "{what}: {j:#}");
+    let codings = i["details"]["coding"].as_array().expect("details.coding");
+    let spine_coding = codings
+        .iter()
+        .find(|c| c["system"] == SPINE)
+        .unwrap_or_else(|| panic!("{what}: no {SPINE} coding: {j:#}"));
+    assert_eq!(spine_coding["code"], spine, "{what}: {j:#}");
+    assert!(spine_coding["display"].is_string(), "{what}");
+    assert!(
+        codings.iter().any(|c| c["system"]
+            == "https://fhir.nhs.uk/CodeSystem/England-SpineErrorOrWarningCode"
+            && c["code"] == spine),
+        "{what}: the guide example's system too: {j:#}"
+    );
+}
+
+#[tokio::test]
+async fn errors_carry_the_spine_code_the_cp_is_guide_names() {
+    let app = spawn_app();
+    let ct = |q: &str| format!("/fhir/R4/CareTeam?{q}");
+    let good = patient_query(SHARED_CHILD);
+    let cases: Vec<(String, Option<&str>, Vec<(&str, &str)>, u16, &str, &str)> = vec![
+        (
+            ct(&patient_query("9990597635")),
+            Some(ED_TOKEN),
+            vec![],
+            400,
+            "invalid",
+            "INVALID_SEARCH_DATA",
+        ),
+        (
+            ct("patient:identifier=https://example.org/id|9990597634"),
+            Some(ED_TOKEN),
+            vec![],
+            400,
+            "invalid",
+            "INVALID_SEARCH_DATA",
+        ),
+        (
+            ct(""),
+            Some(ED_TOKEN),
+            vec![],
+            400,
+            "invalid",
+            "PRECONDITION_FAILED",
+        ),
+        (
+            ct(&good),
+            Some(ED_TOKEN),
+            vec![("IsUnscheduledAccessEvent", "maybe")],
+            400,
+            "invalid",
+            "PRECONDITION_FAILED",
+        ),
+        (
+            ct(&format!("{good}&_sort=date")),
+            Some(ED_TOKEN),
+            vec![],
+            400,
+            "invalid",
+            "PRECONDITION_FAILED",
+        ),
+        (ct(&good), None, vec![], 401, "login", "ACCESS_DENIED"),
+        (
+            ct(&good),
+            Some(COVENTRY_TOKEN),
+            vec![],
+            403,
+            "forbidden",
+            "ACCESS_DENIED",
+        ),
+        (
+            "/fhir/R4/Patient?x=1".into(),
+            Some(ED_TOKEN),
+            vec![],
+            404,
+            "not-found",
+            "RESOURCE_NOT_FOUND",
+        ),
+        (
+            ct(&format!("{good}&_format=xml")),
+            Some(ED_TOKEN),
+            vec![],
+            406,
+            "not-supported",
+            "UNSUPPORTED_VALUE",
+        ),
+        (
+            ct(&good),
+            Some(ED_TOKEN),
+            vec![("Accept", "application/fhir+xml")],
+            406,
+            "not-supported",
+            "UNSUPPORTED_VALUE",
+        ),
+        (
+            "/fhir/R4/metadata?_format=application/fhir%2Bxml".into(),
+            None,
+            vec![],
+            406,
+            "not-supported",
+            "UNSUPPORTED_VALUE",
+        ),
+    ];
+    let accesses = app.accesses_stored();
+    for (path, token, headers, status, issue, spine) in &cases {
+        let r = app.fhir_get(path, *token, headers).await;
+        assert_spine_error(&r, *status, issue, spine, path);
+        assert!(r.headers.get("date").is_some(), "{path}: Date header");
+    }
+    assert_eq!(
+        app.accesses_stored(),
+        accesses,
+        "no refused request looked anyone up"
+    );
+
+    // 405 names the method that works.
+    let r = app
+        .request(
+            Method::POST,
+            &ct(&good),
+            &[("authorization", &format!("Bearer {ED_TOKEN}"))],
+            Body::empty(),
+        )
+        .await;
+    assert_spine_error(&r, 405, "not-supported", "UNSUPPORTED_SERVICE", "POST");
+    assert_eq!(header(&r, "allow"), "GET");
+}
+
+/// Every `reference` inside a Bundle names a resource in the same Bundle.
+fn assert_references_resolve(b: &Value) {
+    let present: BTreeSet<String> = b["entry"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .map(|e| {
+                    format!(
+                        "{}/{}",
+                        e["resource"]["resourceType"].as_str().unwrap(),
+                        e["resource"]["id"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("reference") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut refs = Vec::new();
+    walk(b, &mut refs);
+    for r in refs {
+        assert!(
+            present.contains(&r),
+            "{r} does not resolve inside the Bundle: {b:#}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_nhs_base_path_header_spelling_and_includes_work_as_the_guide_shows() {
+    let app = spawn_app();
+    // The guide's base path; its other header spelling; its AuditEvent include.
+    let r = app
+        .fhir_get(
+            &format!("/cpis/FHIR/R4/CareTeam?{}", patient_query(SHARED_CHILD)),
+            Some(ED_TOKEN),
+            &[("IsUnscheduledEvent", "true"), ("TraceID", "guide-trace-1")],
+        )
+        .await;
+    let b = assert_searchset(&r);
+    assert_eq!(header(&r, "traceid"), "guide-trace-1");
+    assert!(r.headers.get("date").is_some());
+    assert!(
+        b["link"][0]["url"]
+            .as_str()
+            .unwrap()
+            .contains("/cpis/FHIR/R4/CareTeam?"),
+        "{b:#}"
+    );
+    for e in b["entry"].as_array().unwrap() {
+        assert!(
+            e["fullUrl"].as_str().unwrap().contains("/cpis/FHIR/R4/"),
+            "{e:#}"
+        );
+    }
+    assert_references_resolve(&b);
+    // A silent lookup through the alias header is silent.
+    let before = app.notifications_stored();
+    let r = app
+        .fhir_get(
+            &format!("/cpis/FHIR/R4/CareTeam?{}", patient_query(SHARED_CHILD)),
+            Some(ED_TOKEN),
+            &[("IsUnscheduledEvent", "false")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(header(&r, "cpis-notified-las"), "0");
+    assert_eq!(app.notifications_stored(), before);
+
+    let include = "_include=AuditEvent:entity-type=http://terminology.hl7.org/CodeSystem/v3-RoleClass%7CASSIGNED";
+    let r = app
+        .fhir_get(
+            &format!(
+                "/cpis/FHIR/R4/AuditEvent?{}&{include}",
+                patient_query(SHARED_CHILD)
+            ),
+            Some(GP_TOKEN),
+            &[],
+        )
+        .await;
+    let h = assert_searchset(&r);
+    assert_references_resolve(&h);
+    let events = matches(&h);
+    assert!(!events.is_empty(), "{h:#}");
+    for ae in &events {
+        assert_eq!(
+            ae["type"]["system"],
+            "http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle"
+        );
+        assert_eq!(ae["type"]["code"], "access");
+        let agents = ae["agent"].as_array().unwrap();
+        assert_eq!(agents[0]["type"]["coding"][0]["code"], "PAT");
+        assert_eq!(agents[0]["who"]["identifier"]["value"], SHARED_CHILD);
+        assert_eq!(agents[0]["requestor"], false);
+        assert_eq!(agents[1]["type"]["coding"][0]["code"], "ASSIGNED");
+        assert_eq!(agents[1]["requestor"], true);
+        let role = viewer(&h, ae);
+        assert_eq!(role["practitioner"]["display"], "ed.clinician name");
+        assert!(
+            role["code"][0]["coding"][0]["display"].is_string(),
+            "{role:#}"
+        );
+        assert_eq!(role["organization"]["identifier"]["value"], ED_SETTING);
+    }
+    let included: Vec<String> = entries(&h, "include")
+        .iter()
+        .map(|e| e["resource"]["resourceType"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        included.iter().any(|t| t == "PractitionerRole") && included.iter().any(|t| t == "Patient"),
+        "{included:?}"
+    );
+
+    // _count is honoured up to 25; beyond is refused.
+    for _ in 0..3 {
+        app.notifying_lookup(SHARED_CHILD, ED2_TOKEN).await;
+    }
+    let r = app
+        .fhir_get(
+            &format!(
+                "/fhir/R4/AuditEvent?{}&_count=2",
+                patient_query(SHARED_CHILD)
+            ),
+            Some(GP_TOKEN),
+            &[],
+        )
+        .await;
+    let h = assert_searchset(&r);
+    assert_eq!(h["total"], 2);
+    assert_eq!(matches(&h).len(), 2);
+    let r = app
+        .fhir_get(
+            &format!(
+                "/fhir/R4/AuditEvent?{}&_count=26",
+                patient_query(SHARED_CHILD)
+            ),
+            Some(GP_TOKEN),
+            &[],
+        )
+        .await;
+    assert_spine_error(&r, 400, "invalid", "PRECONDITION_FAILED", "_count=26");
+}
+
+#[tokio::test]
+async fn no_placeholder_urls_and_cpis_own_definitions_are_served_where_they_point() {
+    let app = spawn_app();
+    let mother = spare_mothers().remove(0);
+    app.upload_rows(
+        WESTMINSTER_TOKEN,
+        &[ucpp_row(&mother, "2026-10-01", None, "2027-01-15")],
+    )
+    .await;
+    let ucpp = app.care_team(&mother.nhs, ED_TOKEN, Some("true")).await;
+    let cpp = app.care_team(SHARED_CHILD, ED_TOKEN, Some("true")).await;
+    let history = app.audit_events(SHARED_CHILD, GP_TOKEN).await;
+    let meta = app.fhir_get("/fhir/R4/metadata", None, &[]).await;
+    for r in [&ucpp, &cpp, &history, &meta] {
+        assert_eq!(r.status, StatusCode::OK);
+        let text = r.text();
+        assert!(!text.contains("example.org"), "placeholder URL: {text}");
+    }
+    // The EDD extension's URL is served by the server, as a StructureDefinition with that url.
+    let b = ucpp.json();
+    let ext = &matches(&b)[0]["extension"][0];
+    assert_eq!(ext["valueDate"], "2027-01-15");
+    let url = ext["url"].as_str().unwrap();
+    let path = url
+        .split_once("/fhir/R4")
+        .map(|(_, p)| format!("/fhir/R4{p}"))
+        .unwrap();
+    let sd = app.fhir_get(&path, None, &[]).await;
+    assert_eq!(sd.status, StatusCode::OK, "{path}");
+    assert_eq!(sd.json()["resourceType"], "StructureDefinition");
+    assert_eq!(sd.json()["url"], url);
+    // The UCPP says whose record this is.
+    assert!(
+        matches(&b)[0]["note"]
+            .to_string()
+            .contains("mother's record"),
+        "{b:#}"
+    );
+    // The Patient: verified NHS number, names as the LA sent them.
+    let patient = entries(&b, "include")
+        .into_iter()
+        .map(|e| e["resource"].clone())
+        .find(|r| r["resourceType"] == "Patient")
+        .unwrap();
+    assert_eq!(
+        patient["identifier"][0]["extension"][0]["url"],
+        "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
+    );
+    assert_eq!(
+        patient["identifier"][0]["extension"][0]["valueCodeableConcept"]["coding"][0]["code"],
+        "01"
+    );
+    assert_eq!(patient["name"][0]["family"], "Mother");
+    assert_eq!(
+        patient["identifier"][1]["value"],
+        format!("T-{}", mother.nhs)
+    );
+
+    // The CapabilityStatement names itself and the guide, and every include it declares works.
+    let cs = meta.json();
+    assert!(cs["url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/CapabilityStatement/cpis"));
+    assert_eq!(cs["name"], "CpisFhirApi");
+    assert!(cs["version"].is_string());
+    assert_eq!(
+        cs["instantiates"][0],
+        "https://fhir.nhs.uk/CapabilityStatement/CPIS-FHIR-API-Producer"
+    );
+    for res in cs["rest"][0]["resource"].as_array().unwrap() {
+        let kind = res["type"].as_str().unwrap();
+        for inc in res["searchInclude"].as_array().into_iter().flatten() {
+            let inc = inc.as_str().unwrap().replace('|', "%7C");
+            let r = app
+                .fhir_get(
+                    &format!(
+                        "/fhir/R4/{kind}?{}&_include={inc}",
+                        patient_query(SHARED_CHILD)
+                    ),
+                    Some(GP_TOKEN),
+                    &[("IsUnscheduledAccessEvent", "false")],
+                )
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::OK,
+                "{kind} _include={inc}: {}",
+                r.text()
+            );
+        }
+    }
+    let cs_codes = app
+        .fhir_get("/fhir/R4/CodeSystem/care-setting-type", None, &[])
+        .await;
+    assert_eq!(cs_codes.status, StatusCode::OK);
+    assert!(cs_codes.text().contains("emergency-department"));
 }

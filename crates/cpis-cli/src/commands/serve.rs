@@ -126,6 +126,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             .unwrap_or(ServerConfig::default().max_upload_bytes),
         spool_dir: Some(spool_dir),
         public_base_url: file.public_base_url.clone(),
+        fhir_canonical_base: file.fhir_canonical_base.clone(),
     };
     let bind = args
         .bind

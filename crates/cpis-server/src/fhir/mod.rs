@@ -1,6 +1,8 @@
 //! The FHIR R4 API for health systems (SPEC 3.1): CareTeam and AuditEvent searches by NHS number,
 //! and the CapabilityStatement. Errors are OperationOutcomes (see `error.rs`).
 
+mod conformance;
+mod params;
 mod render;
 mod resources;
 
@@ -16,6 +18,8 @@ use axum::routing::get;
 use axum::Router;
 use cpis_auth::Principal;
 use cpis_domain::{LocalAuthority, NhsNumber};
+use params::SearchOf;
+use render::Canonical;
 use resources::{Bundle, BundleEntry, BundleLink, BundleMeta, BundleSearch};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -23,46 +27,82 @@ use std::collections::BTreeMap;
 pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
 static TRACE_ID: HeaderName = HeaderName::from_static("traceid");
 
-pub fn router() -> Router<AppState> {
+/// The FHIR base paths: cpis's own, and the one NHS England's CP-IS API uses.
+pub const BASE_PATHS: [&str; 2] = ["/fhir/R4", "/cpis/FHIR/R4"];
+
+fn routes() -> Router<AppState> {
     Router::new()
-        .route("/fhir/R4/metadata", get(metadata))
-        .route("/fhir/R4/CareTeam", get(care_team_search))
-        .route("/fhir/R4/AuditEvent", get(audit_event_search))
+        .route("/metadata", get(conformance::metadata))
+        .route("/CareTeam", get(care_team_search))
+        .route("/AuditEvent", get(audit_event_search))
         .route(
-            "/fhir/R4/{*rest}",
+            "/StructureDefinition/{id}",
+            get(conformance::structure_definition),
+        )
+        .route("/CodeSystem/{id}", get(conformance::code_system))
+        .route(
+            "/{*rest}",
             get(unknown).post(unknown).put(unknown).delete(unknown),
         )
         .method_not_allowed_fallback(not_allowed)
-        .layer(middleware::from_fn(trace_id))
 }
 
-async fn not_allowed() -> FhirError {
-    FhirError(ApiError::MethodNotAllowed)
+pub fn router() -> Router<AppState> {
+    let mut router = Router::new();
+    for base in BASE_PATHS {
+        router = router.nest(base, routes());
+    }
+    router.layer(middleware::from_fn(fhir_edge))
+}
+
+async fn not_allowed() -> Response {
+    let mut resp = FhirError(ApiError::MethodNotAllowed).into_response();
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET"));
+    resp
 }
 
 async fn unknown() -> FhirError {
     FhirError(ApiError::NotFound)
 }
 
-/// Echoes the caller's `TraceID` (or a new one) on every FHIR response and logs it.
-async fn trace_id(mut req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get(&TRACE_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+/// Every FHIR response: echoes the caller's `TraceID` (or a new one, logged either way), carries
+/// `Date`, and refuses an `Accept` cpis cannot satisfy (406) before any work is done.
+async fn fhir_edge(mut req: Request, next: Next) -> Response {
+    let id =
+        crate::auth::trace_id_of(req.headers()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let path = req.uri().path();
+    let base = BASE_PATHS
+        .into_iter()
+        .find(|b| path.starts_with(b))
+        .unwrap_or(BASE_PATHS[0]);
     req.extensions_mut().insert(TraceId(id.clone()));
-    let mut resp = next.run(req).await;
+    req.extensions_mut().insert(BasePath(base));
+    let mut resp = match params::accept(req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => FhirError(e).into_response(),
+    };
+    let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert(TRACE_ID.clone(), v);
+        h.insert(TRACE_ID.clone(), v);
+    }
+    if !h.contains_key(header::DATE) {
+        let now = chrono::Utc::now()
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        if let Ok(v) = HeaderValue::from_str(&now) {
+            h.insert(header::DATE, v);
+        }
     }
     resp
 }
 
 #[derive(Clone)]
 struct TraceId(String);
+
+/// Which of [`BASE_PATHS`] the request came in on (`fullUrl`s use the same).
+#[derive(Clone, Copy)]
+struct BasePath(&'static str);
 
 fn fhir_json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_string(body) {
@@ -71,57 +111,14 @@ fn fhir_json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     }
 }
 
-/// `patient:identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919` (the system may be left out).
-fn patient_identifier(params: &[(String, String)]) -> Result<NhsNumber, ApiError> {
-    let values: Vec<&str> = params
-        .iter()
-        .filter(|(k, _)| k == "patient:identifier")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    let value = match values.as_slice() {
-        [] => {
-            return Err(ApiError::BadRequest(
-                "search parameter 'patient:identifier' is required".into(),
-            ))
-        }
-        [one] => *one,
-        _ => {
-            return Err(ApiError::BadRequest(
-                "give 'patient:identifier' once: one child at a time".into(),
-            ))
-        }
-    };
-    let digits = match value.split_once('|') {
-        Some((system, v)) if system.is_empty() || system == render::NHS_NUMBER_SYSTEM => v,
-        Some(_) => {
-            return Err(ApiError::BadRequest(format!(
-                "identifier system must be {}",
-                render::NHS_NUMBER_SYSTEM
-            )))
-        }
-        None => value,
-    };
-    NhsNumber::parse(digits).map_err(|e| ApiError::BadRequest(format!("invalid NHS number: {e}")))
-}
-
-/// `IsUnscheduledAccessEvent`: `true` (notifying) or `false` (silent). When absent, a caller allowed
-/// to notify at an unscheduled setting notifies: a forgotten header must not lose a notification.
-fn unscheduled_header(headers: &HeaderMap) -> Result<bool, ApiError> {
-    match headers.get("isunscheduledaccessevent") {
-        None => Ok(true),
-        Some(v) => match v.to_str().map(|s| s.trim().to_ascii_lowercase()).as_deref() {
-            Ok("true") => Ok(true),
-            Ok("false") => Ok(false),
-            _ => Err(ApiError::BadRequest(
-                "IsUnscheduledAccessEvent must be 'true' or 'false'".into(),
-            )),
-        },
-    }
-}
-
 /// The base of every `fullUrl`: the configured public URL (`cpis serve` defaults it to the
-/// address it listens on). Never the request's `Host` header, which any client can set.
-fn base_url(state: &AppState) -> String {
+/// address it listens on) and the base path the request used. Never the request's `Host`
+/// header, which any client can set.
+fn base_url(state: &AppState, path: BasePath) -> String {
+    format!("{}{}", server_url(state), path.0)
+}
+
+fn server_url(state: &AppState) -> String {
     state
         .config
         .public_base_url
@@ -129,6 +126,19 @@ fn base_url(state: &AppState) -> String {
         .unwrap_or("http://localhost")
         .trim_end_matches('/')
         .to_owned()
+}
+
+/// The canonical base of cpis's own definitions: configured, else the server's FHIR base.
+fn canonical(state: &AppState) -> Canonical {
+    Canonical(
+        state
+            .config
+            .fhir_canonical_base
+            .clone()
+            .unwrap_or_else(|| format!("{}{}", server_url(state), BASE_PATHS[0]))
+            .trim_end_matches('/')
+            .to_owned(),
+    )
 }
 
 fn bundle(base: &str, self_url: String, total: usize, entry: Vec<BundleEntry>) -> Bundle {
@@ -156,15 +166,15 @@ fn entry<T: Serialize>(
     mode: &'static str,
 ) -> Result<BundleEntry, ApiError> {
     Ok(BundleEntry {
-        full_url: format!("{base}/fhir/R4/{kind}/{id}"),
+        full_url: format!("{base}/{kind}/{id}"),
         resource: serde_json::to_value(resource).map_err(|e| ApiError::Internal(e.to_string()))?,
         search: BundleSearch { mode },
     })
 }
 
-fn self_link(kind: &str, nhs: NhsNumber) -> String {
+fn self_link(kind: &str, nhs: NhsNumber, extra: &str) -> String {
     format!(
-        "/fhir/R4/{kind}?patient:identifier={}|{}",
+        "/{kind}?patient:identifier={}|{}{extra}",
         render::NHS_NUMBER_SYSTEM,
         nhs.digits()
     )
@@ -175,15 +185,18 @@ async fn care_team_search(
     FhirCaller(caller): FhirCaller,
     headers: HeaderMap,
     axum::Extension(trace): axum::Extension<TraceId>,
-    FhirQuery(params): FhirQuery<Vec<(String, String)>>,
+    axum::Extension(path): axum::Extension<BasePath>,
+    FhirQuery(query): FhirQuery<Vec<(String, String)>>,
 ) -> Result<Response, FhirError> {
     let cap = caller.grant(&state, "lookup", Principal::lookup).await?;
-    let nhs = patient_identifier(&params)?;
-    let requested_unscheduled = unscheduled_header(&headers)?;
+    let search = params::search(SearchOf::CareTeam, &query)?;
+    let nhs = search.nhs;
+    let requested_unscheduled = params::unscheduled(&headers)?;
     let result =
         crate::lookup_flow::lookup(&state, &caller, &cap, nhs, requested_unscheduled, &trace.0)
             .await?;
-    let base = base_url(&state);
+    let base = base_url(&state, path);
+    let canon = canonical(&state);
     let las: BTreeMap<String, LocalAuthority> = result
         .local_authorities
         .iter()
@@ -198,21 +211,21 @@ async fn care_team_search(
             );
         };
         for (plan, vis) in render::sorted_plans(record) {
-            let ct = render::care_team(nhs, la, record, &plan, vis);
+            let ct = render::care_team(&canon, nhs, la, record, &plan, vis);
             matches.push(entry(&base, "CareTeam", &ct.id, &ct, "match")?);
         }
         let org = render::organization(la);
         includes.push(entry(&base, "Organization", &org.id, &org, "include")?);
     }
     if !result.records.is_empty() {
-        let p = render::patient(nhs, &result.records);
+        let p = render::patient(&canon, nhs, &result.records);
         includes.push(entry(&base, "Patient", &p.id, &p, "include")?);
     }
     let total = matches.len();
     matches.extend(includes);
     let mut resp = fhir_json(
         StatusCode::OK,
-        &bundle(&base, self_link("CareTeam", nhs), total, matches),
+        &bundle(&base, self_link("CareTeam", nhs, ""), total, matches),
     );
     if let Ok(v) = HeaderValue::from_str(&result.notified.len().to_string()) {
         resp.headers_mut().insert("cpis-notified-las", v);
@@ -220,65 +233,61 @@ async fn care_team_search(
     Ok(resp)
 }
 
+/// The access history in the CP-IS guide's shape: AuditEvents (newest first, at most `_count`,
+/// 25 by default) with the viewers as included PractitionerRoles and the child as the included
+/// Patient, so every reference resolves inside the Bundle.
 async fn audit_event_search(
     State(state): State<AppState>,
     FhirCaller(caller): FhirCaller,
     axum::Extension(trace): axum::Extension<TraceId>,
-    FhirQuery(params): FhirQuery<Vec<(String, String)>>,
+    axum::Extension(path): axum::Extension<BasePath>,
+    FhirQuery(query): FhirQuery<Vec<(String, String)>>,
 ) -> Result<Response, FhirError> {
     let cap = caller
         .grant(&state, "lookup.history", Principal::lookup)
         .await?;
-    let nhs = patient_identifier(&params)?;
+    let search = params::search(SearchOf::AuditEvent, &query)?;
+    let nhs = search.nhs;
     crate::lookup_flow::admit(&state, &caller, nhs, &trace.0).await?;
     let lookups = state.lookups.clone();
     let trace_id = trace.0.clone();
-    let (records, history) =
+    let (records, mut history) =
         tokio::task::spawn_blocking(move || lookups.history(&cap, nhs, Some(trace_id))).await??;
     crate::lookup_flow::learn(&state, &caller, nhs, !history.is_empty(), &trace.0).await;
+    history.truncate(search.count);
     let sensitive = records.iter().any(|r| r.record.sensitive);
-    let base = base_url(&state);
+    let base = base_url(&state, path);
+    let canon = canonical(&state);
     let mut entries = Vec::new();
+    let mut viewers = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for access in &history {
-        let ae = render::audit_event(nhs, access, sensitive);
+        let ae = render::audit_event(&canon, nhs, access, sensitive);
         entries.push(entry(&base, "AuditEvent", &ae.id, &ae, "match")?);
+        let role = render::practitioner_role(access, sensitive);
+        if seen.insert(role.id.clone()) {
+            viewers.push(entry(
+                &base,
+                "PractitionerRole",
+                &role.id,
+                &role,
+                "include",
+            )?);
+        }
     }
     let total = entries.len();
+    entries.extend(viewers);
+    if total > 0 {
+        let p = render::patient(&canon, nhs, &records);
+        entries.push(entry(&base, "Patient", &p.id, &p, "include")?);
+    }
+    let extra = if search.count == params::HISTORY_LEN {
+        String::new()
+    } else {
+        format!("&_count={}", search.count)
+    };
     Ok(fhir_json(
         StatusCode::OK,
-        &bundle(&base, self_link("AuditEvent", nhs), total, entries),
+        &bundle(&base, self_link("AuditEvent", nhs, &extra), total, entries),
     ))
-}
-
-async fn metadata(State(_state): State<AppState>) -> Response {
-    let search = |name: &str, doc: &str| serde_json::json!({"name": name, "type": "token", "documentation": doc});
-    let body = serde_json::json!({
-        "resourceType": "CapabilityStatement",
-        "status": "active",
-        "date": "2026-11-25",
-        "publisher": "cpis",
-        "kind": "instance",
-        "software": {"name": "cpis", "version": env!("CARGO_PKG_VERSION")},
-        "implementation": {"description": "Child Protection – Information Sharing"},
-        "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json"],
-        "rest": [{
-            "mode": "server",
-            "security": {"description": "Bearer token in the Authorization header"},
-            "resource": [
-                {
-                    "type": "CareTeam",
-                    "interaction": [{"code": "search-type"}],
-                    "searchInclude": ["CareTeam:patient", "CareTeam:participant"],
-                    "searchParam": [search("patient:identifier", "https://fhir.nhs.uk/Id/nhs-number|{NHS number}; header IsUnscheduledAccessEvent: true|false")]
-                },
-                {
-                    "type": "AuditEvent",
-                    "interaction": [{"code": "search-type"}],
-                    "searchParam": [search("patient:identifier", "https://fhir.nhs.uk/Id/nhs-number|{NHS number}")]
-                }
-            ]
-        }]
-    });
-    fhir_json(StatusCode::OK, &body)
 }

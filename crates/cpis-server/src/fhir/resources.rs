@@ -41,8 +41,12 @@ impl CodeableConcept {
 
 #[derive(Serialize, Debug, Clone)]
 pub struct Identifier {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extension: Vec<Extension>,
     pub system: String,
     pub value: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assigner: Option<Box<Reference>>,
 }
 
 #[derive(Serialize, Debug, Clone, Default)]
@@ -69,14 +73,47 @@ pub struct ContactPoint {
     pub value: String,
     #[serde(rename = "use")]
     pub use_: &'static str,
-    pub rank: u32,
 }
 
 #[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
 pub struct Extension {
     pub url: String,
-    #[serde(rename = "valueDate")]
-    pub value_date: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_codeable_concept: Option<CodeableConcept>,
+}
+
+impl Extension {
+    pub fn date(url: &str, date: &str) -> Self {
+        Extension {
+            url: url.into(),
+            value_date: Some(date.into()),
+            value_codeable_concept: None,
+        }
+    }
+
+    pub fn codeable(url: &str, coding: Coding) -> Self {
+        Extension {
+            url: url.into(),
+            value_date: None,
+            value_codeable_concept: Some(CodeableConcept {
+                coding: vec![coding],
+                text: None,
+            }),
+        }
+    }
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct HumanName {
+    #[serde(rename = "use")]
+    pub use_: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub given: Vec<String>,
 }
 
 #[derive(Serialize, Debug, Clone, Default)]
@@ -117,8 +154,25 @@ pub struct Patient {
     pub resource_type: &'static str,
     pub id: String,
     pub identifier: Vec<Identifier>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub name: Vec<HumanName>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub birth_date: Option<String>,
+}
+
+#[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct PractitionerRole {
+    pub resource_type: &'static str,
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identifier: Vec<Identifier>,
+    pub practitioner: Reference,
+    pub organization: Reference,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub code: Vec<CodeableConcept>,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -163,13 +217,6 @@ pub struct AuditEventAgent {
 #[derive(Serialize, Debug, Clone)]
 pub struct AuditEventSource {
     pub observer: Reference,
-    #[serde(rename = "type")]
-    pub type_: Vec<Coding>,
-}
-
-#[derive(Serialize, Debug, Clone)]
-pub struct AuditEventEntity {
-    pub what: Reference,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -177,15 +224,14 @@ pub struct AuditEventEntity {
 pub struct AuditEvent {
     pub resource_type: &'static str,
     pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
     #[serde(rename = "type")]
     pub type_: Coding,
-    pub subtype: Vec<Coding>,
     pub action: &'static str,
     pub recorded: String,
-    pub outcome: &'static str,
     pub agent: Vec<AuditEventAgent>,
     pub source: AuditEventSource,
-    pub entity: Vec<AuditEventEntity>,
 }
 
 #[derive(Serialize, Debug, Clone)]
