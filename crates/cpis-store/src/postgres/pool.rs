@@ -1,6 +1,8 @@
 //! A small blocking connection pool: at most `max` connections open, idle ones kept for reuse,
 //! each with its own prepared-statement cache. A connection that broke (closed by the server, or
-//! left in an unknown transaction state) is discarded instead of returned.
+//! left in an unknown transaction state) is discarded instead of returned; one that sat idle is
+//! checked before it is handed out, so a connection PostgreSQL ended while it was idle (a restart,
+//! a failover, a terminated session) is replaced instead of failing a request.
 
 use crate::{StoreError, StoreResult};
 use postgres::types::ToSql;
@@ -12,6 +14,12 @@ use std::time::{Duration, Instant};
 
 /// Most prepared statements one connection keeps (the store uses a few dozen).
 const STATEMENT_CACHE: usize = 256;
+/// A connection idle at least this long is checked (one round trip) before it is reused. Busy
+/// connections are reused sooner and never pay for it; a server restart or failover keeps a
+/// connection idle for longer than this, so one it broke is caught here.
+const CHECK_AFTER_IDLE: Duration = Duration::from_millis(250);
+/// How long that check may take before the connection is given up.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
@@ -77,7 +85,8 @@ impl Conn {
 }
 
 struct State {
-    idle: Vec<Conn>,
+    /// Connections ready for reuse, with when they were returned.
+    idle: Vec<(Conn, Instant)>,
     open: usize,
 }
 
@@ -117,10 +126,21 @@ impl Pool {
         let deadline = Instant::now() + self.wait;
         let mut state = self.lock();
         loop {
-            while let Some(conn) = state.idle.pop() {
+            while let Some((mut conn, since)) = state.idle.pop() {
                 if conn.is_closed() {
                     state.open -= 1;
                     continue;
+                }
+                if since.elapsed() >= CHECK_AFTER_IDLE {
+                    // Checked outside the lock: other callers need not wait on this round trip.
+                    drop(state);
+                    if conn.client.is_valid(CHECK_TIMEOUT).is_err() {
+                        drop(conn);
+                        self.lock().open -= 1;
+                        self.freed.notify_one();
+                        state = self.lock();
+                        continue;
+                    }
                 }
                 return Ok(Pooled {
                     conn: Some(conn),
@@ -165,7 +185,7 @@ impl Pool {
             drop(conn);
             return;
         }
-        self.lock().idle.push(conn);
+        self.lock().idle.push((conn, Instant::now()));
         self.freed.notify_one();
     }
 }
