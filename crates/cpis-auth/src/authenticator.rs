@@ -2,7 +2,7 @@
 //! logins (with lockout). Failures are audited; they all look alike to the caller.
 
 use crate::jwt::{JwtIdentity, JwtVerifier};
-use crate::principal::{AuthMethod, OrgKind, Principal};
+use crate::principal::{Assurance, AuthMethod, OrgKind, Principal};
 use crate::{password, secret};
 use chrono::{DateTime, Duration, Utc};
 use cpis_domain::{AuditActor, AuditEntry, AuditOutcome, Clock, OdsCode, Permissions};
@@ -60,6 +60,10 @@ pub struct NewSession {
 /// Usernames of people who sign in through the identity provider: `oidc:<subject>`. Local
 /// usernames cannot contain `:`, so the two never meet.
 pub const OIDC_USER_PREFIX: &str = "oidc:";
+
+/// Usernames of the system identities application-restricted clients act as:
+/// `client:<client id>` (`crate::clients`).
+pub const CLIENT_USER_PREFIX: &str = "client:";
 
 /// Resolved token → principal, kept briefly so busy systems do not hit the store per request.
 const TOKEN_CACHE_SECONDS: i64 = 10;
@@ -140,7 +144,7 @@ impl Authenticator {
             return Err(AuthFailure::Disabled);
         }
         let (org_kind, organisation_name) = self.org(&user.organisation)?;
-        Ok(Principal {
+        let mut p = Principal {
             user_id: user.username.clone(),
             display_name: user.display_name.clone(),
             role: user.role.clone(),
@@ -150,6 +154,35 @@ impl Authenticator {
             permissions: user.permissions.clone(),
             method,
             nhs: Default::default(),
+            assurance: None,
+            unattended_lookups: false,
+        };
+        // A token of an application-restricted client's identity is application-only.
+        if let Some(client_id) = user.username.strip_prefix(CLIENT_USER_PREFIX) {
+            if method == AuthMethod::ApiToken {
+                p.method = AuthMethod::ClientCredentials;
+                p.unattended_lookups = self
+                    .store
+                    .oauth_client(client_id)?
+                    .is_some_and(|(c, _)| c.allow_unattended_lookups);
+            }
+        }
+        Ok(p)
+    }
+
+    /// The assurance level clinical lookups need from a CIS2 sign-in.
+    fn required_assurance(&self) -> u8 {
+        self.jwt
+            .as_ref()
+            .and_then(JwtVerifier::cis2_rules)
+            .unwrap_or_default()
+            .min_assurance_for_lookups
+    }
+
+    fn assurance(&self, level: Option<u8>) -> Option<Assurance> {
+        level.map(|level| Assurance {
+            level,
+            required_for_lookups: self.required_assurance(),
         })
     }
 
@@ -220,7 +253,9 @@ impl Authenticator {
                 org_kind,
                 permissions,
                 method: AuthMethod::Jwt,
-                nhs: Default::default(),
+                assurance: self.assurance(id.assurance_level),
+                nhs: id.nhs,
+                unattended_lookups: false,
             });
         }
         let digest = secret::digest(token);
@@ -324,7 +359,7 @@ impl Authenticator {
         }
         user.failed_logins = 0;
         user.locked_until = None;
-        self.start_session(&user, now, None, trace)
+        self.start_session(&user, now, None, None, trace)
     }
 
     /// A session for `user`, who has just proved who they are; audited as `auth.login`.
@@ -333,9 +368,14 @@ impl Authenticator {
         user: &User,
         now: DateTime<Utc>,
         detail: Option<&str>,
+        cis2: Option<(&cpis_domain::NhsIdentity, u8)>,
         trace: Option<&str>,
     ) -> Result<(Principal, NewSession), AuthFailure> {
-        let principal = self.principal(user, AuthMethod::Session)?;
+        let mut principal = self.principal(user, AuthMethod::Session)?;
+        if let Some((nhs, level)) = cis2 {
+            principal.nhs = nhs.clone();
+            principal.assurance = self.assurance(Some(level));
+        }
         let session = NewSession {
             cookie_value: secret::random(),
             csrf_token: secret::random(),
@@ -347,8 +387,8 @@ impl Authenticator {
             csrf_token: session.csrf_token.clone(),
             created_at: now,
             expires_at: session.expires_at,
-            nhs: Default::default(),
-            assurance_level: None,
+            nhs: principal.nhs.clone(),
+            assurance_level: cis2.map(|(_, level)| level),
         })?;
         self.store.append_audit(&AuditEntry {
             time: now,
@@ -403,6 +443,22 @@ impl Authenticator {
             self.audit_failure("auth.login", actor, &why, trace);
             return Err(why);
         };
+        // NHS CIS2: a person whose selected role carries neither CP-IS activity has nothing to
+        // do here.
+        if identity.assurance_level.is_some() && permissions.is_empty() {
+            self.audit_denied(
+                "auth.login",
+                actor,
+                format!(
+                    "oidc: NHS CIS2 selected role {} grants neither {} nor {}",
+                    identity.nhs.role_profile_id.as_deref().unwrap_or("?"),
+                    crate::cis2::ACTIVITY_VIEW_NOTIFY,
+                    crate::cis2::ACTIVITY_VIEW_SILENT
+                ),
+                trace,
+            );
+            return Err(AuthFailure::Invalid);
+        }
         let user = match self.store.user_by_username(&username)? {
             Some(mut user) => {
                 if user.disabled {
@@ -436,7 +492,18 @@ impl Authenticator {
                 user
             }
         };
-        self.start_session(&user, now, Some("oidc"), trace)
+        let cis2 = identity.assurance_level.map(|level| (&identity.nhs, level));
+        self.start_session(
+            &user,
+            now,
+            Some(if cis2.is_some() {
+                "oidc (NHS CIS2)"
+            } else {
+                "oidc"
+            }),
+            cis2,
+            trace,
+        )
     }
 
     /// The principal behind a session cookie, and the session's CSRF token.
@@ -448,10 +515,10 @@ impl Authenticator {
             .store
             .session(&secret::digest(cookie_value), self.clock.now())?
             .ok_or(AuthFailure::Invalid)?;
-        Ok((
-            self.principal(&user, AuthMethod::Session)?,
-            session.csrf_token,
-        ))
+        let mut principal = self.principal(&user, AuthMethod::Session)?;
+        principal.nhs = session.nhs;
+        principal.assurance = self.assurance(session.assurance_level);
+        Ok((principal, session.csrf_token))
     }
 
     pub fn logout(&self, cookie_value: &str) -> Result<(), AuthFailure> {

@@ -9,6 +9,10 @@ use cpis_domain::{Accessor, AuditActor, OdsCode, Permission};
 #[error("{0}")]
 pub struct Denied(pub String);
 
+/// Why an application-only token may not look children up (NHS CP-IS guide: unattended access
+/// is not a suitable pattern; a lookup needs the responsible person).
+pub const UNATTENDED: &str = "unattended access is not a suitable pattern: a clinical lookup needs a person signed in through NHS CIS2 (this application-restricted client is not registered for unattended lookups)";
+
 /// May look up one child at a time, as this accessor.
 #[derive(Debug, Clone)]
 pub struct Lookup {
@@ -91,6 +95,17 @@ impl Principal {
             return Err(Denied(
                 "looking children up needs cpis:view-notify or cpis:view-silent".into(),
             ));
+        }
+        if self.method == crate::AuthMethod::ClientCredentials && !self.unattended_lookups {
+            return Err(Denied(UNATTENDED.into()));
+        }
+        if let Some(a) = self.assurance {
+            if a.level < a.required_for_lookups {
+                return Err(Denied(format!(
+                    "looking children up needs assurance level {}; this sign-in has {}",
+                    a.required_for_lookups, a.level
+                )));
+            }
         }
         let setting_type = match &self.org_kind {
             OrgKind::CareSetting(t) => Some(*t),

@@ -8,7 +8,9 @@
 
 pub mod authenticator;
 pub mod capability;
+pub mod cis2;
 pub mod failure_throttle;
+pub mod jwks;
 pub mod jwt;
 pub mod oidc;
 pub mod password;
@@ -18,4 +20,4 @@ pub mod users;
 
 pub use authenticator::{AuthFailure, Authenticator, LockoutPolicy, NewSession};
 pub use capability::Denied;
-pub use principal::{AuthMethod, OrgKind, Principal};
+pub use principal::{Assurance, AuthMethod, OrgKind, Principal};

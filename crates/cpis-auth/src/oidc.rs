@@ -138,6 +138,21 @@ impl OidcSignIn {
     /// `provider`: the identity provider as configured for API JWTs (JWKS, issuer, claim names);
     /// ID tokens are checked against the same keys with the client id as their audience.
     pub fn new(client: OidcClientConfig, provider: &JwtConfig) -> Result<Self, OidcError> {
+        let id_tokens = JwtVerifier::new(JwtConfig {
+            audience: client.client_id.clone(),
+            ..provider.clone()
+        })
+        .map_err(|e| OidcError::Config(e.to_string()))?;
+        Self::with_verifier(client, id_tokens)
+    }
+
+    /// `id_tokens`: the provider's verifier (keys, issuer, claim reading, e.g. NHS CIS2 with
+    /// keys from its `jwks_uri`) with cpis's client id as the audience
+    /// ([`JwtVerifier::for_audience`]).
+    pub fn with_verifier(
+        client: OidcClientConfig,
+        id_tokens: JwtVerifier,
+    ) -> Result<Self, OidcError> {
         for (name, url) in [
             ("authorization_endpoint", &client.authorization_endpoint),
             ("token_endpoint", &client.token_endpoint),
@@ -153,11 +168,11 @@ impl OidcSignIn {
         if !client.scope.split_whitespace().any(|s| s == "openid") {
             return Err(OidcError::Config("scope must include openid".into()));
         }
-        let id_tokens = JwtVerifier::new(JwtConfig {
-            audience: client.client_id.clone(),
-            ..provider.clone()
-        })
-        .map_err(|e| OidcError::Config(e.to_string()))?;
+        if id_tokens.config().audience != client.client_id {
+            return Err(OidcError::Config(
+                "ID tokens must be checked with the client id as audience".into(),
+            ));
+        }
         Ok(OidcSignIn { client, id_tokens })
     }
 
@@ -255,9 +270,10 @@ impl OidcSignIn {
             .get("id_token")
             .and_then(|t| t.as_str())
             .ok_or_else(|| OidcError::BadTokenResponse("no id_token".into()))?;
+        let access_token = json.get("access_token").and_then(|t| t.as_str());
         let identity = self
             .id_tokens
-            .verify(id_token)
+            .verify_id_token(id_token, access_token)
             .map_err(OidcError::IdToken)?;
         match &identity.nonce {
             Some(n) if secret::equal(n, &pending.nonce) => Ok(identity),

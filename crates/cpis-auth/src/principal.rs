@@ -16,6 +16,9 @@ pub enum AuthMethod {
     ApiToken,
     Session,
     Jwt,
+    /// An access token issued at `POST /oauth2/token` to an application-restricted client
+    /// (signed-JWT client credentials): a system, no person.
+    ClientCredentials,
     /// A local operator using the CLI with direct database access.
     Operator,
 }
@@ -34,6 +37,18 @@ pub struct Principal {
     /// The person's NHS identity (SDS user id, selected role) when NHS CIS2 authenticated them;
     /// empty for local accounts, API tokens and systems.
     pub(crate) nhs: NhsIdentity,
+    /// For a CIS2 sign-in: its assurance level and the level clinical lookups need.
+    pub(crate) assurance: Option<Assurance>,
+    /// For an application-restricted client: whether an operator registered it for unattended
+    /// clinical lookups.
+    pub(crate) unattended_lookups: bool,
+}
+
+/// A sign-in's assurance level against what clinical lookups need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assurance {
+    pub level: u8,
+    pub required_for_lookups: u8,
 }
 
 impl Principal {
@@ -57,6 +72,8 @@ impl Principal {
             permissions,
             method: AuthMethod::Operator,
             nhs: NhsIdentity::default(),
+            assurance: None,
+            unattended_lookups: false,
         }
     }
 
@@ -90,6 +107,10 @@ impl Principal {
     /// The NHS CIS2 identity (empty unless CIS2 authenticated this caller).
     pub fn nhs(&self) -> &NhsIdentity {
         &self.nhs
+    }
+    /// The CIS2 sign-in's assurance (None for other sign-ins).
+    pub fn assurance(&self) -> Option<Assurance> {
+        self.assurance
     }
 
     /// How the audit names this caller.

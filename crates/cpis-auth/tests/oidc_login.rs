@@ -28,6 +28,7 @@ fn identity(subject: &str, organisation: &str, permissions: &str) -> JwtIdentity
         organisation: organisation.into(),
         permissions: permissions.into(),
         nonce: None,
+        ..JwtIdentity::default()
     }
 }
 
