@@ -5,7 +5,8 @@
 //!   servers on it take uploads, notifying lookups and notification reads. While it is down every
 //!   answer is 503 (an `OperationOutcome` with issue code `transient` on the FHIR API, `unavailable`
 //!   JSON or a `CPF05` report on the LA API), never a 500 and never a hang; once it is back both
-//!   servers answer again by themselves, within a bound, without a restart. Afterwards everything
+//!   servers answer again by themselves, within a bound, without a restart; after a second restart
+//!   while they sit idle, their very first lookup and upload succeed. Afterwards everything
 //!   they acknowledged is there: every upload answered 2xx has its report and records, every
 //!   lookup that showed a flag has its access notification for each LA it showed. Every upload
 //!   refused with 503 is sent again and applies (nothing of it was half-applied).
@@ -1012,6 +1013,28 @@ fn postgresql_restart_during_uploads_and_lookups() {
         c.join().unwrap();
     }
 
+    // A restart while the servers are idle: every pooled connection broke unnoticed, yet the
+    // first requests afterwards succeed (idle connections are checked before reuse).
+    cluster.stop();
+    cluster.start();
+    for &port in &ports {
+        let ask = Ask::Lookup {
+            nhs: targets[2].clone(),
+            org: org_of(ED_TOKEN),
+        };
+        let first = record(&journal, ask, port, || lookup(port, ED_TOKEN, &targets[2]));
+        let file = next_probe;
+        next_probe += 1;
+        let then = record(&journal, Ask::Upload { file }, port, || {
+            upload(port, &files[file])
+        });
+        assert_eq!(
+            (first, then),
+            (Some(200), Some(201)),
+            "the first lookup and upload after PostgreSQL restarted while the servers were idle"
+        );
+    }
+
     // Every exchange: answered in time, 2xx or 503 (never a 500), 503 while PostgreSQL was down,
     // 2xx before the outage and after the servers had recovered.
     let journal = std::mem::take(&mut *journal.lock().unwrap());
@@ -1409,6 +1432,8 @@ fn sqlite_volume_full() {
     )
     .unwrap();
     assert_eq!(r.status, 200, "reads answer on a full volume: {}", r.text());
+    let r = get(port, "/readyz", &[]).unwrap();
+    assert_eq!(r.status, 200, "/readyz on a full volume: {}", r.text());
     server.assert_up();
 
     // (b) A little room: a 300-row upload spools but cannot be written whole. It is refused
