@@ -9,6 +9,7 @@
 pub mod authenticator;
 pub mod capability;
 pub mod cis2;
+pub mod client_credentials;
 pub mod failure_throttle;
 pub mod jwks;
 pub mod jwt;
