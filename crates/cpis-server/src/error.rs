@@ -1,5 +1,7 @@
 //! The one error policy of the HTTP API: every failure is an [`ApiError`], and this file alone
-//! decides its status code and body. Bodies are JSON `{"error": code, "message": text}` and never
+//! decides its status code and body: RFC 9457 problem details (`application/problem+json`:
+//! `type`, `title`, `status`, `detail`, `instance`, plus cpis's `error` code, `message` and
+//! `trace_id`) on the JSON API, an OperationOutcome on FHIR, an HTML page on the web. Bodies never
 //! carry internal details; those go to the log (without personal data).
 
 use axum::http::{header, StatusCode};
@@ -11,6 +13,12 @@ use cpis_store::StoreError;
 pub enum ApiError {
     #[error("authentication required: send 'Authorization: Bearer <token>'")]
     Unauthenticated,
+    /// A password sign-in failed (wrong username or password, or a locked or disabled account:
+    /// one message for all).
+    #[error(
+        "sign-in failed: the username or password is not right, or this account cannot sign in now"
+    )]
+    SignInFailed,
     #[error("{0}")]
     Forbidden(String),
     #[error("not found")]
@@ -52,7 +60,7 @@ pub enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthenticated | ApiError::SignInFailed => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -72,6 +80,7 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             ApiError::Unauthenticated => "unauthenticated",
+            ApiError::SignInFailed => "sign_in_failed",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -192,7 +201,7 @@ impl ApiError {
     /// The FHIR `IssueType` for this error.
     fn fhir_issue_code(&self) -> &'static str {
         match self {
-            ApiError::Unauthenticated => "login",
+            ApiError::Unauthenticated | ApiError::SignInFailed => "login",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not-found",
             ApiError::MethodNotAllowed | ApiError::NotAcceptable(_) => "not-supported",
@@ -219,6 +228,7 @@ impl ApiError {
             ApiError::InvalidSearch(_) => ("INVALID_SEARCH_DATA", "Invalid search data"),
             ApiError::BadRequest(_) => ("PRECONDITION_FAILED", "Precondition failed"),
             ApiError::Unauthenticated
+            | ApiError::SignInFailed
             | ApiError::Forbidden(_)
             | ApiError::Throttled { .. }
             | ApiError::AuthThrottled { .. } => ACCESS_DENIED,
@@ -245,7 +255,6 @@ impl IntoResponse for FhirError {
         let (code, display) = err.spine_code();
         let body = serde_json::json!({
             "resourceType": "OperationOutcome",
-            "id": uuid::Uuid::new_v4().to_string(),
             "issue": [{
                 "severity": "error",
                 "code": err.fhir_issue_code(),
@@ -275,26 +284,94 @@ impl IntoResponse for FhirError {
     }
 }
 
+/// The media type of API errors (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if let ApiError::Internal(detail) = &self {
             tracing::error!(error = %detail, "internal error");
         }
-        let mut resp = (
-            status,
-            axum::Json(serde_json::json!({ "error": self.code(), "message": self.to_string() })),
-        )
-            .into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+            "error": self.code(),
+            "message": self.to_string(),
+        });
+        let mut resp = (status, body.to_string()).into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(PROBLEM_JSON),
+        );
+        if status == StatusCode::UNAUTHORIZED && !matches!(self, ApiError::SignInFailed) {
+            h.insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
             );
         }
-        self.set_retry_after(resp.headers_mut());
+        self.set_retry_after(h);
         resp
     }
+}
+
+/// Completes problem details on the way out: `instance` (the request's path, never its query,
+/// which may carry an NHS number) and the request's `trace_id`, which the error itself does not
+/// know. A 405 gets a problem body too (axum's own has none), keeping its `Allow`.
+pub async fn complete_problems(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    let trace = crate::auth::trace_id_of(req.headers());
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    let api = path.starts_with("/api/") || path.starts_with("/auth/");
+    let bare_405 = api
+        && status == StatusCode::METHOD_NOT_ALLOWED
+        && !resp.headers().contains_key(header::CONTENT_TYPE);
+    if !is_problem && !bare_405 {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let mut problem: serde_json::Value = if bare_405 {
+        let e = ApiError::MethodNotAllowed;
+        serde_json::json!({
+            "type": "about:blank",
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": e.to_string(),
+            "error": e.code(),
+            "message": e.to_string(),
+        })
+    } else {
+        let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+            return (parts.status, parts.headers).into_response();
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(_) => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+        }
+    };
+    if let Some(obj) = problem.as_object_mut() {
+        obj.insert("instance".into(), path.into());
+        if let Some(t) = trace {
+            obj.insert("trace_id".into(), t.into());
+        }
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(PROBLEM_JSON),
+    );
+    Response::from_parts(parts, axum::body::Body::from(problem.to_string()))
 }
 
 /// The same errors, rendered for web pages as an HTML page with the NHS.UK layout. The status code
@@ -330,7 +407,7 @@ impl ApiError {
     /// Heading, message and an optional hint for an HTML error page.
     fn web_words(&self) -> (&'static str, String, Option<String>) {
         match self {
-            ApiError::Unauthenticated => ("You need to sign in", "Sign in to use this page.".into(), None),
+            ApiError::Unauthenticated | ApiError::SignInFailed => ("You need to sign in", "Sign in to use this page.".into(), None),
             ApiError::Forbidden(why) => (
                 "You cannot use this page",
                 "Your account does not allow this.".into(),

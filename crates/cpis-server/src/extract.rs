@@ -15,7 +15,44 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Query::<T>::try_from_uri(&parts.uri)
             .map(|Query(t)| ApiQuery(t))
-            .map_err(|e| ApiError::BadRequest(format!("invalid query string: {}", e.body_text())))
+            .map_err(|e| ApiError::BadRequest(query_problem(&e.body_text())))
+    }
+}
+
+/// A query-string error in words, without the deserialiser's own ("Failed to deserialize query
+/// string: limit: invalid digit found in string" becomes "query parameter 'limit' must be a whole
+/// number").
+pub fn query_problem(text: &str) -> String {
+    let text = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(text);
+    let (field, why) = match text.split_once(": ") {
+        Some((f, w)) if !f.contains(' ') => (Some(f), w),
+        _ => (None, text),
+    };
+    let why = if why.contains("invalid digit") || why.contains("cannot parse integer") {
+        "must be a whole number".to_owned()
+    } else if why.contains("number too large") {
+        "is too large".to_owned()
+    } else if why.contains("provided string was not `true` or `false`") {
+        "must be true or false".to_owned()
+    } else if let Some(expected) = why.split_once(", expected ").map(|(_, e)| e) {
+        format!("must be {}", expected.replace('`', "'"))
+    } else if let Some(name) = why
+        .strip_prefix("missing field `")
+        .and_then(|r| r.strip_suffix('`'))
+    {
+        return format!("query parameter '{name}' is required");
+    } else if why.contains("input contains invalid characters")
+        || why.contains("premature end of input")
+    {
+        "is not a valid date or time (use YYYY-MM-DD or RFC 3339)".to_owned()
+    } else {
+        "has a value that cannot be used".to_owned()
+    };
+    match field {
+        Some(f) => format!("query parameter '{f}' {why}"),
+        None => format!("the query string {why}"),
     }
 }
 
@@ -28,9 +65,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for FhirQuery<T> {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Query::<T>::try_from_uri(&parts.uri)
             .map(|Query(t)| FhirQuery(t))
-            .map_err(|e| {
-                ApiError::BadRequest(format!("invalid query string: {}", e.body_text())).into()
-            })
+            .map_err(|e| ApiError::BadRequest(query_problem(&e.body_text())).into())
     }
 }
 
@@ -56,5 +91,22 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
             .await
             .map(|axum::extract::Path(t)| ApiPath(t))
             .map_err(|_| ApiError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_problem;
+
+    #[test]
+    fn query_errors_read_as_sentences_without_deserialiser_words() {
+        for (raw, want) in [
+            ("Failed to deserialize query string: limit: invalid digit found in string", "query parameter 'limit' must be a whole number"),
+            ("Failed to deserialize query string: mode: unknown variant `half`, expected `delta` or `full`", "query parameter 'mode' must be 'delta' or 'full'"),
+            ("Failed to deserialize query string: format: unknown variant `xml`, expected one of `json`, `csv`", "query parameter 'format' must be one of 'json', 'csv'"),
+            ("Failed to deserialize query string: missing field `file_id`", "query parameter 'file_id' is required"),
+        ] {
+            assert_eq!(query_problem(raw), want);
+        }
     }
 }

@@ -3,7 +3,8 @@
 
 mod common;
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
 use common::*;
 use serde_json::Value;
 
@@ -293,7 +294,8 @@ async fn an_la_cannot_see_or_ack_another_las_notifications() {
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(
-        r.body, unknown.body,
+        problem_of(&r),
+        problem_of(&unknown),
         "a foreign id looks like a missing one"
     );
     let cov_after = app.all_notifications(COVENTRY_TOKEN).await;
@@ -417,4 +419,75 @@ async fn a_cursor_beyond_the_end_never_rewinds_to_the_start() {
             r.text()
         );
     }
+}
+
+/// RFC 9457 problem details on every `/api/v1` error: type, title, status, detail, instance, the
+/// trace id, and cpis's `error` code; 405 with a body and `Allow`; query errors in words.
+#[tokio::test]
+async fn api_errors_are_problem_details() {
+    let app = spawn_app();
+    let check = |r: &Reply, status: u16, code: &str, instance: &str| {
+        assert_eq!(r.status.as_u16(), status, "{}", r.text());
+        assert_eq!(
+            r.headers["content-type"], "application/problem+json",
+            "{instance}"
+        );
+        let j = r.json();
+        assert_eq!(j["type"], "about:blank");
+        assert_eq!(j["status"], status);
+        assert!(j["title"].is_string() && j["detail"].is_string(), "{j}");
+        assert_eq!(j["error"], code, "{j}");
+        assert_eq!(j["message"], j["detail"]);
+        assert_eq!(j["instance"], instance, "{j}");
+        assert!(j["trace_id"].is_string(), "{j}");
+        j
+    };
+    let r = app
+        .get("/api/v1/notifications?limit=abc", Some(COVENTRY_TOKEN))
+        .await;
+    let j = check(&r, 400, "bad_request", "/api/v1/notifications");
+    assert_eq!(
+        j["detail"],
+        "query parameter 'limit' must be a whole number"
+    );
+    assert!(!r.text().contains("deserialize"), "{}", r.text());
+
+    let r = app
+        .request(
+            Method::DELETE,
+            "/api/v1/notifications",
+            &[("authorization", &format!("Bearer {COVENTRY_TOKEN}"))],
+            Body::empty(),
+        )
+        .await;
+    check(&r, 405, "method_not_allowed", "/api/v1/notifications");
+    assert!(
+        r.headers["allow"].to_str().unwrap().contains("GET"),
+        "{:?}",
+        r.headers
+    );
+
+    let r = app
+        .request(
+            Method::GET,
+            "/api/v1/notifications",
+            &[("traceid", "problem-trace-1")],
+            Body::empty(),
+        )
+        .await;
+    let j = check(&r, 401, "unauthenticated", "/api/v1/notifications");
+    assert_eq!(j["trace_id"], "problem-trace-1");
+
+    // A wrong password is not told to send a bearer token.
+    let r = app
+        .request(
+            Method::POST,
+            "/auth/login",
+            &[("content-type", "application/json")],
+            Body::from(r#"{"username":"nobody.here","password":"wrong password 123"}"#),
+        )
+        .await;
+    let j = check(&r, 401, "sign_in_failed", "/auth/login");
+    assert!(!j["detail"].as_str().unwrap().contains("Bearer"), "{j}");
+    assert!(r.headers.get("www-authenticate").is_none());
 }

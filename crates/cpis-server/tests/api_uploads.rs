@@ -369,7 +369,8 @@ async fn an_la_never_sees_another_las_upload() {
         .await;
     assert_eq!(theirs.status, StatusCode::NOT_FOUND);
     assert_eq!(
-        theirs.body, missing.body,
+        problem_of(&theirs),
+        problem_of(&missing),
         "a foreign upload looks exactly like a missing one"
     );
     let junk = app

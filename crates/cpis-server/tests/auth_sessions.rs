@@ -82,11 +82,12 @@ async fn coventry_notification(app: &TestApp) -> String {
         .to_owned()
 }
 
-/// A failed login's reply, reduced to what a caller can compare.
+/// A failed login's reply, reduced to what a caller can compare (the body without the request's
+/// own trace id).
 fn failure(r: &Reply) -> (StatusCode, Vec<u8>, Option<String>, Option<String>) {
     (
         r.status,
-        r.body.clone(),
+        problem_of(r).to_string().into_bytes(),
         r.headers
             .get("www-authenticate")
             .map(|v| v.to_str().unwrap().to_owned()),

@@ -191,11 +191,48 @@ fn fhir_child(pairs: &[(String, String)]) -> Option<NhsNumber> {
     }
 }
 
-/// CareTeam / AuditEvent (ED clinician): a query naming a child → 200; no `patient:identifier`,
-/// or one that does not name a child → 400; repeated → 200 or 400 (the server may refuse "one
-/// child at a time").
-fn fhir_expected(query: &str) -> &'static [u16] {
+/// CareTeam / AuditEvent (ED clinician): every other parameter must be one the CapabilityStatement
+/// declares (docs/FHIR.md: unsupported ones are refused, never ignored): `_format` JSON (XML is
+/// 406), the declared `_include`s, and `_count` 1..=25 on AuditEvent. Then a query naming a child
+/// → 200; no `patient:identifier`, or one that does not name a child → 400; repeated → 200 or 400
+/// (the server may refuse "one child at a time").
+fn fhir_expected(path: &str, query: &str) -> &'static [u16] {
     let pairs = form_decode(query);
+    let audit = path.contains("AuditEvent");
+    let mut xml = false;
+    for (k, v) in &pairs {
+        let ok = match k.as_str() {
+            "patient:identifier" => true,
+            "_format" => {
+                let mime = v.split(';').next().unwrap_or("").trim();
+                if matches!(mime, "xml" | "text/xml" | "application/xml" | "application/fhir+xml") {
+                    xml = true;
+                    true
+                } else {
+                    matches!(mime, "json" | "application/json" | "application/fhir+json")
+                }
+            }
+            "_include" if audit => [
+                "AuditEvent:entity-type=http://terminology.hl7.org/CodeSystem/v3-RoleClass|ASSIGNED",
+                "AuditEvent:agent",
+                "AuditEvent:agent:PractitionerRole",
+                "AuditEvent:patient",
+                "PractitionerRole",
+            ]
+            .contains(&v.as_str()),
+            "_include" => ["CareTeam:patient", "CareTeam:subject", "CareTeam:participant"]
+                .contains(&v.as_str()),
+            "_count" if audit => v.parse::<usize>().is_ok_and(|n| (1..=25).contains(&n)),
+            _ => false,
+        };
+        if !ok {
+            // Refused, but which of several problems is named first is the server's choice.
+            return &[400, 406];
+        }
+    }
+    if xml {
+        return &[400, 406];
+    }
     if fhir_child(&pairs).is_some() {
         &[200]
     } else if values(&pairs, "patient:identifier").len() > 1 {
@@ -336,7 +373,7 @@ fn check_status(a: &Answer, expected: &[u16], what: &str) -> Result<(), TestCase
 /// A FHIR answer to `query`: a searchset Bundle (200) or an OperationOutcome (`invalid` for a
 /// 400). `what` starts with the path.
 fn check_fhir(a: &Answer, query: &str, what: &str) -> Result<(), TestCaseError> {
-    check_status(a, fhir_expected(query), what)?;
+    check_status(a, fhir_expected(what, query), what)?;
     let child = fhir_child(&form_decode(query));
     prop_assert!(
         a.content_type.starts_with("application/fhir+json"),
@@ -352,7 +389,7 @@ fn check_fhir(a: &Answer, query: &str, what: &str) -> Result<(), TestCaseError> 
             // The search was for that child: the self link names it, and the shared child's two
             // plans (one per LA) are found; the number no LA holds finds nothing.
             let link = j["link"][0]["url"].as_str().unwrap_or("");
-            prop_assert!(link.ends_with(&nhs.digits()), "{what}: self link {link}");
+            prop_assert!(link.contains(&nhs.digits()), "{what}: self link {link}");
             if what.starts_with("/fhir/R4/CareTeam") {
                 let want = match nhs.digits().as_str() {
                     SHARED_CHILD => Some(2),
@@ -375,10 +412,10 @@ fn check_fhir(a: &Answer, query: &str, what: &str) -> Result<(), TestCaseError> 
     Ok(())
 }
 
-/// An API error: JSON `{"error": code, "message": text}`.
+/// An API error: RFC 9457 problem details with `{"error": code, "message": text}`.
 fn check_api_error(a: &Answer, what: &str) -> Result<(), TestCaseError> {
     prop_assert!(
-        a.content_type.starts_with("application/json"),
+        a.content_type.starts_with("application/problem+json"),
         "{what}: content type {:?}",
         a.content_type
     );
@@ -776,9 +813,29 @@ fn form_decoding_matches_worked_examples() {
             ("g".into(), "|".into()),
         ]
     );
-    assert_eq!(fhir_expected(&patient_query(SHARED_CHILD)), &[200]);
-    assert_eq!(fhir_expected("patient:identifier=9990597635"), &[400]);
-    assert_eq!(fhir_expected(""), &[400]);
+    assert_eq!(
+        fhir_expected("/fhir/R4/CareTeam", &patient_query(SHARED_CHILD)),
+        &[200]
+    );
+    assert_eq!(
+        fhir_expected("/fhir/R4/CareTeam", "patient:identifier=9990597635"),
+        &[400]
+    );
+    assert_eq!(fhir_expected("/fhir/R4/CareTeam", ""), &[400]);
+    assert_eq!(
+        fhir_expected(
+            "/fhir/R4/CareTeam",
+            &format!("{}&_sort=x", patient_query(SHARED_CHILD))
+        ),
+        &[400, 406]
+    );
+    assert_eq!(
+        fhir_expected(
+            "/fhir/R4/AuditEvent",
+            &format!("{}&_count=3", patient_query(SHARED_CHILD))
+        ),
+        &[200]
+    );
     assert_eq!(notifications_expected("limit=0"), &[400]);
     assert_eq!(notifications_expected("after=&limit=1000"), &[200]);
 }
@@ -797,7 +854,7 @@ fn non_utf8_ids_in_paths_are_json_not_found() {
         let what = format!("{method} {path}");
         assert_eq!(a.status, 404, "{what}: {}", head(&a.body));
         assert!(
-            a.content_type.starts_with("application/json"),
+            a.content_type.starts_with("application/problem+json"),
             "{what}: content type {:?}: {}",
             a.content_type,
             head(&a.body)

@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::fhir::router())
         .merge(crate::web::router())
         .fallback(not_found)
+        .layer(middleware::from_fn(crate::error::complete_problems))
         .layer(middleware::from_fn(access_log))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,

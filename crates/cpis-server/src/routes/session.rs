@@ -56,7 +56,7 @@ pub async fn login(
         )
     })?;
     if body.username.len() > 128 || body.password.len() > 1024 {
-        return Err(ApiError::Unauthenticated);
+        return Err(ApiError::SignInFailed);
     }
     let trace = headers
         .get("traceid")
@@ -66,7 +66,11 @@ pub async fn login(
     let (principal, session) = tokio::task::spawn_blocking(move || {
         auth.login(&body.username, &body.password, trace.as_deref())
     })
-    .await??;
+    .await?
+    .map_err(|f| match f {
+        cpis_auth::AuthFailure::Unavailable => ApiError::Unavailable,
+        _ => ApiError::SignInFailed,
+    })?;
     let mut resp = (
         StatusCode::OK,
         Json(json!({
