@@ -183,6 +183,27 @@ impl TokenEndpoint {
         })
     }
 
+    /// Refuses a request that could not even be read (audited like every refusal).
+    pub fn refuse(
+        &self,
+        error: &'static str,
+        description: &str,
+        address: &str,
+        trace: Option<&str>,
+    ) -> OAuthError {
+        let e = OAuthError::new(error, description);
+        self.audit(&AuditEntry {
+            time: self.clock.now(),
+            actor: AuditActor::anonymous(),
+            action: "auth.token".into(),
+            subject_nhs: None,
+            trace_id: trace.map(str::to_owned),
+            outcome: AuditOutcome::Denied,
+            detail: Some(format!("{e} (from {address})")),
+        });
+        e
+    }
+
     fn audit(&self, entry: &AuditEntry) {
         if let Err(e) = self.store.append_audit(entry) {
             tracing::warn!(error = %e, "could not audit a token request");

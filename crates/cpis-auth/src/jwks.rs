@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Where keys and provider documents may be fetched from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FetchPolicy {
     /// Allows `http://127.0.0.1`, `http://[::1]` and `http://localhost` (tests only).
     #[serde(default)]

@@ -62,6 +62,11 @@ pub struct FileConfig {
     pub auth_failures: Option<cpis_auth::failure_throttle::FailurePolicy>,
     /// External identity provider (JWT bearer tokens verified against its JWKS).
     pub oidc: Option<OidcConfig>,
+    /// NHS CIS2 for people (instead of `[oidc]`): discovery, keys by URL, the selected role's
+    /// national RBAC activity codes.
+    pub cis2: Option<Cis2Config>,
+    /// Application-restricted clients of `POST /oauth2/token`: where their JWKS URLs may point.
+    pub oauth_clients: Option<cpis_auth::jwks::FetchPolicy>,
     /// cpis's MESH mailbox: with this section `cpis serve` runs the MESH worker.
     pub mesh: Option<crate::mesh_config::MeshFileConfig>,
 }
@@ -79,6 +84,39 @@ pub struct OidcConfig {
     pub permissions_claim: Option<String>,
     /// Browser sign-in to the web pages through the same provider (docs/WEB.md).
     pub sign_in: Option<OidcSignInConfig>,
+}
+
+/// `[cis2]`: NHS CIS2 Authentication as the identity provider of people.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cis2Config {
+    /// The provider's issuer; discovery reads `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// cpis's client id at CIS2: the audience of ID tokens.
+    pub client_id: String,
+    /// The audience of bearer tokens on the FHIR API [default: client_id].
+    pub audience: Option<String>,
+    /// The lowest assurance level (1-3) at which a person may look children up [default: 3].
+    pub min_assurance_for_lookups: Option<u8>,
+    /// Allows `http://` discovery and keys on a loopback host (tests only) [default: false].
+    #[serde(default)]
+    pub allow_http_loopback: bool,
+    /// Web sign-in through CIS2 (endpoints from discovery).
+    pub sign_in: Option<Cis2SignInConfig>,
+}
+
+/// `[cis2.sign_in]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cis2SignInConfig {
+    /// A confidential client's secret; `CPIS_OIDC_CLIENT_SECRET` overrides it.
+    pub client_secret: Option<String>,
+    /// `https://<cpis>/sign-in/oidc/callback`, as registered with CIS2.
+    pub redirect_uri: String,
+    /// [default: "openid profile nationalrbacaccess selectedrole"]
+    pub scope: Option<String>,
+    /// [default: "Sign in with NHS Care Identity"]
+    pub label: Option<String>,
 }
 
 /// `[oidc.sign_in]`: cpis as an OpenID Connect web client (authorization code + PKCE).

@@ -50,6 +50,9 @@ enum Command {
     /// Manage users, systems and API tokens.
     #[command(subcommand)]
     Users(commands::users::UsersCommand),
+    /// Register application-restricted clients of POST /oauth2/token (signed-JWT client credentials).
+    #[command(subcommand)]
+    Clients(commands::clients::ClientsCommand),
     /// Verify or search the tamper-evident audit trail.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Directory(cmd) => commands::reference::directory(&cli.global, cmd),
         Command::Demo(cmd) => commands::reference::demo(&cli.global, cmd),
         Command::Users(cmd) => commands::users::run(&cli.global, cmd),
+        Command::Clients(cmd) => commands::clients::run(&cli.global, cmd),
         Command::Audit(cmd) => commands::audit::run(&cli.global, cmd),
         Command::Webhooks(cmd) => commands::webhooks::run(&cli.global, cmd),
         Command::Mesh(cmd) => commands::mesh::run(&cli.global, cmd),

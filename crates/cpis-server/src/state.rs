@@ -51,6 +51,8 @@ pub struct AppState {
     pub(crate) progress: Arc<ProgressRegistry>,
     /// Browser sign-in through the identity provider, when configured.
     pub(crate) oidc: Option<Arc<crate::web::OidcWeb>>,
+    /// `POST /oauth2/token` (application-restricted clients).
+    pub(crate) oauth: Arc<crate::routes::oauth::TokenService>,
 }
 
 impl AppState {
@@ -84,6 +86,7 @@ impl AppState {
             config: Arc::new(config),
             progress: Arc::new(ProgressRegistry::default()),
             oidc: None,
+            oauth: Arc::default(),
         }
     }
 
@@ -117,6 +120,13 @@ impl AppState {
         for counted in self.auth_failures.take_counted(self.clock.now()) {
             self.auth.audit_counted_failures(&counted);
         }
+    }
+
+    /// Where application-restricted clients' JWKS URLs may point (`[oauth_clients]`; https only
+    /// by default).
+    pub fn with_client_keys_policy(mut self, policy: cpis_auth::jwks::FetchPolicy) -> Self {
+        self.oauth = Arc::new(crate::routes::oauth::TokenService::new(policy));
+        self
     }
 
     pub fn with_oidc(mut self, sign_in: cpis_auth::oidc::OidcSignIn) -> Self {

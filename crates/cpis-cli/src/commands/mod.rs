@@ -1,5 +1,6 @@
 pub mod audit;
 pub mod bench;
+pub mod clients;
 pub mod lookup;
 pub mod mesh;
 pub mod ops;

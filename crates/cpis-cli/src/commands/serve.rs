@@ -88,9 +88,16 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         );
     }
 
-    let (jwt, oidc_sign_in) = match &file.oidc {
-        None => (None, None),
-        Some(o) => {
+    let (jwt, oidc_sign_in) = match (&file.oidc, &file.cis2) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("[oidc] and [cis2] are alternatives: configure one identity provider")
+        }
+        (None, Some(c)) => {
+            let (verifier, sign_in) = cis2_provider(c).context("[cis2]")?;
+            (Some(verifier), sign_in)
+        }
+        (None, None) => (None, None),
+        (Some(o), None) => {
             let jwks_json = std::fs::read_to_string(&o.jwks_file)
                 .with_context(|| format!("reading JWKS {}", o.jwks_file.display()))?;
             let provider = JwtConfig {
@@ -164,7 +171,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         }
     };
     let mut state = AppState::new(engine, lookups, clock.clone(), auth, anomaly, config)
-        .with_auth_failure_policy(file.auth_failures.unwrap_or_default());
+        .with_auth_failure_policy(file.auth_failures.unwrap_or_default())
+        .with_client_keys_policy(file.oauth_clients.unwrap_or_default());
     if let Some(sign_in) = oidc_sign_in {
         tracing::info!("web sign-in through the identity provider is offered");
         state = state.with_oidc(sign_in);
@@ -263,4 +271,66 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// NHS CIS2: discovers the provider, fetches its keys (refetched on an unknown `kid`), and reads
+/// identities from the selected role (`cpis_auth::cis2`); with `[cis2.sign_in]`, the web sign-in
+/// through the discovered endpoints.
+fn cis2_provider(c: &crate::config::Cis2Config) -> Result<(JwtVerifier, Option<OidcSignIn>)> {
+    use cpis_auth::jwks::{discover, FetchPolicy, KeySet};
+    let policy = FetchPolicy {
+        allow_http_loopback: c.allow_http_loopback,
+    };
+    let meta = discover(&c.issuer, &policy).context("OpenID Connect discovery")?;
+    let keys = KeySet::from_url(&meta.jwks_uri, policy).context("the provider's keys")?;
+    let rules = cpis_auth::cis2::Cis2Rules {
+        min_assurance_for_lookups: c
+            .min_assurance_for_lookups
+            .unwrap_or(cpis_auth::cis2::Cis2Rules::default().min_assurance_for_lookups),
+    };
+    let verifier = JwtVerifier::with_keys(
+        JwtConfig {
+            jwks_json: String::new(),
+            issuer: meta.issuer.clone(),
+            audience: c.audience.clone().unwrap_or_else(|| c.client_id.clone()),
+            org_claim: String::new(),
+            permissions_claim: String::new(),
+        },
+        Arc::new(keys),
+    )
+    .cis2(rules, meta.userinfo_endpoint.clone(), policy);
+    tracing::info!(keys = %meta.jwks_uri, "NHS CIS2 identity provider discovered");
+    let sign_in = match &c.sign_in {
+        None => None,
+        Some(s) => {
+            let secret = std::env::var("CPIS_OIDC_CLIENT_SECRET")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .or_else(|| s.client_secret.clone());
+            let client = cpis_auth::oidc::OidcClientConfig {
+                authorization_endpoint: meta
+                    .authorization_endpoint
+                    .clone()
+                    .context("discovery names no authorization_endpoint")?,
+                token_endpoint: meta
+                    .token_endpoint
+                    .clone()
+                    .context("discovery names no token_endpoint")?,
+                client_id: c.client_id.clone(),
+                client_secret: secret,
+                redirect_uri: s.redirect_uri.clone(),
+                scope: s
+                    .scope
+                    .clone()
+                    .unwrap_or_else(|| "openid profile nationalrbacaccess selectedrole".into()),
+                label: s
+                    .label
+                    .clone()
+                    .unwrap_or_else(|| "Sign in with NHS Care Identity".into()),
+            };
+            let id_tokens = verifier.for_audience(&c.client_id);
+            Some(OidcSignIn::with_verifier(client, id_tokens).context("[cis2.sign_in]")?)
+        }
+    };
+    Ok((verifier, sign_in))
 }

@@ -2,6 +2,7 @@ mod admin;
 mod audit;
 mod health;
 pub(crate) mod notifications;
+pub(crate) mod oauth;
 mod session;
 pub(crate) mod uploads;
 
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/notifications/stream", get(notifications::stream))
         .route("/api/v1/admin/deliveries/dead", get(admin::dead_deliveries))
         .route("/api/v1/notifications/{id}/ack", post(notifications::ack))
+        .route("/oauth2/token", post(oauth::token))
         .route("/auth/login", post(session::login))
         .route("/auth/logout", post(session::logout))
         .route("/auth/session", get(session::current))
