@@ -13,9 +13,7 @@ with a temporary database) and stops it at the end; it builds nothing itself. It
 import csv
 import os
 import re
-import socket
-import subprocess
-import time
+import sys
 import uuid
 from pathlib import Path
 
@@ -35,6 +33,8 @@ from fhirpy import SyncFHIRClient
 from fhirpy.base.searchset import Raw
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from cpis_server import demo_server  # noqa: E402
 DEMO = ROOT / "demo"
 
 NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
@@ -131,12 +131,6 @@ def uploaded_plans(nhs):
 # The server
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     def __init__(self, base):
         self.base = base
@@ -145,46 +139,8 @@ class Server:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    binary = os.environ.get("CPIS_BIN")
-    if not binary:
-        pytest.fail("CPIS_BIN must name the cpis binary (crates/cpis-cli/tests/fhir_python.rs sets it)")
-    tmp = tmp_path_factory.mktemp("cpis")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    # The server's own settings come from the command line only, never from the caller's CPIS_*.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CPIS_")}
-    log_path = tmp / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [binary, "serve", "--demo", "--bind", f"127.0.0.1:{port}",
-             "--database", f"sqlite://{tmp / 'cpis.db'}"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=tmp,
-        )
-
-    def log_tail():
-        return log_path.read_text(errors="replace")[-4000:]
-
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"cpis serve exited with {proc.returncode} before ready:\n{log_tail()}")
-            try:
-                if requests.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"cpis serve not ready after {STARTUP_SECONDS}s:\n{log_tail()}")
-            time.sleep(0.2)
+    with demo_server(tmp_path_factory.mktemp("cpis"), pytest.fail) as base:
         yield Server(base)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def fhir_get(server, path, token=ED_TOKEN, params=None, headers=None):

@@ -32,7 +32,8 @@ from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import ForbiddenError
 from fhirpy.base.searchset import Raw
 
-from test_fhir_api import NHS_SYSTEM, SHARED_CHILD, STARTUP_SECONDS, free_port
+from test_fhir_api import NHS_SYSTEM, SHARED_CHILD
+from cpis_server import demo_server
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 COVENTRY = "E08000026"
@@ -111,35 +112,8 @@ def server(tmp_path_factory):
     listed = run_cli(binary, "--database", db, "clients", "list", env=env)
     assert "ed-kiosk-system" in listed and "allowed" in listed
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = tmp / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [binary, "serve", "--demo", "--bind", f"127.0.0.1:{port}", "--database", db],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=tmp,
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"cpis serve exited early:\n{log_path.read_text()[-4000:]}")
-            try:
-                if requests.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("cpis serve not ready")
-            time.sleep(0.2)
+    with demo_server(tmp, pytest.fail, database=db) as base:
         yield Server(base, clients)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def token_request(server, assertion, **overrides):

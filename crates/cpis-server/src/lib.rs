@@ -7,6 +7,7 @@ mod extract;
 mod fhir;
 mod lookup_flow;
 mod metrics;
+pub mod openapi;
 mod progress;
 mod routes;
 mod state;

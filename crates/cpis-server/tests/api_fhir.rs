@@ -1160,7 +1160,16 @@ async fn errors_carry_the_spine_code_the_cp_is_guide_names() {
     let app = spawn_app();
     let ct = |q: &str| format!("/fhir/R4/CareTeam?{q}");
     let good = patient_query(SHARED_CHILD);
-    let cases: Vec<(String, Option<&str>, Vec<(&str, &str)>, u16, &str, &str)> = vec![
+    /// (path, token, headers, status, FHIR issue code, Spine code)
+    type Case<'a> = (
+        String,
+        Option<&'a str>,
+        Vec<(&'a str, &'a str)>,
+        u16,
+        &'a str,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             ct(&patient_query("9990597635")),
             Some(ED_TOKEN),

@@ -369,7 +369,8 @@ async fn every_endpoint_answers_every_identity_as_the_matrix_says() {
                 let random = call(&app, ep, who, column, &targets, Target::Random).await;
                 assert_eq!(random.status, StatusCode::NOT_FOUND, "{what}: random id");
                 assert_eq!(
-                    r.body, random.body,
+                    problem_of(&r),
+                    problem_of(&random),
                     "{what}: another LA's resource must look exactly like a missing one"
                 );
                 assert_eq!(
@@ -457,13 +458,13 @@ async fn a_held_upload_is_confirmed_by_its_own_la_only() {
     let foreign = confirm(WESTMINSTER_TOKEN, id.to_owned()).await;
     let missing = confirm(WESTMINSTER_TOKEN, RANDOM_ID.to_owned()).await;
     assert_eq!(foreign.status, StatusCode::NOT_FOUND);
-    assert_eq!(foreign.body, missing.body);
+    assert_eq!(problem_of(&foreign), problem_of(&missing));
     assert_reveals_nothing(&foreign.body, "foreign confirm");
     let foreign_report = app
         .get(&format!("/api/v1/uploads/{id}"), Some(WESTMINSTER_TOKEN))
         .await;
     assert_eq!(foreign_report.status, StatusCode::NOT_FOUND);
-    assert_eq!(foreign_report.body, missing.body);
+    assert_eq!(problem_of(&foreign_report), problem_of(&missing));
 
     let inbox = confirm(COVENTRY_NOTIFICATIONS_TOKEN, id.to_owned()).await;
     assert_eq!(inbox.status, StatusCode::FORBIDDEN, "{}", inbox.text());

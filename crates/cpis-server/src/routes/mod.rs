@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/admin/alerts", get(audit::alerts))
         .route("/api/v1/admin/users", get(audit::users))
+        .route("/api/v1/openapi.json", get(crate::openapi::serve))
         .merge(crate::fhir::router())
         .merge(crate::web::router())
         .fallback(not_found)
