@@ -1254,9 +1254,30 @@ async fn errors_carry_the_spine_code_the_cp_is_guide_names() {
     ];
     let accesses = app.accesses_stored();
     for (path, token, headers, status, issue, spine) in &cases {
-        let r = app.fhir_get(path, *token, headers).await;
+        let trace = format!("refusal-{}", uuid::Uuid::new_v4());
+        let mut headers = headers.clone();
+        headers.push(("TraceID", &trace));
+        let r = app.fhir_get(path, *token, &headers).await;
         assert_spine_error(&r, *status, issue, spine, path);
         assert!(r.headers.get("date").is_some(), "{path}: Date header");
+        // Every refusal of an authenticated caller is audited, with its trace id and no values.
+        // (An Accept cpis cannot satisfy is refused before anyone is authenticated.)
+        let before_auth = headers.iter().any(|(k, _)| *k == "Accept");
+        if *token == Some(ED_TOKEN)
+            && matches!(*status, 400 | 406)
+            && path.contains("CareTeam")
+            && !before_auth
+        {
+            let e = app
+                .audit_entries("?user=ed.clinician&limit=1")
+                .await
+                .into_iter()
+                .next()
+                .expect("audited");
+            assert_eq!(e["trace_id"], trace.as_str(), "{path}: {e}");
+            assert_eq!(e["outcome"], "denied", "{path}");
+            assert!(!e.to_string().contains("9990597635"), "{path}: {e}");
+        }
     }
     assert_eq!(
         app.accesses_stored(),

@@ -189,9 +189,10 @@ async fn care_team_search(
     FhirQuery(query): FhirQuery<Vec<(String, String)>>,
 ) -> Result<Response, FhirError> {
     let cap = caller.grant(&state, "lookup", Principal::lookup).await?;
-    let search = params::search(SearchOf::CareTeam, &query)?;
+    let parsed = params::search(SearchOf::CareTeam, &query)
+        .and_then(|s| Ok((s, params::unscheduled(&headers)?)));
+    let (search, requested_unscheduled) = refuse_audited(&state, &caller, "lookup", parsed).await?;
     let nhs = search.nhs;
-    let requested_unscheduled = params::unscheduled(&headers)?;
     let result =
         crate::lookup_flow::lookup(&state, &caller, &cap, nhs, requested_unscheduled, &trace.0)
             .await?;
@@ -233,6 +234,46 @@ async fn care_team_search(
     Ok(resp)
 }
 
+/// A search refused for what it asked (400, 406) is written to the audit like every other refusal:
+/// who, what was wrong, the trace id. The request's own values are not copied into the entry (an
+/// invalid NHS number may be a mistyped real one).
+async fn refuse_audited<T>(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    action: &str,
+    parsed: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let err = match parsed {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let entry = cpis_domain::AuditEntry {
+        time: state.clock.now(),
+        actor: caller.principal.audit_actor(),
+        action: action.into(),
+        subject_nhs: None,
+        trace_id: caller.trace_id.clone(),
+        outcome: cpis_domain::AuditOutcome::Denied,
+        detail: Some(format!("refused: {}", refusal_kind(&err))),
+    };
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "could not audit a refused FHIR search"),
+        Err(e) => tracing::error!(error = %e, "could not audit a refused FHIR search"),
+    }
+    Err(err)
+}
+
+/// What kind of bad request a refusal was, without the values sent.
+fn refusal_kind(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::InvalidSearch(_) => "invalid search data (NHS number or identifier system)",
+        ApiError::NotAcceptable(_) => "a format cpis does not serve",
+        _ => "a missing, repeated or unsupported parameter or header",
+    }
+}
+
 /// The access history in the CP-IS guide's shape: AuditEvents (newest first, at most `_count`,
 /// 25 by default) with the viewers as included PractitionerRoles and the child as the included
 /// Patient, so every reference resolves inside the Bundle.
@@ -246,7 +287,13 @@ async fn audit_event_search(
     let cap = caller
         .grant(&state, "lookup.history", Principal::lookup)
         .await?;
-    let search = params::search(SearchOf::AuditEvent, &query)?;
+    let search = refuse_audited(
+        &state,
+        &caller,
+        "lookup.history",
+        params::search(SearchOf::AuditEvent, &query),
+    )
+    .await?;
     let nhs = search.nhs;
     crate::lookup_flow::admit(&state, &caller, nhs, &trace.0).await?;
     let lookups = state.lookups.clone();
