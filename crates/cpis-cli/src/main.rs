@@ -7,6 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod commands;
 mod config;
+mod logging;
 mod mesh_config;
 
 use clap::{Parser, Subcommand};
@@ -72,7 +73,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    config::init_logging(&cli.global);
+    logging::init(&cli.global.log, cli.global.log_format);
     let result = match cli.command {
         Command::Serve(args) => commands::serve::run(&cli.global, args),
         Command::Migrate => commands::reference::migrate(&cli.global),
@@ -95,8 +96,68 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            match cli.global.log_format {
+                logging::LogFormat::Text => eprintln!("error: {e:#}"),
+                // A log shipper reads standard error as JSON lines: the failure is one too.
+                logging::LogFormat::Json => {
+                    tracing::error!(error = %format!("{e:#}"), "cpis failed")
+                }
+            }
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every option and argument of every command explains itself in `--help`.
+    #[test]
+    fn every_option_of_every_command_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                let help = arg.get_help().or(arg.get_long_help());
+                if help.is_none_or(|h| h.to_string().trim().is_empty()) {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&cmd, "cpis", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "options without help text:\n{}",
+            missing.join("\n")
+        );
+    }
+
+    /// `--database` names both backends' URL forms.
+    #[test]
+    fn database_help_names_both_backends() {
+        let cmd = Cli::command();
+        let db = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == "database")
+            .expect("--database");
+        let help = db.get_help().expect("help").to_string();
+        assert!(help.contains("sqlite://FILE"), "{help}");
+        assert!(help.contains("postgres://"), "{help}");
     }
 }
