@@ -36,15 +36,20 @@ pub enum AuditCommand {
     },
     /// Search the audit trail (newest first).
     Search {
+        /// Entries about this child (NHS number, 10 digits).
         #[arg(long)]
         nhs_number: Option<String>,
+        /// Entries by this actor: the actor id exactly as the results print it (e.g.
+        /// `operator:alice`).
         #[arg(long)]
         user: Option<String>,
+        /// Entries by actors at this organisation (ODS code).
         #[arg(long)]
         organisation: Option<String>,
         /// Action prefix, e.g. `lookup.` or `security.`.
         #[arg(long)]
         action: Option<String>,
+        /// Most entries to print.
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },

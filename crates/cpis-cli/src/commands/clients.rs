@@ -18,6 +18,7 @@ pub enum ClientsCommand {
     /// Register a client: its organisation, permissions and public keys (a JWKS file, kept in
     /// the database, or a JWKS URL, fetched when needed).
     Add {
+        /// The client id: the `iss` and `sub` of the client's signed assertions.
         client_id: String,
         /// Organisation ODS code (an LA for uploads and notifications).
         #[arg(long)]

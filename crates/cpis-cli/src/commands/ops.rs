@@ -10,6 +10,7 @@ pub struct PurgeArgs {
     /// Report what would be purged without deleting anything.
     #[arg(long)]
     dry_run: bool,
+    /// Print the result as JSON instead of text.
     #[arg(long)]
     json: bool,
 }

@@ -13,12 +13,17 @@ pub enum DemographicsCommand {
     /// Load (insert or update) entries from a CSV extract:
     /// nhs_number,status,superseded_by,date_of_birth,sensitive. The whole file is checked first;
     /// one bad line and nothing is loaded.
-    Load { file: PathBuf },
+    Load {
+        /// The CSV extract.
+        file: PathBuf,
+    },
     /// Apply a change feed (same columns as the extract): superseded numbers move their records
     /// to the replacement and notify each owning LA; inactive numbers notify without moving.
     /// Atomic and idempotent; the whole file is checked first.
     ApplyChanges {
+        /// The change file (CSV).
         file: PathBuf,
+        /// Print the report as JSON instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -50,6 +50,7 @@ pub struct ConfirmArgs {
     /// The local authority the upload belongs to.
     #[arg(long)]
     la: String,
+    /// Print the summary as JSON instead of text.
     #[arg(long)]
     json: bool,
 }

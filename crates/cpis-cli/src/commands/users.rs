@@ -15,6 +15,7 @@ use std::process::ExitCode;
 pub enum UsersCommand {
     /// Add a person (password login) or a system (API tokens only).
     Add {
+        /// Login name (people) or system name; unique.
         username: String,
         /// Organisation ODS code (an LA, a care setting, or the service's own).
         #[arg(long)]
@@ -39,14 +40,25 @@ pub enum UsersCommand {
     /// List users and systems.
     List,
     /// Disable an account (its tokens and sessions stop working).
-    Disable { username: String },
+    Disable {
+        /// The account's username.
+        username: String,
+    },
     /// Enable a disabled account.
-    Enable { username: String },
+    Enable {
+        /// The account's username.
+        username: String,
+    },
     /// Set a password, read from the first line of standard input (also clears a lockout).
-    Password { username: String },
+    Password {
+        /// The account's username.
+        username: String,
+    },
     /// Issue a new API token; it is printed once and only its digest is kept.
     Token {
+        /// The account (person or system) the token acts as.
         username: String,
+        /// A name for the token, recorded in the audit (e.g. where it will be used).
         #[arg(long, default_value = "cli")]
         label: String,
         /// Days until the token expires [default: never].

@@ -19,9 +19,17 @@ pub enum WebhooksCommand {
         url: String,
     },
     /// List an LA's webhooks.
-    List { la: String },
+    List {
+        /// The LA's ODS code.
+        la: String,
+    },
     /// Disable a webhook (its pending deliveries stop).
-    Remove { la: String, id: String },
+    Remove {
+        /// The LA's ODS code.
+        la: String,
+        /// The webhook's id, as `webhooks list` prints it.
+        id: String,
+    },
 }
 
 pub fn run(global: &GlobalArgs, cmd: WebhooksCommand) -> Result<ExitCode> {
