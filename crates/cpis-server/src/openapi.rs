@@ -13,7 +13,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
 /// RFC 9457 problem details: every `/api/v1` and `/auth` error.
 #[derive(Serialize, ToSchema)]
@@ -248,6 +248,34 @@ pub struct TokenRequest {
     client_assertion: String,
 }
 
+/// What any authenticated operation may answer besides its own outcomes (problem details).
+#[derive(IntoResponses)]
+enum Refusals {
+    /// No or bad credentials (`WWW-Authenticate: Bearer`).
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthenticated(Problem),
+    /// The identity may not do this (or, for an unsafe request with the session cookie, the
+    /// CSRF token is missing or wrong).
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// Too many failed authentications from this client (`Retry-After`).
+    #[response(status = 429, content_type = "application/problem+json")]
+    Throttled(Problem),
+    /// The database is unavailable: try again (`Retry-After`).
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// A bad parameter, body or cursor.
+#[derive(IntoResponses)]
+#[response(status = 400, content_type = "application/problem+json")]
+struct BadRequest(Problem);
+
+/// Not one of this LA's (another LA's looks the same).
+#[derive(IntoResponses)]
+#[response(status = 404, content_type = "application/problem+json")]
+struct NotFound(Problem);
+
 // ---------------------------------------------------------------------------------------------
 // The operations. Each answers the errors listed with it as problem details.
 
@@ -313,11 +341,8 @@ fn token() {}
         ("limit" = Option<u32>, Query, description = "1 to 1000 (default 100)", minimum = 1, maximum = 1000)),
     responses(
         (status = 200, description = "The LA's notifications after the cursor, oldest first", body = NotificationPage),
-        (status = 400, description = "A bad cursor or limit", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an LA identity with la:notifications", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed authentications", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Temporarily unavailable", body = Problem, content_type = "application/problem+json")))]
+        BadRequest,
+        Refusals))]
 fn notifications() {}
 
 #[utoipa::path(post, path = "/api/v1/notifications/{id}/ack", tag = "notifications",
@@ -325,11 +350,8 @@ fn notifications() {}
     params(("id" = String, Path, description = "The notification's id")),
     responses(
         (status = 200, description = "Acknowledged (or already was)", body = AckResult),
-        (status = 401, description = "No or bad credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an LA identity, or a missing CSRF token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not one of this LA's notifications", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed authentications", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Temporarily unavailable", body = Problem, content_type = "application/problem+json")))]
+        NotFound,
+        Refusals))]
 fn ack() {}
 
 #[utoipa::path(get, path = "/api/v1/notifications/stream", tag = "notifications",
@@ -337,11 +359,8 @@ fn ack() {}
     params(("after" = Option<u64>, Query, description = "Start after this cursor (or send Last-Event-ID)")),
     responses(
         (status = 200, description = "Server-sent events: one per notification (`id` = cursor, `event` = kind, `data` = the notification)", content_type = "text/event-stream", body = String),
-        (status = 400, description = "A bad cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an LA identity", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed authentications", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Temporarily unavailable", body = Problem, content_type = "application/problem+json")))]
+        BadRequest,
+        Refusals))]
 fn stream() {}
 
 #[utoipa::path(post, path = "/api/v1/uploads", tag = "uploads",
@@ -358,13 +377,14 @@ fn stream() {}
         (status = 200, description = "A duplicate of an earlier upload: nothing applied", body = UploadReport),
         (status = 202, description = "Accepted for processing (Prefer: respond-async)", body = UploadAccepted),
         (status = 422, description = "Refused whole (CPF01 unreadable, CPF06 unsupported format); the stored report", body = UploadReport),
-        (status = 400, description = "Bad parameters or encoding", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an LA identity with la:upload, or a missing CSRF token", body = Problem, content_type = "application/problem+json"),
+        BadRequest,
         (status = 413, description = "Larger than the upload limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not text/csv, or an unknown content coding", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an LA identity with la:upload, or a missing CSRF token", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed authentications", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Temporarily unavailable (CPF05): nothing was applied; send again", body = UploadReport)))]
+        (status = 503, description = "Temporarily unavailable: nothing was applied; send again (the CPF05 report once the file was read, problem details before)",
+            content((UploadReport = "application/json"), (Problem = "application/problem+json")))))]
 fn create_upload() {}
 
 #[utoipa::path(get, path = "/api/v1/uploads/{id}", tag = "uploads",
@@ -377,12 +397,9 @@ fn create_upload() {}
         ("outcome" = Option<String>, Query, description = "Only rows with this outcome code (CPR01…CPR07)")),
     responses(
         (status = 200, description = "The report (JSON), or every row as CSV with format=csv", body = UploadReport),
-        (status = 400, description = "Bad parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an LA identity", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not one of this LA's uploads", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed authentications", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Temporarily unavailable", body = Problem, content_type = "application/problem+json")))]
+        BadRequest,
+        NotFound,
+        Refusals))]
 fn upload_report() {}
 
 #[utoipa::path(post, path = "/api/v1/uploads/{id}/confirm", tag = "uploads",
@@ -390,12 +407,9 @@ fn upload_report() {}
     params(("id" = String, Path, description = "A held full upload's id")),
     responses(
         (status = 200, description = "Applied; the report", body = UploadReport),
-        (status = 401, description = "No or bad credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an LA identity, or a missing CSRF token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not one of this LA's uploads", body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 409, description = "Not held, or stale (a later upload came first)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed authentications", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Temporarily unavailable", body = Problem, content_type = "application/problem+json")))]
+        Refusals))]
 fn confirm_upload() {}
 
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
@@ -411,51 +425,36 @@ fn confirm_upload() {}
         ("limit" = Option<u32>, Query, description = "1 to 1000 (default 100)", minimum = 1, maximum = 1000)),
     responses(
         (status = 200, description = "Matching entries, newest first (the search is itself audited)", body = AuditPage),
-        (status = 400, description = "Bad parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed authentications", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Temporarily unavailable", body = Problem, content_type = "application/problem+json")))]
+        BadRequest,
+        Refusals))]
 fn audit_search() {}
 
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
     security(("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "The hash chain checked", body = AuditCheck),
-        (status = 401, description = "No or bad credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an auditor", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed authentications", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Temporarily unavailable", body = Problem, content_type = "application/problem+json")))]
+        Refusals))]
 fn audit_verify() {}
 
 #[utoipa::path(get, path = "/api/v1/admin/alerts", tag = "admin",
     security(("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "Security alerts (anomalies), newest first", body = AuditPage),
-        (status = 401, description = "No or bad credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed authentications", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Temporarily unavailable", body = Problem, content_type = "application/problem+json")))]
+        Refusals))]
 fn alerts() {}
 
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin",
     security(("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "Every user and system", body = UserList),
-        (status = 401, description = "No or bad credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed authentications", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Temporarily unavailable", body = Problem, content_type = "application/problem+json")))]
+        Refusals))]
 fn users() {}
 
 #[utoipa::path(get, path = "/api/v1/admin/deliveries/dead", tag = "admin",
     security(("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "Webhook deliveries given up on", body = DeadDeliveries),
-        (status = 401, description = "No or bad credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed authentications", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Temporarily unavailable", body = Problem, content_type = "application/problem+json")))]
+        Refusals))]
 fn dead_deliveries() {}
 
 #[utoipa::path(post, path = "/api/v1/admin/demographics/changes", tag = "admin",
@@ -463,12 +462,9 @@ fn dead_deliveries() {}
     request_body(content = String, content_type = "text/csv", description = "A demographics change feed (CSV)"),
     responses(
         (status = 200, description = "What the feed changed", body = Object),
-        (status = 400, description = "The feed cannot be read: nothing applied", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
+        BadRequest,
         (status = 413, description = "Too large for HTTP: use the CLI", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed authentications", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Temporarily unavailable", body = Problem, content_type = "application/problem+json")))]
+        Refusals))]
 fn demographics_changes() {}
 
 #[utoipa::path(post, path = "/api/v1/admin/purge", tag = "admin",
@@ -476,11 +472,8 @@ fn demographics_changes() {}
     params(("dry_run" = Option<bool>, Query, description = "Only count what would go (default true)")),
     responses(
         (status = 200, description = "What the retention purge removed (or would)", body = Object),
-        (status = 400, description = "Bad parameters", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed authentications", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Temporarily unavailable", body = Problem, content_type = "application/problem+json")))]
+        BadRequest,
+        Refusals))]
 fn purge() {}
 
 struct Security;
