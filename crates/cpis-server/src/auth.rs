@@ -54,12 +54,12 @@ pub(crate) fn trace_id(parts: &Parts) -> Option<String> {
     trace_id_of(&parts.headers)
 }
 
-/// The one rule for a caller's `TraceID`: 1 to 128 visible ASCII characters, else none.
+/// A caller's `TraceID`, when usable (`routes::usable_trace_id`, the one rule).
 pub(crate) fn trace_id_of(headers: &axum::http::HeaderMap) -> Option<String> {
     headers
         .get("traceid")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|v| crate::routes::usable_trace_id(v))
         .map(str::to_owned)
 }
 

@@ -58,10 +58,7 @@ pub async fn login(
     if body.username.len() > 128 || body.password.len() > 1024 {
         return Err(ApiError::SignInFailed);
     }
-    let trace = headers
-        .get("traceid")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let trace = crate::auth::trace_id_of(&headers);
     let auth = state.auth.clone();
     let (principal, session) = tokio::task::spawn_blocking(move || {
         auth.login(&body.username, &body.password, trace.as_deref())
