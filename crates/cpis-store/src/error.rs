@@ -1,4 +1,8 @@
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// [`StoreError::Unavailable`] errors made by this process (either backend), for `/metrics`.
+static UNAVAILABLE: AtomicU64 = AtomicU64::new(0);
 
 /// Storage failures, sorted by what the caller can do about them.
 #[derive(Debug, thiserror::Error)]
@@ -25,4 +29,16 @@ impl StoreError {
     pub fn corrupt(what: impl fmt::Display) -> Self {
         StoreError::Corrupt(what.to_string())
     }
+
+    /// A [`StoreError::Unavailable`], counted ([`unavailable_errors`]).
+    pub fn unavailable(what: impl fmt::Display) -> Self {
+        UNAVAILABLE.fetch_add(1, Ordering::Relaxed);
+        StoreError::Unavailable(what.to_string())
+    }
+}
+
+/// How many times the database was found unavailable (busy past the timeout, unreachable, out
+/// of disk, connection lost…) since the process started.
+pub fn unavailable_errors() -> u64 {
+    UNAVAILABLE.load(Ordering::Relaxed)
 }

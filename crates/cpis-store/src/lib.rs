@@ -14,7 +14,7 @@ pub mod sqlite;
 
 pub use audit_chain::AuditVerification;
 pub use cpis_domain::data_quality::{MatchCounts, UploadOutcomeCounts};
-pub use error::{StoreError, StoreResult};
+pub use error::{unavailable_errors, StoreError, StoreResult};
 pub use la_query::{RecordQuery, RecordSearch};
 pub use model::{
     AuditQuery, ClientKeys, DeadDelivery, DueDelivery, IdentityChange, MeshOutboxEntry,
@@ -101,6 +101,9 @@ pub trait Store: Send + Sync {
     fn backup_to(&self, path: &std::path::Path) -> StoreResult<()>;
     /// Notifications not yet acknowledged (outbox depth).
     fn unacknowledged_notifications(&self) -> StoreResult<u64>;
+    /// Each push channel's outbox (webhook deliveries, MESH messages): how many are still to be
+    /// delivered, since when the oldest waits, how many were given up on. For `/metrics`.
+    fn outbox_stats(&self) -> StoreResult<Vec<OutboxStats>>;
 
     // Webhook delivery (the outbox's push side).
     /// Adds a webhook and appends its audit entry, in one transaction.
@@ -400,6 +403,20 @@ pub trait UploadTx {
     ) -> StoreResult<()>;
 }
 
+/// One push channel's outbox at a moment ([`Store::outbox_stats`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// `webhook` or `mesh`.
+    pub channel: &'static str,
+    /// Not yet delivered and not given up on (webhook deliveries of disabled webhooks excluded:
+    /// they are not attempted again).
+    pub pending: u64,
+    /// When the oldest pending one was queued.
+    pub oldest_pending: Option<DateTime<Utc>>,
+    /// Given up on (dead letters).
+    pub dead: u64,
+}
+
 /// Whether opening a SQLite database may create its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IfMissing {
@@ -455,8 +472,9 @@ fn open_as(url: &str, missing: IfMissing) -> StoreResult<Box<dyn Store>> {
         let folder = file.parent().filter(|f| !f.as_os_str().is_empty());
         if let Some(folder) = folder.filter(|f| !f.is_dir()) {
             return Err(StoreError::Config(format!(
-                "the folder {} of the database file does not exist",
-                folder.display()
+                "folder {} does not exist: create it for the database file {}",
+                folder.display(),
+                file.file_name().unwrap_or_default().to_string_lossy()
             )));
         }
         if missing == IfMissing::Refuse {

@@ -200,3 +200,33 @@ pub fn unacknowledged(conn: &mut Conn) -> StoreResult<u64> {
     )?;
     Ok(r.try_get::<_, i64>(0)? as u64)
 }
+
+pub fn outbox_stats(conn: &mut Conn) -> StoreResult<Vec<crate::OutboxStats>> {
+    // Pending rows are found through the outboxes' partial "due" indexes; dead letters are few.
+    let r = conn.query_one(
+        "SELECT
+           (SELECT count(*) FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+             WHERE d.delivered_at IS NULL AND d.dead_at IS NULL AND w.disabled_at IS NULL),
+           (SELECT min(d.created_at) FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+             WHERE d.delivered_at IS NULL AND d.dead_at IS NULL AND w.disabled_at IS NULL),
+           (SELECT count(*) FROM deliveries WHERE dead_at IS NOT NULL),
+           (SELECT count(*) FROM mesh_outbox WHERE sent_at IS NULL AND dead_at IS NULL),
+           (SELECT min(created_at) FROM mesh_outbox WHERE sent_at IS NULL AND dead_at IS NULL),
+           (SELECT count(*) FROM mesh_outbox WHERE dead_at IS NOT NULL)",
+        &[],
+    )?;
+    Ok(vec![
+        crate::OutboxStats {
+            channel: "webhook",
+            pending: r.try_get::<_, i64>(0)? as u64,
+            oldest_pending: r.try_get::<_, Option<DateTime<Utc>>>(1)?,
+            dead: r.try_get::<_, i64>(2)? as u64,
+        },
+        crate::OutboxStats {
+            channel: "mesh",
+            pending: r.try_get::<_, i64>(3)? as u64,
+            oldest_pending: r.try_get::<_, Option<DateTime<Utc>>>(4)?,
+            dead: r.try_get::<_, i64>(5)? as u64,
+        },
+    ])
+}

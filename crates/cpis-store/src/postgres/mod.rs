@@ -79,9 +79,9 @@ fn classify(e: &postgres::Error) -> StoreError {
             // Connection exceptions, transaction rollbacks (serialization failure, deadlock),
             // insufficient resources, operator intervention (statement/lock timeout via cancel,
             // shutdown), system errors.
-            Some("08" | "40" | "53" | "57" | "58") => StoreError::Unavailable(text),
+            Some("08" | "40" | "53" | "57" | "58") => StoreError::unavailable(text),
             // Lock not available (lock_timeout, NOWAIT).
-            Some("55") if code == "55P03" => StoreError::Unavailable(text),
+            Some("55") if code == "55P03" => StoreError::unavailable(text),
             Some("23") => StoreError::Constraint(text),
             _ => StoreError::Backend(text),
         };
@@ -100,7 +100,7 @@ fn classify(e: &postgres::Error) -> StoreError {
         || text.starts_with("timeout")
         || text.starts_with("error communicating")
     {
-        StoreError::Unavailable(text)
+        StoreError::unavailable(text)
     } else {
         StoreError::Backend(text)
     }
@@ -350,6 +350,10 @@ impl Store for PgStore {
 
     fn unacknowledged_notifications(&self) -> StoreResult<u64> {
         self.read(lifecycle::unacknowledged)
+    }
+
+    fn outbox_stats(&self) -> StoreResult<Vec<crate::OutboxStats>> {
+        self.read(lifecycle::outbox_stats)
     }
 
     fn add_webhook(&self, webhook: &crate::Webhook, entry: &AuditEntry) -> StoreResult<()> {

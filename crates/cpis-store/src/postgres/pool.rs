@@ -166,8 +166,8 @@ impl Pool {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(StoreError::Unavailable(
-                    "no database connection free in the pool".into(),
+                return Err(StoreError::unavailable(
+                    "no database connection free in the pool",
                 ));
             }
             state = self

@@ -207,3 +207,43 @@ pub fn unacknowledged(conn: &Connection) -> StoreResult<u64> {
         |r| r.get::<_, i64>(0),
     )? as u64)
 }
+
+pub fn outbox_stats(conn: &Connection) -> StoreResult<Vec<crate::OutboxStats>> {
+    // Pending rows are found through the outboxes' partial "due" indexes; dead letters are few.
+    let webhook = conn.query_row(
+        "SELECT count(*), min(d.created_at) FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+         WHERE d.delivered_at IS NULL AND d.dead_at IS NULL AND w.disabled_at IS NULL",
+        [],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
+    )?;
+    let webhook_dead = conn.query_row(
+        "SELECT count(*) FROM deliveries WHERE dead_at IS NOT NULL",
+        [],
+        |r| r.get::<_, i64>(0),
+    )?;
+    let mesh = conn.query_row(
+        "SELECT count(*), min(created_at) FROM mesh_outbox WHERE sent_at IS NULL AND dead_at IS NULL",
+        [],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
+    )?;
+    let mesh_dead = conn.query_row(
+        "SELECT count(*) FROM mesh_outbox WHERE dead_at IS NOT NULL",
+        [],
+        |r| r.get::<_, i64>(0),
+    )?;
+    let stats = |channel, (pending, oldest): (i64, Option<String>), dead: i64| -> StoreResult<_> {
+        Ok(crate::OutboxStats {
+            channel,
+            pending: pending as u64,
+            oldest_pending: oldest
+                .as_deref()
+                .map(super::convert::parse_ts)
+                .transpose()?,
+            dead: dead as u64,
+        })
+    };
+    Ok(vec![
+        stats("webhook", webhook, webhook_dead)?,
+        stats("mesh", mesh, mesh_dead)?,
+    ])
+}

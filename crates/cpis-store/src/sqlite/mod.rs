@@ -51,7 +51,7 @@ impl From<rusqlite::Error> for StoreError {
                 | ErrorCode::SystemIoFailure
                 | ErrorCode::DiskFull
                 | ErrorCode::CannotOpen
-                | ErrorCode::OutOfMemory => StoreError::Unavailable(e.to_string()),
+                | ErrorCode::OutOfMemory => StoreError::unavailable(&e),
                 ErrorCode::ConstraintViolation => StoreError::Constraint(e.to_string()),
                 _ => StoreError::Backend(e.to_string()),
             },
@@ -377,6 +377,10 @@ impl Store for SqliteStore {
 
     fn unacknowledged_notifications(&self) -> StoreResult<u64> {
         self.read(lifecycle::unacknowledged)
+    }
+
+    fn outbox_stats(&self) -> StoreResult<Vec<crate::OutboxStats>> {
+        self.read(lifecycle::outbox_stats)
     }
 
     fn add_webhook(&self, webhook: &crate::Webhook, entry: &AuditEntry) -> StoreResult<()> {
