@@ -367,3 +367,58 @@ fn a_sender_outside_the_directory_is_refused_and_nothing_is_applied() {
     let report: serde_json::Value = serde_json::from_slice(&got[0].2).unwrap();
     assert_eq!(report["file_outcome"], "CPF01");
 }
+
+/// A file sent again (the same bytes under another local id, as a replayed MESH message is) is a
+/// duplicate: nothing is applied again, and its CPIS_UPLOAD_REPORT says so in words and fields,
+/// naming the first upload (its id, file id, time and outcome).
+#[test]
+fn a_replayed_files_report_says_it_is_a_duplicate_and_names_the_first_upload() {
+    let child = nhs(3);
+    let Some(rig) = rig("mesh_worker::replay", &[active(child, "2015-01-01")]) else {
+        return;
+    };
+    let body = file(&[Line::upsert(child, "2015-01-01", "CPP", "2026-01-01")]);
+    let send = |local_id: &str| {
+        rig.la
+            .send(&OutboundMessage {
+                to: CPIS.into(),
+                workflow_id: WORKFLOW_UPLOAD.into(),
+                local_id: local_id.into(),
+                subject: Some("mode=delta; file_date=2026-10-31".into()),
+                filename: Some("upload.csv".into()),
+                content_type: "text/csv".into(),
+                body: body.clone(),
+            })
+            .unwrap()
+    };
+    let report = |rig: &Rig| -> serde_json::Value {
+        assert_eq!(rig.worker.send_due().unwrap().sent, 1);
+        let got = take_all(&rig.la);
+        assert_eq!(got.len(), 1);
+        serde_json::from_slice(&got[0].2).unwrap()
+    };
+    send("LA-FILE-8");
+    assert_eq!(rig.worker.receive().unwrap().len(), 1);
+    let first = report(&rig);
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(first["file_outcome"], "CPF02");
+
+    send("LA-FILE-8-AGAIN");
+    assert_eq!(rig.worker.receive().unwrap().len(), 1);
+    let again = report(&rig);
+    assert_eq!(again["status"], "duplicate");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["duplicate_of"], first["id"]);
+    assert_eq!(again["first_upload"]["id"], first["id"]);
+    assert_eq!(again["first_upload"]["file_id"], "LA-FILE-8");
+    assert_eq!(again["first_upload"]["file_outcome"], "CPF02");
+    assert_eq!(again["first_upload"]["received_at"], first["received_at"]);
+    let text = again["description"].as_str().unwrap();
+    assert!(
+        text.starts_with("Duplicate: this file was already received as file id 'LA-FILE-8'")
+            && text.contains(first["id"].as_str().unwrap())
+            && text.contains("nothing was applied"),
+        "{text}"
+    );
+    assert_eq!(again["counts"]["rows"], 0, "nothing was processed again");
+}

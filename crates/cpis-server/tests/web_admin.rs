@@ -145,8 +145,33 @@ async fn disable_and_enable_need_the_csrf_token_and_are_audited() {
     assert_eq!(audit(&app, "web.admin", "auth.csrf").len(), 2);
     assert!(audit(&app, "web.admin", "admin.user.").is_empty());
 
+    // The row's button asks first: a confirmation page, nothing changed or audited yet.
     let r = admin
         .submit(&app, "/admin/users/disable", &[("username", target)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let html = r.text();
+    assert!(html.contains("Disable this account?"), "{html}");
+    assert!(html.contains("name=\"confirm\" value=\"yes\""), "{html}");
+    assert!(!is_disabled(&app, target));
+    assert!(audit(&app, "web.admin", "admin.user.").is_empty());
+    // Its confirm button needs the CSRF token too.
+    let r = admin
+        .post_form(
+            &app,
+            "/admin/users/disable",
+            &[("username", target), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(!is_disabled(&app, target));
+
+    let r = admin
+        .submit(
+            &app,
+            "/admin/users/disable",
+            &[("username", target), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(r.text().contains("is now disabled"));
@@ -173,17 +198,27 @@ async fn disable_and_enable_need_the_csrf_token_and_are_audited() {
     assert!(!is_disabled(&app, target));
     assert_eq!(audit(&app, "web.admin", "admin.user.enable").len(), 1);
 
-    // Not their own account, and not an unknown one.
-    let r = admin
-        .submit(&app, "/admin/users/disable", &[("username", "web.admin")])
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.text().contains("You cannot disable your own account"));
-    assert!(!is_disabled(&app, "web.admin"));
-    let r = admin
-        .submit(&app, "/admin/users/disable", &[("username", "nobody.here")])
-        .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Not their own account, and not an unknown one (asked or confirmed).
+    for confirm in ["", "yes"] {
+        let r = admin
+            .submit(
+                &app,
+                "/admin/users/disable",
+                &[("username", "web.admin"), ("confirm", confirm)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.text().contains("You cannot disable your own account"));
+        assert!(!is_disabled(&app, "web.admin"));
+        let r = admin
+            .submit(
+                &app,
+                "/admin/users/disable",
+                &[("username", "nobody.here"), ("confirm", confirm)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
     // Refused changes wrote no entry.
     assert_eq!(audit(&app, "web.admin", "admin.user.").len(), 2);
 }
@@ -202,9 +237,8 @@ async fn disable_is_not_stored_without_its_audit_entry() {
          BEGIN SELECT RAISE(ABORT, 'audit refused'); END;",
     )
     .unwrap();
-    let r = admin
-        .submit(&app, "/admin/users/disable", &[("username", target)])
-        .await;
+    let confirmed = [("username", target), ("confirm", "yes")];
+    let r = admin.submit(&app, "/admin/users/disable", &confirmed).await;
     assert!(r.status.is_server_error(), "{}: {}", r.status, r.text());
     assert!(
         !is_disabled(&app, target),
@@ -214,9 +248,7 @@ async fn disable_is_not_stored_without_its_audit_entry() {
 
     db.execute_batch("DROP TRIGGER refuse_admin_audit;")
         .unwrap();
-    let r = admin
-        .submit(&app, "/admin/users/disable", &[("username", target)])
-        .await;
+    let r = admin.submit(&app, "/admin/users/disable", &confirmed).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(is_disabled(&app, target));
     assert_eq!(audit(&app, "web.admin", "admin.user.disable").len(), 1);
@@ -457,6 +489,31 @@ async fn data_quality_numbers_come_from_the_las_own_uploads() {
         week_row.iter().filter(|n| **n > 0).count(),
         "one bar segment per code with rejections"
     );
+    // Issue #18: readable at a glance: axis titles, one pattern per code (not only colour),
+    // each bar's total written above it, and the weekly table at full width.
+    assert!(html.contains("data-axis=\"x\">Week commencing (Monday)</text>"));
+    assert!(html.contains("data-axis=\"y\">Rejected rows</text>"));
+    for p in [
+        "solid",
+        "diagonal",
+        "dots",
+        "horizontal",
+        "crosshatch",
+        "vertical",
+    ] {
+        assert_eq!(
+            html.matches(&format!("data-pattern=\"{p}\"")).count(),
+            1,
+            "{p}"
+        );
+    }
+    assert!(html.contains("fill=\"url(#cpis-fill-CPR01)\""));
+    let week_total: u64 = week_row.iter().sum();
+    assert!(
+        html.contains(&format!("data-bar-total>{week_total}</text>")),
+        "{html}"
+    );
+    assert!(html.contains("cpis-weekly-table"));
 
     // Coventry sees only its own (demo) upload: every row accepted.
     let cov = sign_in(&app, "web.coventry").await;
@@ -466,4 +523,277 @@ async fn data_quality_numbers_come_from_the_las_own_uploads() {
         "{html}"
     );
     assert!(html.contains(&cell("not-matched", 0)));
+}
+
+/// Issue #18: the users page shows 25 accounts a page with links between pages, finds accounts
+/// by a search that is posted (account names never in a URL), and its row buttons are not the
+/// red warning button (that one is on the confirmation page only).
+#[tokio::test]
+async fn users_page_is_paged_and_searchable() {
+    let app = spawn_app();
+    for i in 0..30 {
+        add_person(
+            &app,
+            &format!("paging.person{i:02}"),
+            &format!("Paging Person {i:02}"),
+            ED_SETTING,
+            &[Permission::ViewNotify],
+        );
+    }
+    let admin = sign_in_admin(&app).await;
+    let total = app.store.list_users().unwrap().len();
+    assert!(total > 30, "{total}");
+    let html = admin.get(&app, "/admin/users").await.text();
+    assert!(
+        html.contains(&format!("Showing 1 to 25 of {total} accounts")),
+        "{html}"
+    );
+    assert_eq!(
+        html.matches("<tr class=\"nhsuk-table__row\" data-username=")
+            .count(),
+        25
+    );
+    assert!(html.contains("href=\"/admin/users?page=2\""), "{html}");
+    assert!(
+        !html.contains("nhsuk-button--warning"),
+        "no red buttons on the list"
+    );
+    let html = admin.get(&app, "/admin/users?page=2").await.text();
+    assert!(
+        html.contains(&format!(
+            "Showing 26 to {} of {total} accounts",
+            total.min(50)
+        )),
+        "{html}"
+    );
+    assert!(
+        html.contains("href=\"/admin/users\""),
+        "a link back to page 1"
+    );
+    // A page past the end shows the last page.
+    let html = admin.get(&app, "/admin/users?page=999").await.text();
+    assert!(html.contains(&format!("of {total} accounts")), "{html}");
+    // Search words in a URL are ignored.
+    let html = admin.get(&app, "/admin/users?q=paging").await.text();
+    assert!(html.contains(&format!("Showing 1 to 25 of {total} accounts")));
+
+    // The search: every word must match (name, username, organisation, role, state).
+    let r = admin
+        .submit(&app, "/admin/users", &[("q", "Paging person")])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let html = r.text();
+    assert!(
+        html.contains("Showing 1 to 25 of 30 accounts matching \u{201c}Paging person\u{201d}"),
+        "{html}"
+    );
+    assert!(!html.contains("data-username=\"web.admin\""));
+    // Its pages are posted with the words, not linked.
+    assert!(!html.contains("/admin/users?page=2"));
+    assert!(html.contains("name=\"page\" value=\"2\""));
+    let r = admin
+        .submit(
+            &app,
+            "/admin/users",
+            &[("q", "Paging person"), ("page", "2")],
+        )
+        .await;
+    let html = r.text();
+    assert!(
+        html.contains("Showing 26 to 30 of 30 accounts matching"),
+        "{html}"
+    );
+    assert!(html.contains("data-username=\"paging.person29\""));
+    let html = admin
+        .submit(&app, "/admin/users", &[("q", "person07")])
+        .await
+        .text();
+    assert!(
+        html.contains("Showing 1 account matching \u{201c}person07\u{201d}"),
+        "{html}"
+    );
+    let html = admin
+        .submit(&app, "/admin/users", &[("q", "no-such-account")])
+        .await
+        .text();
+    assert!(html.contains("No accounts match"), "{html}");
+    // The search needs the CSRF token, as every form.
+    let r = admin.post_form(&app, "/admin/users", &[("q", "x")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Disabling from a search page asks first, then comes back to the same search and page.
+    let html = admin
+        .submit(
+            &app,
+            "/admin/users/disable",
+            &[
+                ("username", "paging.person27"),
+                ("q", "Paging person"),
+                ("page", "2"),
+            ],
+        )
+        .await
+        .text();
+    assert!(html.contains("Disable this account?") && html.contains("Paging Person 27"));
+    assert!(
+        html.contains("nhsuk-button--warning"),
+        "the red button is here"
+    );
+    assert!(!is_disabled(&app, "paging.person27"));
+    let r = admin
+        .submit(
+            &app,
+            "/admin/users/disable",
+            &[
+                ("username", "paging.person27"),
+                ("q", "Paging person"),
+                ("page", "2"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let html = r.text();
+    assert!(is_disabled(&app, "paging.person27"));
+    assert!(html.contains("Paging Person 27 (paging.person27) is now disabled."));
+    assert!(
+        html.contains("Showing 26 to 30 of 30 accounts matching"),
+        "{html}"
+    );
+    let html = admin
+        .submit(&app, "/admin/users", &[("q", "paging disabled")])
+        .await
+        .text();
+    assert!(html.contains("Showing 1 account matching"), "{html}");
+    assert!(html.contains("data-username=\"paging.person27\""));
+}
+
+/// Issue #18: the audit search's own entries are sentences (no `user=None organisation=None…`
+/// debug text), dates are entered and shown as the hint writes them (day/month/year, UK days),
+/// and the results come before the search form.
+#[tokio::test]
+async fn audit_search_reads_as_words_with_uk_dates_and_results_first() {
+    let app = spawn_app();
+    add_person(
+        &app,
+        "web.auditor",
+        "Web Auditor",
+        OPERATIONS_ORG,
+        &[Permission::Auditor],
+    );
+    // 23:30 UTC on 1 July is 00:30 on 2 July in the UK (BST).
+    let at = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    for (time, detail) in [
+        ("2026-07-01T22:59:00Z", "late on 1 July"),
+        ("2026-07-01T23:30:00Z", "early on 2 July"),
+    ] {
+        app.store
+            .append_audit(&cpis_domain::AuditEntry {
+                time: at(time),
+                actor: cpis_domain::AuditActor {
+                    id: "test.actor".into(),
+                    name: "Test Actor".into(),
+                    organisation: None,
+                    role: "test".into(),
+                },
+                action: "test.bst".into(),
+                subject_nhs: None,
+                trace_id: None,
+                outcome: AuditOutcome::Success,
+                detail: Some(detail.into()),
+            })
+            .unwrap();
+    }
+    let auditor = sign_in(&app, "web.auditor").await;
+    let html = auditor.get(&app, "/audit").await.text();
+    assert!(html.contains("For example, 20/11/2026"), "{html}");
+    assert!(
+        !html.contains("type=\"date\""),
+        "the browser's own date format is not used"
+    );
+
+    let r = auditor
+        .submit(
+            &app,
+            "/audit",
+            &[
+                ("action", "test.bst"),
+                ("from", "2/7/2026"),
+                ("to", "2026-07-02"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let html = r.text();
+    assert!(
+        html.contains("early on 2 July") && !html.contains("late on 1 July"),
+        "{html}"
+    );
+    // The dates come back as the hint writes them, and the results say what was searched.
+    assert!(html.contains("value=\"02/07/2026\""), "{html}");
+    assert!(
+        html.contains(
+            "Entries with action starting test.bst, from 02/07/2026, to 02/07/2026, newest first."
+        ),
+        "{html}"
+    );
+    let results = html.find("data-testid=\"audit-results\"").unwrap();
+    let form = html
+        .find("<form action=\"/audit\" method=\"post\"")
+        .unwrap();
+    assert!(results < form, "results above the search form");
+    let html = auditor
+        .submit(
+            &app,
+            "/audit",
+            &[("action", "test.bst"), ("to", "01/07/2026")],
+        )
+        .await
+        .text();
+    assert!(
+        html.contains("late on 1 July") && !html.contains("early on 2 July"),
+        "{html}"
+    );
+
+    // The search's own entries are sentences, never Rust debug output.
+    auditor.submit(&app, "/audit", &[]).await;
+    let searches = audit(&app, "web.auditor", "audit.search");
+    assert_eq!(searches.len(), 3);
+    let details: Vec<&str> = searches
+        .iter()
+        .map(|s| s.entry.detail.as_deref().unwrap())
+        .collect();
+    for d in &details {
+        assert!(
+            !d.contains("None") && !d.contains("Some(") && !d.contains("user="),
+            "{d}"
+        );
+    }
+    assert!(details.contains(&"Searched the audit trail on the web page, with no other filters."));
+    assert!(
+        details.contains(
+            &"Searched the audit trail on the web page: action starting test.bst, from 02/07/2026, to 02/07/2026 (UK dates)."
+        ),
+        "{details:?}"
+    );
+    // Which is what the page shows of them.
+    let html = auditor
+        .submit(&app, "/audit", &[("action", "audit.search")])
+        .await
+        .text();
+    assert!(
+        html.contains("Searched the audit trail on the web page"),
+        "{html}"
+    );
+    assert!(!html.contains("organisation=None"), "{html}");
+    // A date the hint would not write is refused with the hint's example.
+    let html = auditor
+        .submit(&app, "/audit", &[("from", "31/02/2026")])
+        .await
+        .text();
+    assert!(html.contains("for example 20/11/2026"), "{html}");
 }

@@ -547,3 +547,109 @@ async fn la_users_see_only_the_pages_their_permissions_open() {
         }
     }
 }
+
+/// Issue #18: a web upload's report (page and CSV) is titled by the file's name and file id, not
+/// a content hash; its rows say what their numbers count, carry the local id and read as
+/// sentences with the detail code in its own column; a lone recent upload is "one file".
+#[tokio::test]
+async fn the_upload_report_is_titled_by_the_file_and_reads_as_sentences() {
+    let app = spawn_app();
+    // Hartlepool: no demo uploads, so its list holds only this file.
+    let s = sign_in(&app, "E06000001", "hartlepool.web").await;
+    let file = demo_file("errors-E08000026.csv");
+    let r = s
+        .post_upload(&app, &upload_parts(Some(&s.csrf), "20", Some(&file)))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let report = location(&r).to_owned();
+    let id = report.trim_start_matches("/la/uploads/").to_owned();
+    let api = s.get(&app, &format!("/api/v1/uploads/{id}")).await.json();
+    let file_id = api["file_id"].as_str().unwrap().to_owned();
+    assert!(
+        file_id.starts_with("errors.csv.") && file_id.len() == "errors.csv.".len() + 16,
+        "{file_id}"
+    );
+    let html = s.get(&app, &report).await.text();
+    assert!(
+        html.contains("<h1 class=\"nhsuk-heading-l\">Upload report: errors.csv</h1>"),
+        "{html}"
+    );
+    assert!(html.contains("<title>Upload report: errors.csv"), "{html}");
+    assert!(!html.contains("sha256-"));
+    let squeezed: String = html.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(squeezed.contains(
+        "<dt class=\"nhsuk-summary-list__key\">File name</dt> <dd class=\"nhsuk-summary-list__value\">errors.csv</dd>"
+    ), "{html}");
+    assert!(squeezed.contains(&format!(
+        "<dt class=\"nhsuk-summary-list__key\">File ID</dt> <dd class=\"nhsuk-summary-list__value\">{file_id}</dd>"
+    )));
+    // Row numbers say what they count.
+    assert!(html.contains(">Row after the header</th>"));
+    assert!(html.contains("row 1 is the first line after the header row (line 2 of the file)"));
+    // Messages are sentences; codes have their own column.
+    assert!(!html.contains("NHS_NUMBER_CHECK_DIGIT:") && !html.contains("BAD_DATE:"));
+    assert!(html.contains(">Detail code</th>") && html.contains(">BAD_DATE</td>"));
+    assert!(
+        html.contains("The same NHS number and plan type appear earlier in this file."),
+        "{html}"
+    );
+    // The local id of a row the LA now holds.
+    assert!(html.contains(">Local ID</th>"));
+    let accepted = api["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["outcome"] == "CPR06")
+        .expect("an accepted row")["row"]
+        .as_u64()
+        .unwrap();
+    let local_id = file
+        .lines()
+        .nth(accepted as usize)
+        .unwrap()
+        .split(',')
+        .nth(2)
+        .unwrap();
+    assert!(
+        html.contains(&format!("cpis-break-anywhere\">{local_id}</td>")),
+        "{local_id}: {html}"
+    );
+
+    // The CSV: named by the file id, messages as sentences, codes in their own column.
+    let csv = s
+        .get(&app, &format!("/api/v1/uploads/{id}?format=csv"))
+        .await;
+    assert_eq!(
+        csv.headers["content-disposition"],
+        format!("attachment; filename=\"cpis-report-{file_id}.csv\"").as_str()
+    );
+    let text = csv.text();
+    assert!(
+        text.contains(
+            ",CPR07,DUPLICATE_ROW,The same NHS number and plan type appear earlier in this file.,"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("NHS_NUMBER_CHECK_DIGIT:"));
+
+    // The upload page: the file listed by its name, "one file" in the singular.
+    let html = s.get(&app, "/la/uploads").await.text();
+    assert!(html.contains("The one file received from"), "{html}");
+    assert!(!html.contains("The latest 1 files"));
+    assert!(
+        html.contains(">errors.csv<span class=\"nhsuk-u-visually-hidden\"> report</span></a>"),
+        "{html}"
+    );
+    assert!(html.contains(&format!("File ID {file_id}")));
+    // The same file again is a duplicate, titled the same way.
+    let r = s
+        .post_upload(&app, &upload_parts(Some(&s.csrf), "20", Some(&file)))
+        .await;
+    let html = s.get(&app, location(&r)).await.text();
+    assert!(
+        html.contains("Upload report: errors.csv") && html.contains("already received"),
+        "{html}"
+    );
+    let html = s.get(&app, "/la/uploads").await.text();
+    assert!(html.contains("The 2 files received from"), "{html}");
+}

@@ -139,7 +139,12 @@ impl Inbound<'_> {
                 break;
             }
         }
-        let body = payloads::report_body(summary, &rows, &msg.message_id)
+        // A duplicate's report names the upload it repeats.
+        let first = match &summary.duplicate_of {
+            Some(original) => self.store.upload(&summary.meta.la, original)?,
+            None => None,
+        };
+        let body = payloads::report_body(summary, first.as_ref(), &rows, &msg.message_id)
             .map_err(|e| MeshError::Report(e.to_string()))?;
         // The outcome code, or the status where there is none (`duplicate`, held for confirmation).
         let outcome = summary

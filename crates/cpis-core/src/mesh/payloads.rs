@@ -5,7 +5,7 @@ use crate::delivery::notification_json;
 use crate::upload::write_report_csv;
 use chrono::NaiveDate;
 use cpis_domain::outcome::FileOutcome;
-use cpis_domain::report::{RowResult, UploadSummary};
+use cpis_domain::report::{RowResult, UploadStatus, UploadSummary};
 use cpis_domain::upload::{UploadMode, FORMAT_V1};
 use cpis_domain::{Notification, NotificationKind};
 use serde_json::json;
@@ -105,20 +105,78 @@ pub fn notification_body(n: &Notification) -> Vec<u8> {
     notification_json(n).to_string().into_bytes()
 }
 
+/// What a report says about its upload in one sentence. A duplicate says so and names the first
+/// upload (its file id, when it was received and what came of it) when that is known.
+pub fn report_description(summary: &UploadSummary, first: Option<&UploadSummary>) -> String {
+    match (summary.status, &summary.duplicate_of) {
+        (UploadStatus::Duplicate, Some(original)) => {
+            let Some(f) = first else {
+                return format!(
+                    "Duplicate: this file was already received as upload {original}, so nothing was applied."
+                );
+            };
+            let result = match (f.status, f.file_outcome) {
+                (UploadStatus::HeldForConfirmation, _) => "it is held for confirmation".to_owned(),
+                (_, Some(o)) => format!("its outcome was {} {}", o.code(), o.description()),
+                (status, None) => format!("its status is {}", status.code()),
+            };
+            format!(
+                "Duplicate: this file was already received as file id '{}' on {} (upload {original}), so nothing was applied; {result}.",
+                f.meta.file_id,
+                f.received_at.format("%Y-%m-%d at %H:%M UTC"),
+            )
+        }
+        (UploadStatus::Duplicate, None) => {
+            "Duplicate: this file was already received, so nothing was applied.".to_owned()
+        }
+        (UploadStatus::HeldForConfirmation, _) => {
+            "Held: nothing was applied until the upload is confirmed.".to_owned()
+        }
+        (status, _) => match summary.file_outcome {
+            Some(o) => format!("{} {}.", o.code(), o.description()),
+            None => format!("Status {}.", status.code()),
+        },
+    }
+}
+
 /// The JSON body of an upload report: the summary (as the API's report), the MESH message it
-/// answers, and the whole per-record report as CSV text (the API's CSV columns).
+/// answers, and the whole per-record report as CSV text (the API's CSV columns). It also says in
+/// words what happened (`description`) and whether the file was a duplicate (`duplicate`); a
+/// duplicate names the upload it repeats (`duplicate_of`, and `first_upload` with that upload's
+/// file id, time and outcome when `first` is given).
 pub fn report_body(
     summary: &UploadSummary,
+    first: Option<&UploadSummary>,
     rows: &[RowResult],
     mesh_message_id: &str,
 ) -> Result<Vec<u8>, csv::Error> {
     let csv = write_report_csv(Vec::new(), rows, true)?;
     let mut doc = serde_json::to_value(summary).unwrap_or_else(|_| json!({}));
+    let duplicate = summary.status == UploadStatus::Duplicate;
     if let Some(obj) = doc.as_object_mut() {
         obj.insert(
             "file_outcome_description".into(),
             json!(summary.file_outcome.map(|o| o.description())),
         );
+        obj.insert(
+            "description".into(),
+            json!(report_description(summary, first)),
+        );
+        obj.insert("duplicate".into(), json!(duplicate));
+        if let (true, Some(f)) = (duplicate, first) {
+            obj.insert(
+                "first_upload".into(),
+                json!({
+                    "id": f.id,
+                    "file_id": f.meta.file_id,
+                    "channel": f.meta.channel,
+                    "received_at": f.received_at,
+                    "status": f.status,
+                    "file_outcome": f.file_outcome,
+                    "file_outcome_description": f.file_outcome.map(|o| o.description()),
+                }),
+            );
+        }
         obj.insert("mesh_message_id".into(), json!(mesh_message_id));
         obj.insert(
             "records_csv".into(),
@@ -175,6 +233,77 @@ mod tests {
                 .to_string()
                 .len()
                 < 200
+        );
+    }
+
+    fn summary(id: &str, file_id: &str, status: UploadStatus) -> UploadSummary {
+        UploadSummary {
+            id: cpis_domain::report::UploadId::parse(id).unwrap(),
+            meta: cpis_domain::report::UploadMeta {
+                la: cpis_domain::OdsCode::parse("E08000026").unwrap(),
+                file_id: file_id.into(),
+                mode: UploadMode::Delta,
+                file_date: cpis_domain::parse_iso_date("2026-11-25").unwrap(),
+                format: FORMAT_V1.into(),
+                channel: "mesh".into(),
+            },
+            content_sha256: "ab".repeat(32),
+            status,
+            file_outcome: None,
+            message: None,
+            counts: Default::default(),
+            received_at: chrono::DateTime::parse_from_rfc3339("2026-11-25T09:30:00Z")
+                .unwrap()
+                .with_timezone(&chrono::Utc),
+            completed_at: None,
+            duplicate_of: None,
+        }
+    }
+
+    #[test]
+    fn a_duplicates_report_says_so_and_names_the_first_upload() {
+        const FIRST: &str = "11111111-2222-3333-4444-555555555555";
+        let mut first = summary(FIRST, "cov-2026-11-25", UploadStatus::Completed);
+        first.file_outcome = Some(FileOutcome::Partial);
+        let mut dup = summary(
+            "99999999-8888-7777-6666-555555555555",
+            "mesh-msg-2",
+            UploadStatus::Duplicate,
+        );
+        dup.duplicate_of = Some(first.id.clone());
+        let doc: serde_json::Value =
+            serde_json::from_slice(&report_body(&dup, Some(&first), &[], "MSG2").unwrap()).unwrap();
+        assert_eq!(doc["status"], "duplicate");
+        assert_eq!(doc["duplicate"], true);
+        assert_eq!(doc["duplicate_of"], FIRST);
+        assert_eq!(doc["first_upload"]["id"], FIRST);
+        assert_eq!(doc["first_upload"]["file_id"], "cov-2026-11-25");
+        assert_eq!(doc["first_upload"]["file_outcome"], "CPF03");
+        assert_eq!(doc["first_upload"]["received_at"], "2026-11-25T09:30:00Z");
+        let text = doc["description"].as_str().unwrap();
+        assert!(
+            text.starts_with("Duplicate: this file was already received"),
+            "{text}"
+        );
+        assert!(
+            text.contains("file id 'cov-2026-11-25'")
+                && text.contains("2026-11-25 at 09:30 UTC")
+                && text.contains(FIRST)
+                && text.contains("nothing was applied")
+                && text.contains("CPF03"),
+            "{text}"
+        );
+        // Without the first upload's details (a lagging replica), it is still named by id.
+        let text = report_description(&dup, None);
+        assert!(text.contains("Duplicate") && text.contains(FIRST), "{text}");
+        // An ordinary report is not a duplicate and has no first upload.
+        let doc: serde_json::Value =
+            serde_json::from_slice(&report_body(&first, None, &[], "MSG1").unwrap()).unwrap();
+        assert_eq!(doc["duplicate"], false);
+        assert!(doc.get("first_upload").is_none());
+        assert_eq!(
+            doc["description"],
+            "CPF03 Partially loaded: valid records applied, invalid records rejected."
         );
     }
 

@@ -17,7 +17,7 @@ mod spool;
 
 pub use csv_reader::{FileError, UploadReader};
 pub use engine::{EngineError, Progress, ProgressPhase, Submitted, UploadEngine, UploadSettings};
-pub use report_csv::{write_report_csv, REPORT_CSV_HEADER};
+pub use report_csv::{report_file_name, sentence, write_report_csv, REPORT_CSV_HEADER};
 pub use spool::{SpoolDir, SpoolError, SpooledFile, Spooler};
 
 /// The upload capability of a local operator (CLI, demo loader, benchmark) acting for an LA.

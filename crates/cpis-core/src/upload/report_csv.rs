@@ -3,8 +3,13 @@
 //! Cells can echo what an LA's file held (an unreadable NHS number is reported as written), and
 //! data officers open these reports in spreadsheets: a cell that a spreadsheet would run as a
 //! formula is written as text instead ([`spreadsheet_safe`]).
+//!
+//! Messages are written as sentences ([`sentence`]): the engine's short texts
+//! (`date_of_birth is required`) become `The date_of_birth field is required.`; the detail code
+//! keeps its own column, never a prefix of the message.
 
-use cpis_domain::report::RowResult;
+use cpis_domain::report::{RowResult, UploadSummary};
+use cpis_domain::upload::HEADER;
 use std::borrow::Cow;
 use std::io::Write;
 
@@ -27,6 +32,52 @@ pub fn spreadsheet_safe(cell: &str) -> Cow<'_, str> {
     }
 }
 
+/// A row message as a sentence: a leading upload column name becomes "The <column> field …",
+/// otherwise the first letter is capitalised; it ends with a full stop. Empty stays empty.
+pub fn sentence(message: &str) -> String {
+    let m = message.trim();
+    if m.is_empty() {
+        return String::new();
+    }
+    let first = m.split_whitespace().next().unwrap_or("");
+    let mut out = if HEADER.contains(&first) {
+        format!("The {first} field{}", &m[first.len()..])
+    } else {
+        let mut chars = m.chars();
+        chars.next().map_or_else(String::new, |c| {
+            c.to_uppercase().collect::<String>() + chars.as_str()
+        })
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
+/// The name of an upload's CSV report when downloaded: `cpis-report-<file id>.csv` (the file
+/// id is 1–64 of `A-Z a-z 0-9 . _ -`; anything else is replaced, so the header stays valid).
+pub fn report_file_name(summary: &UploadSummary) -> String {
+    let id: String = summary
+        .meta
+        .file_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    let id = id.trim_end_matches(".csv");
+    if id.is_empty() {
+        format!("cpis-report-{}.csv", summary.id)
+    } else {
+        format!("cpis-report-{id}.csv")
+    }
+}
+
 /// Writes the header (when `header` is set) and the given rows.
 pub fn write_report_csv<W: Write>(out: W, rows: &[RowResult], header: bool) -> csv::Result<W> {
     let mut w = csv::Writer::from_writer(out);
@@ -39,7 +90,7 @@ pub fn write_report_csv<W: Write>(out: W, rows: &[RowResult], header: bool) -> c
             r.nhs_number.clone(),
             r.outcome.code().to_owned(),
             r.detail.map_or("", |d| d.code()).to_owned(),
-            r.message.clone().unwrap_or_default(),
+            sentence(r.message.as_deref().unwrap_or_default()),
             r.new_nhs_number.map(|n| n.digits()).unwrap_or_default(),
         ];
         w.write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))?;
@@ -89,6 +140,35 @@ mod tests {
             .map(str::to_owned)
             .collect();
         assert_eq!(cells[1], "'=HYPERLINK(\"http://x\",\"y\")");
-        assert_eq!(cells[4], "'-the message");
+        assert_eq!(cells[4], "'-the message.");
+    }
+
+    #[test]
+    fn messages_read_as_sentences_without_code_prefixes() {
+        assert_eq!(
+            sentence("date_of_birth is required"),
+            "The date_of_birth field is required."
+        );
+        assert_eq!(
+            sentence("the same NHS number and plan type appear earlier in this file"),
+            "The same NHS number and plan type appear earlier in this file."
+        );
+        assert_eq!(sentence("Already a sentence."), "Already a sentence.");
+        assert_eq!(sentence("  "), "");
+        let row = RowResult {
+            row: 3,
+            nhs_number: "9434765918".into(),
+            outcome: RecordOutcome::MalformedNhsNumber,
+            detail: Some(DetailCode::NhsNumberCheckDigit),
+            message: Some("row has 3 fields, expected 11".into()),
+            new_nhs_number: None,
+        };
+        let out = String::from_utf8(write_report_csv(Vec::new(), &[row], true).unwrap()).unwrap();
+        let line = out.lines().nth(1).unwrap();
+        assert_eq!(
+            line,
+            "3,9434765918,CPR04,NHS_NUMBER_CHECK_DIGIT,\"Row has 3 fields, expected 11.\","
+        );
+        assert!(!line.contains("NHS_NUMBER_CHECK_DIGIT:"));
     }
 }

@@ -86,6 +86,8 @@ struct AuditPage {
     outcomes: Vec<OutcomeOption>,
     /// `None` before a search.
     results: Option<Vec<EntryView>>,
+    /// What the results are, in words.
+    results_summary: String,
     /// The cursor for "Older entries", when there may be more.
     next_before: Option<u64>,
     verification: Option<VerifyView>,
@@ -113,6 +115,7 @@ impl AuditPage {
             form,
             outcomes,
             results: None,
+            results_summary: String::new(),
             next_before: None,
             verification: None,
         }
@@ -151,15 +154,120 @@ fn trimmed(s: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_owned())
 }
 
+/// A date as the form's hint shows it: day/month/year (`20/11/2026`; `-`, `.` or spaces also
+/// separate), or ISO `2026-11-20` as the API takes it.
 fn date(s: &str) -> Result<Option<NaiveDate>, ()> {
-    match s.trim() {
-        "" => Ok(None),
-        t => cpis_domain::parse_iso_date(t).map(Some).map_err(|_| ()),
+    let t = s.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(d) = cpis_domain::parse_iso_date(t) {
+        return Ok(Some(d));
+    }
+    let parts: Vec<&str> = t
+        .split(['/', '-', '.', ' '])
+        .filter(|p| !p.is_empty())
+        .collect();
+    let [d, m, y] = parts[..] else {
+        return Err(());
+    };
+    if y.len() != 4 || d.len() > 2 || m.len() > 2 {
+        return Err(());
+    }
+    let num = |p: &str| p.parse::<u32>().map_err(|_| ());
+    let year = i32::try_from(num(y)?).map_err(|_| ())?;
+    NaiveDate::from_ymd_opt(year, num(m)?, num(d)?)
+        .map(Some)
+        .ok_or(())
+}
+
+/// A date as the form shows it: `20/11/2026`.
+pub(super) fn form_date(d: NaiveDate) -> String {
+    d.format("%d/%m/%Y").to_string()
+}
+
+/// The first moment of a UK calendar day, in UTC: midnight GMT, or 23:00 UTC the day before
+/// while British Summer Time applies (the page shows times in UK time).
+fn uk_midnight(d: NaiveDate) -> chrono::DateTime<chrono::Utc> {
+    let utc = d.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    let bst = utc - Duration::hours(1);
+    if format::is_bst(bst) {
+        bst
+    } else {
+        utc
+    }
+}
+
+/// What a valid search form asks for.
+struct Search {
+    query: AuditQuery,
+    /// Kept here, on top of the store's query (which has no outcome filter).
+    outcome: Option<AuditOutcome>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+}
+
+impl Search {
+    /// The filters in words (`user demo.admin`, `from 20/11/2026`…); the NHS number only when
+    /// asked for (an audit entry holds it as its subject, not in its text).
+    fn filters(&self, with_nhs_number: bool) -> Vec<String> {
+        let q = &self.query;
+        let mut out = Vec::new();
+        if let (true, Some(n)) = (with_nhs_number, q.subject_nhs) {
+            out.push(format!("NHS number {}", n.grouped()));
+        }
+        if let Some(u) = &q.actor_id {
+            out.push(format!("user {u}"));
+        }
+        if let Some(o) = &q.organisation {
+            out.push(format!("organisation {o}"));
+        }
+        if let Some(a) = &q.action_prefix {
+            out.push(format!("action starting {a}"));
+        }
+        if let Some(o) = self.outcome {
+            out.push(format!("outcome {}", o.code()));
+        }
+        if let Some(d) = self.from {
+            out.push(format!("from {}", form_date(d)));
+        }
+        if let Some(d) = self.to {
+            out.push(format!("to {}", form_date(d)));
+        }
+        out
+    }
+
+    /// The `audit.search` entry's text: a sentence, never debug output.
+    fn audit_detail(&self) -> String {
+        let filters = self.filters(false);
+        let nhs = if self.query.subject_nhs.is_some() {
+            " for the NHS number in this entry"
+        } else {
+            ""
+        };
+        if filters.is_empty() {
+            format!("Searched the audit trail on the web page{nhs}, with no other filters.")
+        } else {
+            format!(
+                "Searched the audit trail on the web page{nhs}: {} (UK dates).",
+                filters.join(", ")
+            )
+        }
+    }
+
+    /// The line above the results.
+    fn summary(&self) -> String {
+        let filters = self.filters(true);
+        if filters.is_empty() {
+            "All entries, newest first.".to_owned()
+        } else {
+            format!("Entries with {}, newest first.", filters.join(", "))
+        }
     }
 }
 
 /// The store query a form asks for, the outcome to keep, or the form's errors.
-fn query(form: &SearchForm) -> Result<(AuditQuery, Option<AuditOutcome>), Vec<FieldError>> {
+fn query(form: &SearchForm) -> Result<Search, Vec<FieldError>> {
     let mut errors = Vec::new();
     let subject = match trimmed(&form.nhs_number) {
         None => None,
@@ -190,14 +298,14 @@ fn query(form: &SearchForm) -> Result<(AuditQuery, Option<AuditOutcome>), Vec<Fi
     let from = date(&form.from).unwrap_or_else(|()| {
         errors.push(FieldError {
             field: "from",
-            message: "Enter the start date as a real date, for example 2026-11-20".into(),
+            message: "Enter the start date as a real date, for example 20/11/2026".into(),
         });
         None
     });
     let to = date(&form.to).unwrap_or_else(|()| {
         errors.push(FieldError {
             field: "to",
-            message: "Enter the end date as a real date, for example 2026-11-20".into(),
+            message: "Enter the end date as a real date, for example 20/11/2026".into(),
         });
         None
     });
@@ -214,21 +322,22 @@ fn query(form: &SearchForm) -> Result<(AuditQuery, Option<AuditOutcome>), Vec<Fi
     if !errors.is_empty() {
         return Err(errors);
     }
-    let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-    Ok((
-        AuditQuery {
+    Ok(Search {
+        query: AuditQuery {
             subject_nhs: subject,
             actor_id: trimmed(&form.user),
             organisation: trimmed(&form.organisation).map(|o| o.to_ascii_uppercase()),
             action_prefix: trimmed(&form.action),
-            from: from.map(midnight),
-            // The store's `to` is inclusive: the last microsecond of the end date.
-            to: to.map(|t| midnight(t) + Duration::days(1) - Duration::microseconds(1)),
+            from: from.map(uk_midnight),
+            // The store's `to` is inclusive: the last microsecond of the end date (UK time).
+            to: to.map(|t| uk_midnight(t + Duration::days(1)) - Duration::microseconds(1)),
             before_seq: before,
             limit: BATCH,
         },
         outcome,
-    ))
+        from,
+        to,
+    })
 }
 
 /// One page of matching entries and the cursor after it (if the trail may go on).
@@ -289,31 +398,38 @@ pub async fn search(
     SignedInForm { user, form }: SignedInForm<SearchForm>,
 ) -> Result<Response, WebError> {
     auditor(&state, &user, "audit.search").await?;
-    let (q, outcome) = match query(&form) {
+    let search = match query(&form) {
         Ok(q) => q,
         Err(errors) => {
             let mut page = AuditPage::new(&user, form);
             page.form.nhs_number = page.form.nhs_number.chars().take(40).collect();
+            page.form.from = page.form.from.chars().take(40).collect();
+            page.form.to = page.form.to.chars().take(40).collect();
             page.errors = errors;
             page.layout = page.layout.with_errors(true);
             return Ok(page::html(StatusCode::BAD_REQUEST, &page));
         }
     };
-    let detail = format!(
-        "user={:?} organisation={:?} action={:?} outcome={:?} from={:?} to={:?} (web)",
-        q.actor_id,
-        q.organisation,
-        q.action_prefix,
-        outcome.map(AuditOutcome::code),
-        q.from,
-        q.to
-    );
-    append(&state, &user, "audit.search", detail, q.subject_nhs).await?;
+    append(
+        &state,
+        &user,
+        "audit.search",
+        search.audit_detail(),
+        search.query.subject_nhs,
+    )
+    .await?;
+    let summary = search.summary();
+    let mut form = form;
+    // Dates shown back as the hint writes them.
+    form.from = search.from.map(form_date).unwrap_or_default();
+    form.to = search.to.map(form_date).unwrap_or_default();
     let store = state.store.clone();
+    let (q, outcome) = (search.query, search.outcome);
     let (records, next) =
         tokio::task::spawn_blocking(move || page_of(store.as_ref(), q, outcome)).await??;
     let mut page = AuditPage::new(&user, form);
     page.results = Some(records.iter().map(view).collect());
+    page.results_summary = summary;
     page.next_before = next;
     Ok(page::html(StatusCode::OK, &page))
 }

@@ -37,6 +37,12 @@ struct Code {
     code: &'static str,
     description: &'static str,
     colour: &'static str,
+    /// The fill: `url(#cpis-fill-CPR01)`, a pattern over the colour (below).
+    fill: String,
+    /// Which pattern draws over the colour: `solid`, `diagonal`, `dots`, `horizontal`,
+    /// `crosshatch` or `vertical` (the template draws each), so codes differ by more than
+    /// colour.
+    pattern: &'static str,
 }
 
 struct WeekRow {
@@ -55,13 +61,16 @@ struct Segment {
     y: String,
     width: String,
     height: String,
-    colour: &'static str,
+    fill: String,
 }
 
 struct Bar {
     segments: Vec<Segment>,
     label_x: String,
     label: String,
+    /// The bar's total, written above it (empty for a week without rejections).
+    total: String,
+    total_y: String,
 }
 
 struct Tick {
@@ -97,16 +106,36 @@ struct Chart {
     height: u32,
     left: u32,
     plot_right: u32,
+    plot_top: u32,
     baseline: String,
     label_y: String,
+    /// Where the axis titles go.
+    x_title_x: String,
+    x_title_y: String,
+    y_title_x: String,
+    y_title_y: String,
 }
 
-const CHART_WIDTH: f64 = 640.0;
-const CHART_HEIGHT: f64 = 280.0;
-const LEFT: f64 = 48.0;
+const CHART_WIDTH: f64 = 720.0;
+const CHART_HEIGHT: f64 = 320.0;
+const LEFT: f64 = 64.0;
 const RIGHT: f64 = 8.0;
-const TOP: f64 = 12.0;
-const BOTTOM: f64 = 40.0;
+const TOP: f64 = 24.0;
+const BOTTOM: f64 = 56.0;
+
+/// The pattern over each code's colour, in [`REJECTIONS`] order.
+const PATTERNS: [&str; 6] = [
+    "solid",
+    "diagonal",
+    "dots",
+    "horizontal",
+    "crosshatch",
+    "vertical",
+];
+
+fn fill_of(o: RecordOutcome) -> String {
+    format!("url(#cpis-fill-{})", o.code())
+}
 
 /// `92.3%` (rounded down, so 94.99% never shows as 95.0%).
 pub fn percent(basis_points: u64) -> String {
@@ -183,7 +212,8 @@ fn build(
     let all_rejected: u64 = stats.iter().map(UploadOutcomeCounts::rejected).sum();
     let (bars, ticks) = chart(&weeks);
     DataQualityPage {
-        layout: Layout::signed_in(user, "Data quality", "/la/data-quality"),
+        // Full width: the weekly table has nine columns.
+        layout: Layout::signed_in(user, "Data quality", "/la/data-quality").wide(),
         la_name,
         period: format!("{} weeks from {} to today", WEEKS, format::long_date(first)),
         match_rate: rate_text(&total),
@@ -194,10 +224,13 @@ fn build(
         uploads: stats.len(),
         codes: REJECTIONS
             .iter()
-            .map(|(o, colour)| Code {
+            .zip(PATTERNS)
+            .map(|((o, colour), pattern)| Code {
                 code: o.code(),
                 description: o.description(),
                 colour,
+                fill: fill_of(*o),
+                pattern,
             })
             .collect(),
         total_rows: weeks.iter().map(|w| w.rows).sum(),
@@ -210,8 +243,13 @@ fn build(
             height: CHART_HEIGHT as u32,
             left: LEFT as u32,
             plot_right: (CHART_WIDTH - RIGHT) as u32,
+            plot_top: TOP as u32,
             baseline: num(CHART_HEIGHT - BOTTOM),
             label_y: num(CHART_HEIGHT - BOTTOM + 18.0),
+            x_title_x: num(LEFT + (CHART_WIDTH - LEFT - RIGHT) / 2.0),
+            x_title_y: num(CHART_HEIGHT - 10.0),
+            y_title_x: num(16.0),
+            y_title_y: num(TOP + (CHART_HEIGHT - TOP - BOTTOM) / 2.0),
         },
     }
 }
@@ -257,7 +295,7 @@ fn chart(weeks: &[WeekRow]) -> (Vec<Bar>, Vec<Tick>) {
                 .iter()
                 .zip(REJECTIONS.iter())
                 .filter(|(n, _)| **n > 0)
-                .map(|(n, (_, colour))| {
+                .map(|(n, (o, _))| {
                     let h = *n as f64 * scale;
                     y -= h;
                     Segment {
@@ -265,19 +303,27 @@ fn chart(weeks: &[WeekRow]) -> (Vec<Bar>, Vec<Tick>) {
                         y: num(y),
                         width: num(bar_w),
                         height: num(h),
-                        colour,
+                        fill: fill_of(*o),
                     }
                 })
                 .collect();
+            let total: u64 = w.rejected.iter().sum();
             Bar {
                 segments,
                 label_x: num(x + bar_w / 2.0),
                 label: w.short.clone(),
+                total: if total > 0 {
+                    total.to_string()
+                } else {
+                    String::new()
+                },
+                total_y: num(y - 5.0),
             }
         })
         .collect();
-    let ticks = [0, top / 2, top]
-        .into_iter()
+    // Every axis maximum is 1, 2 or 5 times a power of ten, at least 5: five equal steps.
+    let ticks = (0..=5)
+        .map(|i| top / 5 * i)
         .map(|v| Tick {
             y: num(CHART_HEIGHT - BOTTOM - v as f64 * scale),
             label: v,
@@ -314,5 +360,8 @@ mod tests {
         assert_eq!(axis_max(11), 20);
         assert_eq!(axis_max(120), 200);
         assert_eq!(axis_max(500), 500);
+        for top in [5, 10, 20, 50, 100, 200, 500, 1000] {
+            assert_eq!(top % 5, 0, "five whole steps");
+        }
     }
 }

@@ -24,7 +24,7 @@ pub fn uk_time(t: DateTime<Utc>) -> String {
 
 /// British Summer Time: from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last
 /// Sunday of October.
-fn is_bst(t: DateTime<Utc>) -> bool {
+pub fn is_bst(t: DateTime<Utc>) -> bool {
     let at_one = |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(1, 0, 0).expect("01:00"));
     match (last_sunday(t.year(), 3), last_sunday(t.year(), 10)) {
         (Some(start), Some(end)) => t >= at_one(start) && t < at_one(end),

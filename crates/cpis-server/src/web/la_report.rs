@@ -5,7 +5,7 @@
 //! held by the mass-ending guard, the "Confirm and apply" form.
 
 use super::la_pagination::PageLink;
-use super::la_upload::{grouped_text, upload_capability, when};
+use super::la_upload::{file_title, grouped_text, upload_capability, web_file_name, when};
 use super::page::{self, Layout};
 use super::signed_in::SignedIn;
 use crate::error::{ApiError, WebError};
@@ -15,9 +15,12 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use cpis_core::upload::sentence;
 use cpis_domain::report::{UploadId, UploadStatus, UploadSummary};
+use cpis_domain::NhsNumber;
 use cpis_domain::{FileOutcome, RecordOutcome};
 use serde::Deserialize;
+use std::collections::{BTreeSet, HashMap};
 
 /// Rows per page.
 const PAGE: u32 = 50;
@@ -55,6 +58,10 @@ struct OutcomeCount {
 struct RowView {
     row: u64,
     nhs_number: String,
+    /// The local id the LA's records hold for this NHS number (empty when none).
+    local_id: String,
+    /// The detail code (`NHS_NUMBER_CHECK_DIGIT`), in its own column.
+    detail_code: &'static str,
     code: &'static str,
     accepted: bool,
     message: String,
@@ -233,11 +240,13 @@ pub async fn report(
         .message
         .clone()
         .filter(|m| *m != outcome_description);
+    let local_ids = local_ids(&state, &la, &rows).await?;
+    let title = format!("Upload report: {}", file_title(&summary));
     let page = ReportPage {
-        layout: Layout::signed_in(&user, "Upload report", "/la/uploads").wide(),
+        layout: Layout::signed_in(&user, &title, "/la/uploads").wide(),
         id: id.to_string(),
         csrf_token: user.csrf.clone(),
-        heading: format!("Upload report: {}", summary.meta.file_id),
+        heading: title.clone(),
         outcome_code,
         outcome_description,
         outcome_class,
@@ -260,6 +269,8 @@ pub async fn report(
             .map(|r| RowView {
                 row: r.row,
                 nhs_number: grouped_text(&r.nhs_number),
+                local_id: local_ids.get(&r.nhs_number).cloned().unwrap_or_default(),
+                detail_code: r.detail.map_or("", |d| d.code()),
                 code: r.outcome.code(),
                 accepted: r.outcome.is_accepted(),
                 message: row_message(r),
@@ -301,21 +312,61 @@ async fn start_after(
     Ok(after)
 }
 
+/// A row's message as a sentence (the detail code has its own column, never a prefix).
 fn row_message(r: &cpis_domain::report::RowResult) -> String {
-    let mut text = match (&r.detail, &r.message) {
-        (Some(d), Some(m)) => format!("{}: {m}", d.code()),
-        (Some(d), None) => d.code().to_owned(),
-        (None, Some(m)) => m.clone(),
-        (None, None) => r.outcome.description().to_owned(),
+    let mut text = match r.message.as_deref().map(sentence) {
+        Some(m) if !m.is_empty() => m,
+        _ => sentence(r.outcome.description()),
     };
     if let Some(new) = r.new_nhs_number {
-        text.push_str(&format!(" New NHS number: {}.", new.grouped()));
+        text.push_str(&format!(" The new NHS number is {}.", new.grouped()));
     }
     text
 }
 
+/// The local ids the LA's records hold for the NHS numbers on this page. Row results do not
+/// keep the local id the file gave, so this is the LA's current record (the file's own local id
+/// for an accepted row; none for a child the LA does not hold).
+async fn local_ids(
+    state: &AppState,
+    la: &cpis_domain::OdsCode,
+    rows: &[cpis_domain::report::RowResult],
+) -> Result<HashMap<String, String>, ApiError> {
+    let wanted: BTreeSet<NhsNumber> = rows
+        .iter()
+        .filter_map(|r| NhsNumber::parse(&r.nhs_number).ok())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let (store, la) = (state.store.clone(), la.clone());
+    Ok(tokio::task::spawn_blocking(move || {
+        let mut out = HashMap::new();
+        for nhs in wanted {
+            let ids: BTreeSet<String> = store
+                .records_for(nhs)?
+                .into_iter()
+                .filter(|r| r.la == la)
+                .filter_map(|r| r.local_id)
+                .collect();
+            if !ids.is_empty() {
+                out.insert(nhs.digits(), ids.into_iter().collect::<Vec<_>>().join(", "));
+            }
+        }
+        Ok::<_, cpis_store::StoreError>(out)
+    })
+    .await??)
+}
+
 fn summary_rows(s: &UploadSummary) -> Vec<SummaryRow> {
-    let mut rows = vec![
+    let mut rows = Vec::new();
+    if let Some(name) = web_file_name(s) {
+        rows.push(SummaryRow {
+            key: "File name",
+            value: name.to_owned(),
+        });
+    }
+    rows.extend([
         SummaryRow {
             key: "File ID",
             value: s.meta.file_id.clone(),
@@ -351,7 +402,7 @@ fn summary_rows(s: &UploadSummary) -> Vec<SummaryRow> {
             key: "Rejected",
             value: s.counts.rejected.to_string(),
         },
-    ];
+    ]);
     if s.counts.plans_ended > 0 {
         rows.push(SummaryRow {
             key: "Plans ended (not in the full list)",

@@ -42,11 +42,25 @@ struct UploadPage {
     recent: Vec<RecentUpload>,
 }
 
+impl UploadPage {
+    /// The sentence above the recent uploads, in the right number.
+    fn recent_intro(&self) -> String {
+        let la = &self.la_name;
+        match self.recent.len() {
+            1 => format!("The one file received from {la} so far, from this website, MESH or the API, with its report."),
+            n if n < RECENT_UPLOADS as usize => format!("The {n} files received from {la} so far, newest first, from this website, MESH and the API. Each has its report."),
+            n => format!("The latest {n} files received from {la}, newest first, from this website, MESH and the API. Each has its report."),
+        }
+    }
+}
+
 /// One line of the recent uploads table.
 struct RecentUpload {
     href: String,
     received: String,
     file_id: String,
+    /// The file name when known, else the file id.
+    title: String,
     channel: String,
     mode: &'static str,
     code: String,
@@ -67,6 +81,7 @@ impl RecentUpload {
             href: format!("/la/uploads/{}", u.id),
             received: when(u.received_at),
             file_id: u.meta.file_id.clone(),
+            title: file_title(u).to_owned(),
             channel: super::la_report::channel_name(&u.meta.channel).to_owned(),
             mode: match u.meta.mode {
                 UploadMode::Delta => "Changes only",
@@ -182,7 +197,7 @@ pub async fn submit(State(state): State<AppState>, form: UploadForm) -> Result<R
     };
     let meta = UploadMeta {
         la: cap.la().clone(),
-        file_id: format!("sha256-{}", &file.sha256()[..16]),
+        file_id: web_file_id(form.file_name.as_deref(), file.sha256()),
         mode,
         file_date,
         format: FORMAT_V1.to_owned(),
@@ -238,6 +253,62 @@ pub async fn confirm(
     Ok(page::see_other(&format!("/la/uploads/{id}")))
 }
 
+/// Characters of the content hash a web upload's file id ends with.
+const FILE_ID_HASH: usize = 16;
+
+/// A web upload's file id: the file's name (as far as a file id can hold it: `A-Z a-z 0-9 . _ -`,
+/// other characters as `_`, at most 47 of them) then `.` and 16 hex digits of the content's
+/// SHA-256, e.g. `errors-E08000026.csv.3f9a0c1b2d4e5f60`. The same file sent twice is a
+/// duplicate, as before; a corrected file under the same name is a new upload; and the report can
+/// be titled by the name ([`web_file_name`]) without storing anything new. Without a name, the
+/// API's default `sha256-<16 hex>`.
+pub(super) fn web_file_id(name: Option<&str>, sha256: &str) -> String {
+    let hash = &sha256[..FILE_ID_HASH.min(sha256.len())];
+    let safe: String = name
+        .unwrap_or("")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let safe = safe.trim_matches(['.', '_']);
+    if safe.is_empty() {
+        return format!("sha256-{hash}");
+    }
+    // Keep the end of a long name (its extension), cut from the middle of the stem.
+    let max = 64 - 1 - FILE_ID_HASH;
+    let safe = if safe.len() > max {
+        let tail = &safe[safe.len() - 8..];
+        format!("{}{tail}", &safe[..max - 8])
+    } else {
+        safe.to_owned()
+    };
+    format!("{safe}.{hash}")
+}
+
+/// The file name a web upload's file id carries ([`web_file_id`]); `None` for other channels and
+/// for ids without one.
+pub(super) fn web_file_name(s: &UploadSummary) -> Option<&str> {
+    if s.meta.channel != "web" {
+        return None;
+    }
+    let (name, hash) = s.meta.file_id.rsplit_once('.')?;
+    let is_hash = hash.len() == FILE_ID_HASH
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (is_hash && !name.is_empty() && s.content_sha256.starts_with(hash)).then_some(name)
+}
+
+/// How a report names its file: the file name when known, else the file id.
+pub(super) fn file_title(s: &UploadSummary) -> &str {
+    web_file_name(s).unwrap_or(&s.meta.file_id)
+}
+
 /// `9990597634` → `999 059 7634`; anything that is not ten digits as it is.
 pub(super) fn grouped_text(nhs: &str) -> String {
     if nhs.len() == 10 && nhs.bytes().all(|b| b.is_ascii_digit()) {
@@ -250,4 +321,28 @@ pub(super) fn grouped_text(nhs: &str) -> String {
 /// `20 November 2026, 10:00 (GMT)`.
 pub(super) fn when(t: chrono::DateTime<chrono::Utc>) -> String {
     format::uk_time(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::web_file_id;
+
+    #[test]
+    fn web_file_ids_carry_the_file_name_and_the_content_hash() {
+        let sha = "3f9a0c1b2d4e5f60aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        assert_eq!(
+            web_file_id(Some("errors-E08000026.csv"), sha),
+            "errors-E08000026.csv.3f9a0c1b2d4e5f60"
+        );
+        assert_eq!(
+            web_file_id(Some("My list (2).csv"), sha),
+            "My_list__2_.csv.3f9a0c1b2d4e5f60"
+        );
+        assert_eq!(web_file_id(None, sha), "sha256-3f9a0c1b2d4e5f60");
+        assert_eq!(web_file_id(Some("..."), sha), "sha256-3f9a0c1b2d4e5f60");
+        let long = web_file_id(Some(&format!("{}.csv", "a".repeat(100))), sha);
+        assert_eq!(long.len(), 64);
+        assert!(long.ends_with("aaaa.csv.3f9a0c1b2d4e5f60"), "{long}");
+        assert!(cpis_domain::upload::FileId::parse(&long).is_ok());
+    }
 }

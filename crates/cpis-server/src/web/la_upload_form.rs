@@ -28,6 +28,8 @@ pub struct UploadForm {
     pub year: String,
     /// The file, when one was chosen (`None` for an empty file input).
     pub file: Option<SpooledFile>,
+    /// The chosen file's name as the browser sent it (no folders).
+    pub file_name: Option<String>,
     /// The browser asked for JSON (the page's script): answer with the upload id.
     pub wants_json: bool,
 }
@@ -58,6 +60,7 @@ impl FromRequest<AppState> for UploadForm {
             month: String::new(),
             year: String::new(),
             file: None,
+            file_name: None,
             wants_json,
         };
         let mut csrf: Option<String> = None;
@@ -73,10 +76,15 @@ impl FromRequest<AppState> for UploadForm {
                     check(state, &form.user, &parts, csrf.as_deref()).await?;
                     checked = true;
                 }
-                let has_name = field.file_name().is_some_and(|n| !n.is_empty());
+                let file_name = field
+                    .file_name()
+                    .map(|n| n.rsplit(['/', '\\']).next().unwrap_or("").to_owned())
+                    .filter(|n| !n.is_empty());
+                let has_name = file_name.is_some();
                 let spooled = spool(state, field).await.map_err(web)?;
                 if has_name || !spooled.is_empty() {
                     form.file = Some(spooled);
+                    form.file_name = file_name;
                 }
                 continue;
             }

@@ -56,7 +56,10 @@ pub fn router() -> Router<AppState> {
         .route("/la/notifications/ack", post(la_inbox::ack))
         .route("/la/records", get(la_records::records))
         .route("/admin/directory", get(admin_directory::page))
-        .route("/admin/users", get(admin_users::page))
+        .route(
+            "/admin/users",
+            get(admin_users::page).post(admin_users::search),
+        )
         .route("/admin/users/disable", post(admin_users::disable))
         .route("/admin/users/enable", post(admin_users::enable))
         .route("/admin/alerts", get(admin_alerts::page))
