@@ -482,7 +482,11 @@ async fn csv_report(
             None => break,
         }
     }
-    let disposition = format!("attachment; filename=\"cpis-report-{}.csv\"", summary.id);
+    // Named by the LA's file id (`cpis-report-<file id>.csv`), not the upload's internal id.
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        cpis_core::upload::report_file_name(&summary)
+    );
     let mut resp = (StatusCode::OK, out).into_response();
     let h = resp.headers_mut();
     h.insert(
