@@ -650,3 +650,23 @@ def test_the_nhs_base_path_serves_the_same_api_to_fhirpy(server):
     metadata = validate(assert_fhir_response(
         requests.get(server.base + "/cpis/FHIR/R4/metadata", timeout=30), 200), "CapabilityStatement")
     assert metadata.instantiates == ["https://fhir.nhs.uk/CapabilityStatement/CPIS-FHIR-API-Producer"]
+
+
+def test_cpis_own_definitions_validate_and_are_where_their_urls_point(server):
+    """The EDD extension and the care-setting-type code system cpis emits are served, as FHIR R4
+    StructureDefinition and CodeSystem resources whose `url` is the one responses carry."""
+    sd = validate(assert_fhir_response(
+        fhir_get(server, "/StructureDefinition/expected-delivery-date", token=None), 200),
+        "StructureDefinition")
+    assert sd.url == f"{server.fhir}/StructureDefinition/expected-delivery-date"
+    assert sd.type == "Extension" and sd.kind == "complex-type"
+    cs = validate(assert_fhir_response(
+        fhir_get(server, "/CodeSystem/care-setting-type", token=None), 200), "CodeSystem")
+    assert cs.url == f"{server.fhir}/CodeSystem/care-setting-type"
+    assert "emergency-department" in {c.code for c in cs.concept}
+    # The history names the setting type under that system.
+    fhir_get(server, "/CareTeam", params=identifier(SHARED_CHILD))
+    body = assert_fhir_response(fhir_get(server, "/AuditEvent", params=identifier(SHARED_CHILD)), 200)
+    systems = {c["system"] for e in body["entry"] if e["resource"]["resourceType"] == "AuditEvent"
+               for a in e["resource"]["agent"] for r in a.get("role", []) for c in r.get("coding", [])}
+    assert systems == {cs.url}
