@@ -203,8 +203,7 @@ pub(crate) async fn require_csrf(
             route_of(parts)
         )),
     };
-    let store = state.store.clone();
-    let _ = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await;
+    crate::refusals::audit(state, entry).await;
     Err(ApiError::Forbidden("missing or wrong CSRF token".into()))
 }
 
@@ -264,8 +263,7 @@ impl Caller {
                     outcome: AuditOutcome::Denied,
                     detail: Some(why.clone()),
                 };
-                let store = state.store.clone();
-                let _ = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await;
+                crate::refusals::audit(state, entry).await;
                 Err(ApiError::Forbidden(why))
             }
         }

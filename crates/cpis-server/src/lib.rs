@@ -9,6 +9,7 @@ mod lookup_flow;
 mod metrics;
 pub mod openapi;
 mod progress;
+mod refusals;
 mod routes;
 mod state;
 mod web;

@@ -79,12 +79,7 @@ pub async fn admit(
         outcome: AuditOutcome::Denied,
         detail: Some(format!("throttled until {}", until.0.to_rfc3339())),
     };
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "could not audit a throttled lookup"),
-        Err(e) => tracing::error!(error = %e, "could not audit a throttled lookup"),
-    }
+    crate::refusals::audit(state, entry).await;
     Err(ApiError::throttled(until.0, now))
 }
 
@@ -123,8 +118,5 @@ async fn raise_alert(
         outcome: AuditOutcome::Denied,
         detail: Some(format!("{anomaly}; lookups paused")),
     };
-    let store = state.store.clone();
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
-        tracing::error!(error = %e, "could not record an anomaly alert");
-    }
+    crate::refusals::audit(state, entry).await;
 }

@@ -256,12 +256,7 @@ async fn refuse_audited<T>(
         outcome: cpis_domain::AuditOutcome::Denied,
         detail: Some(format!("refused: {}", refusal_kind(&err))),
     };
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "could not audit a refused FHIR search"),
-        Err(e) => tracing::error!(error = %e, "could not audit a refused FHIR search"),
-    }
+    crate::refusals::audit(state, entry).await;
     Err(err)
 }
 
