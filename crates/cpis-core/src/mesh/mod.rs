@@ -18,7 +18,7 @@ pub use payloads::{
     UploadSubject, WORKFLOW_ACCESS, WORKFLOW_INACTIVE_NHS_NUMBER, WORKFLOW_UPLOAD,
     WORKFLOW_UPLOAD_REPORT,
 };
-pub use worker::{MeshSettings, MeshWorker, Pass};
+pub use worker::{MeshFailure, MeshSettings, MeshWorker, Pass};
 
 use cpis_domain::LocalAuthority;
 

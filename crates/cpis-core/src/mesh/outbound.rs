@@ -66,6 +66,8 @@ pub(super) struct Outbound<'a> {
     pub store: &'a Arc<dyn Store>,
     pub clock: &'a Arc<dyn Clock>,
     pub policy: &'a RetryPolicy,
+    /// Called with each failed send (metrics).
+    pub on_failure: &'a dyn Fn(),
 }
 
 /// How a pass over the due messages went.
@@ -92,6 +94,7 @@ impl Outbound<'_> {
                 Ok(Attempt::FoundSent) => pass.found_sent += 1,
                 Err(e) => {
                     pass.failed += 1;
+                    (self.on_failure)();
                     self.failed(m, &e)?;
                     if e.mesh_down() {
                         // The rest would fail the same way: leave them to their lease.

@@ -42,12 +42,36 @@ pub struct Pass {
     pub sent: SendPass,
 }
 
+/// A MESH call that failed, as counted in the metrics (`cpis_mesh_failures_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MeshFailure {
+    /// The handshake (the worker's first call, and daily) failed.
+    Handshake,
+    /// Reading the inbox or taking a message from it failed.
+    Receive,
+    /// A message to an LA mailbox was not sent (it will be retried, or was dead-lettered).
+    Send,
+}
+
+impl MeshFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeshFailure::Handshake => "handshake",
+            MeshFailure::Receive => "receive",
+            MeshFailure::Send => "send",
+        }
+    }
+}
+
+type FailureHook = Arc<dyn Fn(MeshFailure) + Send + Sync>;
+
 pub struct MeshWorker {
     client: MeshClient,
     engine: Arc<UploadEngine>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings: MeshSettings,
+    on_failure: Option<FailureHook>,
 }
 
 impl MeshWorker {
@@ -63,11 +87,32 @@ impl MeshWorker {
             engine,
             clock,
             settings,
+            on_failure: None,
+        }
+    }
+
+    /// Calls `f` with each failed MESH call (for metrics).
+    pub fn on_failure(mut self, f: impl Fn(MeshFailure) + Send + Sync + 'static) -> Self {
+        self.on_failure = Some(Arc::new(f));
+        self
+    }
+
+    fn failed(&self, what: MeshFailure) {
+        if let Some(f) = &self.on_failure {
+            f(what);
         }
     }
 
     /// Takes every message in the inbox (see [`Received`]). Stops at the first MESH failure.
     pub fn receive(&self) -> Result<Vec<Received>, MeshError> {
+        let out = self.receive_all();
+        if out.is_err() {
+            self.failed(MeshFailure::Receive);
+        }
+        out
+    }
+
+    fn receive_all(&self) -> Result<Vec<Received>, MeshError> {
         let inbound = Inbound {
             client: &self.client,
             engine: &self.engine,
@@ -81,6 +126,7 @@ impl MeshWorker {
                 // One message MESH will not hand over (gone, or refused to cpis) must not stop
                 // the others: it stays in the inbox, and the next poll tries it again.
                 Err(MeshError::Mesh(e)) if !e.is_retryable() => {
+                    self.failed(MeshFailure::Receive);
                     tracing::warn!(mesh_message = %id, error = %e, "MESH message could not be taken");
                 }
                 Err(e) => return Err(e),
@@ -101,6 +147,7 @@ impl MeshWorker {
             store: &self.store,
             clock: &self.clock,
             policy: &self.settings.retry,
+            on_failure: &|| self.failed(MeshFailure::Send),
         }
         .send_due()?)
     }
@@ -134,7 +181,9 @@ impl MeshWorker {
         while !stop.load(Ordering::Relaxed) {
             let result = (|| -> Result<(), MeshError> {
                 if last_handshake.is_none_or(|t| t.elapsed() >= DAY) {
-                    self.client.handshake()?;
+                    self.client
+                        .handshake()
+                        .inspect_err(|_| self.failed(MeshFailure::Handshake))?;
                     tracing::info!(mailbox = %self.client.mailbox_id(), "MESH handshake done");
                     last_handshake = Some(Instant::now());
                 }
