@@ -23,7 +23,7 @@ fn failed_mesh_calls_are_reported_by_operation() {
         .port();
     // The listener is dropped: connections to the port are refused.
     let mut config = MeshConfig::new(
-        &format!("http://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{port}"),
         "CPIS0MB1",
         "password",
         "shared-key",
