@@ -63,7 +63,12 @@ describe('local authority upload page', () => {
     page.off('response', onResponse)
     assert.deepEqual(posts, [202], 'sent by the script (progress bar, then polling), once')
     assert.equal(await progress.count(), 0, 'now on the report page')
-    assert.match(await page.locator('h1').innerText(), /Upload report/)
+    // Titled by the file's name (issue #18), not a content hash; rows say what they count.
+    assert.equal(await page.locator('h1').innerText(), 'Upload report: errors-E08000026.csv')
+    assert.match(await page.title(), /^Upload report: errors-E08000026\.csv – /)
+    assert.match(await page.locator('.nhsuk-summary-list').innerText(), /File name\s+errors-E08000026\.csv\s+File ID\s+errors-E08000026\.csv\.[0-9a-f]{16}/)
+    assert.match(await page.locator('table[data-report-rows] thead').innerText(), /Row after the header\s+NHS number\s+Local ID\s+Outcome\s+Message\s+Detail code/)
+    assert.doesNotMatch(await page.locator('table[data-report-rows]').innerText(), /[A-Z_]{6,}:/, 'no code prefixes on messages')
     assert.match(await page.locator('main').innerText(), /CPF03/)
     assert.match(await page.locator('main').innerText(), /Partially loaded|partial/i)
     const summary = await page.locator('.nhsuk-summary-list').innerText()
@@ -110,6 +115,7 @@ describe('local authority upload page', () => {
       page.waitForEvent('download'),
       page.getByRole('link', { name: 'Download the report as CSV' }).click()
     ])
+    assert.match(download.suggestedFilename(), /^cpis-report-errors-E08000026\.csv\.[0-9a-f]{16}\.csv$/)
     const csv = await readFile(await download.path(), 'utf8')
     const lines = csv.trim().split('\n')
     assert.match(lines[0], /^row,nhs_number,outcome/)
