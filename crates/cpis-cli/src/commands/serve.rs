@@ -42,6 +42,8 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
+    // Lines for people on standard error; with `--log-format json` only log lines go there.
+    let plain_stderr = global.log_format == crate::logging::LogFormat::Text;
     let file = global.file()?;
     let default_db = if args.demo {
         DEMO_DATABASE
@@ -54,13 +56,15 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         .clone()
         .or_else(|| file.read_database_url.clone())
         .filter(|r| !r.trim().is_empty());
-    let spool_dir = super::install_spool_dir(&url, file.spool_dir.as_deref())?;
+    // The database first: a SQLite path in a folder that does not exist is refused as such,
+    // before the spool folder beside it is made.
     let engine = super::open_engine_with_replica(
         &url,
         replica.as_deref(),
         cpis_store::IfMissing::Create,
         upload_settings(&file, args.mass_end_threshold)?,
     )?;
+    let spool_dir = super::install_spool_dir(&url, file.spool_dir.as_deref())?;
     if let Some(r) = &replica {
         if engine.store().backend() == "postgres" {
             tracing::info!(replica = %super::redact_url(r), "reads outside transactions may use the read replica");
@@ -80,12 +84,18 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             identities_created = identities,
             "demo data loaded"
         );
-        eprintln!(
+        let banner = format!(
             "demo mode: API tokens demo-<LA ODS> (Coventry: demo-E08000026), demo-<care setting ODS> \
              (an emergency department: demo-RDEMO01), demo-silent-<care setting ODS>, demo-admin, demo-auditor; \
              logins demo.clinician, demo.coventry, demo.admin, demo.auditor with password {}",
             cpis_core::demo::DEMO_PASSWORD
         );
+        // With JSON logs every line on standard error is a JSON object: the banner is logged.
+        if plain_stderr {
+            eprintln!("{banner}");
+        } else {
+            tracing::info!("{banner}");
+        }
     }
 
     let (jwt, oidc_sign_in) = match (&file.oidc, &file.cis2) {
@@ -159,15 +169,12 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             let client = cpis_mesh::MeshClient::new(m.client_config()?)
                 .context("setting up the MESH client")?;
             tracing::info!(mailbox = %client.mailbox_id(), "MESH worker starting");
-            Some(
-                cpis_core::mesh::MeshWorker::new(
-                    client,
-                    engine.clone(),
-                    clock.clone(),
-                    m.settings(),
-                )
-                .spawn(mesh_stop.clone()),
-            )
+            Some(cpis_core::mesh::MeshWorker::new(
+                client,
+                engine.clone(),
+                clock.clone(),
+                m.settings(),
+            ))
         }
     };
     let mut state = AppState::new(engine, lookups, clock.clone(), auth, anomaly, config)
@@ -179,6 +186,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     }
     // The outbox's push side: webhook deliveries (several servers share the queue safely).
     worker.on_delivered(state.delivery_observer()).spawn();
+    // The MESH worker counts its failed calls in the metrics.
+    let mesh_worker = mesh_worker.map(|w| {
+        w.on_failure(state.mesh_failure_observer())
+            .spawn(mesh_stop.clone())
+    });
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -205,7 +217,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 });
                 let state = with_base_url(state, &format!("https://{addr}"), addr);
                 tracing::info!(%addr, database = %super::redact_url(&url), "cpis listening (TLS)");
-                eprintln!("cpis listening on https://{addr}");
+                if plain_stderr {
+                    eprintln!("cpis listening on https://{addr}");
+                }
                 cpis_server::spawn_housekeeping(&state);
                 axum_server::bind_rustls(addr, tls)
                     .handle(handle)
@@ -222,7 +236,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                 let addr = listener.local_addr()?;
                 let state = with_base_url(state, &format!("http://{addr}"), addr);
                 tracing::info!(%addr, database = %super::redact_url(&url), "cpis listening");
-                eprintln!("cpis listening on http://{addr}");
+                if plain_stderr {
+                    eprintln!("cpis listening on http://{addr}");
+                }
                 cpis_server::serve(listener, state, shutdown_signal()).await?;
             }
         }

@@ -48,7 +48,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::web::router())
         .fallback(not_found)
         .layer(middleware::from_fn(crate::error::complete_problems))
-        .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -96,8 +96,15 @@ async fn not_found(headers: HeaderMap, uri: Uri) -> Response {
 ///
 /// Every request has a trace id: the caller's `TraceID` when it sent a usable one, else a new
 /// UUID, set on the request before anything else sees it — so the log line, the audit entries
-/// and the `TraceID` the FHIR API echoes all carry the same id.
-async fn access_log(mut req: Request, next: Next) -> Response {
+/// and the `TraceID` the FHIR API echoes all carry the same id. Events logged while the request
+/// is handled (in its task) are inside a `request` span carrying that `trace_id`.
+///
+/// It also counts the request in the metrics, by route template and status, with its latency.
+async fn access_log(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let method = req.method().clone();
     let route = req
         .extensions()
@@ -120,13 +127,20 @@ async fn access_log(mut req: Request, next: Next) -> Response {
         }
     };
     let started = Instant::now();
-    let resp = next.run(req).await;
+    // Whatever the handler logs carries the trace id too (the span's field).
+    let span = tracing::info_span!("request", trace_id = %trace_id);
+    let resp = tracing::Instrument::instrument(next.run(req), span).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let status = resp.status().as_u16();
+    state
+        .metrics
+        .observe_request(method.as_str(), &route, status, seconds);
     tracing::info!(
         %method,
         route,
-        status = resp.status().as_u16(),
+        status,
         trace_id,
-        ms = started.elapsed().as_secs_f64() * 1000.0,
+        ms = seconds * 1000.0,
         "request"
     );
     resp

@@ -237,8 +237,8 @@ pub(crate) fn run_upload(
         state.progress.update(&id, phase, p.rows);
     };
     let out = engine.submit_as(cap, id.clone(), meta, file, &progress);
-    if let Ok(s) = &out {
-        let s = s.summary();
+    if let Ok(submitted) = &out {
+        let s = submitted.summary();
         let outcome = s
             .file_outcome
             .map_or_else(|| s.status.code().to_owned(), |o| o.code().to_owned());
@@ -247,6 +247,18 @@ pub(crate) fn run_upload(
             .uploads
             .get_or_create(&crate::metrics::OutcomeLabel { outcome })
             .inc();
+        // A replayed file changed nothing: its rows were counted the first time.
+        if matches!(submitted, cpis_core::upload::Submitted::New(_)) {
+            for (outcome, n) in &s.counts.by_outcome {
+                state
+                    .metrics
+                    .upload_rows
+                    .get_or_create(&crate::metrics::OutcomeLabel {
+                        outcome: outcome.code().to_owned(),
+                    })
+                    .inc_by(*n);
+            }
+        }
     }
     state.progress.finish(&id);
     Ok(out?)
