@@ -163,3 +163,27 @@ async fn metrics_count_lookups_and_outbox_depth_without_personal_data() {
     );
     assert!(!text.contains("9990597634"));
 }
+
+/// An audit search is itself audited in words (which filters), never as debug output.
+#[tokio::test]
+async fn an_audit_search_is_audited_as_a_sentence() {
+    let app = spawn_app();
+    let r = app
+        .get(
+            "/api/v1/audit?user=ed.clinician&action=lookup.&limit=5",
+            Some(AUDITOR_TOKEN),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // (Reading the trail is itself a search: the one before it is ours.)
+    let entries = app.audit_entries("?action=audit.search&limit=2").await;
+    let detail = entries[1]["detail"].as_str().unwrap();
+    assert_eq!(
+        detail,
+        "Searched the audit trail through the API: user ed.clinician, action starting lookup.."
+    );
+    assert!(
+        !detail.contains("None") && !detail.contains("Some("),
+        "{detail}"
+    );
+}

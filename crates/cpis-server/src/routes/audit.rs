@@ -101,12 +101,42 @@ pub async fn search(
             .transpose()?,
         limit,
     };
-    let detail = format!(
-        "user={:?} organisation={:?} action={:?} from={:?} to={:?}",
-        q.actor_id, q.organisation, q.action_prefix, p.from, p.to
-    );
+    let detail = search_detail(&q, subject.is_some());
     audit_use(&state, &caller, "audit.search", detail, subject).await?;
     Ok(Json(run(&state, q).await?))
+}
+
+/// The `audit.search` entry's text: a sentence naming the filters used, never debug output.
+fn search_detail(q: &AuditQuery, about_a_child: bool) -> String {
+    let mut filters = Vec::new();
+    if let Some(u) = &q.actor_id {
+        filters.push(format!("user {u}"));
+    }
+    if let Some(o) = &q.organisation {
+        filters.push(format!("organisation {o}"));
+    }
+    if let Some(a) = &q.action_prefix {
+        filters.push(format!("action starting {a}"));
+    }
+    if let Some(t) = q.from {
+        filters.push(format!("from {}", t.to_rfc3339()));
+    }
+    if let Some(t) = q.to {
+        filters.push(format!("to {}", t.to_rfc3339()));
+    }
+    let child = if about_a_child {
+        " for the NHS number in this entry"
+    } else {
+        ""
+    };
+    if filters.is_empty() {
+        format!("Searched the audit trail through the API{child}, with no other filters.")
+    } else {
+        format!(
+            "Searched the audit trail through the API{child}: {}.",
+            filters.join(", ")
+        )
+    }
 }
 
 pub async fn verify(
