@@ -10,6 +10,7 @@ mod error;
 mod la_query;
 mod model;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 pub use audit_chain::AuditVerification;

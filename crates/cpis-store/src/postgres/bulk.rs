@@ -3,11 +3,12 @@
 //! `INSERT ... ON CONFLICT`, instead of a round trip per row. When the same key appears more than
 //! once in a batch the last one wins, exactly as applying the rows one by one would.
 
-use super::convert::big;
-use super::directory::superseded_by;
 use super::pool::Conn;
+use crate::sql::big;
+use crate::sql::directory::superseded_by;
+use crate::sql::uploads::PendingUpsert;
 use crate::StoreResult;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use cpis_domain::report::RowResult;
 use cpis_domain::Demographics;
 use postgres::binary_copy::BinaryCopyInWriter;
@@ -76,93 +77,10 @@ pub fn upsert_demographics(
              status = excluded.status, superseded_by = excluded.superseded_by,
              date_of_birth = excluded.date_of_birth, sensitive = excluded.sensitive,
              updated_at = excluded.updated_at",
-        &[&now],
+        &[&now.trunc_subsecs(6)],
     )?;
     conn.batch("DROP TABLE cpis_demographics_in")?;
     Ok(())
-}
-
-/// An upsert the upload transaction has accepted but not yet written.
-#[derive(Debug, Clone)]
-pub struct PendingUpsert {
-    pub la: String,
-    pub nhs_number: String,
-    pub local_id: Option<String>,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
-    pub date_of_birth: NaiveDate,
-    /// The row says `sensitive=true`.
-    pub marked: bool,
-    /// The row's `sensitive` column is not empty (an empty one keeps an existing plan's mark).
-    pub mark_stated: bool,
-    pub now: DateTime<Utc>,
-    pub upload_id: String,
-    pub plan_type: &'static str,
-    pub start: NaiveDate,
-    pub end: Option<NaiveDate>,
-    pub expected_delivery: Option<NaiveDate>,
-}
-
-/// Clears the mark of a record with no marked plan left; a row changed = the mark went.
-const UNMARK_RECORD_WITHOUT_MARKED_PLANS: &str = "UPDATE records SET sensitive = false
-     WHERE id = $1 AND sensitive
-       AND NOT EXISTS (SELECT 1 FROM plans WHERE record_id = $1 AND sensitive)";
-
-/// Writes one upsert directly (small batches). Returns whether the record lost its sensitive
-/// mark (an explicit `false` on its last marked plan).
-pub fn upsert_one(conn: &mut Conn, u: &PendingUpsert) -> StoreResult<bool> {
-    // The record's mark is not overwritten by one row: it follows its plans' marks (below).
-    let row = conn.query_one(
-        "INSERT INTO records (nhs_number, la_ods, local_id, given_name, family_name, date_of_birth,
-                              sensitive, created_at, updated_at, last_upload_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)
-         ON CONFLICT (nhs_number, la_ods) DO UPDATE SET
-             local_id = excluded.local_id, given_name = excluded.given_name,
-             family_name = excluded.family_name, date_of_birth = excluded.date_of_birth,
-             updated_at = excluded.updated_at, last_upload_id = excluded.last_upload_id
-         RETURNING id, sensitive",
-        &[
-            &u.nhs_number,
-            &u.la,
-            &u.local_id,
-            &u.given_name,
-            &u.family_name,
-            &u.date_of_birth,
-            &u.marked,
-            &u.now,
-            &u.upload_id,
-        ],
-    )?;
-    let (record_id, was_marked): (i64, bool) = (row.try_get(0)?, row.try_get(1)?);
-    conn.execute(
-        "INSERT INTO plans (record_id, plan_type, start_date, end_date, expected_delivery_date,
-                            sensitive, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (record_id, plan_type) DO UPDATE SET
-             start_date = excluded.start_date, end_date = excluded.end_date,
-             expected_delivery_date = excluded.expected_delivery_date,
-             sensitive = CASE WHEN $8 THEN excluded.sensitive ELSE plans.sensitive END,
-             updated_at = excluded.updated_at",
-        &[
-            &record_id,
-            &u.plan_type,
-            &u.start,
-            &u.end,
-            &u.expected_delivery,
-            &u.marked,
-            &u.now,
-            &u.mark_stated,
-        ],
-    )?;
-    if u.marked && !was_marked {
-        conn.execute(
-            "UPDATE records SET sensitive = true WHERE id = $1",
-            &[&record_id],
-        )?;
-    } else if u.mark_stated && !u.marked && was_marked {
-        return Ok(conn.execute(UNMARK_RECORD_WITHOUT_MARKED_PLANS, &[&record_id])? == 1);
-    }
-    Ok(false)
 }
 
 /// Writes a batch of upserts through COPY. `staged` says whether this transaction already made
@@ -219,7 +137,7 @@ pub fn upsert_many(
                 &u.date_of_birth,
                 &u.marked,
                 &u.mark_stated,
-                &u.now,
+                &u.now.trunc_subsecs(6),
                 &u.upload_id,
                 &u.plan_type,
                 &u.start,
@@ -300,22 +218,4 @@ pub fn row_results(conn: &mut Conn, upload_seq: i64, rows: &[RowResult]) -> Stor
             ])
         },
     )
-}
-
-/// Writes one row result directly (small batches).
-pub fn row_result_one(conn: &mut Conn, upload_seq: i64, r: &RowResult) -> StoreResult<()> {
-    conn.execute(
-        "INSERT INTO upload_rows (upload_seq, row_no, nhs_number, outcome, detail, message, new_nhs_number)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[
-            &upload_seq,
-            &big(r.row),
-            &r.nhs_number,
-            &r.outcome.code(),
-            &r.detail.map(|d| d.code()),
-            &r.message,
-            &r.new_nhs_number.map(|n| n.digits()),
-        ],
-    )?;
-    Ok(())
 }

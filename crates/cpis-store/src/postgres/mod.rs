@@ -11,39 +11,18 @@
 //!
 //! Calls block (the synchronous `postgres` client); async callers run them on blocking threads.
 
-mod audit;
-mod bulk;
-mod care_settings;
-mod convert;
-mod directory;
-mod la_records;
-mod lifecycle;
-mod lookups;
-mod mesh;
+pub(crate) mod bulk;
 mod migrations;
 mod pool;
-mod records;
 mod replica;
-mod security;
-mod stats;
 mod testing;
-mod uploads;
-mod webhooks;
 
+pub(crate) use pool::Conn as PgConn;
 pub use testing::TempDatabase;
 
-use crate::{
-    AuditQuery, AuditVerification, IdentityChange, NewApiToken, OAuthClient, Session, User,
-};
-use crate::{
-    LookupTx, RowFilter, Store, StoreCounts, StoreError, StoreResult, StoredRecord, UploadTx,
-};
-use chrono::{DateTime, Utc};
-use cpis_domain::notification::Ack;
-use cpis_domain::report::{RowResult, UploadId, UploadSummary};
-use cpis_domain::{Access, AuditEntry, AuditRecord, Notification};
-use cpis_domain::{CareSetting, Demographics, LocalAuthority, NhsNumber, OdsCode};
-use pool::{Conn, Pool};
+use crate::sql::{Backend, Db, DbHandle};
+use crate::{StoreError, StoreResult};
+use pool::Pool;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -161,29 +140,33 @@ impl PgStore {
 
     /// The schema version the database is at.
     pub fn schema_version(&self) -> StoreResult<u32> {
-        self.read(migrations::current_version)
+        migrations::current_version(&mut *self.pool.get()?)
+    }
+}
+
+impl Backend for PgStore {
+    fn name(&self) -> &'static str {
+        "postgres"
     }
 
-    /// Runs `f` on a pooled connection outside any explicit transaction.
-    fn read<T>(&self, f: impl FnOnce(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = self.pool.get()?;
-        f(&mut conn)
+    /// On a pooled connection outside any explicit transaction.
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
+        f(&mut *self.pool.get()?)
     }
 
-    /// Runs the read-only `f` on the replica if there is one (and it answers), else on the
-    /// primary. The answer may trail the primary by the replication lag.
-    fn read_replica<T>(&self, f: impl Fn(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
+    /// On the replica if there is one (and it answers), else on the primary. The answer may
+    /// trail the primary by the replication lag.
+    fn read_replica<T>(&self, f: impl Fn(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
         if let Some(v) = self.replica.as_ref().and_then(|r| r.try_read(&f)) {
             return Ok(v);
         }
         self.read(f)
     }
 
-    /// As [`PgStore::read_replica`], asking the primary too when the replica's answer is
-    /// `missing`: what was just written on the primary is never reported absent.
+    /// What was just written on the primary is never reported absent.
     fn read_replica_or_primary<T>(
         &self,
-        f: impl Fn(&mut Conn) -> StoreResult<T>,
+        f: impl Fn(&mut dyn Db) -> StoreResult<T>,
         missing: impl Fn(&T) -> bool,
     ) -> StoreResult<T> {
         if let Some(v) = self.replica.as_ref().and_then(|r| r.try_read(&f)) {
@@ -194,439 +177,25 @@ impl PgStore {
         self.read(f)
     }
 
-    /// Runs `f` in a transaction: committed when it returns `Ok`, rolled back otherwise.
-    fn write<T>(&self, f: impl FnOnce(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
-        self.transaction("BEGIN", f)
-    }
-
-    fn transaction<T>(
-        &self,
-        begin: &str,
-        f: impl FnOnce(&mut Conn) -> StoreResult<T>,
-    ) -> StoreResult<T> {
+    fn snapshot<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
         let mut conn = self.pool.get()?;
-        conn.batch(begin)?;
-        match f(&mut conn) {
-            Ok(v) => {
-                if let Err(e) = conn.batch("COMMIT") {
-                    conn.discard();
-                    return Err(e);
-                }
-                Ok(v)
-            }
-            Err(e) => {
-                if conn.batch("ROLLBACK").is_err() {
-                    conn.discard();
-                }
-                Err(e)
-            }
-        }
-    }
-}
-
-impl Store for PgStore {
-    fn backend(&self) -> &'static str {
-        "postgres"
+        conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        let out = f(&mut *conn);
+        Db::rollback(&mut *conn);
+        out
     }
 
-    fn ping(&self) -> StoreResult<()> {
-        self.read(|c| c.query_one("SELECT 1", &[]).map(|_| ()))
-    }
-
-    fn counts(&self) -> StoreResult<StoreCounts> {
-        self.read_replica(|c| {
-            let r = c.query_one(
-                "SELECT (SELECT count(*) FROM local_authorities), (SELECT count(*) FROM care_settings),
-                        (SELECT count(*) FROM demographics), (SELECT count(*) FROM records),
-                        (SELECT count(*) FROM plans), (SELECT count(*) FROM uploads),
-                        (SELECT count(*) FROM accesses), (SELECT count(*) FROM notifications)",
-                &[],
-            )?;
-            let n = |i: usize| -> StoreResult<u64> { Ok(r.try_get::<_, i64>(i)? as u64) };
-            Ok(StoreCounts {
-                local_authorities: n(0)?,
-                care_settings: n(1)?,
-                demographics: n(2)?,
-                records: n(3)?,
-                plans: n(4)?,
-                uploads: n(5)?,
-                accesses: n(6)?,
-                notifications: n(7)?,
-            })
-        })
-    }
-
-    fn upsert_local_authorities(
-        &self,
-        las: &[LocalAuthority],
-        now: DateTime<Utc>,
-    ) -> StoreResult<usize> {
-        self.write(|c| directory::upsert_local_authorities(c, las, now))
-    }
-
-    fn upsert_care_settings(
-        &self,
-        settings: &[CareSetting],
-        now: DateTime<Utc>,
-    ) -> StoreResult<usize> {
-        self.write(|c| directory::upsert_care_settings(c, settings, now))
-    }
-
-    fn local_authority(&self, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>> {
-        self.read_replica_or_primary(|c| directory::local_authority(c, ods), Option::is_none)
-    }
-
-    fn local_authorities(&self) -> StoreResult<Vec<LocalAuthority>> {
-        self.read_replica_or_primary(directory::local_authorities, Vec::is_empty)
-    }
-
-    fn care_settings(&self) -> StoreResult<Vec<CareSetting>> {
-        self.read_replica(care_settings::care_settings)
-    }
-
-    fn care_setting(&self, ods: &OdsCode) -> StoreResult<Option<CareSetting>> {
-        self.read_replica_or_primary(|c| directory::care_setting(c, ods), Option::is_none)
-    }
-
-    fn upsert_demographics(
-        &self,
-        entries: &[Demographics],
-        now: DateTime<Utc>,
-    ) -> StoreResult<usize> {
-        self.write(|c| directory::upsert_demographics(c, entries, now))
-    }
-
-    fn demographics(&self, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
-        self.read_replica_or_primary(|c| directory::demographics(c, nhs), Option::is_none)
-    }
-
-    fn records_for(&self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
-        self.read_replica_or_primary(|c| records::records_for(c, nhs), Vec::is_empty)
-    }
-
-    fn la_record_count(&self, la: &OdsCode) -> StoreResult<u64> {
-        self.read_replica(|c| records::la_record_count(c, la))
-    }
-
-    fn la_records(
-        &self,
-        la: &OdsCode,
-        query: &crate::RecordQuery,
-    ) -> StoreResult<Vec<StoredRecord>> {
-        self.read(|c| la_records::la_records(c, la, query))
-    }
-
-    fn notifications_newest(
-        &self,
-        la: &OdsCode,
-        before: Option<u64>,
-        limit: u32,
-    ) -> StoreResult<Vec<Notification>> {
-        self.read(|c| la_records::notifications_newest(c, la, before, limit))
-    }
-
-    fn begin_changes(&self) -> StoreResult<Box<dyn crate::ChangesTx + '_>> {
-        Ok(Box::new(lifecycle::PgChangesTx::begin(self.pool.get()?)?))
-    }
-
-    fn purgeable_plans(&self) -> StoreResult<Vec<(OdsCode, NhsNumber, cpis_domain::Plan)>> {
-        self.read(lifecycle::purgeable_plans)
-    }
-
-    fn purge(
-        &self,
-        plans: &[(OdsCode, NhsNumber, cpis_domain::Plan)],
-        audit: &AuditEntry,
-    ) -> StoreResult<(u64, u64)> {
-        self.read(|c| lifecycle::purge(c, plans, audit))
+    fn begin(&self) -> StoreResult<Box<dyn DbHandle + '_>> {
+        let mut conn = self.pool.get()?;
+        Db::begin(&mut *conn)?;
+        Ok(Box::new(conn))
     }
 
     /// PostgreSQL is backed up with its own tools (`pg_dump`, base backups): docs/DEPLOYMENT.md.
-    fn backup_to(&self, _path: &std::path::Path) -> StoreResult<()> {
+    fn backup_file(&self, _path: &std::path::Path) -> StoreResult<()> {
         Err(StoreError::Config(
             "cpis backup copies the embedded SQLite database; back up PostgreSQL with pg_dump or base backups".into(),
         ))
-    }
-
-    fn unacknowledged_notifications(&self) -> StoreResult<u64> {
-        self.read(lifecycle::unacknowledged)
-    }
-
-    fn outbox_stats(&self) -> StoreResult<Vec<crate::OutboxStats>> {
-        self.read(lifecycle::outbox_stats)
-    }
-
-    fn add_webhook(&self, webhook: &crate::Webhook, entry: &AuditEntry) -> StoreResult<()> {
-        self.write(|c| {
-            webhooks::add(c, webhook)?;
-            audit::append_alone(c, entry)
-        })
-    }
-
-    fn webhooks(&self, la: &OdsCode) -> StoreResult<Vec<crate::Webhook>> {
-        self.read(|c| webhooks::list(c, la))
-    }
-
-    fn remove_webhook(
-        &self,
-        la: &OdsCode,
-        id: &str,
-        now: DateTime<Utc>,
-        entry: &AuditEntry,
-    ) -> StoreResult<bool> {
-        self.write(|c| {
-            let removed = webhooks::remove(c, la, id, now)?;
-            if removed {
-                audit::append_alone(c, entry)?;
-            }
-            Ok(removed)
-        })
-    }
-
-    fn claim_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<crate::DueDelivery>> {
-        self.read(|c| webhooks::claim(c, now, lease_until, limit))
-    }
-
-    fn delivery_succeeded(&self, id: i64, status: u16, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write(|c| webhooks::succeeded(c, id, status, now))
-    }
-
-    fn delivery_failed(
-        &self,
-        id: i64,
-        status: Option<u16>,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.write(|c| webhooks::failed(c, id, status, error, retry_at, now))
-    }
-
-    fn dead_deliveries(&self, limit: u32) -> StoreResult<Vec<crate::DeadDelivery>> {
-        self.read(|c| webhooks::dead(c, limit))
-    }
-
-    fn mesh_pending_notifications(&self, limit: u32) -> StoreResult<Vec<(Notification, String)>> {
-        self.read(|c| mesh::pending_notifications(c, limit))
-    }
-
-    fn mesh_enqueue(
-        &self,
-        messages: &[crate::NewMeshMessage],
-        cursors: &[(OdsCode, u64)],
-    ) -> StoreResult<usize> {
-        self.write(|c| mesh::enqueue(c, messages, cursors))
-    }
-
-    fn mesh_claim(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<crate::MeshOutgoing>> {
-        self.write(|c| mesh::claim(c, now, lease_until, limit))
-    }
-
-    fn mesh_send_started(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write(|c| mesh::send_started(c, id, now))
-    }
-
-    fn mesh_sent(&self, id: i64, message_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write(|c| mesh::sent(c, id, message_id, now))
-    }
-
-    fn mesh_send_failed(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.write(|c| mesh::failed(c, id, error, retry_at, now))
-    }
-
-    fn mesh_outbox(&self, limit: u32) -> StoreResult<Vec<crate::MeshOutboxEntry>> {
-        self.read(|c| mesh::outbox(c, limit))
-    }
-
-    fn begin_lookups(&self) -> StoreResult<Box<dyn LookupTx + '_>> {
-        Ok(Box::new(lookups::PgLookupTx::begin(self.pool.get()?)?))
-    }
-
-    fn recent_accesses(&self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
-        self.read_replica(|c| lookups::recent_accesses(c, nhs, limit))
-    }
-
-    fn notifications(
-        &self,
-        la: &OdsCode,
-        after: u64,
-        limit: u32,
-    ) -> StoreResult<Vec<Notification>> {
-        self.read_replica(|c| lookups::notifications(c, la, after, limit))
-    }
-
-    fn acknowledge(
-        &self,
-        la: &OdsCode,
-        id: &str,
-        by: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Ack> {
-        self.write(|c| lookups::acknowledge(c, la, id, by, now))
-    }
-
-    fn create_user(&self, user: &User) -> StoreResult<()> {
-        self.read(|c| security::create_user(c, user))
-    }
-
-    fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
-        self.read(|c| security::user_by_username(c, username))
-    }
-
-    fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        self.read(|c| security::user_by_id(c, id))
-    }
-
-    fn list_users(&self) -> StoreResult<Vec<User>> {
-        self.read(security::list_users)
-    }
-
-    fn update_user(&self, user: &User, now: DateTime<Utc>) -> StoreResult<()> {
-        self.read(|c| security::update_user(c, user, now))
-    }
-
-    fn record_login_failure(
-        &self,
-        user_id: &str,
-        max_failures: u32,
-        lock_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<DateTime<Utc>>> {
-        self.read(|c| security::record_login_failure(c, user_id, max_failures, lock_until, now))
-    }
-
-    fn clear_login_failures(&self, user_id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
-        self.read(|c| security::clear_login_failures(c, user_id, now))
-    }
-
-    fn create_api_token(&self, token: &NewApiToken) -> StoreResult<()> {
-        self.read(|c| security::create_api_token(c, token))
-    }
-
-    fn change_identity(
-        &self,
-        change: &IdentityChange,
-        now: DateTime<Utc>,
-        audit: &AuditEntry,
-    ) -> StoreResult<()> {
-        // On the primary, in one transaction.
-        self.write(|c| security::change_identity(c, change, now, audit))
-    }
-
-    fn user_by_token_hash(
-        &self,
-        token_hash: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<User>> {
-        self.read(|c| security::user_by_token_hash(c, token_hash, now))
-    }
-
-    fn create_session(&self, session: &Session) -> StoreResult<()> {
-        self.read(|c| security::create_session(c, session))
-    }
-
-    fn session(&self, id_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<(Session, User)>> {
-        self.read(|c| security::session(c, id_hash, now))
-    }
-
-    fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
-        self.read(|c| security::delete_session(c, id_hash))
-    }
-
-    fn oauth_client(&self, client_id: &str) -> StoreResult<Option<(OAuthClient, User)>> {
-        // The primary: a client just registered must authenticate at once.
-        self.read(|c| security::oauth_client(c, client_id))
-    }
-
-    fn oauth_clients(&self) -> StoreResult<Vec<OAuthClient>> {
-        self.read(security::oauth_clients)
-    }
-
-    fn use_assertion_jti(
-        &self,
-        client_id: &str,
-        jti: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        self.write(|c| security::use_assertion_jti(c, client_id, jti, expires_at, now))
-    }
-
-    fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        self.write(|c| audit::append_alone(c, entry))
-    }
-
-    fn audit_search(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
-        self.read_replica(|c| audit::search(c, query))
-    }
-
-    fn audit_verify(&self) -> StoreResult<AuditVerification> {
-        // One snapshot for the whole walk, so appends running meanwhile cannot make the log and
-        // its head disagree.
-        self.transaction(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-            audit::verify,
-        )
-    }
-
-    fn begin_upload(&self) -> StoreResult<Box<dyn UploadTx + '_>> {
-        Ok(Box::new(uploads::PgUploadTx::begin(self.pool.get()?)?))
-    }
-
-    fn record_refused_upload(&self, summary: &UploadSummary) -> StoreResult<()> {
-        self.write(|c| uploads::insert_summary(c, summary))
-    }
-
-    fn upload(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<UploadSummary>> {
-        // On the primary even with a replica: the engine reads summaries it has just written (a
-        // replayed file's original, a held upload being confirmed) and acts on their status.
-        self.read(|c| uploads::summary(c, la, id))
-    }
-
-    fn recent_uploads(&self, la: &OdsCode, limit: u32) -> StoreResult<Vec<UploadSummary>> {
-        // A list for people to read: the replica may lag by a moment.
-        self.read_replica(|c| uploads::recent(c, la, limit))
-    }
-
-    fn upload_rows(
-        &self,
-        la: &OdsCode,
-        id: &UploadId,
-        filter: &RowFilter,
-    ) -> StoreResult<Vec<RowResult>> {
-        self.read_replica_or_primary(|c| uploads::rows(c, la, id, filter), Vec::is_empty)
-    }
-
-    fn applied_uploads_since(&self, la: &OdsCode, id: &UploadId) -> StoreResult<u64> {
-        self.read(|c| uploads::applied_since(c, la, id))
-    }
-
-    fn held_file(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<Vec<u8>>> {
-        self.read(|c| uploads::held_file(c, la, id))
-    }
-
-    fn la_upload_stats(
-        &self,
-        la: &OdsCode,
-        since: DateTime<Utc>,
-    ) -> StoreResult<Vec<crate::UploadOutcomeCounts>> {
-        self.read_replica(|c| stats::la_upload_stats(c, la, since))
     }
 }
 

@@ -4,8 +4,10 @@
 //! checked before it is handed out, so a connection PostgreSQL ended while it was idle (a restart,
 //! a failover, a terminated session) is replaced instead of failing a request.
 
+use crate::sql::{Arg, Args, Db, Dialect, Lock, Row as SqlRow, Value};
 use crate::{StoreError, StoreResult};
-use postgres::types::ToSql;
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls, Row, Statement};
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
@@ -27,6 +29,8 @@ pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 pub struct Conn {
     client: Client,
     statements: HashMap<String, Statement>,
+    /// Left in an unknown state (a failed rollback or commit): closed instead of returned.
+    broken: bool,
 }
 
 impl Conn {
@@ -34,6 +38,7 @@ impl Conn {
         Conn {
             client,
             statements: HashMap::new(),
+            broken: false,
         }
     }
 
@@ -81,6 +86,11 @@ impl Conn {
 
     pub fn is_closed(&self) -> bool {
         self.client.is_closed()
+    }
+
+    /// Marks the connection as unusable (it is closed instead of returned to the pool).
+    pub fn discard(&mut self) {
+        self.broken = true;
     }
 }
 
@@ -145,7 +155,6 @@ impl Pool {
                 return Ok(Pooled {
                     conn: Some(conn),
                     pool: self,
-                    broken: false,
                 });
             }
             if state.open < self.max {
@@ -155,7 +164,6 @@ impl Pool {
                     Ok(conn) => Ok(Pooled {
                         conn: Some(conn),
                         pool: self,
-                        broken: false,
                     }),
                     Err(e) => {
                         self.lock().open -= 1;
@@ -178,8 +186,8 @@ impl Pool {
         }
     }
 
-    fn put(&self, conn: Conn, broken: bool) {
-        if broken || conn.is_closed() {
+    fn put(&self, conn: Conn) {
+        if conn.broken || conn.is_closed() {
             self.lock().open -= 1;
             self.freed.notify_one();
             drop(conn);
@@ -208,14 +216,6 @@ impl Drop for Pool {
 pub struct Pooled<'a> {
     conn: Option<Conn>,
     pool: &'a Pool,
-    broken: bool,
-}
-
-impl Pooled<'_> {
-    /// Marks the connection as unusable (it is closed instead of returned).
-    pub fn discard(&mut self) {
-        self.broken = true;
-    }
 }
 
 impl Deref for Pooled<'_> {
@@ -238,7 +238,143 @@ impl DerefMut for Pooled<'_> {
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.pool.put(conn, self.broken);
+            self.pool.put(conn);
         }
+    }
+}
+
+/// A parameter as the statement's type wants it (an `Arg::Int` for an `integer` column is bound
+/// as `i32`, a NULL with the column's type).
+fn pg_arg<'a>(arg: Arg<'a>, ty: &Type) -> Box<dyn ToSql + Sync + 'a> {
+    let name = ty.name();
+    match arg {
+        Arg::Null => match name {
+            "int2" => Box::new(None::<i16>),
+            "int4" => Box::new(None::<i32>),
+            "int8" => Box::new(None::<i64>),
+            "bool" => Box::new(None::<bool>),
+            "timestamptz" => Box::new(None::<DateTime<Utc>>),
+            "date" => Box::new(None::<NaiveDate>),
+            "bytea" => Box::new(None::<Vec<u8>>),
+            _ => Box::new(None::<String>),
+        },
+        Arg::Int(i) => match name {
+            "int2" => Box::new(i16::try_from(i).unwrap_or(i16::MAX)),
+            "int4" => Box::new(i32::try_from(i).unwrap_or(i32::MAX)),
+            _ => Box::new(i),
+        },
+        Arg::Text(s) => Box::new(s),
+        Arg::Blob(b) => Box::new(b),
+        Arg::Bool(b) => Box::new(b),
+        // What `timestamptz` holds, and what the SQLite text keeps.
+        Arg::Time(t) => Box::new(t.trunc_subsecs(6)),
+        Arg::Date(d) => Box::new(d),
+        Arg::TextList(l) => Box::new(l),
+    }
+}
+
+fn pg_value(r: &postgres::Row, i: usize, ty: &Type) -> StoreResult<Value> {
+    Ok(match ty.name() {
+        "int2" => r
+            .try_get::<_, Option<i16>>(i)?
+            .map(|v| Value::Int(v.into())),
+        "int4" => r
+            .try_get::<_, Option<i32>>(i)?
+            .map(|v| Value::Int(v.into())),
+        "int8" => r.try_get::<_, Option<i64>>(i)?.map(Value::Int),
+        "bool" => r.try_get::<_, Option<bool>>(i)?.map(Value::Bool),
+        "timestamptz" => r.try_get::<_, Option<DateTime<Utc>>>(i)?.map(Value::Time),
+        "date" => r.try_get::<_, Option<NaiveDate>>(i)?.map(Value::Date),
+        "bytea" => r.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Blob),
+        "float8" => r.try_get::<_, Option<f64>>(i)?.map(Value::Real),
+        _ => r.try_get::<_, Option<String>>(i)?.map(Value::Text),
+    }
+    .unwrap_or(Value::Null))
+}
+
+impl Conn {
+    fn bound<'a>(
+        &mut self,
+        sql: &str,
+        args: Args<'a>,
+    ) -> StoreResult<(Statement, Vec<Box<dyn ToSql + Sync + 'a>>)> {
+        let st = self.statement(sql)?;
+        let values = args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| pg_arg(a.arg(), st.params().get(i).unwrap_or(&Type::TEXT)))
+            .collect();
+        Ok((st, values))
+    }
+}
+
+fn refs<'a>(values: &'a [Box<dyn ToSql + Sync + '_>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    values.iter().map(|v| &**v as &(dyn ToSql + Sync)).collect()
+}
+
+impl Db for Conn {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn exec(&mut self, sql: &str, args: Args<'_>) -> StoreResult<u64> {
+        let (st, values) = self.bound(sql, args)?;
+        Ok(self.client.execute(&st, &refs(&values))?)
+    }
+
+    fn rows(&mut self, sql: &str, args: Args<'_>) -> StoreResult<Vec<SqlRow>> {
+        let (st, values) = self.bound(sql, args)?;
+        let rows = self.client.query(&st, &refs(&values))?;
+        let types: Vec<Type> = st.columns().iter().map(|c| c.type_().clone()).collect();
+        rows.iter()
+            .map(|r| {
+                let values = types
+                    .iter()
+                    .enumerate()
+                    .map(|(i, ty)| pg_value(r, i, ty))
+                    .collect::<StoreResult<_>>()?;
+                Ok(SqlRow(values))
+            })
+            .collect()
+    }
+
+    fn batch(&mut self, sql: &str) -> StoreResult<()> {
+        Ok(self.client.batch_execute(sql)?)
+    }
+
+    fn begin(&mut self) -> StoreResult<()> {
+        self.batch("BEGIN")
+    }
+
+    fn commit(&mut self) -> StoreResult<()> {
+        let out = self.batch("COMMIT");
+        if out.is_err() {
+            self.discard();
+        }
+        out
+    }
+
+    fn rollback(&mut self) {
+        if self.batch("ROLLBACK").is_err() {
+            self.discard();
+        }
+    }
+
+    fn lock(&mut self, lock: Lock<'_>) -> StoreResult<()> {
+        match lock {
+            Lock::Notify => self.execute(
+                "SELECT pg_advisory_xact_lock($1::int4, 0)",
+                &[&super::LOCK_NOTIFY],
+            )?,
+            Lock::UploadLa(la) => self.execute(
+                "SELECT pg_advisory_xact_lock($1::int4, hashtext($2))",
+                &[&super::LOCK_UPLOAD_LA, &la],
+            )?,
+        };
+        Ok(())
+    }
+
+    fn postgres(&mut self) -> Option<&mut Conn> {
+        Some(self)
     }
 }

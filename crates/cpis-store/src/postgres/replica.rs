@@ -9,6 +9,7 @@
 //! in the wrong database.
 
 use super::pool::{Conn, Pool};
+use crate::sql::Db;
 use crate::StoreResult;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -54,7 +55,7 @@ impl Replica {
 
     /// Runs `f` on a replica connection. `None` when the replica is skipped or failed (the
     /// caller then runs `f` on the primary).
-    pub fn try_read<T>(&self, f: &impl Fn(&mut Conn) -> StoreResult<T>) -> Option<T> {
+    pub fn try_read<T>(&self, f: &impl Fn(&mut dyn Db) -> StoreResult<T>) -> Option<T> {
         if self.is_down() {
             return None;
         }
@@ -67,7 +68,7 @@ impl Replica {
                 return None;
             }
         };
-        match f(&mut conn) {
+        match f(&mut *conn) {
             Ok(v) => Some(v),
             Err(e) => {
                 // A broken connection means the replica went away: skip it for a while. Other

@@ -2,33 +2,12 @@
 //! acknowledged write survives power loss. One writer connection (SQLite allows one writer at a
 //! time) and a small pool of reader connections.
 
-mod audit;
-mod care_settings;
-mod convert;
-mod directory;
-mod la_records;
-mod lifecycle;
-mod lookups;
-mod mesh;
 mod migrations;
-mod records;
-mod security;
-mod stats;
-mod uploads;
-mod webhooks;
 
-use crate::{
-    AuditQuery, AuditVerification, IdentityChange, NewApiToken, OAuthClient, Session, User,
-};
-use crate::{
-    LookupTx, RowFilter, Store, StoreCounts, StoreError, StoreResult, StoredRecord, UploadTx,
-};
-use chrono::{DateTime, Utc};
-use cpis_domain::notification::Ack;
-use cpis_domain::report::{RowResult, UploadId, UploadSummary};
-use cpis_domain::{Access, AuditEntry, AuditRecord, Notification};
-use cpis_domain::{CareSetting, Demographics, LocalAuthority, NhsNumber, OdsCode};
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use crate::sql::{to_sqlite, Arg, Args, Backend, Db, DbHandle, Dialect, Lock, Row, Value};
+use crate::{StoreError, StoreResult};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{params_from_iter, Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -128,18 +107,107 @@ impl SqliteStore {
     pub fn schema_version(&self) -> StoreResult<u32> {
         migrations::current_version(&take(&self.writer))
     }
+}
 
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+impl rusqlite::ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match *self {
+            Arg::Null => ToSqlOutput::Owned(rusqlite::types::Value::Null),
+            Arg::Int(i) => ToSqlOutput::from(i),
+            Arg::Text(s) => ToSqlOutput::from(s),
+            Arg::Blob(b) => ToSqlOutput::from(b),
+            Arg::Bool(b) => ToSqlOutput::from(i64::from(b)),
+            Arg::Time(t) => ToSqlOutput::from(crate::sql::time_text(t)),
+            Arg::Date(d) => ToSqlOutput::from(d.to_string()),
+            Arg::TextList(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "lists are bound on PostgreSQL only".into(),
+                ))
+            }
+        })
+    }
+}
+
+fn bound<'a>(args: Args<'a>) -> Vec<Arg<'a>> {
+    args.iter().map(|a| a.arg()).collect()
+}
+
+impl Db for Connection {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn exec(&mut self, sql: &str, args: Args<'_>) -> StoreResult<u64> {
+        let mut st = self.prepare_cached(&to_sqlite(sql))?;
+        Ok(st.execute(params_from_iter(bound(args)))? as u64)
+    }
+
+    fn rows(&mut self, sql: &str, args: Args<'_>) -> StoreResult<Vec<Row>> {
+        let mut st = self.prepare_cached(&to_sqlite(sql))?;
+        let columns = st.column_count();
+        let mut rows = st.query(params_from_iter(bound(args)))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let mut values = Vec::with_capacity(columns);
+            for i in 0..columns {
+                values.push(match r.get_ref(i)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(n) => Value::Int(n),
+                    ValueRef::Real(f) => Value::Real(f),
+                    ValueRef::Text(t) => Value::Text(
+                        std::str::from_utf8(t)
+                            .map_err(|_| StoreError::corrupt("text"))?
+                            .to_owned(),
+                    ),
+                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                });
+            }
+            out.push(Row(values));
+        }
+        Ok(out)
+    }
+
+    fn batch(&mut self, sql: &str) -> StoreResult<()> {
+        Ok(self.execute_batch(sql)?)
+    }
+
+    fn begin(&mut self) -> StoreResult<()> {
+        self.batch("BEGIN IMMEDIATE")
+    }
+
+    fn commit(&mut self) -> StoreResult<()> {
+        self.batch("COMMIT")
+    }
+
+    fn rollback(&mut self) {
+        if !self.is_autocommit() {
+            let _ = self.execute_batch("ROLLBACK");
+        }
+    }
+
+    /// The writer is the only one: nothing to lock.
+    fn lock(&mut self, _lock: Lock<'_>) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+impl Backend for SqliteStore {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    /// On a pooled reader connection.
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
         let pooled = self
             .readers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        let conn = match pooled {
+        let mut conn = match pooled {
             Some(c) => c,
             None => connect(&self.path)?,
         };
-        let out = f(&conn);
+        let out = f(&mut conn);
         let mut pool = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
         if pool.len() < READER_POOL && conn.is_autocommit() {
             pool.push(conn);
@@ -147,401 +215,28 @@ impl SqliteStore {
         out
     }
 
-    fn write<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = take(&self.writer);
-        f(&mut conn)
-    }
-}
-
-impl Store for SqliteStore {
-    fn backend(&self) -> &'static str {
-        "sqlite"
-    }
-
-    fn ping(&self) -> StoreResult<()> {
+    /// A read transaction on a reader: WAL keeps its snapshot while writes go on.
+    fn snapshot<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
         self.read(|c| {
-            Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-                .map(|_| ())?)
+            c.batch("BEGIN")?;
+            let out = f(c);
+            c.rollback();
+            out
         })
     }
 
-    fn counts(&self) -> StoreResult<StoreCounts> {
-        self.read(|c| {
-            let n = |table: &str| -> StoreResult<u64> {
-                Ok(
-                    c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
-                        r.get::<_, i64>(0)
-                    })? as u64,
-                )
-            };
-            Ok(StoreCounts {
-                local_authorities: n("local_authorities")?,
-                care_settings: n("care_settings")?,
-                demographics: n("demographics")?,
-                records: n("records")?,
-                plans: n("plans")?,
-                uploads: n("uploads")?,
-                accesses: n("accesses")?,
-                notifications: n("notifications")?,
-            })
-        })
+    /// The one writer, inside `BEGIN IMMEDIATE`.
+    fn begin(&self) -> StoreResult<Box<dyn DbHandle + '_>> {
+        let mut writer = take(&self.writer);
+        writer.begin()?;
+        Ok(Box::new(writer))
     }
 
-    fn upsert_local_authorities(
-        &self,
-        las: &[LocalAuthority],
-        now: DateTime<Utc>,
-    ) -> StoreResult<usize> {
-        self.write(|c| directory::upsert_local_authorities(c, las, now))
-    }
-
-    fn upsert_care_settings(
-        &self,
-        settings: &[CareSetting],
-        now: DateTime<Utc>,
-    ) -> StoreResult<usize> {
-        self.write(|c| directory::upsert_care_settings(c, settings, now))
-    }
-
-    fn local_authority(&self, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>> {
-        self.read(|c| directory::local_authority(c, ods))
-    }
-
-    fn local_authorities(&self) -> StoreResult<Vec<LocalAuthority>> {
-        self.read(directory::local_authorities)
-    }
-
-    fn care_settings(&self) -> StoreResult<Vec<CareSetting>> {
-        self.read(care_settings::care_settings)
-    }
-
-    fn care_setting(&self, ods: &OdsCode) -> StoreResult<Option<CareSetting>> {
-        self.read(|c| directory::care_setting(c, ods))
-    }
-
-    fn upsert_demographics(
-        &self,
-        entries: &[Demographics],
-        now: DateTime<Utc>,
-    ) -> StoreResult<usize> {
-        self.write(|c| directory::upsert_demographics(c, entries, now))
-    }
-
-    fn demographics(&self, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
-        self.read(|c| directory::demographics(c, nhs))
-    }
-
-    fn records_for(&self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
-        self.read(|c| records::records_for(c, nhs))
-    }
-
-    fn la_record_count(&self, la: &OdsCode) -> StoreResult<u64> {
-        self.read(|c| records::la_record_count(c, la))
-    }
-
-    fn la_records(
-        &self,
-        la: &OdsCode,
-        query: &crate::RecordQuery,
-    ) -> StoreResult<Vec<StoredRecord>> {
-        self.read(|c| la_records::la_records(c, la, query))
-    }
-
-    fn notifications_newest(
-        &self,
-        la: &OdsCode,
-        before: Option<u64>,
-        limit: u32,
-    ) -> StoreResult<Vec<Notification>> {
-        self.read(|c| la_records::notifications_newest(c, la, before, limit))
-    }
-
-    fn create_user(&self, user: &User) -> StoreResult<()> {
-        self.write(|c| security::create_user(c, user))
-    }
-
-    fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
-        self.read(|c| security::user_by_username(c, username))
-    }
-
-    fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        self.read(|c| security::user_by_id(c, id))
-    }
-
-    fn list_users(&self) -> StoreResult<Vec<User>> {
-        self.read(security::list_users)
-    }
-
-    fn update_user(&self, user: &User, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write(|c| security::update_user(c, user, now))
-    }
-
-    fn record_login_failure(
-        &self,
-        user_id: &str,
-        max_failures: u32,
-        lock_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<DateTime<Utc>>> {
-        self.write(|c| security::record_login_failure(c, user_id, max_failures, lock_until, now))
-    }
-
-    fn clear_login_failures(&self, user_id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
-        self.write(|c| security::clear_login_failures(c, user_id, now))
-    }
-
-    fn create_api_token(&self, token: &NewApiToken) -> StoreResult<()> {
-        self.write(|c| security::create_api_token(c, token))
-    }
-
-    fn change_identity(
-        &self,
-        change: &IdentityChange,
-        now: DateTime<Utc>,
-        audit: &AuditEntry,
-    ) -> StoreResult<()> {
-        self.write(|c| security::change_identity(c, change, now, audit))
-    }
-
-    fn user_by_token_hash(
-        &self,
-        token_hash: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<User>> {
-        self.read(|c| security::user_by_token_hash(c, token_hash, now))
-    }
-
-    fn create_session(&self, session: &Session) -> StoreResult<()> {
-        self.write(|c| security::create_session(c, session))
-    }
-
-    fn session(&self, id_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<(Session, User)>> {
-        self.read(|c| security::session(c, id_hash, now))
-    }
-
-    fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
-        self.write(|c| security::delete_session(c, id_hash))
-    }
-
-    fn oauth_client(&self, client_id: &str) -> StoreResult<Option<(OAuthClient, User)>> {
-        self.read(|c| security::oauth_client(c, client_id))
-    }
-
-    fn oauth_clients(&self) -> StoreResult<Vec<OAuthClient>> {
-        self.read(security::oauth_clients)
-    }
-
-    fn use_assertion_jti(
-        &self,
-        client_id: &str,
-        jti: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        self.write(|c| security::use_assertion_jti(c, client_id, jti, expires_at, now))
-    }
-
-    fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        self.write(|c| audit::append_alone(c, entry))
-    }
-
-    fn audit_search(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
-        self.read(|c| audit::search(c, query))
-    }
-
-    fn audit_verify(&self) -> StoreResult<AuditVerification> {
-        self.read(audit::verify)
-    }
-
-    fn begin_changes(&self) -> StoreResult<Box<dyn crate::ChangesTx + '_>> {
-        Ok(Box::new(lifecycle::SqliteChangesTx::begin(take(
-            &self.writer,
-        ))?))
-    }
-
-    fn purgeable_plans(&self) -> StoreResult<Vec<(OdsCode, NhsNumber, cpis_domain::Plan)>> {
-        self.read(lifecycle::purgeable_plans)
-    }
-
-    fn purge(
-        &self,
-        plans: &[(OdsCode, NhsNumber, cpis_domain::Plan)],
-        audit: &AuditEntry,
-    ) -> StoreResult<(u64, u64)> {
-        self.write(|c| lifecycle::purge(c, plans, audit))
-    }
-
-    fn backup_to(&self, path: &Path) -> StoreResult<()> {
-        self.read(|c| lifecycle::backup_to(c, path))
-    }
-
-    fn unacknowledged_notifications(&self) -> StoreResult<u64> {
-        self.read(lifecycle::unacknowledged)
-    }
-
-    fn outbox_stats(&self) -> StoreResult<Vec<crate::OutboxStats>> {
-        self.read(lifecycle::outbox_stats)
-    }
-
-    fn add_webhook(&self, webhook: &crate::Webhook, entry: &AuditEntry) -> StoreResult<()> {
-        self.write(|c| audit::audited(c, entry, |tx| webhooks::add(tx, webhook), |_| true))
-    }
-
-    fn webhooks(&self, la: &OdsCode) -> StoreResult<Vec<crate::Webhook>> {
-        self.read(|c| webhooks::list(c, la))
-    }
-
-    fn remove_webhook(
-        &self,
-        la: &OdsCode,
-        id: &str,
-        now: DateTime<Utc>,
-        entry: &AuditEntry,
-    ) -> StoreResult<bool> {
-        let remove = |tx: &rusqlite::Connection| webhooks::remove(tx, la, id, now);
-        self.write(|c| audit::audited(c, entry, remove, |removed| *removed))
-    }
-
-    fn claim_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<crate::DueDelivery>> {
-        self.write(|c| webhooks::claim(c, now, lease_until, limit))
-    }
-
-    fn delivery_succeeded(&self, id: i64, status: u16, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write(|c| webhooks::succeeded(c, id, status, now))
-    }
-
-    fn delivery_failed(
-        &self,
-        id: i64,
-        status: Option<u16>,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.write(|c| webhooks::failed(c, id, status, error, retry_at, now))
-    }
-
-    fn dead_deliveries(&self, limit: u32) -> StoreResult<Vec<crate::DeadDelivery>> {
-        self.read(|c| webhooks::dead(c, limit))
-    }
-
-    fn mesh_pending_notifications(&self, limit: u32) -> StoreResult<Vec<(Notification, String)>> {
-        self.read(|c| mesh::pending_notifications(c, limit))
-    }
-
-    fn mesh_enqueue(
-        &self,
-        messages: &[crate::NewMeshMessage],
-        cursors: &[(OdsCode, u64)],
-    ) -> StoreResult<usize> {
-        self.write(|c| mesh::enqueue(c, messages, cursors))
-    }
-
-    fn mesh_claim(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<crate::MeshOutgoing>> {
-        self.write(|c| mesh::claim(c, now, lease_until, limit))
-    }
-
-    fn mesh_send_started(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write(|c| mesh::send_started(c, id, now))
-    }
-
-    fn mesh_sent(&self, id: i64, message_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write(|c| mesh::sent(c, id, message_id, now))
-    }
-
-    fn mesh_send_failed(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.write(|c| mesh::failed(c, id, error, retry_at, now))
-    }
-
-    fn mesh_outbox(&self, limit: u32) -> StoreResult<Vec<crate::MeshOutboxEntry>> {
-        self.read(|c| mesh::outbox(c, limit))
-    }
-
-    fn begin_lookups(&self) -> StoreResult<Box<dyn LookupTx + '_>> {
-        Ok(Box::new(lookups::SqliteLookupTx::begin(take(
-            &self.writer,
-        ))?))
-    }
-
-    fn recent_accesses(&self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
-        self.read(|c| lookups::recent_accesses(c, nhs, limit))
-    }
-
-    fn notifications(
-        &self,
-        la: &OdsCode,
-        after: u64,
-        limit: u32,
-    ) -> StoreResult<Vec<Notification>> {
-        self.read(|c| lookups::notifications(c, la, after, limit))
-    }
-
-    fn acknowledge(
-        &self,
-        la: &OdsCode,
-        id: &str,
-        by: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Ack> {
-        self.write(|c| lookups::acknowledge(c, la, id, by, now))
-    }
-
-    fn begin_upload(&self) -> StoreResult<Box<dyn UploadTx + '_>> {
-        Ok(Box::new(uploads::SqliteUploadTx::begin(take(
-            &self.writer,
-        ))?))
-    }
-
-    fn record_refused_upload(&self, summary: &UploadSummary) -> StoreResult<()> {
-        self.write(|c| uploads::insert_summary(c, summary))
-    }
-
-    fn upload(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<UploadSummary>> {
-        self.read(|c| uploads::summary(c, la, id))
-    }
-
-    fn recent_uploads(&self, la: &OdsCode, limit: u32) -> StoreResult<Vec<UploadSummary>> {
-        self.read(|c| uploads::recent(c, la, limit))
-    }
-
-    fn upload_rows(
-        &self,
-        la: &OdsCode,
-        id: &UploadId,
-        filter: &RowFilter,
-    ) -> StoreResult<Vec<RowResult>> {
-        self.read(|c| uploads::rows(c, la, id, filter))
-    }
-
-    fn applied_uploads_since(&self, la: &OdsCode, id: &UploadId) -> StoreResult<u64> {
-        self.read(|c| uploads::applied_since(c, la, id))
-    }
-
-    fn held_file(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<Vec<u8>>> {
-        self.read(|c| uploads::held_file(c, la, id))
-    }
-
-    fn la_upload_stats(
-        &self,
-        la: &OdsCode,
-        since: DateTime<Utc>,
-    ) -> StoreResult<Vec<crate::UploadOutcomeCounts>> {
-        self.read(|c| stats::la_upload_stats(c, la, since))
+    fn backup_file(&self, path: &Path) -> StoreResult<()> {
+        let conn = connect(&self.path)?;
+        let mut dst = Connection::open(path)?;
+        let backup = rusqlite::backup::Backup::new(&conn, &mut dst)?;
+        backup.run_to_completion(256, std::time::Duration::from_millis(0), None)?;
+        Ok(())
     }
 }

@@ -1,26 +1,23 @@
-//! Directory (local authorities, care settings) and the demographics index.
+//! The directory (local authorities, care settings) and the demographics index.
 
-use super::bulk;
-use super::convert::{parse_nhs, parse_ods, ts};
-use super::pool::Conn;
+use super::{Db, Row};
 use crate::{StoreError, StoreResult};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use cpis_domain::{
     CareSetting, DemographicStatus, Demographics, LocalAuthority, NhsNumber, OdsCode,
 };
-use postgres::Row;
+use std::collections::HashMap;
 
-/// Batches larger than this go through COPY rather than one statement per entry.
+/// PostgreSQL batches larger than this go through COPY rather than one statement per entry.
 const COPY_OVER: usize = 256;
 
 pub fn upsert_local_authorities(
-    conn: &mut Conn,
+    db: &mut dyn Db,
     las: &[LocalAuthority],
     now: DateTime<Utc>,
 ) -> StoreResult<usize> {
-    let now = ts(now);
     for la in las {
-        conn.execute(
+        db.exec(
             "INSERT INTO local_authorities
                  (ods_code, name, office_hours_phone, edt_phone, secure_email, mesh_mailbox, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -43,13 +40,12 @@ pub fn upsert_local_authorities(
 }
 
 pub fn upsert_care_settings(
-    conn: &mut Conn,
+    db: &mut dyn Db,
     settings: &[CareSetting],
     now: DateTime<Utc>,
 ) -> StoreResult<usize> {
-    let now = ts(now);
     for s in settings {
-        conn.execute(
+        db.exec(
             "INSERT INTO care_settings (ods_code, name, setting_type, updated_at)
              VALUES ($1, $2, $3, $4)
              ON CONFLICT (ods_code) DO UPDATE SET
@@ -66,17 +62,17 @@ const LA_COLUMNS: &str =
 
 fn la_from_row(r: &Row) -> StoreResult<LocalAuthority> {
     Ok(LocalAuthority {
-        ods_code: parse_ods(r.try_get::<_, &str>(0)?)?,
-        name: r.try_get(1)?,
-        office_hours_phone: r.try_get(2)?,
-        edt_phone: r.try_get(3)?,
-        secure_email: r.try_get(4)?,
-        mesh_mailbox: r.try_get(5)?,
+        ods_code: r.ods(0)?,
+        name: r.get(1)?,
+        office_hours_phone: r.get(2)?,
+        edt_phone: r.get(3)?,
+        secure_email: r.get(4)?,
+        mesh_mailbox: r.get(5)?,
     })
 }
 
-pub fn local_authority(conn: &mut Conn, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>> {
-    conn.query_opt(
+pub fn local_authority(db: &mut dyn Db, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>> {
+    db.row(
         &format!("SELECT {LA_COLUMNS} FROM local_authorities WHERE ods_code = $1"),
         &[&ods.as_str()],
     )?
@@ -85,8 +81,8 @@ pub fn local_authority(conn: &mut Conn, ods: &OdsCode) -> StoreResult<Option<Loc
     .transpose()
 }
 
-pub fn local_authorities(conn: &mut Conn) -> StoreResult<Vec<LocalAuthority>> {
-    conn.query(
+pub fn local_authorities(db: &mut dyn Db) -> StoreResult<Vec<LocalAuthority>> {
+    db.rows(
         &format!("SELECT {LA_COLUMNS} FROM local_authorities ORDER BY ods_code COLLATE \"C\""),
         &[],
     )?
@@ -95,37 +91,49 @@ pub fn local_authorities(conn: &mut Conn) -> StoreResult<Vec<LocalAuthority>> {
     .collect()
 }
 
-pub fn care_setting(conn: &mut Conn, ods: &OdsCode) -> StoreResult<Option<CareSetting>> {
-    let Some(r) = conn.query_opt(
+fn care_setting_from_row(r: &Row) -> StoreResult<CareSetting> {
+    Ok(CareSetting {
+        ods_code: r.ods(0)?,
+        name: r.get(1)?,
+        setting_type: r.parse(2, "setting type", |s| s.parse().ok())?,
+    })
+}
+
+pub fn care_setting(db: &mut dyn Db, ods: &OdsCode) -> StoreResult<Option<CareSetting>> {
+    db.row(
         "SELECT ods_code, name, setting_type FROM care_settings WHERE ods_code = $1",
         &[&ods.as_str()],
     )?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(CareSetting {
-        ods_code: parse_ods(r.try_get::<_, &str>(0)?)?,
-        name: r.try_get(1)?,
-        setting_type: r
-            .try_get::<_, &str>(2)?
-            .parse()
-            .map_err(|_| StoreError::corrupt("setting type"))?,
-    }))
+    .as_ref()
+    .map(care_setting_from_row)
+    .transpose()
 }
 
-/// Inside the caller's transaction.
+/// Every care setting, by ODS code (the admin directory page).
+pub fn care_settings(db: &mut dyn Db) -> StoreResult<Vec<CareSetting>> {
+    db.rows(
+        "SELECT ods_code, name, setting_type FROM care_settings ORDER BY ods_code COLLATE \"C\"",
+        &[],
+    )?
+    .iter()
+    .map(care_setting_from_row)
+    .collect()
+}
+
+/// Inside the caller's transaction. Large batches on PostgreSQL go through COPY.
 pub fn upsert_demographics(
-    conn: &mut Conn,
+    db: &mut dyn Db,
     entries: &[Demographics],
     now: DateTime<Utc>,
 ) -> StoreResult<usize> {
-    let now = ts(now);
     if entries.len() > COPY_OVER {
-        bulk::upsert_demographics(conn, entries, now)?;
-        return Ok(entries.len());
+        if let Some(pg) = db.postgres() {
+            crate::postgres::bulk::upsert_demographics(pg, entries, now)?;
+            return Ok(entries.len());
+        }
     }
     for e in entries {
-        conn.execute(
+        db.exec(
             "INSERT INTO demographics (nhs_number, status, superseded_by, date_of_birth, sensitive, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (nhs_number) DO UPDATE SET
@@ -152,23 +160,23 @@ pub fn superseded_by(e: &Demographics) -> Option<String> {
     }
 }
 
-fn demographics_row(nhs: NhsNumber, r: &postgres::Row) -> StoreResult<Demographics> {
-    let status = match (r.try_get::<_, &str>(0)?, r.try_get::<_, Option<&str>>(1)?) {
+fn demographics_row(nhs: NhsNumber, r: &Row) -> StoreResult<Demographics> {
+    let status = match (r.str(0)?, r.opt_str(1)?) {
         ("active", None) => DemographicStatus::Active,
         ("inactive", None) => DemographicStatus::Inactive,
-        ("superseded", Some(by)) => DemographicStatus::Superseded(parse_nhs(by)?),
+        ("superseded", Some(_)) => DemographicStatus::Superseded(r.nhs(1)?),
         _ => return Err(StoreError::corrupt("demographic status")),
     };
     Ok(Demographics {
         nhs_number: nhs,
         status,
-        date_of_birth: r.try_get::<_, NaiveDate>(2)?,
-        sensitive: r.try_get(3)?,
+        date_of_birth: r.get(2)?,
+        sensitive: r.get(3)?,
     })
 }
 
-pub fn demographics(conn: &mut Conn, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
-    conn.query_opt(
+pub fn demographics(db: &mut dyn Db, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
+    db.row(
         "SELECT status, superseded_by, date_of_birth, sensitive FROM demographics WHERE nhs_number = $1",
         &[&nhs.digits()],
     )?
@@ -176,20 +184,28 @@ pub fn demographics(conn: &mut Conn, nhs: NhsNumber) -> StoreResult<Option<Demog
     .transpose()
 }
 
-/// Many entries in one round trip.
+/// Many entries at once: one round trip on PostgreSQL (`= ANY`), one lookup each on SQLite.
 pub fn demographics_many(
-    conn: &mut Conn,
+    db: &mut dyn Db,
     nhs: &[NhsNumber],
-) -> StoreResult<std::collections::HashMap<NhsNumber, Demographics>> {
+) -> StoreResult<HashMap<NhsNumber, Demographics>> {
+    let mut out = HashMap::with_capacity(nhs.len());
+    if db.postgres().is_none() {
+        for n in nhs {
+            if let Some(d) = demographics(db, *n)? {
+                out.insert(*n, d);
+            }
+        }
+        return Ok(out);
+    }
     let digits: Vec<String> = nhs.iter().map(|n| n.digits()).collect();
-    let rows = conn.query(
+    let rows = db.rows(
         "SELECT status, superseded_by, date_of_birth, sensitive, nhs_number FROM demographics
          WHERE nhs_number = ANY($1)",
         &[&digits],
     )?;
-    let mut out = std::collections::HashMap::with_capacity(rows.len());
     for r in rows {
-        let n = parse_nhs(r.try_get::<_, &str>(4)?)?;
+        let n = r.nhs(4)?;
         out.insert(n, demographics_row(n, &r)?);
     }
     Ok(out)

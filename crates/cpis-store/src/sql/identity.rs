@@ -1,14 +1,16 @@
-//! Users, API tokens and sessions.
+//! Identities: users, API tokens, sessions and application-restricted OAuth clients.
 
-use super::convert::{count, parse_ods, ts};
-use super::pool::Conn;
+use super::{Db, Row};
 use crate::{
     ClientKeys, IdentityChange, NewApiToken, OAuthClient, Session, StoreError, StoreResult, User,
     UserKind,
 };
 use chrono::{DateTime, Utc};
-use cpis_domain::{AuditEntry, Permissions};
-use postgres::Row;
+use cpis_domain::{AuditEntry, NhsIdentity, Permissions};
+
+fn no_such_user() -> StoreError {
+    StoreError::Constraint("no such user".into())
+}
 
 const USER_COLUMNS: &str =
     "u.id, u.username, u.display_name, u.kind, u.organisation, u.role, u.permissions,
@@ -16,27 +18,27 @@ const USER_COLUMNS: &str =
 
 fn user_from_row(r: &Row) -> StoreResult<User> {
     Ok(User {
-        id: r.try_get(0)?,
-        username: r.try_get(1)?,
-        display_name: r.try_get(2)?,
-        kind: match r.try_get::<_, &str>(3)? {
-            "user" => UserKind::User,
-            "system" => UserKind::System,
-            _ => return Err(StoreError::corrupt("user kind")),
-        },
-        organisation: parse_ods(r.try_get(4)?)?,
-        role: r.try_get(5)?,
-        permissions: Permissions::parse(r.try_get(6)?).map_err(StoreError::corrupt)?,
-        password_hash: r.try_get(7)?,
-        disabled: r.try_get(8)?,
-        failed_logins: u32::try_from(count(r.try_get(9)?)).unwrap_or(u32::MAX),
-        locked_until: r.try_get(10)?,
-        created_at: r.try_get(11)?,
+        id: r.get(0)?,
+        username: r.get(1)?,
+        display_name: r.get(2)?,
+        kind: r.parse(3, "user kind", |k| match k {
+            "user" => Some(UserKind::User),
+            "system" => Some(UserKind::System),
+            _ => None,
+        })?,
+        organisation: r.ods(4)?,
+        role: r.get(5)?,
+        permissions: Permissions::parse(r.str(6)?).map_err(StoreError::corrupt)?,
+        password_hash: r.get(7)?,
+        disabled: r.get(8)?,
+        failed_logins: r.get(9)?,
+        locked_until: r.get(10)?,
+        created_at: r.get(11)?,
     })
 }
 
-fn one_user(conn: &mut Conn, sql_where: &str, arg: &str) -> StoreResult<Option<User>> {
-    conn.query_opt(
+fn one_user(db: &mut dyn Db, sql_where: &str, arg: &str) -> StoreResult<Option<User>> {
+    db.row(
         &format!("SELECT {USER_COLUMNS} FROM users u WHERE {sql_where}"),
         &[&arg],
     )?
@@ -45,8 +47,26 @@ fn one_user(conn: &mut Conn, sql_where: &str, arg: &str) -> StoreResult<Option<U
     .transpose()
 }
 
-pub fn create_user(conn: &mut Conn, u: &User) -> StoreResult<()> {
-    conn.execute(
+pub fn user_by_username(db: &mut dyn Db, username: &str) -> StoreResult<Option<User>> {
+    one_user(db, "u.username = $1", username)
+}
+
+pub fn user_by_id(db: &mut dyn Db, id: &str) -> StoreResult<Option<User>> {
+    one_user(db, "u.id = $1", id)
+}
+
+pub fn list_users(db: &mut dyn Db) -> StoreResult<Vec<User>> {
+    db.rows(
+        &format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.username COLLATE \"C\""),
+        &[],
+    )?
+    .iter()
+    .map(user_from_row)
+    .collect()
+}
+
+pub fn create_user(db: &mut dyn Db, u: &User) -> StoreResult<()> {
+    db.exec(
         "INSERT INTO users (id, username, display_name, kind, organisation, role, permissions, password_hash,
                             disabled, failed_logins, locked_until, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
@@ -60,58 +80,16 @@ pub fn create_user(conn: &mut Conn, u: &User) -> StoreResult<()> {
             &u.permissions.to_string(),
             &u.password_hash,
             &u.disabled,
-            &i64::from(u.failed_logins),
-            &u.locked_until.map(ts),
-            &ts(u.created_at),
+            &u.failed_logins,
+            &u.locked_until,
+            &u.created_at,
         ],
     )?;
     Ok(())
 }
 
-/// One statement: every failure counts even when many arrive at once (SET sees the old row, and
-/// the row lock serialises concurrent updates).
-pub fn record_login_failure(
-    conn: &mut Conn,
-    user_id: &str,
-    max_failures: u32,
-    lock_until: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> StoreResult<Option<DateTime<Utc>>> {
-    let row = conn.query_opt(
-        "UPDATE users SET
-             failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
-             locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END,
-             updated_at = $4
-         WHERE id = $1
-         RETURNING locked_until",
-        &[
-            &user_id,
-            &i64::from(max_failures),
-            &ts(lock_until),
-            &ts(now),
-        ],
-    )?;
-    match row {
-        None => Err(StoreError::Constraint("no such user".into())),
-        Some(r) => Ok(r.try_get(0)?),
-    }
-}
-
-pub fn clear_login_failures(
-    conn: &mut Conn,
-    user_id: &str,
-    now: DateTime<Utc>,
-) -> StoreResult<bool> {
-    let n = conn.execute(
-        "UPDATE users SET failed_logins = 0, locked_until = NULL, updated_at = $2
-         WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2)",
-        &[&user_id, &ts(now)],
-    )?;
-    Ok(n == 1)
-}
-
-pub fn update_user(conn: &mut Conn, u: &User, now: DateTime<Utc>) -> StoreResult<()> {
-    let n = conn.execute(
+pub fn update_user(db: &mut dyn Db, u: &User, now: DateTime<Utc>) -> StoreResult<()> {
+    let n = db.exec(
         "UPDATE users SET display_name = $2, organisation = $3, role = $4, permissions = $5, password_hash = $6,
              disabled = $7, failed_logins = $8, locked_until = $9, updated_at = $10
          WHERE id = $1",
@@ -123,38 +101,54 @@ pub fn update_user(conn: &mut Conn, u: &User, now: DateTime<Utc>) -> StoreResult
             &u.permissions.to_string(),
             &u.password_hash,
             &u.disabled,
-            &i64::from(u.failed_logins),
-            &u.locked_until.map(ts),
-            &ts(now),
+            &u.failed_logins,
+            &u.locked_until,
+            &now,
         ],
     )?;
     if n == 1 {
         Ok(())
     } else {
-        Err(StoreError::Constraint("no such user".into()))
+        Err(no_such_user())
     }
 }
 
-pub fn user_by_username(conn: &mut Conn, username: &str) -> StoreResult<Option<User>> {
-    one_user(conn, "u.username = $1", username)
+/// One statement: every failure counts even when many arrive at once (SET sees the old row, and
+/// the row lock serialises concurrent updates).
+pub fn record_login_failure(
+    db: &mut dyn Db,
+    user_id: &str,
+    max_failures: u32,
+    lock_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<DateTime<Utc>>> {
+    let row = db.row(
+        "UPDATE users SET
+             failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
+             locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END,
+             updated_at = $4
+         WHERE id = $1
+         RETURNING locked_until",
+        &[&user_id, &i64::from(max_failures), &lock_until, &now],
+    )?;
+    row.ok_or_else(no_such_user)?.get(0)
 }
 
-pub fn user_by_id(conn: &mut Conn, id: &str) -> StoreResult<Option<User>> {
-    one_user(conn, "u.id = $1", id)
+pub fn clear_login_failures(
+    db: &mut dyn Db,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let n = db.exec(
+        "UPDATE users SET failed_logins = 0, locked_until = NULL, updated_at = $2
+         WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2)",
+        &[&user_id, &now],
+    )?;
+    Ok(n == 1)
 }
 
-pub fn list_users(conn: &mut Conn) -> StoreResult<Vec<User>> {
-    conn.query(
-        &format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.username COLLATE \"C\""),
-        &[],
-    )?
-    .iter()
-    .map(user_from_row)
-    .collect()
-}
-
-pub fn create_api_token(conn: &mut Conn, t: &NewApiToken) -> StoreResult<()> {
-    conn.execute(
+pub fn create_api_token(db: &mut dyn Db, t: &NewApiToken) -> StoreResult<()> {
+    db.exec(
         "INSERT INTO api_tokens (id, user_id, token_hash, label, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
         &[
@@ -162,53 +156,53 @@ pub fn create_api_token(conn: &mut Conn, t: &NewApiToken) -> StoreResult<()> {
             &t.user_id,
             &t.token_hash,
             &t.label,
-            &ts(t.created_at),
-            &t.expires_at.map(ts),
+            &t.created_at,
+            &t.expires_at,
         ],
     )?;
     Ok(())
 }
 
 /// Applies an administrative change and appends its audit entry, inside the caller's
-/// transaction (`PgStore::write`): the change's rows first, then the audit append, which locks the
-/// chain head until the transaction ends. An error rolls both back.
+/// transaction: the change's rows first, then the audit append (which locks the chain head until
+/// the transaction ends). An error rolls both back.
 pub fn change_identity(
-    conn: &mut Conn,
+    db: &mut dyn Db,
     change: &IdentityChange,
     now: DateTime<Utc>,
     audit: &AuditEntry,
 ) -> StoreResult<()> {
     match change {
-        IdentityChange::CreateUser(u) => create_user(conn, u)?,
-        IdentityChange::UpdateUser(u) => update_user(conn, u, now)?,
-        IdentityChange::CreateToken(t) => create_api_token(conn, t)?,
+        IdentityChange::CreateUser(u) => create_user(db, u)?,
+        IdentityChange::UpdateUser(u) => update_user(db, u, now)?,
+        IdentityChange::CreateToken(t) => create_api_token(db, t)?,
         IdentityChange::RegisterClient { user, client } => {
-            create_user(conn, user)?;
-            create_oauth_client(conn, client)?;
+            create_user(db, user)?;
+            create_oauth_client(db, client)?;
         }
     }
-    super::audit::append_alone(conn, audit)
+    super::audit::append_alone(db, audit)
 }
 
 pub fn user_by_token_hash(
-    conn: &mut Conn,
+    db: &mut dyn Db,
     hash: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<User>> {
-    conn.query_opt(
+    db.row(
         &format!(
             "SELECT {USER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)"
         ),
-        &[&hash, &ts(now)],
+        &[&hash, &now],
     )?
     .as_ref()
     .map(user_from_row)
     .transpose()
 }
 
-pub fn create_session(conn: &mut Conn, s: &Session) -> StoreResult<()> {
-    conn.execute(
+pub fn create_session(db: &mut dyn Db, s: &Session) -> StoreResult<()> {
+    db.exec(
         "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at,
                                sds_user_id, role_profile_id, role_code, assurance_level)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -216,8 +210,8 @@ pub fn create_session(conn: &mut Conn, s: &Session) -> StoreResult<()> {
             &s.id_hash,
             &s.user_id,
             &s.csrf_token,
-            &ts(s.created_at),
-            &ts(s.expires_at),
+            &s.created_at,
+            &s.expires_at,
             &s.nhs.sds_user_id,
             &s.nhs.role_profile_id,
             &s.nhs.role_code,
@@ -228,54 +222,52 @@ pub fn create_session(conn: &mut Conn, s: &Session) -> StoreResult<()> {
 }
 
 pub fn session(
-    conn: &mut Conn,
+    db: &mut dyn Db,
     id_hash: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<(Session, User)>> {
-    let Some(r) = conn.query_opt(
+    let Some(r) = db.row(
         "SELECT user_id, csrf_token, created_at, expires_at, sds_user_id, role_profile_id, role_code,
                 assurance_level
          FROM sessions WHERE id_hash = $1 AND expires_at > $2",
-        &[&id_hash, &ts(now)],
+        &[&id_hash, &now],
     )?
     else {
         return Ok(None);
     };
-    let user_id: String = r.try_get(0)?;
-    let Some(user) = user_by_id(conn, &user_id)? else {
+    let user_id: String = r.get(0)?;
+    let Some(user) = user_by_id(db, &user_id)? else {
         return Ok(None);
     };
     Ok(Some((
         Session {
             id_hash: id_hash.to_owned(),
             user_id,
-            csrf_token: r.try_get(1)?,
-            created_at: r.try_get(2)?,
-            expires_at: r.try_get(3)?,
-            nhs: cpis_domain::NhsIdentity {
-                sds_user_id: r.try_get(4)?,
-                role_profile_id: r.try_get(5)?,
-                role_code: r.try_get(6)?,
+            csrf_token: r.get(1)?,
+            created_at: r.get(2)?,
+            expires_at: r.get(3)?,
+            nhs: NhsIdentity {
+                sds_user_id: r.get(4)?,
+                role_profile_id: r.get(5)?,
+                role_code: r.get(6)?,
             },
-            assurance_level: r
-                .try_get::<_, Option<i16>>(7)?
-                .and_then(|a| u8::try_from(a).ok()),
+            assurance_level: r.get::<Option<i64>>(7)?.and_then(|a| u8::try_from(a).ok()),
         },
         user,
     )))
 }
 
-pub fn delete_session(conn: &mut Conn, id_hash: &str) -> StoreResult<()> {
-    conn.execute("DELETE FROM sessions WHERE id_hash = $1", &[&id_hash])?;
+pub fn delete_session(db: &mut dyn Db, id_hash: &str) -> StoreResult<()> {
+    db.exec("DELETE FROM sessions WHERE id_hash = $1", &[&id_hash])?;
     Ok(())
 }
 
-pub fn create_oauth_client(conn: &mut Conn, c: &OAuthClient) -> StoreResult<()> {
+pub fn create_oauth_client(db: &mut dyn Db, c: &OAuthClient) -> StoreResult<()> {
     let (json, url) = match &c.keys {
         ClientKeys::Jwks(j) => (Some(j.as_str()), None),
         ClientKeys::JwksUrl(u) => (None, Some(u.as_str())),
     };
-    conn.execute(
+    db.exec(
         "INSERT INTO oauth_clients (client_id, user_id, jwks_json, jwks_url, allow_unattended_lookups, created_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
         &[
@@ -284,33 +276,31 @@ pub fn create_oauth_client(conn: &mut Conn, c: &OAuthClient) -> StoreResult<()> 
             &json,
             &url,
             &c.allow_unattended_lookups,
-            &ts(c.created_at),
+            &c.created_at,
         ],
     )?;
     Ok(())
 }
 
+const CLIENT_COLUMNS: &str =
+    "client_id, user_id, jwks_json, jwks_url, allow_unattended_lookups, created_at";
+
 fn client_from_row(r: &Row) -> StoreResult<OAuthClient> {
-    let json: Option<String> = r.try_get(2)?;
-    let url: Option<String> = r.try_get(3)?;
     Ok(OAuthClient {
-        client_id: r.try_get(0)?,
-        user_id: r.try_get(1)?,
-        keys: match (json, url) {
+        client_id: r.get(0)?,
+        user_id: r.get(1)?,
+        keys: match (r.get(2)?, r.get(3)?) {
             (Some(j), None) => ClientKeys::Jwks(j),
             (None, Some(u)) => ClientKeys::JwksUrl(u),
             _ => return Err(StoreError::corrupt("oauth client keys")),
         },
-        allow_unattended_lookups: r.try_get(4)?,
-        created_at: r.try_get(5)?,
+        allow_unattended_lookups: r.get(4)?,
+        created_at: r.get(5)?,
     })
 }
 
-const CLIENT_COLUMNS: &str =
-    "client_id, user_id, jwks_json, jwks_url, allow_unattended_lookups, created_at";
-
-pub fn oauth_client(conn: &mut Conn, client_id: &str) -> StoreResult<Option<(OAuthClient, User)>> {
-    let Some(row) = conn.query_opt(
+pub fn oauth_client(db: &mut dyn Db, client_id: &str) -> StoreResult<Option<(OAuthClient, User)>> {
+    let Some(row) = db.row(
         &format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = $1"),
         &[&client_id],
     )?
@@ -318,11 +308,11 @@ pub fn oauth_client(conn: &mut Conn, client_id: &str) -> StoreResult<Option<(OAu
         return Ok(None);
     };
     let client = client_from_row(&row)?;
-    Ok(user_by_id(conn, &client.user_id)?.map(|u| (client, u)))
+    Ok(user_by_id(db, &client.user_id)?.map(|u| (client, u)))
 }
 
-pub fn oauth_clients(conn: &mut Conn) -> StoreResult<Vec<OAuthClient>> {
-    conn.query(
+pub fn oauth_clients(db: &mut dyn Db) -> StoreResult<Vec<OAuthClient>> {
+    db.rows(
         &format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients ORDER BY client_id"),
         &[],
     )?
@@ -331,21 +321,22 @@ pub fn oauth_clients(conn: &mut Conn) -> StoreResult<Vec<OAuthClient>> {
     .collect()
 }
 
+/// Inside the caller's transaction.
 pub fn use_assertion_jti(
-    conn: &mut Conn,
+    db: &mut dyn Db,
     client_id: &str,
     jti: &str,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
-    conn.execute(
+    db.exec(
         "DELETE FROM oauth_assertion_jtis WHERE expires_at <= $1",
-        &[&ts(now)],
+        &[&now],
     )?;
-    let n = conn.execute(
+    let n = db.exec(
         "INSERT INTO oauth_assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3)
          ON CONFLICT (client_id, jti) DO NOTHING",
-        &[&client_id, &jti, &ts(expires_at)],
+        &[&client_id, &jti, &expires_at],
     )?;
     Ok(n == 1)
 }

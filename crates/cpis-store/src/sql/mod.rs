@@ -1,0 +1,450 @@
+//! The one SQL layer both backends share. Every query is written once, in PostgreSQL's spelling
+//! (`$1` placeholders), against [`Db`]: a connection that binds [`Arg`]s and hands rows back as
+//! [`Row`]s of [`Value`]s, whichever driver is underneath. The SQLite connection rewrites the text
+//! in one small dialect step ([`to_sqlite`]); the few statements that really differ branch on
+//! [`Db::dialect`]. Timestamps are `timestamptz` on PostgreSQL and RFC 3339 text (microseconds,
+//! `Z`) on SQLite, dates `date` or ISO text, booleans `boolean` or 0/1: binding and reading
+//! convert, so query code sees only domain values.
+
+mod audit;
+pub(crate) mod directory;
+mod identity;
+mod outbox;
+mod records;
+mod store;
+mod tx;
+pub(crate) mod uploads;
+
+pub use tx::SqlTx;
+
+use crate::{StoreError, StoreResult};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use cpis_domain::{parse_iso_date, NhsNumber, OdsCode};
+use std::ops::DerefMut;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A parameter as bound: each backend turns it into its own column type.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    Null,
+    Int(i64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+    Bool(bool),
+    Time(DateTime<Utc>),
+    Date(NaiveDate),
+    /// A `text[]` (PostgreSQL only: `= ANY($1)`).
+    TextList(&'a [String]),
+}
+
+/// What can be bound as a parameter.
+pub trait ToArg {
+    fn arg(&self) -> Arg<'_>;
+}
+
+macro_rules! int_args {
+    ($($t:ty),*) => {$(impl ToArg for $t {
+        fn arg(&self) -> Arg<'_> {
+            Arg::Int(i64::from(*self))
+        }
+    })*};
+}
+int_args!(i64, i32, i16, u32, u16);
+
+impl ToArg for bool {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Bool(*self)
+    }
+}
+impl ToArg for str {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Text(self)
+    }
+}
+impl ToArg for String {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Text(self)
+    }
+}
+impl ToArg for [u8] {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Blob(self)
+    }
+}
+impl ToArg for Vec<u8> {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Blob(self)
+    }
+}
+impl ToArg for Vec<String> {
+    fn arg(&self) -> Arg<'_> {
+        Arg::TextList(self)
+    }
+}
+impl ToArg for DateTime<Utc> {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Time(*self)
+    }
+}
+impl ToArg for NaiveDate {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Date(*self)
+    }
+}
+impl<T: ToArg> ToArg for Option<T> {
+    fn arg(&self) -> Arg<'_> {
+        self.as_ref().map_or(Arg::Null, ToArg::arg)
+    }
+}
+impl<T: ToArg + ?Sized> ToArg for &T {
+    fn arg(&self) -> Arg<'_> {
+        (**self).arg()
+    }
+}
+
+/// The parameters of one statement.
+pub type Args<'a> = &'a [&'a dyn ToArg];
+
+/// A column value as read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+    Bool(bool),
+    Time(DateTime<Utc>),
+    Date(NaiveDate),
+}
+
+/// A result row, the same from either driver.
+#[derive(Debug, Clone)]
+pub struct Row(pub Vec<Value>);
+
+/// A Rust value one column converts into.
+pub trait FromValue: Sized {
+    fn from_value(v: &Value) -> Option<StoreResult<Self>>;
+}
+
+impl FromValue for i64 {
+    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
+        match v {
+            Value::Int(i) => Some(Ok(*i)),
+            _ => None,
+        }
+    }
+}
+/// Stored counts and sequence numbers are never negative.
+impl FromValue for u64 {
+    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
+        i64::from_value(v).map(|i| i.map(|i| i.max(0) as u64))
+    }
+}
+impl FromValue for u32 {
+    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
+        u64::from_value(v).map(|i| i.map(|i| u32::try_from(i).unwrap_or(u32::MAX)))
+    }
+}
+impl FromValue for bool {
+    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
+        match v {
+            Value::Bool(b) => Some(Ok(*b)),
+            Value::Int(i) => Some(Ok(*i != 0)),
+            _ => None,
+        }
+    }
+}
+impl FromValue for String {
+    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
+        match v {
+            Value::Text(s) => Some(Ok(s.clone())),
+            _ => None,
+        }
+    }
+}
+impl FromValue for Vec<u8> {
+    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
+        match v {
+            Value::Blob(b) => Some(Ok(b.clone())),
+            Value::Text(s) => Some(Ok(s.clone().into_bytes())),
+            _ => None,
+        }
+    }
+}
+impl FromValue for DateTime<Utc> {
+    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
+        match v {
+            Value::Time(t) => Some(Ok(*t)),
+            Value::Text(s) => Some(
+                DateTime::parse_from_rfc3339(s)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| StoreError::corrupt("timestamp")),
+            ),
+            _ => None,
+        }
+    }
+}
+impl FromValue for NaiveDate {
+    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
+        match v {
+            Value::Date(d) => Some(Ok(*d)),
+            Value::Text(s) => Some(parse_iso_date(s).map_err(|_| StoreError::corrupt("date"))),
+            _ => None,
+        }
+    }
+}
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
+        match v {
+            Value::Null => Some(Ok(None)),
+            v => T::from_value(v).map(|r| r.map(Some)),
+        }
+    }
+}
+
+impl Row {
+    fn value(&self, i: usize) -> StoreResult<&Value> {
+        self.0
+            .get(i)
+            .ok_or_else(|| StoreError::Backend(format!("no column {i} in the row")))
+    }
+
+    pub fn get<T: FromValue>(&self, i: usize) -> StoreResult<T> {
+        let v = self.value(i)?;
+        T::from_value(v).unwrap_or_else(|| {
+            Err(StoreError::Backend(format!(
+                "column {i} holds {v:?}, not a {}",
+                std::any::type_name::<T>()
+            )))
+        })
+    }
+
+    pub fn opt_str(&self, i: usize) -> StoreResult<Option<&str>> {
+        match self.value(i)? {
+            Value::Null => Ok(None),
+            Value::Text(s) => Ok(Some(s)),
+            v => Err(StoreError::Backend(format!(
+                "column {i} holds {v:?}, not text"
+            ))),
+        }
+    }
+
+    pub fn str(&self, i: usize) -> StoreResult<&str> {
+        self.opt_str(i)?
+            .ok_or_else(|| StoreError::Backend(format!("column {i} is NULL, not text")))
+    }
+
+    /// A text column parsed with `parse` (`None` = corrupt `what`).
+    pub fn parse<T>(
+        &self,
+        i: usize,
+        what: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> StoreResult<T> {
+        parse(self.str(i)?).ok_or_else(|| StoreError::corrupt(what))
+    }
+
+    /// As [`Row::parse`], for a column that may be NULL.
+    pub fn parse_opt<T>(
+        &self,
+        i: usize,
+        what: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> StoreResult<Option<T>> {
+        self.opt_str(i)?
+            .map(|s| parse(s).ok_or_else(|| StoreError::corrupt(what)))
+            .transpose()
+    }
+
+    pub fn ods(&self, i: usize) -> StoreResult<OdsCode> {
+        self.parse(i, "ODS code", |s| OdsCode::parse(s).ok())
+    }
+
+    pub fn nhs(&self, i: usize) -> StoreResult<NhsNumber> {
+        self.parse(i, "NHS number", |s| NhsNumber::parse(s).ok())
+    }
+
+    pub fn opt_nhs(&self, i: usize) -> StoreResult<Option<NhsNumber>> {
+        self.parse_opt(i, "NHS number", |s| NhsNumber::parse(s).ok())
+    }
+}
+
+/// A transaction-scoped lock. PostgreSQL takes an advisory lock; SQLite's one writer already
+/// excludes every other.
+#[derive(Debug, Clone, Copy)]
+pub enum Lock<'a> {
+    /// Held before a transaction draws notification numbers (they become visible in order).
+    Notify,
+    /// One upload per LA at a time.
+    UploadLa(&'a str),
+}
+
+/// A connection, as the shared queries see it.
+pub trait Db {
+    fn dialect(&self) -> Dialect;
+    /// Runs a statement; the number of rows it changed.
+    fn exec(&mut self, sql: &str, args: Args<'_>) -> StoreResult<u64>;
+    fn rows(&mut self, sql: &str, args: Args<'_>) -> StoreResult<Vec<Row>>;
+    /// Statements without parameters.
+    fn batch(&mut self, sql: &str) -> StoreResult<()>;
+    /// Opens a write transaction (`BEGIN IMMEDIATE` on SQLite).
+    fn begin(&mut self) -> StoreResult<()>;
+    fn commit(&mut self) -> StoreResult<()>;
+    /// Rolls back whatever is open; a connection that cannot is not reused.
+    fn rollback(&mut self);
+    fn lock(&mut self, lock: Lock<'_>) -> StoreResult<()>;
+    /// The PostgreSQL connection, for what only it does (COPY, arrays).
+    fn postgres(&mut self) -> Option<&mut crate::postgres::PgConn> {
+        None
+    }
+
+    fn row(&mut self, sql: &str, args: Args<'_>) -> StoreResult<Option<Row>> {
+        Ok(self.rows(sql, args)?.into_iter().next())
+    }
+
+    fn one(&mut self, sql: &str, args: Args<'_>) -> StoreResult<Row> {
+        self.row(sql, args)?
+            .ok_or_else(|| StoreError::Backend("the query returned no row".into()))
+    }
+
+    /// The first column of the one row (a count).
+    fn count(&mut self, sql: &str, args: Args<'_>) -> StoreResult<u64> {
+        self.one(sql, args)?.get(0)
+    }
+}
+
+/// A connection held for a transaction (the SQLite writer's guard, a pooled PostgreSQL one).
+pub trait DbHandle {
+    fn db(&mut self) -> &mut dyn Db;
+}
+
+impl<T: DerefMut> DbHandle for T
+where
+    T::Target: Db + Sized,
+{
+    fn db(&mut self) -> &mut dyn Db {
+        &mut **self
+    }
+}
+
+/// What a backend decides: where reads and writes run. Everything else is shared
+/// (`impl Store for` every backend is in `store.rs`).
+pub trait Backend: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Runs `f` outside an explicit transaction.
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T>;
+    /// A read the replica may answer (a moment old).
+    fn read_replica<T>(&self, f: impl Fn(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
+        self.read(f)
+    }
+    /// As `read_replica`, asking the primary too when the replica's answer is `missing`.
+    fn read_replica_or_primary<T>(
+        &self,
+        f: impl Fn(&mut dyn Db) -> StoreResult<T>,
+        _missing: impl Fn(&T) -> bool,
+    ) -> StoreResult<T> {
+        self.read(f)
+    }
+    /// Runs `f` in one read-only snapshot.
+    fn snapshot<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T>;
+    /// A connection inside a new write transaction.
+    fn begin(&self) -> StoreResult<Box<dyn DbHandle + '_>>;
+    fn backup_file(&self, path: &std::path::Path) -> StoreResult<()>;
+
+    /// Runs `f` in a write transaction: committed when it returns `Ok`, rolled back otherwise.
+    fn write<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
+        let mut handle = self.begin()?;
+        let db = handle.db();
+        match f(db) {
+            Ok(v) => {
+                db.commit()?;
+                Ok(v)
+            }
+            Err(e) => {
+                db.rollback();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The SQLite text of a timestamp: RFC 3339, microseconds, `Z` (sorts as it compares).
+pub fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// A caller's count or cursor as a `bigint` (saturating).
+pub fn big(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The dialect step: PostgreSQL's spelling into SQLite's. `$N` becomes `?N`; casts (`::text`),
+/// `COLLATE "C"` (SQLite compares bytes already) and row locks (`FOR UPDATE …`, SQLite has one
+/// writer) go; `IS NOT DISTINCT FROM` is `IS`, `GREATEST` the scalar `max`, `strpos` `instr`.
+pub fn to_sqlite(sql: &str) -> String {
+    const SWAPS: &[(&str, &str)] = &[
+        (" COLLATE \"C\"", ""),
+        ("IS NOT DISTINCT FROM", "IS"),
+        ("GREATEST(", "max("),
+        ("greatest(", "max("),
+        ("strpos(", "instr("),
+    ];
+    let sql = sql.find("FOR UPDATE").map_or(sql, |i| &sql[..i]);
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    'scan: while let Some(c) = rest.chars().next() {
+        for (from, to) in SWAPS {
+            if let Some(after) = rest.strip_prefix(from) {
+                out.push_str(to);
+                rest = after;
+                continue 'scan;
+            }
+        }
+        match c {
+            '$' if rest[1..].starts_with(|d: char| d.is_ascii_digit()) => {
+                out.push('?');
+                rest = &rest[1..];
+            }
+            ':' if rest.starts_with("::") => {
+                let tail = &rest[2..];
+                let end = tail
+                    .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                    .unwrap_or(tail.len());
+                rest = &tail[end..];
+            }
+            '\'' => {
+                let end = rest[1..].find('\'').map_or(rest.len(), |i| i + 2);
+                out.push_str(&rest[..end]);
+                rest = &rest[end..];
+            }
+            c => {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_sqlite;
+
+    #[test]
+    fn rewrites_postgres_spelling_for_sqlite() {
+        assert_eq!(
+            to_sqlite("SELECT a FROM t WHERE ($1::text IS NULL OR b = $1::text) AND c IS NOT DISTINCT FROM $12 ORDER BY a COLLATE \"C\" FOR UPDATE SKIP LOCKED"),
+            "SELECT a FROM t WHERE (?1 IS NULL OR b = ?1) AND c IS ?12 ORDER BY a "
+        );
+        assert_eq!(
+            to_sqlite("SET x = GREATEST(x, excluded.x), y = greatest($4::date, s), z = strpos(n, $2) WHERE k = '$1::x'"),
+            "SET x = max(x, excluded.x), y = max(?4, s), z = instr(n, ?2) WHERE k = '$1::x'"
+        );
+    }
+}

@@ -1,0 +1,556 @@
+//! Accesses and the notification outbox, with its two push sides: webhook deliveries and the
+//! MESH outbox. Workers claim due rows `FOR UPDATE SKIP LOCKED` on PostgreSQL (several servers),
+//! under the one writer on SQLite, and lease them until a time, so no row is sent twice at once.
+
+use super::{big, Db, Lock, Row};
+use crate::{
+    DeadDelivery, DueDelivery, MeshOutboxEntry, MeshOutgoing, NewMeshMessage, OutboxStats,
+    StoreError, StoreResult, Webhook,
+};
+use chrono::{DateTime, Utc};
+use cpis_domain::notification::Ack;
+use cpis_domain::{
+    Access, AccessKind, Accessor, NewNotification, NhsIdentity, NhsNumber, Notification,
+    NotificationKind, OdsCode,
+};
+
+pub fn insert_access(db: &mut dyn Db, a: &Access) -> StoreResult<()> {
+    db.exec(
+        "INSERT INTO accesses (id, time, nhs_number, kind, user_id, user_name, role, org_ods, org_name,
+                               setting_type, trace_id, sds_user_id, role_profile_id, role_code)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        &[
+            &a.id,
+            &a.time,
+            &a.nhs_number.digits(),
+            &a.kind.code(),
+            &a.accessor.user_id,
+            &a.accessor.user_name,
+            &a.accessor.role,
+            &a.accessor.organisation.as_str(),
+            &a.accessor.organisation_name,
+            &a.accessor.setting_type.map(|s| s.code()),
+            &a.trace_id,
+            &a.accessor.nhs.sds_user_id,
+            &a.accessor.nhs.role_profile_id,
+            &a.accessor.nhs.role_code,
+        ],
+    )?;
+    Ok(())
+}
+
+/// The most recent unscheduled accesses to a child, newest first. The limit is written into the
+/// statement, not bound: SQLite's planner reads a bound LIMIT, which makes every new binding
+/// re-prepare the statement (it showed as about 8% of a busy server's CPU). Callers use one
+/// limit (SPEC: the 25 most recent), so one cached statement.
+pub fn recent_accesses(db: &mut dyn Db, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
+    db.rows(
+        &format!(
+            "SELECT id, time, nhs_number, kind, user_id, user_name, role, org_ods, org_name, setting_type,
+                    trace_id, sds_user_id, role_profile_id, role_code
+             FROM accesses WHERE nhs_number = $1 AND kind = 'unscheduled'
+             ORDER BY seq DESC LIMIT {}",
+            big(limit as u64)
+        ),
+        &[&nhs.digits()],
+    )?
+    .iter()
+    .map(|r| {
+        Ok(Access {
+            id: r.get(0)?,
+            time: r.get(1)?,
+            nhs_number: r.nhs(2)?,
+            kind: r.parse(3, "access kind", AccessKind::from_code)?,
+            accessor: Accessor {
+                user_id: r.get(4)?,
+                user_name: r.get(5)?,
+                role: r.get(6)?,
+                organisation: r.ods(7)?,
+                organisation_name: r.get(8)?,
+                setting_type: r.parse_opt(9, "setting type", |s| s.parse().ok())?,
+                nhs: NhsIdentity {
+                    sds_user_id: r.get(11)?,
+                    role_profile_id: r.get(12)?,
+                    role_code: r.get(13)?,
+                },
+            },
+            trace_id: r.get(10)?,
+        })
+    })
+    .collect()
+}
+
+/// Appends to the LA's notification stream and queues its webhook deliveries, inside the
+/// caller's transaction. Sequence numbers (the global `seq` and the LA's `la_seq` cursor) are
+/// drawn only while holding the notification lock, released at commit: no notification becomes
+/// visible after one with a higher number, and no two get the same. `locked` records that this
+/// transaction holds it.
+pub fn insert_notification(
+    db: &mut dyn Db,
+    locked: &mut bool,
+    n: &NewNotification,
+) -> StoreResult<()> {
+    if !*locked {
+        db.lock(Lock::Notify)?;
+        *locked = true;
+    }
+    db.exec(
+        "INSERT INTO notifications (id, la_ods, kind, created_at, payload, la_seq)
+         VALUES ($1, $2, $3, $4, $5,
+                 (SELECT coalesce(max(la_seq), 0) + 1 FROM notifications WHERE la_ods = $2))",
+        &[
+            &n.id,
+            &n.la.as_str(),
+            &n.kind.code(),
+            &n.created_at,
+            &n.payload,
+        ],
+    )?;
+    // Queued for every active webhook of the LA.
+    db.exec(
+        "INSERT INTO deliveries (notification_id, webhook_id, created_at, next_attempt_at)
+         SELECT $1, id, $3, $3 FROM webhooks WHERE la_ods = $2 AND disabled_at IS NULL",
+        &[&n.id, &n.la.as_str(), &n.created_at],
+    )?;
+    Ok(())
+}
+
+const NOTIFICATION_COLUMNS: &str =
+    "n.id, n.la_seq, n.la_ods, n.kind, n.created_at, n.payload, n.acknowledged_at, n.acknowledged_by";
+
+/// A notification from [`NOTIFICATION_COLUMNS`] starting at column `at`.
+fn notification(r: &Row, at: usize) -> StoreResult<Notification> {
+    Ok(Notification {
+        id: r.get(at)?,
+        seq: r.get(at + 1)?,
+        la: r.ods(at + 2)?,
+        kind: r.parse(at + 3, "notification kind", NotificationKind::from_code)?,
+        created_at: r.get(at + 4)?,
+        payload: r.get(at + 5)?,
+        acknowledged_at: r.get(at + 6)?,
+        acknowledged_by: r.get(at + 7)?,
+    })
+}
+
+/// An LA's notifications after the cursor, oldest first.
+pub fn notifications(
+    db: &mut dyn Db,
+    la: &OdsCode,
+    after: u64,
+    limit: u32,
+) -> StoreResult<Vec<Notification>> {
+    db.rows(
+        &format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications n
+             WHERE la_ods = $1 AND la_seq > $2 ORDER BY la_seq LIMIT $3"
+        ),
+        &[&la.as_str(), &big(after), &i64::from(limit)],
+    )?
+    .iter()
+    .map(|r| notification(r, 0))
+    .collect()
+}
+
+/// An LA's notifications below a cursor, newest first (the web inbox).
+pub fn notifications_newest(
+    db: &mut dyn Db,
+    la: &OdsCode,
+    before: Option<u64>,
+    limit: u32,
+) -> StoreResult<Vec<Notification>> {
+    db.rows(
+        &format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications n
+             WHERE la_ods = $1 AND la_seq < $2 ORDER BY la_seq DESC LIMIT $3"
+        ),
+        &[
+            &la.as_str(),
+            &before.map_or(i64::MAX, big),
+            &i64::from(limit),
+        ],
+    )?
+    .iter()
+    .map(|r| notification(r, 0))
+    .collect()
+}
+
+/// Inside the caller's transaction. The conditional update makes concurrent acknowledgements of
+/// one notification agree: exactly one of them acknowledges.
+pub fn acknowledge(
+    db: &mut dyn Db,
+    la: &OdsCode,
+    id: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Ack> {
+    let updated = db.exec(
+        "UPDATE notifications SET acknowledged_at = $3, acknowledged_by = $4
+         WHERE id = $1 AND la_ods = $2 AND acknowledged_at IS NULL",
+        &[&id, &la.as_str(), &now, &by],
+    )?;
+    if updated > 0 {
+        return Ok(Ack::Acknowledged(now));
+    }
+    let current = db.row(
+        "SELECT acknowledged_at FROM notifications WHERE id = $1 AND la_ods = $2",
+        &[&id, &la.as_str()],
+    )?;
+    Ok(match current {
+        None => Ack::NotFound,
+        Some(r) => match r.get::<Option<DateTime<Utc>>>(0)? {
+            Some(at) => Ack::AlreadyAcknowledged(at),
+            // Unreachable (the update would have matched), but never claim an acknowledgement
+            // that was not written.
+            None => return Err(StoreError::Backend("acknowledgement not written".into())),
+        },
+    })
+}
+
+/// Notifications not yet acknowledged (outbox depth).
+pub fn unacknowledged(db: &mut dyn Db) -> StoreResult<u64> {
+    db.count(
+        "SELECT count(*) FROM notifications WHERE acknowledged_at IS NULL",
+        &[],
+    )
+}
+
+/// Each push channel's outbox: pending, the oldest pending, dead letters. Pending rows are found
+/// through the outboxes' partial "due" indexes; dead letters are few.
+pub fn outbox_stats(db: &mut dyn Db) -> StoreResult<Vec<OutboxStats>> {
+    let r = db.one(
+        "SELECT
+           (SELECT count(*) FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+             WHERE d.delivered_at IS NULL AND d.dead_at IS NULL AND w.disabled_at IS NULL),
+           (SELECT min(d.created_at) FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+             WHERE d.delivered_at IS NULL AND d.dead_at IS NULL AND w.disabled_at IS NULL),
+           (SELECT count(*) FROM deliveries WHERE dead_at IS NOT NULL),
+           (SELECT count(*) FROM mesh_outbox WHERE sent_at IS NULL AND dead_at IS NULL),
+           (SELECT min(created_at) FROM mesh_outbox WHERE sent_at IS NULL AND dead_at IS NULL),
+           (SELECT count(*) FROM mesh_outbox WHERE dead_at IS NOT NULL)",
+        &[],
+    )?;
+    let stats = |channel, at: usize| -> StoreResult<OutboxStats> {
+        Ok(OutboxStats {
+            channel,
+            pending: r.get(at)?,
+            oldest_pending: r.get(at + 1)?,
+            dead: r.get(at + 2)?,
+        })
+    };
+    Ok(vec![stats("webhook", 0)?, stats("mesh", 3)?])
+}
+
+pub fn add_webhook(db: &mut dyn Db, w: &Webhook) -> StoreResult<()> {
+    db.exec(
+        "INSERT INTO webhooks (id, la_ods, url, secret, created_at) VALUES ($1, $2, $3, $4, $5)",
+        &[&w.id, &w.la.as_str(), &w.url, &w.secret, &w.created_at],
+    )?;
+    Ok(())
+}
+
+fn webhook(r: &Row, at: usize) -> StoreResult<Webhook> {
+    Ok(Webhook {
+        id: r.get(at)?,
+        la: r.ods(at + 1)?,
+        url: r.get(at + 2)?,
+        secret: r.get(at + 3)?,
+        created_at: r.get(at + 4)?,
+    })
+}
+
+pub fn webhooks(db: &mut dyn Db, la: &OdsCode) -> StoreResult<Vec<Webhook>> {
+    db.rows(
+        "SELECT id, la_ods, url, secret, created_at FROM webhooks
+         WHERE la_ods = $1 AND disabled_at IS NULL ORDER BY created_at",
+        &[&la.as_str()],
+    )?
+    .iter()
+    .map(|r| webhook(r, 0))
+    .collect()
+}
+
+pub fn remove_webhook(
+    db: &mut dyn Db,
+    la: &OdsCode,
+    id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    Ok(db.exec(
+        "UPDATE webhooks SET disabled_at = $3 WHERE id = $1 AND la_ods = $2 AND disabled_at IS NULL",
+        &[&id, &la.as_str(), &now],
+    )? > 0)
+}
+
+/// Inside the caller's transaction.
+pub fn claim_deliveries(
+    db: &mut dyn Db,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<Vec<DueDelivery>> {
+    let rows = db.rows(
+        &format!(
+            "SELECT d.id, d.attempts, d.created_at, {NOTIFICATION_COLUMNS},
+                    w.id, w.la_ods, w.url, w.secret, w.created_at
+             FROM deliveries d
+             JOIN notifications n ON n.id = d.notification_id
+             JOIN webhooks w ON w.id = d.webhook_id
+             WHERE d.delivered_at IS NULL AND d.dead_at IS NULL AND d.next_attempt_at <= $1
+               AND w.disabled_at IS NULL
+             ORDER BY d.next_attempt_at, d.id LIMIT $2
+             FOR UPDATE OF d SKIP LOCKED"
+        ),
+        &[&now, &i64::from(limit)],
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.push(DueDelivery {
+            id: r.get(0)?,
+            attempts: r.get(1)?,
+            created_at: r.get(2)?,
+            notification: notification(r, 3)?,
+            webhook: webhook(r, 11)?,
+        });
+    }
+    for d in &out {
+        db.exec(
+            "UPDATE deliveries SET next_attempt_at = $2 WHERE id = $1",
+            &[&d.id, &lease_until],
+        )?;
+    }
+    Ok(out)
+}
+
+pub fn delivery_succeeded(
+    db: &mut dyn Db,
+    id: i64,
+    status: u16,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    db.exec(
+        "UPDATE deliveries SET delivered_at = $3, last_status = $2, attempts = attempts + 1, last_error = NULL
+         WHERE id = $1",
+        &[&id, &status, &now],
+    )?;
+    Ok(())
+}
+
+/// What a failed attempt stores of its error.
+fn error_text(error: &str) -> String {
+    error.chars().take(500).collect()
+}
+
+pub fn delivery_failed(
+    db: &mut dyn Db,
+    id: i64,
+    status: Option<u16>,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let column = if retry_at.is_some() {
+        "next_attempt_at"
+    } else {
+        "dead_at"
+    };
+    db.exec(
+        &format!(
+            "UPDATE deliveries SET attempts = attempts + 1, last_status = $2, last_error = $3, {column} = $4
+             WHERE id = $1"
+        ),
+        &[&id, &status, &error_text(error), &retry_at.unwrap_or(now)],
+    )?;
+    Ok(())
+}
+
+pub fn dead_deliveries(db: &mut dyn Db, limit: u32) -> StoreResult<Vec<DeadDelivery>> {
+    db.rows(
+        "SELECT d.id, d.notification_id, w.la_ods, w.url, d.attempts, d.last_status, d.last_error, d.created_at, d.dead_at
+         FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+         WHERE d.dead_at IS NOT NULL ORDER BY d.dead_at DESC LIMIT $1",
+        &[&i64::from(limit)],
+    )?
+    .iter()
+    .map(|r| {
+        Ok(DeadDelivery {
+            id: r.get(0)?,
+            notification_id: r.get(1)?,
+            la: r.get(2)?,
+            url: r.get(3)?,
+            attempts: r.get(4)?,
+            last_status: r.get::<Option<i64>>(5)?.map(|s| s as u16),
+            last_error: r.get(6)?,
+            created_at: r.get(7)?,
+            dead_at: r.get(8)?,
+        })
+    })
+    .collect()
+}
+
+/// Notifications of LAs with a MESH mailbox after each LA's MESH cursor, with the mailbox.
+pub fn mesh_pending_notifications(
+    db: &mut dyn Db,
+    limit: u32,
+) -> StoreResult<Vec<(Notification, String)>> {
+    db.rows(
+        &format!(
+            "SELECT {NOTIFICATION_COLUMNS}, la.mesh_mailbox
+             FROM local_authorities la
+             JOIN notifications n ON n.la_ods = la.ods_code
+             LEFT JOIN mesh_cursors c ON c.la_ods = la.ods_code
+             WHERE la.mesh_mailbox IS NOT NULL AND n.la_seq > COALESCE(c.queued_seq, 0)
+             ORDER BY n.la_ods, n.la_seq LIMIT $1"
+        ),
+        &[&i64::from(limit)],
+    )?
+    .iter()
+    .map(|r| Ok((notification(r, 0)?, r.get(8)?)))
+    .collect()
+}
+
+/// Inside the caller's transaction.
+pub fn mesh_enqueue(
+    db: &mut dyn Db,
+    messages: &[NewMeshMessage],
+    cursors: &[(OdsCode, u64)],
+) -> StoreResult<usize> {
+    let mut new = 0;
+    for m in messages {
+        new += db.exec(
+            "INSERT INTO mesh_outbox (local_id, recipient, workflow_id, subject, filename,
+                                      content_type, body, created_at, next_attempt_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+             ON CONFLICT (local_id) DO NOTHING",
+            &[
+                &m.local_id,
+                &m.recipient,
+                &m.workflow_id,
+                &m.subject,
+                &m.filename,
+                &m.content_type,
+                &m.body,
+                &m.created_at,
+            ],
+        )? as usize;
+    }
+    for (la, seq) in cursors {
+        db.exec(
+            "INSERT INTO mesh_cursors (la_ods, queued_seq) VALUES ($1, $2)
+             ON CONFLICT (la_ods) DO UPDATE
+             SET queued_seq = GREATEST(mesh_cursors.queued_seq, excluded.queued_seq)",
+            &[&la.as_str(), &big(*seq)],
+        )?;
+    }
+    Ok(new)
+}
+
+/// Inside the caller's transaction.
+pub fn mesh_claim(
+    db: &mut dyn Db,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<Vec<MeshOutgoing>> {
+    let rows = db.rows(
+        "SELECT id, local_id, recipient, workflow_id, subject, filename, content_type, body,
+                created_at, attempts, send_started_at
+         FROM mesh_outbox
+         WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
+         ORDER BY next_attempt_at, id LIMIT $2
+         FOR UPDATE SKIP LOCKED",
+        &[&now, &i64::from(limit)],
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.push(MeshOutgoing {
+            id: r.get(0)?,
+            message: NewMeshMessage {
+                local_id: r.get(1)?,
+                recipient: r.get(2)?,
+                workflow_id: r.get(3)?,
+                subject: r.get(4)?,
+                filename: r.get(5)?,
+                content_type: r.get(6)?,
+                body: r.get(7)?,
+                created_at: r.get(8)?,
+            },
+            attempts: r.get(9)?,
+            send_started: r.get::<Option<DateTime<Utc>>>(10)?.is_some(),
+        });
+    }
+    for m in &out {
+        db.exec(
+            "UPDATE mesh_outbox SET next_attempt_at = $2 WHERE id = $1",
+            &[&m.id, &lease_until],
+        )?;
+    }
+    Ok(out)
+}
+
+pub fn mesh_send_started(db: &mut dyn Db, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+    db.exec(
+        "UPDATE mesh_outbox SET send_started_at = COALESCE(send_started_at, $2) WHERE id = $1",
+        &[&id, &now],
+    )?;
+    Ok(())
+}
+
+pub fn mesh_sent(
+    db: &mut dyn Db,
+    id: i64,
+    message_id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    db.exec(
+        "UPDATE mesh_outbox SET message_id = $2, sent_at = $3, attempts = attempts + 1,
+                last_error = NULL WHERE id = $1",
+        &[&id, &message_id, &now],
+    )?;
+    Ok(())
+}
+
+pub fn mesh_send_failed(
+    db: &mut dyn Db,
+    id: i64,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let column = if retry_at.is_some() {
+        "next_attempt_at"
+    } else {
+        "dead_at"
+    };
+    db.exec(
+        &format!(
+            "UPDATE mesh_outbox SET attempts = attempts + 1, last_error = $2, {column} = $3
+             WHERE id = $1"
+        ),
+        &[&id, &error_text(error), &retry_at.unwrap_or(now)],
+    )?;
+    Ok(())
+}
+
+pub fn mesh_outbox(db: &mut dyn Db, limit: u32) -> StoreResult<Vec<MeshOutboxEntry>> {
+    db.rows(
+        "SELECT local_id, recipient, workflow_id, created_at, attempts, message_id, sent_at,
+                last_error, dead_at
+         FROM mesh_outbox ORDER BY id DESC LIMIT $1",
+        &[&i64::from(limit)],
+    )?
+    .iter()
+    .map(|r| {
+        Ok(MeshOutboxEntry {
+            local_id: r.get(0)?,
+            recipient: r.get(1)?,
+            workflow_id: r.get(2)?,
+            created_at: r.get(3)?,
+            attempts: r.get(4)?,
+            message_id: r.get(5)?,
+            sent_at: r.get(6)?,
+            last_error: r.get(7)?,
+            dead_at: r.get(8)?,
+        })
+    })
+    .collect()
+}

@@ -1,0 +1,513 @@
+//! The write transactions the engine holds open: a batch of lookups, a demographics change file,
+//! an upload. One type serves all three on both backends; it commits in `commit`/`finish` and
+//! rolls back when dropped.
+//!
+//! An upload buffers its upserts and row results and writes them before anything that reads or
+//! removes records (`has_record`, `open_plans`, `delete`, `end_plan`) and at `finish`, so the
+//! outcome is the same as writing every row in file order. On PostgreSQL large batches go
+//! through COPY (`postgres/bulk.rs`); SQLite, in-process, writes each row at once.
+
+use super::uploads::{self, PendingUpsert};
+use super::{audit, directory, outbox, records, Db, DbHandle, Dialect, Lock};
+use crate::{
+    ChangesTx, HeldClaim, LookupTx, NewUpload, StoreError, StoreResult, StoredRecord, UploadTx,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use cpis_domain::report::{RowResult, UploadId, UploadStatus, UploadSummary};
+use cpis_domain::upload::{RecordRow, SensitiveMark};
+use cpis_domain::{
+    Access, AuditEntry, Demographics, LocalAuthority, NewNotification, NhsNumber, OdsCode, PlanType,
+};
+use std::collections::HashMap;
+
+/// Buffered rows are written once this many are waiting (PostgreSQL).
+const FLUSH_AT: usize = 10_000;
+/// Smaller batches are written row by row (cheaper than staging a COPY).
+const COPY_FROM: usize = 64;
+
+pub struct SqlTx<'a> {
+    conn: Box<dyn DbHandle + 'a>,
+    done: bool,
+    /// Whether this transaction holds the notification lock.
+    notify_locked: bool,
+    audit_head: audit::Head,
+    /// LAs whose upload lock this transaction holds.
+    locked: Vec<String>,
+    /// The upload's row key, looked up once rather than per result row.
+    seq: Option<(UploadId, i64)>,
+    upserts: Vec<PendingUpsert>,
+    /// Row results waiting, all of the upload with this seq.
+    results: Vec<RowResult>,
+    results_seq: i64,
+    /// Whether the COPY staging table exists in this transaction.
+    staged: bool,
+    /// Records that lost their sensitive mark in this transaction.
+    unmarked: Vec<NhsNumber>,
+}
+
+impl<'a> SqlTx<'a> {
+    /// Wraps a connection already inside `BEGIN`.
+    pub fn new(conn: Box<dyn DbHandle + 'a>) -> Self {
+        SqlTx {
+            conn,
+            done: false,
+            notify_locked: false,
+            audit_head: Default::default(),
+            locked: Vec::new(),
+            seq: None,
+            upserts: Vec::new(),
+            results: Vec::new(),
+            results_seq: 0,
+            staged: false,
+            unmarked: Vec::new(),
+        }
+    }
+
+    fn db(&mut self) -> &mut dyn Db {
+        self.conn.db()
+    }
+
+    /// Buffered writes wait only on PostgreSQL.
+    fn buffer_limit(&mut self) -> usize {
+        match self.db().dialect() {
+            Dialect::Postgres => FLUSH_AT,
+            Dialect::Sqlite => 1,
+        }
+    }
+
+    fn commit_now(&mut self) -> StoreResult<()> {
+        let head = std::mem::take(&mut self.audit_head);
+        head.store(self.db())?;
+        self.db().commit()?;
+        self.done = true;
+        Ok(())
+    }
+
+    /// Takes the LA's upload lock (held until commit or rollback): one upload per LA at a time
+    /// across every server sharing the database.
+    fn lock_la(&mut self, la: &OdsCode) -> StoreResult<()> {
+        if self.locked.iter().any(|l| l == la.as_str()) {
+            return Ok(());
+        }
+        self.db().lock(Lock::UploadLa(la.as_str()))?;
+        self.locked.push(la.as_str().to_owned());
+        Ok(())
+    }
+
+    fn seq(&mut self, id: &UploadId) -> StoreResult<i64> {
+        match &self.seq {
+            Some((cached, seq)) if cached == id => Ok(*seq),
+            _ => {
+                let seq = uploads::upload_seq(self.db(), id)?;
+                self.seq = Some((id.clone(), seq));
+                Ok(seq)
+            }
+        }
+    }
+
+    fn flush_upserts(&mut self) -> StoreResult<()> {
+        if self.upserts.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.upserts);
+        let mut staged = self.staged;
+        let copied = match self.conn.db().postgres() {
+            Some(pg) if pending.len() >= COPY_FROM => Some(crate::postgres::bulk::upsert_many(
+                pg,
+                &pending,
+                &mut staged,
+            )?),
+            _ => None,
+        };
+        self.staged = staged;
+        let unmarked = match copied {
+            Some(unmarked) => unmarked,
+            None => {
+                let mut unmarked = Vec::new();
+                for u in &pending {
+                    if uploads::upsert_one(self.db(), u)? {
+                        unmarked.push(u.nhs_number.clone());
+                    }
+                }
+                unmarked
+            }
+        };
+        for n in unmarked {
+            self.unmarked
+                .push(NhsNumber::parse(&n).map_err(|_| StoreError::corrupt("NHS number"))?);
+        }
+        self.upserts = pending;
+        self.upserts.clear();
+        Ok(())
+    }
+
+    fn flush_results(&mut self) -> StoreResult<()> {
+        if self.results.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.results);
+        let seq = self.results_seq;
+        match self.conn.db().postgres() {
+            Some(pg) if pending.len() >= COPY_FROM => {
+                crate::postgres::bulk::row_results(pg, seq, &pending)?
+            }
+            _ => {
+                for r in &pending {
+                    uploads::row_result_one(self.db(), seq, r)?;
+                }
+            }
+        }
+        self.results = pending;
+        self.results.clear();
+        Ok(())
+    }
+
+    /// Locks the LA and writes pending upserts: what a read or removal of its records needs.
+    fn settle(&mut self, la: &OdsCode) -> StoreResult<()> {
+        self.lock_la(la)?;
+        self.flush_upserts()
+    }
+}
+
+impl Drop for SqlTx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.db().rollback();
+        }
+    }
+}
+
+impl LookupTx for SqlTx<'_> {
+    fn records_for(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
+        records::records_for(self.db(), nhs)
+    }
+
+    fn local_authority(&mut self, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>> {
+        directory::local_authority(self.db(), ods)
+    }
+
+    fn recent_accesses(&mut self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
+        outbox::recent_accesses(self.db(), nhs, limit)
+    }
+
+    fn insert_access(&mut self, access: &Access) -> StoreResult<()> {
+        outbox::insert_access(self.db(), access)
+    }
+
+    fn insert_notification(&mut self, n: &NewNotification) -> StoreResult<()> {
+        outbox::insert_notification(self.conn.db(), &mut self.notify_locked, n)
+    }
+
+    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()> {
+        audit::append(self.conn.db(), &mut self.audit_head, entry)
+    }
+
+    fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        self.commit_now()
+    }
+}
+
+impl ChangesTx for SqlTx<'_> {
+    fn demographics(&mut self, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
+        directory::demographics(self.db(), nhs)
+    }
+
+    fn upsert_demographics(&mut self, entry: &Demographics, now: DateTime<Utc>) -> StoreResult<()> {
+        directory::upsert_demographics(self.db(), std::slice::from_ref(entry), now)?;
+        Ok(())
+    }
+
+    fn records_for(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
+        records::records_for(self.db(), nhs)
+    }
+
+    fn move_records(
+        &mut self,
+        from: NhsNumber,
+        to: NhsNumber,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<OdsCode>> {
+        records::move_records(self.db(), from, to, now)
+    }
+
+    fn insert_notification(&mut self, n: &NewNotification) -> StoreResult<()> {
+        LookupTx::insert_notification(self, n)
+    }
+
+    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()> {
+        LookupTx::append_audit(self, entry)
+    }
+
+    fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        self.commit_now()
+    }
+}
+
+impl UploadTx for SqlTx<'_> {
+    fn insert_upload(&mut self, upload: &NewUpload) -> StoreResult<()> {
+        self.lock_la(&upload.meta.la)?;
+        self.db().exec(
+            uploads::INSERT_UPLOAD,
+            &[
+                &upload.id.as_str(),
+                &upload.meta.la.as_str(),
+                &upload.meta.file_id,
+                &upload.meta.mode.code(),
+                &upload.meta.file_date,
+                &upload.meta.format,
+                &upload.meta.channel,
+                &upload.content_sha256,
+                &upload.received_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn find_effective_duplicate(
+        &mut self,
+        la: &OdsCode,
+        file_id: &str,
+        content_sha256: &str,
+        except: &UploadId,
+    ) -> StoreResult<Option<UploadId>> {
+        self.lock_la(la)?;
+        self.db()
+            .row(
+                "SELECT id FROM uploads
+                 WHERE effective AND la_ods = $1 AND (file_id = $2 OR content_sha256 = $3) AND id <> $4
+                 ORDER BY seq LIMIT 1",
+                &[&la.as_str(), &file_id, &content_sha256, &except.as_str()],
+            )?
+            .map(|r| uploads::upload_id(&r, 0))
+            .transpose()
+    }
+
+    fn demographics(&mut self, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
+        directory::demographics(self.db(), nhs)
+    }
+
+    fn demographics_many(
+        &mut self,
+        nhs: &[NhsNumber],
+    ) -> StoreResult<HashMap<NhsNumber, Demographics>> {
+        directory::demographics_many(self.db(), nhs)
+    }
+
+    fn has_record(
+        &mut self,
+        la: &OdsCode,
+        nhs: NhsNumber,
+        plan: Option<PlanType>,
+    ) -> StoreResult<bool> {
+        self.settle(la)?;
+        let row = match plan {
+            None => self.db().row(
+                "SELECT 1 FROM records WHERE nhs_number = $1 AND la_ods = $2",
+                &[&nhs.digits(), &la.as_str()],
+            )?,
+            Some(p) => self.db().row(
+                "SELECT 1 FROM records r JOIN plans p ON p.record_id = r.id
+                 WHERE r.nhs_number = $1 AND r.la_ods = $2 AND p.plan_type = $3",
+                &[&nhs.digits(), &la.as_str(), &p.code()],
+            )?,
+        };
+        Ok(row.is_some())
+    }
+
+    fn add_row_result(&mut self, upload: &UploadId, result: &RowResult) -> StoreResult<()> {
+        let seq = self.seq(upload)?;
+        if seq != self.results_seq {
+            self.flush_results()?;
+            self.results_seq = seq;
+        }
+        self.results.push(result.clone());
+        if self.results.len() >= self.buffer_limit() {
+            self.flush_results()?;
+        }
+        Ok(())
+    }
+
+    fn claim_held(&mut self, la: &OdsCode, upload: &UploadId) -> StoreResult<HeldClaim> {
+        // The LA's lock first (SQLite's BEGIN IMMEDIATE holds the write lock already): a
+        // concurrent confirm or upload of this LA waits, and what is read after it includes
+        // everything such a transaction committed.
+        self.lock_la(la)?;
+        let status = self.db().row(
+            "SELECT status FROM uploads WHERE id = $1 AND la_ods = $2",
+            &[&upload.as_str(), &la.as_str()],
+        )?;
+        let held = match status {
+            Some(r) => r.str(0)? == UploadStatus::HeldForConfirmation.code(),
+            None => false,
+        };
+        if !held {
+            return Ok(HeldClaim::NotHeld);
+        }
+        if uploads::applied_since(self.db(), la, upload)? > 0 {
+            return Ok(HeldClaim::Stale);
+        }
+        self.flush_results()?;
+        let seq = self.seq(upload)?;
+        self.db()
+            .exec("DELETE FROM upload_rows WHERE upload_seq = $1", &[&seq])?;
+        Ok(HeldClaim::Claimed)
+    }
+
+    fn upsert(
+        &mut self,
+        la: &OdsCode,
+        row: &RecordRow,
+        upload: &UploadId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.lock_la(la)?;
+        let plan = &row.plan;
+        self.upserts.push(PendingUpsert {
+            la: la.as_str().to_owned(),
+            nhs_number: row.nhs_number.digits(),
+            local_id: row.local_id.clone(),
+            given_name: row.given_name.clone(),
+            family_name: row.family_name.clone(),
+            date_of_birth: row.date_of_birth,
+            marked: row.sensitive.is_marked(),
+            mark_stated: row.sensitive != SensitiveMark::Unstated,
+            now,
+            upload_id: upload.as_str().to_owned(),
+            plan_type: plan.plan_type().code(),
+            start: plan.start(),
+            end: plan.end(),
+            expected_delivery: plan.expected_delivery(),
+        });
+        if self.upserts.len() >= self.buffer_limit() {
+            self.flush_upserts()?;
+        }
+        Ok(())
+    }
+
+    fn sensitive_marks_removed(&mut self) -> StoreResult<Vec<NhsNumber>> {
+        self.flush_upserts()?;
+        Ok(std::mem::take(&mut self.unmarked))
+    }
+
+    fn delete(
+        &mut self,
+        la: &OdsCode,
+        nhs: NhsNumber,
+        plan: Option<PlanType>,
+    ) -> StoreResult<bool> {
+        self.settle(la)?;
+        let digits = nhs.digits();
+        let db = self.conn.db();
+        let n = match plan {
+            None => db.exec(
+                "DELETE FROM records WHERE nhs_number = $1 AND la_ods = $2",
+                &[&digits, &la.as_str()],
+            )?,
+            Some(p) => {
+                let n = db.exec(
+                    "DELETE FROM plans WHERE plan_type = $3 AND record_id =
+                         (SELECT id FROM records WHERE nhs_number = $1 AND la_ods = $2)",
+                    &[&digits, &la.as_str(), &p.code()],
+                )?;
+                // The deleted plan may have been the record's last marked one.
+                let unmarked = db.exec(
+                    "UPDATE records SET sensitive = false
+                     WHERE nhs_number = $1 AND la_ods = $2 AND sensitive
+                       AND EXISTS (SELECT 1 FROM plans WHERE record_id = records.id)
+                       AND NOT EXISTS (SELECT 1 FROM plans WHERE record_id = records.id AND sensitive)",
+                    &[&digits, &la.as_str()],
+                )?;
+                db.exec(
+                    "DELETE FROM records WHERE nhs_number = $1 AND la_ods = $2
+                     AND NOT EXISTS (SELECT 1 FROM plans WHERE record_id = records.id)",
+                    &[&digits, &la.as_str()],
+                )?;
+                if unmarked == 1 {
+                    self.unmarked.push(nhs);
+                }
+                n
+            }
+        };
+        Ok(n > 0)
+    }
+
+    fn open_plans(
+        &mut self,
+        la: &OdsCode,
+        as_of: NaiveDate,
+    ) -> StoreResult<Vec<(NhsNumber, PlanType)>> {
+        self.settle(la)?;
+        self.db()
+            .rows(
+                "SELECT r.nhs_number, p.plan_type FROM plans p JOIN records r ON r.id = p.record_id
+                 WHERE r.la_ods = $1 AND (p.end_date IS NULL OR p.end_date > $2)",
+                &[&la.as_str(), &as_of],
+            )?
+            .iter()
+            .map(|r| Ok((r.nhs(0)?, r.parse(1, "plan type", |s| s.parse().ok())?)))
+            .collect()
+    }
+
+    fn end_plan(
+        &mut self,
+        la: &OdsCode,
+        nhs: NhsNumber,
+        plan: PlanType,
+        end: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.settle(la)?;
+        // A plan that starts after the file date ends on its start date: never before it.
+        self.db().exec(
+            "UPDATE plans SET end_date = greatest($4::date, start_date), updated_at = $5
+             WHERE plan_type = $3 AND record_id =
+                 (SELECT id FROM records WHERE nhs_number = $1 AND la_ods = $2)",
+            &[&nhs.digits(), &la.as_str(), &plan.code(), &end, &now],
+        )?;
+        Ok(())
+    }
+
+    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()> {
+        LookupTx::append_audit(self, entry)
+    }
+
+    fn finish(
+        mut self: Box<Self>,
+        summary: &UploadSummary,
+        held_file: Option<&[u8]>,
+    ) -> StoreResult<()> {
+        self.flush_upserts()?;
+        self.flush_results()?;
+        let db = self.conn.db();
+        uploads::update_summary(db, summary)?;
+        if summary.status == UploadStatus::Completed && summary.is_effective() {
+            // Applied: every earlier held upload of the LA is now stale for good.
+            const STALE_HELD: &str = "SELECT seq FROM uploads
+                 WHERE la_ods = $1 AND status = 'held-for-confirmation' AND effective
+                   AND seq < (SELECT seq FROM uploads WHERE id = $2)";
+            let args: [&dyn super::ToArg; 2] = [&summary.meta.la.as_str(), &summary.id.as_str()];
+            db.exec(
+                &format!("DELETE FROM held_files WHERE upload_seq IN ({STALE_HELD})"),
+                &args,
+            )?;
+            db.exec(
+                &format!("UPDATE uploads SET effective = false WHERE seq IN ({STALE_HELD})"),
+                &args,
+            )?;
+        }
+        if let Some(content) = held_file {
+            let seq = uploads::upload_seq(db, &summary.id)?;
+            db.exec(
+                "INSERT INTO held_files (upload_seq, content) VALUES ($1, $2)
+                 ON CONFLICT (upload_seq) DO UPDATE SET content = excluded.content",
+                &[&seq, &content],
+            )?;
+        } else {
+            db.exec(
+                "DELETE FROM held_files WHERE upload_seq = (SELECT seq FROM uploads WHERE id = $1)",
+                &[&summary.id.as_str()],
+            )?;
+        }
+        self.commit_now()
+    }
+}

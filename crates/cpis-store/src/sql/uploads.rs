@@ -1,0 +1,359 @@
+//! Uploads: summaries, per-row results, the data-quality counts, and the statements the upload
+//! transaction writes a record and a row result with.
+
+use super::{big, Db, Row};
+use crate::{RowFilter, StoreError, StoreResult};
+use chrono::{DateTime, NaiveDate, Utc};
+use cpis_domain::data_quality::UploadOutcomeCounts;
+use cpis_domain::outcome::{DetailCode, FileOutcome, RecordOutcome};
+use cpis_domain::report::{
+    RowResult, UploadCounts, UploadId, UploadMeta, UploadStatus, UploadSummary,
+};
+use cpis_domain::upload::UploadMode;
+use cpis_domain::OdsCode;
+
+pub const INSERT_UPLOAD: &str =
+    "INSERT INTO uploads (id, la_ods, file_id, mode, file_date, format, channel,
+                          content_sha256, status, received_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'processing', $9)";
+
+pub fn upload_seq(db: &mut dyn Db, id: &UploadId) -> StoreResult<i64> {
+    db.row("SELECT seq FROM uploads WHERE id = $1", &[&id.as_str()])?
+        .ok_or_else(|| StoreError::Constraint("no such upload".into()))?
+        .get(0)
+}
+
+pub fn upload_id(r: &Row, i: usize) -> StoreResult<UploadId> {
+    r.parse(i, "upload id", |s| UploadId::parse(s).ok())
+}
+
+fn outcome_count(s: &UploadSummary, o: RecordOutcome) -> i64 {
+    big(s.counts.by_outcome.get(&o).copied().unwrap_or(0))
+}
+
+pub fn update_summary(db: &mut dyn Db, s: &UploadSummary) -> StoreResult<()> {
+    let n = db.exec(
+        "UPDATE uploads SET status = $2, effective = $3, file_outcome = $4, message = $5,
+             rows_total = $6, rows_accepted = $7, rows_rejected = $8,
+             cpr01 = $9, cpr02 = $10, cpr03 = $11, cpr04 = $12, cpr05 = $13, cpr06 = $14, cpr07 = $15,
+             plans_ended = $16, deleted = $17, completed_at = $18, duplicate_of = $19
+         WHERE id = $1",
+        &[
+            &s.id.as_str(),
+            &s.status.code(),
+            &s.is_effective(),
+            &s.file_outcome.map(|o| o.code()),
+            &s.message,
+            &big(s.counts.rows),
+            &big(s.counts.accepted),
+            &big(s.counts.rejected),
+            &outcome_count(s, RecordOutcome::NotFound),
+            &outcome_count(s, RecordOutcome::Sensitive),
+            &outcome_count(s, RecordOutcome::DobMismatch),
+            &outcome_count(s, RecordOutcome::MalformedNhsNumber),
+            &outcome_count(s, RecordOutcome::Superseded),
+            &outcome_count(s, RecordOutcome::Accepted),
+            &outcome_count(s, RecordOutcome::Invalid),
+            &big(s.counts.plans_ended),
+            &big(s.counts.deleted),
+            &s.completed_at,
+            &s.duplicate_of.as_ref().map(|d| d.as_str()),
+        ],
+    )?;
+    if n != 1 {
+        return Err(StoreError::Constraint("no such upload".into()));
+    }
+    Ok(())
+}
+
+/// Inserts a whole summary (an upload refused before any row was read), inside the caller's
+/// transaction.
+pub fn insert_summary(db: &mut dyn Db, s: &UploadSummary) -> StoreResult<()> {
+    db.exec(
+        INSERT_UPLOAD,
+        &[
+            &s.id.as_str(),
+            &s.meta.la.as_str(),
+            &s.meta.file_id,
+            &s.meta.mode.code(),
+            &s.meta.file_date,
+            &s.meta.format,
+            &s.meta.channel,
+            &s.content_sha256,
+            &s.received_at,
+        ],
+    )?;
+    update_summary(db, s)
+}
+
+const SUMMARY_COLUMNS: &str =
+    "id, la_ods, file_id, mode, file_date, format, channel, content_sha256,
+    status, file_outcome, message, rows_total, rows_accepted, rows_rejected,
+    cpr01, cpr02, cpr03, cpr04, cpr05, cpr06, cpr07, plans_ended, deleted,
+    received_at, completed_at, duplicate_of";
+
+fn file_outcome(r: &Row, i: usize) -> StoreResult<Option<FileOutcome>> {
+    r.parse_opt(i, "file outcome", FileOutcome::from_code)
+}
+
+fn summary_from_row(r: &Row) -> StoreResult<UploadSummary> {
+    let mut counts = UploadCounts {
+        rows: r.get(11)?,
+        accepted: r.get(12)?,
+        rejected: r.get(13)?,
+        plans_ended: r.get(21)?,
+        deleted: r.get(22)?,
+        ..Default::default()
+    };
+    for (i, o) in RecordOutcome::ALL.into_iter().enumerate() {
+        let n: u64 = r.get(14 + i)?;
+        if n > 0 {
+            counts.by_outcome.insert(o, n);
+        }
+    }
+    Ok(UploadSummary {
+        id: upload_id(r, 0)?,
+        meta: UploadMeta {
+            la: r.ods(1)?,
+            file_id: r.get(2)?,
+            mode: r.parse(3, "upload mode", |s| s.parse::<UploadMode>().ok())?,
+            file_date: r.get(4)?,
+            format: r.get(5)?,
+            channel: r.get(6)?,
+        },
+        content_sha256: r.get(7)?,
+        status: r.parse(8, "status", UploadStatus::from_code)?,
+        file_outcome: file_outcome(r, 9)?,
+        message: r.get(10)?,
+        counts,
+        received_at: r.get(23)?,
+        completed_at: r.get(24)?,
+        duplicate_of: match r.opt_str(25)? {
+            Some(_) => Some(upload_id(r, 25)?),
+            None => None,
+        },
+    })
+}
+
+pub fn summary(db: &mut dyn Db, la: &OdsCode, id: &UploadId) -> StoreResult<Option<UploadSummary>> {
+    db.row(
+        &format!("SELECT {SUMMARY_COLUMNS} FROM uploads WHERE id = $1 AND la_ods = $2"),
+        &[&id.as_str(), &la.as_str()],
+    )?
+    .as_ref()
+    .map(summary_from_row)
+    .transpose()
+}
+
+pub fn recent(db: &mut dyn Db, la: &OdsCode, limit: u32) -> StoreResult<Vec<UploadSummary>> {
+    db.rows(
+        &format!(
+            "SELECT {SUMMARY_COLUMNS} FROM uploads WHERE la_ods = $1 ORDER BY seq DESC LIMIT $2"
+        ),
+        &[&la.as_str(), &i64::from(limit)],
+    )?
+    .iter()
+    .map(summary_from_row)
+    .collect()
+}
+
+pub fn rows(
+    db: &mut dyn Db,
+    la: &OdsCode,
+    id: &UploadId,
+    f: &RowFilter,
+) -> StoreResult<Vec<RowResult>> {
+    db.rows(
+        "SELECT ur.row_no, ur.nhs_number, ur.outcome, ur.detail, ur.message, ur.new_nhs_number
+         FROM upload_rows ur JOIN uploads u ON u.seq = ur.upload_seq
+         WHERE u.id = $1 AND u.la_ods = $2 AND ur.row_no > $3
+           AND ($4::text IS NULL OR ur.outcome = $4::text)
+         ORDER BY ur.row_no LIMIT $5",
+        &[
+            &id.as_str(),
+            &la.as_str(),
+            &big(f.after_row),
+            &f.outcome.map(|o| o.code()),
+            &i64::from(f.limit),
+        ],
+    )?
+    .iter()
+    .map(|r| {
+        Ok(RowResult {
+            row: r.get(0)?,
+            nhs_number: r.get(1)?,
+            outcome: r.parse(2, "outcome", RecordOutcome::from_code)?,
+            detail: r.parse_opt(3, "detail", DetailCode::from_code)?,
+            message: r.get(4)?,
+            new_nhs_number: r.opt_nhs(5)?,
+        })
+    })
+    .collect()
+}
+
+pub fn held_file(db: &mut dyn Db, la: &OdsCode, id: &UploadId) -> StoreResult<Option<Vec<u8>>> {
+    db.row(
+        "SELECT h.content FROM held_files h JOIN uploads u ON u.seq = h.upload_seq
+         WHERE u.id = $1 AND u.la_ods = $2",
+        &[&id.as_str(), &la.as_str()],
+    )?
+    .map(|r| r.get(0))
+    .transpose()
+}
+
+/// How many uploads of `la` were applied after upload `id` was received.
+pub fn applied_since(db: &mut dyn Db, la: &OdsCode, id: &UploadId) -> StoreResult<u64> {
+    db.count(
+        "SELECT count(*) FROM uploads
+         WHERE la_ods = $2 AND status = 'completed' AND effective
+           AND seq > (SELECT seq FROM uploads WHERE id = $1 AND la_ods = $2)",
+        &[&id.as_str(), &la.as_str()],
+    )
+}
+
+/// The counts each completed upload stores, and its inactive-number rows counted from the row
+/// results (the data-quality report).
+pub fn la_upload_stats(
+    db: &mut dyn Db,
+    la: &OdsCode,
+    since: DateTime<Utc>,
+) -> StoreResult<Vec<UploadOutcomeCounts>> {
+    db.rows(
+        "SELECT u.id, u.file_id, u.received_at, u.file_outcome, u.rows_total,
+                u.cpr01, u.cpr02, u.cpr03, u.cpr04, u.cpr05, u.cpr06, u.cpr07,
+                (SELECT count(*) FROM upload_rows r
+                  WHERE r.upload_seq = u.seq AND r.outcome = $3 AND r.detail = $4)
+           FROM uploads u
+          WHERE u.la_ods = $1 AND u.status = $2 AND u.received_at >= $5
+          ORDER BY u.seq",
+        &[
+            &la.as_str(),
+            &UploadStatus::Completed.code(),
+            &RecordOutcome::Invalid.code(),
+            &DetailCode::NhsNumberInactive.code(),
+            &since,
+        ],
+    )?
+    .iter()
+    .map(|r| {
+        let mut by_outcome = std::collections::BTreeMap::new();
+        for (i, o) in RecordOutcome::ALL.into_iter().enumerate() {
+            let n: u64 = r.get(5 + i)?;
+            if n > 0 {
+                by_outcome.insert(o, n);
+            }
+        }
+        Ok(UploadOutcomeCounts {
+            id: upload_id(r, 0)?,
+            file_id: r.get(1)?,
+            received_at: r.get(2)?,
+            file_outcome: file_outcome(r, 3)?,
+            rows: r.get(4)?,
+            by_outcome,
+            inactive_nhs_numbers: r.get(12)?,
+        })
+    })
+    .collect()
+}
+
+/// An upsert the upload transaction has accepted but not yet written.
+#[derive(Debug, Clone)]
+pub struct PendingUpsert {
+    pub la: String,
+    pub nhs_number: String,
+    pub local_id: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub date_of_birth: NaiveDate,
+    /// The row says `sensitive=true`.
+    pub marked: bool,
+    /// The row's `sensitive` column is not empty (an empty one keeps an existing plan's mark).
+    pub mark_stated: bool,
+    pub now: DateTime<Utc>,
+    pub upload_id: String,
+    pub plan_type: &'static str,
+    pub start: NaiveDate,
+    pub end: Option<NaiveDate>,
+    pub expected_delivery: Option<NaiveDate>,
+}
+
+/// Writes one upsert. Returns whether the record lost its sensitive mark (an explicit `false` on
+/// its last marked plan).
+pub fn upsert_one(db: &mut dyn Db, u: &PendingUpsert) -> StoreResult<bool> {
+    // The record's mark is not overwritten by one row: it follows its plans' marks (below).
+    let row = db.one(
+        "INSERT INTO records (nhs_number, la_ods, local_id, given_name, family_name, date_of_birth,
+                              sensitive, created_at, updated_at, last_upload_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)
+         ON CONFLICT (nhs_number, la_ods) DO UPDATE SET
+             local_id = excluded.local_id, given_name = excluded.given_name,
+             family_name = excluded.family_name, date_of_birth = excluded.date_of_birth,
+             updated_at = excluded.updated_at, last_upload_id = excluded.last_upload_id
+         RETURNING id, sensitive",
+        &[
+            &u.nhs_number,
+            &u.la,
+            &u.local_id,
+            &u.given_name,
+            &u.family_name,
+            &u.date_of_birth,
+            &u.marked,
+            &u.now,
+            &u.upload_id,
+        ],
+    )?;
+    let (record_id, was_marked): (i64, bool) = (row.get(0)?, row.get(1)?);
+    db.exec(
+        "INSERT INTO plans (record_id, plan_type, start_date, end_date, expected_delivery_date,
+                            sensitive, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (record_id, plan_type) DO UPDATE SET
+             start_date = excluded.start_date, end_date = excluded.end_date,
+             expected_delivery_date = excluded.expected_delivery_date,
+             sensitive = CASE WHEN $8 THEN excluded.sensitive ELSE plans.sensitive END,
+             updated_at = excluded.updated_at",
+        &[
+            &record_id,
+            &u.plan_type,
+            &u.start,
+            &u.end,
+            &u.expected_delivery,
+            &u.marked,
+            &u.now,
+            &u.mark_stated,
+        ],
+    )?;
+    if u.marked && !was_marked {
+        db.exec(
+            "UPDATE records SET sensitive = true WHERE id = $1",
+            &[&record_id],
+        )?;
+    } else if u.mark_stated && !u.marked && was_marked {
+        // Cleared when the record has no marked plan left; a row changed = the mark went.
+        return Ok(db.exec(
+            "UPDATE records SET sensitive = false
+             WHERE id = $1 AND sensitive
+               AND NOT EXISTS (SELECT 1 FROM plans WHERE record_id = $1 AND sensitive)",
+            &[&record_id],
+        )? == 1);
+    }
+    Ok(false)
+}
+
+/// Writes one row result.
+pub fn row_result_one(db: &mut dyn Db, upload_seq: i64, r: &RowResult) -> StoreResult<()> {
+    db.exec(
+        "INSERT INTO upload_rows (upload_seq, row_no, nhs_number, outcome, detail, message, new_nhs_number)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &upload_seq,
+            &big(r.row),
+            &r.nhs_number,
+            &r.outcome.code(),
+            &r.detail.map(|d| d.code()),
+            &r.message,
+            &r.new_nhs_number.map(|n| n.digits()),
+        ],
+    )?;
+    Ok(())
+}
