@@ -184,6 +184,17 @@ fn grouped(nhs: &str) -> Option<String> {
 
 #[test]
 fn the_server_log_at_trace_level_holds_no_personal_data_or_secrets() {
+    check_log("text");
+}
+
+/// The same with `--log-format json` (what a log shipper receives).
+#[test]
+fn the_json_server_log_at_trace_level_holds_no_personal_data_or_secrets() {
+    check_log("json");
+}
+
+fn check_log(format: &str) {
+    let json = format == "json";
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("logs.db");
     assert!(cpis(&db).arg("migrate").status().unwrap().success());
@@ -250,7 +261,15 @@ fn the_server_log_at_trace_level_holds_no_personal_data_or_secrets() {
     let log_path = dir.path().join("stderr.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let child = cpis(&db)
-        .args(["--log", "trace", "serve", "--demo", "--bind"])
+        .args([
+            "--log",
+            "trace",
+            "--log-format",
+            format,
+            "serve",
+            "--demo",
+            "--bind",
+        ])
         .arg(format!("127.0.0.1:{port}"))
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
@@ -403,33 +422,48 @@ fn the_server_log_at_trace_level_holds_no_personal_data_or_secrets() {
     // checked for them.
     let without_banner: String = log
         .lines()
-        .filter(|l| !l.starts_with("demo mode:"))
+        .filter(|l| !l.starts_with("demo mode:") && !l.contains("\"message\":\"demo mode:"))
         .collect::<Vec<_>>()
         .join("\n");
 
     // Not vacuous: the requests were logged, with their route templates and statuses.
-    for needle in [
-        "route=\"/api/v1/uploads\"",
-        "route=\"/api/v1/uploads/{id}\"",
-        "route=\"/fhir/R4/CareTeam\"",
-        "route=\"/fhir/R4/AuditEvent\"",
-        "route=\"/auth/login\"",
-        "route=\"/api/v1/notifications\"",
-        "status=201",
-        "status=400",
-        "status=401",
-        "trace_id=\"leak-check-trace-1\"",
+    for (key, value) in [
+        ("route", "\"/api/v1/uploads\""),
+        ("route", "\"/api/v1/uploads/{id}\""),
+        ("route", "\"/fhir/R4/CareTeam\""),
+        ("route", "\"/fhir/R4/AuditEvent\""),
+        ("route", "\"/auth/login\""),
+        ("route", "\"/api/v1/notifications\""),
+        ("status", "201"),
+        ("status", "400"),
+        ("status", "401"),
+        ("trace_id", "\"leak-check-trace-1\""),
     ] {
-        assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
+        let needle = if json {
+            format!("\"{key}\":{value}")
+        } else {
+            format!("{key}={value}")
+        };
+        assert!(log.contains(&needle), "log lacks {needle:?}:\n{log}");
     }
-    let requests = log.lines().filter(|l| l.contains(" request ")).count();
+    let is_request = |l: &str| {
+        if json {
+            l.contains("\"message\":\"request\"")
+        } else {
+            l.contains(" request ")
+        }
+    };
+    let requests = log.lines().filter(|l| is_request(l)).count();
     assert!(requests >= 12, "{requests} request lines:\n{log}");
     // Every request line carries the trace id used, generated when the caller sent none.
+    let (empty, some) = if json {
+        ("\"trace_id\":\"\"", "\"trace_id\":")
+    } else {
+        ("trace_id=\"\"", "trace_id=")
+    };
     let untraced: Vec<_> = log
         .lines()
-        .filter(|l| {
-            l.contains(" request ") && (l.contains("trace_id=\"\"") || !l.contains("trace_id="))
-        })
+        .filter(|l| is_request(l) && (l.contains(empty) || !l.contains(some)))
         .collect();
     assert!(
         untraced.is_empty(),
