@@ -4,9 +4,9 @@
 //! once in a batch the last one wins, exactly as applying the rows one by one would.
 
 use super::pool::Conn;
-use crate::sql::big;
 use crate::sql::directory::superseded_by;
 use crate::sql::uploads::PendingUpsert;
+use crate::sql::{big, Db};
 use crate::StoreResult;
 use chrono::{DateTime, SubsecRound, Utc};
 use cpis_domain::report::RowResult;
@@ -69,7 +69,7 @@ pub fn upsert_demographics(
             ])
         },
     )?;
-    conn.execute(
+    conn.exec(
         "INSERT INTO demographics (nhs_number, status, superseded_by, date_of_birth, sensitive, updated_at)
          SELECT DISTINCT ON (nhs_number) nhs_number, status, superseded_by, date_of_birth, sensitive, $1
          FROM cpis_demographics_in ORDER BY nhs_number, ord DESC
@@ -77,7 +77,7 @@ pub fn upsert_demographics(
              status = excluded.status, superseded_by = excluded.superseded_by,
              date_of_birth = excluded.date_of_birth, sensitive = excluded.sensitive,
              updated_at = excluded.updated_at",
-        &[&now.trunc_subsecs(6)],
+        &[&now],
     )?;
     conn.batch("DROP TABLE cpis_demographics_in")?;
     Ok(())
@@ -178,7 +178,7 @@ pub fn upsert_many(
          FROM (SELECT DISTINCT la_ods, nhs_number FROM cpis_upserts_in WHERE marked) b
          WHERE r.la_ods = b.la_ods AND r.nhs_number = b.nhs_number AND NOT r.sensitive;",
     )?;
-    let unmarked = conn.query(
+    let unmarked = conn.rows(
         "UPDATE records r SET sensitive = false
          FROM (SELECT DISTINCT la_ods, nhs_number FROM cpis_upserts_in
                WHERE mark_stated AND NOT marked) b
@@ -187,7 +187,7 @@ pub fn upsert_many(
          RETURNING r.nhs_number",
         &[],
     )?;
-    unmarked.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    unmarked.iter().map(|r| r.get(0)).collect()
 }
 
 /// Writes one upload's row results through COPY.

@@ -4,11 +4,11 @@
 //! checked before it is handed out, so a connection PostgreSQL ended while it was idle (a restart,
 //! a failover, a terminated session) is replaced instead of failing a request.
 
-use crate::sql::{Arg, Args, Db, Dialect, Lock, Row as SqlRow, Value};
+use crate::sql::{Arg, Args, Db, Dialect, Lock, Row, Value};
 use crate::{StoreError, StoreResult};
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use postgres::types::{ToSql, Type};
-use postgres::{Client, NoTls, Row, Statement};
+use postgres::{Client, NoTls, Statement};
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -22,8 +22,6 @@ const STATEMENT_CACHE: usize = 256;
 const CHECK_AFTER_IDLE: Duration = Duration::from_millis(250);
 /// How long that check may take before the connection is given up.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
-
-pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// One connection with its prepared statements.
 pub struct Conn {
@@ -53,31 +51,6 @@ impl Conn {
         }
         self.statements.insert(sql.to_owned(), s.clone());
         Ok(s)
-    }
-
-    pub fn execute(&mut self, sql: &str, params: Params<'_>) -> StoreResult<u64> {
-        let s = self.statement(sql)?;
-        Ok(self.client.execute(&s, params)?)
-    }
-
-    pub fn query(&mut self, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
-        let s = self.statement(sql)?;
-        Ok(self.client.query(&s, params)?)
-    }
-
-    pub fn query_opt(&mut self, sql: &str, params: Params<'_>) -> StoreResult<Option<Row>> {
-        let s = self.statement(sql)?;
-        Ok(self.client.query_opt(&s, params)?)
-    }
-
-    pub fn query_one(&mut self, sql: &str, params: Params<'_>) -> StoreResult<Row> {
-        let s = self.statement(sql)?;
-        Ok(self.client.query_one(&s, params)?)
-    }
-
-    /// Runs statements without parameters (simple query protocol).
-    pub fn batch(&mut self, sql: &str) -> StoreResult<()> {
-        Ok(self.client.batch_execute(sql)?)
     }
 
     pub fn client(&mut self) -> &mut Client {
@@ -322,7 +295,7 @@ impl Db for Conn {
         Ok(self.client.execute(&st, &refs(&values))?)
     }
 
-    fn rows(&mut self, sql: &str, args: Args<'_>) -> StoreResult<Vec<SqlRow>> {
+    fn rows(&mut self, sql: &str, args: Args<'_>) -> StoreResult<Vec<Row>> {
         let (st, values) = self.bound(sql, args)?;
         let rows = self.client.query(&st, &refs(&values))?;
         let types: Vec<Type> = st.columns().iter().map(|c| c.type_().clone()).collect();
@@ -333,11 +306,12 @@ impl Db for Conn {
                     .enumerate()
                     .map(|(i, ty)| pg_value(r, i, ty))
                     .collect::<StoreResult<_>>()?;
-                Ok(SqlRow(values))
+                Ok(Row(values))
             })
             .collect()
     }
 
+    /// Statements without parameters (simple query protocol).
     fn batch(&mut self, sql: &str) -> StoreResult<()> {
         Ok(self.client.batch_execute(sql)?)
     }
@@ -362,11 +336,11 @@ impl Db for Conn {
 
     fn lock(&mut self, lock: Lock<'_>) -> StoreResult<()> {
         match lock {
-            Lock::Notify => self.execute(
+            Lock::Notify => self.exec(
                 "SELECT pg_advisory_xact_lock($1::int4, 0)",
                 &[&super::LOCK_NOTIFY],
             )?,
-            Lock::UploadLa(la) => self.execute(
+            Lock::UploadLa(la) => self.exec(
                 "SELECT pg_advisory_xact_lock($1::int4, hashtext($2))",
                 &[&super::LOCK_UPLOAD_LA, &la],
             )?,

@@ -47,54 +47,28 @@ pub trait ToArg {
     fn arg(&self) -> Arg<'_>;
 }
 
-macro_rules! int_args {
-    ($($t:ty),*) => {$(impl ToArg for $t {
+macro_rules! to_arg {
+    ($($t:ty => |$v:ident| $e:expr;)*) => {$(impl ToArg for $t {
         fn arg(&self) -> Arg<'_> {
-            Arg::Int(i64::from(*self))
+            let $v = self;
+            $e
         }
     })*};
 }
-int_args!(i64, i32, i16, u32, u16);
-
-impl ToArg for bool {
-    fn arg(&self) -> Arg<'_> {
-        Arg::Bool(*self)
-    }
-}
-impl ToArg for str {
-    fn arg(&self) -> Arg<'_> {
-        Arg::Text(self)
-    }
-}
-impl ToArg for String {
-    fn arg(&self) -> Arg<'_> {
-        Arg::Text(self)
-    }
-}
-impl ToArg for [u8] {
-    fn arg(&self) -> Arg<'_> {
-        Arg::Blob(self)
-    }
-}
-impl ToArg for Vec<u8> {
-    fn arg(&self) -> Arg<'_> {
-        Arg::Blob(self)
-    }
-}
-impl ToArg for Vec<String> {
-    fn arg(&self) -> Arg<'_> {
-        Arg::TextList(self)
-    }
-}
-impl ToArg for DateTime<Utc> {
-    fn arg(&self) -> Arg<'_> {
-        Arg::Time(*self)
-    }
-}
-impl ToArg for NaiveDate {
-    fn arg(&self) -> Arg<'_> {
-        Arg::Date(*self)
-    }
+to_arg! {
+    i64 => |v| Arg::Int(*v);
+    i32 => |v| Arg::Int((*v).into());
+    i16 => |v| Arg::Int((*v).into());
+    u32 => |v| Arg::Int((*v).into());
+    u16 => |v| Arg::Int((*v).into());
+    bool => |v| Arg::Bool(*v);
+    str => |v| Arg::Text(v);
+    String => |v| Arg::Text(v);
+    [u8] => |v| Arg::Blob(v);
+    Vec<u8> => |v| Arg::Blob(v);
+    Vec<String> => |v| Arg::TextList(v);
+    DateTime<Utc> => |v| Arg::Time(*v);
+    NaiveDate => |v| Arg::Date(*v);
 }
 impl<T: ToArg> ToArg for Option<T> {
     fn arg(&self) -> Arg<'_> {
@@ -132,72 +106,29 @@ pub trait FromValue: Sized {
     fn from_value(v: &Value) -> Option<StoreResult<Self>>;
 }
 
-impl FromValue for i64 {
-    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
-        match v {
-            Value::Int(i) => Some(Ok(*i)),
-            _ => None,
+macro_rules! from_value {
+    ($($t:ty: $($p:pat => $e:expr),*;)*) => {$(impl FromValue for $t {
+        fn from_value(v: &Value) -> Option<StoreResult<Self>> {
+            match v {
+                $($p => Some($e),)*
+                _ => None,
+            }
         }
-    }
+    })*};
 }
-/// Stored counts and sequence numbers are never negative.
-impl FromValue for u64 {
-    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
-        i64::from_value(v).map(|i| i.map(|i| i.max(0) as u64))
-    }
-}
-impl FromValue for u32 {
-    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
-        u64::from_value(v).map(|i| i.map(|i| u32::try_from(i).unwrap_or(u32::MAX)))
-    }
-}
-impl FromValue for bool {
-    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
-        match v {
-            Value::Bool(b) => Some(Ok(*b)),
-            Value::Int(i) => Some(Ok(*i != 0)),
-            _ => None,
-        }
-    }
-}
-impl FromValue for String {
-    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
-        match v {
-            Value::Text(s) => Some(Ok(s.clone())),
-            _ => None,
-        }
-    }
-}
-impl FromValue for Vec<u8> {
-    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
-        match v {
-            Value::Blob(b) => Some(Ok(b.clone())),
-            Value::Text(s) => Some(Ok(s.clone().into_bytes())),
-            _ => None,
-        }
-    }
-}
-impl FromValue for DateTime<Utc> {
-    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
-        match v {
-            Value::Time(t) => Some(Ok(*t)),
-            Value::Text(s) => Some(
-                DateTime::parse_from_rfc3339(s)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| StoreError::corrupt("timestamp")),
-            ),
-            _ => None,
-        }
-    }
-}
-impl FromValue for NaiveDate {
-    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
-        match v {
-            Value::Date(d) => Some(Ok(*d)),
-            Value::Text(s) => Some(parse_iso_date(s).map_err(|_| StoreError::corrupt("date"))),
-            _ => None,
-        }
-    }
+from_value! {
+    i64: Value::Int(i) => Ok(*i);
+    // Stored counts and sequence numbers are never negative.
+    u64: Value::Int(i) => Ok((*i).max(0) as u64);
+    u32: Value::Int(i) => Ok(u32::try_from((*i).max(0)).unwrap_or(u32::MAX));
+    bool: Value::Bool(b) => Ok(*b), Value::Int(i) => Ok(*i != 0);
+    String: Value::Text(s) => Ok(s.clone());
+    Vec<u8>: Value::Blob(b) => Ok(b.clone()), Value::Text(s) => Ok(s.clone().into_bytes());
+    DateTime<Utc>: Value::Time(t) => Ok(*t), Value::Text(s) => DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StoreError::corrupt("timestamp"));
+    NaiveDate: Value::Date(d) => Ok(*d),
+        Value::Text(s) => parse_iso_date(s).map_err(|_| StoreError::corrupt("date"));
 }
 impl<T: FromValue> FromValue for Option<T> {
     fn from_value(v: &Value) -> Option<StoreResult<Self>> {
@@ -372,6 +303,31 @@ pub trait Backend: Send + Sync {
             }
         }
     }
+}
+
+/// The schema migrations in order, each embedded from `migrations/<backend>/<name>.sql`: one
+/// list, so a migration exists for both backends or neither.
+macro_rules! migrations {
+    ($backend:literal) => {
+        $crate::sql::migrations!(@ $backend: "0001_init", "0002_lookups", "0003_security",
+            "0004_notification_la_seq", "0005_webhooks", "0006_mesh", "0007_stale_held_uploads",
+            "0008_plan_sensitive_marks", "0009_access_nhs_identity", "0010_nhs_identities")
+    };
+    (@ $backend:literal: $($name:literal),*) => {
+        &[$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $backend,
+            "/", $name, ".sql")))),*]
+    };
+}
+pub(crate) use migrations;
+
+/// Refuses a database a newer cpis migrated.
+pub fn check_schema(have: usize, known: usize) -> StoreResult<()> {
+    if have > known {
+        return Err(StoreError::Config(format!(
+            "database schema version {have} is newer than this cpis ({known}); upgrade cpis"
+        )));
+    }
+    Ok(())
 }
 
 /// The SQLite text of a timestamp: RFC 3339, microseconds, `Z` (sorts as it compares).

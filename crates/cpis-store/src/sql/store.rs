@@ -1,11 +1,12 @@
 //! [`Store`] for every backend, written once: each call is a shared query run where the backend
-//! says (a read, perhaps on the replica; a write transaction; a snapshot).
+//! says (a read, on the replica if it may; a write transaction; a snapshot).
 
 use super::{audit, directory, identity, outbox, records, uploads, Backend, SqlTx};
 use crate::{
     AuditQuery, AuditVerification, ChangesTx, DeadDelivery, DueDelivery, IdentityChange, LookupTx,
-    MeshOutboxEntry, MeshOutgoing, NewApiToken, NewMeshMessage, OAuthClient, RecordQuery,
-    RowFilter, Session, Store, StoreCounts, StoreResult, StoredRecord, UploadTx, User, Webhook,
+    MeshOutboxEntry, MeshOutgoing, NewApiToken, NewMeshMessage, OAuthClient, OutboxStats,
+    RecordQuery, RowFilter, Session, Store, StoreCounts, StoreResult, StoredRecord, UploadTx, User,
+    Webhook,
 };
 use chrono::{DateTime, Utc};
 use cpis_domain::data_quality::UploadOutcomeCounts;
@@ -15,6 +16,22 @@ use cpis_domain::{
     Access, AuditEntry, AuditRecord, CareSetting, Demographics, LocalAuthority, NhsNumber,
     Notification, OdsCode, Plan,
 };
+
+/// `how: fn name(&self, args…) -> T => query;` is the trait method running `query(conn, args…)`
+/// through the backend's `how` (`read`, `read_replica`, `write`, `snapshot`), or
+/// `read_replica_or_primary` when `(missing)` says when the replica's answer is not enough.
+macro_rules! routed {
+    ($($how:ident $(($missing:expr))?: fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty
+        => $query:path;)*) => {$(
+        fn $name(&self $(, $arg: $ty)*) -> StoreResult<$ret> {
+            routed!(@ self, $how $(($missing))?, |c| $query(c $(, $arg)*))
+        }
+    )*};
+    (@ $self:ident, $how:ident, $f:expr) => { $self.$how($f) };
+    (@ $self:ident, $how:ident ($missing:expr), $f:expr) => {
+        $self.read_replica_or_primary($f, $missing)
+    };
+}
 
 impl<B: Backend> Store for B {
     fn backend(&self) -> &'static str {
@@ -47,62 +64,6 @@ impl<B: Backend> Store for B {
         })
     }
 
-    fn upsert_local_authorities(
-        &self,
-        las: &[LocalAuthority],
-        now: DateTime<Utc>,
-    ) -> StoreResult<usize> {
-        self.write(|c| directory::upsert_local_authorities(c, las, now))
-    }
-
-    fn upsert_care_settings(
-        &self,
-        settings: &[CareSetting],
-        now: DateTime<Utc>,
-    ) -> StoreResult<usize> {
-        self.write(|c| directory::upsert_care_settings(c, settings, now))
-    }
-
-    fn local_authority(&self, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>> {
-        self.read_replica_or_primary(|c| directory::local_authority(c, ods), Option::is_none)
-    }
-
-    fn local_authorities(&self) -> StoreResult<Vec<LocalAuthority>> {
-        self.read_replica_or_primary(directory::local_authorities, Vec::is_empty)
-    }
-
-    fn care_setting(&self, ods: &OdsCode) -> StoreResult<Option<CareSetting>> {
-        self.read_replica_or_primary(|c| directory::care_setting(c, ods), Option::is_none)
-    }
-
-    fn care_settings(&self) -> StoreResult<Vec<CareSetting>> {
-        self.read_replica(directory::care_settings)
-    }
-
-    fn upsert_demographics(
-        &self,
-        entries: &[Demographics],
-        now: DateTime<Utc>,
-    ) -> StoreResult<usize> {
-        self.write(|c| directory::upsert_demographics(c, entries, now))
-    }
-
-    fn demographics(&self, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
-        self.read_replica_or_primary(|c| directory::demographics(c, nhs), Option::is_none)
-    }
-
-    fn records_for(&self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
-        self.read_replica_or_primary(|c| records::records_for(c, nhs), Vec::is_empty)
-    }
-
-    fn la_record_count(&self, la: &OdsCode) -> StoreResult<u64> {
-        self.read_replica(|c| records::la_record_count(c, la))
-    }
-
-    fn la_records(&self, la: &OdsCode, query: &RecordQuery) -> StoreResult<Vec<StoredRecord>> {
-        self.read(|c| records::la_records(c, la, query))
-    }
-
     fn begin_lookups(&self) -> StoreResult<Box<dyn LookupTx + '_>> {
         Ok(Box::new(SqlTx::new(self.begin()?)))
     }
@@ -111,28 +72,12 @@ impl<B: Backend> Store for B {
         Ok(Box::new(SqlTx::new(self.begin()?)))
     }
 
-    fn purgeable_plans(&self) -> StoreResult<Vec<(OdsCode, NhsNumber, Plan)>> {
-        self.read(records::purgeable_plans)
-    }
-
-    fn purge(
-        &self,
-        plans: &[(OdsCode, NhsNumber, Plan)],
-        audit: &AuditEntry,
-    ) -> StoreResult<(u64, u64)> {
-        self.write(|c| records::purge(c, plans, audit))
+    fn begin_upload(&self) -> StoreResult<Box<dyn UploadTx + '_>> {
+        Ok(Box::new(SqlTx::new(self.begin()?)))
     }
 
     fn backup_to(&self, path: &std::path::Path) -> StoreResult<()> {
         self.backup_file(path)
-    }
-
-    fn unacknowledged_notifications(&self) -> StoreResult<u64> {
-        self.read(outbox::unacknowledged)
-    }
-
-    fn outbox_stats(&self) -> StoreResult<Vec<crate::OutboxStats>> {
-        self.read(outbox::outbox_stats)
     }
 
     fn add_webhook(&self, webhook: &Webhook, entry: &AuditEntry) -> StoreResult<()> {
@@ -142,10 +87,7 @@ impl<B: Backend> Store for B {
         })
     }
 
-    fn webhooks(&self, la: &OdsCode) -> StoreResult<Vec<Webhook>> {
-        self.read(|c| outbox::webhooks(c, la))
-    }
-
+    /// No entry when nothing was removed.
     fn remove_webhook(
         &self,
         la: &OdsCode,
@@ -162,250 +104,98 @@ impl<B: Backend> Store for B {
         })
     }
 
-    fn claim_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<DueDelivery>> {
-        self.write(|c| outbox::claim_deliveries(c, now, lease_until, limit))
-    }
-
-    fn delivery_succeeded(&self, id: i64, status: u16, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write(|c| outbox::delivery_succeeded(c, id, status, now))
-    }
-
-    fn delivery_failed(
-        &self,
-        id: i64,
-        status: Option<u16>,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.write(|c| outbox::delivery_failed(c, id, status, error, retry_at, now))
-    }
-
-    fn dead_deliveries(&self, limit: u32) -> StoreResult<Vec<DeadDelivery>> {
-        self.read(|c| outbox::dead_deliveries(c, limit))
-    }
-
-    fn mesh_pending_notifications(&self, limit: u32) -> StoreResult<Vec<(Notification, String)>> {
-        self.read(|c| outbox::mesh_pending_notifications(c, limit))
-    }
-
-    fn mesh_enqueue(
-        &self,
-        messages: &[NewMeshMessage],
-        cursors: &[(OdsCode, u64)],
-    ) -> StoreResult<usize> {
-        self.write(|c| outbox::mesh_enqueue(c, messages, cursors))
-    }
-
-    fn mesh_claim(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<MeshOutgoing>> {
-        self.write(|c| outbox::mesh_claim(c, now, lease_until, limit))
-    }
-
-    fn mesh_send_started(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write(|c| outbox::mesh_send_started(c, id, now))
-    }
-
-    fn mesh_sent(&self, id: i64, message_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write(|c| outbox::mesh_sent(c, id, message_id, now))
-    }
-
-    fn mesh_send_failed(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.write(|c| outbox::mesh_send_failed(c, id, error, retry_at, now))
-    }
-
-    fn mesh_outbox(&self, limit: u32) -> StoreResult<Vec<MeshOutboxEntry>> {
-        self.read(|c| outbox::mesh_outbox(c, limit))
-    }
-
-    fn recent_accesses(&self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
-        self.read_replica(|c| outbox::recent_accesses(c, nhs, limit))
-    }
-
-    fn notifications(
-        &self,
-        la: &OdsCode,
-        after: u64,
-        limit: u32,
-    ) -> StoreResult<Vec<Notification>> {
-        self.read_replica(|c| outbox::notifications(c, la, after, limit))
-    }
-
-    fn acknowledge(
-        &self,
-        la: &OdsCode,
-        id: &str,
-        by: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Ack> {
-        self.write(|c| outbox::acknowledge(c, la, id, by, now))
-    }
-
-    fn notifications_newest(
-        &self,
-        la: &OdsCode,
-        before: Option<u64>,
-        limit: u32,
-    ) -> StoreResult<Vec<Notification>> {
-        self.read(|c| outbox::notifications_newest(c, la, before, limit))
-    }
-
-    fn create_user(&self, user: &User) -> StoreResult<()> {
-        self.write(|c| identity::create_user(c, user))
-    }
-
-    fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
-        self.read(|c| identity::user_by_username(c, username))
-    }
-
-    fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
-        self.read(|c| identity::user_by_id(c, id))
-    }
-
-    fn list_users(&self) -> StoreResult<Vec<User>> {
-        self.read(identity::list_users)
-    }
-
-    fn update_user(&self, user: &User, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write(|c| identity::update_user(c, user, now))
-    }
-
-    fn record_login_failure(
-        &self,
-        user_id: &str,
-        max_failures: u32,
-        lock_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<DateTime<Utc>>> {
-        self.write(|c| identity::record_login_failure(c, user_id, max_failures, lock_until, now))
-    }
-
-    fn clear_login_failures(&self, user_id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
-        self.write(|c| identity::clear_login_failures(c, user_id, now))
-    }
-
-    fn create_api_token(&self, token: &NewApiToken) -> StoreResult<()> {
-        self.write(|c| identity::create_api_token(c, token))
-    }
-
-    fn change_identity(
-        &self,
-        change: &IdentityChange,
-        now: DateTime<Utc>,
-        audit: &AuditEntry,
-    ) -> StoreResult<()> {
-        self.write(|c| identity::change_identity(c, change, now, audit))
-    }
-
-    fn user_by_token_hash(
-        &self,
-        token_hash: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<User>> {
-        self.read(|c| identity::user_by_token_hash(c, token_hash, now))
-    }
-
-    fn create_session(&self, session: &Session) -> StoreResult<()> {
-        self.write(|c| identity::create_session(c, session))
-    }
-
-    fn session(&self, id_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<(Session, User)>> {
-        self.read(|c| identity::session(c, id_hash, now))
-    }
-
-    fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
-        self.write(|c| identity::delete_session(c, id_hash))
-    }
-
-    fn oauth_client(&self, client_id: &str) -> StoreResult<Option<(OAuthClient, User)>> {
-        // The primary: a client just registered must authenticate at once.
-        self.read(|c| identity::oauth_client(c, client_id))
-    }
-
-    fn oauth_clients(&self) -> StoreResult<Vec<OAuthClient>> {
-        self.read(identity::oauth_clients)
-    }
-
-    fn use_assertion_jti(
-        &self,
-        client_id: &str,
-        jti: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        self.write(|c| identity::use_assertion_jti(c, client_id, jti, expires_at, now))
-    }
-
-    fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        self.write(|c| audit::append_alone(c, entry))
-    }
-
-    fn audit_search(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
-        self.read_replica(|c| audit::search(c, query))
-    }
-
-    fn audit_verify(&self) -> StoreResult<AuditVerification> {
-        // One snapshot for the whole walk, so appends running meanwhile cannot make the log and
-        // its head disagree.
-        self.snapshot(audit::verify)
-    }
-
-    fn begin_upload(&self) -> StoreResult<Box<dyn UploadTx + '_>> {
-        Ok(Box::new(SqlTx::new(self.begin()?)))
-    }
-
-    fn record_refused_upload(&self, summary: &UploadSummary) -> StoreResult<()> {
-        self.write(|c| uploads::insert_summary(c, summary))
-    }
-
-    fn upload(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<UploadSummary>> {
-        // On the primary even with a replica: the engine reads summaries it has just written (a
-        // replayed file's original, a held upload being confirmed) and acts on their status.
-        self.read(|c| uploads::summary(c, la, id))
-    }
-
-    fn recent_uploads(&self, la: &OdsCode, limit: u32) -> StoreResult<Vec<UploadSummary>> {
-        // A list for people to read: the replica may lag by a moment.
-        self.read_replica(|c| uploads::recent(c, la, limit))
-    }
-
-    fn upload_rows(
-        &self,
-        la: &OdsCode,
-        id: &UploadId,
-        filter: &RowFilter,
-    ) -> StoreResult<Vec<RowResult>> {
-        self.read_replica_or_primary(|c| uploads::rows(c, la, id, filter), Vec::is_empty)
-    }
-
-    fn applied_uploads_since(&self, la: &OdsCode, id: &UploadId) -> StoreResult<u64> {
-        self.read(|c| uploads::applied_since(c, la, id))
-    }
-
-    fn held_file(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<Vec<u8>>> {
-        self.read(|c| uploads::held_file(c, la, id))
-    }
-
-    fn la_upload_stats(
-        &self,
-        la: &OdsCode,
-        since: DateTime<Utc>,
-    ) -> StoreResult<Vec<UploadOutcomeCounts>> {
-        self.read_replica(|c| uploads::la_upload_stats(c, la, since))
+    // Point reads that find nothing on a replica ask the primary. Upload summaries, held files,
+    // users, tokens, sessions and OAuth clients are read on the primary: what was just written
+    // (a replayed file's original, a client just registered) must be seen at once.
+    routed! {
+        write: fn upsert_local_authorities(&self, las: &[LocalAuthority], now: DateTime<Utc>) -> usize
+            => directory::upsert_local_authorities;
+        write: fn upsert_care_settings(&self, settings: &[CareSetting], now: DateTime<Utc>) -> usize
+            => directory::upsert_care_settings;
+        read_replica(Option::is_none): fn local_authority(&self, ods: &OdsCode) -> Option<LocalAuthority>
+            => directory::local_authority;
+        read_replica(Vec::is_empty): fn local_authorities(&self) -> Vec<LocalAuthority>
+            => directory::local_authorities;
+        read_replica(Option::is_none): fn care_setting(&self, ods: &OdsCode) -> Option<CareSetting>
+            => directory::care_setting;
+        read_replica: fn care_settings(&self) -> Vec<CareSetting> => directory::care_settings;
+        write: fn upsert_demographics(&self, entries: &[Demographics], now: DateTime<Utc>) -> usize
+            => directory::upsert_demographics;
+        read_replica(Option::is_none): fn demographics(&self, nhs: NhsNumber) -> Option<Demographics>
+            => directory::demographics;
+        read_replica(Vec::is_empty): fn records_for(&self, nhs: NhsNumber) -> Vec<StoredRecord>
+            => records::records_for;
+        read_replica: fn la_record_count(&self, la: &OdsCode) -> u64 => records::la_record_count;
+        read: fn la_records(&self, la: &OdsCode, query: &RecordQuery) -> Vec<StoredRecord>
+            => records::la_records;
+        read: fn purgeable_plans(&self) -> Vec<(OdsCode, NhsNumber, Plan)> => records::purgeable_plans;
+        write: fn purge(&self, plans: &[(OdsCode, NhsNumber, Plan)], audit: &AuditEntry) -> (u64, u64)
+            => records::purge;
+        read: fn unacknowledged_notifications(&self) -> u64 => outbox::unacknowledged;
+        read: fn outbox_stats(&self) -> Vec<OutboxStats> => outbox::outbox_stats;
+        read: fn webhooks(&self, la: &OdsCode) -> Vec<Webhook> => outbox::webhooks;
+        write: fn claim_deliveries(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32)
+            -> Vec<DueDelivery> => outbox::claim_deliveries;
+        write: fn delivery_succeeded(&self, id: i64, status: u16, now: DateTime<Utc>) -> ()
+            => outbox::delivery_succeeded;
+        write: fn delivery_failed(&self, id: i64, status: Option<u16>, error: &str,
+            retry_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> () => outbox::delivery_failed;
+        read: fn dead_deliveries(&self, limit: u32) -> Vec<DeadDelivery> => outbox::dead_deliveries;
+        read: fn mesh_pending_notifications(&self, limit: u32) -> Vec<(Notification, String)>
+            => outbox::mesh_pending_notifications;
+        write: fn mesh_enqueue(&self, messages: &[NewMeshMessage], cursors: &[(OdsCode, u64)]) -> usize
+            => outbox::mesh_enqueue;
+        write: fn mesh_claim(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32)
+            -> Vec<MeshOutgoing> => outbox::mesh_claim;
+        write: fn mesh_send_started(&self, id: i64, now: DateTime<Utc>) -> () => outbox::mesh_send_started;
+        write: fn mesh_sent(&self, id: i64, message_id: &str, now: DateTime<Utc>) -> () => outbox::mesh_sent;
+        write: fn mesh_send_failed(&self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>,
+            now: DateTime<Utc>) -> () => outbox::mesh_send_failed;
+        read: fn mesh_outbox(&self, limit: u32) -> Vec<MeshOutboxEntry> => outbox::mesh_outbox;
+        read_replica: fn recent_accesses(&self, nhs: NhsNumber, limit: usize) -> Vec<Access>
+            => outbox::recent_accesses;
+        read_replica: fn notifications(&self, la: &OdsCode, after: u64, limit: u32) -> Vec<Notification>
+            => outbox::notifications;
+        write: fn acknowledge(&self, la: &OdsCode, id: &str, by: &str, now: DateTime<Utc>) -> Ack
+            => outbox::acknowledge;
+        read: fn notifications_newest(&self, la: &OdsCode, before: Option<u64>, limit: u32)
+            -> Vec<Notification> => outbox::notifications_newest;
+        write: fn create_user(&self, user: &User) -> () => identity::create_user;
+        read: fn user_by_username(&self, username: &str) -> Option<User> => identity::user_by_username;
+        read: fn user_by_id(&self, id: &str) -> Option<User> => identity::user_by_id;
+        read: fn list_users(&self) -> Vec<User> => identity::list_users;
+        write: fn update_user(&self, user: &User, now: DateTime<Utc>) -> () => identity::update_user;
+        write: fn record_login_failure(&self, user_id: &str, max_failures: u32, lock_until: DateTime<Utc>,
+            now: DateTime<Utc>) -> Option<DateTime<Utc>> => identity::record_login_failure;
+        write: fn clear_login_failures(&self, user_id: &str, now: DateTime<Utc>) -> bool
+            => identity::clear_login_failures;
+        write: fn create_api_token(&self, token: &NewApiToken) -> () => identity::create_api_token;
+        write: fn change_identity(&self, change: &IdentityChange, now: DateTime<Utc>, audit: &AuditEntry)
+            -> () => identity::change_identity;
+        read: fn user_by_token_hash(&self, token_hash: &str, now: DateTime<Utc>) -> Option<User>
+            => identity::user_by_token_hash;
+        write: fn create_session(&self, session: &Session) -> () => identity::create_session;
+        read: fn session(&self, id_hash: &str, now: DateTime<Utc>) -> Option<(Session, User)>
+            => identity::session;
+        write: fn delete_session(&self, id_hash: &str) -> () => identity::delete_session;
+        read: fn oauth_client(&self, client_id: &str) -> Option<(OAuthClient, User)>
+            => identity::oauth_client;
+        read: fn oauth_clients(&self) -> Vec<OAuthClient> => identity::oauth_clients;
+        write: fn use_assertion_jti(&self, client_id: &str, jti: &str, expires_at: DateTime<Utc>,
+            now: DateTime<Utc>) -> bool => identity::use_assertion_jti;
+        write: fn append_audit(&self, entry: &AuditEntry) -> () => audit::append_alone;
+        read_replica: fn audit_search(&self, query: &AuditQuery) -> Vec<AuditRecord> => audit::search;
+        // One snapshot for the whole walk: appends meanwhile cannot make log and head disagree.
+        snapshot: fn audit_verify(&self) -> AuditVerification => audit::verify;
+        write: fn record_refused_upload(&self, summary: &UploadSummary) -> () => uploads::insert_summary;
+        read: fn upload(&self, la: &OdsCode, id: &UploadId) -> Option<UploadSummary> => uploads::summary;
+        read_replica: fn recent_uploads(&self, la: &OdsCode, limit: u32) -> Vec<UploadSummary>
+            => uploads::recent;
+        read_replica(Vec::is_empty): fn upload_rows(&self, la: &OdsCode, id: &UploadId, filter: &RowFilter)
+            -> Vec<RowResult> => uploads::rows;
+        read: fn applied_uploads_since(&self, la: &OdsCode, id: &UploadId) -> u64 => uploads::applied_since;
+        read: fn held_file(&self, la: &OdsCode, id: &UploadId) -> Option<Vec<u8>> => uploads::held_file;
+        read_replica: fn la_upload_stats(&self, la: &OdsCode, since: DateTime<Utc>)
+            -> Vec<UploadOutcomeCounts> => uploads::la_upload_stats;
     }
 }

@@ -246,21 +246,8 @@ impl ChangesTx for SqlTx<'_> {
 impl UploadTx for SqlTx<'_> {
     fn insert_upload(&mut self, upload: &NewUpload) -> StoreResult<()> {
         self.lock_la(&upload.meta.la)?;
-        self.db().exec(
-            uploads::INSERT_UPLOAD,
-            &[
-                &upload.id.as_str(),
-                &upload.meta.la.as_str(),
-                &upload.meta.file_id,
-                &upload.meta.mode.code(),
-                &upload.meta.file_date,
-                &upload.meta.format,
-                &upload.meta.channel,
-                &upload.content_sha256,
-                &upload.received_at,
-            ],
-        )?;
-        Ok(())
+        let u = upload;
+        uploads::insert_upload(self.db(), &u.id, &u.meta, &u.content_sha256, u.received_at)
     }
 
     fn find_effective_duplicate(

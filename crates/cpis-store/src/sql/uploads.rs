@@ -12,10 +12,32 @@ use cpis_domain::report::{
 use cpis_domain::upload::UploadMode;
 use cpis_domain::OdsCode;
 
-pub const INSERT_UPLOAD: &str =
-    "INSERT INTO uploads (id, la_ods, file_id, mode, file_date, format, channel,
-                          content_sha256, status, received_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'processing', $9)";
+/// Registers an upload (status `processing`).
+pub fn insert_upload(
+    db: &mut dyn Db,
+    id: &UploadId,
+    meta: &UploadMeta,
+    content_sha256: &str,
+    received_at: DateTime<Utc>,
+) -> StoreResult<()> {
+    db.exec(
+        "INSERT INTO uploads (id, la_ods, file_id, mode, file_date, format, channel,
+                              content_sha256, status, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'processing', $9)",
+        &[
+            &id.as_str(),
+            &meta.la.as_str(),
+            &meta.file_id,
+            &meta.mode.code(),
+            &meta.file_date,
+            &meta.format,
+            &meta.channel,
+            &content_sha256,
+            &received_at,
+        ],
+    )?;
+    Ok(())
+}
 
 pub fn upload_seq(db: &mut dyn Db, id: &UploadId) -> StoreResult<i64> {
     db.row("SELECT seq FROM uploads WHERE id = $1", &[&id.as_str()])?
@@ -69,20 +91,7 @@ pub fn update_summary(db: &mut dyn Db, s: &UploadSummary) -> StoreResult<()> {
 /// Inserts a whole summary (an upload refused before any row was read), inside the caller's
 /// transaction.
 pub fn insert_summary(db: &mut dyn Db, s: &UploadSummary) -> StoreResult<()> {
-    db.exec(
-        INSERT_UPLOAD,
-        &[
-            &s.id.as_str(),
-            &s.meta.la.as_str(),
-            &s.meta.file_id,
-            &s.meta.mode.code(),
-            &s.meta.file_date,
-            &s.meta.format,
-            &s.meta.channel,
-            &s.content_sha256,
-            &s.received_at,
-        ],
-    )?;
+    insert_upload(db, &s.id, &s.meta, &s.content_sha256, s.received_at)?;
     update_summary(db, s)
 }
 
