@@ -231,7 +231,9 @@ impl KeySet {
             source: Source::Url {
                 url: url.to_owned(),
                 policy,
-                last_fetch: Mutex::new(Some(Instant::now())),
+                // The fetch at start does not count against the refetch interval: a provider
+                // that rotates its key just after cpis started must not be refused until then.
+                last_fetch: Mutex::new(None),
                 min_refetch,
             },
         })

@@ -226,6 +226,24 @@ fn a_rotated_key_is_fetched_once_and_unknown_keys_are_refused() {
 }
 
 #[test]
+fn a_rotation_just_after_start_is_picked_up_at_once() {
+    // The fetch at start is not a refetch: a provider that rotates its key moments after cpis
+    // started (both deployed together, or a browser test) is not refused for the interval.
+    let provider = Provider::start(vec![jwk("a")]);
+    let v = verifier(&provider, KeySet::MIN_REFETCH);
+    assert_eq!(provider.fetches(), 1);
+    *provider.keys.lock().unwrap() = vec![jwk("b")];
+    let claims = cis2_claims(&provider.issuer, &["B0107"], "3");
+    let id = v.verify(&sign(&claims, "b", "cis2-test-b")).unwrap();
+    assert_eq!(id.organisation, "RDEMO01");
+    assert_eq!(provider.fetches(), 2, "the new kid was fetched at once");
+    // From then on the interval holds: the retired key and made-up keys are refused unfetched.
+    assert!(v.verify(&sign(&claims, "a", "cis2-test-a")).is_err());
+    assert!(v.verify(&sign(&claims, "a", "made-up-kid")).is_err());
+    assert_eq!(provider.fetches(), 2);
+}
+
+#[test]
 fn roles_missing_from_the_token_come_from_userinfo_about_the_same_subject() {
     let provider = Provider::start(vec![jwk("a")]);
     let v = verifier(&provider, Duration::from_secs(30));
