@@ -18,7 +18,7 @@ const KNOWN_NOTICES = [
 ]
 
 let loaded
-function loadPackage () {
+export function loadPackage () {
   if (!loaded) {
     const warn = console.warn
     console.warn = (...args) => {
