@@ -6,7 +6,7 @@ use axum::http::Request;
 use chrono::{TimeZone, Utc};
 use cpis_core::{UploadEngine, UploadSettings};
 use cpis_domain::FixedClock;
-use cpis_server::{AppState, ServerConfig};
+use cpis_server::ServerConfig;
 use http_body_util::BodyExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -314,29 +314,16 @@ async fn http_report(file: &str, file_id: &str, file_date: &str) -> (serde_json:
     let clock = Arc::new(FixedClock::new(
         Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap(),
     ));
-    let engine = Arc::new(UploadEngine::new(
-        store,
-        clock.clone(),
-        UploadSettings::default(),
-    ));
+    let engine = UploadEngine::new(store, clock.clone(), UploadSettings::default());
     cpis_core::demo::load(&engine).unwrap();
     let store = engine.store().clone();
     cpis_core::demo::create_identities(store.as_ref()).unwrap();
-    let auth = Arc::new(cpis_auth::Authenticator::new(
-        store.clone(),
-        clock.clone(),
-        None,
-        Default::default(),
-    ));
-    let lookups = cpis_core::LookupService::start(store, clock.clone(), Default::default());
-    let router = cpis_server::router(AppState::new(
+    let app = cpis_server::Application::build(
         engine,
-        lookups,
         clock,
-        auth,
-        Default::default(),
-        ServerConfig::default(),
-    ));
+        cpis_server::Settings::new(ServerConfig::default()),
+    );
+    let router = app.router();
     let send = |req: Request<Body>| {
         let router = router.clone();
         async move {

@@ -201,6 +201,7 @@ pub struct DeliveryWorker {
     policy: RetryPolicy,
     sender: Box<dyn Sender>,
     on_delivered: Option<Box<dyn Fn(Duration) + Send + Sync>>,
+    bus: Arc<crate::bus::NotificationBus>,
 }
 
 const BATCH: u32 = 50;
@@ -218,7 +219,15 @@ impl DeliveryWorker {
             policy,
             sender,
             on_delivered: None,
+            bus: Arc::default(),
         }
+    }
+
+    /// Wakes on `bus` (a commit that may have created notifications) instead of waiting for its
+    /// next poll.
+    pub fn with_bus(mut self, bus: Arc<crate::bus::NotificationBus>) -> Self {
+        self.bus = bus;
+        self
     }
 
     /// Called with each delivered notification's age (commit to receiver's 2xx), for metrics.
@@ -295,23 +304,31 @@ impl DeliveryWorker {
         }
     }
 
-    /// Runs in a background thread for the life of the process: polls every 200 ms when idle.
-    pub fn spawn(self) -> std::thread::JoinHandle<()> {
+    /// Runs in a background thread until `stop` is set: delivers what is due, then waits for the
+    /// bus (a new notification) or at most a second (retries fall due with time).
+    pub fn spawn(self, stop: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<()> {
+        use std::sync::atomic::Ordering;
         std::thread::Builder::new()
             .name("cpis-webhooks".into())
-            .spawn(move || loop {
-                match self.run_once() {
-                    Ok(0) => std::thread::sleep(std::time::Duration::from_millis(200)),
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "webhook delivery: store unavailable");
-                        std::thread::sleep(std::time::Duration::from_secs(1));
+            .spawn(move || {
+                let mut seen = self.bus.generation();
+                while !stop.load(Ordering::Relaxed) {
+                    match self.run_once() {
+                        Ok(0) => seen = self.bus.wait(seen, IDLE_WAIT),
+                        Ok(_) => seen = self.bus.generation(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "webhook delivery: store unavailable");
+                            std::thread::sleep(std::time::Duration::from_secs(1));
+                        }
                     }
                 }
             })
             .expect("spawn the webhook delivery thread")
     }
 }
+
+/// The longest an idle delivery worker waits before looking for retries that fell due.
+const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 pub mod anomaly;
 pub mod audit_checkpoint;
 pub mod bench;
+pub mod bus;
 pub mod delivery;
 pub mod demo;
 pub mod lifecycle;

@@ -6,6 +6,7 @@
 //! answer is sent only after its group committed: nothing a clinician saw is unrecorded, and no
 //! notification is lost.
 
+use crate::bus::NotificationBus;
 use chrono::SecondsFormat;
 use cpis_auth::capability;
 use cpis_domain::lookup::{visible_records, VisibleRecord, HISTORY_LEN};
@@ -104,7 +105,7 @@ struct Job {
 #[derive(Clone)]
 pub struct LookupService {
     queue: SyncSender<Job>,
-    committed: Arc<tokio::sync::Notify>,
+    bus: Arc<NotificationBus>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policy: VisibilityPolicy,
@@ -126,15 +127,24 @@ impl PendingLookup {
 }
 
 impl LookupService {
-    /// Starts the writer thread.
+    /// Starts the writer thread, with a notification bus of its own.
     pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: VisibilityPolicy) -> Self {
+        Self::start_with_bus(store, clock, policy, Arc::default())
+    }
+
+    /// Starts the writer thread; every committed group of lookups is published on `bus`.
+    pub fn start_with_bus(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        policy: VisibilityPolicy,
+        bus: Arc<NotificationBus>,
+    ) -> Self {
         let (queue, jobs) = sync_channel::<Job>(QUEUE);
-        let committed = Arc::new(tokio::sync::Notify::new());
         let worker = Worker {
             store: store.clone(),
             clock: clock.clone(),
             policy,
-            committed: committed.clone(),
+            bus: bus.clone(),
         };
         std::thread::Builder::new()
             .name("cpis-lookups".into())
@@ -142,17 +152,17 @@ impl LookupService {
             .expect("spawn the lookup writer thread");
         LookupService {
             queue,
-            committed,
+            bus,
             store,
             clock,
             policy,
         }
     }
 
-    /// Woken after every committed group of lookups (so live streams can look for new
-    /// notifications at once rather than at their next poll).
-    pub fn commits(&self) -> Arc<tokio::sync::Notify> {
-        self.committed.clone()
+    /// The bus this service publishes every committed group of lookups on (so consumers look
+    /// for new notifications at once rather than at their next poll).
+    pub fn commits(&self) -> Arc<NotificationBus> {
+        self.bus.clone()
     }
 
     pub fn policy(&self) -> &VisibilityPolicy {
@@ -206,7 +216,7 @@ impl LookupService {
 }
 
 struct Worker {
-    committed: Arc<tokio::sync::Notify>,
+    bus: Arc<NotificationBus>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policy: VisibilityPolicy,
@@ -224,7 +234,7 @@ impl Worker {
             }
             match self.commit_group(&group) {
                 Ok(results) => {
-                    self.committed.notify_waiters();
+                    self.bus.publish();
                     for (job, result) in group.into_iter().zip(results) {
                         let _ = job.reply.send(Ok(result));
                     }

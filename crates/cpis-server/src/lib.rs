@@ -11,11 +11,13 @@ pub mod openapi;
 mod progress;
 mod refusals;
 mod routes;
+pub mod startup;
 mod state;
 mod web;
 
 pub use auth::{Caller, SESSION_COOKIE};
 pub use error::ApiError;
+pub use startup::{Application, Settings};
 pub use state::{AppState, ServerConfig};
 
 use axum::Router;

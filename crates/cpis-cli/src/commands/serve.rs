@@ -2,11 +2,9 @@ use crate::config::{upload_settings, GlobalArgs};
 use anyhow::{Context, Result};
 use cpis_auth::jwt::{JwtConfig, JwtVerifier};
 use cpis_auth::oidc::OidcSignIn;
-use cpis_auth::{Authenticator, LockoutPolicy};
-use cpis_core::anomaly::AnomalyDetector;
-use cpis_core::LookupService;
+use cpis_auth::LockoutPolicy;
 use cpis_domain::SystemClock;
-use cpis_server::{AppState, ServerConfig};
+use cpis_server::{Application, ServerConfig, Settings};
 use cpis_store::Store;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -129,13 +127,6 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             (Some(JwtVerifier::new(provider)?), sign_in)
         }
     };
-    let clock = Arc::new(SystemClock);
-    let auth = Arc::new(Authenticator::new(
-        store.clone(),
-        clock.clone(),
-        jwt,
-        LockoutPolicy::default(),
-    ));
     let config = ServerConfig {
         max_upload_bytes: args
             .max_upload_bytes
@@ -149,48 +140,29 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         .bind
         .or(file.bind.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-
-    let lookups = LookupService::start(store.clone(), clock.clone(), file.visibility());
-    let anomaly = AnomalyDetector::new(file.anomaly.unwrap_or_default());
-    let worker = cpis_core::delivery::DeliveryWorker::new(
-        store.clone(),
-        clock.clone(),
-        file.webhooks.unwrap_or_default(),
-        Box::new(cpis_core::delivery::HttpSender::new(
-            file.webhook_destinations.clone().unwrap_or_default(),
-        )),
-    );
-    let engine = Arc::new(engine);
-    // The MESH channel: LA uploads from cpis's mailbox, reports and notifications to theirs.
-    let mesh_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mesh_worker = match &file.mesh {
+    let mesh = match &file.mesh {
         None => None,
-        Some(m) => {
-            let client = cpis_mesh::MeshClient::new(m.client_config()?)
-                .context("setting up the MESH client")?;
-            tracing::info!(mailbox = %client.mailbox_id(), "MESH worker starting");
-            Some(cpis_core::mesh::MeshWorker::new(
-                client,
-                engine.clone(),
-                clock.clone(),
-                m.settings(),
-            ))
-        }
+        Some(m) => Some((
+            cpis_mesh::MeshClient::new(m.client_config()?).context("setting up the MESH client")?,
+            m.settings(),
+        )),
     };
-    let mut state = AppState::new(engine, lookups, clock.clone(), auth, anomaly, config)
-        .with_auth_failure_policy(file.auth_failures.unwrap_or_default())
-        .with_client_keys_policy(file.oauth_clients.unwrap_or_default());
-    if let Some(sign_in) = oidc_sign_in {
-        tracing::info!("web sign-in through the identity provider is offered");
-        state = state.with_oidc(sign_in);
-    }
-    // The outbox's push side: webhook deliveries (several servers share the queue safely).
-    worker.on_delivered(state.delivery_observer()).spawn();
-    // The MESH worker counts its failed calls in the metrics.
-    let mesh_worker = mesh_worker.map(|w| {
-        w.on_failure(state.mesh_failure_observer())
-            .spawn(mesh_stop.clone())
-    });
+    let settings = Settings {
+        visibility: file.visibility(),
+        anomaly: file.anomaly.unwrap_or_default(),
+        lockout: LockoutPolicy::default(),
+        auth_failures: file.auth_failures.unwrap_or_default(),
+        client_keys: file.oauth_clients.unwrap_or_default(),
+        identity_provider: jwt,
+        sign_in: oidc_sign_in,
+        webhooks: file.webhooks.unwrap_or_default(),
+        webhook_sender: Some(Box::new(cpis_core::delivery::HttpSender::new(
+            file.webhook_destinations.clone().unwrap_or_default(),
+        ))),
+        mesh,
+        ..Settings::new(config)
+    };
+    let app = Application::build(engine, Arc::new(SystemClock), settings);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -215,49 +187,45 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                     shutdown_signal().await;
                     h.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
                 });
-                let state = with_base_url(state, &format!("https://{addr}"), addr);
+                let app = with_base_url(app, &format!("https://{addr}"), addr);
                 tracing::info!(%addr, database = %super::redact_url(&url), "cpis listening (TLS)");
                 if plain_stderr {
                     eprintln!("cpis listening on https://{addr}");
                 }
-                cpis_server::spawn_housekeeping(&state);
-                axum_server::bind_rustls(addr, tls)
+                cpis_server::spawn_housekeeping(app.state());
+                let served = axum_server::bind_rustls(addr, tls)
                     .handle(handle)
                     .serve(
-                        cpis_server::router(state)
+                        app.router()
                             .into_make_service_with_connect_info::<std::net::SocketAddr>(),
                     )
-                    .await?;
+                    .await;
+                tokio::task::spawn_blocking(move || app.stop()).await?;
+                served?;
             }
             _ => {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("binding {bind}"))?;
                 let addr = listener.local_addr()?;
-                let state = with_base_url(state, &format!("http://{addr}"), addr);
+                let app = with_base_url(app, &format!("http://{addr}"), addr);
                 tracing::info!(%addr, database = %super::redact_url(&url), "cpis listening");
                 if plain_stderr {
                     eprintln!("cpis listening on http://{addr}");
                 }
-                cpis_server::serve(listener, state, shutdown_signal()).await?;
+                app.serve(listener, shutdown_signal()).await?;
             }
         }
         Ok::<_, anyhow::Error>(())
     })?;
-    if let Some(worker) = mesh_worker {
-        // Lets the current MESH step finish: nothing is acknowledged before it is durable, so
-        // stopping at any point loses nothing, but a clean stop avoids a re-send check later.
-        mesh_stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = worker.join();
-    }
     tracing::info!("cpis stopped");
     Ok(ExitCode::SUCCESS)
 }
 
 /// FHIR `fullUrl`s use `public_base_url`, else the address cpis listens on (never a request's
 /// `Host`). An unspecified address (0.0.0.0) cannot be reached by clients: say so.
-fn with_base_url(state: AppState, listening: &str, addr: std::net::SocketAddr) -> AppState {
-    if state.public_base_url().is_none() {
+fn with_base_url(app: Application, listening: &str, addr: std::net::SocketAddr) -> Application {
+    if app.state().public_base_url().is_none() {
         if addr.ip().is_unspecified() {
             tracing::warn!(base = listening, "public_base_url is not set and cpis listens on every address: FHIR fullUrls use {listening}, which clients cannot reach; set public_base_url");
         } else {
@@ -267,7 +235,7 @@ fn with_base_url(state: AppState, listening: &str, addr: std::net::SocketAddr) -
             );
         }
     }
-    state.with_default_base_url(listening.to_owned())
+    app.with_default_base_url(listening.to_owned())
 }
 
 async fn shutdown_signal() {

@@ -72,6 +72,8 @@ pub struct MeshWorker {
     clock: Arc<dyn Clock>,
     settings: MeshSettings,
     on_failure: Option<FailureHook>,
+    /// Woken by commits that may have created notifications: they are queued and sent at once.
+    bus: Arc<crate::bus::NotificationBus>,
 }
 
 impl MeshWorker {
@@ -88,7 +90,15 @@ impl MeshWorker {
             clock,
             settings,
             on_failure: None,
+            bus: Arc::default(),
         }
+    }
+
+    /// Queues and sends new notifications as soon as `bus` says a commit may have made some,
+    /// rather than at the next send tick.
+    pub fn with_bus(mut self, bus: Arc<crate::bus::NotificationBus>) -> Self {
+        self.bus = bus;
+        self
     }
 
     /// Calls `f` with each failed MESH call (for metrics).
@@ -179,6 +189,7 @@ impl MeshWorker {
         let mut next_poll = Instant::now();
         let mut outage = Duration::ZERO;
         while !stop.load(Ordering::Relaxed) {
+            let seen = self.bus.generation();
             let result = (|| -> Result<(), MeshError> {
                 if last_handshake.is_none_or(|t| t.elapsed() >= DAY) {
                     self.client
@@ -210,9 +221,16 @@ impl MeshWorker {
                     outage
                 }
             };
+            // Waits in short steps (to see `stop`); a commit that may have created notifications
+            // ends the wait at once, unless MESH is out (then the back-off holds).
             let until = Instant::now() + wait;
             while !stop.load(Ordering::Relaxed) && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(50).min(wait));
+                let step = until
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(50));
+                if self.bus.wait(seen, step) != seen && outage.is_zero() {
+                    break;
+                }
             }
         }
     }

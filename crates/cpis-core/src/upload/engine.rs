@@ -89,6 +89,8 @@ pub struct UploadEngine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings: UploadSettings,
+    /// Told after every upload that ran (its commit may have created notifications).
+    bus: Arc<crate::bus::NotificationBus>,
 }
 
 /// Per-row facts pass 1 hands to pass 2, one bit per row.
@@ -128,7 +130,14 @@ impl UploadEngine {
             store,
             clock,
             settings,
+            bus: Arc::default(),
         }
+    }
+
+    /// Publishes on `bus` after every upload that ran, so the outbox's consumers look at once.
+    pub fn with_bus(mut self, bus: Arc<crate::bus::NotificationBus>) -> Self {
+        self.bus = bus;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -179,7 +188,9 @@ impl UploadEngine {
             );
             return self.refuse(cap.actor(), &new, FileOutcome::UnsupportedVersion, msg);
         }
-        match self.process(cap.actor(), &new, file, false, progress) {
+        let ran = self.process(cap.actor(), &new, file, false, progress);
+        self.bus.publish();
+        match ran {
             Err(EngineError::Store(StoreError::Unavailable(e))) => {
                 tracing::warn!(upload = %id, error = %e, "upload could not be applied: store unavailable");
                 Ok(Submitted::New(self.unavailable(&new)))
@@ -231,7 +242,9 @@ impl UploadEngine {
             content_sha256: held.content_sha256.clone(),
             received_at: held.received_at,
         };
-        match self.process(cap.actor(), &again, &file, true, progress)? {
+        let ran = self.process(cap.actor(), &again, &file, true, progress);
+        self.bus.publish();
+        match ran? {
             Submitted::New(s) | Submitted::Replay(s) => Ok(s),
         }
     }

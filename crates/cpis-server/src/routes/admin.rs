@@ -41,6 +41,8 @@ pub async fn demographics_changes(
         )
     })
     .await??;
+    // The feed may have made inactive-nhs-number notifications: wake their consumers.
+    state.lookups.commits().publish();
     Ok(Json(
         serde_json::to_value(report).map_err(|e| ApiError::Internal(e.to_string()))?,
     ))

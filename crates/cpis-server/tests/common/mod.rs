@@ -7,10 +7,10 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use chrono::{TimeZone, Utc};
 use cpis_auth::users::{self, NewUser};
-use cpis_core::anomaly::{AnomalyDetector, AnomalyPolicy};
+use cpis_core::anomaly::AnomalyPolicy;
 use cpis_core::{UploadEngine, UploadSettings};
 use cpis_domain::{FixedClock, OdsCode, Permission, Permissions};
-use cpis_server::{AppState, ServerConfig};
+use cpis_server::{Application, ServerConfig, Settings};
 use cpis_store::Store;
 use cpis_store::UserKind;
 use http_body_util::BodyExt;
@@ -50,6 +50,8 @@ pub struct TestApp {
     pub router: axum::Router,
     pub store: Arc<dyn Store>,
     pub clock: Arc<FixedClock>,
+    /// Stops its workers when the test ends.
+    _app: Application,
     _dir: tempfile::TempDir,
 }
 
@@ -124,11 +126,7 @@ pub fn spawn_app_with_options(options: AppOptions) -> TestApp {
         cpis_store::sqlite::SqliteStore::open(dir.path().join("cpis.db")).expect("open store"),
     );
     let clock = Arc::new(FixedClock::new(start_time()));
-    let engine = Arc::new(UploadEngine::new(
-        store.clone(),
-        clock.clone(),
-        UploadSettings::default(),
-    ));
+    let engine = UploadEngine::new(store.clone(), clock.clone(), UploadSettings::default());
     cpis_core::demo::load(&engine).expect("demo data loads");
     let now = start_time();
     let people: [(&str, &str, &str, &str, &[Permission]); 12] = [
@@ -236,38 +234,40 @@ pub fn spawn_app_with_options(options: AppOptions) -> TestApp {
     }
     users::set_disabled(store.as_ref(), DISABLED_USER, true, now).expect("disable test user");
     let jwt = jwt.map(|c| cpis_auth::jwt::JwtVerifier::new(c).expect("test JWKS"));
-    let auth = Arc::new(cpis_auth::Authenticator::new(
-        store.clone(),
-        clock.clone(),
-        jwt,
-        lockout.unwrap_or_default(),
-    ));
     // Tests look children up far faster than people do: keep the detector out of their way
     // (its own tests set tight limits).
-    let anomaly = AnomalyDetector::new(anomaly.unwrap_or(AnomalyPolicy {
+    let anomaly = anomaly.unwrap_or(AnomalyPolicy {
         max_per_minute: 100_000,
         max_distinct_children: 100_000,
         sequential_run: 100_000,
         miss_window: 100_000,
         org_max_lookups: 100_000,
         ..Default::default()
-    }));
-    let lookups = cpis_core::LookupService::start(store.clone(), clock.clone(), Default::default());
+    });
     let loose = cpis_auth::failure_throttle::FailurePolicy {
         audit_per_window: u32::MAX,
         max_per_address: u32::MAX,
         max_per_credential: u32::MAX,
         ..Default::default()
     };
-    let mut state = AppState::new(engine, lookups, clock.clone(), auth, anomaly, config)
-        .with_auth_failure_policy(auth_failures.unwrap_or(loose));
-    if let Some(oidc) = oidc {
-        state = state.with_oidc(oidc);
-    }
+    // The production wiring (cpis_server::startup), with the test's clock and policies.
+    let app = Application::build(
+        engine,
+        clock.clone(),
+        Settings {
+            anomaly,
+            lockout: lockout.unwrap_or_default(),
+            auth_failures: auth_failures.unwrap_or(loose),
+            identity_provider: jwt,
+            sign_in: oidc,
+            ..Settings::new(config)
+        },
+    );
     TestApp {
-        router: cpis_server::router(state),
+        router: app.router(),
         store,
         clock,
+        _app: app,
         _dir: dir,
     }
 }
