@@ -136,10 +136,15 @@ describe('sign-in through an OpenID Connect identity provider', () => {
     try {
       await signIn(admin.page, server.base, 'demo.admin')
       await admin.page.goto(`${server.base}/admin/users`)
+      // The users page is paged: find the account by searching for it.
+      await admin.page.getByLabel('Search accounts').fill('idp.clinician')
+      await Promise.all([admin.page.waitForLoadState('load'), admin.page.locator('[data-testid="users-search"]').getByRole('button', { name: 'Search' }).click()])
       const row = admin.page.locator('tr[data-username="oidc:idp.clinician"]')
       assert.match(await row.innerText(), /Dr Idp Clinician/, 'created at first sign-in')
       assert.match(await row.innerText(), /cpis:view-notify/)
+      // Disabling asks first.
       await Promise.all([admin.page.waitForLoadState('load'), row.getByRole('button', { name: 'Disable oidc:idp.clinician' }).click()])
+      await Promise.all([admin.page.waitForLoadState('load'), admin.page.getByRole('button', { name: 'Yes, disable oidc:idp.clinician' }).click()])
       assert.match(await admin.page.locator('[data-testid="user-changed"]').innerText(), /is now disabled/)
 
       const { context, page } = await newPage(browser)

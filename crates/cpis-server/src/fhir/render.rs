@@ -295,6 +295,16 @@ pub fn practitioner_role_id(a: &Access, sensitive: bool) -> String {
         return opaque_id(&["practitionerrole", "withheld"]);
     }
     let acc = &a.accessor;
+    // An NHS identity names the person and the role itself, however they signed in (a web
+    // session `oidc:<sub>` and a bearer token `jwt:<sub>` are the same PractitionerRole).
+    if let (Some(user), Some(role)) = (&acc.nhs.sds_user_id, &acc.nhs.role_profile_id) {
+        return opaque_id(&[
+            "practitionerrole-nhs",
+            user,
+            role,
+            acc.organisation.as_str(),
+        ]);
+    }
     opaque_id(&[
         "practitionerrole",
         &acc.user_id,
