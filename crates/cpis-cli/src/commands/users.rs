@@ -75,7 +75,11 @@ fn read_password() -> Result<String> {
 
 /// The audit entry of a change, with the operator running the command as the actor. It is
 /// written in the same transaction as the change (`users::*_audited`).
-pub(crate) fn audit(action: &str, detail: String, now: chrono::DateTime<chrono::Utc>) -> AuditEntry {
+pub(crate) fn audit(
+    action: &str,
+    detail: String,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AuditEntry {
     let who = super::upload::operator_name();
     AuditEntry {
         time: now,
