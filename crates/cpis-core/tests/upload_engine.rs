@@ -1783,3 +1783,26 @@ fn the_las_sensitive_mark_holds_while_any_plan_row_is_marked() {
         .unwrap_or("")
         .contains(LA_A));
 }
+
+/// Every report row carries the local id it was sent with, accepted or not, so a data officer
+/// can find a rejected row in the LA's own system (issue #18).
+#[test]
+fn every_report_row_keeps_the_local_id_it_was_sent_with() {
+    let (known, unknown) = (nhs(1), nhs(2));
+    let env = Env::with(&[active(known, "2015-01-01")]);
+    let s = env.delta(
+        LA_A,
+        "local-ids",
+        &[
+            Line::upsert(known, "2015-01-01", "CPP", "2026-01-01"),
+            // Not in the demographics index: CPR01, still with its local id.
+            Line::upsert(unknown, "2016-01-01", "CPP", "2026-01-01"),
+        ],
+    );
+    let rows = env.rows(&s);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].outcome, RecordOutcome::Accepted);
+    assert_eq!(rows[0].local_id, Some(format!("LID-{}", known.digits())));
+    assert_eq!(rows[1].outcome, RecordOutcome::NotFound);
+    assert_eq!(rows[1].local_id, Some(format!("LID-{}", unknown.digits())));
+}

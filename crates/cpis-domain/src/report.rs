@@ -156,4 +156,7 @@ pub struct RowResult {
     pub message: Option<String>,
     /// For CPR05: the number that replaced the one sent.
     pub new_nhs_number: Option<NhsNumber>,
+    /// The LA's local id as the row gave it (trimmed; none when empty), so the LA can find the
+    /// row in its own system, whatever its outcome.
+    pub local_id: Option<String>,
 }

@@ -257,7 +257,7 @@ async fn errors_file_gets_per_record_codes_in_json_and_csv() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "row,nhs_number,outcome,detail_code,message,new_nhs_number"
+        "row,nhs_number,outcome,detail_code,message,new_nhs_number,local_id"
     );
     assert_eq!(lines.len(), 16);
     assert!(lines[11].starts_with("11,") && lines[11].contains(",CPR07,BAD_DATE,"));

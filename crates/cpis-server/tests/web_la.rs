@@ -593,27 +593,31 @@ async fn the_upload_report_is_titled_by_the_file_and_reads_as_sentences() {
         html.contains("The same NHS number and plan type appear earlier in this file."),
         "{html}"
     );
-    // The local id of a row the LA now holds.
+    // Every row shows the local id it was sent with: an accepted row, and a rejected one that
+    // the LA's records do not hold (the officer finds it in their own system by it).
     assert!(html.contains(">Local ID</th>"));
-    let accepted = api["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["outcome"] == "CPR06")
-        .expect("an accepted row")["row"]
-        .as_u64()
-        .unwrap();
-    let local_id = file
-        .lines()
-        .nth(accepted as usize)
-        .unwrap()
-        .split(',')
-        .nth(2)
-        .unwrap();
-    assert!(
-        html.contains(&format!("cpis-break-anywhere\">{local_id}</td>")),
-        "{local_id}: {html}"
-    );
+    for outcome in ["CPR06", "CPR01"] {
+        let row = api["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["outcome"] == outcome)
+            .unwrap_or_else(|| panic!("a {outcome} row"))["row"]
+            .as_u64()
+            .unwrap();
+        let local_id = file
+            .lines()
+            .nth(row as usize)
+            .unwrap()
+            .split(',')
+            .nth(2)
+            .unwrap();
+        assert!(!local_id.is_empty(), "{outcome}");
+        assert!(
+            html.contains(&format!("cpis-break-anywhere\">{local_id}</td>")),
+            "{outcome} {local_id}: {html}"
+        );
+    }
 
     // The CSV: named by the file id, messages as sentences, codes in their own column.
     let csv = s

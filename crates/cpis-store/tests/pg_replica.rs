@@ -138,6 +138,7 @@ fn write_everything(store: &dyn Store) -> (NewUpload, String) {
             detail: None,
             message: None,
             new_nhs_number: None,
+            local_id: None,
         },
     )
     .unwrap();

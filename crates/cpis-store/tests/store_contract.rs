@@ -349,6 +349,7 @@ fn accepted_row(i: u64, n: NhsNumber) -> RowResult {
         detail: None,
         message: None,
         new_nhs_number: None,
+        local_id: None,
     }
 }
 
@@ -1030,6 +1031,8 @@ fn row_results_page_and_filter(ctx: &Ctx) {
                     detail: Some(DetailCode::NhsNumberLength),
                     message: Some(format!("row {i}: NHS number must have 10 digits")),
                     new_nhs_number: None,
+                    // A rejected row keeps the local id it was sent with.
+                    local_id: Some(format!("L-{i}")),
                 },
                 1 => accepted_row(i, n),
                 _ => RowResult {
@@ -1039,6 +1042,7 @@ fn row_results_page_and_filter(ctx: &Ctx) {
                     detail: None,
                     message: Some("superseded".into()),
                     new_nhs_number: Some(ns[0]),
+                    local_id: None,
                 },
             }
         })
@@ -2342,6 +2346,7 @@ fn upload_with_rows(
                 detail: *detail,
                 message: None,
                 new_nhs_number: None,
+                local_id: None,
             },
         )
         .unwrap();

@@ -25,6 +25,8 @@ pub struct ReadRow {
     pub row: u64,
     pub raw_nhs: String,
     pub raw_plan_type: String,
+    /// The row's local id as written (trimmed, at most 64 characters; none when empty).
+    pub raw_local_id: Option<String>,
     pub parsed: Result<UploadRow, RowRejection>,
 }
 
@@ -111,11 +113,16 @@ impl<R: Read> UploadReader<R> {
                 .take(32)
                 .collect();
             let raw_plan_type = fields.get(6).map_or("", |s| s.trim()).to_owned();
+            let raw_local_id = fields
+                .get(2)
+                .map(|s| s.trim().chars().take(64).collect::<String>())
+                .filter(|s| !s.is_empty());
             let parsed = parse_row(&fields);
             return Ok(Some(ReadRow {
                 row: self.row,
                 raw_nhs,
                 raw_plan_type,
+                raw_local_id,
                 parsed,
             }));
         }

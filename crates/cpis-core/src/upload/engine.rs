@@ -470,6 +470,7 @@ impl UploadEngine {
                 detail: None,
                 message: None,
                 new_nhs_number: None,
+                local_id: row.raw_local_id.clone(),
             };
             match row.parsed {
                 Err(rej) => {

@@ -13,13 +13,14 @@ use cpis_domain::upload::HEADER;
 use std::borrow::Cow;
 use std::io::Write;
 
-pub const REPORT_CSV_HEADER: [&str; 6] = [
+pub const REPORT_CSV_HEADER: [&str; 7] = [
     "row",
     "nhs_number",
     "outcome",
     "detail_code",
     "message",
     "new_nhs_number",
+    "local_id",
 ];
 
 /// A cell a spreadsheet would read as a formula (it starts with `=`, `+`, `-`, `@`, a tab or a
@@ -92,6 +93,7 @@ pub fn write_report_csv<W: Write>(out: W, rows: &[RowResult], header: bool) -> c
             r.detail.map_or("", |d| d.code()).to_owned(),
             sentence(r.message.as_deref().unwrap_or_default()),
             r.new_nhs_number.map(|n| n.digits()).unwrap_or_default(),
+            r.local_id.clone().unwrap_or_default(),
         ];
         w.write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))?;
     }
@@ -126,6 +128,7 @@ mod tests {
             detail: Some(DetailCode::NhsNumberNotDigits),
             message: Some("-the message".into()),
             new_nhs_number: None,
+            local_id: Some("@LOCAL-1".into()),
         };
         let out = write_report_csv(Vec::new(), &[row], false).unwrap();
         let mut reader = csv::ReaderBuilder::new()
@@ -141,6 +144,7 @@ mod tests {
             .collect();
         assert_eq!(cells[1], "'=HYPERLINK(\"http://x\",\"y\")");
         assert_eq!(cells[4], "'-the message.");
+        assert_eq!(cells[6], "'@LOCAL-1", "the local id is neutralised too");
     }
 
     #[test]
@@ -162,12 +166,13 @@ mod tests {
             detail: Some(DetailCode::NhsNumberCheckDigit),
             message: Some("row has 3 fields, expected 11".into()),
             new_nhs_number: None,
+            local_id: Some("COV-17".into()),
         };
         let out = String::from_utf8(write_report_csv(Vec::new(), &[row], true).unwrap()).unwrap();
         let line = out.lines().nth(1).unwrap();
         assert_eq!(
             line,
-            "3,9434765918,CPR04,NHS_NUMBER_CHECK_DIGIT,\"Row has 3 fields, expected 11.\","
+            "3,9434765918,CPR04,NHS_NUMBER_CHECK_DIGIT,\"Row has 3 fields, expected 11.\",,COV-17"
         );
         assert!(!line.contains("NHS_NUMBER_CHECK_DIGIT:"));
     }

@@ -17,10 +17,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use cpis_core::upload::sentence;
 use cpis_domain::report::{UploadId, UploadStatus, UploadSummary};
-use cpis_domain::NhsNumber;
 use cpis_domain::{FileOutcome, RecordOutcome};
 use serde::Deserialize;
-use std::collections::{BTreeSet, HashMap};
 
 /// Rows per page.
 const PAGE: u32 = 50;
@@ -58,7 +56,7 @@ struct OutcomeCount {
 struct RowView {
     row: u64,
     nhs_number: String,
-    /// The local id the LA's records hold for this NHS number (empty when none).
+    /// The local id the row was sent with (empty when none).
     local_id: String,
     /// The detail code (`NHS_NUMBER_CHECK_DIGIT`), in its own column.
     detail_code: &'static str,
@@ -240,7 +238,6 @@ pub async fn report(
         .message
         .clone()
         .filter(|m| *m != outcome_description);
-    let local_ids = local_ids(&state, &la, &rows).await?;
     let title = format!("Upload report: {}", file_title(&summary));
     let page = ReportPage {
         layout: Layout::signed_in(&user, &title, "/la/uploads").wide(),
@@ -269,7 +266,7 @@ pub async fn report(
             .map(|r| RowView {
                 row: r.row,
                 nhs_number: grouped_text(&r.nhs_number),
-                local_id: local_ids.get(&r.nhs_number).cloned().unwrap_or_default(),
+                local_id: r.local_id.clone().unwrap_or_default(),
                 detail_code: r.detail.map_or("", |d| d.code()),
                 code: r.outcome.code(),
                 accepted: r.outcome.is_accepted(),
@@ -322,40 +319,6 @@ fn row_message(r: &cpis_domain::report::RowResult) -> String {
         text.push_str(&format!(" The new NHS number is {}.", new.grouped()));
     }
     text
-}
-
-/// The local ids the LA's records hold for the NHS numbers on this page. Row results do not
-/// keep the local id the file gave, so this is the LA's current record (the file's own local id
-/// for an accepted row; none for a child the LA does not hold).
-async fn local_ids(
-    state: &AppState,
-    la: &cpis_domain::OdsCode,
-    rows: &[cpis_domain::report::RowResult],
-) -> Result<HashMap<String, String>, ApiError> {
-    let wanted: BTreeSet<NhsNumber> = rows
-        .iter()
-        .filter_map(|r| NhsNumber::parse(&r.nhs_number).ok())
-        .collect();
-    if wanted.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let (store, la) = (state.store.clone(), la.clone());
-    Ok(tokio::task::spawn_blocking(move || {
-        let mut out = HashMap::new();
-        for nhs in wanted {
-            let ids: BTreeSet<String> = store
-                .records_for(nhs)?
-                .into_iter()
-                .filter(|r| r.la == la)
-                .filter_map(|r| r.local_id)
-                .collect();
-            if !ids.is_empty() {
-                out.insert(nhs.digits(), ids.into_iter().collect::<Vec<_>>().join(", "));
-            }
-        }
-        Ok::<_, cpis_store::StoreError>(out)
-    })
-    .await??)
 }
 
 fn summary_rows(s: &UploadSummary) -> Vec<SummaryRow> {

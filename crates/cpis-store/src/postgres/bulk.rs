@@ -194,11 +194,13 @@ pub fn upsert_many(
 pub fn row_results(conn: &mut Conn, upload_seq: i64, rows: &[RowResult]) -> StoreResult<()> {
     copy(
         conn,
-        "COPY upload_rows (upload_seq, row_no, nhs_number, outcome, detail, message, new_nhs_number)
+        "COPY upload_rows (upload_seq, row_no, nhs_number, outcome, detail, message, new_nhs_number,
+                           local_id)
          FROM STDIN (FORMAT binary)",
         &[
             Type::INT8,
             Type::INT8,
+            Type::TEXT,
             Type::TEXT,
             Type::TEXT,
             Type::TEXT,
@@ -215,6 +217,7 @@ pub fn row_results(conn: &mut Conn, upload_seq: i64, rows: &[RowResult]) -> Stor
                 &r.detail.map(|d| d.code()),
                 &r.message,
                 &r.new_nhs_number.map(|n| n.digits()),
+                &r.local_id,
             ])
         },
     )

@@ -173,7 +173,8 @@ pub fn rows(
     f: &RowFilter,
 ) -> StoreResult<Vec<RowResult>> {
     db.rows(
-        "SELECT ur.row_no, ur.nhs_number, ur.outcome, ur.detail, ur.message, ur.new_nhs_number
+        "SELECT ur.row_no, ur.nhs_number, ur.outcome, ur.detail, ur.message, ur.new_nhs_number,
+                ur.local_id
          FROM upload_rows ur JOIN uploads u ON u.seq = ur.upload_seq
          WHERE u.id = $1 AND u.la_ods = $2 AND ur.row_no > $3
            AND ($4::text IS NULL OR ur.outcome = $4::text)
@@ -195,6 +196,7 @@ pub fn rows(
             detail: r.parse_opt(3, "detail", DetailCode::from_code)?,
             message: r.get(4)?,
             new_nhs_number: r.opt_nhs(5)?,
+            local_id: r.get(6)?,
         })
     })
     .collect()
@@ -352,8 +354,9 @@ pub fn upsert_one(db: &mut dyn Db, u: &PendingUpsert) -> StoreResult<bool> {
 /// Writes one row result.
 pub fn row_result_one(db: &mut dyn Db, upload_seq: i64, r: &RowResult) -> StoreResult<()> {
     db.exec(
-        "INSERT INTO upload_rows (upload_seq, row_no, nhs_number, outcome, detail, message, new_nhs_number)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO upload_rows (upload_seq, row_no, nhs_number, outcome, detail, message, new_nhs_number,
+                                  local_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &[
             &upload_seq,
             &big(r.row),
@@ -362,6 +365,7 @@ pub fn row_result_one(db: &mut dyn Db, upload_seq: i64, r: &RowResult) -> StoreR
             &r.detail.map(|d| d.code()),
             &r.message,
             &r.new_nhs_number.map(|n| n.digits()),
+            &r.local_id,
         ],
     )?;
     Ok(())
