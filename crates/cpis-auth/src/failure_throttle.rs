@@ -258,8 +258,8 @@ mod tests {
         let counted = t.take_counted(at(302));
         assert_eq!(counted.len(), 1);
         assert_eq!(
-            counted[0].count, 21,
-            "failures 11 to 31 of the first window"
+            counted[0].count, 22,
+            "failures 11 to 32 of the first window"
         );
     }
 
