@@ -6,6 +6,13 @@
 //! `cpis-core` require as arguments. Code that holds no [`capability::LaUpload`] cannot upload for
 //! an LA; the LA it writes for is the one inside the capability, never one from the request.
 
+// Outside tests a failure is an error the caller handles, never a panic: `unwrap` and `expect`
+// are refused, except where an `allow` names the invariant that makes them unreachable.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)
+)]
+
 pub mod authenticator;
 pub mod capability;
 pub mod cis2;

@@ -1,5 +1,12 @@
 //! `cpis`: the Child Protection – Information Sharing service and its operator tools.
 
+// Outside tests a failure is an error the caller handles, never a panic: `unwrap` and `expect`
+// are refused, except where an `allow` names the invariant that makes them unreachable.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)
+)]
+
 // mimalloc rather than the system allocator: a busy server's lookups spent about a quarter of
 // their CPU in glibc malloc/free (BENCHMARKS.md, durable lookups).
 #[global_allocator]

@@ -71,6 +71,11 @@ impl CheckpointKey {
         Ok(CheckpointKey(bytes))
     }
 
+    #[allow(
+        clippy::expect_used,
+        clippy::unwrap_used,
+        reason = "cannot fail: HMAC takes any key length"
+    )]
     fn mac(&self, seq: u64, hash: &str, taken_at: &DateTime<Utc>) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(b"cpis-audit-checkpoint/1\n");

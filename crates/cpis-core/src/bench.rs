@@ -34,6 +34,11 @@ pub struct Measurement {
     pub file_outcome: String,
 }
 
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "cannot fail: valid code"
+)]
 fn bench_la() -> OdsCode {
     OdsCode::parse("E99999999").expect("valid code")
 }
@@ -47,11 +52,13 @@ fn children(n: usize) -> Vec<NhsNumber> {
         .collect()
 }
 
+#[allow(clippy::expect_used, clippy::unwrap_used, reason = "cannot fail: date")]
 fn dob(i: usize) -> NaiveDate {
     NaiveDate::from_ymd_opt(2010, 1, 1).expect("date") + Days::new((i % 5800) as u64)
 }
 
 /// Writes an upload file. `variant` shifts some rows so a reload really changes data.
+#[allow(clippy::expect_used, clippy::unwrap_used, reason = "cannot fail: date")]
 fn upload_file(
     nhs: &[NhsNumber],
     variant: usize,
@@ -82,6 +89,7 @@ fn upload_file(
     spool.finish()
 }
 
+#[allow(clippy::expect_used, clippy::unwrap_used, reason = "cannot fail: date")]
 fn measure(
     engine: &UploadEngine,
     scenario: &str,

@@ -50,6 +50,11 @@ pub const UPLOADS: [(&str, &str); 8] = [
 ];
 
 /// The date the demo files were written for.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "cannot fail: valid date"
+)]
 pub fn file_date() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 1).expect("valid date")
 }
@@ -78,6 +83,11 @@ pub struct DemoLoaded {
 
 /// Loads the directories, the demographics index and the eight demo uploads. Safe to run again:
 /// directories upsert and the uploads are idempotent.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "cannot fail: demo LA code"
+)]
 pub fn load(engine: &UploadEngine) -> Result<DemoLoaded, DemoError> {
     let store = engine.store();
     let now = chrono::Utc::now();
@@ -130,6 +140,11 @@ pub const OPERATIONS_ORG: &str = "CPISOPS";
 /// - `demo-admin` (token `demo-admin`) and `demo-auditor` (token `demo-auditor`);
 /// - password logins `demo.clinician` (an emergency department), `demo.coventry` (Coventry
 ///   social care), `demo.admin`, `demo.auditor`, all with [`DEMO_PASSWORD`].
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "cannot fail: valid code"
+)]
 pub fn create_identities(
     store: &dyn cpis_store::Store,
 ) -> Result<usize, cpis_auth::users::UserError> {

@@ -1,6 +1,13 @@
 //! cpis services: the work the server, the CLI and the MESH worker share, written against the
 //! storage interface. No HTTP here: channels call these and render the results.
 
+// Outside tests a failure is an error the caller handles, never a panic: `unwrap` and `expect`
+// are refused, except where an `allow` names the invariant that makes them unreachable.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)
+)]
+
 pub mod anomaly;
 pub mod audit_checkpoint;
 pub mod bench;

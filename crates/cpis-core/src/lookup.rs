@@ -133,6 +133,11 @@ impl LookupService {
     }
 
     /// Starts the writer thread; every committed group of lookups is published on `bus`.
+    #[allow(
+        clippy::expect_used,
+        clippy::unwrap_used,
+        reason = "cannot fail: spawn the lookup writer thread"
+    )]
     pub fn start_with_bus(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,

@@ -4,6 +4,13 @@
 //! Values are parsed once at the edge ("parse, don't validate"): an [`NhsNumber`] always has a good
 //! check digit, an [`OdsCode`] is always 3–10 uppercase alphanumerics, and so on.
 
+// Outside tests a failure is an error the caller handles, never a panic: `unwrap` and `expect`
+// are refused, except where an `allow` names the invariant that makes them unreachable.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)
+)]
+
 pub mod access;
 pub mod audit;
 pub mod clock;

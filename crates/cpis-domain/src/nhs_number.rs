@@ -24,6 +24,11 @@ pub enum NhsNumberError {
 impl NhsNumber {
     /// Parses user or file input: ASCII spaces are ignored, exactly ten digits must remain and the
     /// check digit must be right.
+    #[allow(
+        clippy::expect_used,
+        clippy::unwrap_used,
+        reason = "cannot fail: nine digits"
+    )]
     pub fn parse(input: &str) -> Result<Self, NhsNumberError> {
         let mut digits = [0u8; 10];
         let mut count = 0usize;

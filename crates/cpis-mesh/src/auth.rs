@@ -11,6 +11,11 @@ use sha2::Sha256;
 pub const SCHEME: &str = "NHSMESH";
 
 /// The header value for one request, from explicit inputs (see [`authorization_now`]).
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "cannot fail: HMAC-SHA256 takes a key of any length"
+)]
 pub fn authorization(
     mailbox_id: &str,
     password: &str,

@@ -7,6 +7,12 @@
 //!
 //! With the `sandbox` feature, [`sandbox::Sandbox`] runs NHS England's mesh-sandbox for tests.
 
+// Outside tests a failure is an error the caller handles, never a panic: `unwrap` and `expect`
+// are refused, except where an `allow` names the invariant that makes them unreachable.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)
+)]
 #![warn(missing_docs)]
 
 pub mod auth;

@@ -1,6 +1,13 @@
 //! The cpis HTTP server. Routes are thin: they authenticate, call `cpis-core` on a blocking
 //! thread and render; every failure becomes an [`ApiError`], mapped to HTTP in one place.
 
+// Outside tests a failure is an error the caller handles, never a panic: `unwrap` and `expect`
+// are refused, except where an `allow` names the invariant that makes them unreachable.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)
+)]
+
 mod auth;
 mod error;
 mod extract;

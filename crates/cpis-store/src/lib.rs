@@ -5,6 +5,13 @@
 //! The SQLite backend is the embedded default (WAL, `synchronous=FULL`); the PostgreSQL backend
 //! is for production, where several servers share one database.
 
+// Outside tests a failure is an error the caller handles, never a panic: `unwrap` and `expect`
+// are refused, except where an `allow` names the invariant that makes them unreachable.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)
+)]
+
 pub mod audit_chain;
 mod error;
 mod la_query;

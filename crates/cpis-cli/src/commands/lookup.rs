@@ -20,6 +20,11 @@ pub struct Args {
     json: bool,
 }
 
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "cannot fail: valid code"
+)]
 pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let nhs = NhsNumber::parse(&args.nhs_number).context("NHS number")?;
     let file = global.file()?;

@@ -73,6 +73,11 @@ pub fn install_spool_dir(
 }
 
 /// The admin capability of the operator running the CLI (recorded in the audit by login name).
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "cannot fail: valid code"
+)]
 pub fn operator_admin() -> cpis_auth::capability::Admin {
     cpis_auth::Principal::local_operator(
         &upload::operator_name(),

@@ -67,6 +67,11 @@ pub struct ReportArgs {
     csv: bool,
 }
 
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "cannot fail: valid template"
+)]
 fn progress_bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(

@@ -42,6 +42,7 @@ impl MeshError {
 
 /// The upload capability of an LA's verified MESH mailbox: the LA is the directory's owner of
 /// the sending mailbox, whatever the message says.
+#[allow(clippy::expect_used, clippy::unwrap_used, reason = "cannot fail here")]
 fn sender_capability(la: &LocalAuthority, mailbox: &str) -> cpis_auth::capability::LaUpload {
     cpis_auth::Principal::local_operator(
         &format!("mesh:{mailbox}"),

@@ -174,6 +174,11 @@ impl MeshWorker {
     /// Runs in a background thread until `stop` is set: a handshake first (and daily), the
     /// inbox every `inbox_poll_seconds`, the outbox every `send_interval_ms`. While MESH is
     /// unreachable it waits, doubling up to a minute, and carries on where it was.
+    #[allow(
+        clippy::expect_used,
+        clippy::unwrap_used,
+        reason = "cannot fail: spawn the MESH worker thread"
+    )]
     pub fn spawn(self, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
         std::thread::Builder::new()
             .name("cpis-mesh".into())

@@ -145,6 +145,11 @@ impl UploadEngine {
     }
 
     /// A fresh, unguessable upload id.
+    #[allow(
+        clippy::expect_used,
+        clippy::unwrap_used,
+        reason = "cannot fail: a UUID is a valid upload id"
+    )]
     pub fn new_upload_id() -> UploadId {
         UploadId::parse(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid upload id")
     }

@@ -21,6 +21,7 @@ pub use report_csv::{report_file_name, sentence, write_report_csv, REPORT_CSV_HE
 pub use spool::{SpoolDir, SpoolError, SpooledFile, Spooler};
 
 /// The upload capability of a local operator (CLI, demo loader, benchmark) acting for an LA.
+#[allow(clippy::expect_used, clippy::unwrap_used, reason = "cannot fail here")]
 pub fn operator_capability(
     la: &cpis_domain::OdsCode,
     user: &str,

@@ -188,6 +188,11 @@ pub(super) fn form_date(d: NaiveDate) -> String {
 
 /// The first moment of a UK calendar day, in UTC: midnight GMT, or 23:00 UTC the day before
 /// while British Summer Time applies (the page shows times in UK time).
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "cannot fail: midnight"
+)]
 fn uk_midnight(d: NaiveDate) -> chrono::DateTime<chrono::Utc> {
     let utc = d.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
     let bst = utc - Duration::hours(1);

@@ -158,6 +158,11 @@ fn rate_text(m: &MatchCounts) -> String {
         .map_or_else(|| "No records checked".into(), percent)
 }
 
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "cannot fail: midnight"
+)]
 pub async fn page(State(state): State<AppState>, user: SignedIn) -> Result<Response, WebError> {
     let cap = user
         .caller()

@@ -24,6 +24,11 @@ pub fn uk_time(t: DateTime<Utc>) -> String {
 
 /// British Summer Time: from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last
 /// Sunday of October.
+#[allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "cannot fail: 01:00"
+)]
 pub fn is_bst(t: DateTime<Utc>) -> bool {
     let at_one = |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(1, 0, 0).expect("01:00"));
     match (last_sunday(t.year(), 3), last_sunday(t.year(), 10)) {

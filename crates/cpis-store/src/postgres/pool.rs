@@ -193,6 +193,11 @@ pub struct Pooled<'a> {
 
 impl Deref for Pooled<'_> {
     type Target = Conn;
+    #[allow(
+        clippy::expect_used,
+        clippy::unwrap_used,
+        reason = "cannot fail: pooled connection present until dropped"
+    )]
     fn deref(&self) -> &Conn {
         self.conn
             .as_ref()
@@ -201,6 +206,11 @@ impl Deref for Pooled<'_> {
 }
 
 impl DerefMut for Pooled<'_> {
+    #[allow(
+        clippy::expect_used,
+        clippy::unwrap_used,
+        reason = "cannot fail: pooled connection present until dropped"
+    )]
     fn deref_mut(&mut self) -> &mut Conn {
         self.conn
             .as_mut()
