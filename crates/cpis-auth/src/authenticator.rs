@@ -5,7 +5,7 @@ use crate::jwt::{JwtIdentity, JwtVerifier};
 use crate::principal::{Assurance, AuthMethod, OrgKind, Principal};
 use crate::{password, secret};
 use chrono::{DateTime, Duration, Utc};
-use cpis_domain::{AuditActor, AuditEntry, AuditOutcome, Clock, OdsCode, Permissions};
+use cpis_domain::{AuditActor, AuditEntry, Clock, OdsCode, Permissions};
 use cpis_store::{Session, Store, StoreError, User, UserKind};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -114,15 +114,9 @@ impl Authenticator {
     /// Appends a denied authentication entry; a store failure is logged, not raised (the caller
     /// is refusing someone anyway).
     fn audit_denied(&self, action: &str, actor: AuditActor, detail: String, trace: Option<&str>) {
-        let entry = AuditEntry {
-            time: self.clock.now(),
-            actor,
-            action: action.into(),
-            subject_nhs: None,
-            trace_id: trace.map(str::to_owned),
-            outcome: AuditOutcome::Denied,
-            detail: Some(detail),
-        };
+        let entry = AuditEntry::new(self.clock.now(), actor, action, trace.map(str::to_owned))
+            .denied()
+            .detail(detail);
         if let Err(e) = self.store.append_audit(&entry) {
             tracing::warn!(error = %e, "could not audit an authentication failure");
         }
@@ -212,21 +206,13 @@ impl Authenticator {
 
     /// Audits failures that were counted rather than written one by one: one entry for them all.
     pub fn audit_counted_failures(&self, counted: &crate::failure_throttle::CountedFailures) {
-        let entry = AuditEntry {
-            time: counted.to,
-            actor: AuditActor::anonymous(),
-            action: "auth.failures".into(),
-            subject_nhs: None,
-            trace_id: None,
-            outcome: AuditOutcome::Denied,
-            detail: Some(format!(
+        let entry = AuditEntry::new(counted.to, AuditActor::anonymous(), "auth.failures", None).denied().detail(format!(
                 "{} further failed authentications from {} between {} and {} (counted, not written one by one)",
                 counted.count,
                 counted.address,
                 counted.from.to_rfc3339(),
                 counted.to.to_rfc3339()
-            )),
-        };
+            ));
         if let Err(e) = self.store.append_audit(&entry) {
             tracing::warn!(error = %e, "could not audit counted authentication failures");
         }
@@ -390,15 +376,15 @@ impl Authenticator {
             nhs: principal.nhs.clone(),
             assurance_level: cis2.map(|(_, level)| level),
         })?;
-        self.store.append_audit(&AuditEntry {
-            time: now,
-            actor: principal.audit_actor(),
-            action: "auth.login".into(),
-            subject_nhs: None,
-            trace_id: trace.map(str::to_owned),
-            outcome: AuditOutcome::Success,
-            detail: detail.map(str::to_owned),
-        })?;
+        self.store.append_audit(
+            &AuditEntry::new(
+                now,
+                principal.audit_actor(),
+                "auth.login",
+                trace.map(str::to_owned),
+            )
+            .detail_opt(detail.map(str::to_owned)),
+        )?;
         Ok((principal, session))
     }
 

@@ -149,15 +149,14 @@ impl TokenEndpoint {
                 format!("{e}"),
             ),
         };
-        let entry = AuditEntry {
-            time: self.clock.now(),
+        let entry = AuditEntry::new(
+            self.clock.now(),
             actor,
-            action: "auth.token".into(),
-            subject_nhs: None,
-            trace_id: trace.map(str::to_owned),
-            outcome,
-            detail: Some(format!("{detail} (from {address})")),
-        };
+            "auth.token",
+            trace.map(str::to_owned),
+        )
+        .outcome(outcome)
+        .detail(format!("{detail} (from {address})"));
         let (token, user, now) = match result {
             Ok(v) => v,
             Err(e) => {
@@ -192,15 +191,16 @@ impl TokenEndpoint {
         trace: Option<&str>,
     ) -> OAuthError {
         let e = OAuthError::new(error, description);
-        self.audit(&AuditEntry {
-            time: self.clock.now(),
-            actor: AuditActor::anonymous(),
-            action: "auth.token".into(),
-            subject_nhs: None,
-            trace_id: trace.map(str::to_owned),
-            outcome: AuditOutcome::Denied,
-            detail: Some(format!("{e} (from {address})")),
-        });
+        self.audit(
+            &AuditEntry::new(
+                self.clock.now(),
+                AuditActor::anonymous(),
+                "auth.token",
+                trace.map(str::to_owned),
+            )
+            .denied()
+            .detail(format!("{e} (from {address})")),
+        );
         e
     }
 

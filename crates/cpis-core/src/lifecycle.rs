@@ -5,8 +5,8 @@
 use chrono::SecondsFormat;
 use cpis_auth::capability::Admin;
 use cpis_domain::{
-    AuditEntry, AuditOutcome, Clock, DemographicStatus, Demographics, NewNotification,
-    NotificationKind, VisibilityPolicy,
+    AuditEntry, Clock, DemographicStatus, Demographics, NewNotification, NotificationKind,
+    VisibilityPolicy,
 };
 use cpis_store::{Store, StoreError};
 use serde_json::json;
@@ -88,31 +88,24 @@ pub fn apply_demographic_changes(
             })?;
             report.notifications += 1;
         }
-        tx.append_audit(&AuditEntry {
-            time: now,
-            actor: cap.actor().clone(),
-            action: format!("demographics.{}", change.status.code()),
-            subject_nhs: Some(change.nhs_number),
-            trace_id: None,
-            outcome: AuditOutcome::Success,
-            detail: Some(match replacement {
+        tx.append_audit(
+            &AuditEntry::new(
+                now,
+                cap.actor().clone(),
+                format!("demographics.{}", change.status.code()),
+                None,
+            )
+            .about(change.nhs_number)
+            .detail(match replacement {
                 Some(new) => format!("records of {} LA(s) moved to {new}", moved_las.len()),
                 None => format!("{} LA(s) notified; records left in place", moved_las.len()),
             }),
-        })?;
+        )?;
     }
-    tx.append_audit(&AuditEntry {
-        time: now,
-        actor: cap.actor().clone(),
-        action: "demographics.apply-changes".into(),
-        subject_nhs: None,
-        trace_id: None,
-        outcome: AuditOutcome::Success,
-        detail: Some(format!(
+    tx.append_audit(&AuditEntry::new(now, cap.actor().clone(), "demographics.apply-changes", None).detail(format!(
             "{} entries; {} superseded numbers moved {} records; {} inactive numbers; {} notifications",
             report.entries, report.superseded_with_records, report.records_moved, report.inactive_with_records, report.notifications
-        )),
-    })?;
+        )))?;
     tx.commit()?;
     Ok(report)
 }
@@ -150,20 +143,13 @@ pub fn purge(
     if dry_run {
         return Ok(report);
     }
-    let audit = AuditEntry {
-        time: clock.now(),
-        actor: cap.actor().clone(),
-        action: "retention.purge".into(),
-        subject_nhs: None,
-        trace_id: None,
-        outcome: AuditOutcome::Success,
-        detail: Some(format!(
+    let audit =
+        AuditEntry::new(clock.now(), cap.actor().clone(), "retention.purge", None).detail(format!(
             "{} plans past their window (ended plans {} days, UCPPs {} days)",
             due.len(),
             policy.ended_plan_days,
             policy.ucpp_days
-        )),
-    };
+        ));
     let (plans, records) = store.purge(&due, &audit)?;
     report.plans_deleted = plans;
     report.records_deleted = records;

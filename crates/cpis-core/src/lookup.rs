@@ -11,9 +11,8 @@ use chrono::SecondsFormat;
 use cpis_auth::capability;
 use cpis_domain::lookup::{visible_records, VisibleRecord, HISTORY_LEN};
 use cpis_domain::{
-    access, Access, AccessKind, Accessor, AuditActor, AuditEntry, AuditOutcome, Clock,
-    LocalAuthority, NewNotification, NhsNumber, NotificationKind, OdsCode, PlanVisibility,
-    VisibilityPolicy,
+    access, Access, AccessKind, Accessor, AuditActor, AuditEntry, Clock, LocalAuthority,
+    NewNotification, NhsNumber, NotificationKind, OdsCode, PlanVisibility, VisibilityPolicy,
 };
 use cpis_store::{LookupTx, Store, StoreError};
 use serde_json::json;
@@ -198,15 +197,15 @@ impl LookupService {
         nhs: NhsNumber,
         trace_id: Option<String>,
     ) -> Result<(Vec<VisibleRecord>, Vec<Access>), LookupError> {
-        self.store.append_audit(&AuditEntry {
-            time: self.clock.now(),
-            actor: actor(cap.accessor()),
-            action: "lookup.history".into(),
-            subject_nhs: Some(nhs),
-            trace_id,
-            outcome: AuditOutcome::Success,
-            detail: None,
-        })?;
+        self.store.append_audit(
+            &AuditEntry::new(
+                self.clock.now(),
+                actor(cap.accessor()),
+                "lookup.history",
+                trace_id,
+            )
+            .about(nhs),
+        )?;
         let records = visible_records(
             self.store.records_for(nhs)?,
             &self.policy,
@@ -295,15 +294,15 @@ impl Worker {
             trace_id: req.trace_id.clone(),
         };
         tx.insert_access(&access)?;
-        tx.append_audit(&AuditEntry {
-            time: now,
-            actor: actor(&req.accessor),
-            action: format!("lookup.{}", kind.code()),
-            subject_nhs: Some(req.nhs_number),
-            trace_id: req.trace_id.clone(),
-            outcome: AuditOutcome::Success,
-            detail: None,
-        })?;
+        tx.append_audit(
+            &AuditEntry::new(
+                now,
+                actor(&req.accessor),
+                format!("lookup.{}", kind.code()),
+                req.trace_id.clone(),
+            )
+            .about(req.nhs_number),
+        )?;
         let mut notified = Vec::new();
         if kind == AccessKind::Unscheduled {
             for visible in &records {

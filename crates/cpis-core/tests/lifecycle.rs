@@ -248,15 +248,13 @@ fn purge_keeps_a_plan_that_changed_after_it_was_listed() {
         "b",
         &[Line::upsert(k, "2015-01-01", "CPP", "2023-01-01")],
     );
-    let audit = cpis_domain::AuditEntry {
-        time: Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
-        actor: cpis_domain::AuditActor::anonymous(),
-        action: "retention.purge".into(),
-        subject_nhs: None,
-        trace_id: None,
-        outcome: cpis_domain::AuditOutcome::Success,
-        detail: None,
-    };
+    let audit = cpis_domain::AuditEntry::new(
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap(),
+        cpis_domain::AuditActor::anonymous(),
+        "retention.purge",
+        None,
+    )
+    .outcome(cpis_domain::AuditOutcome::Success);
     assert_eq!(env.store.purge(&listed, &audit).unwrap(), (0, 0));
     assert_eq!(
         plan(&env.record(k, LA_A).unwrap(), PlanType::Cpp)

@@ -9,9 +9,7 @@ use common::*;
 use cpis_auth::{OrgKind, Principal};
 use cpis_core::delivery::{verify, DeliveryWorker, DestinationPolicy, HttpSender, RetryPolicy};
 use cpis_core::{LookupRequest, LookupService};
-use cpis_domain::{
-    AuditActor, AuditEntry, AuditOutcome, Clock, Permission, Permissions, SettingType,
-};
+use cpis_domain::{AuditActor, AuditEntry, Clock, Permission, Permissions, SettingType};
 use cpis_store::Webhook;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -102,15 +100,12 @@ fn setup_with(
                 secret: secret.clone(),
                 created_at: env.clock.now(),
             },
-            &AuditEntry {
-                time: env.clock.now(),
-                actor: AuditActor::anonymous(),
-                action: "admin.webhook.add".into(),
-                subject_nhs: None,
-                trace_id: None,
-                outcome: AuditOutcome::Success,
-                detail: None,
-            },
+            &AuditEntry::new(
+                env.clock.now(),
+                AuditActor::anonymous(),
+                "admin.webhook.add",
+                None,
+            ),
         )
         .unwrap();
     // A notifying lookup by an emergency department: one notification for LA A.

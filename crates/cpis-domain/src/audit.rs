@@ -79,6 +79,59 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
+impl AuditEntry {
+    /// An entry for `action` by `actor` at `time`, in the request `trace_id` (`None` only for
+    /// work no request started: the CLI, background workers). It succeeded, about no child, with
+    /// no detail, until said otherwise.
+    pub fn new(
+        time: DateTime<Utc>,
+        actor: AuditActor,
+        action: impl Into<String>,
+        trace_id: Option<String>,
+    ) -> Self {
+        AuditEntry {
+            time,
+            actor,
+            action: action.into(),
+            subject_nhs: None,
+            trace_id,
+            outcome: AuditOutcome::Success,
+            detail: None,
+        }
+    }
+
+    /// A refusal: not authenticated, not permitted, or throttled.
+    pub fn denied(self) -> Self {
+        self.outcome(AuditOutcome::Denied)
+    }
+
+    /// A failure for another reason.
+    pub fn failed(self) -> Self {
+        self.outcome(AuditOutcome::Failure)
+    }
+
+    pub fn outcome(mut self, outcome: AuditOutcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+
+    /// The child the entry is about (the only place its NHS number may appear).
+    pub fn about(mut self, nhs: impl Into<Option<NhsNumber>>) -> Self {
+        self.subject_nhs = nhs.into();
+        self
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn detail_opt(mut self, detail: Option<String>) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
 /// A stored entry with its place in the chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AuditRecord {

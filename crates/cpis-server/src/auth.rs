@@ -10,7 +10,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, Method};
 use cpis_auth::{AuthFailure, Denied, Principal};
-use cpis_domain::{AuditEntry, AuditOutcome};
+use cpis_domain::AuditEntry;
 
 pub const SESSION_COOKIE: &str = "cpis_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -190,19 +190,18 @@ pub(crate) async fn require_csrf(
     if cpis_auth::secret::equal(sent, expected) {
         return Ok(());
     }
-    let entry = AuditEntry {
-        time: state.clock.now(),
-        actor: principal.audit_actor(),
-        action: "auth.csrf".into(),
-        subject_nhs: None,
-        trace_id: trace,
-        outcome: AuditOutcome::Denied,
-        detail: Some(format!(
-            "{} {} without a valid CSRF token",
-            parts.method,
-            route_of(parts)
-        )),
-    };
+    let entry = AuditEntry::new(
+        state.clock.now(),
+        principal.audit_actor(),
+        "auth.csrf",
+        trace,
+    )
+    .denied()
+    .detail(format!(
+        "{} {} without a valid CSRF token",
+        parts.method,
+        route_of(parts)
+    ));
     crate::refusals::audit(state, entry).await;
     Err(ApiError::Forbidden("missing or wrong CSRF token".into()))
 }
@@ -254,15 +253,14 @@ impl Caller {
         match ask(&self.principal) {
             Ok(cap) => Ok(cap),
             Err(Denied(why)) => {
-                let entry = AuditEntry {
-                    time: state.clock.now(),
-                    actor: self.principal.audit_actor(),
-                    action: action.into(),
-                    subject_nhs: None,
-                    trace_id: self.trace_id.clone(),
-                    outcome: AuditOutcome::Denied,
-                    detail: Some(why.clone()),
-                };
+                let entry = AuditEntry::new(
+                    state.clock.now(),
+                    self.principal.audit_actor(),
+                    action,
+                    self.trace_id.clone(),
+                )
+                .denied()
+                .detail(why.clone());
                 crate::refusals::audit(state, entry).await;
                 Err(ApiError::Forbidden(why))
             }

@@ -9,7 +9,7 @@ use cpis_auth::capability;
 use cpis_core::anomaly::Anomaly;
 use cpis_core::lookup::LookupResult;
 use cpis_core::LookupRequest;
-use cpis_domain::{AuditActor, AuditEntry, AuditOutcome, NhsNumber};
+use cpis_domain::{AuditActor, AuditEntry, NhsNumber};
 
 /// Looks one child up as `caller` (who holds `cap`). `requested_unscheduled`: the caller asked for
 /// a notifying lookup; whether it notifies is decided in `cpis-core` from the capability and the
@@ -70,15 +70,10 @@ pub async fn admit(
     if let Some(anomaly) = started {
         raise_alert(state, actor.clone(), &anomaly, Some(trace_id.to_owned())).await;
     }
-    let entry = AuditEntry {
-        time: now,
-        actor,
-        action: "lookup.throttled".into(),
-        subject_nhs: Some(nhs),
-        trace_id: Some(trace_id.to_owned()),
-        outcome: AuditOutcome::Denied,
-        detail: Some(format!("throttled until {}", until.0.to_rfc3339())),
-    };
+    let entry = AuditEntry::new(now, actor, "lookup.throttled", Some(trace_id.to_owned()))
+        .about(nhs)
+        .denied()
+        .detail(format!("throttled until {}", until.0.to_rfc3339()));
     crate::refusals::audit(state, entry).await;
     Err(ApiError::throttled(until.0, now))
 }
@@ -109,14 +104,8 @@ async fn raise_alert(
     trace_id: Option<String>,
 ) {
     tracing::warn!(anomaly = %anomaly, "lookup anomaly: identity throttled");
-    let entry = AuditEntry {
-        time: state.clock.now(),
-        actor,
-        action: "security.anomaly".into(),
-        subject_nhs: None,
-        trace_id,
-        outcome: AuditOutcome::Denied,
-        detail: Some(format!("{anomaly}; lookups paused")),
-    };
+    let entry = AuditEntry::new(state.clock.now(), actor, "security.anomaly", trace_id)
+        .denied()
+        .detail(format!("{anomaly}; lookups paused"));
     crate::refusals::audit(state, entry).await;
 }

@@ -692,20 +692,20 @@ async fn audit_search_reads_as_words_with_uk_dates_and_results_first() {
         ("2026-07-01T23:30:00Z", "early on 2 July"),
     ] {
         app.store
-            .append_audit(&cpis_domain::AuditEntry {
-                time: at(time),
-                actor: cpis_domain::AuditActor {
-                    id: "test.actor".into(),
-                    name: "Test Actor".into(),
-                    organisation: None,
-                    role: "test".into(),
-                },
-                action: "test.bst".into(),
-                subject_nhs: None,
-                trace_id: None,
-                outcome: AuditOutcome::Success,
-                detail: Some(detail.into()),
-            })
+            .append_audit(
+                &cpis_domain::AuditEntry::new(
+                    at(time),
+                    cpis_domain::AuditActor {
+                        id: "test.actor".into(),
+                        name: "Test Actor".into(),
+                        organisation: None,
+                        role: "test".into(),
+                    },
+                    "test.bst",
+                    None,
+                )
+                .detail(detail),
+            )
             .unwrap();
     }
     let auditor = sign_in(&app, "web.auditor").await;

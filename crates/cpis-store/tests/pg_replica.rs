@@ -22,9 +22,9 @@ use cpis_domain::report::{
 };
 use cpis_domain::upload::{RecordRow, UploadMode};
 use cpis_domain::{
-    Access, AccessKind, Accessor, AuditActor, AuditEntry, AuditOutcome, CareSetting,
-    DemographicStatus, Demographics, FileOutcome, LocalAuthority, NewNotification, NhsNumber,
-    NotificationKind, OdsCode, Plan, PlanType, RecordOutcome, SettingType,
+    Access, AccessKind, Accessor, AuditActor, AuditEntry, CareSetting, DemographicStatus,
+    Demographics, FileOutcome, LocalAuthority, NewNotification, NhsNumber, NotificationKind,
+    OdsCode, Plan, PlanType, RecordOutcome, SettingType,
 };
 use cpis_store::postgres::{PgStore, TempDatabase};
 use cpis_store::{AuditQuery, NewUpload, RowFilter, Store};
@@ -189,20 +189,20 @@ fn write_everything(store: &dyn Store) -> (NewUpload, String) {
         trace_id: None,
     })
     .unwrap();
-    tx.append_audit(&AuditEntry {
-        time: t0(),
-        actor: AuditActor {
-            id: "user-1".into(),
-            name: "User One".into(),
-            organisation: Some(SETTING.into()),
-            role: "Clinician".into(),
-        },
-        action: "lookup.unscheduled".into(),
-        subject_nhs: Some(child),
-        trace_id: None,
-        outcome: AuditOutcome::Success,
-        detail: None,
-    })
+    tx.append_audit(
+        &AuditEntry::new(
+            t0(),
+            AuditActor {
+                id: "user-1".into(),
+                name: "User One".into(),
+                organisation: Some(SETTING.into()),
+                role: "Clinician".into(),
+            },
+            "lookup.unscheduled",
+            None,
+        )
+        .about(child),
+    )
     .unwrap();
     let note = "note-1".to_owned();
     tx.insert_notification(&NewNotification {

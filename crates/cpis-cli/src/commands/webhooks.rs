@@ -3,7 +3,7 @@
 use crate::config::GlobalArgs;
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use cpis_domain::{AuditEntry, AuditOutcome, OdsCode};
+use cpis_domain::{AuditEntry, OdsCode};
 use cpis_store::Webhook;
 use std::process::ExitCode;
 
@@ -38,14 +38,8 @@ pub fn run(global: &GlobalArgs, cmd: WebhooksCommand) -> Result<ExitCode> {
     let admin = super::operator_admin();
     let now = chrono::Utc::now();
     // Each change commits with its audit entry (one store transaction).
-    let audit = |action: &str, detail: String| AuditEntry {
-        time: now,
-        actor: admin.actor().clone(),
-        action: action.into(),
-        subject_nhs: None,
-        trace_id: None,
-        outcome: AuditOutcome::Success,
-        detail: Some(detail),
+    let audit = |action: &str, detail: String| {
+        AuditEntry::new(now, admin.actor().clone(), action, None).detail(detail)
     };
     match cmd {
         WebhooksCommand::Add { la, url } => {

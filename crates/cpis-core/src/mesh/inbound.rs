@@ -6,7 +6,7 @@ use super::MeshError;
 use crate::upload::{SpooledFile, UploadEngine};
 use cpis_domain::outcome::FileOutcome;
 use cpis_domain::report::{UploadMeta, UploadSummary};
-use cpis_domain::{AuditActor, AuditEntry, AuditOutcome, Clock, LocalAuthority};
+use cpis_domain::{AuditActor, AuditEntry, Clock, LocalAuthority};
 use cpis_mesh::{InboundMessage, MeshClient};
 use cpis_store::{NewMeshMessage, RowFilter, Store};
 use std::sync::Arc;
@@ -156,20 +156,21 @@ impl Inbound<'_> {
     fn refuse(&self, msg: &InboundMessage, reason: String) -> Result<Received, MeshError> {
         tracing::warn!(mesh_message = %msg.message_id, reason = %reason, "MESH message refused");
         let now = self.clock.now();
-        self.store.append_audit(&AuditEntry {
-            time: now,
-            actor: AuditActor {
-                id: format!("mesh:{}", msg.sender),
-                name: msg.sender.clone(),
-                organisation: None,
-                role: "MESH mailbox".into(),
-            },
-            action: "mesh.refused".into(),
-            subject_nhs: None,
-            trace_id: None,
-            outcome: AuditOutcome::Failure,
-            detail: Some(format!("message {}: {reason}", msg.message_id)),
-        })?;
+        self.store.append_audit(
+            &AuditEntry::new(
+                now,
+                AuditActor {
+                    id: format!("mesh:{}", msg.sender),
+                    name: msg.sender.clone(),
+                    organisation: None,
+                    role: "MESH mailbox".into(),
+                },
+                "mesh.refused",
+                None,
+            )
+            .failed()
+            .detail(format!("message {}: {reason}", msg.message_id)),
+        )?;
         self.reply(
             msg,
             "cpis upload report CPF01".into(),

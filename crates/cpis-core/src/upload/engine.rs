@@ -214,17 +214,18 @@ impl UploadEngine {
         let la = cap.la();
         let Some(held) = self.store.upload(la, id)? else {
             // Answered like a missing upload; a probe across LAs still leaves a trace.
-            self.store.append_audit(&AuditEntry {
-                time: self.clock.now(),
-                actor: cap.actor().clone(),
-                action: "upload.confirm".into(),
-                subject_nhs: None,
-                trace_id: None,
-                outcome: AuditOutcome::Denied,
-                detail: Some(format!(
+            self.store.append_audit(
+                &AuditEntry::new(
+                    self.clock.now(),
+                    cap.actor().clone(),
+                    "upload.confirm",
+                    None,
+                )
+                .denied()
+                .detail(format!(
                     "upload {id}: not one of {la}'s uploads (another LA's, or none)"
                 )),
-            })?;
+            )?;
             return Err(EngineError::NotFound);
         };
         if held.status != UploadStatus::HeldForConfirmation {
@@ -395,18 +396,10 @@ impl UploadEngine {
         // Removing a sensitive mark shows other clinicians where the child was seen again: it
         // is audited, child by child, in the transaction that removes it.
         for nhs in tx.sensitive_marks_removed()? {
-            tx.append_audit(&AuditEntry {
-                time: now,
-                actor: actor.clone(),
-                action: "record.sensitive_removed".into(),
-                subject_nhs: Some(nhs),
-                trace_id: None,
-                outcome: AuditOutcome::Success,
-                detail: Some(format!(
+            tx.append_audit(&AuditEntry::new(now, actor.clone(), "record.sensitive_removed", None).about(nhs).detail(format!(
                     "{la} removed its sensitive mark (sensitive=false on every plan row) in upload {}",
                     new.id
-                )),
-            })?;
+                )))?;
         }
         let outcome = FileOutcome::from_counts(summary.counts.accepted, summary.counts.rejected);
         summary.file_outcome = Some(outcome);

@@ -247,15 +247,14 @@ async fn refuse_audited<T>(
         Ok(v) => return Ok(v),
         Err(e) => e,
     };
-    let entry = cpis_domain::AuditEntry {
-        time: state.clock.now(),
-        actor: caller.principal.audit_actor(),
-        action: action.into(),
-        subject_nhs: None,
-        trace_id: caller.trace_id.clone(),
-        outcome: cpis_domain::AuditOutcome::Denied,
-        detail: Some(format!("refused: {}", refusal_kind(&err))),
-    };
+    let entry = cpis_domain::AuditEntry::new(
+        state.clock.now(),
+        caller.principal.audit_actor(),
+        action,
+        caller.trace_id.clone(),
+    )
+    .outcome(cpis_domain::AuditOutcome::Denied)
+    .detail(format!("refused: {}", refusal_kind(&err)));
     crate::refusals::audit(state, entry).await;
     Err(err)
 }

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use cpis_auth::Principal;
-use cpis_domain::{AuditEntry, AuditOutcome, NhsNumber};
+use cpis_domain::{AuditEntry, NhsNumber};
 use cpis_store::AuditQuery;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -59,15 +59,14 @@ async fn audit_use(
     detail: String,
     subject: Option<NhsNumber>,
 ) -> Result<(), ApiError> {
-    let entry = AuditEntry {
-        time: state.clock.now(),
-        actor: caller.principal.audit_actor(),
-        action: action.into(),
-        subject_nhs: subject,
-        trace_id: caller.trace_id.clone(),
-        outcome: AuditOutcome::Success,
-        detail: Some(detail),
-    };
+    let entry = AuditEntry::new(
+        state.clock.now(),
+        caller.principal.audit_actor(),
+        action,
+        caller.trace_id.clone(),
+    )
+    .about(subject)
+    .detail(detail);
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || store.append_audit(&entry)).await??;
     Ok(())

@@ -167,30 +167,17 @@ pub(crate) async fn acknowledge(
     let la = cap.la().clone();
     let by = cap.actor().id.clone();
     if uuid::Uuid::parse_str(&id).is_err() {
-        let entry = AuditEntry {
-            time: now,
-            actor: cap.actor().clone(),
-            action: "notification.ack".into(),
-            subject_nhs: None,
-            trace_id,
-            outcome: AuditOutcome::Denied,
-            detail: Some(format!(
+        let entry = AuditEntry::new(now, cap.actor().clone(), "notification.ack", trace_id)
+            .denied()
+            .detail(format!(
                 "notification id {:?}: not one of {la}'s notifications",
                 id.chars().take(64).collect::<String>()
-            )),
-        };
+            ));
         tokio::task::spawn_blocking(move || store.append_audit(&entry)).await??;
         return Ok(Ack::NotFound);
     }
-    let entry = AuditEntry {
-        time: now,
-        actor: cap.actor().clone(),
-        action: "notification.ack".into(),
-        subject_nhs: None,
-        trace_id,
-        outcome: AuditOutcome::Success,
-        detail: Some(format!("notification {id}")),
-    };
+    let entry = AuditEntry::new(now, cap.actor().clone(), "notification.ack", trace_id)
+        .detail(format!("notification {id}"));
     Ok(tokio::task::spawn_blocking(move || {
         let ack = store.acknowledge(&la, &id, &by, now)?;
         match ack {

@@ -457,18 +457,12 @@ pub(crate) async fn audit_missing_upload(
     action: &str,
     id: &UploadId,
 ) {
-    let entry = cpis_domain::AuditEntry {
-        time: state.clock.now(),
-        actor: actor.clone(),
-        action: action.into(),
-        subject_nhs: None,
-        trace_id,
-        outcome: cpis_domain::AuditOutcome::Denied,
-        detail: Some(format!(
+    let entry = cpis_domain::AuditEntry::new(state.clock.now(), actor.clone(), action, trace_id)
+        .outcome(cpis_domain::AuditOutcome::Denied)
+        .detail(format!(
             "upload {id}: not one of {}'s uploads (another LA's, or none)",
             actor.organisation.as_deref().unwrap_or("this LA")
-        )),
-    };
+        ));
     let store = state.store.clone();
     if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
         tracing::warn!(error = %e, "could not audit a refused upload access");

@@ -21,7 +21,7 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use cpis_auth::users::{self, UserError};
 use cpis_auth::Principal;
-use cpis_domain::{AuditEntry, AuditOutcome};
+use cpis_domain::AuditEntry;
 use cpis_store::{User, UserKind};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -398,15 +398,13 @@ async fn set_disabled(
     }
     let store = state.store.clone();
     let now = state.clock.now();
-    let entry = AuditEntry {
-        time: now,
-        actor: user.principal.audit_actor(),
-        action: action.into(),
-        subject_nhs: None,
-        trace_id: Some(user.trace_id.clone()),
-        outcome: AuditOutcome::Success,
-        detail: Some(format!("{verb} {username} (web)")),
-    };
+    let entry = AuditEntry::new(
+        now,
+        user.principal.audit_actor(),
+        action,
+        Some(user.trace_id.clone()),
+    )
+    .detail(format!("{verb} {username} (web)"));
     let name = username.clone();
     // The change and its audit entry commit in one transaction.
     let changed = tokio::task::spawn_blocking(move || {

@@ -446,15 +446,14 @@ async fn append(
     detail: String,
     subject: Option<NhsNumber>,
 ) -> Result<(), ApiError> {
-    let entry = AuditEntry {
-        time: state.clock.now(),
-        actor: user.principal.audit_actor(),
-        action: action.into(),
-        subject_nhs: subject,
-        trace_id: Some(user.trace_id.clone()),
-        outcome: AuditOutcome::Success,
-        detail: Some(detail),
-    };
+    let entry = AuditEntry::new(
+        state.clock.now(),
+        user.principal.audit_actor(),
+        action,
+        Some(user.trace_id.clone()),
+    )
+    .about(subject)
+    .detail(detail);
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || store.append_audit(&entry)).await??;
     Ok(())
