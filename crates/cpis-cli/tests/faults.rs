@@ -26,10 +26,11 @@
 
 mod support;
 
+use support::http::{free_port, Reply};
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -204,14 +205,6 @@ fn cpis_ok(database: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A running `cpis serve`, killed when dropped (also when the test fails).
 struct Server {
     child: Child,
@@ -277,53 +270,8 @@ impl Drop for Server {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A small HTTP/1.1 client with bounded waits: a hang is an error, never a stuck test.
+// Requests: the shared client (tests/support/http.rs), each bounded by [`REQUEST_LIMIT`].
 
-struct Reply {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "{e}: {} {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    }
-
-    /// The LA Organizations in a FHIR lookup bundle: the LAs whose flag it shows.
-    fn flagged_las(&self) -> BTreeSet<String> {
-        self.json()["entry"]
-            .as_array()
-            .map(|e| e.as_slice())
-            .unwrap_or(&[])
-            .iter()
-            .filter(|e| e["resource"]["resourceType"] == "Organization")
-            .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
-            .collect()
-    }
-}
-
-/// One request over a fresh connection (`Connection: close`); chunked bodies decoded. Every wait
-/// (connect, write, read) is bounded by [`REQUEST_LIMIT`].
 fn http(
     port: u16,
     method: &str,
@@ -331,83 +279,19 @@ fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<Reply> {
-    let started = Instant::now();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, REQUEST_LIMIT)?;
-    s.set_read_timeout(Some(REQUEST_LIMIT))?;
-    s.set_write_timeout(Some(REQUEST_LIMIT))?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes())?;
-    s.write_all(body)?;
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        if started.elapsed() > REQUEST_LIMIT {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("{method} {path}: no complete answer in {REQUEST_LIMIT:?}"),
-            ));
-        }
-        match s.read(&mut buf)? {
-            0 => break,
-            n => raw.extend_from_slice(&buf[..n]),
-        }
-    }
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut rest = raw[split + 4..].to_vec();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = Vec::new();
-        let mut at = 0;
-        loop {
-            let eol = rest[at..]
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .ok_or_else(|| std::io::Error::other("bad chunk"))?;
-            let size = usize::from_str_radix(
-                String::from_utf8_lossy(&rest[at..at + eol])
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim(),
-                16,
-            )
-            .map_err(std::io::Error::other)?;
-            at += eol + 2;
-            if size == 0 {
-                break;
-            }
-            if rest.len() < at + size {
-                return Err(std::io::Error::other("short chunk"));
-            }
-            out.extend_from_slice(&rest[at..at + size]);
-            at += size + 2;
-        }
-        rest = out;
-    }
-    Ok(Reply {
-        status,
-        head,
-        body: rest,
-    })
+    support::http::http_within(REQUEST_LIMIT, port, method, path, headers, body)
+}
+
+/// The LA Organizations in a FHIR lookup bundle: the LAs whose flag it shows.
+fn flagged_las(r: &Reply) -> BTreeSet<String> {
+    r.json()["entry"]
+        .as_array()
+        .map(|e| e.as_slice())
+        .unwrap_or(&[])
+        .iter()
+        .filter(|e| e["resource"]["resourceType"] == "Organization")
+        .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Reply> {
@@ -1200,7 +1084,7 @@ fn postgresql_restart_during_uploads_and_lookups() {
     for x in &journal {
         if let (Ask::Lookup { nhs, org }, Ok(r)) = (&x.ask, &x.reply) {
             if r.status == 200 {
-                let las = r.flagged_las();
+                let las = flagged_las(r);
                 let notified: usize = r
                     .header("cpis-notified-las")
                     .expect("cpis-notified-las")
@@ -1392,7 +1276,7 @@ fn sqlite_volume_full() {
         let r = lookup(port, ED_TOKEN, nhs).expect("a lookup answers");
         match r.status {
             200 => {
-                if r.flagged_las().contains(COVENTRY) {
+                if flagged_las(&r).contains(COVENTRY) {
                     *acknowledged.entry(nhs.to_owned()).or_default() += 1;
                 }
             }

@@ -3,3 +3,4 @@
 #![allow(dead_code)]
 
 pub mod external_suite;
+pub mod http;
