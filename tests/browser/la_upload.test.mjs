@@ -78,7 +78,8 @@ describe('local authority upload page', () => {
     assert.match(summary, /Sent by\s+Web page/)
     const rows = page.locator('table[data-report-rows] tbody tr')
     assert.equal(await rows.count(), 15)
-    assert.match(await rows.nth(0).innerText(), /999 535 9790\s+CPR01/)
+    // A rejected row shows the local id it was sent with, so the LA can find it in its system.
+    assert.match(await rows.nth(0).innerText(), /999 535 9790\s+COV-090002\s+CPR01/)
     await checkPage(page, 'la-12-upload-report')
   })
 
