@@ -478,3 +478,58 @@ fn serve_refuses_an_unusable_oidc_sign_in_section() {
         assert!(stderr.contains(expected), "{expected}: {stderr}");
     }
 }
+
+/// `cpis webhooks add` refuses destinations a string check let through (issue #13) and audits the
+/// destination of the ones it adds: scheme, host and port, never the path.
+#[test]
+fn webhook_destinations_are_checked_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hooks.db");
+    assert!(cpis(&db, &["demo", "load"]).status.success());
+    let config = dir.path().join("cpis.toml");
+    std::fs::write(
+        &config,
+        "[webhook_destinations]\nallow_http_loopback = true\n",
+    )
+    .unwrap();
+    let with_config = |args: &[&str]| {
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        cpis(&db, &all)
+    };
+    for refused in [
+        "http://127.0.0.1@169.254.169.254/latest/meta-data",
+        "http://127.0.0.1.attacker.example/",
+        "http://localhost:80@10.0.0.1/",
+        "https://169.254.169.254/hook",
+        "https://10.0.0.1/hook",
+    ] {
+        let out = with_config(&["webhooks", "add", "E08000026", refused]);
+        assert!(!out.status.success(), "{refused} accepted");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("webhook URL refused"),
+            "{refused}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = with_config(&[
+        "webhooks",
+        "add",
+        "E08000026",
+        "http://127.0.0.1:9/hook?token=receiver-secret",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audit = cpis(&db, &["audit", "search", "--action", "admin.webhook"]);
+    let text = String::from_utf8_lossy(&audit.stdout);
+    assert!(text.contains("to http://127.0.0.1:9"), "{text}");
+    assert!(!text.contains("receiver-secret"), "{text}");
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "one change, refusals changed nothing: {text}"
+    );
+}
