@@ -26,6 +26,7 @@
 
 mod support;
 
+use support::demo_data::{emergency_tokens, new_children, uploaded_children, HIGH_ANOMALY_LIMITS};
 use support::http::{free_port, Reply};
 
 use serde_json::Value;
@@ -47,81 +48,12 @@ const REQUEST_LIMIT: Duration = Duration::from_secs(15);
 /// How long a server may take to answer again once PostgreSQL is back.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(30);
 
-/// Lookups here are many and fast, from few identities: keep the anomaly throttle out of the way.
-const CONFIG: &str = "\
-[anomaly]
-max_per_minute = 1000000000
-max_distinct_children = 1000000000
-org_max_lookups = 1000000000
-sequential_run = 1000000000
-sequential_gap = 0
-miss_window = 1000000000
-max_miss_ratio = 1.0
-throttle_minutes = 1
-";
-
 // ---------------------------------------------------------------------------------------------
 // Demo data.
 
-fn demo(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../demo")
-        .join(name)
-}
-
-/// CSV rows of a demo file (header skipped); the demo files quote nothing.
-fn csv_rows(name: &str) -> Vec<Vec<String>> {
-    std::fs::read_to_string(demo(name))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split(',').map(str::to_owned).collect())
-        .collect()
-}
-
-/// An NHS number as the API writes it (the demo files space some as `999 123 4567`).
-fn digits(s: &str) -> String {
-    s.chars().filter(char::is_ascii_digit).collect()
-}
-
-/// NHS numbers in the bundled demo uploads, with the LAs whose file names them. The `errors-…`
-/// file (rows meant to be rejected) counts only `with_errors`.
-fn demo_uploads(with_errors: bool) -> BTreeMap<String, BTreeSet<String>> {
-    let mut held: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for entry in std::fs::read_dir(demo("uploads")).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        if name.starts_with("errors-") && !with_errors {
-            continue;
-        }
-        let la = name
-            .trim_end_matches(".csv")
-            .trim_start_matches("errors-")
-            .to_owned();
-        for row in csv_rows(&format!("uploads/{name}")) {
-            held.entry(digits(&row[1])).or_default().insert(la.clone());
-        }
-    }
-    held
-}
-
-/// Children of the demographics index (active, not sensitive) that no demo upload names, with
-/// their dates of birth: new to every LA.
-fn new_children(n: usize) -> Vec<(String, String)> {
-    let taken = demo_uploads(true);
-    let picked: Vec<(String, String)> = csv_rows("demographics.csv")
-        .into_iter()
-        .filter(|r| r[1] == "active" && r[4] == "false" && !taken.contains_key(&r[0]))
-        .map(|r| (r[0].clone(), r[3].clone()))
-        .take(n)
-        .collect();
-    assert_eq!(picked.len(), n, "enough unused children in the demo index");
-    picked
-}
-
 /// Children the demo uploads (not the errors file) give a plan, those of several LAs first.
 fn flagged_children(n: usize) -> Vec<String> {
-    let held = demo_uploads(false);
+    let held = uploaded_children(false);
     let mut out: Vec<String> = held
         .iter()
         .filter(|(_, las)| las.len() > 1)
@@ -134,20 +66,6 @@ fn flagged_children(n: usize) -> Vec<String> {
     );
     out.truncate(n);
     out
-}
-
-/// Tokens of emergency-care clinicians (their lookups notify), one per setting.
-fn emergency_tokens() -> Vec<String> {
-    csv_rows("care_settings.csv")
-        .into_iter()
-        .filter(|r| {
-            matches!(
-                r[2].as_str(),
-                "emergency-department" | "urgent-treatment-centre" | "ambulance"
-            )
-        })
-        .map(|r| format!("demo-{}", r[0]))
-        .collect()
 }
 
 /// A delta upload file for Coventry: its file id, CSV and NHS numbers.
@@ -687,7 +605,7 @@ fn postgresql_restart_during_uploads_and_lookups() {
     let url = cluster.url();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cpis.toml");
-    std::fs::write(&config, CONFIG).unwrap();
+    std::fs::write(&config, HIGH_ANOMALY_LIMITS).unwrap();
     cpis_ok(&url, &["demo", "load"]);
     let coventry = cpis_domain::OdsCode::parse(COVENTRY).unwrap();
     let coventry_records_before = cpis_store::open(&url)
@@ -712,7 +630,7 @@ fn postgresql_restart_during_uploads_and_lookups() {
     // The last files are the main thread's probes; the client loop takes the others in turn.
     let probe_files = files.len() - 10;
     let las_of_targets: BTreeSet<String> = {
-        let held = demo_uploads(false);
+        let held = uploaded_children(false);
         targets.iter().flat_map(|n| held[n].clone()).collect()
     };
     let baseline: BTreeMap<String, BTreeMap<(String, String), usize>> = las_of_targets
@@ -1249,7 +1167,7 @@ fn sqlite_volume_full() {
     let url = format!("sqlite://{}", db.display());
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cpis.toml");
-    std::fs::write(&config, CONFIG).unwrap();
+    std::fs::write(&config, HIGH_ANOMALY_LIMITS).unwrap();
     cpis_ok(&url, &["demo", "load"]);
     let mut server = Server::start(&url, &config, dir.path(), "sqlite");
     assert!(
@@ -1258,7 +1176,7 @@ fn sqlite_volume_full() {
     );
     let port = server.port;
     // Children only Coventry holds: each lookup that shows a flag notifies Coventry alone.
-    let held = demo_uploads(false);
+    let held = uploaded_children(false);
     let targets: Vec<String> = flagged_children(usize::MAX)
         .into_iter()
         .filter(|n| held[n].len() == 1 && held[n].contains(COVENTRY))
