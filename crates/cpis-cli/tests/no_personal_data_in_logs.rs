@@ -5,11 +5,14 @@
 
 mod support;
 
+use support::demo_data::demo;
+use support::process::cpis_sqlite;
+use support::process::stop;
+
 use std::io::Write;
 use support::http::{free_port, http};
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const SHARED_CHILD: &str = "9990597634";
@@ -22,50 +25,12 @@ const BOGUS_TOKEN: &str = "cpis_LeakCheckBogusToken0123456789abcdef";
 const PASSWORD: &str = "Leak-Check Passphrase 7781";
 const WRONG_PASSWORD: &str = "Wrong-Leak-Check Guess 4410";
 
-fn cpis(db: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cpis"));
-    c.arg("--database")
-        .arg(format!("sqlite://{}", db.display()))
-        .env_remove("CPIS_CONFIG")
-        .env_remove("CPIS_LOG")
-        .env_remove("CPIS_BIND")
-        .env_remove("CPIS_DATABASE_URL")
-        .env_remove("RUST_LOG");
-    c
-}
-
-fn demo(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../demo")
-        .join(name)
-}
-
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
 fn care_team(nhs_query_value: &str) -> String {
     format!("/fhir/R4/CareTeam?patient:identifier=https://fhir.nhs.uk/Id/nhs-number%7C{nhs_query_value}")
-}
-
-/// Stops the server with SIGTERM (graceful: it logs its shutdown), else kills it.
-fn stop(mut child: Child) {
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    if !term.is_ok_and(|s| s.success()) {
-        // No `kill` command: stop it the hard way (its log so far is complete).
-        let _ = child.kill();
-    }
-    let until = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < until {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// Removes ANSI colour sequences (`ESC [ … letter`).
@@ -115,10 +80,10 @@ fn check_log(format: &str) {
     let json = format == "json";
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("logs.db");
-    assert!(cpis(&db).arg("migrate").status().unwrap().success());
+    assert!(cpis_sqlite(&db).arg("migrate").status().unwrap().success());
 
     // A person with a password and a system with a fresh API token, made before the server starts.
-    let mut add = cpis(&db)
+    let mut add = cpis_sqlite(&db)
         .args([
             "users",
             "add",
@@ -141,7 +106,7 @@ fn check_log(format: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = cpis(&db)
+    let out = cpis_sqlite(&db)
         .args([
             "users",
             "add",
@@ -159,7 +124,7 @@ fn check_log(format: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = cpis(&db)
+    let out = cpis_sqlite(&db)
         .args(["users", "token", "leak.system"])
         .output()
         .unwrap();
@@ -178,7 +143,7 @@ fn check_log(format: &str) {
     let port = free_port();
     let log_path = dir.path().join("stderr.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let child = cpis(&db)
+    let child = cpis_sqlite(&db)
         .args([
             "--log",
             "trace",

@@ -10,49 +10,19 @@
 
 mod support;
 
+use support::process::cpis_sqlite;
+use support::process::stop;
+
 use std::io::{Read, Write};
 use support::http::{free_port, http, Reply};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn cpis(db: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cpis"));
-    c.arg("--database")
-        .arg(format!("sqlite://{}", db.display()))
-        .env_remove("CPIS_CONFIG")
-        .env_remove("CPIS_LOG")
-        .env_remove("CPIS_LOG_FORMAT")
-        .env_remove("CPIS_BIND")
-        .env_remove("CPIS_DATABASE_URL")
-        .env_remove("NO_COLOR")
-        .env_remove("RUST_LOG");
-    c
-}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Stops the server with SIGTERM (it logs its shutdown), else kills it.
-fn stop(mut child: Child) {
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    if !term.is_ok_and(|s| s.success()) {
-        let _ = child.kill();
-    }
-    let until = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < until {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// `promtool`, or `None` (the test says it skipped) when it is not installed and `CI` is unset.
@@ -103,7 +73,7 @@ fn run_promtool(promtool: &Path, args: &[&str], input: &str) -> (bool, String) {
 fn log_lines_written_to_a_pipe_carry_no_colour() {
     let dir = tempfile::tempdir().unwrap();
     // `output()` pipes standard error: not a terminal.
-    let out = cpis(&dir.path().join("c.db"))
+    let out = cpis_sqlite(&dir.path().join("c.db"))
         .arg("migrate")
         .output()
         .unwrap();
@@ -122,7 +92,7 @@ fn a_sqlite_path_in_a_missing_folder_is_refused_by_name() {
     let folder = dir.path().join("no/such/dir");
     let db = folder.join("cpis.db");
     let expected = format!("folder {} does not exist", folder.display());
-    let out = cpis(&db).arg("migrate").output().unwrap();
+    let out = cpis_sqlite(&db).arg("migrate").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "migrate succeeded: {err}");
     assert!(err.contains(&expected), "{err}");
@@ -130,7 +100,7 @@ fn a_sqlite_path_in_a_missing_folder_is_refused_by_name() {
 
     // serve may create a database, but not the folders it would live in (nor the spool folder
     // beside it).
-    let mut child = cpis(&db)
+    let mut child = cpis_sqlite(&db)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -195,7 +165,7 @@ fn json_logs_and_metrics_of_a_demo_server() {
     let db = dir.path().join("demo.db");
     let port = free_port();
     let log_path = dir.path().join("stderr.log");
-    let child = cpis(&db)
+    let child = cpis_sqlite(&db)
         .args(["--log-format", "json", "serve", "--demo", "--bind"])
         .arg(format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())

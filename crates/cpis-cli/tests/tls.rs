@@ -2,8 +2,12 @@
 //! rustls, checked with a real TLS client (`curl`) against a throw-away self-signed certificate
 //! made with the `openssl` CLI. Skipped, saying so, where either tool is missing.
 
+mod support;
+
+use support::process::stop;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn tool(name: &str, arg: &str) -> bool {
@@ -34,25 +38,6 @@ fn curl(port: u16, path: &str, extra: &[&str]) -> Output {
         .arg(format!("https://localhost:{port}{path}"))
         .output()
         .expect("run curl")
-}
-
-fn stop(mut child: Child) {
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    if !term.is_ok_and(|s| s.success()) {
-        // No `kill` command: stop it the hard way (its log so far is complete).
-        let _ = child.kill();
-    }
-    let until = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < until {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 fn make_certificate(dir: &Path) {

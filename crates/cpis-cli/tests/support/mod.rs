@@ -5,3 +5,4 @@
 pub mod demo_data;
 pub mod external_suite;
 pub mod http;
+pub mod process;
