@@ -137,18 +137,14 @@ pub struct CheckpointsHeld {
 }
 
 /// Checks the database against every checkpoint line in `text` (JSON lines; blank lines are
-/// skipped). The chain itself must be intact too: call `Store::audit_verify` first.
+/// skipped). The chain must already have been verified intact by the caller
+/// (`Store::audit_verify`), whose head is `head`: this reads only the checkpointed entries.
 pub fn check(
     store: &dyn Store,
     key: &CheckpointKey,
     text: &str,
+    head: u64,
 ) -> Result<CheckpointsHeld, CheckpointError> {
-    let head = match store.audit_verify()? {
-        AuditVerification::Intact { head_seq, .. } => head_seq,
-        AuditVerification::Broken { seq, problem } => {
-            return Err(CheckpointError::Broken { seq, problem })
-        }
-    };
     let mut held = CheckpointsHeld {
         checkpoints: 0,
         newest_seq: 0,

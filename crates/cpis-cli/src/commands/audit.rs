@@ -75,7 +75,7 @@ pub fn run(global: &GlobalArgs, cmd: AuditCommand) -> Result<ExitCode> {
                 let key = read_key(&key_file)?;
                 let text = std::fs::read_to_string(&file)
                     .with_context(|| format!("cannot read {}", file.display()))?;
-                match audit_checkpoint::check(store.as_ref(), &key, &text) {
+                match audit_checkpoint::check(store.as_ref(), &key, &text, head_seq) {
                     Ok(held) => {
                         println!(
                             "checkpoints held: {} (newest at entry {})",
