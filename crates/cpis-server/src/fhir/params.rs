@@ -163,11 +163,12 @@ pub fn accept(headers: &HeaderMap) -> Result<(), ApiError> {
     let acceptable = accept.split(',').any(|item| {
         let mut parts = item.split(';');
         let mime = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        // `q=0` (any spelling of zero) says "not this type".
         let refused = parts.any(|p| {
-            matches!(
-                p.trim().replace(' ', "").as_str(),
-                "q=0" | "q=0.0" | "q=0.00" | "q=0.000"
-            )
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                == Some(0.0)
         });
         !refused
             && matches!(
