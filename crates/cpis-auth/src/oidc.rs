@@ -2,7 +2,7 @@
 //! authorization-code flow with PKCE (S256), `state` and `nonce`.
 //!
 //! This module moves no bytes: it builds the authorization URL and the token request, and checks
-//! what comes back. The web layer (`cpis-server/src/web/sign_in_oidc.rs`) does the redirects, the
+//! what comes back. The web layer (`cpis-web/src/sign_in_oidc.rs`) does the redirects, the
 //! cookie and the HTTP call to the token endpoint. The ID token is verified like an API JWT
 //! (same JWKS, issuer and claim names) except that its audience is cpis's client id and its
 //! `nonce` must be the one this browser was sent off with.

@@ -17,7 +17,7 @@ pub struct GlobalArgs {
     /// [default: sqlite://cpis.db; `serve --demo`: sqlite://cpis-demo.db].
     #[arg(long, global = true, env = "CPIS_DATABASE_URL")]
     pub database: Option<String>,
-    /// Log filter (tracing syntax), e.g. `info` or `cpis_server=debug`.
+    /// Log filter (tracing syntax), e.g. `info` or `cpis_api=debug`.
     #[arg(long, global = true, env = "CPIS_LOG", default_value = "info")]
     pub log: String,
     /// Log line format on standard error: `text` (human) or `json` (one object a line, for log

@@ -1,51 +1,68 @@
-//! The cpis HTTP server. Routes are thin: they authenticate, call `cpis-core` on a blocking
-//! thread and render; every failure becomes an [`ApiError`], mapped to HTTP in one place.
+//! The cpis server's composition root. [`startup::Application::build`] wires the store, the
+//! lookup writer, the delivery and MESH workers and the notification bus into one application;
+//! [`router`] assembles the APIs (`cpis-api`) and the web pages (`cpis-web`) under one set of
+//! middleware, with one answer for unknown paths. `cpis serve` and every server test use it.
 
-// Outside tests a failure is an error the caller handles, never a panic: `unwrap` and `expect`
-// are refused, except where an `allow` names the invariant that makes them unreachable.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)
 )]
 
-mod auth;
-mod error;
-mod extract;
-mod fhir;
-mod lookup_flow;
-mod metrics;
-pub mod openapi;
-mod progress;
-mod refusals;
-mod routes;
 pub mod startup;
-mod state;
-mod web;
 
-pub use auth::{Caller, SESSION_COOKIE};
-pub use error::ApiError;
+pub use cpis_api::{ApiError, AppState, Caller, ServerConfig, SESSION_COOKIE};
 pub use startup::{Application, Settings};
-pub use state::{AppState, ServerConfig};
 
+use axum::http::{header, HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
+use cpis_web::{OidcWeb, WebError};
 use std::future::Future;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// The whole application as a router (tests drive it without a socket).
-pub fn router(state: AppState) -> Router {
-    routes::router(state)
+/// The whole application as a router (tests drive it without a socket): the API and FHIR
+/// routes, the web pages (with browser sign-in through the identity provider when `sign_in` is
+/// set), and the request middleware around all of them.
+pub fn router(state: AppState, sign_in: Option<Arc<OidcWeb>>) -> Router {
+    let routes = cpis_api::routes()
+        .merge(cpis_web::router(sign_in))
+        .fallback(not_found);
+    cpis_api::with_layers(routes, state)
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight requests.
+/// Unknown paths: the API's JSON 404, or an HTML page for a browser asking for a page.
+async fn not_found(headers: HeaderMap, uri: Uri) -> Response {
+    if wants_html(&headers, uri.path()) {
+        WebError(ApiError::NotFound).into_response()
+    } else {
+        ApiError::NotFound.into_response()
+    }
+}
+
+/// Whether an unmatched request is a browser asking for a page (an HTML 404 then), rather than
+/// an API client (the API's JSON 404).
+fn wants_html(headers: &HeaderMap, path: &str) -> bool {
+    let api = ["/api/", "/fhir/", "/auth/"]
+        .iter()
+        .any(|p| path.starts_with(p));
+    !api && headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// Serves `router` until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     spawn_housekeeping(&state);
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -3,8 +3,8 @@
 //! the MESH worker, all joined by one [`NotificationBus`] — and stopped in one place. `cpis serve`
 //! builds its [`Application`] here, and so do the tests, so they exercise the production wiring.
 
-use crate::state::{AppState, ServerConfig};
 use axum::Router;
+use cpis_api::{AppState, ServerConfig};
 use cpis_auth::failure_throttle::FailurePolicy;
 use cpis_auth::jwks::FetchPolicy;
 use cpis_auth::jwt::JwtVerifier;
@@ -16,6 +16,7 @@ use cpis_core::delivery::{DeliveryWorker, RetryPolicy, Sender};
 use cpis_core::mesh::{MeshSettings, MeshWorker};
 use cpis_core::{LookupService, UploadEngine};
 use cpis_domain::{Clock, VisibilityPolicy};
+use cpis_web::OidcWeb;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -67,6 +68,8 @@ impl Settings {
 /// it stops the workers.
 pub struct Application {
     state: AppState,
+    /// Browser sign-in through the identity provider, when configured.
+    sign_in: Option<Arc<OidcWeb>>,
     bus: Arc<NotificationBus>,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
@@ -90,7 +93,7 @@ impl Application {
             settings.visibility,
             bus.clone(),
         );
-        let mut state = AppState::new(
+        let state = AppState::new(
             engine.clone(),
             lookups,
             clock.clone(),
@@ -100,10 +103,10 @@ impl Application {
         )
         .with_auth_failure_policy(settings.auth_failures)
         .with_client_keys_policy(settings.client_keys);
-        if let Some(sign_in) = settings.sign_in {
+        let sign_in = settings.sign_in.map(|sign_in| {
             tracing::info!("web sign-in through the identity provider is offered");
-            state = state.with_oidc(sign_in);
-        }
+            Arc::new(OidcWeb::new(sign_in))
+        });
         let stop = Arc::new(AtomicBool::new(false));
         let mut workers = Vec::new();
         // The outbox's push side: webhook deliveries (several servers share the queue safely).
@@ -123,6 +126,7 @@ impl Application {
         }
         Application {
             state,
+            sign_in,
             bus,
             stop,
             workers,
@@ -140,7 +144,7 @@ impl Application {
 
     /// The whole HTTP application.
     pub fn router(&self) -> Router {
-        crate::router(self.state.clone())
+        crate::router(self.state.clone(), self.sign_in.clone())
     }
 
     /// Sets the FHIR base URL when none was configured (the address the server listens on).
@@ -156,7 +160,7 @@ impl Application {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let served = crate::serve(listener, self.state.clone(), shutdown).await;
+        let served = crate::serve(listener, self.state.clone(), self.router(), shutdown).await;
         tokio::task::spawn_blocking(move || drop(self))
             .await
             .map_err(std::io::Error::other)?;

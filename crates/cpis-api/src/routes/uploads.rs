@@ -1,0 +1,522 @@
+//! `POST /api/v1/uploads`, `GET /api/v1/uploads/{id}`, `POST /api/v1/uploads/{id}/confirm`.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{ApiPath, ApiQuery};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cpis_auth::capability::LaUpload;
+use cpis_auth::Principal;
+use cpis_core::upload::{
+    write_report_csv, Progress, ProgressPhase, SpoolError, Spooler, Submitted,
+};
+use cpis_core::UploadEngine;
+use cpis_domain::report::{RowResult, UploadId, UploadMeta, UploadSummary};
+use cpis_domain::upload::{FileId, UploadMode, FORMAT_V1};
+use cpis_domain::{parse_iso_date, RecordOutcome};
+use cpis_store::RowFilter;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize)]
+pub struct CreateParams {
+    mode: Option<String>,
+    file_id: Option<String>,
+    file_date: Option<String>,
+    format: Option<String>,
+}
+
+fn upload_meta(
+    la: cpis_domain::OdsCode,
+    p: &CreateParams,
+    today: chrono::NaiveDate,
+    sha: &str,
+) -> Result<UploadMeta, ApiError> {
+    let mode = match p.mode.as_deref() {
+        None => UploadMode::Delta,
+        Some(m) => m
+            .parse()
+            .map_err(|e: cpis_domain::upload::UnknownMode| ApiError::BadRequest(e.to_string()))?,
+    };
+    let file_id = match p.file_id.as_deref() {
+        None => format!("sha256-{}", &sha[..16]),
+        Some(f) => FileId::parse(f)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?
+            .as_str()
+            .to_owned(),
+    };
+    let file_date = match p.file_date.as_deref() {
+        None => today,
+        Some(d) => {
+            parse_iso_date(d).map_err(|e| ApiError::BadRequest(format!("file_date: {e}")))?
+        }
+    };
+    Ok(UploadMeta {
+        la,
+        file_id,
+        mode,
+        file_date,
+        format: p.format.clone().unwrap_or_else(|| FORMAT_V1.to_owned()),
+        channel: "api".to_owned(),
+    })
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let ok = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv"));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            "content type must be text/csv".into(),
+        ))
+    }
+}
+
+/// How the body is coded on the wire (`Content-Encoding`).
+#[derive(Clone, Copy)]
+enum BodyCoding {
+    Identity,
+    Gzip,
+}
+
+fn body_coding(headers: &HeaderMap) -> Result<BodyCoding, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(BodyCoding::Identity);
+    };
+    let value = value.to_str().unwrap_or("").trim().to_ascii_lowercase();
+    match value.as_str() {
+        "" | "identity" => Ok(BodyCoding::Identity),
+        "gzip" | "x-gzip" => Ok(BodyCoding::Gzip),
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Encoding '{other}' is not supported: send the file uncompressed or with Content-Encoding: gzip"
+        ))),
+    }
+}
+
+/// A body announced (`Content-Length`) as larger than the limit is refused before it is read.
+fn check_announced_length(headers: &HeaderMap, limit: u64) -> Result<(), ApiError> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match announced {
+        Some(n) if n > limit => Err(ApiError::PayloadTooLarge { limit }),
+        _ => Ok(()),
+    }
+}
+
+/// Streams the request body into a spool file on a blocking thread, never holding it whole. A
+/// gzip body is decoded on the way; the decoded size counts against the limit (a zip bomb is 413).
+async fn spool_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<cpis_core::upload::SpooledFile, ApiError> {
+    let limit = state.config.max_upload_bytes;
+    let coding = body_coding(headers)?;
+    check_announced_length(headers, limit)?;
+    let dir = state.config.spool_dir.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(16);
+    let writer = tokio::task::spawn_blocking(move || -> Result<_, SpoolError> {
+        let spool = Spooler::new(dir.as_deref(), limit)?;
+        match coding {
+            BodyCoding::Identity => {
+                let mut spool = spool;
+                while let Some(chunk) = rx.blocking_recv() {
+                    spool.write_chunk(&chunk)?;
+                }
+                spool.finish()
+            }
+            BodyCoding::Gzip => {
+                use std::io::Write;
+                let mut decoder = flate2::write::MultiGzDecoder::new(spool);
+                while let Some(chunk) = rx.blocking_recv() {
+                    decoder
+                        .write_all(&chunk)
+                        .map_err(|e| SpoolError::from_write(e, limit))?;
+                }
+                decoder
+                    .finish()
+                    .map_err(|e| SpoolError::from_write(e, limit))?
+                    .finish()
+            }
+        }
+    });
+    let mut stream = body.into_data_stream();
+    let mut read_error = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => {
+                if tx.send(c).await.is_err() {
+                    break; // the writer stopped: its error says why
+                }
+            }
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let spooled = writer.await?;
+    if let Some(e) = read_error {
+        return Err(ApiError::BadRequest(format!(
+            "could not read the request body: {e}"
+        )));
+    }
+    spooled.map_err(|e| match e {
+        SpoolError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+        SpoolError::BadGzip(why) => ApiError::BadRequest(format!(
+            "the body is sent with Content-Encoding: gzip but is not valid gzip data ({why}); nothing was applied"
+        )),
+        SpoolError::NoSpace(io) => {
+            tracing::warn!(error = %io, "upload refused: no room to spool it");
+            ApiError::Unavailable
+        }
+        SpoolError::Io(io) => ApiError::Internal(format!("spool: {io}")),
+    })
+}
+
+/// The report as JSON: the summary, then a page of row results.
+#[derive(Serialize)]
+struct ReportJson {
+    #[serde(flatten)]
+    summary: UploadSummary,
+    file_outcome_description: Option<&'static str>,
+    /// Present while the upload is being processed.
+    rows_processed: Option<u64>,
+    records: Vec<RowResult>,
+    /// Pass as `after` to read the next page; absent on the last page.
+    records_next_after: Option<u64>,
+}
+
+fn summary_response(
+    status: StatusCode,
+    summary: UploadSummary,
+    records: Vec<RowResult>,
+    next: Option<u64>,
+) -> Response {
+    let location = format!("/api/v1/uploads/{}", summary.id);
+    let body = ReportJson {
+        file_outcome_description: summary.file_outcome.map(|o| o.description()),
+        summary,
+        rows_processed: None,
+        records,
+        records_next_after: next,
+    };
+    let mut resp = (status, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// Runs one upload through the engine, reporting progress to the registry (every channel of this
+/// server: the API and the web page).
+pub fn run_upload(
+    engine: &UploadEngine,
+    cap: &LaUpload,
+    state: &AppState,
+    id: UploadId,
+    meta: UploadMeta,
+    file: &cpis_core::upload::SpooledFile,
+) -> Result<Submitted, ApiError> {
+    let progress = |p: Progress| {
+        let phase = match p.phase {
+            ProgressPhase::Verifying => "verifying",
+            ProgressPhase::Applying => "applying",
+        };
+        state.progress.update(&id, phase, p.rows);
+    };
+    let out = engine.submit_as(cap, id.clone(), meta, file, &progress);
+    if let Ok(submitted) = &out {
+        let s = submitted.summary();
+        let outcome = s
+            .file_outcome
+            .map_or_else(|| s.status.code().to_owned(), |o| o.code().to_owned());
+        state
+            .metrics
+            .uploads
+            .get_or_create(&crate::metrics::OutcomeLabel { outcome })
+            .inc();
+        // A replayed file changed nothing: its rows were counted the first time.
+        if matches!(submitted, cpis_core::upload::Submitted::New(_)) {
+            for (outcome, n) in &s.counts.by_outcome {
+                state
+                    .metrics
+                    .upload_rows
+                    .get_or_create(&crate::metrics::OutcomeLabel {
+                        outcome: outcome.code().to_owned(),
+                    })
+                    .inc_by(*n);
+            }
+        }
+    }
+    state.progress.finish(&id);
+    Ok(out?)
+}
+
+const FIRST_PAGE: u32 = 1000;
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<CreateParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let cap = caller
+        .grant(&state, "upload.submit", Principal::la_upload)
+        .await?;
+    check_content_type(&headers)?;
+    let spooled = spool_body(&state, &headers, body).await?;
+    let meta = upload_meta(
+        cap.la().clone(),
+        &params,
+        state.clock.today(),
+        spooled.sha256(),
+    )?;
+    let id = UploadEngine::new_upload_id();
+    state.progress.start(&id, cap.la());
+    let respond_async = headers
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
+        });
+
+    let engine = state.engine.clone();
+    let st = state.clone();
+    let run_id = id.clone();
+    let job =
+        tokio::task::spawn_blocking(move || run_upload(&engine, &cap, &st, run_id, meta, &spooled));
+    if respond_async {
+        tokio::spawn(async move {
+            if let Ok(Err(e)) = job.await {
+                tracing::error!(error = %e, "background upload failed");
+            }
+        });
+        let location = format!("/api/v1/uploads/{id}");
+        let mut resp = (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"id": id, "status": "processing", "location": location})),
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        return Ok(resp);
+    }
+    let submitted = job.await??;
+    let (status, summary) = match submitted {
+        Submitted::Replay(s) => (StatusCode::OK, s),
+        Submitted::New(s)
+            if s.file_outcome == Some(cpis_domain::FileOutcome::TemporarilyUnavailable) =>
+        {
+            let mut r = summary_response(StatusCode::SERVICE_UNAVAILABLE, s, Vec::new(), None);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            return Ok(r);
+        }
+        // Refused whole (CPF01 unreadable, CPF06 unsupported format): nothing was applied, and a
+        // client can tell without reading outcome codes. The report is still stored and linked.
+        Submitted::New(s)
+            if matches!(
+                s.file_outcome,
+                Some(
+                    cpis_domain::FileOutcome::Malformed
+                        | cpis_domain::FileOutcome::UnsupportedVersion
+                )
+            ) =>
+        {
+            (StatusCode::UNPROCESSABLE_ENTITY, s)
+        }
+        Submitted::New(s) => (StatusCode::CREATED, s),
+    };
+    let rows = read_rows(&state, &summary, 0, FIRST_PAGE, None).await?;
+    let next = next_after(&rows, FIRST_PAGE);
+    Ok(summary_response(status, summary, rows, next))
+}
+
+pub async fn read_rows(
+    state: &AppState,
+    s: &UploadSummary,
+    after: u64,
+    limit: u32,
+    outcome: Option<RecordOutcome>,
+) -> Result<Vec<RowResult>, ApiError> {
+    let store = state.store.clone();
+    let (la, id) = (s.meta.la.clone(), s.id.clone());
+    let filter = RowFilter {
+        after_row: after,
+        limit,
+        outcome,
+    };
+    Ok(tokio::task::spawn_blocking(move || store.upload_rows(&la, &id, &filter)).await??)
+}
+
+fn next_after(rows: &[RowResult], limit: u32) -> Option<u64> {
+    (rows.len() as u64 == u64::from(limit))
+        .then(|| rows.last().map(|r| r.row))
+        .flatten()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReportParams {
+    /// `csv` or `json` (default: from the Accept header, else JSON).
+    format: Option<String>,
+    after: Option<u64>,
+    limit: Option<u32>,
+    outcome: Option<String>,
+}
+
+fn parse_id(id: &str) -> Result<UploadId, ApiError> {
+    // An id that cannot exist is reported like one that does not: no hint either way.
+    UploadId::parse(id).map_err(|_| ApiError::NotFound)
+}
+
+pub async fn report(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(p): ApiQuery<ReportParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let cap = caller
+        .grant(&state, "upload.report", Principal::la_upload)
+        .await?;
+    let la = cap.la().clone();
+    let id = parse_id(&id)?;
+    let outcome = match p.outcome.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            RecordOutcome::from_code(&c.to_ascii_uppercase()).ok_or_else(|| {
+                ApiError::BadRequest("outcome must be one of CPR01..CPR07".into())
+            })?,
+        ),
+    };
+    let wants_csv = match p.format.as_deref() {
+        Some(f) if f.eq_ignore_ascii_case("csv") => true,
+        Some(f) if f.eq_ignore_ascii_case("json") => false,
+        Some(_) => return Err(ApiError::BadRequest("format must be csv or json".into())),
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/csv")),
+    };
+    let store = state.store.clone();
+    let (la2, uid) = (la.clone(), id.clone());
+    // Progress first: an upload leaves the registry only after it committed, so a poller never
+    // falls between the two.
+    if let Some(running) = state.progress.get(&id, &la) {
+        return Ok((
+            StatusCode::OK,
+            Json(serde_json::json!({
+                "id": id, "status": "processing", "phase": running.phase, "rows_processed": running.rows
+            })),
+        )
+            .into_response());
+    }
+    let Some(summary) = tokio::task::spawn_blocking(move || store.upload(&la2, &uid)).await??
+    else {
+        audit_missing_upload(
+            &state,
+            cap.actor(),
+            caller.trace_id.clone(),
+            "upload.report",
+            &id,
+        )
+        .await;
+        return Err(ApiError::NotFound);
+    };
+    if wants_csv {
+        return csv_report(&state, summary, outcome).await;
+    }
+    let limit = p.limit.unwrap_or(FIRST_PAGE).clamp(1, 10_000);
+    let after = crate::extract::cursor(p.after.unwrap_or(0), "after")?;
+    let rows = read_rows(&state, &summary, after, limit, outcome).await?;
+    let next = next_after(&rows, limit);
+    Ok(summary_response(StatusCode::OK, summary, rows, next))
+}
+
+/// Another LA's upload (or none) is answered exactly like a missing one, but the probe is
+/// audited (refused access attempt) so that cross-LA probing leaves a trace.
+pub async fn audit_missing_upload(
+    state: &AppState,
+    actor: &cpis_domain::AuditActor,
+    trace_id: Option<String>,
+    action: &str,
+    id: &UploadId,
+) {
+    let entry = cpis_domain::AuditEntry::new(state.clock.now(), actor.clone(), action, trace_id)
+        .outcome(cpis_domain::AuditOutcome::Denied)
+        .detail(format!(
+            "upload {id}: not one of {}'s uploads (another LA's, or none)",
+            actor.organisation.as_deref().unwrap_or("this LA")
+        ));
+    let store = state.store.clone();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
+        tracing::warn!(error = %e, "could not audit a refused upload access");
+    }
+}
+
+/// The whole per-record report as CSV, read from the store a page at a time.
+async fn csv_report(
+    state: &AppState,
+    summary: UploadSummary,
+    outcome: Option<RecordOutcome>,
+) -> Result<Response, ApiError> {
+    const PAGE: u32 = 10_000;
+    let mut out = Vec::new();
+    let mut after = 0;
+    let mut first = true;
+    loop {
+        let rows = read_rows(state, &summary, after, PAGE, outcome).await?;
+        out = write_report_csv(out, &rows, first).map_err(|e| ApiError::Internal(e.to_string()))?;
+        first = false;
+        match next_after(&rows, PAGE) {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    // Named by the LA's file id (`cpis-report-<file id>.csv`), not the upload's internal id.
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        cpis_core::upload::report_file_name(&summary)
+    );
+    let mut resp = (StatusCode::OK, out).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+pub async fn confirm(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let cap = caller
+        .grant(&state, "upload.confirm", Principal::la_upload)
+        .await?;
+    let id = parse_id(&id)?;
+    let engine = state.engine.clone();
+    let summary = tokio::task::spawn_blocking(move || engine.confirm(&cap, &id, &|_| {})).await??;
+    let rows = read_rows(&state, &summary, 0, FIRST_PAGE, None).await?;
+    let next = next_after(&rows, FIRST_PAGE);
+    Ok(summary_response(StatusCode::OK, summary, rows, next))
+}

@@ -1,0 +1,308 @@
+//! The clinician journey: `GET /lookup` (the NHS number form) and `POST /lookup` (look the child
+//! up and show the flag panels). The NHS number travels only in the POST body: never in a URL,
+//! so never in browser history or access logs. The lookup is the one every channel uses
+//! (`cpis_api::lookup_flow`): it records the access and may notify the LA, hence a POST with CSRF.
+
+use super::format;
+use super::forms::SignedInForm;
+use super::page::{self, FieldError, Layout};
+use super::signed_in::SignedIn;
+use crate::error::WebError;
+use askama::Template;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use cpis_api::AppState;
+use cpis_auth::{capability, Principal};
+use cpis_core::lookup::LookupResult;
+use cpis_domain::{AccessKind, NhsNumber, NhsNumberError, PlanType, PlanVisibility};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The NHS number errors, worded once: the server uses them and renders them into the field's
+/// `data-error-*` attributes for the JavaScript check (`assets/nhs-number.js`).
+pub struct NhsNumberMessages {
+    pub empty: &'static str,
+    pub characters: &'static str,
+    pub length: &'static str,
+    pub check_digit: &'static str,
+}
+
+pub const MESSAGES: NhsNumberMessages = NhsNumberMessages {
+    empty: "Enter the child's NHS number",
+    characters: "NHS number must only include numbers and spaces",
+    length: "NHS number must be 10 digits",
+    check_digit: "This is not a valid NHS number. Check it and enter it again",
+};
+
+fn message(e: &NhsNumberError) -> &'static str {
+    match e {
+        NhsNumberError::Empty => MESSAGES.empty,
+        NhsNumberError::NotDigits => MESSAGES.characters,
+        NhsNumberError::WrongLength(_) => MESSAGES.length,
+        NhsNumberError::BadCheckDigit => MESSAGES.check_digit,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "lookup.html")]
+struct LookupPage {
+    layout: Layout,
+    errors: Vec<FieldError>,
+    csrf_token: String,
+    nhs_number: String,
+    messages: &'static NhsNumberMessages,
+    notify_statement: String,
+}
+
+impl LookupPage {
+    fn new(user: &SignedIn, cap: &capability::Lookup) -> Self {
+        LookupPage {
+            layout: Layout::signed_in(user, "Look up a child", "/lookup"),
+            errors: Vec::new(),
+            csrf_token: user.csrf.clone(),
+            nhs_number: String::new(),
+            messages: &MESSAGES,
+            notify_statement: notify_statement(cap),
+        }
+    }
+
+    fn error_for(&self, field: &str) -> Option<&str> {
+        page::error_for(&self.errors, field)
+    }
+}
+
+/// What looking a child up from here will do (see docs/WEB.md, "Notifying lookups").
+fn notify_statement(cap: &capability::Lookup) -> String {
+    let unscheduled = cap
+        .accessor()
+        .setting_type
+        .is_some_and(|t| t.is_unscheduled());
+    if cap.may_notify() && unscheduled {
+        format!(
+            "If the child has CP-IS information, their local authority will be told the child was seen at {}.",
+            cap.accessor().organisation_name
+        )
+    } else {
+        "Your lookups are silent: local authorities are not told. Each lookup is recorded for audit."
+            .into()
+    }
+}
+
+async fn lookup_capability(
+    state: &AppState,
+    user: &SignedIn,
+) -> Result<capability::Lookup, WebError> {
+    Ok(user
+        .caller()
+        .grant(state, "lookup", Principal::lookup)
+        .await?)
+}
+
+/// `GET /lookup`. A query string is never read (an NHS number must not be in a URL): any query
+/// is dropped by redirecting to the bare page, so it leaves the address bar and history too.
+pub async fn form(
+    State(state): State<AppState>,
+    user: SignedIn,
+    uri: Uri,
+) -> Result<Response, WebError> {
+    if uri.query().is_some() {
+        return Ok(page::see_other("/lookup"));
+    }
+    let cap = lookup_capability(&state, &user).await?;
+    Ok(page::html(StatusCode::OK, &LookupPage::new(&user, &cap)))
+}
+
+#[derive(Deserialize)]
+pub struct LookupForm {
+    #[serde(default)]
+    nhs_number: String,
+}
+
+/// `POST /lookup`: validates the NHS number (the same error the JavaScript check shows), then
+/// looks the child up and renders the result. Invalid input records nothing.
+pub async fn submit(
+    State(state): State<AppState>,
+    SignedInForm { user, form }: SignedInForm<LookupForm>,
+) -> Result<Response, WebError> {
+    let cap = lookup_capability(&state, &user).await?;
+    let nhs = match NhsNumber::parse(&form.nhs_number) {
+        Ok(nhs) => nhs,
+        Err(e) => {
+            let mut page = LookupPage::new(&user, &cap);
+            page.layout = page.layout.with_errors(true);
+            page.errors.push(FieldError {
+                field: "nhs-number",
+                message: message(&e).into(),
+            });
+            page.nhs_number = form.nhs_number.chars().take(40).collect();
+            return Ok(page::html(StatusCode::BAD_REQUEST, &page));
+        }
+    };
+    let caller = user.caller();
+    let result =
+        cpis_api::lookup_flow::lookup(&state, &caller, &cap, nhs, true, &user.trace_id).await?;
+    Ok(page::html(
+        StatusCode::OK,
+        &ResultPage::new(&user, &cap, nhs, &result),
+    ))
+}
+
+struct PlanView {
+    kind: &'static str,
+    state: String,
+}
+
+struct RecordView {
+    la_name: String,
+    office_hours_phone: String,
+    office_hours_tel: String,
+    edt_phone: String,
+    edt_tel: String,
+    plans: Vec<PlanView>,
+    /// The child as the LA shared them (name, date of birth), to confirm it is the same child.
+    child: Option<String>,
+}
+
+struct AccessView {
+    setting: String,
+    time: String,
+}
+
+#[derive(Template)]
+#[template(path = "lookup_result.html")]
+struct ResultPage {
+    layout: Layout,
+    nhs_number: String,
+    records: Vec<RecordView>,
+    history: Vec<AccessView>,
+    notification_statement: String,
+}
+
+fn plan_kind(t: PlanType) -> &'static str {
+    match t {
+        PlanType::Cpp => "Child protection plan",
+        PlanType::Lac => "Looked after child",
+        PlanType::Ucpp => "Unborn child protection plan",
+    }
+}
+
+impl ResultPage {
+    fn new(
+        user: &SignedIn,
+        cap: &capability::Lookup,
+        nhs: NhsNumber,
+        result: &LookupResult,
+    ) -> Self {
+        let las: BTreeMap<&str, &cpis_domain::LocalAuthority> = result
+            .local_authorities
+            .iter()
+            .map(|la| (la.ods_code.as_str(), la))
+            .collect();
+        let records = result
+            .records
+            .iter()
+            .map(|r| {
+                let la = las.get(r.record.la.as_str());
+                let mut plans = r.plans.clone();
+                plans.sort_by_key(|(p, _)| PlanType::ALL.iter().position(|t| *t == p.plan_type()));
+                RecordView {
+                    la_name: la.map_or_else(|| r.record.la.to_string(), |l| l.name.clone()),
+                    office_hours_phone: la
+                        .map_or_else(String::new, |l| l.office_hours_phone.clone()),
+                    office_hours_tel: la
+                        .map_or_else(String::new, |l| format::tel(&l.office_hours_phone)),
+                    edt_phone: la.map_or_else(String::new, |l| l.edt_phone.clone()),
+                    edt_tel: la.map_or_else(String::new, |l| format::tel(&l.edt_phone)),
+                    plans: plans
+                        .iter()
+                        .map(|(p, vis)| {
+                            let mut state = match vis {
+                                PlanVisibility::Ended(end) => format!(
+                                    "ended {} (started {})",
+                                    format::long_date(*end),
+                                    format::long_date(p.start())
+                                ),
+                                _ => format!("active since {}", format::long_date(p.start())),
+                            };
+                            if let Some(edd) = p.expected_delivery() {
+                                state.push_str(&format!(
+                                    ", expected delivery {}",
+                                    format::long_date(edd)
+                                ));
+                            }
+                            PlanView {
+                                kind: plan_kind(p.plan_type()),
+                                state,
+                            }
+                        })
+                        .collect(),
+                    child: child_as_shared(&r.record),
+                }
+            })
+            .collect();
+        let sensitive = result.sensitive();
+        let history = result
+            .history
+            .iter()
+            .map(|a| AccessView {
+                setting: if sensitive {
+                    "Withheld: sensitive record".into()
+                } else {
+                    match a.accessor.setting_type {
+                        Some(t) => {
+                            format!("{} ({})", a.accessor.organisation_name, format::setting(t))
+                        }
+                        None => a.accessor.organisation_name.clone(),
+                    }
+                },
+                time: format::uk_time(a.time),
+            })
+            .collect();
+        ResultPage {
+            layout: Layout::signed_in(user, "Lookup result", "/lookup"),
+            nhs_number: nhs.grouped(),
+            records,
+            history,
+            notification_statement: notification_statement(cap, result, &las),
+        }
+    }
+}
+
+fn child_as_shared(r: &cpis_domain::Record) -> Option<String> {
+    let name = [r.given_name.as_deref(), r.family_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    match (name.is_empty(), r.date_of_birth) {
+        (true, None) => None,
+        (true, Some(dob)) => Some(format!("born {}", format::long_date(dob))),
+        (false, None) => Some(name),
+        (false, Some(dob)) => Some(format!("{name}, born {}", format::long_date(dob))),
+    }
+}
+
+/// Whether this lookup notified the local authority, and if not, why not.
+fn notification_statement(
+    cap: &capability::Lookup,
+    result: &LookupResult,
+    las: &BTreeMap<&str, &cpis_domain::LocalAuthority>,
+) -> String {
+    match result.access.kind {
+        AccessKind::Unscheduled => {
+            let names: Vec<String> = result
+                .notified
+                .iter()
+                .map(|code| las.get(code.as_str()).map_or_else(|| code.to_string(), |l| l.name.clone()))
+                .collect();
+            format!(
+                "This lookup notified the local authority that the child was seen here: {}.",
+                names.join(", ")
+            )
+        }
+        AccessKind::Silent if !cap.may_notify() => "This lookup did not notify the local authority: your account looks children up silently. It is recorded for audit.".into(),
+        AccessKind::Silent => "This lookup did not notify the local authority: lookups from this care setting are silent. It is recorded for audit.".into(),
+        AccessKind::Miss => "No local authority was notified, as there is no CP-IS information. The lookup is recorded for audit.".into(),
+    }
+}
