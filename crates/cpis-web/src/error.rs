@@ -36,51 +36,49 @@ web_from!(
 
 /// Heading, message and an optional hint for an HTML error page.
 fn words(err: &ApiError) -> (&'static str, String, Option<String>) {
-    {
-        match err {
-            ApiError::Unauthenticated | ApiError::SignInFailed => ("You need to sign in", "Sign in to use this page.".into(), None),
-            ApiError::Forbidden(why) => (
-                "You cannot use this page",
-                "Your account does not allow this.".into(),
-                Some(format!("Reason: {why}.")),
-            ),
-            ApiError::NotFound => (
-                "Page not found",
-                "If you typed the web address, check it is correct.".into(),
-                None,
-            ),
-            ApiError::MethodNotAllowed => ("Page not found", "This page cannot be used like that.".into(), None),
-            ApiError::BadRequest(why) | ApiError::InvalidSearch(why) => {
-                ("There is a problem with the request", why.clone(), None)
-            }
-            ApiError::NotAcceptable(why) => ("There is a problem with the request", why.clone(), None),
-            ApiError::UnsupportedMediaType(_) | ApiError::PayloadTooLarge { .. } => (
-                "There is a problem with the request",
-                err.to_string(),
-                None,
-            ),
-            ApiError::Conflict(why) => ("This cannot be done now", why.clone(), None),
-            ApiError::Throttled { until, .. } => (
-                "Lookups from your account are paused",
-                format!("Your account has made more lookups than expected. You can look children up again after {until} (UTC)."),
-                Some("If you need information about a child urgently, phone the local authority's children's social care or emergency duty team.".into()),
-            ),
-            ApiError::AuthThrottled { .. } => (
-                "Too many failed sign-in attempts",
-                "Wait a few minutes before you try again.".into(),
-                Some("If you need information about a child urgently, phone the local authority's children's social care or emergency duty team.".into()),
-            ),
-            ApiError::Unavailable => (
-                "Sorry, the service is unavailable",
-                "Try again in a few minutes.".into(),
-                None,
-            ),
-            ApiError::Internal(_) => (
-                "Sorry, there is a problem with the service",
-                "Try again later.".into(),
-                None,
-            ),
+    match err {
+        ApiError::Unauthenticated | ApiError::SignInFailed => ("You need to sign in", "Sign in to use this page.".into(), None),
+        ApiError::Forbidden(why) => (
+            "You cannot use this page",
+            "Your account does not allow this.".into(),
+            Some(format!("Reason: {why}.")),
+        ),
+        ApiError::NotFound => (
+            "Page not found",
+            "If you typed the web address, check it is correct.".into(),
+            None,
+        ),
+        ApiError::MethodNotAllowed => ("Page not found", "This page cannot be used like that.".into(), None),
+        ApiError::BadRequest(why) | ApiError::InvalidSearch(why) => {
+            ("There is a problem with the request", why.clone(), None)
         }
+        ApiError::NotAcceptable(why) => ("There is a problem with the request", why.clone(), None),
+        ApiError::UnsupportedMediaType(_) | ApiError::PayloadTooLarge { .. } => (
+            "There is a problem with the request",
+            err.to_string(),
+            None,
+        ),
+        ApiError::Conflict(why) => ("This cannot be done now", why.clone(), None),
+        ApiError::Throttled { until, .. } => (
+            "Lookups from your account are paused",
+            format!("Your account has made more lookups than expected. You can look children up again after {until} (UTC)."),
+            Some("If you need information about a child urgently, phone the local authority's children's social care or emergency duty team.".into()),
+        ),
+        ApiError::AuthThrottled { .. } => (
+            "Too many failed sign-in attempts",
+            "Wait a few minutes before you try again.".into(),
+            Some("If you need information about a child urgently, phone the local authority's children's social care or emergency duty team.".into()),
+        ),
+        ApiError::Unavailable => (
+            "Sorry, the service is unavailable",
+            "Try again in a few minutes.".into(),
+            None,
+        ),
+        ApiError::Internal(_) => (
+            "Sorry, there is a problem with the service",
+            "Try again later.".into(),
+            None,
+        ),
     }
 }
 
