@@ -10,7 +10,7 @@ use crate::sql::{big, Db};
 use crate::StoreResult;
 use chrono::{DateTime, SubsecRound, Utc};
 use cpis_domain::report::RowResult;
-use cpis_domain::Demographics;
+use cpis_domain::{Demographics, NhsNumber};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 
@@ -90,7 +90,7 @@ pub fn upsert_many(
     conn: &mut Conn,
     rows: &[PendingUpsert],
     staged: &mut bool,
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<Vec<NhsNumber>> {
     if *staged {
         conn.batch("TRUNCATE cpis_upserts_in")?;
     } else {
@@ -127,22 +127,23 @@ pub fn upsert_many(
         ],
         rows,
         |i, u, write| {
+            let (r, plan) = (&u.row, &u.row.plan);
             write(&[
                 &(i as i64),
-                &u.la,
-                &u.nhs_number,
-                &u.local_id,
-                &u.given_name,
-                &u.family_name,
-                &u.date_of_birth,
-                &u.marked,
-                &u.mark_stated,
+                &u.la.as_str(),
+                &r.nhs_number.digits(),
+                &r.local_id,
+                &r.given_name,
+                &r.family_name,
+                &r.date_of_birth,
+                &r.sensitive.is_marked(),
+                &u.mark_stated(),
                 &u.now.trunc_subsecs(6),
-                &u.upload_id,
-                &u.plan_type,
-                &u.start,
-                &u.end,
-                &u.expected_delivery,
+                &u.upload.as_str(),
+                &plan.plan_type().code(),
+                &plan.start(),
+                &plan.end(),
+                &plan.expected_delivery(),
             ])
         },
     )?;
@@ -187,7 +188,7 @@ pub fn upsert_many(
          RETURNING r.nhs_number",
         &[],
     )?;
-    unmarked.iter().map(|r| r.get(0)).collect()
+    unmarked.iter().map(|r| r.nhs(0)).collect()
 }
 
 /// Writes one upload's row results through COPY.

@@ -4,7 +4,7 @@
 //! checked before it is handed out, so a connection PostgreSQL ended while it was idle (a restart,
 //! a failover, a terminated session) is replaced instead of failing a request.
 
-use crate::sql::{Arg, Args, Db, Dialect, Lock, Row, Value};
+use crate::sql::{Arg, Args, Db, Lock, Row, Value};
 use crate::{StoreError, StoreResult};
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use postgres::types::{ToSql, Type};
@@ -296,10 +296,6 @@ fn refs<'a>(values: &'a [Box<dyn ToSql + Sync + '_>]) -> Vec<&'a (dyn ToSql + Sy
 }
 
 impl Db for Conn {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-
     fn exec(&mut self, sql: &str, args: Args<'_>) -> StoreResult<u64> {
         let (st, values) = self.bound(sql, args)?;
         Ok(self.client.execute(&st, &refs(&values))?)

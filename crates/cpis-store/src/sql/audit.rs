@@ -116,7 +116,7 @@ fn from_row(r: &Row) -> StoreResult<(AuditRecord, String)> {
 }
 
 pub fn search(db: &mut dyn Db, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
-    db.rows(
+    db.list(
         &format!(
             "SELECT {COLUMNS} FROM audit_log
              WHERE ($1::text IS NULL OR subject_nhs = $1::text)
@@ -138,10 +138,8 @@ pub fn search(db: &mut dyn Db, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>> 
             &q.before_seq.map(big),
             &i64::from(q.limit),
         ],
-    )?
-    .iter()
-    .map(|r| Ok(from_row(r)?.0))
-    .collect()
+        |r| Ok(from_row(r)?.0),
+    )
 }
 
 fn broken(seq: u64, problem: impl Into<String>) -> StoreResult<AuditVerification> {

@@ -72,23 +72,19 @@ fn la_from_row(r: &Row) -> StoreResult<LocalAuthority> {
 }
 
 pub fn local_authority(db: &mut dyn Db, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>> {
-    db.row(
+    db.find(
         &format!("SELECT {LA_COLUMNS} FROM local_authorities WHERE ods_code = $1"),
         &[&ods.as_str()],
-    )?
-    .as_ref()
-    .map(la_from_row)
-    .transpose()
+        la_from_row,
+    )
 }
 
 pub fn local_authorities(db: &mut dyn Db) -> StoreResult<Vec<LocalAuthority>> {
-    db.rows(
+    db.list(
         &format!("SELECT {LA_COLUMNS} FROM local_authorities ORDER BY ods_code COLLATE \"C\""),
         &[],
-    )?
-    .iter()
-    .map(la_from_row)
-    .collect()
+        la_from_row,
+    )
 }
 
 fn care_setting_from_row(r: &Row) -> StoreResult<CareSetting> {
@@ -100,24 +96,20 @@ fn care_setting_from_row(r: &Row) -> StoreResult<CareSetting> {
 }
 
 pub fn care_setting(db: &mut dyn Db, ods: &OdsCode) -> StoreResult<Option<CareSetting>> {
-    db.row(
+    db.find(
         "SELECT ods_code, name, setting_type FROM care_settings WHERE ods_code = $1",
         &[&ods.as_str()],
-    )?
-    .as_ref()
-    .map(care_setting_from_row)
-    .transpose()
+        care_setting_from_row,
+    )
 }
 
 /// Every care setting, by ODS code (the admin directory page).
 pub fn care_settings(db: &mut dyn Db) -> StoreResult<Vec<CareSetting>> {
-    db.rows(
+    db.list(
         "SELECT ods_code, name, setting_type FROM care_settings ORDER BY ods_code COLLATE \"C\"",
         &[],
-    )?
-    .iter()
-    .map(care_setting_from_row)
-    .collect()
+        care_setting_from_row,
+    )
 }
 
 /// Inside the caller's transaction. Large batches on PostgreSQL go through COPY.
@@ -176,12 +168,11 @@ fn demographics_row(nhs: NhsNumber, r: &Row) -> StoreResult<Demographics> {
 }
 
 pub fn demographics(db: &mut dyn Db, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
-    db.row(
+    db.find(
         "SELECT status, superseded_by, date_of_birth, sensitive FROM demographics WHERE nhs_number = $1",
         &[&nhs.digits()],
-    )?
-    .map(|r| demographics_row(nhs, &r))
-    .transpose()
+        |r| demographics_row(nhs, r),
+    )
 }
 
 /// Many entries at once: one round trip on PostgreSQL (`= ANY`), one lookup each on SQLite.

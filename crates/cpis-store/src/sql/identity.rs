@@ -38,13 +38,11 @@ fn user_from_row(r: &Row) -> StoreResult<User> {
 }
 
 fn one_user(db: &mut dyn Db, sql_where: &str, arg: &str) -> StoreResult<Option<User>> {
-    db.row(
+    db.find(
         &format!("SELECT {USER_COLUMNS} FROM users u WHERE {sql_where}"),
         &[&arg],
-    )?
-    .as_ref()
-    .map(user_from_row)
-    .transpose()
+        user_from_row,
+    )
 }
 
 pub fn user_by_username(db: &mut dyn Db, username: &str) -> StoreResult<Option<User>> {
@@ -56,13 +54,11 @@ pub fn user_by_id(db: &mut dyn Db, id: &str) -> StoreResult<Option<User>> {
 }
 
 pub fn list_users(db: &mut dyn Db) -> StoreResult<Vec<User>> {
-    db.rows(
+    db.list(
         &format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.username COLLATE \"C\""),
         &[],
-    )?
-    .iter()
-    .map(user_from_row)
-    .collect()
+        user_from_row,
+    )
 }
 
 pub fn create_user(db: &mut dyn Db, u: &User) -> StoreResult<()> {
@@ -189,16 +185,12 @@ pub fn user_by_token_hash(
     hash: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<User>> {
-    db.row(
+    db.find(
         &format!(
             "SELECT {USER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)"
         ),
-        &[&hash, &now],
-    )?
-    .as_ref()
-    .map(user_from_row)
-    .transpose()
+        &[&hash, &now], user_from_row)
 }
 
 pub fn create_session(db: &mut dyn Db, s: &Session) -> StoreResult<()> {
@@ -312,13 +304,11 @@ pub fn oauth_client(db: &mut dyn Db, client_id: &str) -> StoreResult<Option<(OAu
 }
 
 pub fn oauth_clients(db: &mut dyn Db) -> StoreResult<Vec<OAuthClient>> {
-    db.rows(
+    db.list(
         &format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients ORDER BY client_id"),
         &[],
-    )?
-    .iter()
-    .map(client_from_row)
-    .collect()
+        client_from_row,
+    )
 }
 
 /// Inside the caller's transaction.

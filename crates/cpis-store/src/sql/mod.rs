@@ -2,7 +2,7 @@
 //! (`$1` placeholders), against [`Db`]: a connection that binds [`Arg`]s and hands rows back as
 //! [`Row`]s of [`Value`]s, whichever driver is underneath. The SQLite connection rewrites the text
 //! in one small dialect step ([`to_sqlite`]); the few statements that really differ branch on
-//! [`Db::dialect`]. Timestamps are `timestamptz` on PostgreSQL and RFC 3339 text (microseconds,
+//! [`Db::postgres`]. Timestamps are `timestamptz` on PostgreSQL and RFC 3339 text (microseconds,
 //! `Z`) on SQLite, dates `date` or ISO text, booleans `boolean` or 0/1: binding and reading
 //! convert, so query code sees only domain values.
 
@@ -21,12 +21,6 @@ use crate::{StoreError, StoreResult};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use cpis_domain::{parse_iso_date, NhsNumber, OdsCode};
 use std::ops::DerefMut;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-}
 
 /// A parameter as bound: each backend turns it into its own column type.
 #[derive(Debug, Clone, Copy)]
@@ -218,7 +212,6 @@ pub enum Lock<'a> {
 
 /// A connection, as the shared queries see it.
 pub trait Db {
-    fn dialect(&self) -> Dialect;
     /// Runs a statement; the number of rows it changed.
     fn exec(&mut self, sql: &str, args: Args<'_>) -> StoreResult<u64>;
     fn rows(&mut self, sql: &str, args: Args<'_>) -> StoreResult<Vec<Row>>;
@@ -230,7 +223,7 @@ pub trait Db {
     /// Rolls back whatever is open; a connection that cannot is not reused.
     fn rollback(&mut self);
     fn lock(&mut self, lock: Lock<'_>) -> StoreResult<()>;
-    /// The PostgreSQL connection, for what only it does (COPY, arrays).
+    /// The PostgreSQL connection, for what only it does (COPY, arrays, buffered writes).
     fn postgres(&mut self) -> Option<&mut crate::postgres::PgConn> {
         None
     }
@@ -247,6 +240,28 @@ pub trait Db {
     /// The first column of the one row (a count).
     fn count(&mut self, sql: &str, args: Args<'_>) -> StoreResult<u64> {
         self.one(sql, args)?.get(0)
+    }
+}
+
+impl dyn Db + '_ {
+    /// Every row, each read with `read`.
+    pub fn list<T>(
+        &mut self,
+        sql: &str,
+        args: Args<'_>,
+        read: impl Fn(&Row) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.rows(sql, args)?.iter().map(read).collect()
+    }
+
+    /// The first row, if there is one, read with `read`.
+    pub fn find<T>(
+        &mut self,
+        sql: &str,
+        args: Args<'_>,
+        read: impl FnOnce(&Row) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        self.row(sql, args)?.as_ref().map(read).transpose()
     }
 }
 

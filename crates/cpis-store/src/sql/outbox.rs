@@ -44,7 +44,7 @@ pub fn insert_access(db: &mut dyn Db, a: &Access) -> StoreResult<()> {
 /// re-prepare the statement (it showed as about 8% of a busy server's CPU). Callers use one
 /// limit (SPEC: the 25 most recent), so one cached statement.
 pub fn recent_accesses(db: &mut dyn Db, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
-    db.rows(
+    db.list(
         &format!(
             "SELECT id, time, nhs_number, kind, user_id, user_name, role, org_ods, org_name, setting_type,
                     trace_id, sds_user_id, role_profile_id, role_code
@@ -52,10 +52,7 @@ pub fn recent_accesses(db: &mut dyn Db, nhs: NhsNumber, limit: usize) -> StoreRe
              ORDER BY seq DESC LIMIT {}",
             big(limit as u64)
         ),
-        &[&nhs.digits()],
-    )?
-    .iter()
-    .map(|r| {
+        &[&nhs.digits()], |r| {
         Ok(Access {
             id: r.get(0)?,
             time: r.get(1)?,
@@ -77,7 +74,6 @@ pub fn recent_accesses(db: &mut dyn Db, nhs: NhsNumber, limit: usize) -> StoreRe
             trace_id: r.get(10)?,
         })
     })
-    .collect()
 }
 
 /// Appends to the LA's notification stream and queues its webhook deliveries, inside the
@@ -139,39 +135,35 @@ pub fn notifications(
     after: u64,
     limit: u32,
 ) -> StoreResult<Vec<Notification>> {
-    db.rows(
-        &format!(
-            "SELECT {NOTIFICATION_COLUMNS} FROM notifications n
-             WHERE la_ods = $1 AND la_seq > $2 ORDER BY la_seq LIMIT $3"
-        ),
-        &[&la.as_str(), &big(after), &i64::from(limit)],
-    )?
-    .iter()
-    .map(|r| notification(r, 0))
-    .collect()
+    notification_page(db, la, "la_seq > $2 ORDER BY la_seq", big(after), limit)
 }
 
-/// An LA's notifications below a cursor, newest first (the web inbox).
+/// An LA's notifications below a cursor (all when `None`), newest first (the web inbox).
 pub fn notifications_newest(
     db: &mut dyn Db,
     la: &OdsCode,
     before: Option<u64>,
     limit: u32,
 ) -> StoreResult<Vec<Notification>> {
-    db.rows(
+    let before = before.map_or(i64::MAX, big);
+    notification_page(db, la, "la_seq < $2 ORDER BY la_seq DESC", before, limit)
+}
+
+/// A page of an LA's notifications: `page` compares `la_seq` with the cursor `$2` and orders.
+fn notification_page(
+    db: &mut dyn Db,
+    la: &OdsCode,
+    page: &str,
+    cursor: i64,
+    limit: u32,
+) -> StoreResult<Vec<Notification>> {
+    db.list(
         &format!(
-            "SELECT {NOTIFICATION_COLUMNS} FROM notifications n
-             WHERE la_ods = $1 AND la_seq < $2 ORDER BY la_seq DESC LIMIT $3"
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications n WHERE la_ods = $1 AND {page} LIMIT $3"
         ),
-        &[
-            &la.as_str(),
-            &before.map_or(i64::MAX, big),
-            &i64::from(limit),
-        ],
-    )?
-    .iter()
-    .map(|r| notification(r, 0))
-    .collect()
+        &[&la.as_str(), &cursor, &i64::from(limit)],
+        |r| notification(r, 0),
+    )
 }
 
 /// Inside the caller's transaction. The conditional update makes concurrent acknowledgements of
@@ -259,14 +251,12 @@ fn webhook(r: &Row, at: usize) -> StoreResult<Webhook> {
 }
 
 pub fn webhooks(db: &mut dyn Db, la: &OdsCode) -> StoreResult<Vec<Webhook>> {
-    db.rows(
+    db.list(
         "SELECT id, la_ods, url, secret, created_at FROM webhooks
          WHERE la_ods = $1 AND disabled_at IS NULL ORDER BY created_at",
         &[&la.as_str()],
-    )?
-    .iter()
-    .map(|r| webhook(r, 0))
-    .collect()
+        |r| webhook(r, 0),
+    )
 }
 
 pub fn remove_webhook(
@@ -364,14 +354,11 @@ pub fn delivery_failed(
 }
 
 pub fn dead_deliveries(db: &mut dyn Db, limit: u32) -> StoreResult<Vec<DeadDelivery>> {
-    db.rows(
+    db.list(
         "SELECT d.id, d.notification_id, w.la_ods, w.url, d.attempts, d.last_status, d.last_error, d.created_at, d.dead_at
          FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
          WHERE d.dead_at IS NOT NULL ORDER BY d.dead_at DESC LIMIT $1",
-        &[&i64::from(limit)],
-    )?
-    .iter()
-    .map(|r| {
+        &[&i64::from(limit)], |r| {
         Ok(DeadDelivery {
             id: r.get(0)?,
             notification_id: r.get(1)?,
@@ -384,7 +371,6 @@ pub fn dead_deliveries(db: &mut dyn Db, limit: u32) -> StoreResult<Vec<DeadDeliv
             dead_at: r.get(8)?,
         })
     })
-    .collect()
 }
 
 /// Notifications of LAs with a MESH mailbox after each LA's MESH cursor, with the mailbox.
@@ -392,7 +378,7 @@ pub fn mesh_pending_notifications(
     db: &mut dyn Db,
     limit: u32,
 ) -> StoreResult<Vec<(Notification, String)>> {
-    db.rows(
+    db.list(
         &format!(
             "SELECT {NOTIFICATION_COLUMNS}, la.mesh_mailbox
              FROM local_authorities la
@@ -402,10 +388,8 @@ pub fn mesh_pending_notifications(
              ORDER BY n.la_ods, n.la_seq LIMIT $1"
         ),
         &[&i64::from(limit)],
-    )?
-    .iter()
-    .map(|r| Ok((notification(r, 0)?, r.get(8)?)))
-    .collect()
+        |r| Ok((notification(r, 0)?, r.get(8)?)),
+    )
 }
 
 /// Inside the caller's transaction.
@@ -532,25 +516,23 @@ pub fn mesh_send_failed(
 }
 
 pub fn mesh_outbox(db: &mut dyn Db, limit: u32) -> StoreResult<Vec<MeshOutboxEntry>> {
-    db.rows(
+    db.list(
         "SELECT local_id, recipient, workflow_id, created_at, attempts, message_id, sent_at,
                 last_error, dead_at
          FROM mesh_outbox ORDER BY id DESC LIMIT $1",
         &[&i64::from(limit)],
-    )?
-    .iter()
-    .map(|r| {
-        Ok(MeshOutboxEntry {
-            local_id: r.get(0)?,
-            recipient: r.get(1)?,
-            workflow_id: r.get(2)?,
-            created_at: r.get(3)?,
-            attempts: r.get(4)?,
-            message_id: r.get(5)?,
-            sent_at: r.get(6)?,
-            last_error: r.get(7)?,
-            dead_at: r.get(8)?,
-        })
-    })
-    .collect()
+        |r| {
+            Ok(MeshOutboxEntry {
+                local_id: r.get(0)?,
+                recipient: r.get(1)?,
+                workflow_id: r.get(2)?,
+                created_at: r.get(3)?,
+                attempts: r.get(4)?,
+                message_id: r.get(5)?,
+                sent_at: r.get(6)?,
+                last_error: r.get(7)?,
+                dead_at: r.get(8)?,
+            })
+        },
+    )
 }

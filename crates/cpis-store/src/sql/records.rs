@@ -182,15 +182,11 @@ pub fn move_records(
 
 /// Every plan that can leave its visibility window (ended plans and UCPPs).
 pub fn purgeable_plans(db: &mut dyn Db) -> StoreResult<Vec<(OdsCode, NhsNumber, Plan)>> {
-    db.rows(
+    db.list(
         "SELECT r.la_ods, r.nhs_number, p.plan_type, p.start_date, p.end_date, p.expected_delivery_date
          FROM plans p JOIN records r ON r.id = p.record_id
          WHERE p.end_date IS NOT NULL OR p.plan_type = 'UCPP'",
-        &[],
-    )?
-    .iter()
-    .map(|r| Ok((r.ods(0)?, r.nhs(1)?, plan_from(r, 2)?)))
-    .collect()
+        &[], |r| Ok((r.ods(0)?, r.nhs(1)?, plan_from(r, 2)?)))
 }
 
 /// Deletes the plans still exactly as listed, then records left with no plan, and appends the
