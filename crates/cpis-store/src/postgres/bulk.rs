@@ -188,7 +188,7 @@ pub fn upsert_many(
          RETURNING r.nhs_number",
         &[],
     )?;
-    unmarked.iter().map(|r| r.nhs(0)).collect()
+    unmarked.iter().map(|r| r.get(0)).collect()
 }
 
 /// Writes one upload's row results through COPY.

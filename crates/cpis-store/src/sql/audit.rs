@@ -5,7 +5,7 @@
 use super::{big, Db, Row};
 use crate::audit_chain::{entry_hash, AuditVerification, GENESIS};
 use crate::{AuditQuery, StoreResult};
-use cpis_domain::{AuditActor, AuditEntry, AuditOutcome, AuditRecord};
+use cpis_domain::{AuditActor, AuditEntry, AuditRecord};
 
 /// The chain head as a transaction sees it: read and locked at the first append, advanced by each
 /// append, written back once before the transaction commits (a group of lookups appends many).
@@ -104,9 +104,9 @@ fn from_row(r: &Row) -> StoreResult<(AuditRecord, String)> {
                     role: r.get(5)?,
                 },
                 action: r.get(6)?,
-                subject_nhs: r.opt_nhs(7)?,
+                subject_nhs: r.get(7)?,
                 trace_id: r.get(8)?,
-                outcome: r.parse(9, "audit outcome", AuditOutcome::from_code)?,
+                outcome: r.get(9)?,
                 detail: r.get(10)?,
             },
             hash: r.get(12)?,

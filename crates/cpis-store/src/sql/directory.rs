@@ -1,6 +1,6 @@
 //! The directory (local authorities, care settings) and the demographics index.
 
-use super::{Db, Row};
+use super::{from_row, Db, Row};
 use crate::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use cpis_domain::{
@@ -61,14 +61,9 @@ const LA_COLUMNS: &str =
     "ods_code, name, office_hours_phone, edt_phone, secure_email, mesh_mailbox";
 
 fn la_from_row(r: &Row) -> StoreResult<LocalAuthority> {
-    Ok(LocalAuthority {
-        ods_code: r.ods(0)?,
-        name: r.get(1)?,
-        office_hours_phone: r.get(2)?,
-        edt_phone: r.get(3)?,
-        secure_email: r.get(4)?,
-        mesh_mailbox: r.get(5)?,
-    })
+    Ok(from_row!(r, 0 => LocalAuthority {
+        ods_code, name, office_hours_phone, edt_phone, secure_email, mesh_mailbox
+    }))
 }
 
 pub fn local_authority(db: &mut dyn Db, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>> {
@@ -88,11 +83,7 @@ pub fn local_authorities(db: &mut dyn Db) -> StoreResult<Vec<LocalAuthority>> {
 }
 
 fn care_setting_from_row(r: &Row) -> StoreResult<CareSetting> {
-    Ok(CareSetting {
-        ods_code: r.ods(0)?,
-        name: r.get(1)?,
-        setting_type: r.parse(2, "setting type", |s| s.parse().ok())?,
-    })
+    Ok(from_row!(r, 0 => CareSetting { ods_code, name, setting_type }))
 }
 
 pub fn care_setting(db: &mut dyn Db, ods: &OdsCode) -> StoreResult<Option<CareSetting>> {
@@ -156,7 +147,7 @@ fn demographics_row(nhs: NhsNumber, r: &Row) -> StoreResult<Demographics> {
     let status = match (r.str(0)?, r.opt_str(1)?) {
         ("active", None) => DemographicStatus::Active,
         ("inactive", None) => DemographicStatus::Inactive,
-        ("superseded", Some(_)) => DemographicStatus::Superseded(r.nhs(1)?),
+        ("superseded", Some(_)) => DemographicStatus::Superseded(r.get(1)?),
         _ => return Err(StoreError::corrupt("demographic status")),
     };
     Ok(Demographics {
@@ -196,7 +187,7 @@ pub fn demographics_many(
         &[&digits],
     )?;
     for r in rows {
-        let n = r.nhs(4)?;
+        let n = r.get(4)?;
         out.insert(n, demographics_row(n, &r)?);
     }
     Ok(out)

@@ -1,12 +1,11 @@
 //! Identities: users, API tokens, sessions and application-restricted OAuth clients.
 
-use super::{Db, Row};
+use super::{from_row, Db, Row};
 use crate::{
     ClientKeys, IdentityChange, NewApiToken, OAuthClient, Session, StoreError, StoreResult, User,
-    UserKind,
 };
 use chrono::{DateTime, Utc};
-use cpis_domain::{AuditEntry, NhsIdentity, Permissions};
+use cpis_domain::{AuditEntry, NhsIdentity};
 
 fn no_such_user() -> StoreError {
     StoreError::Constraint("no such user".into())
@@ -17,24 +16,10 @@ const USER_COLUMNS: &str =
     u.password_hash, u.disabled, u.failed_logins, u.locked_until, u.created_at";
 
 fn user_from_row(r: &Row) -> StoreResult<User> {
-    Ok(User {
-        id: r.get(0)?,
-        username: r.get(1)?,
-        display_name: r.get(2)?,
-        kind: r.parse(3, "user kind", |k| match k {
-            "user" => Some(UserKind::User),
-            "system" => Some(UserKind::System),
-            _ => None,
-        })?,
-        organisation: r.ods(4)?,
-        role: r.get(5)?,
-        permissions: Permissions::parse(r.str(6)?).map_err(StoreError::corrupt)?,
-        password_hash: r.get(7)?,
-        disabled: r.get(8)?,
-        failed_logins: r.get(9)?,
-        locked_until: r.get(10)?,
-        created_at: r.get(11)?,
-    })
+    Ok(from_row!(r, 0 => User {
+        id, username, display_name, kind, organisation, role, permissions, password_hash,
+        disabled, failed_logins, locked_until, created_at
+    }))
 }
 
 fn one_user(db: &mut dyn Db, sql_where: &str, arg: &str) -> StoreResult<Option<User>> {

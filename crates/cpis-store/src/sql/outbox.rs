@@ -2,7 +2,7 @@
 //! MESH outbox. Workers claim due rows `FOR UPDATE SKIP LOCKED` on PostgreSQL (several servers),
 //! under the one writer on SQLite, and lease them until a time, so no row is sent twice at once.
 
-use super::{big, Db, Lock, Row};
+use super::{big, from_row, Db, Lock, Row};
 use crate::{
     DeadDelivery, DueDelivery, MeshOutboxEntry, MeshOutgoing, NewMeshMessage, OutboxStats,
     StoreError, StoreResult, Webhook,
@@ -10,8 +10,7 @@ use crate::{
 use chrono::{DateTime, Utc};
 use cpis_domain::notification::Ack;
 use cpis_domain::{
-    Access, AccessKind, Accessor, NewNotification, NhsIdentity, NhsNumber, Notification,
-    NotificationKind, OdsCode,
+    Access, Accessor, NewNotification, NhsIdentity, NhsNumber, Notification, OdsCode,
 };
 
 pub fn insert_access(db: &mut dyn Db, a: &Access) -> StoreResult<()> {
@@ -46,34 +45,23 @@ pub fn insert_access(db: &mut dyn Db, a: &Access) -> StoreResult<()> {
 pub fn recent_accesses(db: &mut dyn Db, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
     db.list(
         &format!(
-            "SELECT id, time, nhs_number, kind, user_id, user_name, role, org_ods, org_name, setting_type,
-                    trace_id, sds_user_id, role_profile_id, role_code
+            "SELECT id, time, nhs_number, kind, trace_id, user_id, user_name, role, org_ods,
+                    org_name, setting_type, sds_user_id, role_profile_id, role_code
              FROM accesses WHERE nhs_number = $1 AND kind = 'unscheduled'
              ORDER BY seq DESC LIMIT {}",
             big(limit as u64)
         ),
-        &[&nhs.digits()], |r| {
-        Ok(Access {
-            id: r.get(0)?,
-            time: r.get(1)?,
-            nhs_number: r.nhs(2)?,
-            kind: r.parse(3, "access kind", AccessKind::from_code)?,
-            accessor: Accessor {
-                user_id: r.get(4)?,
-                user_name: r.get(5)?,
-                role: r.get(6)?,
-                organisation: r.ods(7)?,
-                organisation_name: r.get(8)?,
-                setting_type: r.parse_opt(9, "setting type", |s| s.parse().ok())?,
-                nhs: NhsIdentity {
-                    sds_user_id: r.get(11)?,
-                    role_profile_id: r.get(12)?,
-                    role_code: r.get(13)?,
-                },
-            },
-            trace_id: r.get(10)?,
-        })
-    })
+        &[&nhs.digits()],
+        |r| {
+            let nhs = from_row!(r, 11 => NhsIdentity { sds_user_id, role_profile_id, role_code });
+            let accessor = from_row!(r, 5 => Accessor {
+                user_id, user_name, role, organisation, organisation_name, setting_type, nhs = nhs
+            });
+            Ok(from_row!(r, 0 => Access {
+                id, time, nhs_number, kind, trace_id, accessor = accessor
+            }))
+        },
+    )
 }
 
 /// Appends to the LA's notification stream and queues its webhook deliveries, inside the
@@ -116,16 +104,9 @@ const NOTIFICATION_COLUMNS: &str =
 
 /// A notification from [`NOTIFICATION_COLUMNS`] starting at column `at`.
 fn notification(r: &Row, at: usize) -> StoreResult<Notification> {
-    Ok(Notification {
-        id: r.get(at)?,
-        seq: r.get(at + 1)?,
-        la: r.ods(at + 2)?,
-        kind: r.parse(at + 3, "notification kind", NotificationKind::from_code)?,
-        created_at: r.get(at + 4)?,
-        payload: r.get(at + 5)?,
-        acknowledged_at: r.get(at + 6)?,
-        acknowledged_by: r.get(at + 7)?,
-    })
+    Ok(from_row!(r, at => Notification {
+        id, seq, la, kind, created_at, payload, acknowledged_at, acknowledged_by
+    }))
 }
 
 /// An LA's notifications after the cursor, oldest first.
@@ -241,13 +222,7 @@ pub fn add_webhook(db: &mut dyn Db, w: &Webhook) -> StoreResult<()> {
 }
 
 fn webhook(r: &Row, at: usize) -> StoreResult<Webhook> {
-    Ok(Webhook {
-        id: r.get(at)?,
-        la: r.ods(at + 1)?,
-        url: r.get(at + 2)?,
-        secret: r.get(at + 3)?,
-        created_at: r.get(at + 4)?,
-    })
+    Ok(from_row!(r, at => Webhook { id, la, url, secret, created_at }))
 }
 
 pub fn webhooks(db: &mut dyn Db, la: &OdsCode) -> StoreResult<Vec<Webhook>> {
@@ -278,7 +253,7 @@ pub fn claim_deliveries(
     lease_until: DateTime<Utc>,
     limit: u32,
 ) -> StoreResult<Vec<DueDelivery>> {
-    let rows = db.rows(
+    let claimed = db.list(
         &format!(
             "SELECT d.id, d.attempts, d.created_at, {NOTIFICATION_COLUMNS},
                     w.id, w.la_ods, w.url, w.secret, w.created_at
@@ -291,24 +266,30 @@ pub fn claim_deliveries(
              FOR UPDATE OF d SKIP LOCKED"
         ),
         &[&now, &i64::from(limit)],
+        |r| {
+            Ok(from_row!(r, 0 => DueDelivery {
+                id, attempts, created_at, notification = notification(r, 3)?,
+                webhook = webhook(r, 11)?
+            }))
+        },
     )?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        out.push(DueDelivery {
-            id: r.get(0)?,
-            attempts: r.get(1)?,
-            created_at: r.get(2)?,
-            notification: notification(r, 3)?,
-            webhook: webhook(r, 11)?,
-        });
+    lease(db, "deliveries", &claimed, |d| d.id, lease_until)?;
+    Ok(claimed)
+}
+
+/// Leases claimed rows of an outbox table until `until`: no worker claims them again meanwhile.
+fn lease<T>(
+    db: &mut dyn Db,
+    table: &str,
+    claimed: &[T],
+    id: impl Fn(&T) -> i64,
+    until: DateTime<Utc>,
+) -> StoreResult<()> {
+    let sql = format!("UPDATE {table} SET next_attempt_at = $2 WHERE id = $1");
+    for row in claimed {
+        db.exec(&sql, &[&id(row), &until])?;
     }
-    for d in &out {
-        db.exec(
-            "UPDATE deliveries SET next_attempt_at = $2 WHERE id = $1",
-            &[&d.id, &lease_until],
-        )?;
-    }
-    Ok(out)
+    Ok(())
 }
 
 pub fn delivery_succeeded(
@@ -358,19 +339,13 @@ pub fn dead_deliveries(db: &mut dyn Db, limit: u32) -> StoreResult<Vec<DeadDeliv
         "SELECT d.id, d.notification_id, w.la_ods, w.url, d.attempts, d.last_status, d.last_error, d.created_at, d.dead_at
          FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
          WHERE d.dead_at IS NOT NULL ORDER BY d.dead_at DESC LIMIT $1",
-        &[&i64::from(limit)], |r| {
-        Ok(DeadDelivery {
-            id: r.get(0)?,
-            notification_id: r.get(1)?,
-            la: r.get(2)?,
-            url: r.get(3)?,
-            attempts: r.get(4)?,
-            last_status: r.get::<Option<i64>>(5)?.map(|s| s as u16),
-            last_error: r.get(6)?,
-            created_at: r.get(7)?,
-            dead_at: r.get(8)?,
-        })
-    })
+        &[&i64::from(limit)],
+        |r| {
+            Ok(from_row!(r, 0 => DeadDelivery {
+                id, notification_id, la, url, attempts, last_status, last_error, created_at, dead_at
+            }))
+        },
+    )
 }
 
 /// Notifications of LAs with a MESH mailbox after each LA's MESH cursor, with the mailbox.
@@ -435,7 +410,7 @@ pub fn mesh_claim(
     lease_until: DateTime<Utc>,
     limit: u32,
 ) -> StoreResult<Vec<MeshOutgoing>> {
-    let rows = db.rows(
+    let claimed = db.list(
         "SELECT id, local_id, recipient, workflow_id, subject, filename, content_type, body,
                 created_at, attempts, send_started_at
          FROM mesh_outbox
@@ -443,32 +418,20 @@ pub fn mesh_claim(
          ORDER BY next_attempt_at, id LIMIT $2
          FOR UPDATE SKIP LOCKED",
         &[&now, &i64::from(limit)],
+        |r| {
+            Ok(MeshOutgoing {
+                id: r.get(0)?,
+                message: from_row!(r, 1 => NewMeshMessage {
+                    local_id, recipient, workflow_id, subject, filename, content_type, body,
+                    created_at
+                }),
+                attempts: r.get(9)?,
+                send_started: r.get::<Option<DateTime<Utc>>>(10)?.is_some(),
+            })
+        },
     )?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        out.push(MeshOutgoing {
-            id: r.get(0)?,
-            message: NewMeshMessage {
-                local_id: r.get(1)?,
-                recipient: r.get(2)?,
-                workflow_id: r.get(3)?,
-                subject: r.get(4)?,
-                filename: r.get(5)?,
-                content_type: r.get(6)?,
-                body: r.get(7)?,
-                created_at: r.get(8)?,
-            },
-            attempts: r.get(9)?,
-            send_started: r.get::<Option<DateTime<Utc>>>(10)?.is_some(),
-        });
-    }
-    for m in &out {
-        db.exec(
-            "UPDATE mesh_outbox SET next_attempt_at = $2 WHERE id = $1",
-            &[&m.id, &lease_until],
-        )?;
-    }
-    Ok(out)
+    lease(db, "mesh_outbox", &claimed, |m| m.id, lease_until)?;
+    Ok(claimed)
 }
 
 pub fn mesh_send_started(db: &mut dyn Db, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
@@ -522,17 +485,10 @@ pub fn mesh_outbox(db: &mut dyn Db, limit: u32) -> StoreResult<Vec<MeshOutboxEnt
          FROM mesh_outbox ORDER BY id DESC LIMIT $1",
         &[&i64::from(limit)],
         |r| {
-            Ok(MeshOutboxEntry {
-                local_id: r.get(0)?,
-                recipient: r.get(1)?,
-                workflow_id: r.get(2)?,
-                created_at: r.get(3)?,
-                attempts: r.get(4)?,
-                message_id: r.get(5)?,
-                sent_at: r.get(6)?,
-                last_error: r.get(7)?,
-                dead_at: r.get(8)?,
-            })
+            Ok(from_row!(r, 0 => MeshOutboxEntry {
+                local_id, recipient, workflow_id, created_at, attempts, message_id, sent_at,
+                last_error, dead_at
+            }))
         },
     )
 }

@@ -1,7 +1,7 @@
 //! [`Store`] for every backend, written once: each call is a shared query run where the backend
 //! says (a read, on the replica if it may; a write transaction; a snapshot).
 
-use super::{audit, directory, identity, outbox, records, uploads, Backend, SqlTx};
+use super::{audit, directory, from_row, identity, outbox, records, uploads, Backend, SqlTx};
 use crate::{
     AuditQuery, AuditVerification, ChangesTx, DeadDelivery, DueDelivery, IdentityChange, LookupTx,
     MeshOutboxEntry, MeshOutgoing, NewApiToken, NewMeshMessage, OAuthClient, OutboxStats,
@@ -51,16 +51,10 @@ impl<B: Backend> Store for B {
                         (SELECT count(*) FROM accesses), (SELECT count(*) FROM notifications)",
                 &[],
             )?;
-            Ok(StoreCounts {
-                local_authorities: r.get(0)?,
-                care_settings: r.get(1)?,
-                demographics: r.get(2)?,
-                records: r.get(3)?,
-                plans: r.get(4)?,
-                uploads: r.get(5)?,
-                accesses: r.get(6)?,
-                notifications: r.get(7)?,
-            })
+            Ok(from_row!(r, 0 => StoreCounts {
+                local_authorities, care_settings, demographics, records, plans, uploads, accesses,
+                notifications
+            }))
         })
     }
 

@@ -235,7 +235,7 @@ impl UploadTx for SqlTx<'_> {
              WHERE effective AND la_ods = $1 AND (file_id = $2 OR content_sha256 = $3) AND id <> $4
              ORDER BY seq LIMIT 1",
             &[&la.as_str(), &file_id, &content_sha256, &except.as_str()],
-            |r| uploads::upload_id(r, 0),
+            |r| r.get(0),
         )
     }
 
@@ -387,7 +387,7 @@ impl UploadTx for SqlTx<'_> {
             "SELECT r.nhs_number, p.plan_type FROM plans p JOIN records r ON r.id = p.record_id
                  WHERE r.la_ods = $1 AND (p.end_date IS NULL OR p.end_date > $2)",
             &[&la.as_str(), &as_of],
-            |r| Ok((r.nhs(0)?, r.parse(1, "plan type", |s| s.parse().ok())?)),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
     }
 

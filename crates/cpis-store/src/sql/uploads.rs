@@ -1,15 +1,15 @@
 //! Uploads: summaries, per-row results, the data-quality counts, and the statements the upload
 //! transaction writes a record and a row result with.
 
-use super::{big, Db, Row};
+use super::{big, from_row, Db, Row};
 use crate::{RowFilter, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use cpis_domain::data_quality::UploadOutcomeCounts;
-use cpis_domain::outcome::{DetailCode, FileOutcome, RecordOutcome};
+use cpis_domain::outcome::{DetailCode, RecordOutcome};
 use cpis_domain::report::{
     RowResult, UploadCounts, UploadId, UploadMeta, UploadStatus, UploadSummary,
 };
-use cpis_domain::upload::{RecordRow, SensitiveMark, UploadMode};
+use cpis_domain::upload::{RecordRow, SensitiveMark};
 use cpis_domain::OdsCode;
 
 /// Registers an upload (status `processing`).
@@ -43,10 +43,6 @@ pub fn upload_seq(db: &mut dyn Db, id: &UploadId) -> StoreResult<i64> {
     db.row("SELECT seq FROM uploads WHERE id = $1", &[&id.as_str()])?
         .ok_or_else(|| StoreError::Constraint("no such upload".into()))?
         .get(0)
-}
-
-pub fn upload_id(r: &Row, i: usize) -> StoreResult<UploadId> {
-    r.parse(i, "upload id", |s| UploadId::parse(s).ok())
 }
 
 fn outcome_count(s: &UploadSummary, o: RecordOutcome) -> i64 {
@@ -101,10 +97,6 @@ const SUMMARY_COLUMNS: &str =
     cpr01, cpr02, cpr03, cpr04, cpr05, cpr06, cpr07, plans_ended, deleted,
     received_at, completed_at, duplicate_of";
 
-fn file_outcome(r: &Row, i: usize) -> StoreResult<Option<FileOutcome>> {
-    r.parse_opt(i, "file outcome", FileOutcome::from_code)
-}
-
 fn summary_from_row(r: &Row) -> StoreResult<UploadSummary> {
     let mut counts = UploadCounts {
         rows: r.get(11)?,
@@ -121,26 +113,23 @@ fn summary_from_row(r: &Row) -> StoreResult<UploadSummary> {
         }
     }
     Ok(UploadSummary {
-        id: upload_id(r, 0)?,
+        id: r.get(0)?,
         meta: UploadMeta {
-            la: r.ods(1)?,
+            la: r.get(1)?,
             file_id: r.get(2)?,
-            mode: r.parse(3, "upload mode", |s| s.parse::<UploadMode>().ok())?,
+            mode: r.get(3)?,
             file_date: r.get(4)?,
             format: r.get(5)?,
             channel: r.get(6)?,
         },
         content_sha256: r.get(7)?,
-        status: r.parse(8, "status", UploadStatus::from_code)?,
-        file_outcome: file_outcome(r, 9)?,
+        status: r.get(8)?,
+        file_outcome: r.get(9)?,
         message: r.get(10)?,
         counts,
         received_at: r.get(23)?,
         completed_at: r.get(24)?,
-        duplicate_of: match r.opt_str(25)? {
-            Some(_) => Some(upload_id(r, 25)?),
-            None => None,
-        },
+        duplicate_of: r.get(25)?,
     })
 }
 
@@ -183,15 +172,9 @@ pub fn rows(
             &i64::from(f.limit),
         ],
         |r| {
-            Ok(RowResult {
-                row: r.get(0)?,
-                nhs_number: r.get(1)?,
-                outcome: r.parse(2, "outcome", RecordOutcome::from_code)?,
-                detail: r.parse_opt(3, "detail", DetailCode::from_code)?,
-                message: r.get(4)?,
-                new_nhs_number: r.opt_nhs(5)?,
-                local_id: r.get(6)?,
-            })
+            Ok(from_row!(r, 0 => RowResult {
+                row, nhs_number, outcome, detail, message, new_nhs_number, local_id
+            }))
         },
     )
 }
@@ -246,10 +229,10 @@ pub fn la_upload_stats(
                 }
             }
             Ok(UploadOutcomeCounts {
-                id: upload_id(r, 0)?,
+                id: r.get(0)?,
                 file_id: r.get(1)?,
                 received_at: r.get(2)?,
-                file_outcome: file_outcome(r, 3)?,
+                file_outcome: r.get(3)?,
                 rows: r.get(4)?,
                 by_outcome,
                 inactive_nhs_numbers: r.get(12)?,
