@@ -347,15 +347,7 @@ pub trait UploadTx {
     fn demographics_many(
         &mut self,
         nhs: &[NhsNumber],
-    ) -> StoreResult<std::collections::HashMap<NhsNumber, Demographics>> {
-        let mut found = std::collections::HashMap::with_capacity(nhs.len());
-        for n in nhs {
-            if let Some(d) = self.demographics(*n)? {
-                found.insert(*n, d);
-            }
-        }
-        Ok(found)
-    }
+    ) -> StoreResult<std::collections::HashMap<NhsNumber, Demographics>>;
     /// Whether the LA holds this record (or this plan of it).
     fn has_record(
         &mut self,

@@ -203,35 +203,24 @@ pub fn session(
     id_hash: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<(Session, User)>> {
-    let Some(r) = db.row(
-        "SELECT user_id, csrf_token, created_at, expires_at, sds_user_id, role_profile_id, role_code,
-                assurance_level
+    let Some(session) = db.find(
+        "SELECT id_hash, user_id, csrf_token, created_at, expires_at, sds_user_id, role_profile_id,
+                role_code, assurance_level
          FROM sessions WHERE id_hash = $1 AND expires_at > $2",
         &[&id_hash, &now],
+        |r| {
+            let nhs = from_row!(r, 5 => NhsIdentity { sds_user_id, role_profile_id, role_code });
+            let assurance_level = r.get::<Option<i64>>(8)?.and_then(|a| u8::try_from(a).ok());
+            Ok(from_row!(r, 0 => Session {
+                id_hash, user_id, csrf_token, created_at, expires_at, nhs = nhs,
+                assurance_level = assurance_level
+            }))
+        },
     )?
     else {
         return Ok(None);
     };
-    let user_id: String = r.get(0)?;
-    let Some(user) = user_by_id(db, &user_id)? else {
-        return Ok(None);
-    };
-    Ok(Some((
-        Session {
-            id_hash: id_hash.to_owned(),
-            user_id,
-            csrf_token: r.get(1)?,
-            created_at: r.get(2)?,
-            expires_at: r.get(3)?,
-            nhs: NhsIdentity {
-                sds_user_id: r.get(4)?,
-                role_profile_id: r.get(5)?,
-                role_code: r.get(6)?,
-            },
-            assurance_level: r.get::<Option<i64>>(7)?.and_then(|a| u8::try_from(a).ok()),
-        },
-        user,
-    )))
+    Ok(user_by_id(db, &session.user_id)?.map(|user| (session, user)))
 }
 
 pub fn delete_session(db: &mut dyn Db, id_hash: &str) -> StoreResult<()> {

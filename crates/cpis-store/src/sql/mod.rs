@@ -304,7 +304,7 @@ pub trait Backend: Send + Sync {
     fn read<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T>;
     /// A read the replica may answer (a moment old).
     fn read_replica<T>(&self, f: impl Fn(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
-        self.read(f)
+        self.read_replica_or_primary(f, |_| false)
     }
     /// As `read_replica`, asking the primary too when the replica's answer is `missing`.
     fn read_replica_or_primary<T>(
@@ -363,7 +363,8 @@ pub fn check_schema(have: usize, known: usize) -> StoreResult<()> {
     Ok(())
 }
 
-/// The SQLite text of a timestamp: RFC 3339, microseconds, `Z` (sorts as it compares).
+/// The SQLite text of a timestamp, also the one the audit chain hashes: RFC 3339, microseconds,
+/// `Z` (sorts as it compares).
 pub fn time_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }

@@ -112,9 +112,7 @@ pub fn la_records(
          FROM (SELECT * FROM records WHERE la_ods = $1 {filter}
                ORDER BY {NAME_ORDER} LIMIT ${l} OFFSET ${o}) r
          LEFT JOIN plans p ON p.record_id = r.id
-         ORDER BY lower(coalesce(r.family_name, '')) COLLATE \"C\",
-                  lower(coalesce(r.given_name, '')) COLLATE \"C\",
-                  r.nhs_number COLLATE \"C\", p.plan_type COLLATE \"C\""
+         ORDER BY {NAME_ORDER}, p.plan_type COLLATE \"C\""
     );
     let rows = db.rows(&sql, &args)?;
     with_plans(&rows, |r| Ok((la.clone(), r.get(0)?)))

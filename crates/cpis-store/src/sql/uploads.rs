@@ -11,6 +11,7 @@ use cpis_domain::report::{
 };
 use cpis_domain::upload::{RecordRow, SensitiveMark};
 use cpis_domain::OdsCode;
+use std::collections::BTreeMap;
 
 /// Registers an upload (status `processing`).
 pub fn insert_upload(
@@ -43,6 +44,18 @@ pub fn upload_seq(db: &mut dyn Db, id: &UploadId) -> StoreResult<i64> {
     db.row("SELECT seq FROM uploads WHERE id = $1", &[&id.as_str()])?
         .ok_or_else(|| StoreError::Constraint("no such upload".into()))?
         .get(0)
+}
+
+/// The record outcome counts stored in `cpr01`…`cpr07`, read from column `at` on (zeros left out).
+fn by_outcome(r: &Row, at: usize) -> StoreResult<BTreeMap<RecordOutcome, u64>> {
+    let mut counts = BTreeMap::new();
+    for (i, o) in RecordOutcome::ALL.into_iter().enumerate() {
+        let n: u64 = r.get(at + i)?;
+        if n > 0 {
+            counts.insert(o, n);
+        }
+    }
+    Ok(counts)
 }
 
 fn outcome_count(s: &UploadSummary, o: RecordOutcome) -> i64 {
@@ -98,20 +111,14 @@ const SUMMARY_COLUMNS: &str =
     received_at, completed_at, duplicate_of";
 
 fn summary_from_row(r: &Row) -> StoreResult<UploadSummary> {
-    let mut counts = UploadCounts {
+    let counts = UploadCounts {
         rows: r.get(11)?,
         accepted: r.get(12)?,
         rejected: r.get(13)?,
+        by_outcome: by_outcome(r, 14)?,
         plans_ended: r.get(21)?,
         deleted: r.get(22)?,
-        ..Default::default()
     };
-    for (i, o) in RecordOutcome::ALL.into_iter().enumerate() {
-        let n: u64 = r.get(14 + i)?;
-        if n > 0 {
-            counts.by_outcome.insert(o, n);
-        }
-    }
     Ok(UploadSummary {
         id: r.get(0)?,
         meta: UploadMeta {
@@ -221,20 +228,13 @@ pub fn la_upload_stats(
             &since,
         ],
         |r| {
-            let mut by_outcome = std::collections::BTreeMap::new();
-            for (i, o) in RecordOutcome::ALL.into_iter().enumerate() {
-                let n: u64 = r.get(5 + i)?;
-                if n > 0 {
-                    by_outcome.insert(o, n);
-                }
-            }
             Ok(UploadOutcomeCounts {
                 id: r.get(0)?,
                 file_id: r.get(1)?,
                 received_at: r.get(2)?,
                 file_outcome: r.get(3)?,
                 rows: r.get(4)?,
-                by_outcome,
+                by_outcome: by_outcome(r, 5)?,
                 inactive_nhs_numbers: r.get(12)?,
             })
         },
