@@ -15,6 +15,7 @@ mod store;
 mod tx;
 pub(crate) mod uploads;
 
+pub use store::Store;
 pub use tx::SqlTx;
 
 use crate::UserKind;

@@ -10,7 +10,7 @@ use crate::{
 use chrono::{DateTime, Utc};
 use cpis_domain::notification::Ack;
 use cpis_domain::{
-    Access, Accessor, NewNotification, NhsIdentity, NhsNumber, Notification, OdsCode,
+    Access, Accessor, AuditEntry, NewNotification, NhsIdentity, NhsNumber, Notification, OdsCode,
 };
 
 pub fn insert_access(db: &mut dyn Db, a: &Access) -> StoreResult<()> {
@@ -213,12 +213,13 @@ pub fn outbox_stats(db: &mut dyn Db) -> StoreResult<Vec<OutboxStats>> {
     Ok(vec![stats("webhook", 0)?, stats("mesh", 3)?])
 }
 
-pub fn add_webhook(db: &mut dyn Db, w: &Webhook) -> StoreResult<()> {
+/// Adds a webhook and appends its audit entry, inside the caller's transaction.
+pub fn add_webhook(db: &mut dyn Db, w: &Webhook, audit: &AuditEntry) -> StoreResult<()> {
     db.exec(
         "INSERT INTO webhooks (id, la_ods, url, secret, created_at) VALUES ($1, $2, $3, $4, $5)",
         &[&w.id, &w.la.as_str(), &w.url, &w.secret, &w.created_at],
     )?;
-    Ok(())
+    super::audit::append_alone(db, audit)
 }
 
 fn webhook(r: &Row, at: usize) -> StoreResult<Webhook> {
@@ -234,16 +235,23 @@ pub fn webhooks(db: &mut dyn Db, la: &OdsCode) -> StoreResult<Vec<Webhook>> {
     )
 }
 
+/// Disables the LA's active webhook and appends the audit entry, inside the caller's
+/// transaction; `false`, and no entry, when there is no such webhook.
 pub fn remove_webhook(
     db: &mut dyn Db,
     la: &OdsCode,
     id: &str,
     now: DateTime<Utc>,
+    audit: &AuditEntry,
 ) -> StoreResult<bool> {
-    Ok(db.exec(
+    let removed = db.exec(
         "UPDATE webhooks SET disabled_at = $3 WHERE id = $1 AND la_ods = $2 AND disabled_at IS NULL",
         &[&id, &la.as_str(), &now],
-    )? > 0)
+    )? > 0;
+    if removed {
+        super::audit::append_alone(db, audit)?;
+    }
+    Ok(removed)
 }
 
 /// Inside the caller's transaction.
