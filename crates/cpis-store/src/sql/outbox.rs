@@ -319,6 +319,14 @@ fn error_text(error: &str) -> String {
     error.chars().take(500).collect()
 }
 
+/// What a failed attempt sets: when to retry, or (no retry) when it was given up on.
+fn failed_column(retry_at: Option<DateTime<Utc>>) -> &'static str {
+    match retry_at {
+        Some(_) => "next_attempt_at",
+        None => "dead_at",
+    }
+}
+
 pub fn delivery_failed(
     db: &mut dyn Db,
     id: i64,
@@ -327,11 +335,7 @@ pub fn delivery_failed(
     retry_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let column = if retry_at.is_some() {
-        "next_attempt_at"
-    } else {
-        "dead_at"
-    };
+    let column = failed_column(retry_at);
     db.exec(
         &format!(
             "UPDATE deliveries SET attempts = attempts + 1, last_status = $2, last_error = $3, {column} = $4
@@ -471,11 +475,7 @@ pub fn mesh_send_failed(
     retry_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let column = if retry_at.is_some() {
-        "next_attempt_at"
-    } else {
-        "dead_at"
-    };
+    let column = failed_column(retry_at);
     db.exec(
         &format!(
             "UPDATE mesh_outbox SET attempts = attempts + 1, last_error = $2, {column} = $3
