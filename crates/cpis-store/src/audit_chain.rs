@@ -7,13 +7,6 @@ use sha2::{Digest, Sha256};
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The canonical time text stored and hashed.
-pub fn time_text(entry: &AuditEntry) -> String {
-    entry
-        .time
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
 /// SHA-256 over the previous hash, the sequence number and every field, each length-prefixed
 /// (so no two different entries encode alike).
 pub fn entry_hash(prev_hash: &str, seq: u64, e: &AuditEntry) -> String {
@@ -27,7 +20,7 @@ pub fn entry_hash(prev_hash: &str, seq: u64, e: &AuditEntry) -> String {
     };
     field(Some(prev_hash));
     field(Some(&seq.to_string()));
-    field(Some(&time_text(e)));
+    field(Some(&crate::sql::time_text(e.time)));
     field(Some(&e.actor.id));
     field(Some(&e.actor.name));
     field(e.actor.organisation.as_deref());

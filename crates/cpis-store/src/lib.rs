@@ -29,261 +29,14 @@ pub use model::{
     MeshOutgoing, NewApiToken, NewMeshMessage, NewUpload, OAuthClient, RowFilter, Session,
     StoreCounts, StoredRecord, User, UserKind, Webhook,
 };
+pub use sql::Store;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use cpis_domain::notification::Ack;
 use cpis_domain::report::{RowResult, UploadId, UploadSummary};
 use cpis_domain::upload::RecordRow;
 use cpis_domain::{
-    Access, AuditEntry, AuditRecord, CareSetting, Demographics, LocalAuthority, NewNotification,
-    NhsNumber, Notification, OdsCode, Plan, PlanType,
+    Access, AuditEntry, Demographics, LocalAuthority, NewNotification, NhsNumber, OdsCode, PlanType,
 };
-
-/// The storage interface every backend implements. Calls block: async callers run them on a
-/// blocking thread.
-pub trait Store: Send + Sync {
-    /// `sqlite` or `postgres`.
-    fn backend(&self) -> &'static str;
-    /// A cheap query proving the database answers (readiness).
-    fn ping(&self) -> StoreResult<()>;
-    fn counts(&self) -> StoreResult<StoreCounts>;
-
-    // Directory.
-    fn upsert_local_authorities(
-        &self,
-        las: &[LocalAuthority],
-        now: DateTime<Utc>,
-    ) -> StoreResult<usize>;
-    fn upsert_care_settings(
-        &self,
-        settings: &[CareSetting],
-        now: DateTime<Utc>,
-    ) -> StoreResult<usize>;
-    fn local_authority(&self, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>>;
-    fn local_authorities(&self) -> StoreResult<Vec<LocalAuthority>>;
-    fn care_setting(&self, ods: &OdsCode) -> StoreResult<Option<CareSetting>>;
-    /// Every care setting, by ODS code (the admin directory page).
-    fn care_settings(&self) -> StoreResult<Vec<CareSetting>>;
-
-    // Demographics index.
-    fn upsert_demographics(
-        &self,
-        entries: &[Demographics],
-        now: DateTime<Utc>,
-    ) -> StoreResult<usize>;
-    fn demographics(&self, nhs: NhsNumber) -> StoreResult<Option<Demographics>>;
-
-    // Records, read side.
-    /// Every LA's record for this NHS number, with all plans (visibility is the caller's rule).
-    /// A record's `sensitive` is evaluated now: the LA's mark OR the demographics index's
-    /// current S-flag (a flag that arrives after the upload hides the history at once).
-    fn records_for(&self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>>;
-    /// Number of records an LA holds.
-    fn la_record_count(&self, la: &OdsCode) -> StoreResult<u64>;
-    /// A page of the LA's own records (never another LA's), with their plans (the LA records
-    /// page).
-    fn la_records(&self, la: &OdsCode, query: &RecordQuery) -> StoreResult<Vec<StoredRecord>>;
-
-    // Lookups and notifications.
-    /// Opens the write transaction a batch of lookups runs in: each lookup reads the child's
-    /// records and writes its access and notifications in it, and all commit together.
-    fn begin_lookups(&self) -> StoreResult<Box<dyn LookupTx + '_>>;
-    /// Opens the transaction a demographics change file is applied in.
-    fn begin_changes(&self) -> StoreResult<Box<dyn ChangesTx + '_>>;
-
-    // Retention.
-    /// Every plan that can leave its visibility window (ended plans and UCPPs), with its LA and
-    /// NHS number.
-    fn purgeable_plans(&self) -> StoreResult<Vec<(OdsCode, NhsNumber, Plan)>>;
-    /// Deletes these plans if they are still exactly as listed (an upload may have changed them
-    /// since), then the records left with no plan, and appends the audit entry; one transaction.
-    /// Returns (plans deleted, records deleted).
-    fn purge(
-        &self,
-        plans: &[(OdsCode, NhsNumber, Plan)],
-        audit: &AuditEntry,
-    ) -> StoreResult<(u64, u64)>;
-
-    // Operations.
-    /// A consistent copy of the whole database in a new file (SQLite online backup).
-    fn backup_to(&self, path: &std::path::Path) -> StoreResult<()>;
-    /// Notifications not yet acknowledged (outbox depth).
-    fn unacknowledged_notifications(&self) -> StoreResult<u64>;
-    /// Each push channel's outbox (webhook deliveries, MESH messages): how many are still to be
-    /// delivered, since when the oldest waits, how many were given up on. For `/metrics`.
-    fn outbox_stats(&self) -> StoreResult<Vec<OutboxStats>>;
-
-    // Webhook delivery (the outbox's push side).
-    /// Adds a webhook and appends its audit entry, in one transaction.
-    fn add_webhook(&self, webhook: &Webhook, audit: &AuditEntry) -> StoreResult<()>;
-    fn webhooks(&self, la: &OdsCode) -> StoreResult<Vec<Webhook>>;
-    /// Disables a webhook (its pending deliveries are not attempted again) and appends the audit
-    /// entry, in one transaction. `false`, and no entry, when the LA has no such active webhook.
-    fn remove_webhook(
-        &self,
-        la: &OdsCode,
-        id: &str,
-        now: DateTime<Utc>,
-        audit: &AuditEntry,
-    ) -> StoreResult<bool>;
-    /// Claims up to `limit` deliveries due now: each is leased until `lease_until`, so another
-    /// worker (on this or another server) does not send it meanwhile.
-    fn claim_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<DueDelivery>>;
-    fn delivery_succeeded(&self, id: i64, status: u16, now: DateTime<Utc>) -> StoreResult<()>;
-    /// Records a failed attempt: retry at `retry_at`, or give up (dead letter) when `None`.
-    fn delivery_failed(
-        &self,
-        id: i64,
-        status: Option<u16>,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    fn dead_deliveries(&self, limit: u32) -> StoreResult<Vec<DeadDelivery>>;
-
-    // MESH outbox (messages to LA mailboxes).
-    /// Notifications of LAs that have a MESH mailbox, after each LA's MESH cursor, in cursor
-    /// order per LA, with the mailbox: what the MESH worker has still to queue.
-    fn mesh_pending_notifications(&self, limit: u32) -> StoreResult<Vec<(Notification, String)>>;
-    /// Queues messages (a local id already queued is left alone) and moves LA cursors forward
-    /// (never back), in one transaction. Returns how many messages were new.
-    fn mesh_enqueue(
-        &self,
-        messages: &[NewMeshMessage],
-        cursors: &[(OdsCode, u64)],
-    ) -> StoreResult<usize>;
-    /// Claims up to `limit` queued messages due now, leased until `lease_until`.
-    fn mesh_claim(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<MeshOutgoing>>;
-    /// Records that a send is about to start: from now on its outcome is unknown until
-    /// [`Store::mesh_sent`].
-    fn mesh_send_started(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
-    fn mesh_sent(&self, id: i64, message_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
-    /// Records a failed attempt: retry at `retry_at`, or give up (dead letter) when `None`.
-    fn mesh_send_failed(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    /// The outbox, newest first.
-    fn mesh_outbox(&self, limit: u32) -> StoreResult<Vec<MeshOutboxEntry>>;
-    /// The most recent unscheduled accesses to a child, newest first.
-    fn recent_accesses(&self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>>;
-    /// An LA's notifications after the cursor (a `seq`), oldest first.
-    fn notifications(&self, la: &OdsCode, after: u64, limit: u32)
-        -> StoreResult<Vec<Notification>>;
-    /// Acknowledges one of the LA's notifications (idempotent).
-    fn acknowledge(&self, la: &OdsCode, id: &str, by: &str, now: DateTime<Utc>)
-        -> StoreResult<Ack>;
-    /// An LA's notifications with a cursor below `before` (all when `None`), newest first (the
-    /// web inbox). Read from the primary, so an acknowledgement just made shows.
-    fn notifications_newest(
-        &self,
-        la: &OdsCode,
-        before: Option<u64>,
-        limit: u32,
-    ) -> StoreResult<Vec<Notification>>;
-
-    // Identities.
-    fn create_user(&self, user: &User) -> StoreResult<()>;
-    fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
-    fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
-    fn list_users(&self) -> StoreResult<Vec<User>>;
-    /// Replaces a user's mutable fields (display name, role, permissions, organisation,
-    /// password hash, disabled, failed logins, lock).
-    fn update_user(&self, user: &User, now: DateTime<Utc>) -> StoreResult<()>;
-    /// Counts one failed password login, atomically in the database (parallel guesses each
-    /// count): the `max_failures`-th consecutive failure locks the account until `lock_until`
-    /// and restarts the count. Returns the account's lock after the change.
-    fn record_login_failure(
-        &self,
-        user_id: &str,
-        max_failures: u32,
-        lock_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<DateTime<Utc>>>;
-    /// After a good password: clears the failure count and an expired lock, unless the account
-    /// is locked at `now` (a parallel failure may have locked it after it was read). Returns
-    /// false, changing nothing, when it is locked.
-    fn clear_login_failures(&self, user_id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
-    fn create_api_token(&self, token: &NewApiToken) -> StoreResult<()>;
-    /// Applies the change and appends the audit entry in one transaction: an administrative
-    /// change is never written without its audit entry, and a change that fails (an existing
-    /// username, an unknown user) appends nothing. `now` is the update time of an
-    /// [`IdentityChange::UpdateUser`].
-    fn change_identity(
-        &self,
-        change: &IdentityChange,
-        now: DateTime<Utc>,
-        audit: &AuditEntry,
-    ) -> StoreResult<()>;
-    /// The (enabled or not) user an unexpired, unrevoked token digest belongs to.
-    fn user_by_token_hash(&self, token_hash: &str, now: DateTime<Utc>)
-        -> StoreResult<Option<User>>;
-    fn create_session(&self, session: &Session) -> StoreResult<()>;
-    fn session(&self, id_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<(Session, User)>>;
-    fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
-    /// An application-restricted client and the system identity it acts as.
-    fn oauth_client(&self, client_id: &str) -> StoreResult<Option<(OAuthClient, User)>>;
-    fn oauth_clients(&self) -> StoreResult<Vec<OAuthClient>>;
-    /// Records the `jti` of a client assertion until `expires_at`. `false` when the client
-    /// already used it (a replay), whichever server saw it. Forgets expired ones.
-    fn use_assertion_jti(
-        &self,
-        client_id: &str,
-        jti: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
-
-    // Audit.
-    /// Appends one entry to the hash chain.
-    fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
-    fn audit_search(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>>;
-    /// Recomputes the whole chain.
-    fn audit_verify(&self) -> StoreResult<AuditVerification>;
-
-    // Uploads.
-    /// Opens the one write transaction an upload is applied in. Dropping it without
-    /// [`UploadTx::finish`] rolls everything back, including the upload's own row: an upload
-    /// whose process dies leaves no trace and nothing applied.
-    fn begin_upload(&self) -> StoreResult<Box<dyn UploadTx + '_>>;
-    /// Records an upload that was refused as a whole (malformed file, unsupported version)
-    /// without touching any record.
-    fn record_refused_upload(&self, summary: &UploadSummary) -> StoreResult<()>;
-    /// An upload, only if it belongs to `la`.
-    fn upload(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<UploadSummary>>;
-    /// The LA's most recent uploads, newest first (the LA's upload page).
-    fn recent_uploads(&self, la: &OdsCode, limit: u32) -> StoreResult<Vec<UploadSummary>>;
-    fn upload_rows(
-        &self,
-        la: &OdsCode,
-        id: &UploadId,
-        filter: &RowFilter,
-    ) -> StoreResult<Vec<RowResult>>;
-    /// How many uploads of `la` were applied after upload `id` was received.
-    fn applied_uploads_since(&self, la: &OdsCode, id: &UploadId) -> StoreResult<u64>;
-    /// The stored file of an upload held for confirmation.
-    fn held_file(&self, la: &OdsCode, id: &UploadId) -> StoreResult<Option<Vec<u8>>>;
-    /// The record outcome counts of the LA's completed uploads received at or after `since`,
-    /// oldest first (the data-quality report: see [`cpis_domain::data_quality`]).
-    fn la_upload_stats(
-        &self,
-        la: &OdsCode,
-        since: DateTime<Utc>,
-    ) -> StoreResult<Vec<UploadOutcomeCounts>>;
-}
 
 /// The transaction a batch of lookups runs in (group commit). Dropping it without `commit`
 /// rolls every lookup in it back.
@@ -298,8 +51,6 @@ pub trait LookupTx {
     fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 
-/// The single transaction an upload runs in: verification reads, record writes, row results and
-/// the final summary commit together or not at all.
 /// The transaction a demographics change file is applied in: index updates, record moves,
 /// `inactive-nhs-number` notifications and audit commit together.
 pub trait ChangesTx {
@@ -331,6 +82,8 @@ pub enum HeldClaim {
     Stale,
 }
 
+/// The single transaction an upload runs in: verification reads, record writes, row results and
+/// the final summary commit together or not at all.
 pub trait UploadTx {
     /// Registers a new upload (status `processing`) inside this transaction.
     fn insert_upload(&mut self, upload: &NewUpload) -> StoreResult<()>;
@@ -347,15 +100,7 @@ pub trait UploadTx {
     fn demographics_many(
         &mut self,
         nhs: &[NhsNumber],
-    ) -> StoreResult<std::collections::HashMap<NhsNumber, Demographics>> {
-        let mut found = std::collections::HashMap::with_capacity(nhs.len());
-        for n in nhs {
-            if let Some(d) = self.demographics(*n)? {
-                found.insert(*n, d);
-            }
-        }
-        Ok(found)
-    }
+    ) -> StoreResult<std::collections::HashMap<NhsNumber, Demographics>>;
     /// Whether the LA holds this record (or this plan of it).
     fn has_record(
         &mut self,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use cpis_domain::report::{UploadId, UploadMeta};
 use cpis_domain::RecordOutcome;
 
-/// A CP-IS record as stored (the domain's [`Record`]).
+/// A CP-IS record as stored (the domain's [`cpis_domain::Record`]).
 pub type StoredRecord = cpis_domain::Record;
 
 /// An upload about to be processed.

@@ -10,15 +10,16 @@ use crate::sql::{big, Db};
 use crate::StoreResult;
 use chrono::{DateTime, SubsecRound, Utc};
 use cpis_domain::report::RowResult;
-use cpis_domain::Demographics;
+use cpis_domain::{Demographics, NhsNumber};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 
-/// Streams `rows` into `copy_sql` (a `COPY ... FROM STDIN (FORMAT binary)`).
+/// Streams `rows` into `copy_sql` (a `COPY ... FROM STDIN (FORMAT binary)`), each value in the
+/// type its column has in `columns_sql` (a query of the copied columns).
 fn copy<T>(
     conn: &mut Conn,
     copy_sql: &str,
-    types: &[Type],
+    columns_sql: &str,
     rows: &[T],
     fields: impl Fn(
         usize,
@@ -26,8 +27,15 @@ fn copy<T>(
         &mut dyn FnMut(&[&(dyn ToSql + Sync)]) -> StoreResult<()>,
     ) -> StoreResult<()>,
 ) -> StoreResult<()> {
+    // Not from the statement cache: a staging table is made anew in each transaction.
+    let columns = conn.client().prepare(columns_sql)?;
+    let types: Vec<Type> = columns
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
     let sink = conn.client().copy_in(copy_sql)?;
-    let mut writer = BinaryCopyInWriter::new(sink, types);
+    let mut writer = BinaryCopyInWriter::new(sink, &types);
     for (i, row) in rows.iter().enumerate() {
         fields(i, row, &mut |values| Ok(writer.write(values)?))?;
     }
@@ -49,14 +57,7 @@ pub fn upsert_demographics(
     copy(
         conn,
         "COPY cpis_demographics_in FROM STDIN (FORMAT binary)",
-        &[
-            Type::INT8,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::DATE,
-            Type::BOOL,
-        ],
+        "SELECT * FROM cpis_demographics_in",
         entries,
         |i, e, write| {
             write(&[
@@ -90,7 +91,7 @@ pub fn upsert_many(
     conn: &mut Conn,
     rows: &[PendingUpsert],
     staged: &mut bool,
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<Vec<NhsNumber>> {
     if *staged {
         conn.batch("TRUNCATE cpis_upserts_in")?;
     } else {
@@ -108,41 +109,26 @@ pub fn upsert_many(
     copy(
         conn,
         "COPY cpis_upserts_in FROM STDIN (FORMAT binary)",
-        &[
-            Type::INT8,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::DATE,
-            Type::BOOL,
-            Type::BOOL,
-            Type::TIMESTAMPTZ,
-            Type::TEXT,
-            Type::TEXT,
-            Type::DATE,
-            Type::DATE,
-            Type::DATE,
-        ],
+        "SELECT * FROM cpis_upserts_in",
         rows,
         |i, u, write| {
+            let (r, plan) = (&u.row, &u.row.plan);
             write(&[
                 &(i as i64),
-                &u.la,
-                &u.nhs_number,
-                &u.local_id,
-                &u.given_name,
-                &u.family_name,
-                &u.date_of_birth,
-                &u.marked,
-                &u.mark_stated,
+                &u.la.as_str(),
+                &r.nhs_number.digits(),
+                &r.local_id,
+                &r.given_name,
+                &r.family_name,
+                &r.date_of_birth,
+                &r.sensitive.is_marked(),
+                &u.mark_stated(),
                 &u.now.trunc_subsecs(6),
-                &u.upload_id,
-                &u.plan_type,
-                &u.start,
-                &u.end,
-                &u.expected_delivery,
+                &u.upload.as_str(),
+                &plan.plan_type().code(),
+                &plan.start(),
+                &plan.end(),
+                &plan.expected_delivery(),
             ])
         },
     )?;
@@ -190,23 +176,15 @@ pub fn upsert_many(
     unmarked.iter().map(|r| r.get(0)).collect()
 }
 
+const ROW_COLUMNS: &str =
+    "upload_seq, row_no, nhs_number, outcome, detail, message, new_nhs_number, local_id";
+
 /// Writes one upload's row results through COPY.
 pub fn row_results(conn: &mut Conn, upload_seq: i64, rows: &[RowResult]) -> StoreResult<()> {
     copy(
         conn,
-        "COPY upload_rows (upload_seq, row_no, nhs_number, outcome, detail, message, new_nhs_number,
-                           local_id)
-         FROM STDIN (FORMAT binary)",
-        &[
-            Type::INT8,
-            Type::INT8,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-        ],
+        &format!("COPY upload_rows ({ROW_COLUMNS}) FROM STDIN (FORMAT binary)"),
+        &format!("SELECT {ROW_COLUMNS} FROM upload_rows"),
         rows,
         |_, r, write| {
             write(&[

@@ -155,15 +155,8 @@ impl Backend for PgStore {
     }
 
     /// On the replica if there is one (and it answers), else on the primary. The answer may
-    /// trail the primary by the replication lag.
-    fn read_replica<T>(&self, f: impl Fn(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
-        if let Some(v) = self.replica.as_ref().and_then(|r| r.try_read(&f)) {
-            return Ok(v);
-        }
-        self.read(f)
-    }
-
-    /// What was just written on the primary is never reported absent.
+    /// trail the primary by the replication lag, but what was just written on the primary is
+    /// never reported `missing`.
     fn read_replica_or_primary<T>(
         &self,
         f: impl Fn(&mut dyn Db) -> StoreResult<T>,

@@ -4,10 +4,10 @@
 //! checked before it is handed out, so a connection PostgreSQL ended while it was idle (a restart,
 //! a failover, a terminated session) is replaced instead of failing a request.
 
-use crate::sql::{Arg, Args, Db, Dialect, Lock, Row, Value};
+use crate::sql::{Arg, Args, Db, Lock, Row, Value};
 use crate::{StoreError, StoreResult};
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
-use postgres::types::{ToSql, Type};
+use postgres::types::{FromSql, ToSql, Type};
 use postgres::{Client, NoTls, Statement};
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
@@ -193,11 +193,7 @@ pub struct Pooled<'a> {
 
 impl Deref for Pooled<'_> {
     type Target = Conn;
-    #[allow(
-        clippy::expect_used,
-        clippy::unwrap_used,
-        reason = "cannot fail: pooled connection present until dropped"
-    )]
+    #[allow(clippy::expect_used, reason = "cannot fail: present until dropped")]
     fn deref(&self) -> &Conn {
         self.conn
             .as_ref()
@@ -206,11 +202,7 @@ impl Deref for Pooled<'_> {
 }
 
 impl DerefMut for Pooled<'_> {
-    #[allow(
-        clippy::expect_used,
-        clippy::unwrap_used,
-        reason = "cannot fail: pooled connection present until dropped"
-    )]
+    #[allow(clippy::expect_used, reason = "cannot fail: present until dropped")]
     fn deref_mut(&mut self) -> &mut Conn {
         self.conn
             .as_mut()
@@ -257,22 +249,24 @@ fn pg_arg<'a>(arg: Arg<'a>, ty: &Type) -> Box<dyn ToSql + Sync + 'a> {
 }
 
 fn pg_value(r: &postgres::Row, i: usize, ty: &Type) -> StoreResult<Value> {
-    Ok(match ty.name() {
-        "int2" => r
-            .try_get::<_, Option<i16>>(i)?
-            .map(|v| Value::Int(v.into())),
-        "int4" => r
-            .try_get::<_, Option<i32>>(i)?
-            .map(|v| Value::Int(v.into())),
-        "int8" => r.try_get::<_, Option<i64>>(i)?.map(Value::Int),
-        "bool" => r.try_get::<_, Option<bool>>(i)?.map(Value::Bool),
-        "timestamptz" => r.try_get::<_, Option<DateTime<Utc>>>(i)?.map(Value::Time),
-        "date" => r.try_get::<_, Option<NaiveDate>>(i)?.map(Value::Date),
-        "bytea" => r.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Blob),
-        "float8" => r.try_get::<_, Option<f64>>(i)?.map(Value::Real),
-        _ => r.try_get::<_, Option<String>>(i)?.map(Value::Text),
+    fn get<'a, T: FromSql<'a>>(
+        r: &'a postgres::Row,
+        i: usize,
+        value: impl FnOnce(T) -> Value,
+    ) -> StoreResult<Value> {
+        Ok(r.try_get::<_, Option<T>>(i)?.map_or(Value::Null, value))
     }
-    .unwrap_or(Value::Null))
+    match ty.name() {
+        "int2" => get(r, i, |v: i16| Value::Int(v.into())),
+        "int4" => get(r, i, |v: i32| Value::Int(v.into())),
+        "int8" => get(r, i, Value::Int),
+        "bool" => get(r, i, Value::Bool),
+        "timestamptz" => get(r, i, Value::Time),
+        "date" => get(r, i, Value::Date),
+        "bytea" => get(r, i, Value::Blob),
+        "float8" => get(r, i, Value::Real),
+        _ => get(r, i, Value::Text),
+    }
 }
 
 impl Conn {
@@ -296,10 +290,6 @@ fn refs<'a>(values: &'a [Box<dyn ToSql + Sync + '_>]) -> Vec<&'a (dyn ToSql + Sy
 }
 
 impl Db for Conn {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-
     fn exec(&mut self, sql: &str, args: Args<'_>) -> StoreResult<u64> {
         let (st, values) = self.bound(sql, args)?;
         Ok(self.client.execute(&st, &refs(&values))?)

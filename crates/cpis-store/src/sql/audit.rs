@@ -5,7 +5,7 @@
 use super::{big, Db, Row};
 use crate::audit_chain::{entry_hash, AuditVerification, GENESIS};
 use crate::{AuditQuery, StoreResult};
-use cpis_domain::{AuditActor, AuditEntry, AuditOutcome, AuditRecord};
+use cpis_domain::{AuditActor, AuditEntry, AuditRecord};
 
 /// The chain head as a transaction sees it: read and locked at the first append, advanced by each
 /// append, written back once before the transaction commits (a group of lookups appends many).
@@ -104,9 +104,9 @@ fn from_row(r: &Row) -> StoreResult<(AuditRecord, String)> {
                     role: r.get(5)?,
                 },
                 action: r.get(6)?,
-                subject_nhs: r.opt_nhs(7)?,
+                subject_nhs: r.get(7)?,
                 trace_id: r.get(8)?,
-                outcome: r.parse(9, "audit outcome", AuditOutcome::from_code)?,
+                outcome: r.get(9)?,
                 detail: r.get(10)?,
             },
             hash: r.get(12)?,
@@ -116,7 +116,7 @@ fn from_row(r: &Row) -> StoreResult<(AuditRecord, String)> {
 }
 
 pub fn search(db: &mut dyn Db, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
-    db.rows(
+    db.list(
         &format!(
             "SELECT {COLUMNS} FROM audit_log
              WHERE ($1::text IS NULL OR subject_nhs = $1::text)
@@ -138,10 +138,8 @@ pub fn search(db: &mut dyn Db, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>> 
             &q.before_seq.map(big),
             &i64::from(q.limit),
         ],
-    )?
-    .iter()
-    .map(|r| Ok(from_row(r)?.0))
-    .collect()
+        |r| Ok(from_row(r)?.0),
+    )
 }
 
 fn broken(seq: u64, problem: impl Into<String>) -> StoreResult<AuditVerification> {

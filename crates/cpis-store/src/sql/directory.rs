@@ -1,6 +1,6 @@
 //! The directory (local authorities, care settings) and the demographics index.
 
-use super::{Db, Row};
+use super::{from_row, Db, Row};
 use crate::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use cpis_domain::{
@@ -61,63 +61,46 @@ const LA_COLUMNS: &str =
     "ods_code, name, office_hours_phone, edt_phone, secure_email, mesh_mailbox";
 
 fn la_from_row(r: &Row) -> StoreResult<LocalAuthority> {
-    Ok(LocalAuthority {
-        ods_code: r.ods(0)?,
-        name: r.get(1)?,
-        office_hours_phone: r.get(2)?,
-        edt_phone: r.get(3)?,
-        secure_email: r.get(4)?,
-        mesh_mailbox: r.get(5)?,
-    })
+    Ok(from_row!(r, 0 => LocalAuthority {
+        ods_code, name, office_hours_phone, edt_phone, secure_email, mesh_mailbox
+    }))
 }
 
 pub fn local_authority(db: &mut dyn Db, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>> {
-    db.row(
+    db.find(
         &format!("SELECT {LA_COLUMNS} FROM local_authorities WHERE ods_code = $1"),
         &[&ods.as_str()],
-    )?
-    .as_ref()
-    .map(la_from_row)
-    .transpose()
+        la_from_row,
+    )
 }
 
 pub fn local_authorities(db: &mut dyn Db) -> StoreResult<Vec<LocalAuthority>> {
-    db.rows(
+    db.list(
         &format!("SELECT {LA_COLUMNS} FROM local_authorities ORDER BY ods_code COLLATE \"C\""),
         &[],
-    )?
-    .iter()
-    .map(la_from_row)
-    .collect()
+        la_from_row,
+    )
 }
 
 fn care_setting_from_row(r: &Row) -> StoreResult<CareSetting> {
-    Ok(CareSetting {
-        ods_code: r.ods(0)?,
-        name: r.get(1)?,
-        setting_type: r.parse(2, "setting type", |s| s.parse().ok())?,
-    })
+    Ok(from_row!(r, 0 => CareSetting { ods_code, name, setting_type }))
 }
 
 pub fn care_setting(db: &mut dyn Db, ods: &OdsCode) -> StoreResult<Option<CareSetting>> {
-    db.row(
+    db.find(
         "SELECT ods_code, name, setting_type FROM care_settings WHERE ods_code = $1",
         &[&ods.as_str()],
-    )?
-    .as_ref()
-    .map(care_setting_from_row)
-    .transpose()
+        care_setting_from_row,
+    )
 }
 
 /// Every care setting, by ODS code (the admin directory page).
 pub fn care_settings(db: &mut dyn Db) -> StoreResult<Vec<CareSetting>> {
-    db.rows(
+    db.list(
         "SELECT ods_code, name, setting_type FROM care_settings ORDER BY ods_code COLLATE \"C\"",
         &[],
-    )?
-    .iter()
-    .map(care_setting_from_row)
-    .collect()
+        care_setting_from_row,
+    )
 }
 
 /// Inside the caller's transaction. Large batches on PostgreSQL go through COPY.
@@ -164,7 +147,7 @@ fn demographics_row(nhs: NhsNumber, r: &Row) -> StoreResult<Demographics> {
     let status = match (r.str(0)?, r.opt_str(1)?) {
         ("active", None) => DemographicStatus::Active,
         ("inactive", None) => DemographicStatus::Inactive,
-        ("superseded", Some(_)) => DemographicStatus::Superseded(r.nhs(1)?),
+        ("superseded", Some(_)) => DemographicStatus::Superseded(r.get(1)?),
         _ => return Err(StoreError::corrupt("demographic status")),
     };
     Ok(Demographics {
@@ -176,12 +159,11 @@ fn demographics_row(nhs: NhsNumber, r: &Row) -> StoreResult<Demographics> {
 }
 
 pub fn demographics(db: &mut dyn Db, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
-    db.row(
+    db.find(
         "SELECT status, superseded_by, date_of_birth, sensitive FROM demographics WHERE nhs_number = $1",
         &[&nhs.digits()],
-    )?
-    .map(|r| demographics_row(nhs, &r))
-    .transpose()
+        |r| demographics_row(nhs, r),
+    )
 }
 
 /// Many entries at once: one round trip on PostgreSQL (`= ANY`), one lookup each on SQLite.
@@ -205,7 +187,7 @@ pub fn demographics_many(
         &[&digits],
     )?;
     for r in rows {
-        let n = r.nhs(4)?;
+        let n = r.get(4)?;
         out.insert(n, demographics_row(n, &r)?);
     }
     Ok(out)

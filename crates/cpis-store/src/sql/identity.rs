@@ -1,12 +1,11 @@
 //! Identities: users, API tokens, sessions and application-restricted OAuth clients.
 
-use super::{Db, Row};
+use super::{from_row, Db, Row};
 use crate::{
     ClientKeys, IdentityChange, NewApiToken, OAuthClient, Session, StoreError, StoreResult, User,
-    UserKind,
 };
 use chrono::{DateTime, Utc};
-use cpis_domain::{AuditEntry, NhsIdentity, Permissions};
+use cpis_domain::{AuditEntry, NhsIdentity};
 
 fn no_such_user() -> StoreError {
     StoreError::Constraint("no such user".into())
@@ -17,34 +16,18 @@ const USER_COLUMNS: &str =
     u.password_hash, u.disabled, u.failed_logins, u.locked_until, u.created_at";
 
 fn user_from_row(r: &Row) -> StoreResult<User> {
-    Ok(User {
-        id: r.get(0)?,
-        username: r.get(1)?,
-        display_name: r.get(2)?,
-        kind: r.parse(3, "user kind", |k| match k {
-            "user" => Some(UserKind::User),
-            "system" => Some(UserKind::System),
-            _ => None,
-        })?,
-        organisation: r.ods(4)?,
-        role: r.get(5)?,
-        permissions: Permissions::parse(r.str(6)?).map_err(StoreError::corrupt)?,
-        password_hash: r.get(7)?,
-        disabled: r.get(8)?,
-        failed_logins: r.get(9)?,
-        locked_until: r.get(10)?,
-        created_at: r.get(11)?,
-    })
+    Ok(from_row!(r, 0 => User {
+        id, username, display_name, kind, organisation, role, permissions, password_hash,
+        disabled, failed_logins, locked_until, created_at
+    }))
 }
 
 fn one_user(db: &mut dyn Db, sql_where: &str, arg: &str) -> StoreResult<Option<User>> {
-    db.row(
+    db.find(
         &format!("SELECT {USER_COLUMNS} FROM users u WHERE {sql_where}"),
         &[&arg],
-    )?
-    .as_ref()
-    .map(user_from_row)
-    .transpose()
+        user_from_row,
+    )
 }
 
 pub fn user_by_username(db: &mut dyn Db, username: &str) -> StoreResult<Option<User>> {
@@ -56,13 +39,11 @@ pub fn user_by_id(db: &mut dyn Db, id: &str) -> StoreResult<Option<User>> {
 }
 
 pub fn list_users(db: &mut dyn Db) -> StoreResult<Vec<User>> {
-    db.rows(
+    db.list(
         &format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.username COLLATE \"C\""),
         &[],
-    )?
-    .iter()
-    .map(user_from_row)
-    .collect()
+        user_from_row,
+    )
 }
 
 pub fn create_user(db: &mut dyn Db, u: &User) -> StoreResult<()> {
@@ -189,16 +170,12 @@ pub fn user_by_token_hash(
     hash: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<User>> {
-    db.row(
+    db.find(
         &format!(
             "SELECT {USER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)"
         ),
-        &[&hash, &now],
-    )?
-    .as_ref()
-    .map(user_from_row)
-    .transpose()
+        &[&hash, &now], user_from_row)
 }
 
 pub fn create_session(db: &mut dyn Db, s: &Session) -> StoreResult<()> {
@@ -226,35 +203,24 @@ pub fn session(
     id_hash: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<(Session, User)>> {
-    let Some(r) = db.row(
-        "SELECT user_id, csrf_token, created_at, expires_at, sds_user_id, role_profile_id, role_code,
-                assurance_level
+    let Some(session) = db.find(
+        "SELECT id_hash, user_id, csrf_token, created_at, expires_at, sds_user_id, role_profile_id,
+                role_code, assurance_level
          FROM sessions WHERE id_hash = $1 AND expires_at > $2",
         &[&id_hash, &now],
+        |r| {
+            let nhs = from_row!(r, 5 => NhsIdentity { sds_user_id, role_profile_id, role_code });
+            let assurance_level = r.get::<Option<i64>>(8)?.and_then(|a| u8::try_from(a).ok());
+            Ok(from_row!(r, 0 => Session {
+                id_hash, user_id, csrf_token, created_at, expires_at, nhs = nhs,
+                assurance_level = assurance_level
+            }))
+        },
     )?
     else {
         return Ok(None);
     };
-    let user_id: String = r.get(0)?;
-    let Some(user) = user_by_id(db, &user_id)? else {
-        return Ok(None);
-    };
-    Ok(Some((
-        Session {
-            id_hash: id_hash.to_owned(),
-            user_id,
-            csrf_token: r.get(1)?,
-            created_at: r.get(2)?,
-            expires_at: r.get(3)?,
-            nhs: NhsIdentity {
-                sds_user_id: r.get(4)?,
-                role_profile_id: r.get(5)?,
-                role_code: r.get(6)?,
-            },
-            assurance_level: r.get::<Option<i64>>(7)?.and_then(|a| u8::try_from(a).ok()),
-        },
-        user,
-    )))
+    Ok(user_by_id(db, &session.user_id)?.map(|user| (session, user)))
 }
 
 pub fn delete_session(db: &mut dyn Db, id_hash: &str) -> StoreResult<()> {
@@ -312,13 +278,11 @@ pub fn oauth_client(db: &mut dyn Db, client_id: &str) -> StoreResult<Option<(OAu
 }
 
 pub fn oauth_clients(db: &mut dyn Db) -> StoreResult<Vec<OAuthClient>> {
-    db.rows(
+    db.list(
         &format!("SELECT {CLIENT_COLUMNS} FROM oauth_clients ORDER BY client_id"),
         &[],
-    )?
-    .iter()
-    .map(client_from_row)
-    .collect()
+        client_from_row,
+    )
 }
 
 /// Inside the caller's transaction.

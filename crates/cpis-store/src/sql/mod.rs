@@ -2,7 +2,7 @@
 //! (`$1` placeholders), against [`Db`]: a connection that binds [`Arg`]s and hands rows back as
 //! [`Row`]s of [`Value`]s, whichever driver is underneath. The SQLite connection rewrites the text
 //! in one small dialect step ([`to_sqlite`]); the few statements that really differ branch on
-//! [`Db::dialect`]. Timestamps are `timestamptz` on PostgreSQL and RFC 3339 text (microseconds,
+//! [`Db::postgres`]. Timestamps are `timestamptz` on PostgreSQL and RFC 3339 text (microseconds,
 //! `Z`) on SQLite, dates `date` or ISO text, booleans `boolean` or 0/1: binding and reading
 //! convert, so query code sees only domain values.
 
@@ -15,18 +15,20 @@ mod store;
 mod tx;
 pub(crate) mod uploads;
 
+pub use store::Store;
 pub use tx::SqlTx;
 
+use crate::UserKind;
 use crate::{StoreError, StoreResult};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use cpis_domain::{parse_iso_date, NhsNumber, OdsCode};
+use cpis_domain::outcome::{DetailCode, FileOutcome, RecordOutcome};
+use cpis_domain::report::{UploadId, UploadStatus};
+use cpis_domain::upload::UploadMode;
+use cpis_domain::{
+    parse_iso_date, AccessKind, AuditOutcome, NhsNumber, NotificationKind, OdsCode, Permissions,
+    PlanType, SettingType,
+};
 use std::ops::DerefMut;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-}
 
 /// A parameter as bound: each backend turns it into its own column type.
 #[derive(Debug, Clone, Copy)]
@@ -121,6 +123,7 @@ from_value! {
     // Stored counts and sequence numbers are never negative.
     u64: Value::Int(i) => Ok((*i).max(0) as u64);
     u32: Value::Int(i) => Ok(u32::try_from((*i).max(0)).unwrap_or(u32::MAX));
+    u16: Value::Int(i) => Ok(u16::try_from((*i).max(0)).unwrap_or(u16::MAX));
     bool: Value::Bool(b) => Ok(*b), Value::Int(i) => Ok(*i != 0);
     String: Value::Text(s) => Ok(s.clone());
     Vec<u8>: Value::Blob(b) => Ok(b.clone()), Value::Text(s) => Ok(s.clone().into_bytes());
@@ -170,41 +173,50 @@ impl Row {
         self.opt_str(i)?
             .ok_or_else(|| StoreError::Backend(format!("column {i} is NULL, not text")))
     }
-
-    /// A text column parsed with `parse` (`None` = corrupt `what`).
-    pub fn parse<T>(
-        &self,
-        i: usize,
-        what: &str,
-        parse: impl Fn(&str) -> Option<T>,
-    ) -> StoreResult<T> {
-        parse(self.str(i)?).ok_or_else(|| StoreError::corrupt(what))
-    }
-
-    /// As [`Row::parse`], for a column that may be NULL.
-    pub fn parse_opt<T>(
-        &self,
-        i: usize,
-        what: &str,
-        parse: impl Fn(&str) -> Option<T>,
-    ) -> StoreResult<Option<T>> {
-        self.opt_str(i)?
-            .map(|s| parse(s).ok_or_else(|| StoreError::corrupt(what)))
-            .transpose()
-    }
-
-    pub fn ods(&self, i: usize) -> StoreResult<OdsCode> {
-        self.parse(i, "ODS code", |s| OdsCode::parse(s).ok())
-    }
-
-    pub fn nhs(&self, i: usize) -> StoreResult<NhsNumber> {
-        self.parse(i, "NHS number", |s| NhsNumber::parse(s).ok())
-    }
-
-    pub fn opt_nhs(&self, i: usize) -> StoreResult<Option<NhsNumber>> {
-        self.parse_opt(i, "NHS number", |s| NhsNumber::parse(s).ok())
-    }
 }
+
+/// Text columns holding a code or a domain value: `Type: |text| parsed, what` (`None`: the column
+/// is corrupt).
+macro_rules! from_text {
+    ($($t:ty: |$s:ident| $parse:expr, $what:literal;)*) => {$(impl FromValue for $t {
+        fn from_value(v: &Value) -> Option<StoreResult<Self>> {
+            let Value::Text($s) = v else { return None };
+            let $s: &str = $s;
+            Some($parse.ok_or_else(|| StoreError::corrupt($what)))
+        }
+    })*};
+}
+from_text! {
+    OdsCode: |s| OdsCode::parse(s).ok(), "ODS code";
+    NhsNumber: |s| NhsNumber::parse(s).ok(), "NHS number";
+    UploadId: |s| UploadId::parse(s).ok(), "upload id";
+    Permissions: |s| Permissions::parse(s).ok(), "permissions";
+    PlanType: |s| s.parse().ok(), "plan type";
+    SettingType: |s| s.parse().ok(), "setting type";
+    UploadMode: |s| s.parse().ok(), "upload mode";
+    UserKind: |s| [UserKind::User, UserKind::System].into_iter().find(|k| k.code() == s),
+        "user kind";
+    AccessKind: |s| AccessKind::from_code(s), "access kind";
+    NotificationKind: |s| NotificationKind::from_code(s), "notification kind";
+    UploadStatus: |s| UploadStatus::from_code(s), "upload status";
+    FileOutcome: |s| FileOutcome::from_code(s), "file outcome";
+    RecordOutcome: |s| RecordOutcome::from_code(s), "record outcome";
+    DetailCode: |s| DetailCode::from_code(s), "detail code";
+    AuditOutcome: |s| AuditOutcome::from_code(s), "audit outcome";
+}
+
+/// A struct read from consecutive columns, from column `at` on, in the order its fields are
+/// named: `from_row!(r, 0 => Webhook { id, la, url, secret, created_at })`. Each field reads
+/// with [`Row::get`], except one given as `field = value`, which takes no column.
+macro_rules! from_row {
+    ($r:expr, $at:expr => $ty:ident { $($field:ident $(= $value:expr)?),* $(,)? }) => {{
+        let mut columns = $at..;
+        $ty { $($field: $crate::sql::from_row!(@ $r, columns $(, $value)?)),* }
+    }};
+    (@ $r:expr, $columns:ident) => { $r.get($columns.next().unwrap_or_default())? };
+    (@ $r:expr, $columns:ident, $value:expr) => { $value };
+}
+pub(crate) use from_row;
 
 /// A transaction-scoped lock. PostgreSQL takes an advisory lock; SQLite's one writer already
 /// excludes every other.
@@ -218,7 +230,6 @@ pub enum Lock<'a> {
 
 /// A connection, as the shared queries see it.
 pub trait Db {
-    fn dialect(&self) -> Dialect;
     /// Runs a statement; the number of rows it changed.
     fn exec(&mut self, sql: &str, args: Args<'_>) -> StoreResult<u64>;
     fn rows(&mut self, sql: &str, args: Args<'_>) -> StoreResult<Vec<Row>>;
@@ -230,7 +241,7 @@ pub trait Db {
     /// Rolls back whatever is open; a connection that cannot is not reused.
     fn rollback(&mut self);
     fn lock(&mut self, lock: Lock<'_>) -> StoreResult<()>;
-    /// The PostgreSQL connection, for what only it does (COPY, arrays).
+    /// The PostgreSQL connection, for what only it does (COPY, arrays, buffered writes).
     fn postgres(&mut self) -> Option<&mut crate::postgres::PgConn> {
         None
     }
@@ -247,6 +258,28 @@ pub trait Db {
     /// The first column of the one row (a count).
     fn count(&mut self, sql: &str, args: Args<'_>) -> StoreResult<u64> {
         self.one(sql, args)?.get(0)
+    }
+}
+
+impl dyn Db + '_ {
+    /// Every row, each read with `read`.
+    pub fn list<T>(
+        &mut self,
+        sql: &str,
+        args: Args<'_>,
+        read: impl Fn(&Row) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.rows(sql, args)?.iter().map(read).collect()
+    }
+
+    /// The first row, if there is one, read with `read`.
+    pub fn find<T>(
+        &mut self,
+        sql: &str,
+        args: Args<'_>,
+        read: impl FnOnce(&Row) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        self.row(sql, args)?.as_ref().map(read).transpose()
     }
 }
 
@@ -272,7 +305,7 @@ pub trait Backend: Send + Sync {
     fn read<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T>;
     /// A read the replica may answer (a moment old).
     fn read_replica<T>(&self, f: impl Fn(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
-        self.read(f)
+        self.read_replica_or_primary(f, |_| false)
     }
     /// As `read_replica`, asking the primary too when the replica's answer is `missing`.
     fn read_replica_or_primary<T>(
@@ -331,7 +364,8 @@ pub fn check_schema(have: usize, known: usize) -> StoreResult<()> {
     Ok(())
 }
 
-/// The SQLite text of a timestamp: RFC 3339, microseconds, `Z` (sorts as it compares).
+/// The SQLite text of a timestamp, also the one the audit chain hashes: RFC 3339, microseconds,
+/// `Z` (sorts as it compares).
 pub fn time_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }

@@ -2,7 +2,7 @@
 //! MESH outbox. Workers claim due rows `FOR UPDATE SKIP LOCKED` on PostgreSQL (several servers),
 //! under the one writer on SQLite, and lease them until a time, so no row is sent twice at once.
 
-use super::{big, Db, Lock, Row};
+use super::{big, from_row, Db, Lock, Row};
 use crate::{
     DeadDelivery, DueDelivery, MeshOutboxEntry, MeshOutgoing, NewMeshMessage, OutboxStats,
     StoreError, StoreResult, Webhook,
@@ -10,8 +10,7 @@ use crate::{
 use chrono::{DateTime, Utc};
 use cpis_domain::notification::Ack;
 use cpis_domain::{
-    Access, AccessKind, Accessor, NewNotification, NhsIdentity, NhsNumber, Notification,
-    NotificationKind, OdsCode,
+    Access, Accessor, AuditEntry, NewNotification, NhsIdentity, NhsNumber, Notification, OdsCode,
 };
 
 pub fn insert_access(db: &mut dyn Db, a: &Access) -> StoreResult<()> {
@@ -44,40 +43,25 @@ pub fn insert_access(db: &mut dyn Db, a: &Access) -> StoreResult<()> {
 /// re-prepare the statement (it showed as about 8% of a busy server's CPU). Callers use one
 /// limit (SPEC: the 25 most recent), so one cached statement.
 pub fn recent_accesses(db: &mut dyn Db, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
-    db.rows(
+    db.list(
         &format!(
-            "SELECT id, time, nhs_number, kind, user_id, user_name, role, org_ods, org_name, setting_type,
-                    trace_id, sds_user_id, role_profile_id, role_code
+            "SELECT id, time, nhs_number, kind, trace_id, user_id, user_name, role, org_ods,
+                    org_name, setting_type, sds_user_id, role_profile_id, role_code
              FROM accesses WHERE nhs_number = $1 AND kind = 'unscheduled'
              ORDER BY seq DESC LIMIT {}",
             big(limit as u64)
         ),
         &[&nhs.digits()],
-    )?
-    .iter()
-    .map(|r| {
-        Ok(Access {
-            id: r.get(0)?,
-            time: r.get(1)?,
-            nhs_number: r.nhs(2)?,
-            kind: r.parse(3, "access kind", AccessKind::from_code)?,
-            accessor: Accessor {
-                user_id: r.get(4)?,
-                user_name: r.get(5)?,
-                role: r.get(6)?,
-                organisation: r.ods(7)?,
-                organisation_name: r.get(8)?,
-                setting_type: r.parse_opt(9, "setting type", |s| s.parse().ok())?,
-                nhs: NhsIdentity {
-                    sds_user_id: r.get(11)?,
-                    role_profile_id: r.get(12)?,
-                    role_code: r.get(13)?,
-                },
-            },
-            trace_id: r.get(10)?,
-        })
-    })
-    .collect()
+        |r| {
+            let nhs = from_row!(r, 11 => NhsIdentity { sds_user_id, role_profile_id, role_code });
+            let accessor = from_row!(r, 5 => Accessor {
+                user_id, user_name, role, organisation, organisation_name, setting_type, nhs = nhs
+            });
+            Ok(from_row!(r, 0 => Access {
+                id, time, nhs_number, kind, trace_id, accessor = accessor
+            }))
+        },
+    )
 }
 
 /// Appends to the LA's notification stream and queues its webhook deliveries, inside the
@@ -120,16 +104,9 @@ const NOTIFICATION_COLUMNS: &str =
 
 /// A notification from [`NOTIFICATION_COLUMNS`] starting at column `at`.
 fn notification(r: &Row, at: usize) -> StoreResult<Notification> {
-    Ok(Notification {
-        id: r.get(at)?,
-        seq: r.get(at + 1)?,
-        la: r.ods(at + 2)?,
-        kind: r.parse(at + 3, "notification kind", NotificationKind::from_code)?,
-        created_at: r.get(at + 4)?,
-        payload: r.get(at + 5)?,
-        acknowledged_at: r.get(at + 6)?,
-        acknowledged_by: r.get(at + 7)?,
-    })
+    Ok(from_row!(r, at => Notification {
+        id, seq, la, kind, created_at, payload, acknowledged_at, acknowledged_by
+    }))
 }
 
 /// An LA's notifications after the cursor, oldest first.
@@ -139,39 +116,35 @@ pub fn notifications(
     after: u64,
     limit: u32,
 ) -> StoreResult<Vec<Notification>> {
-    db.rows(
-        &format!(
-            "SELECT {NOTIFICATION_COLUMNS} FROM notifications n
-             WHERE la_ods = $1 AND la_seq > $2 ORDER BY la_seq LIMIT $3"
-        ),
-        &[&la.as_str(), &big(after), &i64::from(limit)],
-    )?
-    .iter()
-    .map(|r| notification(r, 0))
-    .collect()
+    notification_page(db, la, "la_seq > $2 ORDER BY la_seq", big(after), limit)
 }
 
-/// An LA's notifications below a cursor, newest first (the web inbox).
+/// An LA's notifications below a cursor (all when `None`), newest first (the web inbox).
 pub fn notifications_newest(
     db: &mut dyn Db,
     la: &OdsCode,
     before: Option<u64>,
     limit: u32,
 ) -> StoreResult<Vec<Notification>> {
-    db.rows(
+    let before = before.map_or(i64::MAX, big);
+    notification_page(db, la, "la_seq < $2 ORDER BY la_seq DESC", before, limit)
+}
+
+/// A page of an LA's notifications: `page` compares `la_seq` with the cursor `$2` and orders.
+fn notification_page(
+    db: &mut dyn Db,
+    la: &OdsCode,
+    page: &str,
+    cursor: i64,
+    limit: u32,
+) -> StoreResult<Vec<Notification>> {
+    db.list(
         &format!(
-            "SELECT {NOTIFICATION_COLUMNS} FROM notifications n
-             WHERE la_ods = $1 AND la_seq < $2 ORDER BY la_seq DESC LIMIT $3"
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications n WHERE la_ods = $1 AND {page} LIMIT $3"
         ),
-        &[
-            &la.as_str(),
-            &before.map_or(i64::MAX, big),
-            &i64::from(limit),
-        ],
-    )?
-    .iter()
-    .map(|r| notification(r, 0))
-    .collect()
+        &[&la.as_str(), &cursor, &i64::from(limit)],
+        |r| notification(r, 0),
+    )
 }
 
 /// Inside the caller's transaction. The conditional update makes concurrent acknowledgements of
@@ -240,45 +213,45 @@ pub fn outbox_stats(db: &mut dyn Db) -> StoreResult<Vec<OutboxStats>> {
     Ok(vec![stats("webhook", 0)?, stats("mesh", 3)?])
 }
 
-pub fn add_webhook(db: &mut dyn Db, w: &Webhook) -> StoreResult<()> {
+/// Adds a webhook and appends its audit entry, inside the caller's transaction.
+pub fn add_webhook(db: &mut dyn Db, w: &Webhook, audit: &AuditEntry) -> StoreResult<()> {
     db.exec(
         "INSERT INTO webhooks (id, la_ods, url, secret, created_at) VALUES ($1, $2, $3, $4, $5)",
         &[&w.id, &w.la.as_str(), &w.url, &w.secret, &w.created_at],
     )?;
-    Ok(())
+    super::audit::append_alone(db, audit)
 }
 
 fn webhook(r: &Row, at: usize) -> StoreResult<Webhook> {
-    Ok(Webhook {
-        id: r.get(at)?,
-        la: r.ods(at + 1)?,
-        url: r.get(at + 2)?,
-        secret: r.get(at + 3)?,
-        created_at: r.get(at + 4)?,
-    })
+    Ok(from_row!(r, at => Webhook { id, la, url, secret, created_at }))
 }
 
 pub fn webhooks(db: &mut dyn Db, la: &OdsCode) -> StoreResult<Vec<Webhook>> {
-    db.rows(
+    db.list(
         "SELECT id, la_ods, url, secret, created_at FROM webhooks
          WHERE la_ods = $1 AND disabled_at IS NULL ORDER BY created_at",
         &[&la.as_str()],
-    )?
-    .iter()
-    .map(|r| webhook(r, 0))
-    .collect()
+        |r| webhook(r, 0),
+    )
 }
 
+/// Disables the LA's active webhook and appends the audit entry, inside the caller's
+/// transaction; `false`, and no entry, when there is no such webhook.
 pub fn remove_webhook(
     db: &mut dyn Db,
     la: &OdsCode,
     id: &str,
     now: DateTime<Utc>,
+    audit: &AuditEntry,
 ) -> StoreResult<bool> {
-    Ok(db.exec(
+    let removed = db.exec(
         "UPDATE webhooks SET disabled_at = $3 WHERE id = $1 AND la_ods = $2 AND disabled_at IS NULL",
         &[&id, &la.as_str(), &now],
-    )? > 0)
+    )? > 0;
+    if removed {
+        super::audit::append_alone(db, audit)?;
+    }
+    Ok(removed)
 }
 
 /// Inside the caller's transaction.
@@ -288,7 +261,7 @@ pub fn claim_deliveries(
     lease_until: DateTime<Utc>,
     limit: u32,
 ) -> StoreResult<Vec<DueDelivery>> {
-    let rows = db.rows(
+    let claimed = db.list(
         &format!(
             "SELECT d.id, d.attempts, d.created_at, {NOTIFICATION_COLUMNS},
                     w.id, w.la_ods, w.url, w.secret, w.created_at
@@ -301,24 +274,30 @@ pub fn claim_deliveries(
              FOR UPDATE OF d SKIP LOCKED"
         ),
         &[&now, &i64::from(limit)],
+        |r| {
+            Ok(from_row!(r, 0 => DueDelivery {
+                id, attempts, created_at, notification = notification(r, 3)?,
+                webhook = webhook(r, 11)?
+            }))
+        },
     )?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        out.push(DueDelivery {
-            id: r.get(0)?,
-            attempts: r.get(1)?,
-            created_at: r.get(2)?,
-            notification: notification(r, 3)?,
-            webhook: webhook(r, 11)?,
-        });
+    lease(db, "deliveries", &claimed, |d| d.id, lease_until)?;
+    Ok(claimed)
+}
+
+/// Leases claimed rows of an outbox table until `until`: no worker claims them again meanwhile.
+fn lease<T>(
+    db: &mut dyn Db,
+    table: &str,
+    claimed: &[T],
+    id: impl Fn(&T) -> i64,
+    until: DateTime<Utc>,
+) -> StoreResult<()> {
+    let sql = format!("UPDATE {table} SET next_attempt_at = $2 WHERE id = $1");
+    for row in claimed {
+        db.exec(&sql, &[&id(row), &until])?;
     }
-    for d in &out {
-        db.exec(
-            "UPDATE deliveries SET next_attempt_at = $2 WHERE id = $1",
-            &[&d.id, &lease_until],
-        )?;
-    }
-    Ok(out)
+    Ok(())
 }
 
 pub fn delivery_succeeded(
@@ -340,6 +319,14 @@ fn error_text(error: &str) -> String {
     error.chars().take(500).collect()
 }
 
+/// What a failed attempt sets: when to retry, or (no retry) when it was given up on.
+fn failed_column(retry_at: Option<DateTime<Utc>>) -> &'static str {
+    match retry_at {
+        Some(_) => "next_attempt_at",
+        None => "dead_at",
+    }
+}
+
 pub fn delivery_failed(
     db: &mut dyn Db,
     id: i64,
@@ -348,11 +335,7 @@ pub fn delivery_failed(
     retry_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let column = if retry_at.is_some() {
-        "next_attempt_at"
-    } else {
-        "dead_at"
-    };
+    let column = failed_column(retry_at);
     db.exec(
         &format!(
             "UPDATE deliveries SET attempts = attempts + 1, last_status = $2, last_error = $3, {column} = $4
@@ -364,27 +347,17 @@ pub fn delivery_failed(
 }
 
 pub fn dead_deliveries(db: &mut dyn Db, limit: u32) -> StoreResult<Vec<DeadDelivery>> {
-    db.rows(
+    db.list(
         "SELECT d.id, d.notification_id, w.la_ods, w.url, d.attempts, d.last_status, d.last_error, d.created_at, d.dead_at
          FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
          WHERE d.dead_at IS NOT NULL ORDER BY d.dead_at DESC LIMIT $1",
         &[&i64::from(limit)],
-    )?
-    .iter()
-    .map(|r| {
-        Ok(DeadDelivery {
-            id: r.get(0)?,
-            notification_id: r.get(1)?,
-            la: r.get(2)?,
-            url: r.get(3)?,
-            attempts: r.get(4)?,
-            last_status: r.get::<Option<i64>>(5)?.map(|s| s as u16),
-            last_error: r.get(6)?,
-            created_at: r.get(7)?,
-            dead_at: r.get(8)?,
-        })
-    })
-    .collect()
+        |r| {
+            Ok(from_row!(r, 0 => DeadDelivery {
+                id, notification_id, la, url, attempts, last_status, last_error, created_at, dead_at
+            }))
+        },
+    )
 }
 
 /// Notifications of LAs with a MESH mailbox after each LA's MESH cursor, with the mailbox.
@@ -392,7 +365,7 @@ pub fn mesh_pending_notifications(
     db: &mut dyn Db,
     limit: u32,
 ) -> StoreResult<Vec<(Notification, String)>> {
-    db.rows(
+    db.list(
         &format!(
             "SELECT {NOTIFICATION_COLUMNS}, la.mesh_mailbox
              FROM local_authorities la
@@ -402,10 +375,8 @@ pub fn mesh_pending_notifications(
              ORDER BY n.la_ods, n.la_seq LIMIT $1"
         ),
         &[&i64::from(limit)],
-    )?
-    .iter()
-    .map(|r| Ok((notification(r, 0)?, r.get(8)?)))
-    .collect()
+        |r| Ok((notification(r, 0)?, r.get(8)?)),
+    )
 }
 
 /// Inside the caller's transaction.
@@ -451,7 +422,7 @@ pub fn mesh_claim(
     lease_until: DateTime<Utc>,
     limit: u32,
 ) -> StoreResult<Vec<MeshOutgoing>> {
-    let rows = db.rows(
+    let claimed = db.list(
         "SELECT id, local_id, recipient, workflow_id, subject, filename, content_type, body,
                 created_at, attempts, send_started_at
          FROM mesh_outbox
@@ -459,32 +430,20 @@ pub fn mesh_claim(
          ORDER BY next_attempt_at, id LIMIT $2
          FOR UPDATE SKIP LOCKED",
         &[&now, &i64::from(limit)],
+        |r| {
+            Ok(MeshOutgoing {
+                id: r.get(0)?,
+                message: from_row!(r, 1 => NewMeshMessage {
+                    local_id, recipient, workflow_id, subject, filename, content_type, body,
+                    created_at
+                }),
+                attempts: r.get(9)?,
+                send_started: r.get::<Option<DateTime<Utc>>>(10)?.is_some(),
+            })
+        },
     )?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        out.push(MeshOutgoing {
-            id: r.get(0)?,
-            message: NewMeshMessage {
-                local_id: r.get(1)?,
-                recipient: r.get(2)?,
-                workflow_id: r.get(3)?,
-                subject: r.get(4)?,
-                filename: r.get(5)?,
-                content_type: r.get(6)?,
-                body: r.get(7)?,
-                created_at: r.get(8)?,
-            },
-            attempts: r.get(9)?,
-            send_started: r.get::<Option<DateTime<Utc>>>(10)?.is_some(),
-        });
-    }
-    for m in &out {
-        db.exec(
-            "UPDATE mesh_outbox SET next_attempt_at = $2 WHERE id = $1",
-            &[&m.id, &lease_until],
-        )?;
-    }
-    Ok(out)
+    lease(db, "mesh_outbox", &claimed, |m| m.id, lease_until)?;
+    Ok(claimed)
 }
 
 pub fn mesh_send_started(db: &mut dyn Db, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
@@ -516,11 +475,7 @@ pub fn mesh_send_failed(
     retry_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let column = if retry_at.is_some() {
-        "next_attempt_at"
-    } else {
-        "dead_at"
-    };
+    let column = failed_column(retry_at);
     db.exec(
         &format!(
             "UPDATE mesh_outbox SET attempts = attempts + 1, last_error = $2, {column} = $3
@@ -532,25 +487,16 @@ pub fn mesh_send_failed(
 }
 
 pub fn mesh_outbox(db: &mut dyn Db, limit: u32) -> StoreResult<Vec<MeshOutboxEntry>> {
-    db.rows(
+    db.list(
         "SELECT local_id, recipient, workflow_id, created_at, attempts, message_id, sent_at,
                 last_error, dead_at
          FROM mesh_outbox ORDER BY id DESC LIMIT $1",
         &[&i64::from(limit)],
-    )?
-    .iter()
-    .map(|r| {
-        Ok(MeshOutboxEntry {
-            local_id: r.get(0)?,
-            recipient: r.get(1)?,
-            workflow_id: r.get(2)?,
-            created_at: r.get(3)?,
-            attempts: r.get(4)?,
-            message_id: r.get(5)?,
-            sent_at: r.get(6)?,
-            last_error: r.get(7)?,
-            dead_at: r.get(8)?,
-        })
-    })
-    .collect()
+        |r| {
+            Ok(from_row!(r, 0 => MeshOutboxEntry {
+                local_id, recipient, workflow_id, created_at, attempts, message_id, sent_at,
+                last_error, dead_at
+            }))
+        },
+    )
 }

@@ -5,7 +5,7 @@
 use super::{big, Db, Row, ToArg};
 use crate::{RecordQuery, RecordSearch, StoreError, StoreResult, StoredRecord};
 use chrono::{DateTime, Utc};
-use cpis_domain::{AuditEntry, NhsNumber, OdsCode, Plan, PlanType};
+use cpis_domain::{AuditEntry, NhsNumber, OdsCode, Plan};
 
 /// A record's columns (from `r`, with its current sensitivity) and its plan's (from `p`).
 const RECORD_COLUMNS: &str = "r.local_id, r.given_name, r.family_name, r.date_of_birth,
@@ -22,17 +22,12 @@ pub fn records_for(db: &mut dyn Db, nhs: NhsNumber) -> StoreResult<Vec<StoredRec
         ),
         &[&nhs.digits()],
     )?;
-    with_plans(&rows, |r| Ok((r.ods(0)?, nhs)))
+    with_plans(&rows, |r| Ok((r.get(0)?, nhs)))
 }
 
 fn plan_from(r: &Row, at: usize) -> StoreResult<Plan> {
-    Plan::new(
-        r.parse(at, "plan type", |s| s.parse::<PlanType>().ok())?,
-        r.get(at + 1)?,
-        r.get(at + 2)?,
-        r.get(at + 3)?,
-    )
-    .map_err(StoreError::corrupt)
+    Plan::new(r.get(at)?, r.get(at + 1)?, r.get(at + 2)?, r.get(at + 3)?)
+        .map_err(StoreError::corrupt)
 }
 
 /// Folds the rows of `records LEFT JOIN plans` into records with their plans. Columns: 0 the
@@ -117,12 +112,10 @@ pub fn la_records(
          FROM (SELECT * FROM records WHERE la_ods = $1 {filter}
                ORDER BY {NAME_ORDER} LIMIT ${l} OFFSET ${o}) r
          LEFT JOIN plans p ON p.record_id = r.id
-         ORDER BY lower(coalesce(r.family_name, '')) COLLATE \"C\",
-                  lower(coalesce(r.given_name, '')) COLLATE \"C\",
-                  r.nhs_number COLLATE \"C\", p.plan_type COLLATE \"C\""
+         ORDER BY {NAME_ORDER}, p.plan_type COLLATE \"C\""
     );
     let rows = db.rows(&sql, &args)?;
-    with_plans(&rows, |r| Ok((la.clone(), r.nhs(0)?)))
+    with_plans(&rows, |r| Ok((la.clone(), r.get(0)?)))
 }
 
 /// Moves every record held against `from` to `to`, merging into a record the LA already holds
@@ -175,22 +168,20 @@ pub fn move_records(
                 )?;
             }
         }
-        moved.push(row.ods(1)?);
+        moved.push(row.get(1)?);
     }
     Ok(moved)
 }
 
 /// Every plan that can leave its visibility window (ended plans and UCPPs).
 pub fn purgeable_plans(db: &mut dyn Db) -> StoreResult<Vec<(OdsCode, NhsNumber, Plan)>> {
-    db.rows(
+    db.list(
         "SELECT r.la_ods, r.nhs_number, p.plan_type, p.start_date, p.end_date, p.expected_delivery_date
          FROM plans p JOIN records r ON r.id = p.record_id
          WHERE p.end_date IS NOT NULL OR p.plan_type = 'UCPP'",
         &[],
-    )?
-    .iter()
-    .map(|r| Ok((r.ods(0)?, r.nhs(1)?, plan_from(r, 2)?)))
-    .collect()
+        |r| Ok((r.get(0)?, r.get(1)?, plan_from(r, 2)?)),
+    )
 }
 
 /// Deletes the plans still exactly as listed, then records left with no plan, and appends the

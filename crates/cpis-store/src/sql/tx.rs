@@ -8,13 +8,12 @@
 //! through COPY (`postgres/bulk.rs`); SQLite, in-process, writes each row at once.
 
 use super::uploads::{self, PendingUpsert};
-use super::{audit, directory, outbox, records, Db, DbHandle, Dialect, Lock};
-use crate::{
-    ChangesTx, HeldClaim, LookupTx, NewUpload, StoreError, StoreResult, StoredRecord, UploadTx,
-};
+use super::{audit, directory, outbox, records, Db, DbHandle, Lock};
+use crate::postgres::bulk;
+use crate::{ChangesTx, HeldClaim, LookupTx, NewUpload, StoreResult, StoredRecord, UploadTx};
 use chrono::{DateTime, NaiveDate, Utc};
 use cpis_domain::report::{RowResult, UploadId, UploadStatus, UploadSummary};
-use cpis_domain::upload::{RecordRow, SensitiveMark};
+use cpis_domain::upload::RecordRow;
 use cpis_domain::{
     Access, AuditEntry, Demographics, LocalAuthority, NewNotification, NhsNumber, OdsCode, PlanType,
 };
@@ -69,10 +68,7 @@ impl<'a> SqlTx<'a> {
 
     /// Buffered writes wait only on PostgreSQL.
     fn buffer_limit(&mut self) -> usize {
-        match self.db().dialect() {
-            Dialect::Postgres => FLUSH_AT,
-            Dialect::Sqlite => 1,
-        }
+        self.db().postgres().map_or(1, |_| FLUSH_AT)
     }
 
     fn commit_now(&mut self) -> StoreResult<()> {
@@ -106,58 +102,34 @@ impl<'a> SqlTx<'a> {
     }
 
     fn flush_upserts(&mut self) -> StoreResult<()> {
-        if self.upserts.is_empty() {
-            return Ok(());
-        }
-        let pending = std::mem::take(&mut self.upserts);
-        let mut staged = self.staged;
-        let copied = match self.conn.db().postgres() {
-            Some(pg) if pending.len() >= COPY_FROM => Some(crate::postgres::bulk::upsert_many(
-                pg,
-                &pending,
-                &mut staged,
-            )?),
-            _ => None,
-        };
-        self.staged = staged;
-        let unmarked = match copied {
-            Some(unmarked) => unmarked,
-            None => {
-                let mut unmarked = Vec::new();
-                for u in &pending {
-                    if uploads::upsert_one(self.db(), u)? {
-                        unmarked.push(u.nhs_number.clone());
+        let pending = &self.upserts;
+        match self.conn.db().postgres() {
+            Some(pg) if pending.len() >= COPY_FROM => {
+                let unmarked = bulk::upsert_many(pg, pending, &mut self.staged)?;
+                self.unmarked.extend(unmarked);
+            }
+            _ => {
+                for u in pending {
+                    if uploads::upsert_one(self.conn.db(), u)? {
+                        self.unmarked.push(u.row.nhs_number);
                     }
                 }
-                unmarked
             }
-        };
-        for n in unmarked {
-            self.unmarked
-                .push(NhsNumber::parse(&n).map_err(|_| StoreError::corrupt("NHS number"))?);
         }
-        self.upserts = pending;
         self.upserts.clear();
         Ok(())
     }
 
     fn flush_results(&mut self) -> StoreResult<()> {
-        if self.results.is_empty() {
-            return Ok(());
-        }
-        let pending = std::mem::take(&mut self.results);
-        let seq = self.results_seq;
+        let (seq, pending) = (self.results_seq, &self.results);
         match self.conn.db().postgres() {
-            Some(pg) if pending.len() >= COPY_FROM => {
-                crate::postgres::bulk::row_results(pg, seq, &pending)?
-            }
+            Some(pg) if pending.len() >= COPY_FROM => bulk::row_results(pg, seq, pending)?,
             _ => {
-                for r in &pending {
-                    uploads::row_result_one(self.db(), seq, r)?;
+                for r in pending {
+                    uploads::row_result_one(self.conn.db(), seq, r)?;
                 }
             }
         }
-        self.results = pending;
         self.results.clear();
         Ok(())
     }
@@ -258,15 +230,13 @@ impl UploadTx for SqlTx<'_> {
         except: &UploadId,
     ) -> StoreResult<Option<UploadId>> {
         self.lock_la(la)?;
-        self.db()
-            .row(
-                "SELECT id FROM uploads
-                 WHERE effective AND la_ods = $1 AND (file_id = $2 OR content_sha256 = $3) AND id <> $4
-                 ORDER BY seq LIMIT 1",
-                &[&la.as_str(), &file_id, &content_sha256, &except.as_str()],
-            )?
-            .map(|r| uploads::upload_id(&r, 0))
-            .transpose()
+        self.db().find(
+            "SELECT id FROM uploads
+             WHERE effective AND la_ods = $1 AND (file_id = $2 OR content_sha256 = $3) AND id <> $4
+             ORDER BY seq LIMIT 1",
+            &[&la.as_str(), &file_id, &content_sha256, &except.as_str()],
+            |r| r.get(0),
+        )
     }
 
     fn demographics(&mut self, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
@@ -348,22 +318,11 @@ impl UploadTx for SqlTx<'_> {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         self.lock_la(la)?;
-        let plan = &row.plan;
         self.upserts.push(PendingUpsert {
-            la: la.as_str().to_owned(),
-            nhs_number: row.nhs_number.digits(),
-            local_id: row.local_id.clone(),
-            given_name: row.given_name.clone(),
-            family_name: row.family_name.clone(),
-            date_of_birth: row.date_of_birth,
-            marked: row.sensitive.is_marked(),
-            mark_stated: row.sensitive != SensitiveMark::Unstated,
+            la: la.clone(),
+            row: row.clone(),
+            upload: upload.clone(),
             now,
-            upload_id: upload.as_str().to_owned(),
-            plan_type: plan.plan_type().code(),
-            start: plan.start(),
-            end: plan.end(),
-            expected_delivery: plan.expected_delivery(),
         });
         if self.upserts.len() >= self.buffer_limit() {
             self.flush_upserts()?;
@@ -424,15 +383,12 @@ impl UploadTx for SqlTx<'_> {
         as_of: NaiveDate,
     ) -> StoreResult<Vec<(NhsNumber, PlanType)>> {
         self.settle(la)?;
-        self.db()
-            .rows(
-                "SELECT r.nhs_number, p.plan_type FROM plans p JOIN records r ON r.id = p.record_id
+        self.db().list(
+            "SELECT r.nhs_number, p.plan_type FROM plans p JOIN records r ON r.id = p.record_id
                  WHERE r.la_ods = $1 AND (p.end_date IS NULL OR p.end_date > $2)",
-                &[&la.as_str(), &as_of],
-            )?
-            .iter()
-            .map(|r| Ok((r.nhs(0)?, r.parse(1, "plan type", |s| s.parse().ok())?)))
-            .collect()
+            &[&la.as_str(), &as_of],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     fn end_plan(

@@ -1,16 +1,17 @@
 //! Uploads: summaries, per-row results, the data-quality counts, and the statements the upload
 //! transaction writes a record and a row result with.
 
-use super::{big, Db, Row};
+use super::{big, from_row, Db, Row};
 use crate::{RowFilter, StoreError, StoreResult};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use cpis_domain::data_quality::UploadOutcomeCounts;
-use cpis_domain::outcome::{DetailCode, FileOutcome, RecordOutcome};
+use cpis_domain::outcome::{DetailCode, RecordOutcome};
 use cpis_domain::report::{
     RowResult, UploadCounts, UploadId, UploadMeta, UploadStatus, UploadSummary,
 };
-use cpis_domain::upload::UploadMode;
+use cpis_domain::upload::{RecordRow, SensitiveMark};
 use cpis_domain::OdsCode;
+use std::collections::BTreeMap;
 
 /// Registers an upload (status `processing`).
 pub fn insert_upload(
@@ -45,8 +46,16 @@ pub fn upload_seq(db: &mut dyn Db, id: &UploadId) -> StoreResult<i64> {
         .get(0)
 }
 
-pub fn upload_id(r: &Row, i: usize) -> StoreResult<UploadId> {
-    r.parse(i, "upload id", |s| UploadId::parse(s).ok())
+/// The record outcome counts stored in `cpr01`…`cpr07`, read from column `at` on (zeros left out).
+fn by_outcome(r: &Row, at: usize) -> StoreResult<BTreeMap<RecordOutcome, u64>> {
+    let mut counts = BTreeMap::new();
+    for (i, o) in RecordOutcome::ALL.into_iter().enumerate() {
+        let n: u64 = r.get(at + i)?;
+        if n > 0 {
+            counts.insert(o, n);
+        }
+    }
+    Ok(counts)
 }
 
 fn outcome_count(s: &UploadSummary, o: RecordOutcome) -> i64 {
@@ -101,69 +110,52 @@ const SUMMARY_COLUMNS: &str =
     cpr01, cpr02, cpr03, cpr04, cpr05, cpr06, cpr07, plans_ended, deleted,
     received_at, completed_at, duplicate_of";
 
-fn file_outcome(r: &Row, i: usize) -> StoreResult<Option<FileOutcome>> {
-    r.parse_opt(i, "file outcome", FileOutcome::from_code)
-}
-
 fn summary_from_row(r: &Row) -> StoreResult<UploadSummary> {
-    let mut counts = UploadCounts {
+    let counts = UploadCounts {
         rows: r.get(11)?,
         accepted: r.get(12)?,
         rejected: r.get(13)?,
+        by_outcome: by_outcome(r, 14)?,
         plans_ended: r.get(21)?,
         deleted: r.get(22)?,
-        ..Default::default()
     };
-    for (i, o) in RecordOutcome::ALL.into_iter().enumerate() {
-        let n: u64 = r.get(14 + i)?;
-        if n > 0 {
-            counts.by_outcome.insert(o, n);
-        }
-    }
     Ok(UploadSummary {
-        id: upload_id(r, 0)?,
+        id: r.get(0)?,
         meta: UploadMeta {
-            la: r.ods(1)?,
+            la: r.get(1)?,
             file_id: r.get(2)?,
-            mode: r.parse(3, "upload mode", |s| s.parse::<UploadMode>().ok())?,
+            mode: r.get(3)?,
             file_date: r.get(4)?,
             format: r.get(5)?,
             channel: r.get(6)?,
         },
         content_sha256: r.get(7)?,
-        status: r.parse(8, "status", UploadStatus::from_code)?,
-        file_outcome: file_outcome(r, 9)?,
+        status: r.get(8)?,
+        file_outcome: r.get(9)?,
         message: r.get(10)?,
         counts,
         received_at: r.get(23)?,
         completed_at: r.get(24)?,
-        duplicate_of: match r.opt_str(25)? {
-            Some(_) => Some(upload_id(r, 25)?),
-            None => None,
-        },
+        duplicate_of: r.get(25)?,
     })
 }
 
 pub fn summary(db: &mut dyn Db, la: &OdsCode, id: &UploadId) -> StoreResult<Option<UploadSummary>> {
-    db.row(
+    db.find(
         &format!("SELECT {SUMMARY_COLUMNS} FROM uploads WHERE id = $1 AND la_ods = $2"),
         &[&id.as_str(), &la.as_str()],
-    )?
-    .as_ref()
-    .map(summary_from_row)
-    .transpose()
+        summary_from_row,
+    )
 }
 
 pub fn recent(db: &mut dyn Db, la: &OdsCode, limit: u32) -> StoreResult<Vec<UploadSummary>> {
-    db.rows(
+    db.list(
         &format!(
             "SELECT {SUMMARY_COLUMNS} FROM uploads WHERE la_ods = $1 ORDER BY seq DESC LIMIT $2"
         ),
         &[&la.as_str(), &i64::from(limit)],
-    )?
-    .iter()
-    .map(summary_from_row)
-    .collect()
+        summary_from_row,
+    )
 }
 
 pub fn rows(
@@ -172,7 +164,7 @@ pub fn rows(
     id: &UploadId,
     f: &RowFilter,
 ) -> StoreResult<Vec<RowResult>> {
-    db.rows(
+    db.list(
         "SELECT ur.row_no, ur.nhs_number, ur.outcome, ur.detail, ur.message, ur.new_nhs_number,
                 ur.local_id
          FROM upload_rows ur JOIN uploads u ON u.seq = ur.upload_seq
@@ -186,30 +178,21 @@ pub fn rows(
             &f.outcome.map(|o| o.code()),
             &i64::from(f.limit),
         ],
-    )?
-    .iter()
-    .map(|r| {
-        Ok(RowResult {
-            row: r.get(0)?,
-            nhs_number: r.get(1)?,
-            outcome: r.parse(2, "outcome", RecordOutcome::from_code)?,
-            detail: r.parse_opt(3, "detail", DetailCode::from_code)?,
-            message: r.get(4)?,
-            new_nhs_number: r.opt_nhs(5)?,
-            local_id: r.get(6)?,
-        })
-    })
-    .collect()
+        |r| {
+            Ok(from_row!(r, 0 => RowResult {
+                row, nhs_number, outcome, detail, message, new_nhs_number, local_id
+            }))
+        },
+    )
 }
 
 pub fn held_file(db: &mut dyn Db, la: &OdsCode, id: &UploadId) -> StoreResult<Option<Vec<u8>>> {
-    db.row(
+    db.find(
         "SELECT h.content FROM held_files h JOIN uploads u ON u.seq = h.upload_seq
          WHERE u.id = $1 AND u.la_ods = $2",
         &[&id.as_str(), &la.as_str()],
-    )?
-    .map(|r| r.get(0))
-    .transpose()
+        |r| r.get(0),
+    )
 }
 
 /// How many uploads of `la` were applied after upload `id` was received.
@@ -229,7 +212,7 @@ pub fn la_upload_stats(
     la: &OdsCode,
     since: DateTime<Utc>,
 ) -> StoreResult<Vec<UploadOutcomeCounts>> {
-    db.rows(
+    db.list(
         "SELECT u.id, u.file_id, u.received_at, u.file_outcome, u.rows_total,
                 u.cpr01, u.cpr02, u.cpr03, u.cpr04, u.cpr05, u.cpr06, u.cpr07,
                 (SELECT count(*) FROM upload_rows r
@@ -244,53 +227,41 @@ pub fn la_upload_stats(
             &DetailCode::NhsNumberInactive.code(),
             &since,
         ],
-    )?
-    .iter()
-    .map(|r| {
-        let mut by_outcome = std::collections::BTreeMap::new();
-        for (i, o) in RecordOutcome::ALL.into_iter().enumerate() {
-            let n: u64 = r.get(5 + i)?;
-            if n > 0 {
-                by_outcome.insert(o, n);
-            }
-        }
-        Ok(UploadOutcomeCounts {
-            id: upload_id(r, 0)?,
-            file_id: r.get(1)?,
-            received_at: r.get(2)?,
-            file_outcome: file_outcome(r, 3)?,
-            rows: r.get(4)?,
-            by_outcome,
-            inactive_nhs_numbers: r.get(12)?,
-        })
-    })
-    .collect()
+        |r| {
+            Ok(UploadOutcomeCounts {
+                id: r.get(0)?,
+                file_id: r.get(1)?,
+                received_at: r.get(2)?,
+                file_outcome: r.get(3)?,
+                rows: r.get(4)?,
+                by_outcome: by_outcome(r, 5)?,
+                inactive_nhs_numbers: r.get(12)?,
+            })
+        },
+    )
 }
 
 /// An upsert the upload transaction has accepted but not yet written.
 #[derive(Debug, Clone)]
 pub struct PendingUpsert {
-    pub la: String,
-    pub nhs_number: String,
-    pub local_id: Option<String>,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
-    pub date_of_birth: NaiveDate,
-    /// The row says `sensitive=true`.
-    pub marked: bool,
-    /// The row's `sensitive` column is not empty (an empty one keeps an existing plan's mark).
-    pub mark_stated: bool,
+    pub la: OdsCode,
+    pub row: RecordRow,
+    pub upload: UploadId,
     pub now: DateTime<Utc>,
-    pub upload_id: String,
-    pub plan_type: &'static str,
-    pub start: NaiveDate,
-    pub end: Option<NaiveDate>,
-    pub expected_delivery: Option<NaiveDate>,
+}
+
+impl PendingUpsert {
+    /// Whether the row's `sensitive` column is not empty (an empty one keeps an existing plan's
+    /// mark).
+    pub fn mark_stated(&self) -> bool {
+        self.row.sensitive != SensitiveMark::Unstated
+    }
 }
 
 /// Writes one upsert. Returns whether the record lost its sensitive mark (an explicit `false` on
 /// its last marked plan).
 pub fn upsert_one(db: &mut dyn Db, u: &PendingUpsert) -> StoreResult<bool> {
+    let (r, plan, marked) = (&u.row, &u.row.plan, u.row.sensitive.is_marked());
     // The record's mark is not overwritten by one row: it follows its plans' marks (below).
     let row = db.one(
         "INSERT INTO records (nhs_number, la_ods, local_id, given_name, family_name, date_of_birth,
@@ -302,15 +273,15 @@ pub fn upsert_one(db: &mut dyn Db, u: &PendingUpsert) -> StoreResult<bool> {
              updated_at = excluded.updated_at, last_upload_id = excluded.last_upload_id
          RETURNING id, sensitive",
         &[
-            &u.nhs_number,
-            &u.la,
-            &u.local_id,
-            &u.given_name,
-            &u.family_name,
-            &u.date_of_birth,
-            &u.marked,
+            &r.nhs_number.digits(),
+            &u.la.as_str(),
+            &r.local_id,
+            &r.given_name,
+            &r.family_name,
+            &r.date_of_birth,
+            &marked,
             &u.now,
-            &u.upload_id,
+            &u.upload.as_str(),
         ],
     )?;
     let (record_id, was_marked): (i64, bool) = (row.get(0)?, row.get(1)?);
@@ -325,21 +296,21 @@ pub fn upsert_one(db: &mut dyn Db, u: &PendingUpsert) -> StoreResult<bool> {
              updated_at = excluded.updated_at",
         &[
             &record_id,
-            &u.plan_type,
-            &u.start,
-            &u.end,
-            &u.expected_delivery,
-            &u.marked,
+            &plan.plan_type().code(),
+            &plan.start(),
+            &plan.end(),
+            &plan.expected_delivery(),
+            &marked,
             &u.now,
-            &u.mark_stated,
+            &u.mark_stated(),
         ],
     )?;
-    if u.marked && !was_marked {
+    if marked && !was_marked {
         db.exec(
             "UPDATE records SET sensitive = true WHERE id = $1",
             &[&record_id],
         )?;
-    } else if u.mark_stated && !u.marked && was_marked {
+    } else if u.mark_stated() && !marked && was_marked {
         // Cleared when the record has no marked plan left; a row changed = the mark went.
         return Ok(db.exec(
             "UPDATE records SET sensitive = false

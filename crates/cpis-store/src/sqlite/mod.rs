@@ -4,7 +4,7 @@
 
 mod migrations;
 
-use crate::sql::{to_sqlite, Arg, Args, Backend, Db, DbHandle, Dialect, Lock, Row, Value};
+use crate::sql::{to_sqlite, Arg, Args, Backend, Db, DbHandle, Lock, Row, Value};
 use crate::{StoreError, StoreResult};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params_from_iter, Connection, ErrorCode, OpenFlags};
@@ -133,10 +133,6 @@ fn bound<'a>(args: Args<'a>) -> Vec<Arg<'a>> {
 }
 
 impl Db for Connection {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
-
     fn exec(&mut self, sql: &str, args: Args<'_>) -> StoreResult<u64> {
         let mut st = self.prepare_cached(&to_sqlite(sql))?;
         Ok(st.execute(params_from_iter(bound(args)))? as u64)
