@@ -186,6 +186,18 @@ pub trait Store: Send + Sync {
     /// Acknowledges one of the LA's notifications (idempotent).
     fn acknowledge(&self, la: &OdsCode, id: &str, by: &str, now: DateTime<Utc>)
         -> StoreResult<Ack>;
+    /// [`Store::acknowledge`] and its audit entry in one transaction: `acked` is appended with a
+    /// first acknowledgement, `refused` when the notification is not the LA's (or does not
+    /// exist), nothing with a repeat. Neither is written without the other.
+    fn acknowledge_audited(
+        &self,
+        la: &OdsCode,
+        id: &str,
+        by: &str,
+        now: DateTime<Utc>,
+        acked: &AuditEntry,
+        refused: &AuditEntry,
+    ) -> StoreResult<Ack>;
     /// An LA's notifications with a cursor below `before` (all when `None`), newest first (the
     /// web inbox). Read from the primary, so an acknowledgement just made shows.
     fn notifications_newest(

@@ -104,6 +104,26 @@ impl<B: Backend> Store for B {
         })
     }
 
+    fn acknowledge_audited(
+        &self,
+        la: &OdsCode,
+        id: &str,
+        by: &str,
+        now: DateTime<Utc>,
+        acked: &AuditEntry,
+        refused: &AuditEntry,
+    ) -> StoreResult<Ack> {
+        self.write(|c| {
+            let ack = outbox::acknowledge(c, la, id, by, now)?;
+            match ack {
+                Ack::Acknowledged(_) => audit::append_alone(c, acked)?,
+                Ack::NotFound => audit::append_alone(c, refused)?,
+                Ack::AlreadyAcknowledged(_) => {}
+            }
+            Ok(ack)
+        })
+    }
+
     // Point reads that find nothing on a replica ask the primary. Upload summaries, held files,
     // users, tokens, sessions and OAuth clients are read on the primary: what was just written
     // (a replayed file's original, a client just registered) must be seen at once.
