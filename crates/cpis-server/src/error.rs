@@ -53,8 +53,10 @@ pub enum ApiError {
     AuthThrottled { retry_after: u64 },
     #[error("service temporarily unavailable; try again")]
     Unavailable,
+    /// Anything else. The source error is kept (its whole chain goes to the log, never to the
+    /// client).
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] anyhow::Error),
 }
 
 impl ApiError {
@@ -97,6 +99,19 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// An [`ApiError::Internal`] keeping `e` (and its sources) for the log.
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(e.into())
+    }
+
+    /// Logs an internal error with its whole source chain (`a: b: c`). The chain is made of
+    /// cpis's own error texts and the store's, which carry no personal data.
+    fn log_internal(&self) {
+        if let ApiError::Internal(e) = self {
+            tracing::error!(error = %format_args!("{e:#}"), "internal error");
+        }
+    }
+
     /// 429 until `until` (as seen at `now`).
     pub fn throttled(
         until: chrono::DateTime<chrono::Utc>,
@@ -130,7 +145,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(_) => ApiError::Unavailable,
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::internal(other),
         }
     }
 }
@@ -143,7 +158,7 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownLocalAuthority => ApiError::Forbidden(e.to_string()),
             EngineError::Store(_) | EngineError::Io(_) => match e {
                 EngineError::Store(s) => s.into(),
-                other => ApiError::Internal(other.to_string()),
+                other => ApiError::internal(other),
             },
         }
     }
@@ -151,7 +166,7 @@ impl From<EngineError> for ApiError {
 
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> Self {
-        ApiError::Internal(e.to_string())
+        ApiError::internal(e)
     }
 }
 
@@ -249,9 +264,7 @@ impl IntoResponse for FhirError {
     fn into_response(self) -> Response {
         let err = self.0;
         let status = err.status();
-        if let ApiError::Internal(detail) = &err {
-            tracing::error!(error = %detail, "internal error");
-        }
+        err.log_internal();
         let (code, display) = err.spine_code();
         let body = serde_json::json!({
             "resourceType": "OperationOutcome",
@@ -290,9 +303,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if let ApiError::Internal(detail) = &self {
-            tracing::error!(error = %detail, "internal error");
-        }
+        self.log_internal();
         let body = serde_json::json!({
             "type": "about:blank",
             "title": status.canonical_reason().unwrap_or("Error"),
@@ -457,12 +468,37 @@ impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let err = self.0;
         let status = err.status();
-        if let ApiError::Internal(detail) = &err {
-            tracing::error!(error = %detail, "internal error");
-        }
+        err.log_internal();
         let (heading, message, hint) = err.web_words();
         let mut resp = crate::web::error_page(status, heading, &message, hint);
         err.set_retry_after(resp.headers_mut());
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_internal_error_keeps_its_source_chain_and_tells_the_client_nothing() {
+        let e = ApiError::from(StoreError::Backend("the disk is on fire".into()));
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(
+            source.as_deref(),
+            Some("database error: the disk is on fire")
+        );
+        let ApiError::Internal(inner) = &e else {
+            panic!("not internal: {e:?}");
+        };
+        assert!(format!("{inner:#}").contains("the disk is on fire"));
+        let resp = e.into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+            .await
+            .unwrap_or_default();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("internal error"), "{body}");
+        assert!(!body.contains("disk"), "{body}");
     }
 }

@@ -1,12 +1,10 @@
 mod admin;
 mod audit;
 mod health;
-pub(crate) mod notifications;
+mod notifications;
 pub(crate) mod oauth;
 mod session;
-pub(crate) mod uploads;
-
-pub(crate) use session::{new_session_cookie, session_cookie};
+mod uploads;
 
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};

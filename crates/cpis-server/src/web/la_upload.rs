@@ -11,8 +11,8 @@ use super::la_upload_form::UploadForm;
 use super::page::{self, FieldError, Layout};
 use super::signed_in::SignedIn;
 use crate::error::{ApiError, WebError};
-use crate::routes::uploads::run_upload;
 use crate::state::AppState;
+use crate::uploads::run_upload;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -98,9 +98,7 @@ impl RecentUpload {
 
 /// The LA's recent uploads for the upload page.
 async fn recent_uploads(state: &AppState, cap: &LaUpload) -> Result<Vec<RecentUpload>, WebError> {
-    let (store, la) = (state.store.clone(), cap.la().clone());
-    let recent =
-        tokio::task::spawn_blocking(move || store.recent_uploads(&la, RECENT_UPLOADS)).await??;
+    let recent = crate::uploads::recent(state, cap, RECENT_UPLOADS).await?;
     Ok(recent.iter().map(RecentUpload::of).collect())
 }
 

@@ -11,8 +11,8 @@
 use super::page::{self, Layout};
 use super::sign_in;
 use crate::auth::cookie_in;
+use crate::auth::new_session_cookie;
 use crate::error::{ApiError, WebError};
-use crate::routes::new_session_cookie;
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Query, State};
