@@ -107,9 +107,7 @@ impl<'a> LaUploads<'a> {
                     "upload {id}: not one of {}'s uploads (another LA's, or none)",
                     self.cap.la()
                 ));
-            if let Err(e) = self.store.append_audit(&entry) {
-                tracing::error!(error = %e, action, "could not audit a refused upload access");
-            }
+            crate::refusals::record(self.store, &entry);
         }
         Ok(found)
     }

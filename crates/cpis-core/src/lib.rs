@@ -22,6 +22,7 @@ pub mod loaders;
 pub mod lookup;
 pub mod mesh;
 pub mod records;
+pub mod refusals;
 pub mod upload;
 pub mod webhook_url;
 
