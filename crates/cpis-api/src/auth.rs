@@ -268,3 +268,23 @@ impl Caller {
         }
     }
 }
+
+/// The session cookie (`HttpOnly; Secure; SameSite=Strict`): set by the API's `/auth/login`
+/// and the web's sign-in pages, cleared (`Max-Age=0`) on sign-out.
+pub fn session_cookie(value: &str, max_age: i64) -> axum::http::HeaderValue {
+    axum::http::HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}"
+    ))
+    .unwrap_or_else(|_| axum::http::HeaderValue::from_static("cpis_session=; Max-Age=0"))
+}
+
+/// The cookie of a session just started, living as long as the session.
+pub fn new_session_cookie(
+    state: &crate::state::AppState,
+    session: &cpis_auth::NewSession,
+) -> axum::http::HeaderValue {
+    let max_age = (session.expires_at - state.clock.now())
+        .num_seconds()
+        .max(0);
+    session_cookie(&session.cookie_value, max_age)
+}

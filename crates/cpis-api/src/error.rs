@@ -54,19 +54,13 @@ pub enum ApiError {
     AuthThrottled { retry_after: u64 },
     #[error("service temporarily unavailable; try again")]
     Unavailable,
+    /// Anything else. The source error is kept (its whole chain goes to the log, never to the
+    /// client).
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] anyhow::Error),
 }
 
 impl ApiError {
-    /// Logs an internal error's detail, which no response body carries. Each surface's
-    /// rendering calls it once.
-    pub fn log_internal(&self) {
-        if let ApiError::Internal(detail) = self {
-            tracing::error!(error = %detail, "internal error");
-        }
-    }
-
     /// The HTTP status every surface answers this error with.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -107,6 +101,20 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// An [`ApiError::Internal`] keeping `e` (and its sources) for the log.
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(e.into())
+    }
+
+    /// Logs an internal error with its whole source chain (`a: b: c`), which no response body
+    /// carries; each surface's rendering calls it once. The chain is made of cpis's own error
+    /// texts and the store's, which carry no personal data.
+    pub fn log_internal(&self) {
+        if let ApiError::Internal(e) = self {
+            tracing::error!(error = %format_args!("{e:#}"), "internal error");
+        }
+    }
+
     /// 429 until `until` (as seen at `now`).
     pub fn throttled(
         until: chrono::DateTime<chrono::Utc>,
@@ -141,7 +149,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(_) => ApiError::Unavailable,
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::internal(other),
         }
     }
 }
@@ -154,7 +162,7 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownLocalAuthority => ApiError::Forbidden(e.to_string()),
             EngineError::Store(_) | EngineError::Io(_) => match e {
                 EngineError::Store(s) => s.into(),
-                other => ApiError::Internal(other.to_string()),
+                other => ApiError::internal(other),
             },
         }
     }
@@ -162,7 +170,7 @@ impl From<EngineError> for ApiError {
 
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> Self {
-        ApiError::Internal(e.to_string())
+        ApiError::internal(e)
     }
 }
 

@@ -22,6 +22,7 @@ pub mod progress;
 mod refusals;
 pub mod routes;
 mod state;
+pub mod uploads;
 
 pub use auth::{Caller, SESSION_COOKIE};
 pub use error::ApiError;

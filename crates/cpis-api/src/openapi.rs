@@ -533,6 +533,6 @@ pub fn document() -> utoipa::openapi::OpenApi {
 pub async fn serve() -> Response {
     match document().to_json() {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-        Err(e) => crate::error::ApiError::Internal(e.to_string()).into_response(),
+        Err(e) => crate::error::ApiError::internal(e).into_response(),
     }
 }

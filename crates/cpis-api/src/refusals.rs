@@ -1,6 +1,6 @@
-//! Writing a refusal to the audit. The caller is refusing someone whatever happens, so a failure
-//! to write the entry does not change the answer, but it is never dropped silently: it is logged
-//! as an error (without personal data) for the operator.
+//! Writing a refusal to the audit from a request handler: [`cpis_core::refusals::record`] on a
+//! blocking thread (a failure to write the entry is logged, never dropped, and does not change the
+//! answer).
 
 use crate::state::AppState;
 use cpis_domain::AuditEntry;
@@ -9,10 +9,10 @@ use cpis_domain::AuditEntry;
 pub async fn audit(state: &AppState, entry: AuditEntry) {
     let action = entry.action.clone();
     let store = state.store.clone();
-    let failed = match tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
-        Ok(Ok(())) => return,
-        Ok(Err(e)) => e.to_string(),
-        Err(e) => e.to_string(),
-    };
-    tracing::error!(error = %failed, action, "could not write a refusal to the audit");
+    let written =
+        tokio::task::spawn_blocking(move || cpis_core::refusals::record(store.as_ref(), &entry))
+            .await;
+    if let Err(e) = written {
+        cpis_core::refusals::failed(&action, &e);
+    }
 }

@@ -79,11 +79,16 @@ impl Admin {
 #[derive(Debug, Clone)]
 pub struct Auditor {
     actor: String,
+    audit_actor: AuditActor,
 }
 
 impl Auditor {
     pub fn actor(&self) -> &str {
         &self.actor
+    }
+    /// Who is searching, for the audit (searching the audit trail is itself audited).
+    pub fn audit_actor(&self) -> &AuditActor {
+        &self.audit_actor
     }
 }
 
@@ -169,6 +174,7 @@ impl Principal {
         }
         Ok(Auditor {
             actor: self.user_id.clone(),
+            audit_actor: self.audit_actor(),
         })
     }
 }

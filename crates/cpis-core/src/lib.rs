@@ -10,14 +10,19 @@
 
 pub mod anomaly;
 pub mod audit_checkpoint;
+pub mod audit_search;
 pub mod bench;
 pub mod bus;
 pub mod delivery;
 pub mod demo;
+pub mod inbox;
+pub mod la_upload;
 pub mod lifecycle;
 pub mod loaders;
 pub mod lookup;
 pub mod mesh;
+pub mod records;
+pub mod refusals;
 pub mod upload;
 pub mod webhook_url;
 

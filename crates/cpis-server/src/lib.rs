@@ -77,7 +77,13 @@ pub fn spawn_housekeeping(state: &AppState) {
         loop {
             every.tick().await;
             let s = state.clone();
-            let _ = tokio::task::spawn_blocking(move || s.write_counted_auth_failures()).await;
+            // A failure to write an entry is logged where it happens; a task that did not
+            // finish (a panic) is logged here, never dropped.
+            if let Err(e) =
+                tokio::task::spawn_blocking(move || s.write_counted_auth_failures()).await
+            {
+                tracing::error!(error = %e, "could not write counted authentication failures to the audit");
+            }
         }
     });
 }

@@ -212,6 +212,7 @@ contract!(
     lookup_tx_writes_accesses_and_notifications,
     notifications_by_cursor_never_skip_under_concurrency,
     acknowledge_is_idempotent_and_la_scoped,
+    acknowledgement_and_its_audit_entry_commit_together,
     users_tokens_and_sessions,
     login_failures_count_atomically_under_concurrency,
     identity_changes_commit_with_their_audit_entry,
@@ -1560,6 +1561,180 @@ fn acknowledge_is_idempotent_and_la_scoped(ctx: &Ctx) {
     let stored = &s.notifications(&la(LA_A), 0, 10).unwrap()[0];
     assert_eq!(stored.acknowledged_at, Some(t1));
     assert_eq!(stored.acknowledged_by.as_deref(), Some("social.worker"));
+}
+
+/// `acknowledge_audited`: the acknowledgement and its audit entry are one transaction. A first
+/// acknowledgement writes `acked`, another LA's (or no) notification writes `refused`, a repeat
+/// writes nothing; when the audit entry cannot be written nothing is acknowledged, and when the
+/// acknowledgement cannot be written nothing is audited.
+fn acknowledgement_and_its_audit_entry_commit_together(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let (first, second) = (notification(LA_A, 1), notification(LA_A, 2));
+    let mut tx = s.begin_lookups().unwrap();
+    tx.insert_notification(&first).unwrap();
+    tx.insert_notification(&second).unwrap();
+    tx.commit().unwrap();
+    let t1 = t0() + Duration::minutes(5);
+    let sw = actor("social.worker", Some(LA_A));
+    let acked = |id: &str| AuditEntry {
+        detail: Some(format!("notification {id}")),
+        ..entry(5, sw.clone(), "notification.ack", None)
+    };
+    let refused = |id: &str| AuditEntry {
+        outcome: AuditOutcome::Denied,
+        detail: Some(format!("notification {id}: not one of the LA's")),
+        ..entry(5, sw.clone(), "notification.ack", None)
+    };
+    let trail = || -> Vec<(String, AuditOutcome)> {
+        let q = AuditQuery {
+            action_prefix: Some("notification.ack".into()),
+            limit: 100,
+            ..Default::default()
+        };
+        let mut v: Vec<_> = s
+            .audit_search(&q)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.entry.detail.unwrap_or_default(), r.entry.outcome))
+            .collect();
+        v.reverse();
+        v
+    };
+    let ack_of = |id: &str| {
+        s.notifications(&la(LA_A), 0, 10)
+            .unwrap()
+            .into_iter()
+            .find(|n| n.id == id)
+            .unwrap()
+            .acknowledged_at
+    };
+
+    // Another LA's notification: not acknowledged, and the probe is audited as denied.
+    assert_eq!(
+        s.acknowledge_audited(
+            &la(LA_B),
+            &first.id,
+            "intruder",
+            t1,
+            &acked(&first.id),
+            &refused(&first.id)
+        )
+        .unwrap(),
+        Ack::NotFound
+    );
+    assert_eq!(ack_of(&first.id), None);
+    assert_eq!(
+        trail(),
+        vec![(refused(&first.id).detail.unwrap(), AuditOutcome::Denied)]
+    );
+
+    // The first acknowledgement writes its entry; a repeat writes none.
+    assert_eq!(
+        s.acknowledge_audited(
+            &la(LA_A),
+            &first.id,
+            "social.worker",
+            t1,
+            &acked(&first.id),
+            &refused(&first.id)
+        )
+        .unwrap(),
+        Ack::Acknowledged(t1)
+    );
+    assert_eq!(
+        s.acknowledge_audited(
+            &la(LA_A),
+            &first.id,
+            "social.worker",
+            t1 + Duration::minutes(1),
+            &acked(&first.id),
+            &refused(&first.id)
+        )
+        .unwrap(),
+        Ack::AlreadyAcknowledged(t1)
+    );
+    assert_eq!(ack_of(&first.id), Some(t1));
+    assert_eq!(trail().len(), 2);
+    assert_eq!(
+        trail()[1],
+        (acked(&first.id).detail.unwrap(), AuditOutcome::Success)
+    );
+
+    // The audit entry cannot be written: the acknowledgement is rolled back with it.
+    ctx.raw(
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'audit refused'); END;",
+        "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$;
+         CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit();",
+    )
+    .unwrap();
+    assert!(s
+        .acknowledge_audited(
+            &la(LA_A),
+            &second.id,
+            "social.worker",
+            t1,
+            &acked(&second.id),
+            &refused(&second.id)
+        )
+        .is_err());
+    assert_eq!(
+        ack_of(&second.id),
+        None,
+        "acknowledged without its audit entry"
+    );
+    ctx.raw(
+        "DROP TRIGGER refuse_audit;",
+        "DROP TRIGGER refuse_audit ON audit_log;",
+    )
+    .unwrap();
+
+    // The acknowledgement cannot be written: no audit entry either.
+    ctx.raw(
+        "CREATE TRIGGER refuse_ack BEFORE UPDATE ON notifications BEGIN SELECT RAISE(ABORT, 'ack refused'); END;",
+        "CREATE FUNCTION refuse_ack() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'ack refused'; END $$;
+         CREATE TRIGGER refuse_ack BEFORE UPDATE ON notifications FOR EACH ROW EXECUTE FUNCTION refuse_ack();",
+    )
+    .unwrap();
+    assert!(s
+        .acknowledge_audited(
+            &la(LA_A),
+            &second.id,
+            "social.worker",
+            t1,
+            &acked(&second.id),
+            &refused(&second.id)
+        )
+        .is_err());
+    assert_eq!(
+        trail().len(),
+        2,
+        "audited an acknowledgement that was not written"
+    );
+    ctx.raw(
+        "DROP TRIGGER refuse_ack;",
+        "DROP TRIGGER refuse_ack ON notifications;",
+    )
+    .unwrap();
+
+    // With both guards gone it goes through, and the chain is intact.
+    assert_eq!(
+        s.acknowledge_audited(
+            &la(LA_A),
+            &second.id,
+            "social.worker",
+            t1,
+            &acked(&second.id),
+            &refused(&second.id)
+        )
+        .unwrap(),
+        Ack::Acknowledged(t1)
+    );
+    assert_eq!(trail().len(), 3);
+    assert!(matches!(
+        s.audit_verify().unwrap(),
+        AuditVerification::Intact { entries: 3, .. }
+    ));
 }
 
 fn login_failures_count_atomically_under_concurrency(ctx: &Ctx) {

@@ -438,6 +438,6 @@ async fn set_disabled(
             .await
         }
         Err(UserError::Store(e)) => Err(e.into()),
-        Err(e) => Err(WebError(ApiError::Internal(e.to_string()))),
+        Err(e) => Err(WebError(ApiError::internal(e))),
     }
 }

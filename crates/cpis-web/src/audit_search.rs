@@ -18,10 +18,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{Duration, NaiveDate};
-use cpis_api::ApiError;
 use cpis_api::AppState;
+use cpis_auth::capability::Auditor;
 use cpis_auth::Principal;
-use cpis_domain::{AuditEntry, AuditOutcome, AuditRecord, NhsNumber};
+use cpis_core::audit_search::{AuditTrail, SearchNote};
+use cpis_domain::{AuditOutcome, AuditRecord, NhsNumber};
 use cpis_store::{AuditQuery, AuditVerification};
 use serde::Deserialize;
 
@@ -127,11 +128,11 @@ impl AuditPage {
     }
 }
 
-async fn auditor(state: &AppState, user: &SignedIn, action: &str) -> Result<(), WebError> {
-    user.caller()
+async fn auditor(state: &AppState, user: &SignedIn, action: &str) -> Result<Auditor, WebError> {
+    Ok(user
+        .caller()
         .grant(state, action, Principal::auditor)
-        .await?;
-    Ok(())
+        .await?)
 }
 
 /// `GET /audit`: the empty search form. A query string is dropped (searches are POSTed).
@@ -346,34 +347,6 @@ fn query(form: &SearchForm) -> Result<Search, Vec<FieldError>> {
     })
 }
 
-/// One page of matching entries and the cursor after it (if the trail may go on).
-fn page_of(
-    store: &dyn cpis_store::Store,
-    mut q: AuditQuery,
-    outcome: Option<AuditOutcome>,
-) -> Result<(Vec<AuditRecord>, Option<u64>), cpis_store::StoreError> {
-    let mut found = Vec::new();
-    let mut scanned = 0usize;
-    loop {
-        let batch = store.audit_search(&q)?;
-        let full = batch.len() == q.limit as usize;
-        for rec in batch {
-            scanned += 1;
-            let seq = rec.seq;
-            if outcome.is_none_or(|o| rec.entry.outcome == o) {
-                found.push(rec);
-            }
-            if found.len() == PAGE_SIZE || scanned >= SCAN_LIMIT {
-                return Ok((found, (seq > 1).then_some(seq)));
-            }
-            q.before_seq = Some(seq);
-        }
-        if !full {
-            return Ok((found, None));
-        }
-    }
-}
-
 fn view(rec: &AuditRecord) -> EntryView {
     let e = &rec.entry;
     let (outcome, outcome_tag) = match e.outcome {
@@ -403,7 +376,7 @@ pub async fn search(
     State(state): State<AppState>,
     SignedInForm { user, form }: SignedInForm<SearchForm>,
 ) -> Result<Response, WebError> {
-    auditor(&state, &user, "audit.search").await?;
+    let cap = auditor(&state, &user, "audit.search").await?;
     let search = match query(&form) {
         Ok(q) => q,
         Err(errors) => {
@@ -416,14 +389,11 @@ pub async fn search(
             return Ok(page::html(StatusCode::BAD_REQUEST, &page));
         }
     };
-    append(
-        &state,
-        &user,
-        "audit.search",
-        search.audit_detail(),
-        search.query.subject_nhs,
-    )
-    .await?;
+    let note = SearchNote {
+        now: state.clock.now(),
+        trace_id: Some(user.trace_id.clone()),
+        detail: search.audit_detail(),
+    };
     let summary = search.summary();
     let mut form = form;
     // Dates shown back as the hint writes them.
@@ -431,33 +401,15 @@ pub async fn search(
     form.to = search.to.map(form_date).unwrap_or_default();
     let store = state.store.clone();
     let (q, outcome) = (search.query, search.outcome);
-    let (records, next) =
-        tokio::task::spawn_blocking(move || page_of(store.as_ref(), q, outcome)).await??;
+    let found = tokio::task::spawn_blocking(move || {
+        AuditTrail::new(store.as_ref(), &cap).search_page(q, outcome, PAGE_SIZE, SCAN_LIMIT, note)
+    })
+    .await??;
     let mut page = AuditPage::new(&user, form);
-    page.results = Some(records.iter().map(view).collect());
+    page.results = Some(found.entries.iter().map(view).collect());
     page.results_summary = summary;
-    page.next_before = next;
+    page.next_before = found.next_before;
     Ok(page::html(StatusCode::OK, &page))
-}
-
-async fn append(
-    state: &AppState,
-    user: &SignedIn,
-    action: &str,
-    detail: String,
-    subject: Option<NhsNumber>,
-) -> Result<(), ApiError> {
-    let entry = AuditEntry::new(
-        state.clock.now(),
-        user.principal.audit_actor(),
-        action,
-        Some(user.trace_id.clone()),
-    )
-    .about(subject)
-    .detail(detail);
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || store.append_audit(&entry)).await??;
-    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -468,9 +420,10 @@ pub async fn verify(
     State(state): State<AppState>,
     SignedInForm { user, .. }: SignedInForm<VerifyForm>,
 ) -> Result<Response, WebError> {
-    auditor(&state, &user, "audit.verify").await?;
+    let cap = auditor(&state, &user, "audit.verify").await?;
     let store = state.store.clone();
-    let v = tokio::task::spawn_blocking(move || store.audit_verify()).await??;
+    let v = tokio::task::spawn_blocking(move || AuditTrail::new(store.as_ref(), &cap).verify())
+        .await??;
     let mut page = AuditPage::new(&user, SearchForm::default());
     page.verification = Some(match v {
         AuditVerification::Intact {

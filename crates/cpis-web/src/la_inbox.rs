@@ -14,11 +14,11 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cpis_api::routes::notifications::acknowledge;
 use cpis_api::ApiError;
 use cpis_api::AppState;
 use cpis_auth::capability::LaNotifications;
 use cpis_auth::Principal;
+use cpis_core::inbox::LaInbox;
 use cpis_domain::notification::Ack;
 use cpis_domain::{Notification, NotificationKind, SettingType};
 use serde::Deserialize;
@@ -178,11 +178,11 @@ async fn inbox_page(
     cap: &LaNotifications,
     before: Option<u64>,
 ) -> Result<InboxPage, WebError> {
-    let store = state.store.clone();
-    let la = cap.la().clone();
-    let mut items =
-        tokio::task::spawn_blocking(move || store.notifications_newest(&la, before, PAGE + 1))
-            .await??;
+    let (store, cap) = (state.store.clone(), cap.clone());
+    let mut items = tokio::task::spawn_blocking(move || {
+        LaInbox::new(store.as_ref(), &cap).newest(before, PAGE + 1)
+    })
+    .await??;
     let more = items.len() > PAGE as usize;
     items.truncate(PAGE as usize);
     let newest = items.first().map(|n| n.seq);
@@ -246,9 +246,9 @@ pub async fn rows(
     let cap = inbox_capability(&state, &user, "notification.list").await?;
     let after = cursor(q.after.as_deref())?.unwrap_or(0);
     let store = state.store.clone();
-    let la = cap.la().clone();
     let items =
-        tokio::task::spawn_blocking(move || store.notifications(&la, after, PAGE)).await??;
+        tokio::task::spawn_blocking(move || LaInbox::new(store.as_ref(), &cap).after(after, PAGE))
+            .await??;
     let fragment = RowsFragment {
         rows: items.iter().rev().map(row_of).collect(),
     };
@@ -288,13 +288,22 @@ pub async fn ack(
         });
         return Ok(page::html(StatusCode::BAD_REQUEST, &page));
     }
-    let mut done = 0u64;
-    for id in ids {
-        match acknowledge(&state, &cap, id, Some(user.trace_id.clone())).await? {
-            Ack::Acknowledged(_) | Ack::AlreadyAcknowledged(_) => done += 1,
-            Ack::NotFound => {}
-        }
-    }
+    let (store, now, trace) = (
+        state.store.clone(),
+        state.clock.now(),
+        Some(user.trace_id.clone()),
+    );
+    let acks = tokio::task::spawn_blocking(move || {
+        let inbox = LaInbox::new(store.as_ref(), &cap);
+        ids.iter()
+            .map(|id| inbox.acknowledge(id, now, trace.clone()))
+            .collect::<Result<Vec<Ack>, _>>()
+    })
+    .await??;
+    let done = acks
+        .iter()
+        .filter(|a| matches!(a, Ack::Acknowledged(_) | Ack::AlreadyAcknowledged(_)))
+        .count() as u64;
     let back = match before {
         Some(b) => format!("/la/notifications?before={b}&acknowledged={done}"),
         None => format!("/la/notifications?acknowledged={done}"),

@@ -162,8 +162,10 @@ pub async fn records(
         limit: PAGE + 1,
     };
     let store = state.store.clone();
-    let la = cap.la().clone();
-    let mut found = tokio::task::spawn_blocking(move || store.la_records(&la, &query)).await??;
+    let mut found = tokio::task::spawn_blocking(move || {
+        cpis_core::records::LaRecords::new(store.as_ref(), &cap).search(&query)
+    })
+    .await??;
     let more = found.len() > PAGE as usize;
     found.truncate(PAGE as usize);
     let today = state.clock.today();

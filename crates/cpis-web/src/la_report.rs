@@ -13,9 +13,10 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use cpis_api::routes::uploads::read_rows;
+use cpis_api::uploads::read_rows;
 use cpis_api::ApiError;
 use cpis_api::AppState;
+use cpis_auth::capability::LaUpload;
 use cpis_core::upload::sentence;
 use cpis_domain::report::{UploadId, UploadStatus, UploadSummary};
 use cpis_domain::{FileOutcome, RecordOutcome};
@@ -176,18 +177,15 @@ pub async fn report(
             },
         ));
     }
-    let store = state.store.clone();
-    let (la2, uid) = (la.clone(), id.clone());
-    let Some(summary) = tokio::task::spawn_blocking(move || store.upload(&la2, &uid)).await??
+    let Some(summary) = cpis_api::uploads::summary(
+        &state,
+        &cap,
+        &id,
+        "upload.report",
+        Some(user.trace_id.clone()),
+    )
+    .await?
     else {
-        cpis_api::routes::uploads::audit_missing_upload(
-            &state,
-            cap.actor(),
-            Some(user.trace_id.clone()),
-            "upload.report",
-            &id,
-        )
-        .await;
         return Err(ApiError::NotFound.into());
     };
 
@@ -199,8 +197,8 @@ pub async fn report(
     if page_no > pages {
         return Err(ApiError::NotFound.into());
     }
-    let after = start_after(&state, &summary, outcome, page_no).await?;
-    let rows = read_rows(&state, &summary, after, PAGE, outcome).await?;
+    let after = start_after(&state, &cap, &summary, outcome, page_no).await?;
+    let rows = read_rows(&state, &cap, &summary, after, PAGE, outcome).await?;
 
     let filter = outcome.map_or(String::new(), |o| o.code().to_owned());
     let base = format!("/la/uploads/{id}");
@@ -286,6 +284,7 @@ pub async fn report(
 /// so it is computed; with one, the rows before the page are read (a chunk at a time) to find it.
 async fn start_after(
     state: &AppState,
+    cap: &LaUpload,
     summary: &UploadSummary,
     outcome: Option<RecordOutcome>,
     page_no: u64,
@@ -297,7 +296,7 @@ async fn start_after(
     let (mut after, mut left) = (0u64, skip);
     while left > 0 {
         let chunk = u32::try_from(left.min(u64::from(SKIP_CHUNK))).unwrap_or(SKIP_CHUNK);
-        let rows = read_rows(state, summary, after, chunk, outcome).await?;
+        let rows = read_rows(state, cap, summary, after, chunk, outcome).await?;
         match rows.last() {
             Some(last) => after = last.row,
             None => break,

@@ -16,7 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cpis_api::routes::uploads::run_upload;
+use cpis_api::uploads::run_upload;
 use cpis_api::ApiError;
 use cpis_api::AppState;
 use cpis_auth::capability::LaUpload;
@@ -99,9 +99,7 @@ impl RecentUpload {
 
 /// The LA's recent uploads for the upload page.
 async fn recent_uploads(state: &AppState, cap: &LaUpload) -> Result<Vec<RecentUpload>, WebError> {
-    let (store, la) = (state.store.clone(), cap.la().clone());
-    let recent =
-        tokio::task::spawn_blocking(move || store.recent_uploads(&la, RECENT_UPLOADS)).await??;
+    let recent = cpis_api::uploads::recent(state, cap, RECENT_UPLOADS).await?;
     Ok(recent.iter().map(RecentUpload::of).collect())
 }
 

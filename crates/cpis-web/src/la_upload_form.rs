@@ -11,10 +11,9 @@ use axum::extract::multipart::Field;
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use cpis_api::auth;
-use cpis_api::ApiError;
-use cpis_api::AppState;
-use cpis_core::upload::{SpoolError, SpooledFile, Spooler};
+use cpis_api::{ApiError, AppState};
+use cpis_core::la_upload::BodyCoding;
+use cpis_core::upload::SpooledFile;
 
 /// The longest text field read (the CSRF token, the mode, the date parts).
 const TEXT_LIMIT: usize = 256;
@@ -112,7 +111,7 @@ async fn check(
     parts: &Parts,
     sent: Option<&str>,
 ) -> Result<(), Response> {
-    auth::require_csrf(
+    cpis_api::auth::require_csrf(
         state,
         &user.principal,
         parts,
@@ -143,23 +142,15 @@ async fn text(mut field: Field<'_>) -> Result<String, ApiError> {
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Streams the file field into a spool file on a blocking thread (as the API spools a body).
+/// Streams the file field into a spool file on a blocking thread (the API's spool, see
+/// [`cpis_api::uploads`]).
 async fn spool(state: &AppState, mut field: Field<'_>) -> Result<SpooledFile, ApiError> {
-    let limit = state.config.max_upload_bytes;
-    let dir = state.config.spool_dir.clone();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(16);
-    let writer = tokio::task::spawn_blocking(move || -> Result<_, SpoolError> {
-        let mut spool = Spooler::new(dir.as_deref(), limit)?;
-        while let Some(chunk) = rx.blocking_recv() {
-            spool.write_chunk(&chunk)?;
-        }
-        spool.finish()
-    });
+    let spool = cpis_api::uploads::start_spool(state, BodyCoding::Identity);
     let mut read_error = false;
     loop {
         match field.chunk().await {
             Ok(Some(chunk)) => {
-                if tx.send(chunk).await.is_err() {
+                if !spool.write(chunk).await {
                     break; // the writer stopped: its error says why
                 }
             }
@@ -170,18 +161,9 @@ async fn spool(state: &AppState, mut field: Field<'_>) -> Result<SpooledFile, Ap
             }
         }
     }
-    drop(tx);
-    let spooled = writer.await?;
+    let spooled = spool.finish().await;
     if read_error {
         return Err(unreadable());
     }
-    spooled.map_err(|e| match e {
-        SpoolError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
-        SpoolError::BadGzip(why) => ApiError::BadRequest(why),
-        SpoolError::NoSpace(io) => {
-            tracing::warn!(error = %io, "upload refused: no room to spool it");
-            ApiError::Unavailable
-        }
-        SpoolError::Io(io) => ApiError::Internal(format!("spool: {io}")),
-    })
+    spooled.map_err(cpis_api::uploads::spool_error)
 }

@@ -13,7 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use cpis_api::auth::{cookie_in, SESSION_COOKIE};
-use cpis_api::routes::{new_session_cookie, session_cookie};
+use cpis_api::auth::{new_session_cookie, session_cookie};
 use cpis_api::ApiError;
 use cpis_api::AppState;
 use cpis_auth::AuthFailure;

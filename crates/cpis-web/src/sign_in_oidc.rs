@@ -17,7 +17,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use cpis_api::auth::cookie_in;
-use cpis_api::routes::new_session_cookie;
+use cpis_api::auth::new_session_cookie;
 use cpis_api::ApiError;
 use cpis_api::AppState;
 use cpis_auth::oidc::{Callback, OidcError, OidcSignIn, PendingSignIn, TokenRequest};

@@ -109,7 +109,7 @@ struct BasePath(&'static str);
 fn fhir_json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_string(body) {
         Ok(s) => (status, [(header::CONTENT_TYPE, FHIR_JSON)], s).into_response(),
-        Err(e) => FhirError(ApiError::Internal(e.to_string())).into_response(),
+        Err(e) => FhirError(ApiError::internal(e)).into_response(),
     }
 }
 
@@ -169,7 +169,7 @@ fn entry<T: Serialize>(
 ) -> Result<BundleEntry, ApiError> {
     Ok(BundleEntry {
         full_url: format!("{base}/{kind}/{id}"),
-        resource: serde_json::to_value(resource).map_err(|e| ApiError::Internal(e.to_string()))?,
+        resource: serde_json::to_value(resource).map_err(ApiError::internal)?,
         search: BundleSearch { mode },
     })
 }
@@ -209,9 +209,10 @@ async fn care_team_search(
     let mut includes = Vec::new();
     for record in &result.records {
         let Some(la) = las.get(record.record.la.as_str()) else {
-            return Err(
-                ApiError::Internal("record of an LA missing from the directory".into()).into(),
-            );
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "record of an LA missing from the directory"
+            ))
+            .into());
         };
         for (plan, vis) in render::sorted_plans(record) {
             let ct = render::care_team(&canon, nhs, la, record, &plan, vis);

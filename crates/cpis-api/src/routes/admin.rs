@@ -44,7 +44,7 @@ pub async fn demographics_changes(
     // The feed may have made inactive-nhs-number notifications: wake their consumers.
     state.lookups.commits().publish();
     Ok(Json(
-        serde_json::to_value(report).map_err(|e| ApiError::Internal(e.to_string()))?,
+        serde_json::to_value(report).map_err(ApiError::internal)?,
     ))
 }
 
@@ -70,7 +70,7 @@ pub async fn purge(
     })
     .await??;
     Ok(Json(
-        serde_json::to_value(report).map_err(|e| ApiError::Internal(e.to_string()))?,
+        serde_json::to_value(report).map_err(ApiError::internal)?,
     ))
 }
 

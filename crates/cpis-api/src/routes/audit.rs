@@ -10,7 +10,8 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use cpis_auth::Principal;
-use cpis_domain::{AuditEntry, NhsNumber};
+use cpis_core::audit_search::{AuditTrail, SearchNote};
+use cpis_domain::NhsNumber;
 use cpis_store::AuditQuery;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -42,42 +43,12 @@ fn non_empty(s: &Option<String>) -> Option<String> {
     s.as_deref().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
-async fn run(state: &AppState, q: AuditQuery) -> Result<Value, ApiError> {
-    let store = state.store.clone();
-    let limit = q.limit;
-    let records = tokio::task::spawn_blocking(move || store.audit_search(&q)).await??;
-    let before = (records.len() as u32 == limit)
-        .then(|| records.last().map(|r| r.seq))
-        .flatten();
-    Ok(json!({ "entries": records, "next_before": before }))
-}
-
-async fn audit_use(
-    state: &AppState,
-    caller: &Caller,
-    action: &str,
-    detail: String,
-    subject: Option<NhsNumber>,
-) -> Result<(), ApiError> {
-    let entry = AuditEntry::new(
-        state.clock.now(),
-        caller.principal.audit_actor(),
-        action,
-        caller.trace_id.clone(),
-    )
-    .about(subject)
-    .detail(detail);
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || store.append_audit(&entry)).await??;
-    Ok(())
-}
-
 pub async fn search(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(p): ApiQuery<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
-    caller
+    let cap = caller
         .grant(&state, "audit.search", Principal::auditor)
         .await?;
     let subject = non_empty(&p.nhs_number)
@@ -100,9 +71,18 @@ pub async fn search(
             .transpose()?,
         limit,
     };
-    let detail = search_detail(&q, subject.is_some());
-    audit_use(&state, &caller, "audit.search", detail, subject).await?;
-    Ok(Json(run(&state, q).await?))
+    let note = SearchNote {
+        now: state.clock.now(),
+        trace_id: caller.trace_id.clone(),
+        detail: search_detail(&q, subject.is_some()),
+    };
+    let store = state.store.clone();
+    let found =
+        tokio::task::spawn_blocking(move || AuditTrail::new(store.as_ref(), &cap).search(&q, note))
+            .await??;
+    Ok(Json(
+        json!({ "entries": found.entries, "next_before": found.next_before }),
+    ))
 }
 
 /// The `audit.search` entry's text: a sentence naming the filters used, never debug output.
@@ -142,11 +122,12 @@ pub async fn verify(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    caller
+    let cap = caller
         .grant(&state, "audit.verify", Principal::auditor)
         .await?;
     let store = state.store.clone();
-    let v = tokio::task::spawn_blocking(move || store.audit_verify()).await??;
+    let v = tokio::task::spawn_blocking(move || AuditTrail::new(store.as_ref(), &cap).verify())
+        .await??;
     Ok(Json(json!({ "result": v })))
 }
 
@@ -162,7 +143,12 @@ pub async fn alerts(
         limit: 200,
         ..Default::default()
     };
-    Ok(Json(run(&state, q).await?))
+    let store = state.store.clone();
+    let records = tokio::task::spawn_blocking(move || store.audit_search(&q)).await??;
+    let before = (records.len() == 200)
+        .then(|| records.last().map(|r| r.seq))
+        .flatten();
+    Ok(Json(json!({ "entries": records, "next_before": before })))
 }
 
 pub async fn users(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {

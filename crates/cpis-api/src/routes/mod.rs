@@ -1,12 +1,10 @@
 mod admin;
 mod audit;
 mod health;
-pub mod notifications;
+mod notifications;
 pub mod oauth;
 mod session;
-pub mod uploads;
-
-pub use session::{new_session_cookie, session_cookie};
+mod uploads;
 
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};

@@ -8,10 +8,9 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
-use cpis_auth::capability::LaNotifications;
 use cpis_auth::Principal;
+use cpis_core::inbox::LaInbox;
 use cpis_domain::notification::Ack;
-use cpis_domain::{AuditEntry, AuditOutcome};
 use futures_util::stream::Stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -53,9 +52,9 @@ pub async fn list(
         )));
     }
     let store = state.store.clone();
-    let la = cap.la().clone();
     let items =
-        tokio::task::spawn_blocking(move || store.notifications(&la, after, limit)).await??;
+        tokio::task::spawn_blocking(move || LaInbox::new(store.as_ref(), &cap).after(after, limit))
+            .await??;
     let next = items.last().map_or(after, |n| n.seq);
     Ok(Json(json!({
         "notifications": items.iter().map(notification_json).collect::<Vec<_>>(),
@@ -72,7 +71,16 @@ pub async fn ack(
     let cap = caller
         .grant(&state, "notification.ack", Principal::la_notifications)
         .await?;
-    match acknowledge(&state, &cap, id, caller.trace_id.clone()).await? {
+    let (store, now, trace) = (
+        state.store.clone(),
+        state.clock.now(),
+        caller.trace_id.clone(),
+    );
+    let ack = tokio::task::spawn_blocking(move || {
+        LaInbox::new(store.as_ref(), &cap).acknowledge(&id, now, trace)
+    })
+    .await??;
+    match ack {
         Ack::NotFound => Err(ApiError::NotFound),
         Ack::Acknowledged(at) => Ok(Json(
             json!({"acknowledged_at": at, "already_acknowledged": false}),
@@ -106,14 +114,13 @@ pub async fn stream(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let start = crate::extract::cursor(resume.or(p.after).unwrap_or(0), "after")?;
-    let la = cap.la().clone();
     let store = state.store.clone();
     let commits = state.lookups.commits();
     let events = futures_util::stream::unfold(
         (start, Vec::<Event>::new()),
         move |(mut cursor, mut pending)| {
             let store = store.clone();
-            let la = la.clone();
+            let cap = cap.clone();
             let commits = commits.clone();
             async move {
                 loop {
@@ -122,9 +129,11 @@ pub async fn stream(
                     if let Some(e) = pending.pop() {
                         return Some((Ok(e), (cursor, pending)));
                     }
-                    let (s, l) = (store.clone(), la.clone());
-                    let page =
-                        tokio::task::spawn_blocking(move || s.notifications(&l, cursor, 100)).await;
+                    let (s, c) = (store.clone(), cap.clone());
+                    let page = tokio::task::spawn_blocking(move || {
+                        LaInbox::new(s.as_ref(), &c).after(cursor, 100)
+                    })
+                    .await;
                     match page {
                         Ok(Ok(items)) if !items.is_empty() => {
                             cursor = items.last().map_or(cursor, |n| n.seq);
@@ -151,49 +160,4 @@ pub async fn stream(
         },
     );
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
-}
-
-/// Acknowledges one of the LA's notifications (idempotent) and audits the first
-/// acknowledgement: the one path for the API and the web inbox. An id that is not a UUID is
-/// `NotFound`, like another LA's.
-pub async fn acknowledge(
-    state: &AppState,
-    cap: &LaNotifications,
-    id: String,
-    trace_id: Option<String>,
-) -> Result<Ack, ApiError> {
-    let store = state.store.clone();
-    let now = state.clock.now();
-    let la = cap.la().clone();
-    let by = cap.actor().id.clone();
-    if uuid::Uuid::parse_str(&id).is_err() {
-        let entry = AuditEntry::new(now, cap.actor().clone(), "notification.ack", trace_id)
-            .denied()
-            .detail(format!(
-                "notification id {:?}: not one of {la}'s notifications",
-                id.chars().take(64).collect::<String>()
-            ));
-        tokio::task::spawn_blocking(move || store.append_audit(&entry)).await??;
-        return Ok(Ack::NotFound);
-    }
-    let entry = AuditEntry::new(now, cap.actor().clone(), "notification.ack", trace_id)
-        .detail(format!("notification {id}"));
-    Ok(tokio::task::spawn_blocking(move || {
-        let ack = store.acknowledge(&la, &id, &by, now)?;
-        match ack {
-            Ack::Acknowledged(_) => store.append_audit(&entry)?,
-            // Another LA's notification (or none): answered like a missing one, but a probe
-            // across LAs leaves a trace.
-            Ack::NotFound => store.append_audit(&AuditEntry {
-                outcome: AuditOutcome::Denied,
-                detail: Some(format!(
-                    "notification {id}: not one of {la}'s notifications (another LA's, or none)"
-                )),
-                ..entry
-            })?,
-            Ack::AlreadyAcknowledged(_) => {}
-        }
-        Ok::<_, cpis_store::StoreError>(ack)
-    })
-    .await??)
 }

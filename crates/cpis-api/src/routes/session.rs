@@ -2,11 +2,11 @@
 //! The session cookie is `HttpOnly; Secure; SameSite=Strict`; unsafe requests made with it must
 //! carry the session's CSRF token in `X-CSRF-Token`.
 
-use crate::auth::{cookie, Caller, SESSION_COOKIE};
+use crate::auth::{cookie, new_session_cookie, session_cookie, Caller, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -16,21 +16,6 @@ use serde_json::json;
 pub struct Login {
     username: String,
     password: String,
-}
-
-pub fn session_cookie(value: &str, max_age: i64) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("cpis_session=; Max-Age=0"))
-}
-
-/// The cookie of a session just started, living as long as the session.
-pub fn new_session_cookie(state: &AppState, session: &cpis_auth::NewSession) -> HeaderValue {
-    let max_age = (session.expires_at - state.clock.now())
-        .num_seconds()
-        .max(0);
-    session_cookie(&session.cookie_value, max_age)
 }
 
 fn who(caller_principal: &cpis_auth::Principal) -> serde_json::Value {

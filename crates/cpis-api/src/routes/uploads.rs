@@ -4,6 +4,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
+use crate::uploads::{read_rows, run_upload, spool_error, start_spool};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -11,14 +12,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cpis_auth::capability::LaUpload;
 use cpis_auth::Principal;
-use cpis_core::upload::{
-    write_report_csv, Progress, ProgressPhase, SpoolError, Spooler, Submitted,
-};
+use cpis_core::la_upload::BodyCoding;
+use cpis_core::upload::{write_report_csv, Submitted};
 use cpis_core::UploadEngine;
 use cpis_domain::report::{RowResult, UploadId, UploadMeta, UploadSummary};
 use cpis_domain::upload::{FileId, UploadMode, FORMAT_V1};
 use cpis_domain::{parse_iso_date, RecordOutcome};
-use cpis_store::RowFilter;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -80,13 +79,6 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// How the body is coded on the wire (`Content-Encoding`).
-#[derive(Clone, Copy)]
-enum BodyCoding {
-    Identity,
-    Gzip,
-}
-
 fn body_coding(headers: &HeaderMap) -> Result<BodyCoding, ApiError> {
     let Some(value) = headers.get(header::CONTENT_ENCODING) else {
         return Ok(BodyCoding::Identity);
@@ -120,42 +112,15 @@ async fn spool_body(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<cpis_core::upload::SpooledFile, ApiError> {
-    let limit = state.config.max_upload_bytes;
     let coding = body_coding(headers)?;
-    check_announced_length(headers, limit)?;
-    let dir = state.config.spool_dir.clone();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(16);
-    let writer = tokio::task::spawn_blocking(move || -> Result<_, SpoolError> {
-        let spool = Spooler::new(dir.as_deref(), limit)?;
-        match coding {
-            BodyCoding::Identity => {
-                let mut spool = spool;
-                while let Some(chunk) = rx.blocking_recv() {
-                    spool.write_chunk(&chunk)?;
-                }
-                spool.finish()
-            }
-            BodyCoding::Gzip => {
-                use std::io::Write;
-                let mut decoder = flate2::write::MultiGzDecoder::new(spool);
-                while let Some(chunk) = rx.blocking_recv() {
-                    decoder
-                        .write_all(&chunk)
-                        .map_err(|e| SpoolError::from_write(e, limit))?;
-                }
-                decoder
-                    .finish()
-                    .map_err(|e| SpoolError::from_write(e, limit))?
-                    .finish()
-            }
-        }
-    });
+    check_announced_length(headers, state.config.max_upload_bytes)?;
+    let spool = start_spool(state, coding);
     let mut stream = body.into_data_stream();
     let mut read_error = None;
     while let Some(chunk) = stream.next().await {
         match chunk {
             Ok(c) => {
-                if tx.send(c).await.is_err() {
+                if !spool.write(c).await {
                     break; // the writer stopped: its error says why
                 }
             }
@@ -165,24 +130,13 @@ async fn spool_body(
             }
         }
     }
-    drop(tx);
-    let spooled = writer.await?;
+    let spooled = spool.finish().await;
     if let Some(e) = read_error {
         return Err(ApiError::BadRequest(format!(
             "could not read the request body: {e}"
         )));
     }
-    spooled.map_err(|e| match e {
-        SpoolError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
-        SpoolError::BadGzip(why) => ApiError::BadRequest(format!(
-            "the body is sent with Content-Encoding: gzip but is not valid gzip data ({why}); nothing was applied"
-        )),
-        SpoolError::NoSpace(io) => {
-            tracing::warn!(error = %io, "upload refused: no room to spool it");
-            ApiError::Unavailable
-        }
-        SpoolError::Io(io) => ApiError::Internal(format!("spool: {io}")),
-    })
+    spooled.map_err(spool_error)
 }
 
 /// The report as JSON: the summary, then a page of row results.
@@ -219,51 +173,6 @@ fn summary_response(
     resp
 }
 
-/// Runs one upload through the engine, reporting progress to the registry (every channel of this
-/// server: the API and the web page).
-pub fn run_upload(
-    engine: &UploadEngine,
-    cap: &LaUpload,
-    state: &AppState,
-    id: UploadId,
-    meta: UploadMeta,
-    file: &cpis_core::upload::SpooledFile,
-) -> Result<Submitted, ApiError> {
-    let progress = |p: Progress| {
-        let phase = match p.phase {
-            ProgressPhase::Verifying => "verifying",
-            ProgressPhase::Applying => "applying",
-        };
-        state.progress.update(&id, phase, p.rows);
-    };
-    let out = engine.submit_as(cap, id.clone(), meta, file, &progress);
-    if let Ok(submitted) = &out {
-        let s = submitted.summary();
-        let outcome = s
-            .file_outcome
-            .map_or_else(|| s.status.code().to_owned(), |o| o.code().to_owned());
-        state
-            .metrics
-            .uploads
-            .get_or_create(&crate::metrics::OutcomeLabel { outcome })
-            .inc();
-        // A replayed file changed nothing: its rows were counted the first time.
-        if matches!(submitted, cpis_core::upload::Submitted::New(_)) {
-            for (outcome, n) in &s.counts.by_outcome {
-                state
-                    .metrics
-                    .upload_rows
-                    .get_or_create(&crate::metrics::OutcomeLabel {
-                        outcome: outcome.code().to_owned(),
-                    })
-                    .inc_by(*n);
-            }
-        }
-    }
-    state.progress.finish(&id);
-    Ok(out?)
-}
-
 const FIRST_PAGE: u32 = 1000;
 
 pub async fn create(
@@ -296,9 +205,10 @@ pub async fn create(
 
     let engine = state.engine.clone();
     let st = state.clone();
-    let run_id = id.clone();
-    let job =
-        tokio::task::spawn_blocking(move || run_upload(&engine, &cap, &st, run_id, meta, &spooled));
+    let (run_id, run_cap) = (id.clone(), cap.clone());
+    let job = tokio::task::spawn_blocking(move || {
+        run_upload(&engine, &run_cap, &st, run_id, meta, &spooled)
+    });
     if respond_async {
         tokio::spawn(async move {
             if let Ok(Err(e)) = job.await {
@@ -342,26 +252,9 @@ pub async fn create(
         }
         Submitted::New(s) => (StatusCode::CREATED, s),
     };
-    let rows = read_rows(&state, &summary, 0, FIRST_PAGE, None).await?;
+    let rows = read_rows(&state, &cap, &summary, 0, FIRST_PAGE, None).await?;
     let next = next_after(&rows, FIRST_PAGE);
     Ok(summary_response(status, summary, rows, next))
-}
-
-pub async fn read_rows(
-    state: &AppState,
-    s: &UploadSummary,
-    after: u64,
-    limit: u32,
-    outcome: Option<RecordOutcome>,
-) -> Result<Vec<RowResult>, ApiError> {
-    let store = state.store.clone();
-    let (la, id) = (s.meta.la.clone(), s.id.clone());
-    let filter = RowFilter {
-        after_row: after,
-        limit,
-        outcome,
-    };
-    Ok(tokio::task::spawn_blocking(move || store.upload_rows(&la, &id, &filter)).await??)
 }
 
 fn next_after(rows: &[RowResult], limit: u32) -> Option<u64> {
@@ -413,8 +306,6 @@ pub async fn report(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/csv")),
     };
-    let store = state.store.clone();
-    let (la2, uid) = (la.clone(), id.clone());
     // Progress first: an upload leaves the registry only after it committed, so a poller never
     // falls between the two.
     if let Some(running) = state.progress.get(&id, &la) {
@@ -426,52 +317,26 @@ pub async fn report(
         )
             .into_response());
     }
-    let Some(summary) = tokio::task::spawn_blocking(move || store.upload(&la2, &uid)).await??
+    let Some(summary) =
+        crate::uploads::summary(&state, &cap, &id, "upload.report", caller.trace_id.clone())
+            .await?
     else {
-        audit_missing_upload(
-            &state,
-            cap.actor(),
-            caller.trace_id.clone(),
-            "upload.report",
-            &id,
-        )
-        .await;
         return Err(ApiError::NotFound);
     };
     if wants_csv {
-        return csv_report(&state, summary, outcome).await;
+        return csv_report(&state, &cap, summary, outcome).await;
     }
     let limit = p.limit.unwrap_or(FIRST_PAGE).clamp(1, 10_000);
     let after = crate::extract::cursor(p.after.unwrap_or(0), "after")?;
-    let rows = read_rows(&state, &summary, after, limit, outcome).await?;
+    let rows = read_rows(&state, &cap, &summary, after, limit, outcome).await?;
     let next = next_after(&rows, limit);
     Ok(summary_response(StatusCode::OK, summary, rows, next))
-}
-
-/// Another LA's upload (or none) is answered exactly like a missing one, but the probe is
-/// audited (refused access attempt) so that cross-LA probing leaves a trace.
-pub async fn audit_missing_upload(
-    state: &AppState,
-    actor: &cpis_domain::AuditActor,
-    trace_id: Option<String>,
-    action: &str,
-    id: &UploadId,
-) {
-    let entry = cpis_domain::AuditEntry::new(state.clock.now(), actor.clone(), action, trace_id)
-        .outcome(cpis_domain::AuditOutcome::Denied)
-        .detail(format!(
-            "upload {id}: not one of {}'s uploads (another LA's, or none)",
-            actor.organisation.as_deref().unwrap_or("this LA")
-        ));
-    let store = state.store.clone();
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await {
-        tracing::warn!(error = %e, "could not audit a refused upload access");
-    }
 }
 
 /// The whole per-record report as CSV, read from the store a page at a time.
 async fn csv_report(
     state: &AppState,
+    cap: &LaUpload,
     summary: UploadSummary,
     outcome: Option<RecordOutcome>,
 ) -> Result<Response, ApiError> {
@@ -480,8 +345,8 @@ async fn csv_report(
     let mut after = 0;
     let mut first = true;
     loop {
-        let rows = read_rows(state, &summary, after, PAGE, outcome).await?;
-        out = write_report_csv(out, &rows, first).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let rows = read_rows(state, cap, &summary, after, PAGE, outcome).await?;
+        out = write_report_csv(out, &rows, first).map_err(ApiError::internal)?;
         first = false;
         match next_after(&rows, PAGE) {
             Some(n) => after = n,
@@ -514,9 +379,10 @@ pub async fn confirm(
         .grant(&state, "upload.confirm", Principal::la_upload)
         .await?;
     let id = parse_id(&id)?;
-    let engine = state.engine.clone();
-    let summary = tokio::task::spawn_blocking(move || engine.confirm(&cap, &id, &|_| {})).await??;
-    let rows = read_rows(&state, &summary, 0, FIRST_PAGE, None).await?;
+    let (engine, run_cap) = (state.engine.clone(), cap.clone());
+    let summary =
+        tokio::task::spawn_blocking(move || engine.confirm(&run_cap, &id, &|_| {})).await??;
+    let rows = read_rows(&state, &cap, &summary, 0, FIRST_PAGE, None).await?;
     let next = next_after(&rows, FIRST_PAGE);
     Ok(summary_response(StatusCode::OK, summary, rows, next))
 }

@@ -179,6 +179,25 @@ pub fn acknowledge(
     })
 }
 
+/// [`acknowledge`] and the audit entry that goes with its answer, in the caller's transaction.
+pub fn acknowledge_audited(
+    db: &mut dyn Db,
+    la: &OdsCode,
+    id: &str,
+    by: &str,
+    now: DateTime<Utc>,
+    acked: &AuditEntry,
+    refused: &AuditEntry,
+) -> StoreResult<Ack> {
+    let ack = acknowledge(db, la, id, by, now)?;
+    match ack {
+        Ack::Acknowledged(_) => super::audit::append_alone(db, acked)?,
+        Ack::NotFound => super::audit::append_alone(db, refused)?,
+        Ack::AlreadyAcknowledged(_) => {}
+    }
+    Ok(ack)
+}
+
 /// Notifications not yet acknowledged (outbox depth).
 pub fn unacknowledged(db: &mut dyn Db) -> StoreResult<u64> {
     db.count(

@@ -176,6 +176,11 @@ store! {
     /// Acknowledges one of the LA's notifications (idempotent).
     write: fn acknowledge(&self, la: &OdsCode, id: &str, by: &str, now: DateTime<Utc>) -> Ack
         => outbox::acknowledge;
+    /// [`Store::acknowledge`] and its audit entry in one transaction: `acked` is appended with a
+    /// first acknowledgement, `refused` when the notification is not the LA's (or does not
+    /// exist), nothing with a repeat. Neither is written without the other.
+    write: fn acknowledge_audited(&self, la: &OdsCode, id: &str, by: &str, now: DateTime<Utc>,
+        acked: &AuditEntry, refused: &AuditEntry) -> Ack => outbox::acknowledge_audited;
     /// An LA's notifications with a cursor below `before` (all when `None`), newest first (the
     /// web inbox). Read from the primary, so an acknowledgement just made shows.
     read: fn notifications_newest(&self, la: &OdsCode, before: Option<u64>, limit: u32)
