@@ -19,6 +19,7 @@ mod model;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+pub mod testing;
 
 pub use audit_chain::AuditVerification;
 pub use cpis_domain::data_quality::{MatchCounts, UploadOutcomeCounts};
