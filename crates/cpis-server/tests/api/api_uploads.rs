@@ -1,10 +1,8 @@
 //! The LA upload API over HTTP: authentication, bad input, reports, idempotency, isolation.
 
-mod common;
-
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::*;
 
 #[tokio::test]
 async fn health_and_readiness() {
