@@ -11,7 +11,8 @@ async fn health_and_readiness() {
     assert_eq!(r.status, StatusCode::OK);
     let r = app.get("/readyz", None).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.json()["database"], "sqlite");
+    // Readiness names the backend the app runs on.
+    assert_eq!(r.json()["database"], app.backend());
     assert_eq!(r.headers["x-content-type-options"], "nosniff");
 }
 
