@@ -181,7 +181,7 @@ pub enum IfMissing {
 
 /// Where a database URL points: PostgreSQL, or a SQLite file path. Unknown schemes are refused
 /// by name rather than read as file names.
-fn sqlite_path(url: &str) -> StoreResult<Option<&str>> {
+pub fn sqlite_path(url: &str) -> StoreResult<Option<&str>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(None);
     }

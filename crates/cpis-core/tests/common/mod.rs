@@ -163,6 +163,37 @@ pub enum StoreGuard {
     Postgres(cpis_store::postgres::TempDatabase),
 }
 
+impl StoreGuard {
+    /// The database URL (a SQLite path or a `postgres://` URL).
+    pub fn url(&self) -> String {
+        match self {
+            StoreGuard::Sqlite(dir) => dir.path().join("t.db").to_string_lossy().into_owned(),
+            StoreGuard::Postgres(db) => db.url().to_owned(),
+        }
+    }
+}
+
+/// What a finished test must not leave: a broken audit chain, an outbox row (webhook delivery,
+/// MESH message) a worker claimed and never settled whose lease still runs at `now`.
+pub fn end_of_test_problems(store: &dyn Store, url: &str, now: DateTime<Utc>) -> Vec<String> {
+    let mut problems = Vec::new();
+    match store.audit_verify() {
+        Ok(cpis_store::AuditVerification::Intact { .. }) => {}
+        Ok(cpis_store::AuditVerification::Broken { seq, problem }) => {
+            problems.push(format!("audit chain broken at entry {seq}: {problem}"))
+        }
+        Err(e) => problems.push(format!("audit chain could not be verified: {e}")),
+    }
+    match cpis_testkit::held_leases(url, now) {
+        Ok(held) => problems.extend(
+            held.into_iter()
+                .map(|h| format!("outbox lease still held: {h}")),
+        ),
+        Err(e) => problems.push(format!("outbox leases could not be checked: {e}")),
+    }
+    problems
+}
+
 /// A fresh, empty store for one test. SQLite in a temporary directory by default; PostgreSQL (a
 /// new database per test, dropped afterwards) when `CPIS_TEST_BACKEND=postgres` and
 /// `CPIS_TEST_PG_URL` names a server, e.g.
@@ -193,11 +224,32 @@ pub fn test_store() -> (Arc<dyn Store>, StoreGuard) {
 
 /// An engine over a fresh store (see [`test_store`]), with a fixed clock that moves on a minute
 /// before each submission (so a record rewritten by a later upload shows a new `updated_at`).
+///
+/// When it is dropped (and the test has not already failed) it checks the store with
+/// [`end_of_test_problems`] and panics naming what is wrong. A test that stops a worker holding
+/// a claim on purpose settles it or lets the clock pass the lease before it ends.
 pub struct Env {
     pub store: Arc<dyn Store>,
     pub engine: UploadEngine,
     pub clock: Arc<FixedClock>,
     _guard: StoreGuard,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let problems =
+            end_of_test_problems(self.store.as_ref(), &self._guard.url(), self.clock.now());
+        if !problems.is_empty() {
+            panic!(
+                "the test left the database in a bad state ({} backend):\n  {}",
+                self.store.backend(),
+                problems.join("\n  ")
+            );
+        }
+    }
 }
 
 pub fn start_time() -> DateTime<Utc> {
@@ -207,6 +259,12 @@ pub fn start_time() -> DateTime<Utc> {
 }
 
 impl Env {
+    /// The database URL behind [`Env::store`] (a SQLite path or a `postgres://` URL), for tests
+    /// that reach the database behind the store's back.
+    pub fn db_url(&self) -> String {
+        self._guard.url()
+    }
+
     /// An empty store (no directory, no demographics).
     pub fn empty() -> Env {
         Env::empty_with(UploadSettings::default())

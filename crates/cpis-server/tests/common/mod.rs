@@ -1,4 +1,9 @@
-//! Test harness: the real router over a real SQLite file with the demo data, driven in-process.
+//! Test harness: the real router over a real database with the demo data, driven in-process.
+//!
+//! The database is a SQLite file in a temporary directory by default, or a fresh PostgreSQL
+//! database per app when `CPIS_TEST_BACKEND=postgres` and `CPIS_TEST_PG_URL` names a server (see
+//! [`test_database`]). When a [`TestApp`] is dropped it stops its workers and checks what every
+//! test must leave behind: an intact audit chain and no outbox row still leased.
 #![allow(dead_code)]
 
 pub mod web;
@@ -48,11 +53,73 @@ pub const ED_OTHER_TOKEN: &str = "ed-colleague-token";
 
 pub struct TestApp {
     pub router: axum::Router,
+    /// The app's store. A call made on the test's async thread runs on a thread of its own (the
+    /// store does that itself: the PostgreSQL client may not block inside a runtime).
     pub store: Arc<dyn Store>,
     pub clock: Arc<FixedClock>,
-    /// Stops its workers when the test ends.
-    _app: Application,
-    _dir: tempfile::TempDir,
+    /// Stopped (its workers joined) when the test ends, before the end-of-test checks.
+    app: Option<Application>,
+    db: TestDatabase,
+}
+
+/// The database behind one test app: its URL and what keeps it alive (dropped last).
+pub struct TestDatabase {
+    pub url: String,
+    _guard: DatabaseGuard,
+}
+
+enum DatabaseGuard {
+    Sqlite(tempfile::TempDir),
+    Postgres(cpis_store::postgres::TempDatabase),
+}
+
+/// Whether the server tests run on PostgreSQL (`CPIS_TEST_BACKEND=postgres` with
+/// `CPIS_TEST_PG_URL` set; with `CPIS_REQUIRE_PG=1` a missing URL fails the test).
+pub fn on_postgres() -> bool {
+    if std::env::var("CPIS_TEST_BACKEND").as_deref() != Ok("postgres") {
+        return false;
+    }
+    match std::env::var("CPIS_TEST_PG_URL") {
+        Ok(url) if !url.trim().is_empty() => true,
+        _ if std::env::var("CPIS_REQUIRE_PG").as_deref() == Ok("1") => {
+            panic!(
+                "CPIS_TEST_BACKEND=postgres and CPIS_REQUIRE_PG=1 but CPIS_TEST_PG_URL is not set"
+            )
+        }
+        _ => {
+            println!("CPIS_TEST_BACKEND=postgres but CPIS_TEST_PG_URL is not set: using SQLite");
+            false
+        }
+    }
+}
+
+/// A fresh, empty database for one app: a SQLite file in a new temporary directory, or a new
+/// PostgreSQL database (dropped with the app) when [`on_postgres`].
+pub fn test_database() -> TestDatabase {
+    if on_postgres() {
+        let admin = std::env::var("CPIS_TEST_PG_URL").unwrap_or_default();
+        let db = cpis_store::postgres::TempDatabase::create(&admin)
+            .expect("create a test database through CPIS_TEST_PG_URL");
+        return TestDatabase {
+            url: db.url().to_owned(),
+            _guard: DatabaseGuard::Postgres(db),
+        };
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    TestDatabase {
+        url: dir.path().join("cpis.db").to_string_lossy().into_owned(),
+        _guard: DatabaseGuard::Sqlite(dir),
+    }
+}
+
+/// For a test that only means something on SQLite: on PostgreSQL says why it is skipped and
+/// returns true (the test then returns).
+pub fn skip_on_postgres(why: &str) -> bool {
+    if on_postgres() {
+        println!("skipped on PostgreSQL: {why}");
+        return true;
+    }
+    false
 }
 
 pub struct Reply {
@@ -121,13 +188,16 @@ pub fn spawn_app_with_options(options: AppOptions) -> TestApp {
         let provider = jwt.clone().unwrap_or_else(jwt_config);
         cpis_auth::oidc::OidcSignIn::new(client, &provider).expect("test OIDC client")
     });
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn Store> = Arc::new(
-        cpis_store::sqlite::SqliteStore::open(dir.path().join("cpis.db")).expect("open store"),
-    );
+    let db = test_database();
     let clock = Arc::new(FixedClock::new(start_time()));
-    let engine = UploadEngine::new(store.clone(), clock.clone(), UploadSettings::default());
-    cpis_core::demo::load(&engine).expect("demo data loads");
+    // The PostgreSQL client blocks on a runtime of its own: the store is opened and the demo
+    // data loaded on a plain thread, not the test's runtime.
+    let (store, engine) = cpis_testkit::off_runtime(|| {
+        let store: Arc<dyn Store> = Arc::from(cpis_store::open(&db.url).expect("open store"));
+        let engine = UploadEngine::new(store.clone(), clock.clone(), UploadSettings::default());
+        cpis_core::demo::load(&engine).expect("demo data loads");
+        (store, engine)
+    });
     let now = start_time();
     let people: [(&str, &str, &str, &str, &[Permission]); 12] = [
         (
@@ -267,16 +337,89 @@ pub fn spawn_app_with_options(options: AppOptions) -> TestApp {
         router: app.router(),
         store,
         clock,
-        _app: app,
-        _dir: dir,
+        app: Some(app),
+        db,
+    }
+}
+
+impl Drop for TestApp {
+    /// Stops the app's workers, then (unless the test already failed) checks that the audit
+    /// chain verifies and that no outbox row is still leased, and panics naming what is wrong.
+    /// Everything is released on a plain thread (closing PostgreSQL connections blocks).
+    fn drop(&mut self) {
+        let app = self.app.take();
+        let router = std::mem::replace(&mut self.router, axum::Router::new());
+        let check = !std::thread::panicking();
+        let problems = cpis_testkit::off_runtime(|| {
+            drop(router);
+            drop(app);
+            if !check {
+                return Vec::new();
+            }
+            end_of_test_problems(
+                self.store.as_ref(),
+                &self.db.url,
+                cpis_domain::Clock::now(self.clock.as_ref()),
+            )
+        });
+        if !problems.is_empty() {
+            panic!(
+                "the test left the database in a bad state ({} backend):\n  {}",
+                self.db.backend(),
+                problems.join("\n  ")
+            );
+        }
+    }
+}
+
+/// What a finished test must not leave: a broken audit chain, an outbox row still leased.
+pub fn end_of_test_problems(
+    store: &dyn Store,
+    url: &str,
+    now: chrono::DateTime<Utc>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    match store.audit_verify() {
+        Ok(cpis_store::AuditVerification::Intact { .. }) => {}
+        Ok(cpis_store::AuditVerification::Broken { seq, problem }) => {
+            problems.push(format!("audit chain broken at entry {seq}: {problem}"))
+        }
+        Err(e) => problems.push(format!("audit chain could not be verified: {e}")),
+    }
+    match cpis_testkit::held_leases(url, now) {
+        Ok(held) => problems.extend(
+            held.into_iter()
+                .map(|h| format!("outbox lease still held: {h}")),
+        ),
+        Err(e) => problems.push(format!("outbox leases could not be checked: {e}")),
+    }
+    problems
+}
+
+impl TestDatabase {
+    pub fn backend(&self) -> &'static str {
+        match self._guard {
+            DatabaseGuard::Sqlite(_) => "sqlite",
+            DatabaseGuard::Postgres(_) => "postgres",
+        }
     }
 }
 
 impl TestApp {
-    /// The SQLite file behind [`TestApp::store`], for tests that reach the database behind the
-    /// store's back.
-    pub fn db_path(&self) -> std::path::PathBuf {
-        self._dir.path().join("cpis.db")
+    /// The database URL behind [`TestApp::store`] (a SQLite path or a `postgres://` URL).
+    pub fn db_url(&self) -> &str {
+        &self.db.url
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        self.db.backend()
+    }
+
+    /// Runs SQL statements on the app's database behind the store's back (one transaction).
+    pub fn execute_sql(&self, sql: &str) {
+        cpis_testkit::execute_batch(&self.db.url, sql)
+            .unwrap_or_else(|e| panic!("test SQL failed: {e}\n{sql}"));
     }
 
     pub async fn send(&self, req: Request<Body>) -> Reply {

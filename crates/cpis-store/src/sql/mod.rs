@@ -297,6 +297,20 @@ where
     }
 }
 
+/// Runs a store call where a blocking database client may block. Callers hand store calls to a
+/// blocking thread (`spawn_blocking`); a call made on a thread that drives an async runtime
+/// instead runs on a scoped thread of its own, because the PostgreSQL client blocks on a runtime
+/// of its own, which may not start inside another (it would panic the task).
+pub(crate) fn off_async<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
 /// What a backend decides: where reads and writes run. Everything else is shared
 /// (`impl Store for` every backend is in `store.rs`).
 pub trait Backend: Send + Sync {

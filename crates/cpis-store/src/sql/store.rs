@@ -21,19 +21,19 @@ use cpis_domain::{
 /// `StoreResult<T>`) and implements it as `query(conn, args…)` run through the backend's `how`
 /// (`read`, `read_replica`, `write`, `snapshot`), or `read_replica_or_primary` when `(missing)`
 /// says when the replica's answer is not enough. `tx` opens a [`SqlTx`]; `backend` calls the
-/// backend's own `query(self, args…)`.
+/// backend's own `query(self, args…)`. Every call but `tx` runs through [`super::off_async`].
 macro_rules! store {
     (@ $self:ident, tx, $args:tt) => {
         Ok(Box::new(SqlTx::new($self.begin()?)))
     };
     (@ $self:ident, backend, ($($arg:ident),*), $query:path) => {
-        $query($self $(, $arg)*)
+        super::off_async(|| $query($self $(, $arg)*))
     };
     (@ $self:ident, $how:ident ($missing:expr), ($($arg:ident),*), $query:path) => {
-        $self.read_replica_or_primary(|c| $query(c $(, $arg)*), $missing)
+        super::off_async(|| $self.read_replica_or_primary(|c| $query(c $(, $arg)*), $missing))
     };
     (@ $self:ident, $how:ident, ($($arg:ident),*), $query:path) => {
-        $self.$how(|c| $query(c $(, $arg)*))
+        super::off_async(|| $self.$how(|c| $query(c $(, $arg)*)))
     };
     ($($(#[$doc:meta])* $how:ident $(($missing:expr))?: fn $name:ident(&self $(, $arg:ident: $ty:ty)*)
         -> $ret:ty $(=> $query:path)?;)*) => {

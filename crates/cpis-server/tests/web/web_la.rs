@@ -3,12 +3,10 @@
 //! record nothing without it), a bad upload form gives an error summary and records nothing, and
 //! names are escaped in the inbox and the records list.
 
-mod common;
-
+use crate::common::web::*;
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::web::*;
-use common::*;
 use cpis_domain::{OdsCode, Permission};
 
 const BOUNDARY: &str = "cpis-test-boundary-7d1f";

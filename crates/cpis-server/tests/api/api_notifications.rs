@@ -1,11 +1,9 @@
 //! The LA notification API (SPEC 3.3, rule 3): `GET /api/v1/notifications?after=…&limit=…` and
 //! `POST /api/v1/notifications/{id}/ack`. An LA only ever sees and acknowledges its own.
 
-mod common;
-
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use common::*;
 use serde_json::Value;
 
 /// Unscheduled lookups at one-minute intervals: the shared child from ED, ED2 and ED again, then a

@@ -1,10 +1,8 @@
 //! Lifecycle: demographics changes move records and notify their LAs; retention purges plans
 //! past their window. Runs on SQLite (and on PostgreSQL with CPIS_TEST_BACKEND=postgres).
 
-mod common;
-
+use crate::common::*;
 use chrono::{TimeZone, Utc};
-use common::*;
 use cpis_auth::{OrgKind, Principal};
 use cpis_core::lifecycle::{apply_demographic_changes, purge};
 use cpis_domain::{

@@ -1,10 +1,8 @@
 //! The LA's live notification stream (server-sent events).
 
-mod common;
-
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::*;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 

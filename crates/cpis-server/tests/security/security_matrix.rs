@@ -2,10 +2,8 @@
 //! the exact status each must get. Refusals are audited, give nothing away, and another LA's
 //! upload or notification is indistinguishable from one that does not exist.
 
-mod common;
-
+use crate::common::*;
 use axum::http::{Method, StatusCode};
-use common::*;
 use serde_json::Value;
 
 /// The identities the matrix runs as (columns).

@@ -5,13 +5,11 @@
 //! One app (with the test identity provider configured, so JWT parsing is exercised) is shared by
 //! all properties; each property runs 128 cases.
 
-mod common;
-
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::*;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::sample::select;

@@ -1,10 +1,8 @@
 //! Admin operations over HTTP (change feed, retention) and the Prometheus metrics.
 
-mod common;
-
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::*;
 
 async fn post(app: &TestApp, uri: &str, token: &str, body: String) -> Reply {
     let req = Request::builder()

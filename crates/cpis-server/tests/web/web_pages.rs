@@ -2,11 +2,9 @@
 //! cookie, redirects to the sign-in page, the CSRF rule for forms, HTML escaping, the NHS number
 //! never read from a URL, validation that records nothing, HTML 404s and embedded assets.
 
-mod common;
-
+use crate::common::web::*;
+use crate::common::*;
 use axum::http::{header, Method, StatusCode};
-use common::web::*;
-use common::*;
 use cpis_domain::Permission;
 
 fn add_clinician(app: &TestApp, username: &str, display: &str) {

@@ -4,11 +4,9 @@
 //! with the one message and audited. The whole journey with a real provider is in
 //! tests/browser/oidc_sign_in.test.mjs.
 
-mod common;
-
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use common::*;
 use std::collections::HashMap;
 
 const AUTHORIZE: &str = "https://idp.test.example/authorize";

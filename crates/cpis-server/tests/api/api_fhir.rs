@@ -1,11 +1,9 @@
 //! The health lookup FHIR R4 API (SPEC 3.1, rules 1–4 and 8): CareTeam and AuditEvent searches,
 //! silent vs notifying lookups, visibility windows, sensitive children and bad input.
 
-mod common;
-
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::*;
 use cpis_domain::Clock;
 use serde_json::Value;
 use std::collections::BTreeSet;

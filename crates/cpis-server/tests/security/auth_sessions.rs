@@ -1,10 +1,8 @@
 //! Local accounts (docs/SECURITY.md): password login, the session cookie and its attributes, CSRF
 //! on unsafe requests, logout, lockout after five failures, and failures that all look alike.
 
-mod common;
-
+use crate::common::*;
 use axum::http::{Method, StatusCode};
-use common::*;
 use cpis_auth::users::{self, NewUser};
 use cpis_domain::{Clock, OdsCode, Permission, Permissions};
 use cpis_store::UserKind;

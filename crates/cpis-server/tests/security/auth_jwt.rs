@@ -5,12 +5,10 @@
 //! Keys: tests/fixtures/jwt (throw-away, see its README). `exp`/`nbf` are checked against the real
 //! clock, so the tokens here are stamped with the real time.
 
-mod common;
-
+use crate::common::*;
 use axum::http::StatusCode;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::*;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 

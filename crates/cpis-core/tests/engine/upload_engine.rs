@@ -1,8 +1,6 @@
 //! Integration tests of the LA upload engine (SPEC 2.5–2.8, 3.2) against a real SQLite store.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use cpis_core::demo;
 use cpis_core::upload::{EngineError, Progress, ProgressPhase, SpooledFile, Submitted};
 use cpis_domain::outcome::{DetailCode, FileOutcome, RecordOutcome};
@@ -12,7 +10,7 @@ use cpis_domain::{NhsNumber, PlanType};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-const ERRORS_FILE: &str = include_str!("../../../demo/uploads/errors-E08000026.csv");
+const ERRORS_FILE: &str = include_str!("../../../../demo/uploads/errors-E08000026.csv");
 
 fn n(s: &str) -> NhsNumber {
     NhsNumber::parse(s).expect("test NHS number")

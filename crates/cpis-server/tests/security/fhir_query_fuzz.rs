@@ -11,11 +11,9 @@
 //! Failing cases are kept in `tests/proptest-regressions/fhir_query_fuzz.txt` and replayed first
 //! on every run (see `tests/proptest-regressions/README.md`).
 
-mod common;
-
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Method, Request, Uri};
-use common::*;
 use cpis_domain::{NhsNumber, RecordOutcome};
 use proptest::collection::vec;
 use proptest::prelude::*;

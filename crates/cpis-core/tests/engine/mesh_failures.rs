@@ -2,9 +2,7 @@
 //! `/metrics` as `cpis_mesh_failures_total`): a MESH server that does not answer fails the
 //! handshake, the inbox read and each send. No sandbox needed: nothing listens on the port.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use cpis_core::mesh::{MeshFailure, MeshSettings, MeshWorker};
 use cpis_core::UploadEngine;
 use cpis_domain::Clock;

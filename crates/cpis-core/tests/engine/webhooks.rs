@@ -2,10 +2,8 @@
 //! ids, retried with backoff, dead-lettered after the retry period, never sent twice once
 //! delivered. Runs on SQLite (and PostgreSQL with CPIS_TEST_BACKEND=postgres).
 
-mod common;
-
+use crate::common::*;
 use chrono::Duration;
-use common::*;
 use cpis_auth::{OrgKind, Principal};
 use cpis_core::delivery::{verify, DeliveryWorker, DestinationPolicy, HttpSender, RetryPolicy};
 use cpis_core::{LookupRequest, LookupService};
@@ -247,4 +245,31 @@ fn a_destination_that_resolves_to_an_internal_address_gets_nothing() {
     );
     assert_eq!(worker.run_once().unwrap(), 1);
     assert!(got.0.lock().unwrap().is_empty());
+}
+
+/// The harness's end-of-test check: a delivery a worker claimed and never settled fails the
+/// test when its store is dropped, until the lease has run out.
+#[test]
+fn a_claim_left_unsettled_fails_the_test_when_the_env_is_dropped() {
+    let (env, _worker, _got, _secret) = setup(vec![], RetryPolicy::default());
+    let now = env.clock.now();
+    let claimed = env
+        .store
+        .claim_deliveries(now, now + Duration::seconds(60), 10)
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let message = crate::harness::drop_message(env).expect("dropping the env panics");
+    assert!(
+        message.contains("outbox lease still held: webhook delivery"),
+        "{message}"
+    );
+
+    // A lease that has run out is no longer held: the next worker may claim the row.
+    let (env, _worker, _got, _secret) = setup(vec![], RetryPolicy::default());
+    let now = env.clock.now();
+    env.store
+        .claim_deliveries(now, now + Duration::seconds(60), 10)
+        .unwrap();
+    env.clock.set(now + Duration::seconds(61));
+    assert_eq!(crate::harness::drop_message(env), None);
 }

@@ -3,11 +3,9 @@
 //! `throttled`) for the throttle time, an admin sees a `security.anomaly` alert, and nobody else is
 //! affected.
 
-mod common;
-
+use crate::common::*;
 use axum::http::StatusCode;
 use chrono::Duration;
-use common::*;
 use cpis_core::anomaly::AnomalyPolicy;
 use cpis_domain::NhsNumber;
 use serde_json::Value;

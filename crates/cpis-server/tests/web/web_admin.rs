@@ -2,12 +2,10 @@
 //! (and are audited), the disable/enable form needs the CSRF token, user-controlled text is
 //! escaped, and the data-quality numbers match the upload report they come from.
 
-mod common;
-
+use crate::common::web::*;
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{header, Method, StatusCode};
-use common::web::*;
-use common::*;
 use cpis_auth::users;
 use cpis_domain::{AuditOutcome, Permission, RecordOutcome};
 use cpis_store::AuditQuery;
@@ -230,13 +228,26 @@ async fn disable_is_not_stored_without_its_audit_entry() {
     let app = spawn_app();
     let admin = sign_in_admin(&app).await;
     let target = "ed.clinician";
-    let db = rusqlite::Connection::open(app.db_path()).unwrap();
-    db.execute_batch(
-        "CREATE TRIGGER refuse_admin_audit BEFORE INSERT ON audit_log
-         WHEN NEW.action LIKE 'admin.user.%'
-         BEGIN SELECT RAISE(ABORT, 'audit refused'); END;",
-    )
-    .unwrap();
+    let (refuse, allow) = if app.backend() == "postgres" {
+        (
+            "CREATE FUNCTION refuse_admin_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF NEW.action LIKE 'admin.user.%' THEN RAISE EXCEPTION 'audit refused'; END IF;
+               RETURN NEW;
+             END $$;
+             CREATE TRIGGER refuse_admin_audit BEFORE INSERT ON audit_log
+             FOR EACH ROW EXECUTE FUNCTION refuse_admin_audit();",
+            "DROP TRIGGER refuse_admin_audit ON audit_log;",
+        )
+    } else {
+        (
+            "CREATE TRIGGER refuse_admin_audit BEFORE INSERT ON audit_log
+             WHEN NEW.action LIKE 'admin.user.%'
+             BEGIN SELECT RAISE(ABORT, 'audit refused'); END;",
+            "DROP TRIGGER refuse_admin_audit;",
+        )
+    };
+    app.execute_sql(refuse);
     let confirmed = [("username", target), ("confirm", "yes")];
     let r = admin.submit(&app, "/admin/users/disable", &confirmed).await;
     assert!(r.status.is_server_error(), "{}: {}", r.status, r.text());
@@ -246,8 +257,7 @@ async fn disable_is_not_stored_without_its_audit_entry() {
     );
     assert!(audit(&app, "web.admin", "admin.user.").is_empty());
 
-    db.execute_batch("DROP TRIGGER refuse_admin_audit;")
-        .unwrap();
+    app.execute_sql(allow);
     let r = admin.submit(&app, "/admin/users/disable", &confirmed).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(is_disabled(&app, target));

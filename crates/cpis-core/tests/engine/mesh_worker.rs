@@ -3,10 +3,8 @@
 //! rule when a send's outcome is unknown (found by local id, not sent again) or MESH is down.
 //! Runs on SQLite (and PostgreSQL with CPIS_TEST_BACKEND=postgres); needs CPIS_MESH_PYTHON.
 
-mod common;
-
+use crate::common::*;
 use chrono::Duration;
-use common::*;
 use cpis_auth::{OrgKind, Principal};
 use cpis_core::delivery::RetryPolicy;
 use cpis_core::mesh::{

@@ -1,0 +1,11 @@
+//! The web page tests, one binary: the LA, admin, sign-in (OIDC) and shared pages. Each module
+//! was its own `tests/*.rs` file; they share `tests/common` (`common::web` drives forms and
+//! sessions). Run on SQLite by default, on PostgreSQL with `CPIS_TEST_BACKEND=postgres`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod web_admin;
+mod web_la;
+mod web_oidc;
+mod web_pages;
