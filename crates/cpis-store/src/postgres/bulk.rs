@@ -4,7 +4,7 @@
 //! once in a batch the last one wins, exactly as applying the rows one by one would.
 
 use super::pool::Conn;
-use crate::sql::directory::superseded_by;
+use crate::sql::demographics::superseded_by;
 use crate::sql::uploads::PendingUpsert;
 use crate::sql::{big, Db};
 use crate::StoreResult;

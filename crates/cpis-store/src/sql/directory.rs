@@ -1,15 +1,12 @@
-//! The directory (local authorities, care settings) and the demographics index.
+//! The directory: local authorities (with their contact numbers) and care settings.
 
 use super::{from_row, Db, Row};
-use crate::{StoreError, StoreResult};
+use crate::StoreResult;
 use chrono::{DateTime, Utc};
-use cpis_domain::{
-    CareSetting, DemographicStatus, Demographics, LocalAuthority, NhsNumber, OdsCode,
-};
-use std::collections::HashMap;
+use cpis_domain::{CareSetting, LocalAuthority, OdsCode};
 
 /// PostgreSQL batches larger than this go through COPY rather than one statement per entry.
-const COPY_OVER: usize = 256;
+pub const COPY_OVER: usize = 256;
 
 pub fn upsert_local_authorities(
     db: &mut dyn Db,
@@ -101,94 +98,4 @@ pub fn care_settings(db: &mut dyn Db) -> StoreResult<Vec<CareSetting>> {
         &[],
         care_setting_from_row,
     )
-}
-
-/// Inside the caller's transaction. Large batches on PostgreSQL go through COPY.
-pub fn upsert_demographics(
-    db: &mut dyn Db,
-    entries: &[Demographics],
-    now: DateTime<Utc>,
-) -> StoreResult<usize> {
-    if entries.len() > COPY_OVER {
-        if let Some(pg) = db.postgres() {
-            crate::postgres::bulk::upsert_demographics(pg, entries, now)?;
-            return Ok(entries.len());
-        }
-    }
-    for e in entries {
-        db.exec(
-            "INSERT INTO demographics (nhs_number, status, superseded_by, date_of_birth, sensitive, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (nhs_number) DO UPDATE SET
-                 status = excluded.status, superseded_by = excluded.superseded_by,
-                 date_of_birth = excluded.date_of_birth, sensitive = excluded.sensitive,
-                 updated_at = excluded.updated_at",
-            &[
-                &e.nhs_number.digits(),
-                &e.status.code(),
-                &superseded_by(e),
-                &e.date_of_birth,
-                &e.sensitive,
-                &now,
-            ],
-        )?;
-    }
-    Ok(entries.len())
-}
-
-pub fn superseded_by(e: &Demographics) -> Option<String> {
-    match e.status {
-        DemographicStatus::Superseded(n) => Some(n.digits()),
-        _ => None,
-    }
-}
-
-fn demographics_row(nhs: NhsNumber, r: &Row) -> StoreResult<Demographics> {
-    let status = match (r.str(0)?, r.opt_str(1)?) {
-        ("active", None) => DemographicStatus::Active,
-        ("inactive", None) => DemographicStatus::Inactive,
-        ("superseded", Some(_)) => DemographicStatus::Superseded(r.get(1)?),
-        _ => return Err(StoreError::corrupt("demographic status")),
-    };
-    Ok(Demographics {
-        nhs_number: nhs,
-        status,
-        date_of_birth: r.get(2)?,
-        sensitive: r.get(3)?,
-    })
-}
-
-pub fn demographics(db: &mut dyn Db, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
-    db.find(
-        "SELECT status, superseded_by, date_of_birth, sensitive FROM demographics WHERE nhs_number = $1",
-        &[&nhs.digits()],
-        |r| demographics_row(nhs, r),
-    )
-}
-
-/// Many entries at once: one round trip on PostgreSQL (`= ANY`), one lookup each on SQLite.
-pub fn demographics_many(
-    db: &mut dyn Db,
-    nhs: &[NhsNumber],
-) -> StoreResult<HashMap<NhsNumber, Demographics>> {
-    let mut out = HashMap::with_capacity(nhs.len());
-    if db.postgres().is_none() {
-        for n in nhs {
-            if let Some(d) = demographics(db, *n)? {
-                out.insert(*n, d);
-            }
-        }
-        return Ok(out);
-    }
-    let digits: Vec<String> = nhs.iter().map(|n| n.digits()).collect();
-    let rows = db.rows(
-        "SELECT status, superseded_by, date_of_birth, sensitive, nhs_number FROM demographics
-         WHERE nhs_number = ANY($1)",
-        &[&digits],
-    )?;
-    for r in rows {
-        let n = r.get(4)?;
-        out.insert(n, demographics_row(n, &r)?);
-    }
-    Ok(out)
 }

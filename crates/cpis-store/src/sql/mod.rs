@@ -7,8 +7,9 @@
 //! convert, so query code sees only domain values.
 
 mod audit;
+pub(crate) mod demographics;
 pub(crate) mod directory;
-mod identity;
+mod identities;
 mod outbox;
 mod records;
 mod store;

@@ -1,7 +1,10 @@
 //! [`Store`], declared and implemented once for every backend: each call is a shared query run
 //! where the backend says (a read, on the replica if it may; a write transaction; a snapshot).
 
-use super::{audit, directory, from_row, identity, outbox, records, uploads, Backend, Db, SqlTx};
+use super::{
+    audit, demographics, directory, from_row, identities, outbox, records, uploads, Backend, Db,
+    SqlTx,
+};
 use crate::{
     AuditQuery, AuditVerification, ChangesTx, DeadDelivery, DueDelivery, IdentityChange, LookupTx,
     MeshOutboxEntry, MeshOutgoing, NewApiToken, NewMeshMessage, OAuthClient, OutboxStats,
@@ -81,9 +84,9 @@ store! {
 
     // Demographics index.
     write: fn upsert_demographics(&self, entries: &[Demographics], now: DateTime<Utc>) -> usize
-        => directory::upsert_demographics;
+        => demographics::upsert_demographics;
     read_replica(Option::is_none): fn demographics(&self, nhs: NhsNumber) -> Option<Demographics>
-        => directory::demographics;
+        => demographics::demographics;
 
     // Records, read side.
     /// Every LA's record for this NHS number, with all plans (visibility is the caller's rule).
@@ -187,46 +190,46 @@ store! {
         -> Vec<Notification> => outbox::notifications_newest;
 
     // Identities.
-    write: fn create_user(&self, user: &User) -> () => identity::create_user;
-    read: fn user_by_username(&self, username: &str) -> Option<User> => identity::user_by_username;
-    read: fn user_by_id(&self, id: &str) -> Option<User> => identity::user_by_id;
-    read: fn list_users(&self) -> Vec<User> => identity::list_users;
+    write: fn create_user(&self, user: &User) -> () => identities::create_user;
+    read: fn user_by_username(&self, username: &str) -> Option<User> => identities::user_by_username;
+    read: fn user_by_id(&self, id: &str) -> Option<User> => identities::user_by_id;
+    read: fn list_users(&self) -> Vec<User> => identities::list_users;
     /// Replaces a user's mutable fields (display name, role, permissions, organisation,
     /// password hash, disabled, failed logins, lock).
-    write: fn update_user(&self, user: &User, now: DateTime<Utc>) -> () => identity::update_user;
+    write: fn update_user(&self, user: &User, now: DateTime<Utc>) -> () => identities::update_user;
     /// Counts one failed password login, atomically in the database (parallel guesses each
     /// count): the `max_failures`-th consecutive failure locks the account until `lock_until`
     /// and restarts the count. Returns the account's lock after the change.
     write: fn record_login_failure(&self, user_id: &str, max_failures: u32,
         lock_until: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>>
-        => identity::record_login_failure;
+        => identities::record_login_failure;
     /// After a good password: clears the failure count and an expired lock, unless the account
     /// is locked at `now` (a parallel failure may have locked it after it was read). Returns
     /// false, changing nothing, when it is locked.
     write: fn clear_login_failures(&self, user_id: &str, now: DateTime<Utc>) -> bool
-        => identity::clear_login_failures;
-    write: fn create_api_token(&self, token: &NewApiToken) -> () => identity::create_api_token;
+        => identities::clear_login_failures;
+    write: fn create_api_token(&self, token: &NewApiToken) -> () => identities::create_api_token;
     /// Applies the change and appends the audit entry in one transaction: an administrative
     /// change is never written without its audit entry, and a change that fails (an existing
     /// username, an unknown user) appends nothing. `now` is the update time of an
     /// [`IdentityChange::UpdateUser`].
     write: fn change_identity(&self, change: &IdentityChange, now: DateTime<Utc>,
-        audit: &AuditEntry) -> () => identity::change_identity;
+        audit: &AuditEntry) -> () => identities::change_identity;
     /// The (enabled or not) user an unexpired, unrevoked token digest belongs to.
     read: fn user_by_token_hash(&self, token_hash: &str, now: DateTime<Utc>) -> Option<User>
-        => identity::user_by_token_hash;
-    write: fn create_session(&self, session: &Session) -> () => identity::create_session;
+        => identities::user_by_token_hash;
+    write: fn create_session(&self, session: &Session) -> () => identities::create_session;
     read: fn session(&self, id_hash: &str, now: DateTime<Utc>) -> Option<(Session, User)>
-        => identity::session;
-    write: fn delete_session(&self, id_hash: &str) -> () => identity::delete_session;
+        => identities::session;
+    write: fn delete_session(&self, id_hash: &str) -> () => identities::delete_session;
     /// An application-restricted client and the system identity it acts as.
     read: fn oauth_client(&self, client_id: &str) -> Option<(OAuthClient, User)>
-        => identity::oauth_client;
-    read: fn oauth_clients(&self) -> Vec<OAuthClient> => identity::oauth_clients;
+        => identities::oauth_client;
+    read: fn oauth_clients(&self) -> Vec<OAuthClient> => identities::oauth_clients;
     /// Records the `jti` of a client assertion until `expires_at`. `false` when the client
     /// already used it (a replay), whichever server saw it. Forgets expired ones.
     write: fn use_assertion_jti(&self, client_id: &str, jti: &str, expires_at: DateTime<Utc>,
-        now: DateTime<Utc>) -> bool => identity::use_assertion_jti;
+        now: DateTime<Utc>) -> bool => identities::use_assertion_jti;
 
     // Audit.
     /// Appends one entry to the hash chain.

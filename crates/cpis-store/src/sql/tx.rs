@@ -8,7 +8,7 @@
 //! through COPY (`postgres/bulk.rs`); SQLite, in-process, writes each row at once.
 
 use super::uploads::{self, PendingUpsert};
-use super::{audit, directory, outbox, records, Db, DbHandle, Lock};
+use super::{audit, demographics, directory, outbox, records, Db, DbHandle, Lock};
 use crate::postgres::bulk;
 use crate::{ChangesTx, HeldClaim, LookupTx, NewUpload, StoreResult, StoredRecord, UploadTx};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -181,11 +181,11 @@ impl LookupTx for SqlTx<'_> {
 
 impl ChangesTx for SqlTx<'_> {
     fn demographics(&mut self, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
-        directory::demographics(self.db(), nhs)
+        demographics::demographics(self.db(), nhs)
     }
 
     fn upsert_demographics(&mut self, entry: &Demographics, now: DateTime<Utc>) -> StoreResult<()> {
-        directory::upsert_demographics(self.db(), std::slice::from_ref(entry), now)?;
+        demographics::upsert_demographics(self.db(), std::slice::from_ref(entry), now)?;
         Ok(())
     }
 
@@ -240,14 +240,14 @@ impl UploadTx for SqlTx<'_> {
     }
 
     fn demographics(&mut self, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
-        directory::demographics(self.db(), nhs)
+        demographics::demographics(self.db(), nhs)
     }
 
     fn demographics_many(
         &mut self,
         nhs: &[NhsNumber],
     ) -> StoreResult<HashMap<NhsNumber, Demographics>> {
-        directory::demographics_many(self.db(), nhs)
+        demographics::demographics_many(self.db(), nhs)
     }
 
     fn has_record(
