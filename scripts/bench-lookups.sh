@@ -3,7 +3,8 @@
 # the same machine. Every request is a notifying CareTeam lookup by an emergency department
 # clinician: read + access record + audit entry + one notification per LA, committed before the
 # answer. Prints one line per concurrency, then one /healthz run at 32 connections (the same
-# server's ceiling for a request that touches no database) and the ratio lookups/healthz at 32.
+# server's ceiling for a request that touches no database; CPIS_BENCH_HEALTHZ="8 32 64" for
+# others) and the ratio lookups/healthz at that concurrency.
 #
 # Each lookup line also gives bytes_per_lookup: the servers' write_bytes (/proc/PID/io: bytes the
 # process caused to be written to storage, WAL appends and checkpoint copies alike) during the wrk
@@ -176,22 +177,27 @@ for n in $(seq 0 $((nservers - 1))); do
   echo "server${n}_rss_mb=$((rss / 1024))"
 done
 
-# The same server(s) answering /healthz (no database work) at 32 connections: the ceiling of
-# HTTP handling on this machine, against which the lookup rate at 32 is compared.
-loads=()
-per=$(( 32 / nservers ))
-for n in $(seq 0 $((nservers - 1))); do
-  wrk -t"$(( nservers > 1 ? 1 : 2 ))" -c"$per" -d"${secs}s" -s "$tmp/plain.lua" "http://127.0.0.1:$((port + n))/healthz" \
-    > "$tmp/health$n.out" 2>&1 &
-  loads+=($!)
+# The same server(s) answering /healthz (no database work): the ceiling of HTTP handling on this
+# machine, against which the lookup rate at the same concurrency is compared. At 32 connections by
+# default; CPIS_BENCH_HEALTHZ="8 32 64" names other concurrencies.
+for c in ${CPIS_BENCH_HEALTHZ:-32}; do
+  loads=()
+  per=$(( c / nservers ))
+  (( per >= 1 )) || per=1
+  rm -f "$tmp"/health*.out
+  for n in $(seq 0 $((nservers - 1))); do
+    wrk -t"$(( per < 2 || nservers > 1 ? 1 : 2 ))" -c"$per" -d"${secs}s" -s "$tmp/plain.lua" \
+      "http://127.0.0.1:$((port + n))/healthz" > "$tmp/health$n.out" 2>&1 &
+    loads+=($!)
+  done
+  wait "${loads[@]}"
+  health=$(cat "$tmp"/health*.out | grep '^RESULT' | awk '
+    { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }; rps += v["rps"]; non += v["non2xx"]
+      if (v["p99_ms"] > p99) p99 = v["p99_ms"] }
+    END { printf "%.0f p99_ms=%.2f non2xx=%d", rps, p99, non }')
+  echo "healthz concurrency=$c rps=$health"
+  if [[ -n ${lookup_rps[$c]:-} ]]; then
+    awk -v c="$c" -v l="${lookup_rps[$c]}" -v h="${health%% *}" \
+      'BEGIN { printf "ratio_lookups_to_healthz_at_%s=%.2f\n", c, (h > 0 ? l / h : 0) }'
+  fi
 done
-wait "${loads[@]}"
-health=$(cat "$tmp"/health*.out | grep '^RESULT' | awk '
-  { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }; rps += v["rps"]; non += v["non2xx"]
-    if (v["p99_ms"] > p99) p99 = v["p99_ms"] }
-  END { printf "%.0f p99_ms=%.2f non2xx=%d", rps, p99, non }')
-echo "healthz concurrency=32 rps=$health"
-if [[ -n ${lookup_rps[32]:-} ]]; then
-  awk -v l="${lookup_rps[32]}" -v h="${health%% *}" \
-    'BEGIN { printf "ratio_lookups_to_healthz_at_32=%.2f\n", (h > 0 ? l / h : 0) }'
-fi
