@@ -2,7 +2,14 @@
 # Durable lookup benchmark (SPEC 6): a release cpis server with the demo data, driven by wrk on
 # the same machine. Every request is a notifying CareTeam lookup by an emergency department
 # clinician: read + access record + audit entry + one notification per LA, committed before the
-# answer. Prints one line per concurrency.
+# answer. Prints one line per concurrency, then one /healthz run at 32 connections (the same
+# server's ceiling for a request that touches no database; CPIS_BENCH_HEALTHZ="8 32 64" for
+# others) and the ratio lookups/healthz at that concurrency.
+#
+# Each lookup line also gives bytes_per_lookup: the servers' write_bytes (/proc/PID/io: bytes the
+# process caused to be written to storage, WAL appends and checkpoint copies alike) during the wrk
+# run divided by the lookups wrk completed, and rss_mb, the servers' resident memory after the run.
+# On PostgreSQL the database server does the writing, so bytes_per_lookup there is only cpis's own.
 #
 # Usage: scripts/bench-lookups.sh [seconds per run] [concurrency ...]
 #
@@ -117,8 +124,27 @@ end
 LUA
 } > "$tmp/lookup.lua"
 
+# A wrk script that only prints the RESULT line (for /healthz).
+sed -n '/^done = function/,$p' "$tmp/lookup.lua" > "$tmp/plain.lua"
+
+# Sum over the servers of write_bytes (/proc/PID/io) and of RSS (kB).
+written() {
+  local total=0 s
+  for s in "${servers[@]}"; do
+    total=$(( total + $(sed -n 's/^write_bytes: //p' "/proc/$s/io") ))
+  done
+  echo "$total"
+}
+rss_kb() {
+  local total=0 s
+  for s in "${servers[@]}"; do total=$(( total + $(ps -o rss= -p "$s" | tr -d ' ') )); done
+  echo "$total"
+}
+
 echo "backend=$backend servers=$nservers children=$(echo "$nhs" | wc -l) tokens=$(echo "$tokens" | wc -l) seconds=$secs"
+declare -A lookup_rps
 for c in "${conc[@]}"; do
+  before=$(written)
   per=$(( c / nservers ))
   (( per >= 1 )) || per=1
   threads=$(( per < 2 || nservers > 1 ? 1 : 2 ))
@@ -129,19 +155,49 @@ for c in "${conc[@]}"; do
     loads+=($!)
   done
   wait "${loads[@]}"
+  bytes=$(( $(written) - before ))
   if (( nservers == 1 )); then
-    echo "concurrency=$c $(grep '^RESULT' "$tmp/wrk0.out" | sed 's/^RESULT //')"
+    line="concurrency=$c $(grep '^RESULT' "$tmp/wrk0.out" | sed 's/^RESULT //')"
   else
-    cat "$tmp"/wrk*.out | grep '^RESULT' | awk -v c="$c" '
+    line=$(cat "$tmp"/wrk*.out | grep '^RESULT' | awk -v c="$c" '
       { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
         req += v["requests"]; rps += v["rps"]; non += v["non2xx"]; sock += v["socket_errors"]
         if (v["p50_ms"] > p50) p50 = v["p50_ms"]; if (v["p90_ms"] > p90) p90 = v["p90_ms"]
         if (v["p99_ms"] > p99) p99 = v["p99_ms"]; if (v["max_ms"] > mx) mx = v["max_ms"]; secs = v["seconds"] }
       END { printf "concurrency=%s requests=%d seconds=%s rps=%.0f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f non2xx=%d socket_errors=%d\n",
-            c, req, secs, rps, p50, p90, p99, mx, non, sock }'
+            c, req, secs, rps, p50, p90, p99, mx, non, sock }')
   fi
+  requests=$(echo "$line" | sed -n 's/.* requests=\([0-9]*\).*/\1/p')
+  lookup_rps[$c]=$(echo "$line" | sed -n 's/.* rps=\([0-9]*\).*/\1/p')
+  per=$(awk -v b="$bytes" -v r="${requests:-0}" 'BEGIN { printf "%.0f", (r > 0 ? b / r : 0) }')
+  echo "$line bytes_per_lookup=$per rss_mb=$(( $(rss_kb) / 1024 ))"
 done
 for n in $(seq 0 $((nservers - 1))); do
   rss=$(ps -o rss= -p "${servers[$n]}" | tr -d ' ')
   echo "server${n}_rss_mb=$((rss / 1024))"
+done
+
+# The same server(s) answering /healthz (no database work): the ceiling of HTTP handling on this
+# machine, against which the lookup rate at the same concurrency is compared. At 32 connections by
+# default; CPIS_BENCH_HEALTHZ="8 32 64" names other concurrencies.
+for c in ${CPIS_BENCH_HEALTHZ:-32}; do
+  loads=()
+  per=$(( c / nservers ))
+  (( per >= 1 )) || per=1
+  rm -f "$tmp"/health*.out
+  for n in $(seq 0 $((nservers - 1))); do
+    wrk -t"$(( per < 2 || nservers > 1 ? 1 : 2 ))" -c"$per" -d"${secs}s" -s "$tmp/plain.lua" \
+      "http://127.0.0.1:$((port + n))/healthz" > "$tmp/health$n.out" 2>&1 &
+    loads+=($!)
+  done
+  wait "${loads[@]}"
+  health=$(cat "$tmp"/health*.out | grep '^RESULT' | awk '
+    { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }; rps += v["rps"]; non += v["non2xx"]
+      if (v["p99_ms"] > p99) p99 = v["p99_ms"] }
+    END { printf "%.0f p99_ms=%.2f non2xx=%d", rps, p99, non }')
+  echo "healthz concurrency=$c rps=$health"
+  if [[ -n ${lookup_rps[$c]:-} ]]; then
+    awk -v c="$c" -v l="${lookup_rps[$c]}" -v h="${health%% *}" \
+      'BEGIN { printf "ratio_lookups_to_healthz_at_%s=%.2f\n", c, (h > 0 ? l / h : 0) }'
+  fi
 done

@@ -67,7 +67,7 @@ pub fn apply_demographic_changes(
             }
         };
         for record in &moved_las {
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = crate::lookup::ordered_id();
             let payload = json!({
                 "id": id,
                 "kind": NotificationKind::InactiveNhsNumber.code(),
