@@ -6,7 +6,7 @@ use crate::config::GlobalArgs;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use cpis_auth::users::{self, NewUser};
-use cpis_domain::{AuditActor, AuditEntry, AuditOutcome, OdsCode, Permissions};
+use cpis_domain::{AuditActor, AuditEntry, OdsCode, Permissions};
 use cpis_store::UserKind;
 use std::io::BufRead;
 use std::process::ExitCode;
@@ -81,20 +81,14 @@ pub(crate) fn audit(
     now: chrono::DateTime<chrono::Utc>,
 ) -> AuditEntry {
     let who = super::upload::operator_name();
-    AuditEntry {
-        time: now,
-        actor: AuditActor {
-            id: format!("operator:{who}"),
-            name: who,
-            organisation: Some(cpis_core::demo::OPERATIONS_ORG.into()),
-            role: "Operator".into(),
-        },
-        action: action.into(),
-        subject_nhs: None,
-        trace_id: None,
-        outcome: AuditOutcome::Success,
-        detail: Some(detail),
-    }
+    let actor = AuditActor {
+        id: format!("operator:{who}"),
+        name: who,
+        organisation: Some(cpis_core::demo::OPERATIONS_ORG.into()),
+        role: "Operator".into(),
+    };
+    // No request, so no trace id: the operator's command is the whole trace.
+    AuditEntry::new(now, actor, action, None).detail(detail)
 }
 
 pub fn run(global: &GlobalArgs, cmd: UsersCommand) -> Result<ExitCode> {

@@ -689,19 +689,17 @@ fn upload_audit(
     action: &str,
     now: DateTime<Utc>,
 ) -> AuditEntry {
-    AuditEntry {
-        time: now,
-        actor: actor.clone(),
-        action: action.into(),
-        subject_nhs: None,
-        trace_id: None,
-        outcome: match s.file_outcome {
-            Some(FileOutcome::Malformed | FileOutcome::UnsupportedVersion | FileOutcome::TemporarilyUnavailable) => {
-                AuditOutcome::Failure
-            }
-            _ => AuditOutcome::Success,
-        },
-        detail: Some(format!(
+    let outcome = match s.file_outcome {
+        Some(
+            FileOutcome::Malformed
+            | FileOutcome::UnsupportedVersion
+            | FileOutcome::TemporarilyUnavailable,
+        ) => AuditOutcome::Failure,
+        _ => AuditOutcome::Success,
+    };
+    AuditEntry::new(now, actor.clone(), action, None)
+        .outcome(outcome)
+        .detail(format!(
             "upload {} for {} file '{}' ({} mode): status {}, outcome {}, {} rows, {} accepted, {} plans ended, {} deleted",
             s.id,
             s.meta.la,
@@ -713,8 +711,7 @@ fn upload_audit(
             s.counts.accepted,
             s.counts.plans_ended,
             s.counts.deleted
-        )),
-    }
+        ))
 }
 
 fn reject(
