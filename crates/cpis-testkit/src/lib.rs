@@ -105,3 +105,29 @@ pub fn held_leases(url: &str, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
         Ok(held)
     })
 }
+
+/// What a finished test must not leave: a broken audit chain, or an outbox row (webhook
+/// delivery, MESH message) a worker claimed and never settled whose lease still runs at `now`.
+/// Empty when all is well; the test harnesses fail the test with these lines otherwise.
+pub fn end_of_test_problems(
+    store: &dyn cpis_store::Store,
+    url: &str,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    match store.audit_verify() {
+        Ok(cpis_store::AuditVerification::Intact { .. }) => {}
+        Ok(cpis_store::AuditVerification::Broken { seq, problem }) => {
+            problems.push(format!("audit chain broken at entry {seq}: {problem}"))
+        }
+        Err(e) => problems.push(format!("audit chain could not be verified: {e}")),
+    }
+    match held_leases(url, now) {
+        Ok(held) => problems.extend(
+            held.into_iter()
+                .map(|h| format!("outbox lease still held: {h}")),
+        ),
+        Err(e) => problems.push(format!("outbox leases could not be checked: {e}")),
+    }
+    problems
+}

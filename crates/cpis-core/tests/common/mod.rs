@@ -173,26 +173,7 @@ impl StoreGuard {
     }
 }
 
-/// What a finished test must not leave: a broken audit chain, an outbox row (webhook delivery,
-/// MESH message) a worker claimed and never settled whose lease still runs at `now`.
-pub fn end_of_test_problems(store: &dyn Store, url: &str, now: DateTime<Utc>) -> Vec<String> {
-    let mut problems = Vec::new();
-    match store.audit_verify() {
-        Ok(cpis_store::AuditVerification::Intact { .. }) => {}
-        Ok(cpis_store::AuditVerification::Broken { seq, problem }) => {
-            problems.push(format!("audit chain broken at entry {seq}: {problem}"))
-        }
-        Err(e) => problems.push(format!("audit chain could not be verified: {e}")),
-    }
-    match cpis_testkit::held_leases(url, now) {
-        Ok(held) => problems.extend(
-            held.into_iter()
-                .map(|h| format!("outbox lease still held: {h}")),
-        ),
-        Err(e) => problems.push(format!("outbox leases could not be checked: {e}")),
-    }
-    problems
-}
+pub use cpis_testkit::end_of_test_problems;
 
 /// A fresh, empty store for one test. SQLite in a temporary directory by default; PostgreSQL (a
 /// new database per test, dropped afterwards) when `CPIS_TEST_BACKEND=postgres` and

@@ -372,29 +372,7 @@ impl Drop for TestApp {
     }
 }
 
-/// What a finished test must not leave: a broken audit chain, an outbox row still leased.
-pub fn end_of_test_problems(
-    store: &dyn Store,
-    url: &str,
-    now: chrono::DateTime<Utc>,
-) -> Vec<String> {
-    let mut problems = Vec::new();
-    match store.audit_verify() {
-        Ok(cpis_store::AuditVerification::Intact { .. }) => {}
-        Ok(cpis_store::AuditVerification::Broken { seq, problem }) => {
-            problems.push(format!("audit chain broken at entry {seq}: {problem}"))
-        }
-        Err(e) => problems.push(format!("audit chain could not be verified: {e}")),
-    }
-    match cpis_testkit::held_leases(url, now) {
-        Ok(held) => problems.extend(
-            held.into_iter()
-                .map(|h| format!("outbox lease still held: {h}")),
-        ),
-        Err(e) => problems.push(format!("outbox leases could not be checked: {e}")),
-    }
-    problems
-}
+pub use cpis_testkit::end_of_test_problems;
 
 impl TestDatabase {
     pub fn backend(&self) -> &'static str {
