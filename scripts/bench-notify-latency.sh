@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Lookup -> notification latency (SPEC 6: p99 <= 1 s): a release cpis server with the demo data;
-# optional background lookup load from wrk; a probe makes notifying lookups one at a time and times
-# each until its notification arrives on the LA's server-sent-events stream.
+# Lookup -> notification latency (SPEC 6: p99 <= 1 s; issue #16 target 7: webhook p99 <= 100 ms on
+# a quiet server): a release cpis server with the demo data; optional background lookup load from
+# wrk; a probe makes notifying lookups one at a time and times each until its notification arrives
+# on the LA's server-sent-events stream and until the LA's webhook receiver (run by the probe on
+# 127.0.0.1, registered with `cpis webhooks add`, signature checked) gets the same notification.
+# Prints RESULT (SSE) and RESULT_WEBHOOK lines and a table of both side by side.
 #
 # Usage: scripts/bench-notify-latency.sh [probe lookups] [background wrk connections, 0 = none]
 set -euo pipefail
@@ -11,7 +14,12 @@ load=${2:-0}
 cargo build --release -q -p cpis-cli
 tmp=$(mktemp -d)
 port=${CPIS_BENCH_PORT:-18095}
+hookport=$((port + 1))
 cat > "$tmp/cpis.toml" <<TOML
+# The probe's webhook receiver listens on http://127.0.0.1.
+[webhook_destinations]
+allow_http_loopback = true
+
 [anomaly]
 max_per_minute = 1000000000
 max_distinct_children = 1000000000
@@ -41,5 +49,10 @@ LUA
 fi
 # A Coventry-only child from the demo upload (the probe watches Coventry's stream).
 child=$(sed -n 2p demo/uploads/E08000026.csv | cut -d, -f2 | tr -d ' ')
+# Coventry's webhook, to the probe's receiver (the server's delivery worker sends to it).
+secret=$(./target/release/cpis --config "$tmp/cpis.toml" --log warn --database "sqlite://$tmp/bench.db" \
+  webhooks add E08000026 "http://127.0.0.1:$hookport/hook" | sed -n 's/^signing secret (shown once): //p')
+[[ -n $secret ]] || { echo "webhooks add printed no secret" >&2; exit 1; }
 echo "probe lookups=$n background_connections=$load"
-python3 scripts/notify_latency_probe.py "http://127.0.0.1:$port" demo-E08000026 demo-RDEMO01 "$child" "$n"
+python3 scripts/notify_latency_probe.py "http://127.0.0.1:$port" demo-E08000026 demo-RDEMO01 "$child" "$n" \
+  --webhook-port "$hookport" --webhook-secret "$secret"

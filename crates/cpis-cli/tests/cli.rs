@@ -46,6 +46,7 @@ fn every_command_has_help() {
         &["demo", "load"],
         &["bench"],
         &["bench", "upload"],
+        &["bench", "seed"],
         &["lookup"],
         &["users"],
         &["users", "add"],
@@ -153,6 +154,58 @@ fn commands_that_read_refuse_a_missing_database_and_create_none() {
         0,
         "nothing was created"
     );
+}
+
+#[test]
+fn bench_seed_loads_that_many_records_and_writes_their_numbers_and_a_reload_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("seed.db");
+    let list = dir.path().join("nhs.txt");
+    let reload = dir.path().join("reload.csv");
+    let out = cpis(
+        &db,
+        &[
+            "bench",
+            "seed",
+            "--records",
+            "1234",
+            "--nhs-list",
+            list.to_str().unwrap(),
+            "--reload-csv",
+            reload.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("seeded 1234 records for E99999999"));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM records WHERE la_ods = 'E99999999'"),
+        1234
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM plans p JOIN records r ON r.id = p.record_id WHERE r.la_ods = 'E99999999'"),
+        1234
+    );
+    assert_eq!(count("SELECT count(*) FROM demographics"), 1234);
+    let numbers = std::fs::read_to_string(&list).unwrap();
+    let numbers: Vec<&str> = numbers.lines().collect();
+    assert_eq!(numbers.len(), 1234);
+    let known: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM records WHERE nhs_number = ?1 AND la_ods = 'E99999999'",
+            [numbers[1233]],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(known, 1, "the listed numbers are the seeded children");
+    let csv = std::fs::read_to_string(&reload).unwrap();
+    assert_eq!(csv.lines().count(), 1235, "a header and one row per child");
+    assert!(csv.lines().nth(1234).unwrap().contains(numbers[1233]));
 }
 
 #[test]

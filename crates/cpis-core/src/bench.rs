@@ -1,5 +1,7 @@
 //! Upload throughput benchmark on synthetic data (SPEC 6: a 5k-row LA daily file ≤ 100 ms, a
 //! 500k-row full reload ≤ 5 s). Used by `cpis bench upload`; the figures go to BENCHMARKS.md.
+//! [`seed_on`] (`cpis bench seed`) loads the same synthetic LA and children into a database that
+//! is then served, for the scale and upload-contention scripts (scripts/bench-*.sh).
 
 use crate::upload::{EngineError, SpoolError, Spooler, Submitted, UploadEngine, UploadSettings};
 use chrono::{Days, NaiveDate, Utc};
@@ -39,13 +41,13 @@ pub struct Measurement {
     clippy::unwrap_used,
     reason = "cannot fail: valid code"
 )]
-fn bench_la() -> OdsCode {
+pub fn bench_la() -> OdsCode {
     OdsCode::parse("E99999999").expect("valid code")
 }
 
-/// The i-th synthetic child's NHS number (prefix 600,000,000 + n, skipping prefixes with no
-/// valid check digit).
-fn children(n: usize) -> Vec<NhsNumber> {
+/// The first `n` synthetic children's NHS numbers (prefix 600,000,000 + i, skipping prefixes
+/// with no valid check digit).
+pub fn children(n: usize) -> Vec<NhsNumber> {
     (600_000_000u32..)
         .filter_map(NhsNumber::from_prefix)
         .take(n)
@@ -57,13 +59,14 @@ fn dob(i: usize) -> NaiveDate {
     NaiveDate::from_ymd_opt(2010, 1, 1).expect("date") + Days::new((i % 5800) as u64)
 }
 
-/// Writes an upload file. `variant` shifts some rows so a reload really changes data.
+/// Writes the CSV of an upload file for `nhs` (header first) in pieces of about 1 MiB to `out`.
+/// `variant` shifts some rows so a reload really changes data.
 #[allow(clippy::expect_used, clippy::unwrap_used, reason = "cannot fail: date")]
-fn upload_file(
+pub fn write_upload_csv<E>(
     nhs: &[NhsNumber],
     variant: usize,
-) -> Result<crate::upload::SpooledFile, SpoolError> {
-    let mut spool = Spooler::new(None, u64::MAX)?;
+    mut out: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
     let mut buf = String::with_capacity(1 << 20);
     buf.push_str(&cpis_domain::upload::HEADER.join(","));
     buf.push('\n');
@@ -81,11 +84,20 @@ fn upload_file(
             dob(i)
         ));
         if buf.len() > (1 << 20) - 256 {
-            spool.write_chunk(buf.as_bytes())?;
+            out(buf.as_bytes())?;
             buf.clear();
         }
     }
-    spool.write_chunk(buf.as_bytes())?;
+    out(buf.as_bytes())
+}
+
+/// Writes an upload file. `variant` shifts some rows so a reload really changes data.
+fn upload_file(
+    nhs: &[NhsNumber],
+    variant: usize,
+) -> Result<crate::upload::SpooledFile, SpoolError> {
+    let mut spool = Spooler::new(None, u64::MAX)?;
+    write_upload_csv(nhs, variant, |chunk| spool.write_chunk(chunk))?;
     spool.finish()
 }
 
@@ -139,11 +151,8 @@ pub fn upload(dir: &Path, rows: usize, daily_rows: usize) -> Result<Vec<Measurem
 
 /// The same benchmark on a store the caller opened, which must be empty (a fresh database of
 /// any backend: `cpis bench upload --database postgres://…` passes a new PostgreSQL database).
-pub fn upload_on(
-    store: Arc<dyn Store>,
-    rows: usize,
-    daily_rows: usize,
-) -> Result<Vec<Measurement>, BenchError> {
+/// The synthetic LA and an active demographics entry for each of `nhs`.
+fn prepare(store: &dyn Store, nhs: &[NhsNumber]) -> Result<(), BenchError> {
     let now = Utc::now();
     store.upsert_local_authorities(
         &[LocalAuthority {
@@ -156,7 +165,6 @@ pub fn upload_on(
         }],
         now,
     )?;
-    let nhs = children(rows.max(daily_rows));
     for (chunk_no, chunk) in nhs.chunks(100_000).enumerate() {
         let entries: Vec<Demographics> = chunk
             .iter()
@@ -170,6 +178,40 @@ pub fn upload_on(
             .collect();
         store.upsert_demographics(&entries, now)?;
     }
+    Ok(())
+}
+
+/// Seeds a database for serving: the synthetic LA (`E99999999`, see [`bench_la`]), `records`
+/// children in the demographics index and one full upload of a plan for each, through the
+/// engine as any upload. The store may already hold other data (the demo data, say); the
+/// synthetic LA's plans are replaced. Returns the upload's measurement.
+pub fn seed_on(store: Arc<dyn Store>, records: usize) -> Result<Measurement, BenchError> {
+    let nhs = children(records);
+    prepare(store.as_ref(), &nhs)?;
+    let engine = UploadEngine::new(
+        store,
+        Arc::new(SystemClock),
+        UploadSettings {
+            mass_end_threshold: 1.0,
+        },
+    );
+    let file = upload_file(&nhs, 0)?;
+    measure(
+        &engine,
+        &format!("seed: full load, {records} rows"),
+        UploadMode::Full,
+        &file,
+        &format!("bench-seed-{}", Utc::now().timestamp_millis()),
+    )
+}
+
+pub fn upload_on(
+    store: Arc<dyn Store>,
+    rows: usize,
+    daily_rows: usize,
+) -> Result<Vec<Measurement>, BenchError> {
+    let nhs = children(rows.max(daily_rows));
+    prepare(store.as_ref(), &nhs)?;
     // No mass-ending guard: the benchmark measures the engine, not the confirmation step.
     let engine = UploadEngine::new(
         store,

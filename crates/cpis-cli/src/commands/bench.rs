@@ -1,6 +1,8 @@
 use crate::config::GlobalArgs;
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -29,10 +31,32 @@ enum What {
         #[arg(long)]
         json: bool,
     },
+    /// Seed a database to serve at scale: the synthetic LA E99999999 ("Benchmark Borough"),
+    /// RECORDS synthetic children in the demographics index and one full upload of a plan for
+    /// each (through the upload engine). Writes into the database `--database` names (created
+    /// if missing; other data in it, e.g. the demo data, is kept). With `cpis serve --demo` on
+    /// the same database afterwards, the LA's upload token is `demo-E99999999`.
+    Seed {
+        /// Synthetic children (records) to load.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+        /// Also write the children's NHS numbers, one a line, to this file.
+        #[arg(long)]
+        nhs_list: Option<PathBuf>,
+        /// Also write a full upload file for the same children with changed plans (a reload)
+        /// to this file, for sending over HTTP.
+        #[arg(long)]
+        reload_csv: Option<PathBuf>,
+    },
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     match args.what {
+        What::Seed {
+            records,
+            nhs_list,
+            reload_csv,
+        } => seed(global, records, nhs_list, reload_csv),
         What::Upload {
             rows,
             daily_rows,
@@ -80,7 +104,52 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                     );
                 }
             }
+            Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn seed(
+    global: &GlobalArgs,
+    records: usize,
+    nhs_list: Option<PathBuf>,
+    reload_csv: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let file = global.file()?;
+    let url = global
+        .database
+        .clone()
+        .or_else(|| file.database_url.clone())
+        .context("name the database to seed with --database (or database_url in the config)")?;
+    let store: Arc<dyn cpis_store::Store> = Arc::from(
+        cpis_store::open_with_replica_as(&url, None, cpis_store::IfMissing::Create)
+            .with_context(|| format!("opening database {}", super::redact_url(&url)))?,
+    );
+    let m = cpis_core::bench::seed_on(store, records)?;
+    println!(
+        "seeded {} records for {} in {:.3} s ({:.0} rows/s, {})",
+        m.rows,
+        cpis_core::bench::bench_la(),
+        m.seconds,
+        m.rows_per_second,
+        m.file_outcome
+    );
+    let nhs = cpis_core::bench::children(records);
+    if let Some(path) = nhs_list {
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        for n in &nhs {
+            writeln!(out, "{n}")?;
+        }
+        out.flush()?;
+    }
+    if let Some(path) = reload_csv {
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        cpis_core::bench::write_upload_csv(&nhs, 3, |chunk| out.write_all(chunk))?;
+        out.flush()?;
     }
     Ok(ExitCode::SUCCESS)
 }
