@@ -94,7 +94,7 @@ url="http://127.0.0.1:$port"
 result() { grep '^RESULT' "$1" | sed 's/^RESULT //' || { cat "$1" >&2; exit 1; }; }
 
 echo "rows=$rows connections=$conns reload_mb=$(( $(stat -c %s "$tmp/reload.csv") / 1048576 ))"
-wrk -t"$threads" -c"$conns" -d"${secs}s" -s "$tmp/lookup.lua" "$url" > "$tmp/quiet.out" 2>&1
+wrk --timeout 60s -t"$threads" -c"$conns" -d"${secs}s" -s "$tmp/lookup.lua" "$url" > "$tmp/quiet.out" 2>&1
 echo "quiet: $(result "$tmp/quiet.out")"
 
 # The full upload in the background; wrk from its start until its answer (SIGINT makes wrk stop
@@ -105,7 +105,7 @@ curl -s -o "$tmp/upload.json" -w '%{http_code}' -X POST \
   -H 'Authorization: Bearer demo-E99999999' -H 'Content-Type: text/csv' \
   --data-binary "@$tmp/reload.csv" > "$tmp/upload.status" &
 upload=$!
-wrk -t"$threads" -c"$conns" -d3600s -s "$tmp/lookup.lua" "$url" > "$tmp/contended.out" 2>&1 &
+wrk --timeout 60s -t"$threads" -c"$conns" -d3600s -s "$tmp/lookup.lua" "$url" > "$tmp/contended.out" 2>&1 &
 load=$!
 wait "$upload" || true
 upload=
