@@ -25,16 +25,13 @@
 # CPIS_BENCH_PORT the first port (default 18090).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-common.sh
 secs=${1:-10}
 shift || true
 conc=("$@")
 [ ${#conc[@]} -gt 0 ] || conc=(1 8 32 64 128)
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
-bin=${CPIS_BENCH_BIN:-}
-if [[ -z $bin ]]; then
-  cargo build --release -q -p cpis-cli
-  bin=./target/release/cpis
-fi
+require_wrk
+bin=$(bench_binary)
 tmp=$(mktemp -d)
 port=${CPIS_BENCH_PORT:-18090}
 admin=${CPIS_BENCH_DATABASE:-}
@@ -69,18 +66,7 @@ else
   url="sqlite://$tmp/bench.db"
   backend="sqlite"
 fi
-cat > "$tmp/cpis.toml" <<TOML
-# The benchmark is one identity per connection hammering lookups: anomaly limits off.
-[anomaly]
-max_per_minute = 1000000000
-max_distinct_children = 1000000000
-org_max_lookups = 1000000000
-sequential_run = 1000000000
-sequential_gap = 0
-miss_window = 1000000000
-max_miss_ratio = 1.0
-throttle_minutes = 1
-TOML
+anomaly_limits_off > "$tmp/cpis.toml"
 # The first server loads the demo data and identities; the others share them.
 for n in $(seq 0 $((nservers - 1))); do
   demo=()

@@ -7,35 +7,31 @@
 # Prints RESULT (SSE) and RESULT_WEBHOOK lines and a table of both side by side.
 #
 # Usage: scripts/bench-notify-latency.sh [probe lookups] [background wrk connections, 0 = none]
+# CPIS_BENCH_BIN names a prebuilt cpis binary (default: cargo build --release, target/release/cpis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-common.sh
 n=${1:-200}
 load=${2:-0}
-cargo build --release -q -p cpis-cli
+bin=$(bench_binary)
 tmp=$(mktemp -d)
 port=${CPIS_BENCH_PORT:-18095}
 hookport=$((port + 1))
-cat > "$tmp/cpis.toml" <<TOML
+{
+  cat <<'TOML'
 # The probe's webhook receiver listens on http://127.0.0.1.
 [webhook_destinations]
 allow_http_loopback = true
 
-[anomaly]
-max_per_minute = 1000000000
-max_distinct_children = 1000000000
-org_max_lookups = 1000000000
-sequential_run = 1000000000
-sequential_gap = 0
-miss_window = 1000000000
-max_miss_ratio = 1.0
-throttle_minutes = 1
 TOML
-./target/release/cpis --config "$tmp/cpis.toml" --log warn --database "sqlite://$tmp/bench.db" \
+  anomaly_limits_off
+} > "$tmp/cpis.toml"
+"$bin" --config "$tmp/cpis.toml" --log warn --database "sqlite://$tmp/bench.db" \
   serve --demo --bind "127.0.0.1:$port" 2> "$tmp/server.log" &
 server=$!
 bg=""
 trap 'kill $server $bg 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+wait_ready "$port" "$tmp/server.log"
 if [ "$load" -gt 0 ]; then
   cat > "$tmp/load.lua" <<'LUA'
 request = function()
@@ -50,7 +46,7 @@ fi
 # A Coventry-only child from the demo upload (the probe watches Coventry's stream).
 child=$(sed -n 2p demo/uploads/E08000026.csv | cut -d, -f2 | tr -d ' ')
 # Coventry's webhook, to the probe's receiver (the server's delivery worker sends to it).
-secret=$(./target/release/cpis --config "$tmp/cpis.toml" --log warn --database "sqlite://$tmp/bench.db" \
+secret=$("$bin" --config "$tmp/cpis.toml" --log warn --database "sqlite://$tmp/bench.db" \
   webhooks add E08000026 "http://127.0.0.1:$hookport/hook" | sed -n 's/^signing secret (shown once): //p')
 [[ -n $secret ]] || { echo "webhooks add printed no secret" >&2; exit 1; }
 echo "probe lookups=$n background_connections=$load"

@@ -17,6 +17,7 @@
 #   rewrites the (already locked) audit head, which cpis does once per transaction.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-common.sh
 secs=${1:-10}
 shift || true
 conc=("$@")
@@ -25,11 +26,7 @@ for tool in pgbench psql; do
   command -v $tool >/dev/null || { echo "$tool is needed (apt-get install -y postgresql-client)" >&2; exit 1; }
 done
 admin=${CPIS_BENCH_DATABASE:-postgres://postgres@127.0.0.1:5432/postgres}
-bin=${CPIS_BENCH_BIN:-}
-if [[ -z $bin ]]; then
-  cargo build --release -q -p cpis-cli
-  bin=./target/release/cpis
-fi
+bin=$(bench_binary)
 
 pgdb=cpis_bench_$$_$(date +%s)
 base=${admin%%\?*}

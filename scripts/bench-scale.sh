@@ -15,15 +15,12 @@
 # CPIS_BENCH_PORT the port (default 18100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-common.sh
 records=${1:-1000000}
 secs=${2:-30}
 conns=${3:-8}
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
-bin=${CPIS_BENCH_BIN:-}
-if [[ -z $bin ]]; then
-  cargo build --release -q -p cpis-cli
-  bin=./target/release/cpis
-fi
+require_wrk
+bin=$(bench_binary)
 tmp=$(mktemp -d)
 port=${CPIS_BENCH_PORT:-18100}
 server=
@@ -32,18 +29,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-cat > "$tmp/cpis.toml" <<TOML
-# The benchmark is one identity per connection hammering lookups: anomaly limits off.
-[anomaly]
-max_per_minute = 1000000000
-max_distinct_children = 1000000000
-org_max_lookups = 1000000000
-sequential_run = 1000000000
-sequential_gap = 0
-miss_window = 1000000000
-max_miss_ratio = 1.0
-throttle_minutes = 1
-TOML
+anomaly_limits_off > "$tmp/cpis.toml"
 db="$tmp/scale.db"
 
 # Seed first (the synthetic LA must be in the directory before the demo identities are made).
@@ -55,12 +41,7 @@ seed_secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - 
 "$bin" --config "$tmp/cpis.toml" --log warn --database "sqlite://$db" \
   serve --demo --bind "127.0.0.1:$port" 2> "$tmp/server.log" &
 server=$!
-ready=
-for _ in $(seq 1 600); do
-  curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && { ready=1; break; }
-  sleep 0.2
-done
-[[ -n $ready ]] || { echo "server did not start:" >&2; cat "$tmp/server.log" >&2; exit 1; }
+wait_ready "$port" "$tmp/server.log"
 db_mb=$(du -sm "$db" "$db-wal" 2>/dev/null | awk '{ s += $1 } END { print s }')
 status_kb() { sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$server/status"; }
 idle_rss=$(status_kb VmRSS)

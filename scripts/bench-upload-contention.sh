@@ -18,15 +18,12 @@
 # CPIS_BENCH_PORT the port (default 18105).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-common.sh
 rows=${1:-500000}
 secs=${2:-10}
 conns=${3:-8}
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
-bin=${CPIS_BENCH_BIN:-}
-if [[ -z $bin ]]; then
-  cargo build --release -q -p cpis-cli
-  bin=./target/release/cpis
-fi
+require_wrk
+bin=$(bench_binary)
 tmp=$(mktemp -d)
 port=${CPIS_BENCH_PORT:-18105}
 server=
@@ -38,33 +35,23 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-cat > "$tmp/cpis.toml" <<TOML
+{
+  cat <<'TOML'
 # Lookups: one identity per connection hammering them, so anomaly limits off. Upload: the whole
 # reload file in one request, and no mass-ending confirmation step.
 max_upload_bytes = 10000000000
 mass_end_threshold = 1.0
-[anomaly]
-max_per_minute = 1000000000
-max_distinct_children = 1000000000
-org_max_lookups = 1000000000
-sequential_run = 1000000000
-sequential_gap = 0
-miss_window = 1000000000
-max_miss_ratio = 1.0
-throttle_minutes = 1
+
 TOML
+  anomaly_limits_off
+} > "$tmp/cpis.toml"
 db="$tmp/contention.db"
 "$bin" --config "$tmp/cpis.toml" --log warn --database "sqlite://$db" \
   bench seed --records "$rows" --reload-csv "$tmp/reload.csv" > "$tmp/seed.out"
 "$bin" --config "$tmp/cpis.toml" --log warn --database "sqlite://$db" \
   serve --demo --bind "127.0.0.1:$port" 2> "$tmp/server.log" &
 server=$!
-ready=
-for _ in $(seq 1 600); do
-  curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && { ready=1; break; }
-  sleep 0.2
-done
-[[ -n $ready ]] || { echo "server did not start:" >&2; cat "$tmp/server.log" >&2; exit 1; }
+wait_ready "$port" "$tmp/server.log"
 
 # Children with plans, from the demo uploads (ten digits, spaces removed).
 nhs=$(tail -q -n +2 demo/uploads/E*.csv | cut -d, -f2 | tr -d ' ' | sort -u)

@@ -1,0 +1,45 @@
+# Shared by the scripts/bench-*.sh benchmarks: sourced from the repository root, not run.
+
+# Fails unless wrk (the HTTP load generator) is installed.
+require_wrk() {
+  command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
+}
+
+# Prints the cpis binary to benchmark: CPIS_BENCH_BIN when set, else a release build of this
+# checkout (built first).
+bench_binary() {
+  if [[ -n ${CPIS_BENCH_BIN:-} ]]; then
+    echo "$CPIS_BENCH_BIN"
+  else
+    cargo build --release -q -p cpis-cli >&2
+    echo ./target/release/cpis
+  fi
+}
+
+# Prints the config section that turns lookup anomaly limits off: a benchmark is one identity per
+# connection making lookups as fast as it can, which the limits would rightly throttle.
+anomaly_limits_off() {
+  cat <<'TOML'
+[anomaly]
+max_per_minute = 1000000000
+max_distinct_children = 1000000000
+org_max_lookups = 1000000000
+sequential_run = 1000000000
+sequential_gap = 0
+miss_window = 1000000000
+max_miss_ratio = 1.0
+throttle_minutes = 1
+TOML
+}
+
+# wait_ready PORT LOG: waits up to 2 minutes (seeded databases open slowly) for the server on PORT
+# to answer /readyz; otherwise prints the server's LOG and fails.
+wait_ready() {
+  for _ in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && return 0
+    sleep 0.2
+  done
+  echo "the server on port $1 did not start:" >&2
+  cat "$2" >&2
+  exit 1
+}
