@@ -17,6 +17,32 @@ fn drop_message(app: TestApp) -> Option<String> {
     })
 }
 
+/// An app whose notifying lookup queued one delivery for a Coventry webhook, claimed (leased
+/// for a minute) as a delivery worker would, and not yet settled.
+async fn app_with_a_claimed_delivery() -> (TestApp, Vec<cpis_store::DueDelivery>) {
+    let app = spawn_app();
+    let now = app.clock.now();
+    app.store
+        .add_webhook(
+            &Webhook {
+                id: "hook-1".into(),
+                la: OdsCode::parse(COVENTRY).unwrap(),
+                url: "https://la.example/cpis".into(),
+                secret: "test-signing-secret".into(),
+                created_at: now,
+            },
+            &AuditEntry::new(now, AuditActor::anonymous(), "admin.webhook.add", None),
+        )
+        .unwrap();
+    app.notifying_lookup(SHARED_CHILD, ED_TOKEN).await;
+    let claimed = app
+        .store
+        .claim_deliveries(now, now + chrono::Duration::seconds(60), 10)
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    (app, claimed)
+}
+
 #[tokio::test]
 async fn an_untouched_app_passes_the_end_of_test_checks() {
     let app = spawn_app();
@@ -46,28 +72,9 @@ async fn an_edited_audit_entry_fails_the_test_when_the_app_is_dropped() {
 
 #[tokio::test]
 async fn a_delivery_left_leased_fails_the_test_when_the_app_is_dropped() {
-    let app = spawn_app();
-    let now = app.clock.now();
-    app.store
-        .add_webhook(
-            &Webhook {
-                id: "hook-1".into(),
-                la: OdsCode::parse(COVENTRY).unwrap(),
-                url: "https://la.example/cpis".into(),
-                secret: "test-signing-secret".into(),
-                created_at: now,
-            },
-            &AuditEntry::new(now, AuditActor::anonymous(), "admin.webhook.add", None),
-        )
-        .unwrap();
     // A notifying lookup queues a delivery for Coventry's webhook; a worker claims it and
     // stops without settling it.
-    app.notifying_lookup(SHARED_CHILD, ED_TOKEN).await;
-    let claimed = app
-        .store
-        .claim_deliveries(now, now + chrono::Duration::seconds(60), 10)
-        .unwrap();
-    assert_eq!(claimed.len(), 1);
+    let (app, _) = app_with_a_claimed_delivery().await;
     let message = drop_message(app).expect("dropping the app panics");
     assert!(
         message.contains("outbox lease still held: webhook delivery"),
@@ -77,26 +84,8 @@ async fn a_delivery_left_leased_fails_the_test_when_the_app_is_dropped() {
 
 #[tokio::test]
 async fn a_settled_delivery_passes_the_end_of_test_checks() {
-    let app = spawn_app();
+    let (app, claimed) = app_with_a_claimed_delivery().await;
     let now = app.clock.now();
-    app.store
-        .add_webhook(
-            &Webhook {
-                id: "hook-1".into(),
-                la: OdsCode::parse(COVENTRY).unwrap(),
-                url: "https://la.example/cpis".into(),
-                secret: "test-signing-secret".into(),
-                created_at: now,
-            },
-            &AuditEntry::new(now, AuditActor::anonymous(), "admin.webhook.add", None),
-        )
-        .unwrap();
-    app.notifying_lookup(SHARED_CHILD, ED_TOKEN).await;
-    let claimed = app
-        .store
-        .claim_deliveries(now, now + chrono::Duration::seconds(60), 10)
-        .unwrap();
-    assert_eq!(claimed.len(), 1);
     app.store
         .delivery_failed(
             claimed[0].id,
