@@ -43,3 +43,24 @@ wait_ready() {
   cat "$2" >&2
   exit 1
 }
+
+# Prints the wrk Lua that makes every request a notifying CareTeam lookup of a demo child with a
+# plan (from the demo uploads), by an emergency-department, urgent-treatment, ambulance or
+# maternity clinician's demo token, taken in turn. Scripts append their own `response`/`done`.
+# Leaves the children and tokens in `nhs` and `tokens` (call it in the script's own shell).
+demo_lookup_requests() {
+  nhs=$(tail -q -n +2 demo/uploads/E*.csv | cut -d, -f2 | tr -d ' ' | sort -u)
+  tokens=$(cut -d, -f1,3 demo/care_settings.csv | grep -E ',(emergency-department|urgent-treatment-centre|ambulance|maternity)$' | cut -d, -f1)
+  echo "local nhs = {"; for n in $nhs; do echo "\"$n\","; done; echo "}"
+  echo "local tokens = {"; for t in $tokens; do echo "\"demo-$t\","; done; echo "}"
+  cat <<'LUA'
+local i = 0
+request = function()
+  i = i + 1
+  local n = nhs[(i % #nhs) + 1]
+  local t = tokens[(i % #tokens) + 1]
+  return wrk.format("GET", "/fhir/R4/CareTeam?patient:identifier=https://fhir.nhs.uk/Id/nhs-number%7C" .. n,
+    { ["Authorization"] = "Bearer " .. t, ["IsUnscheduledAccessEvent"] = "true" })
+end
+LUA
+}

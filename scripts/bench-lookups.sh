@@ -82,21 +82,9 @@ for n in $(seq 0 $((nservers - 1))); do
   [[ -n $ready ]] || { echo "server $n did not start:" >&2; cat "$tmp/server$n.log" >&2; exit 1; }
 done
 
-# Children with plans, from the demo uploads (ten digits, spaces removed).
-nhs=$(tail -q -n +2 demo/uploads/E*.csv | cut -d, -f2 | tr -d ' ' | sort -u)
-tokens=$(cut -d, -f1,3 demo/care_settings.csv | grep -E ',(emergency-department|urgent-treatment-centre|ambulance|maternity)$' | cut -d, -f1)
 {
-  echo "local nhs = {"; for n in $nhs; do echo "\"$n\","; done; echo "}"
-  echo "local tokens = {"; for t in $tokens; do echo "\"demo-$t\","; done; echo "}"
+  demo_lookup_requests
   cat <<'LUA'
-local i = 0
-request = function()
-  i = i + 1
-  local n = nhs[(i % #nhs) + 1]
-  local t = tokens[(i % #tokens) + 1]
-  return wrk.format("GET", "/fhir/R4/CareTeam?patient:identifier=https://fhir.nhs.uk/Id/nhs-number%7C" .. n,
-    { ["Authorization"] = "Bearer " .. t, ["IsUnscheduledAccessEvent"] = "true" })
-end
 local errors = 0
 response = function(status, headers, body)
   if status ~= 200 then errors = errors + 1 end

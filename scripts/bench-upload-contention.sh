@@ -53,21 +53,9 @@ db="$tmp/contention.db"
 server=$!
 wait_ready "$port" "$tmp/server.log"
 
-# Children with plans, from the demo uploads (ten digits, spaces removed).
-nhs=$(tail -q -n +2 demo/uploads/E*.csv | cut -d, -f2 | tr -d ' ' | sort -u)
-tokens=$(cut -d, -f1,3 demo/care_settings.csv | grep -E ',(emergency-department|urgent-treatment-centre|ambulance|maternity)$' | cut -d, -f1)
 {
-  echo "local nhs = {"; for n in $nhs; do echo "\"$n\","; done; echo "}"
-  echo "local tokens = {"; for t in $tokens; do echo "\"demo-$t\","; done; echo "}"
+  demo_lookup_requests
   cat <<'LUA'
-local i = 0
-request = function()
-  i = i + 1
-  local n = nhs[(i % #nhs) + 1]
-  local t = tokens[(i % #tokens) + 1]
-  return wrk.format("GET", "/fhir/R4/CareTeam?patient:identifier=https://fhir.nhs.uk/Id/nhs-number%7C" .. n,
-    { ["Authorization"] = "Bearer " .. t, ["IsUnscheduledAccessEvent"] = "true" })
-end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT requests=%d seconds=%.2f rps=%.0f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f non2xx=%d socket_errors=%d\n",
     summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
