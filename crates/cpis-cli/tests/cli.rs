@@ -209,6 +209,22 @@ fn bench_seed_loads_that_many_records_and_writes_their_numbers_and_a_reload_file
 }
 
 #[test]
+fn bench_seed_of_no_records_is_refused_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("seed.db");
+    for bad in ["0", "abc"] {
+        let out = cpis(&db, &["bench", "seed", "--records", bad]);
+        assert_eq!(out.status.code(), Some(2), "--records {bad}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--records"),
+            "the error names the flag: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(!db.exists(), "no database was created for a refused seed");
+}
+
+#[test]
 fn upload_to_an_unknown_la_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");

@@ -37,8 +37,9 @@ enum What {
     /// if missing; other data in it, e.g. the demo data, is kept). With `cpis serve --demo` on
     /// the same database afterwards, the LA's upload token is `demo-E99999999`.
     Seed {
-        /// Synthetic children (records) to load.
-        #[arg(long, default_value_t = 1_000_000)]
+        /// Synthetic children (records) to load: at least one (an empty seed would be an upload
+        /// that loads nothing).
+        #[arg(long, default_value_t = 1_000_000, value_parser = at_least_one)]
         records: usize,
         /// Also write the children's NHS numbers, one a line, to this file.
         #[arg(long)]
@@ -152,4 +153,13 @@ fn seed(
         out.flush()?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A count of at least one, or the reason it is not.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
