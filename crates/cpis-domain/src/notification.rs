@@ -12,6 +12,16 @@ pub enum NotificationKind {
     InactiveNhsNumber,
     /// The outcome of an upload.
     UploadReport,
+    /// Work-queue items the LA left unacknowledged past the escalation deadline (docs/WORKFLOW.md).
+    Escalation,
+    /// A scheduled care setting reports a child on a plan was not brought to an appointment.
+    WasNotBrought,
+    /// A baby was registered to a mother on an unborn child protection plan.
+    Birth,
+    /// A linked baby's expected delivery date passed with no plan uploaded for it.
+    BirthReminder,
+    /// An NHS number the LA holds was invalidated for adoption (records do not move).
+    AdoptionInvalidation,
 }
 
 impl NotificationKind {
@@ -20,16 +30,26 @@ impl NotificationKind {
             NotificationKind::Access => "access",
             NotificationKind::InactiveNhsNumber => "inactive-nhs-number",
             NotificationKind::UploadReport => "upload-report",
+            NotificationKind::Escalation => "escalation",
+            NotificationKind::WasNotBrought => "was-not-brought",
+            NotificationKind::Birth => "birth",
+            NotificationKind::BirthReminder => "birth-reminder",
+            NotificationKind::AdoptionInvalidation => "adoption-invalidation",
         }
     }
+    pub const ALL: [NotificationKind; 8] = [
+        NotificationKind::Access,
+        NotificationKind::InactiveNhsNumber,
+        NotificationKind::UploadReport,
+        NotificationKind::Escalation,
+        NotificationKind::WasNotBrought,
+        NotificationKind::Birth,
+        NotificationKind::BirthReminder,
+        NotificationKind::AdoptionInvalidation,
+    ];
+
     pub fn from_code(s: &str) -> Option<Self> {
-        [
-            NotificationKind::Access,
-            NotificationKind::InactiveNhsNumber,
-            NotificationKind::UploadReport,
-        ]
-        .into_iter()
-        .find(|k| k.code() == s)
+        Self::ALL.into_iter().find(|k| k.code() == s)
     }
 }
 

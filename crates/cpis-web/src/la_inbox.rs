@@ -79,6 +79,13 @@ pub fn row_of(n: &Notification) -> NotificationRow {
         NotificationKind::Access => ("Child seen", "nhsuk-tag--blue"),
         NotificationKind::InactiveNhsNumber => ("NHS number changed", "nhsuk-tag--orange"),
         NotificationKind::UploadReport => ("Upload report", "nhsuk-tag--grey"),
+        NotificationKind::Escalation => ("Overdue", "nhsuk-tag--red"),
+        NotificationKind::WasNotBrought => ("Was not brought", "nhsuk-tag--orange"),
+        NotificationKind::Birth => ("Baby born", "nhsuk-tag--purple"),
+        NotificationKind::BirthReminder => ("No plan for baby", "nhsuk-tag--orange"),
+        NotificationKind::AdoptionInvalidation => {
+            ("Adoption: number invalidated", "nhsuk-tag--grey")
+        }
     };
     let name = [
         text(&body, &["child", "given_name"]),
@@ -115,7 +122,7 @@ pub fn row_of(n: &Notification) -> NotificationRow {
                 text(&body, &["status"]).unwrap_or("inactive")
             ),
         },
-        NotificationKind::UploadReport => String::new(),
+        _ => String::new(),
     };
     let time = text(&body, &["access", "time"])
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())

@@ -18,6 +18,16 @@ pub const WORKFLOW_UPLOAD_REPORT: &str = "CPIS_UPLOAD_REPORT";
 pub const WORKFLOW_ACCESS: &str = "CPIS_ACCESS_NOTIFICATION";
 /// An NHS number the LA supplied became inactive (superseded or merged).
 pub const WORKFLOW_INACTIVE_NHS_NUMBER: &str = "CPIS_INACTIVE_NHS_NUMBER";
+/// Work-queue items the LA left unacknowledged past the escalation deadline.
+pub const WORKFLOW_ESCALATION: &str = "CPIS_ESCALATION";
+/// A child on a plan was not brought to a scheduled appointment.
+pub const WORKFLOW_WAS_NOT_BROUGHT: &str = "CPIS_WAS_NOT_BROUGHT";
+/// A baby was registered to a mother on an unborn child protection plan.
+pub const WORKFLOW_BIRTH: &str = "CPIS_BIRTH_NOTIFICATION";
+/// A linked baby's expected delivery date passed with no plan uploaded for it.
+pub const WORKFLOW_BIRTH_REMINDER: &str = "CPIS_BIRTH_REMINDER";
+/// An NHS number the LA holds was invalidated for adoption.
+pub const WORKFLOW_ADOPTION_INVALIDATION: &str = "CPIS_ADOPTION_INVALIDATION";
 
 /// The upload metadata from `mex-Subject`: `key=value` pairs separated by `;` (or spaces),
 /// keys `mode` (`delta`, the default, or `full`), `file_date` (`YYYY-MM-DD`, default: the day
@@ -95,6 +105,11 @@ pub fn notification_workflow(kind: NotificationKind) -> Option<&'static str> {
     match kind {
         NotificationKind::Access => Some(WORKFLOW_ACCESS),
         NotificationKind::InactiveNhsNumber => Some(WORKFLOW_INACTIVE_NHS_NUMBER),
+        NotificationKind::Escalation => Some(WORKFLOW_ESCALATION),
+        NotificationKind::WasNotBrought => Some(WORKFLOW_WAS_NOT_BROUGHT),
+        NotificationKind::Birth => Some(WORKFLOW_BIRTH),
+        NotificationKind::BirthReminder => Some(WORKFLOW_BIRTH_REMINDER),
+        NotificationKind::AdoptionInvalidation => Some(WORKFLOW_ADOPTION_INVALIDATION),
         // Upload reports go back as CPIS_UPLOAD_REPORT replies to the upload itself.
         NotificationKind::UploadReport => None,
     }
