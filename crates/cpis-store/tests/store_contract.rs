@@ -566,24 +566,28 @@ fn demographics_round_trip(ctx: &Ctx) {
             status: DemographicStatus::Active,
             date_of_birth: d("2015-03-04"),
             sensitive: false,
+            mother_nhs_number: None,
         },
         Demographics {
             nhs_number: ns[1],
             status: DemographicStatus::Superseded(ns[2]),
             date_of_birth: d("2016-01-31"),
             sensitive: false,
+            mother_nhs_number: None,
         },
         Demographics {
             nhs_number: ns[2],
             status: DemographicStatus::Active,
             date_of_birth: d("2016-01-31"),
             sensitive: true,
+            mother_nhs_number: None,
         },
         Demographics {
             nhs_number: ns[3],
             status: DemographicStatus::Inactive,
             date_of_birth: d("1999-12-31"),
             sensitive: false,
+            mother_nhs_number: None,
         },
     ];
     assert_eq!(s.upsert_demographics(&entries, t0()).unwrap(), 4);
@@ -601,6 +605,7 @@ fn demographics_round_trip(ctx: &Ctx) {
             status: DemographicStatus::Active,
             date_of_birth: d("2010-01-01"),
             sensitive: false,
+            mother_nhs_number: None,
         })
         .collect();
     batch.push(Demographics {
@@ -608,12 +613,14 @@ fn demographics_round_trip(ctx: &Ctx) {
         status: DemographicStatus::Inactive,
         date_of_birth: d("2011-02-02"),
         sensitive: true,
+        mother_nhs_number: None,
     });
     batch.push(Demographics {
         nhs_number: ns[0],
         status: DemographicStatus::Superseded(many[0]),
         date_of_birth: d("2015-03-04"),
         sensitive: false,
+        mother_nhs_number: None,
     });
     s.upsert_demographics(&batch, t0()).unwrap();
     assert_eq!(s.counts().unwrap().demographics, 4 + 1_000);

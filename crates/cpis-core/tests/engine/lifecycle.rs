@@ -38,6 +38,7 @@ fn change(n: cpis_domain::NhsNumber, status: DemographicStatus) -> Demographics 
         status,
         date_of_birth: d("2015-01-01"),
         sensitive: false,
+        mother_nhs_number: None,
     }
 }
 
