@@ -25,9 +25,9 @@ pub use cpis_domain::data_quality::{MatchCounts, UploadOutcomeCounts};
 pub use error::{unavailable_errors, StoreError, StoreResult};
 pub use la_query::{RecordQuery, RecordSearch};
 pub use model::{
-    AuditQuery, ClientKeys, DeadDelivery, DueBirthReminder, DueDelivery, IdentityChange, MeshOutboxEntry,
-    MeshOutgoing, NewApiToken, NewMeshMessage, NewUpload, OAuthClient, RowFilter, Session,
-    StoreCounts, StoredRecord, User, UserKind, Webhook,
+    AuditQuery, ClientKeys, DeadDelivery, DueBirthReminder, DueDelivery, IdentityChange,
+    MeshOutboxEntry, MeshOutgoing, NewApiToken, NewMeshMessage, NewUpload, OAuthClient, RowFilter,
+    Session, StoreCounts, StoredRecord, User, UserKind, Webhook,
 };
 pub use sql::Store;
 

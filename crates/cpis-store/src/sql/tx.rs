@@ -10,7 +10,10 @@
 use super::uploads::{self, PendingUpsert};
 use super::{audit, births, demographics, directory, outbox, records, Db, DbHandle, Lock};
 use crate::postgres::bulk;
-use crate::{ChangesTx, DueBirthReminder, HeldClaim, LookupTx, NewUpload, StoreResult, StoredRecord, UploadTx};
+use crate::{
+    ChangesTx, DueBirthReminder, HeldClaim, LookupTx, NewUpload, StoreResult, StoredRecord,
+    UploadTx,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use cpis_domain::report::{RowResult, UploadId, UploadStatus, UploadSummary};
 use cpis_domain::upload::RecordRow;
