@@ -256,6 +256,79 @@ mod tests {
         ));
     }
 
+    const WITH_MOTHER: &str =
+        "nhs_number,status,superseded_by,date_of_birth,sensitive,mother_nhs_number\n";
+
+    #[test]
+    fn newborn_registrations_may_name_their_mother() {
+        let csv = format!(
+            "{WITH_MOTHER}9434765919,active,,2026-10-31,false,9434765870\n4010232137,active,,2015-01-01,false,\n"
+        );
+        let entries = parse_demographics(csv.as_bytes()).unwrap();
+        assert_eq!(
+            entries[0].mother_nhs_number,
+            Some(NhsNumber::parse("9434765870").unwrap())
+        );
+        assert_eq!(entries[1].mother_nhs_number, None);
+        // The five-column file is still read as before.
+        let old = "nhs_number,status,superseded_by,date_of_birth,sensitive\n9434765919,active,,2015-01-01,false\n";
+        assert_eq!(
+            parse_demographics(old.as_bytes()).unwrap()[0].mother_nhs_number,
+            None
+        );
+    }
+
+    #[test]
+    fn a_bad_mother_number_refuses_the_whole_file_with_its_line() {
+        let bad_digit = format!(
+            "{WITH_MOTHER}4010232137,active,,2015-01-01,false,\n9434765919,active,,2026-10-31,false,9434765871\n"
+        );
+        assert_eq!(
+            parse_demographics(bad_digit.as_bytes()),
+            Err(LoadError::Line {
+                line: 3,
+                message: "mother_nhs_number: NHS number has an invalid check digit".into()
+            })
+        );
+        let herself = format!("{WITH_MOTHER}9434765919,active,,2026-10-31,false,9434765919\n");
+        assert_eq!(
+            parse_demographics(herself.as_bytes()),
+            Err(LoadError::Line {
+                line: 2,
+                message: "mother_nhs_number must differ from nhs_number".into()
+            })
+        );
+        let short = format!("{WITH_MOTHER}9434765919,active,,2026-10-31,false\n");
+        assert!(matches!(
+            parse_demographics(short.as_bytes()),
+            Err(LoadError::Line { line: 2, .. })
+        ));
+        let header = "nhs_number,status,superseded_by,date_of_birth,sensitive,mother\n";
+        assert_eq!(
+            parse_demographics(header.as_bytes()),
+            Err(LoadError::BadHeader {
+                expected: "nhs_number,status,superseded_by,date_of_birth,sensitive' or 'nhs_number,status,superseded_by,date_of_birth,sensitive,mother_nhs_number".into()
+            })
+        );
+    }
+
+    #[test]
+    fn an_adoption_invalidation_never_keeps_the_new_number() {
+        let csv = "nhs_number,status,superseded_by,date_of_birth,sensitive\n9434765919,invalidated-adoption,9434765870,2015-01-01,false\n4010232137,Invalidated-Adoption,,2015-01-01,false\n";
+        let entries = parse_demographics(csv.as_bytes()).unwrap();
+        assert_eq!(entries[0].status, DemographicStatus::InvalidatedAdoption);
+        assert_eq!(entries[1].status, DemographicStatus::InvalidatedAdoption);
+        assert!(!format!("{entries:?}").contains("9434765870"));
+        let unknown = "nhs_number,status,superseded_by,date_of_birth,sensitive\n9434765919,adopted,,2015-01-01,false\n";
+        assert_eq!(
+            parse_demographics(unknown.as_bytes()),
+            Err(LoadError::Line {
+                line: 2,
+                message: "unknown status 'adopted'".into()
+            })
+        );
+    }
+
     #[test]
     fn las_need_an_emergency_duty_number() {
         let csv = "ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox\nE08000026,Coventry,01632 960000,,,\n";
