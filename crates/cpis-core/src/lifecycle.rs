@@ -255,7 +255,7 @@ fn notify_birth(
 }
 
 /// Days after the expected delivery date a UCPP with no plan for the baby is reminded
-/// (`[workflow] birth_reminder_days`).
+/// (default of the config file's `birth_reminder_days`).
 pub const BIRTH_REMINDER_DAYS: u32 = 14;
 
 /// Who the birth-reminder job acts as in the audit.

@@ -350,3 +350,32 @@ fn an_adoption_invalidation_moves_nothing_hides_the_plans_and_tells_each_la_once
         Some(cpis_domain::outcome::DetailCode::NhsNumberInactive)
     );
 }
+
+#[test]
+fn the_reminder_delay_is_configurable_and_an_ended_ucpp_is_not_reminded() {
+    let (mum, ended) = (nhs(1), nhs(2));
+    let env = Env::with(&[active(mum, "1995-01-01"), active(ended, "1995-01-01")]);
+    env.delta(
+        LA_A,
+        "a",
+        &[
+            ucpp(mum, "2026-06-01", "2026-11-10"),
+            ucpp(ended, "2026-06-01", "2026-11-10").end("2026-11-12"),
+        ],
+    );
+    env.clock.set(at("2026-11-13"));
+    let run = |days| {
+        send_birth_reminders(
+            env.store.as_ref(),
+            env.clock.as_ref(),
+            &VisibilityPolicy::default(),
+            days,
+        )
+        .unwrap()
+    };
+    assert_eq!(run(14), 0);
+    assert_eq!(run(3), 1);
+    let sent = notes(&env, LA_A, NotificationKind::BirthReminder);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["mother"]["nhs_number"], mum.digits());
+}
