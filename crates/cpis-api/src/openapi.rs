@@ -459,7 +459,7 @@ fn dead_deliveries() {}
 
 #[utoipa::path(post, path = "/api/v1/admin/demographics/changes", tag = "admin",
     security(("bearer" = []), ("session" = [])),
-    request_body(content = String, content_type = "text/csv", description = "A demographics change feed (CSV)"),
+    request_body(content = String, content_type = "text/csv", description = "A demographics change feed (CSV: nhs_number,status,superseded_by,date_of_birth,sensitive[,mother_nhs_number]; docs/LIFECYCLE.md)"),
     responses(
         (status = 200, description = "What the feed changed", body = Object),
         BadRequest,

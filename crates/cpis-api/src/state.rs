@@ -22,6 +22,9 @@ pub struct ServerConfig {
     /// the care-setting-type code system, the LA local-id system); default: the server's FHIR
     /// base, where it serves them.
     pub fhir_canonical_base: Option<String>,
+    /// Days after a UCPP's expected delivery date with no plan for the baby before its LA gets a
+    /// `birth-reminder` notification (housekeeping; default 14).
+    pub birth_reminder_days: u32,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +34,7 @@ impl Default for ServerConfig {
             spool_dir: None,
             public_base_url: None,
             fhir_canonical_base: None,
+            birth_reminder_days: cpis_core::lifecycle::BIRTH_REMINDER_DAYS,
         }
     }
 }

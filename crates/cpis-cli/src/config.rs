@@ -47,6 +47,9 @@ pub struct FileConfig {
     pub ended_plan_days: Option<u32>,
     /// Days a UCPP stays visible after the earlier of its EDD and end (default 28).
     pub ucpp_days: Option<u32>,
+    /// Days after a UCPP's expected delivery date with no plan uploaded for the baby before the
+    /// LA is sent a `birth-reminder` notification (default 14).
+    pub birth_reminder_days: Option<u32>,
     /// Public base URL for FHIR `fullUrl`s, e.g. `https://cpis.example.org`.
     pub public_base_url: Option<String>,
     /// Canonical base of cpis's own FHIR extension and code systems (default: the server's

@@ -602,3 +602,85 @@ fn webhook_destinations_are_checked_and_audited() {
         "one change, refusals changed nothing: {text}"
     );
 }
+
+#[test]
+fn the_change_feed_command_applies_an_adoption_invalidation_and_refuses_a_bad_mother_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    assert!(cpis(&db, &["demo", "load"]).status.success());
+    let header = "nhs_number,status,superseded_by,date_of_birth,sensitive,mother_nhs_number";
+    // Line 3 names a mother with a bad check digit: nothing is applied, line 2 included.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        format!("{header}\n9990597634,invalidated-adoption,,2013-05-31,false,\n9434765919,active,,2026-11-19,false,9434765871\n"),
+    )
+    .unwrap();
+    let out = cpis(
+        &db,
+        &["demographics", "apply-changes", bad.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 3") && err.contains("mother_nhs_number"),
+        "{err}"
+    );
+    let lookup = cpis(&db, &["lookup", "9990597634", "--json"]);
+    let found: serde_json::Value = serde_json::from_slice(&lookup.stdout).unwrap();
+    assert_eq!(
+        found["records"].as_array().unwrap().len(),
+        2,
+        "nothing applied"
+    );
+
+    // The shared child (two LAs) invalidated for adoption, with the new number the feed gives.
+    let good = dir.path().join("good.csv");
+    std::fs::write(
+        &good,
+        format!("{header}\n9990597634,invalidated-adoption,9434765919,2013-05-31,false,\n"),
+    )
+    .unwrap();
+    let out = cpis(
+        &db,
+        &[
+            "demographics",
+            "apply-changes",
+            good.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["adoption_invalidated_with_records"], 1);
+    assert_eq!(report["records_moved"], 0);
+    assert_eq!(report["notifications"], 2);
+    let lookup = cpis(&db, &["lookup", "9990597634", "--json"]);
+    let found: serde_json::Value = serde_json::from_slice(&lookup.stdout).unwrap();
+    assert!(
+        found["records"].as_array().unwrap().is_empty(),
+        "no longer flags"
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let kept: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM records WHERE nhs_number = '9990597634'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 2, "the records stay where they are");
+    let payloads: Vec<String> = conn
+        .prepare("SELECT payload FROM notifications WHERE kind = 'adoption-invalidation'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(payloads.len(), 2);
+    assert!(payloads.iter().all(|p| !p.contains("9434765919")));
+}

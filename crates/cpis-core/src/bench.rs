@@ -174,6 +174,7 @@ fn prepare(store: &dyn Store, nhs: &[NhsNumber]) -> Result<(), BenchError> {
                 status: DemographicStatus::Active,
                 date_of_birth: dob(chunk_no * 100_000 + i),
                 sensitive: false,
+                mother_nhs_number: None,
             })
             .collect();
         store.upsert_demographics(&entries, now)?;

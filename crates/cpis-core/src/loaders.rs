@@ -25,6 +25,16 @@ pub const DEMOGRAPHICS_HEADER: [&str; 5] = [
     "date_of_birth",
     "sensitive",
 ];
+/// The demographics header with the optional last column of newborn registrations: the
+/// mother's NHS number (births to mothers on an unborn child protection plan).
+pub const DEMOGRAPHICS_HEADER_WITH_MOTHER: [&str; 6] = [
+    "nhs_number",
+    "status",
+    "superseded_by",
+    "date_of_birth",
+    "sensitive",
+    "mother_nhs_number",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
@@ -47,8 +57,24 @@ fn line_err(line: u64, message: impl Into<String>) -> LoadError {
 fn read_csv<R: Read, T>(
     input: R,
     header: &[&str],
+    row: impl FnMut(u64, &csv::StringRecord) -> Result<T, String>,
+) -> Result<Vec<T>, LoadError> {
+    read_csv_any(input, &[header], row)
+}
+
+/// As [`read_csv`], with any of several exact headers (each line has the found header's fields).
+fn read_csv_any<R: Read, T>(
+    input: R,
+    headers: &[&[&str]],
     mut row: impl FnMut(u64, &csv::StringRecord) -> Result<T, String>,
 ) -> Result<Vec<T>, LoadError> {
+    let expected = || LoadError::BadHeader {
+        expected: headers
+            .iter()
+            .map(|h| h.join(","))
+            .collect::<Vec<_>>()
+            .join("' or '"),
+    };
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -57,21 +83,15 @@ fn read_csv<R: Read, T>(
     let first = match records.next() {
         Some(Ok(h)) => h,
         Some(Err(e)) => return Err(LoadError::Read(e.to_string())),
-        None => {
-            return Err(LoadError::BadHeader {
-                expected: header.join(","),
-            })
-        }
+        None => return Err(expected()),
     };
     let got: Vec<String> = first
         .iter()
         .map(|f| f.trim_start_matches('\u{feff}').trim().to_ascii_lowercase())
         .collect();
-    if got != header {
-        return Err(LoadError::BadHeader {
-            expected: header.join(","),
-        });
-    }
+    let Some(header) = headers.iter().find(|h| got == **h) else {
+        return Err(expected());
+    };
     let mut out = Vec::new();
     for rec in records {
         let rec = rec.map_err(|e| match e.position() {
@@ -154,15 +174,37 @@ pub fn parse_care_settings<R: Read>(input: R) -> Result<Vec<CareSetting>, LoadEr
     Ok(settings)
 }
 
+/// A demographics extract or change file: `nhs_number,status,superseded_by,date_of_birth,sensitive`
+/// and optionally `mother_nhs_number` (newborn registrations). `status` is `active`,
+/// `superseded` (with `superseded_by`), `inactive` or `invalidated-adoption`; the latter's
+/// `superseded_by` (a new number the national feed may carry) is ignored and never stored.
 pub fn parse_demographics<R: Read>(input: R) -> Result<Vec<Demographics>, LoadError> {
-    let entries = read_csv(input, &DEMOGRAPHICS_HEADER, |_, r| {
+    let headers: [&[&str]; 2] = [&DEMOGRAPHICS_HEADER, &DEMOGRAPHICS_HEADER_WITH_MOTHER];
+    let entries = read_csv_any(input, &headers, |_, r| {
         let nhs = NhsNumber::parse(&r[0]).map_err(|e| format!("nhs_number: {e}"))?;
-        let by = optional(&r[2])
-            .map(|s| NhsNumber::parse(&s).map_err(|e| format!("superseded_by: {e}")))
-            .transpose()?;
-        let status = match (r[1].trim().to_ascii_lowercase().as_str(), by) {
+        let status_code = r[1].trim().to_ascii_lowercase();
+        // A new number given with an adoption invalidation is never read: linking it to the
+        // birth identity is what must not happen.
+        let by = match status_code.as_str() {
+            "invalidated-adoption" => None,
+            _ => optional(&r[2])
+                .map(|s| NhsNumber::parse(&s).map_err(|e| format!("superseded_by: {e}")))
+                .transpose()?,
+        };
+        let mother = match r.get(5).and_then(optional) {
+            None => None,
+            Some(m) => {
+                let m = NhsNumber::parse(&m).map_err(|e| format!("mother_nhs_number: {e}"))?;
+                if m == nhs {
+                    return Err("mother_nhs_number must differ from nhs_number".into());
+                }
+                Some(m)
+            }
+        };
+        let status = match (status_code.as_str(), by) {
             ("active", None) => DemographicStatus::Active,
             ("inactive", None) => DemographicStatus::Inactive,
+            ("invalidated-adoption", _) => DemographicStatus::InvalidatedAdoption,
             ("superseded", Some(n)) if n != nhs => DemographicStatus::Superseded(n),
             ("superseded", _) => {
                 return Err("superseded needs a different superseded_by number".into())
@@ -182,6 +224,7 @@ pub fn parse_demographics<R: Read>(input: R) -> Result<Vec<Demographics>, LoadEr
             status,
             date_of_birth: parse_iso_date(&r[3]).map_err(|e| format!("date_of_birth: {e}"))?,
             sensitive,
+            mother_nhs_number: mother,
         })
     })?;
     unique(&entries, |d| d.nhs_number, "nhs_number")?;
@@ -211,6 +254,79 @@ mod tests {
             parse_demographics(&b"a,b\n"[..]),
             Err(LoadError::BadHeader { .. })
         ));
+    }
+
+    const WITH_MOTHER: &str =
+        "nhs_number,status,superseded_by,date_of_birth,sensitive,mother_nhs_number\n";
+
+    #[test]
+    fn newborn_registrations_may_name_their_mother() {
+        let csv = format!(
+            "{WITH_MOTHER}9434765919,active,,2026-10-31,false,9434765870\n4010232137,active,,2015-01-01,false,\n"
+        );
+        let entries = parse_demographics(csv.as_bytes()).unwrap();
+        assert_eq!(
+            entries[0].mother_nhs_number,
+            Some(NhsNumber::parse("9434765870").unwrap())
+        );
+        assert_eq!(entries[1].mother_nhs_number, None);
+        // The five-column file is still read as before.
+        let old = "nhs_number,status,superseded_by,date_of_birth,sensitive\n9434765919,active,,2015-01-01,false\n";
+        assert_eq!(
+            parse_demographics(old.as_bytes()).unwrap()[0].mother_nhs_number,
+            None
+        );
+    }
+
+    #[test]
+    fn a_bad_mother_number_refuses_the_whole_file_with_its_line() {
+        let bad_digit = format!(
+            "{WITH_MOTHER}4010232137,active,,2015-01-01,false,\n9434765919,active,,2026-10-31,false,9434765871\n"
+        );
+        assert_eq!(
+            parse_demographics(bad_digit.as_bytes()),
+            Err(LoadError::Line {
+                line: 3,
+                message: "mother_nhs_number: NHS number has an invalid check digit".into()
+            })
+        );
+        let herself = format!("{WITH_MOTHER}9434765919,active,,2026-10-31,false,9434765919\n");
+        assert_eq!(
+            parse_demographics(herself.as_bytes()),
+            Err(LoadError::Line {
+                line: 2,
+                message: "mother_nhs_number must differ from nhs_number".into()
+            })
+        );
+        let short = format!("{WITH_MOTHER}9434765919,active,,2026-10-31,false\n");
+        assert!(matches!(
+            parse_demographics(short.as_bytes()),
+            Err(LoadError::Line { line: 2, .. })
+        ));
+        let header = "nhs_number,status,superseded_by,date_of_birth,sensitive,mother\n";
+        assert_eq!(
+            parse_demographics(header.as_bytes()),
+            Err(LoadError::BadHeader {
+                expected: "nhs_number,status,superseded_by,date_of_birth,sensitive' or 'nhs_number,status,superseded_by,date_of_birth,sensitive,mother_nhs_number".into()
+            })
+        );
+    }
+
+    #[test]
+    fn an_adoption_invalidation_never_keeps_the_new_number() {
+        let csv = "nhs_number,status,superseded_by,date_of_birth,sensitive\n9434765919,invalidated-adoption,9434765870,2015-01-01,false\n4010232137,Invalidated-Adoption,,2015-01-01,false\n";
+        let entries = parse_demographics(csv.as_bytes()).unwrap();
+        assert_eq!(entries[0].status, DemographicStatus::InvalidatedAdoption);
+        assert_eq!(entries[1].status, DemographicStatus::InvalidatedAdoption);
+        assert!(!format!("{entries:?}").contains("9434765870"));
+        let unknown = "nhs_number,status,superseded_by,date_of_birth,sensitive\n9434765919,adopted,,2015-01-01,false\n";
+        assert_eq!(
+            parse_demographics(unknown.as_bytes()),
+            Err(LoadError::Line {
+                line: 2,
+                message: "unknown status 'adopted'".into()
+            })
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@ use cpis_auth::capability;
 use cpis_domain::lookup::{visible_records, VisibleRecord, HISTORY_LEN};
 use cpis_domain::{
     access, Access, AccessKind, Accessor, AuditActor, AuditEntry, Clock, LocalAuthority,
-    NewNotification, NhsNumber, NotificationKind, OdsCode, PlanVisibility, VisibilityPolicy,
+    NewNotification, NhsNumber, NotificationKind, OdsCode, PlanType, PlanVisibility, SettingType,
+    VisibilityPolicy,
 };
 use cpis_store::{LookupTx, Store, StoreError};
 use serde_json::json;
@@ -367,7 +368,7 @@ fn access_payload(id: &str, visible: &VisibleRecord, access: &Access) -> serde_j
         })
         .collect();
     let a = &access.accessor;
-    json!({
+    let mut payload = json!({
         "id": id,
         "kind": NotificationKind::Access.code(),
         "la": r.la,
@@ -390,5 +391,16 @@ fn access_payload(id: &str, visible: &VisibleRecord, access: &Access) -> serde_j
             "organisation": { "ods_code": a.organisation, "name": a.organisation_name },
             "setting_type": a.setting_type,
         },
-    })
+    });
+    // A maternity setting looking up a mother on an unborn child protection plan (the birth
+    // may be imminent): docs/WORKFLOW.md, "Births and adoption".
+    if a.setting_type == Some(SettingType::Maternity)
+        && visible
+            .plans
+            .iter()
+            .any(|(p, _)| p.plan_type() == PlanType::Ucpp)
+    {
+        payload["maternity"] = true.into();
+    }
+    payload
 }

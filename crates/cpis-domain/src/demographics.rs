@@ -10,6 +10,10 @@ pub enum DemographicStatus {
     /// Merged into another number; records must follow it.
     Superseded(NhsNumber),
     Inactive,
+    /// Invalidated because the child was adopted (SPEC rule 9). Any new number the feed gives is
+    /// never kept: records stay where they are and stop showing, so the birth and adoptive
+    /// identities are never linked.
+    InvalidatedAdoption,
 }
 
 impl DemographicStatus {
@@ -18,6 +22,7 @@ impl DemographicStatus {
             DemographicStatus::Active => "active",
             DemographicStatus::Superseded(_) => "superseded",
             DemographicStatus::Inactive => "inactive",
+            DemographicStatus::InvalidatedAdoption => "invalidated-adoption",
         }
     }
 }
@@ -30,4 +35,6 @@ pub struct Demographics {
     pub date_of_birth: NaiveDate,
     /// S-flag: the person's location must not be disclosed.
     pub sensitive: bool,
+    /// A newborn registration's mother (births to mothers on an unborn child protection plan).
+    pub mother_nhs_number: Option<NhsNumber>,
 }

@@ -69,11 +69,15 @@ pub async fn serve(
 }
 
 /// Background upkeep of a serving process: writes the audit entries of failed authentications
-/// that were counted rather than written one by one, every five seconds.
+/// that were counted rather than written one by one, every five seconds; sends birth reminders
+/// ([`birth_reminders`]) at start, whenever the service clock's date changes, and hourly.
 pub fn spawn_housekeeping(state: &AppState) {
     let state = state.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        // The service clock's date of the last birth-reminder run, and when it ran.
+        let mut reminded_on = None;
+        let mut reminded_at = std::time::Instant::now();
         loop {
             every.tick().await;
             let s = state.clone();
@@ -84,6 +88,37 @@ pub fn spawn_housekeeping(state: &AppState) {
             {
                 tracing::error!(error = %e, "could not write counted authentication failures to the audit");
             }
+            let today = state.clock.today();
+            if reminded_on != Some(today)
+                || reminded_at.elapsed() >= std::time::Duration::from_secs(3600)
+            {
+                let s = state.clone();
+                match tokio::task::spawn_blocking(move || birth_reminders(&s)).await {
+                    Ok(Ok(_)) => {
+                        reminded_on = Some(today);
+                        reminded_at = std::time::Instant::now();
+                    }
+                    Ok(Err(e)) => tracing::error!(error = %e, "birth reminders failed; retrying"),
+                    Err(e) => tracing::error!(error = %e, "birth reminders did not finish"),
+                }
+            }
         }
     });
+}
+
+/// One birth-reminder run with the service clock: a `birth-reminder` notification for each
+/// unborn child protection plan `birth_reminder_days` past its expected delivery date with no
+/// plan for the baby (docs/WORKFLOW.md). Safe on several servers at once: each plan is reminded
+/// once. Wakes the notification streams when it sent any. Blocks.
+pub fn birth_reminders(state: &AppState) -> Result<usize, cpis_store::StoreError> {
+    let sent = cpis_core::lifecycle::send_birth_reminders(
+        state.store.as_ref(),
+        state.clock.as_ref(),
+        state.lookups.policy(),
+        state.config.birth_reminder_days,
+    )?;
+    if sent > 0 {
+        state.lookups.commits().publish();
+    }
+    Ok(sent)
 }

@@ -25,9 +25,9 @@ pub use cpis_domain::data_quality::{MatchCounts, UploadOutcomeCounts};
 pub use error::{unavailable_errors, StoreError, StoreResult};
 pub use la_query::{RecordQuery, RecordSearch};
 pub use model::{
-    AuditQuery, ClientKeys, DeadDelivery, DueDelivery, IdentityChange, MeshOutboxEntry,
-    MeshOutgoing, NewApiToken, NewMeshMessage, NewUpload, OAuthClient, RowFilter, Session,
-    StoreCounts, StoredRecord, User, UserKind, Webhook,
+    AuditQuery, ClientKeys, DeadDelivery, DueBirthReminder, DueDelivery, IdentityChange,
+    MeshOutboxEntry, MeshOutgoing, NewApiToken, NewMeshMessage, NewUpload, OAuthClient, RowFilter,
+    Session, StoreCounts, StoredRecord, User, UserKind, Webhook,
 };
 pub use sql::Store;
 
@@ -51,12 +51,38 @@ pub trait LookupTx {
     fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 
-/// The transaction a demographics change file is applied in: index updates, record moves,
-/// `inactive-nhs-number` notifications and audit commit together.
+/// The transaction a demographics change file (or a birth-reminder run) is applied in: index
+/// updates, record moves, `inactive-nhs-number`, `adoption-invalidation`, `birth` and
+/// `birth-reminder` notifications and audit commit together.
 pub trait ChangesTx {
     fn demographics(&mut self, nhs: NhsNumber) -> StoreResult<Option<Demographics>>;
     fn upsert_demographics(&mut self, entry: &Demographics, now: DateTime<Utc>) -> StoreResult<()>;
+    /// The records health sees for this number (none for a number invalidated for adoption).
     fn records_for(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>>;
+    /// Every LA's record held against this number, whatever its demographic status.
+    fn records_held(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>>;
+    /// Remembers that a `birth` (`nhs` the baby's, `on_date` its date of birth) or
+    /// `birth-reminder` (`nhs` the mother's, `on_date` the expected delivery date) notification
+    /// goes to `la`: `false`, and nothing written, when it already went.
+    fn mark_birth_notice(
+        &mut self,
+        kind: cpis_domain::NotificationKind,
+        la: &OdsCode,
+        nhs: NhsNumber,
+        on_date: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// The babies registered to this mother, oldest first.
+    fn babies_of(&mut self, mother: NhsNumber) -> StoreResult<Vec<Demographics>>;
+    /// Open UCPPs (no end date, or ending after `today`) with an expected delivery date on or
+    /// before `edd_on_or_before`, not yet reminded for that date, whose LA holds no plan for a
+    /// baby registered to the mother and born on or after the plan's start; mothers whose
+    /// number is invalidated for adoption left out.
+    fn due_birth_reminders(
+        &mut self,
+        edd_on_or_before: NaiveDate,
+        today: NaiveDate,
+    ) -> StoreResult<Vec<DueBirthReminder>>;
     /// Moves every record held against `from` to `to`. Where an LA already holds a record for
     /// `to`, the plans it lacks move across and the old record goes. Returns the LAs whose
     /// records moved.

@@ -7,6 +7,18 @@ use cpis_domain::RecordOutcome;
 /// A CP-IS record as stored (the domain's [`cpis_domain::Record`]).
 pub type StoredRecord = cpis_domain::Record;
 
+/// An unborn child protection plan whose expected delivery date has passed with no plan of its
+/// LA for a baby registered to the mother ([`crate::ChangesTx::due_birth_reminders`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueBirthReminder {
+    pub la: cpis_domain::OdsCode,
+    /// The mother's NHS number (the UCPP is held against it).
+    pub mother: cpis_domain::NhsNumber,
+    /// The LA's local id of the mother's record.
+    pub local_id: Option<String>,
+    pub plan: cpis_domain::Plan,
+}
+
 /// An upload about to be processed.
 #[derive(Debug, Clone)]
 pub struct NewUpload {

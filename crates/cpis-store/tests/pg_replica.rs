@@ -100,6 +100,7 @@ fn write_everything(store: &dyn Store) -> (NewUpload, String) {
                 status: DemographicStatus::Active,
                 date_of_birth: d("2015-03-04"),
                 sensitive: false,
+                mother_nhs_number: None,
             }],
             t0(),
         )

@@ -228,6 +228,7 @@ contract!(
     accesses_keep_the_nhs_identity,
     oauth_clients_and_assertion_jtis,
     every_notification_kind_is_stored_and_read_back,
+    births_reminders_and_adoption_invalidation,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -566,31 +567,59 @@ fn demographics_round_trip(ctx: &Ctx) {
             status: DemographicStatus::Active,
             date_of_birth: d("2015-03-04"),
             sensitive: false,
+            mother_nhs_number: None,
         },
         Demographics {
             nhs_number: ns[1],
             status: DemographicStatus::Superseded(ns[2]),
             date_of_birth: d("2016-01-31"),
             sensitive: false,
+            mother_nhs_number: None,
         },
         Demographics {
             nhs_number: ns[2],
             status: DemographicStatus::Active,
             date_of_birth: d("2016-01-31"),
             sensitive: true,
+            mother_nhs_number: None,
         },
         Demographics {
             nhs_number: ns[3],
             status: DemographicStatus::Inactive,
             date_of_birth: d("1999-12-31"),
             sensitive: false,
+            mother_nhs_number: None,
+        },
+        Demographics {
+            nhs_number: nhs(20),
+            status: DemographicStatus::InvalidatedAdoption,
+            date_of_birth: d("2019-05-06"),
+            sensitive: false,
+            mother_nhs_number: None,
+        },
+        Demographics {
+            nhs_number: nhs(21),
+            status: DemographicStatus::Active,
+            date_of_birth: d("2026-10-31"),
+            sensitive: false,
+            mother_nhs_number: Some(ns[3]),
         },
     ];
-    assert_eq!(s.upsert_demographics(&entries, t0()).unwrap(), 4);
+    assert_eq!(s.upsert_demographics(&entries, t0()).unwrap(), 6);
     for e in &entries {
         assert_eq!(s.demographics(e.nhs_number).unwrap().as_ref(), Some(e));
     }
     assert_eq!(s.demographics(nhs(10)).unwrap(), None);
+    // An entry without a mother keeps the link an earlier one gave.
+    let no_mother = Demographics {
+        mother_nhs_number: None,
+        ..entries[5].clone()
+    };
+    s.upsert_demographics(&[no_mother], t0()).unwrap();
+    assert_eq!(
+        s.demographics(nhs(21)).unwrap().unwrap().mother_nhs_number,
+        Some(ns[3])
+    );
 
     // A large batch (the bulk path), naming some people twice: the later entry wins.
     let many = nhs_numbers(100, 1_000);
@@ -601,6 +630,7 @@ fn demographics_round_trip(ctx: &Ctx) {
             status: DemographicStatus::Active,
             date_of_birth: d("2010-01-01"),
             sensitive: false,
+            mother_nhs_number: None,
         })
         .collect();
     batch.push(Demographics {
@@ -608,15 +638,21 @@ fn demographics_round_trip(ctx: &Ctx) {
         status: DemographicStatus::Inactive,
         date_of_birth: d("2011-02-02"),
         sensitive: true,
+        mother_nhs_number: None,
     });
     batch.push(Demographics {
         nhs_number: ns[0],
         status: DemographicStatus::Superseded(many[0]),
         date_of_birth: d("2015-03-04"),
         sensitive: false,
+        mother_nhs_number: None,
     });
+    batch[3].mother_nhs_number = Some(many[4]);
+    batch[5].status = DemographicStatus::InvalidatedAdoption;
     s.upsert_demographics(&batch, t0()).unwrap();
-    assert_eq!(s.counts().unwrap().demographics, 4 + 1_000);
+    assert_eq!(s.counts().unwrap().demographics, 6 + 1_000);
+    assert_eq!(s.demographics(many[3]).unwrap().as_ref(), Some(&batch[3]));
+    assert_eq!(s.demographics(many[5]).unwrap().as_ref(), Some(&batch[5]));
     assert_eq!(
         s.demographics(many[500]).unwrap().as_ref(),
         Some(&batch[500])
@@ -3086,4 +3122,111 @@ fn oauth_clients_and_assertion_jtis(ctx: &Ctx) {
     s.create_session(&session).unwrap();
     let (got, _) = s.session("cis2-session", t0()).unwrap().unwrap();
     assert_eq!((got.nhs, got.assurance_level), (session.nhs, Some(3)));
+}
+
+/// Births and adoption (migration 0017): the notices that send each birth and reminder once,
+/// the babies of a mother, the UCPPs due a reminder, and numbers invalidated for adoption hidden
+/// from `records_for` but kept in `records_held`.
+fn births_reminders_and_adoption_invalidation(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let (m1, m2, m3) = (nhs(1), nhs(2), nhs(3));
+    let (b1, b2, sibling) = (nhs(10), nhs(11), nhs(12));
+    let person = |n, dob: &str, mother| Demographics {
+        nhs_number: n,
+        status: DemographicStatus::Active,
+        date_of_birth: d(dob),
+        sensitive: false,
+        mother_nhs_number: mother,
+    };
+    s.upsert_demographics(
+        &[
+            person(m1, "1995-01-01", None),
+            person(m2, "1995-01-01", None),
+            person(m3, "1995-01-01", None),
+            person(b1, "2027-01-10", Some(m1)),
+            person(b2, "2027-01-12", Some(m2)),
+            person(sibling, "2020-01-01", Some(m1)),
+        ],
+        t0(),
+    )
+    .unwrap();
+    // UCPPs (EDD 2027-01-15): m1 at both LAs, m2 at A (which also holds a plan for m2's baby),
+    // m3 at A but ended. An older sibling's plan does not count for m1's UCPP.
+    apply(
+        s,
+        LA_A,
+        &[
+            row(m1, PlanType::Ucpp, "2026-06-01", None),
+            row(m2, PlanType::Ucpp, "2026-06-01", None),
+            row(m3, PlanType::Ucpp, "2026-06-01", Some("2026-07-01")),
+            row(b2, PlanType::Cpp, "2027-01-13", None),
+            row(sibling, PlanType::Cpp, "2021-01-01", None),
+        ],
+    );
+    apply(s, LA_B, &[row(m1, PlanType::Ucpp, "2026-06-01", None)]);
+
+    let today = d("2027-02-01");
+    let mut tx = s.begin_changes().unwrap();
+    assert!(tx
+        .due_birth_reminders(d("2027-01-14"), today)
+        .unwrap()
+        .is_empty());
+    let due = tx.due_birth_reminders(d("2027-01-18"), today).unwrap();
+    let who: Vec<_> = due.iter().map(|r| (r.la.to_string(), r.mother)).collect();
+    assert_eq!(who, [(LA_A.to_string(), m1), (LA_B.to_string(), m1)]);
+    assert_eq!(
+        due[0].local_id.as_deref(),
+        Some(&*format!("LID-{}", m1.digits()))
+    );
+    assert_eq!(due[0].plan.expected_delivery(), Some(d("2027-01-15")));
+    let babies: Vec<_> = tx
+        .babies_of(m1)
+        .unwrap()
+        .into_iter()
+        .map(|b| b.nhs_number)
+        .collect();
+    assert_eq!(babies, [sibling, b1]);
+    assert!(tx.babies_of(m3).unwrap().is_empty());
+
+    // A notice goes once; a reminded plan is no longer due.
+    let edd = d("2027-01-15");
+    let reminder = NotificationKind::BirthReminder;
+    assert!(tx
+        .mark_birth_notice(reminder, &la(LA_A), m1, edd, t0())
+        .unwrap());
+    assert!(!tx
+        .mark_birth_notice(reminder, &la(LA_A), m1, edd, t0())
+        .unwrap());
+    assert!(tx
+        .mark_birth_notice(NotificationKind::Birth, &la(LA_A), m1, edd, t0())
+        .unwrap());
+    tx.commit().unwrap();
+    let mut tx = s.begin_changes().unwrap();
+    assert!(!tx
+        .mark_birth_notice(reminder, &la(LA_A), m1, edd, t0())
+        .unwrap());
+    let due = tx.due_birth_reminders(d("2027-01-18"), today).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].la, la(LA_B));
+
+    // Invalidated for adoption: hidden from lookups, still held, never reminded.
+    tx.upsert_demographics(
+        &Demographics {
+            status: DemographicStatus::InvalidatedAdoption,
+            ..person(m1, "1995-01-01", None)
+        },
+        t0(),
+    )
+    .unwrap();
+    assert!(tx.records_for(m1).unwrap().is_empty());
+    assert_eq!(tx.records_held(m1).unwrap().len(), 2);
+    assert!(tx
+        .due_birth_reminders(d("2027-01-18"), today)
+        .unwrap()
+        .is_empty());
+    tx.commit().unwrap();
+    assert!(s.records_for(m1).unwrap().is_empty());
+    assert_eq!(s.records_held(m1).unwrap().len(), 2);
+    assert_eq!(s.records_for(m2).unwrap().len(), 1);
 }

@@ -32,10 +32,12 @@ pub async fn demographics_changes(
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let store = state.store.clone();
     let clock = state.clock.clone();
+    let policy = *state.lookups.policy();
     let report = tokio::task::spawn_blocking(move || {
         cpis_core::lifecycle::apply_demographic_changes(
             store.as_ref(),
             clock.as_ref(),
+            &policy,
             &cap,
             &entries,
         )

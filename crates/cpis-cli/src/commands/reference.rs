@@ -80,6 +80,7 @@ pub fn demographics(global: &GlobalArgs, cmd: DemographicsCommand) -> Result<Exi
             let report = cpis_core::lifecycle::apply_demographic_changes(
                 engine.store().as_ref(),
                 &cpis_domain::SystemClock,
+                &global.file()?.visibility(),
                 &super::operator_admin(),
                 &entries,
             )?;
@@ -87,8 +88,9 @@ pub fn demographics(global: &GlobalArgs, cmd: DemographicsCommand) -> Result<Exi
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 println!(
-                    "applied {} changes: {} superseded numbers moved {} records, {} inactive numbers, {} LA notifications",
-                    report.entries, report.superseded_with_records, report.records_moved, report.inactive_with_records, report.notifications
+                    "applied {} changes: {} superseded numbers moved {} records, {} inactive numbers, {} invalidated for adoption, {} births notified, {} LA notifications",
+                    report.entries, report.superseded_with_records, report.records_moved, report.inactive_with_records,
+                    report.adoption_invalidated_with_records, report.births_notified, report.notifications
                 );
             }
             return Ok(ExitCode::SUCCESS);

@@ -135,6 +135,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         spool_dir: Some(spool_dir),
         public_base_url: file.public_base_url.clone(),
         fhir_canonical_base: file.fhir_canonical_base.clone(),
+        birth_reminder_days: file
+            .birth_reminder_days
+            .unwrap_or(cpis_core::lifecycle::BIRTH_REMINDER_DAYS),
     };
     let bind = args
         .bind

@@ -556,6 +556,12 @@ impl UploadEngine {
                                         Some(DetailCode::NhsNumberInactive),
                                         "NHS number is no longer in use (inactive)".into(),
                                     ),
+                                    DemographicStatus::InvalidatedAdoption => reject(
+                                        &mut result,
+                                        RecordOutcome::Invalid,
+                                        Some(DetailCode::NhsNumberInactive),
+                                        "NHS number is no longer in use (invalidated)".into(),
+                                    ),
                                     DemographicStatus::Active
                                         if d.sensitive && !rec.sensitive.is_marked() =>
                                     {

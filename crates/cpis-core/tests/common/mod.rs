@@ -53,6 +53,7 @@ pub fn active(n: NhsNumber, dob: &str) -> Demographics {
         status: DemographicStatus::Active,
         date_of_birth: d(dob),
         sensitive: false,
+        mother_nhs_number: None,
     }
 }
 

@@ -10,7 +10,7 @@ use cpis_domain::{
     VisibilityPolicy,
 };
 
-fn admin() -> cpis_auth::capability::Admin {
+pub(crate) fn admin() -> cpis_auth::capability::Admin {
     Principal::local_operator(
         "test-admin",
         la("CPISOPS"),
@@ -38,6 +38,7 @@ fn change(n: cpis_domain::NhsNumber, status: DemographicStatus) -> Demographics 
         status,
         date_of_birth: d("2015-01-01"),
         sensitive: false,
+        mother_nhs_number: None,
     }
 }
 
@@ -57,9 +58,14 @@ fn a_superseded_number_moves_its_records_and_tells_each_la_once() {
     );
     let changes = [change(old, DemographicStatus::Superseded(new))];
 
-    let report =
-        apply_demographic_changes(env.store.as_ref(), env.clock.as_ref(), &admin(), &changes)
-            .unwrap();
+    let report = apply_demographic_changes(
+        env.store.as_ref(),
+        env.clock.as_ref(),
+        &VisibilityPolicy::default(),
+        &admin(),
+        &changes,
+    )
+    .unwrap();
     assert_eq!(
         (
             report.superseded_with_records,
@@ -90,9 +96,14 @@ fn a_superseded_number_moves_its_records_and_tells_each_la_once() {
     );
 
     // The same file again: nothing moves, nobody is told twice.
-    let again =
-        apply_demographic_changes(env.store.as_ref(), env.clock.as_ref(), &admin(), &changes)
-            .unwrap();
+    let again = apply_demographic_changes(
+        env.store.as_ref(),
+        env.clock.as_ref(),
+        &VisibilityPolicy::default(),
+        &admin(),
+        &changes,
+    )
+    .unwrap();
     assert_eq!((again.records_moved, again.notifications), (0, 0));
     assert_eq!(inactive_notifications(&env, LA_A).len(), 1);
     assert_eq!(env.all_records(new).len(), 2);
@@ -114,6 +125,7 @@ fn a_move_onto_a_number_the_la_already_holds_merges_the_plans() {
     apply_demographic_changes(
         env.store.as_ref(),
         env.clock.as_ref(),
+        &VisibilityPolicy::default(),
         &admin(),
         &[change(old, DemographicStatus::Superseded(new))],
     )
@@ -136,8 +148,14 @@ fn an_inactive_number_notifies_without_moving_and_only_once() {
         &[Line::upsert(n, "2015-01-01", "CPP", "2026-01-01")],
     );
     let changes = [change(n, DemographicStatus::Inactive)];
-    let r = apply_demographic_changes(env.store.as_ref(), env.clock.as_ref(), &admin(), &changes)
-        .unwrap();
+    let r = apply_demographic_changes(
+        env.store.as_ref(),
+        env.clock.as_ref(),
+        &VisibilityPolicy::default(),
+        &admin(),
+        &changes,
+    )
+    .unwrap();
     assert_eq!(
         (r.inactive_with_records, r.notifications, r.records_moved),
         (1, 1, 0)
@@ -147,9 +165,14 @@ fn an_inactive_number_notifies_without_moving_and_only_once() {
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0]["status"], "inactive");
     assert!(notes[0]["replacement_nhs_number"].is_null());
-    let again =
-        apply_demographic_changes(env.store.as_ref(), env.clock.as_ref(), &admin(), &changes)
-            .unwrap();
+    let again = apply_demographic_changes(
+        env.store.as_ref(),
+        env.clock.as_ref(),
+        &VisibilityPolicy::default(),
+        &admin(),
+        &changes,
+    )
+    .unwrap();
     assert_eq!(again.notifications, 0);
     assert!(inactive_notifications(&env, LA_B).is_empty());
 }

@@ -185,3 +185,152 @@ async fn an_audit_search_is_audited_as_a_sentence() {
         "{detail}"
     );
 }
+
+const HEADER_WITH_MOTHER: &str =
+    "nhs_number,status,superseded_by,date_of_birth,sensitive,mother_nhs_number";
+
+fn unused_nhs(from: u32) -> cpis_domain::NhsNumber {
+    (from..)
+        .filter_map(cpis_domain::NhsNumber::from_prefix)
+        .next()
+        .unwrap()
+}
+
+async fn kinds(app: &TestApp, token: &str, kind: &str) -> Vec<serde_json::Value> {
+    app.all_notifications(token)
+        .await
+        .into_iter()
+        .filter(|n| n["kind"] == kind)
+        .collect()
+}
+
+/// Runs the housekeeping's birth-reminder step with the app's clock (off the async thread, as
+/// the housekeeping task does).
+async fn run_birth_reminders(app: &TestApp) -> usize {
+    let state = app.state().clone();
+    tokio::task::spawn_blocking(move || cpis_server::birth_reminders(&state).unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_newborn_in_the_change_feed_tells_the_ucpp_la_and_a_late_plan_is_reminded() {
+    let app = spawn_app();
+    let mother = &spare_mothers()[0];
+    app.upload_rows(
+        COVENTRY_TOKEN,
+        &[ucpp_row(mother, "2026-06-01", None, "2026-11-25")],
+    )
+    .await;
+    let baby = unused_nhs(610_000_000);
+    let feed = "/api/v1/admin/demographics/changes";
+
+    // A bad mother number on line 3 refuses the whole file: the good line 2 is not applied.
+    let bad = format!(
+        "{HEADER_WITH_MOTHER}\n{baby},active,,2026-11-19,false,{}\n{},active,,2026-11-19,false,12345\n",
+        mother.nhs,
+        unused_nhs(620_000_000)
+    );
+    let r = post(&app, feed, ADMIN_TOKEN, bad).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let message = r.json()["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("line 3") && message.contains("mother_nhs_number"),
+        "{message}"
+    );
+    assert_eq!(app.store.demographics(baby).unwrap(), None);
+    assert!(kinds(&app, COVENTRY_TOKEN, "birth").await.is_empty());
+
+    let good = format!(
+        "{HEADER_WITH_MOTHER}\n{baby},active,,2026-11-19,false,{}\n",
+        mother.nhs
+    );
+    let r = post(&app, feed, ADMIN_TOKEN, good.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["births_notified"], 1);
+    let births = kinds(&app, COVENTRY_TOKEN, "birth").await;
+    assert_eq!(births.len(), 1);
+    assert_eq!(births[0]["baby"]["nhs_number"], baby.digits());
+    assert_eq!(births[0]["baby"]["date_of_birth"], "2026-11-19");
+    assert_eq!(births[0]["mother"]["nhs_number"], mother.nhs);
+    assert_eq!(births[0]["mother"]["local_id"], format!("T-{}", mother.nhs));
+    assert!(kinds(&app, WESTMINSTER_TOKEN, "birth").await.is_empty());
+    let audit = app.last_audit("demographics.birth", None).await.unwrap();
+    assert_eq!(audit["subject_nhs"], baby.digits());
+    // The feed replayed: nobody is told twice.
+    let r = post(&app, feed, ADMIN_TOKEN, good).await;
+    assert_eq!(r.json()["notifications"], 0);
+    assert_eq!(kinds(&app, COVENTRY_TOKEN, "birth").await.len(), 1);
+
+    // No plan for the baby 14 days after the EDD: one reminder, naming the baby. (The demo
+    // data has UCPPs of its own long past their EDD: they are reminded on the first run.)
+    let ours = |n: &serde_json::Value| n["mother"]["nhs_number"] == mother.nhs.as_str();
+    run_birth_reminders(&app).await;
+    app.clock.set(day("2026-12-08"));
+    run_birth_reminders(&app).await;
+    let early = kinds(&app, COVENTRY_TOKEN, "birth-reminder").await;
+    assert!(
+        !early.iter().any(ours),
+        "13 days after the EDD is too early"
+    );
+    app.clock.set(day("2026-12-09"));
+    assert!(run_birth_reminders(&app).await >= 1);
+    assert_eq!(run_birth_reminders(&app).await, 0);
+    let reminders: Vec<_> = kinds(&app, COVENTRY_TOKEN, "birth-reminder")
+        .await
+        .into_iter()
+        .filter(ours)
+        .collect();
+    assert_eq!(reminders.len(), 1);
+    assert_eq!(reminders[0]["mother"]["nhs_number"], mother.nhs);
+    assert_eq!(reminders[0]["babies"][0]["nhs_number"], baby.digits());
+}
+
+#[tokio::test]
+async fn an_adoption_invalidation_hides_the_plans_and_tells_each_la_without_the_new_number() {
+    let app = spawn_app();
+    // The shared child (Coventry and Westminster), invalidated for adoption with a new number.
+    let old = "9990597634";
+    let new = unused_nhs(630_000_000);
+    let body =
+        format!("{HEADER_DEMOGRAPHICS}\n{old},invalidated-adoption,{new},2013-05-31,false\n");
+    let feed = "/api/v1/admin/demographics/changes";
+    let r = post(&app, feed, ADMIN_TOKEN, body.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let j = r.json();
+    assert_eq!(
+        (
+            j["adoption_invalidated_with_records"].as_u64(),
+            j["records_moved"].as_u64(),
+            j["notifications"].as_u64()
+        ),
+        (Some(1), Some(0), Some(2))
+    );
+    for token in [COVENTRY_TOKEN, WESTMINSTER_TOKEN] {
+        let n = kinds(&app, token, "adoption-invalidation").await;
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0]["nhs_number"], old);
+        assert_eq!(n[0]["records_moved"], false);
+        let text = n[0].to_string();
+        assert!(!text.contains(&new.digits()), "{text}");
+    }
+    // The old number no longer flags; the new one never did.
+    let uri = |n: &str| {
+        format!("/fhir/R4/CareTeam?patient:identifier=https://fhir.nhs.uk/Id/nhs-number|{n}")
+    };
+    assert_eq!(app.get(&uri(old), Some(ED_TOKEN)).await.json()["total"], 0);
+    assert_eq!(
+        app.get(&uri(&new.digits()), Some(ED_TOKEN)).await.json()["total"],
+        0
+    );
+    assert_eq!(app.store.demographics(new).unwrap(), None);
+    assert_eq!(
+        app.store
+            .records_held(cpis_domain::NhsNumber::parse(old).unwrap())
+            .unwrap()
+            .len(),
+        2
+    );
+    let r = post(&app, feed, ADMIN_TOKEN, body).await;
+    assert_eq!(r.json()["notifications"], 0);
+}

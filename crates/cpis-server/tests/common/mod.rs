@@ -606,6 +606,14 @@ impl TestApp {
         j
     }
 
+    /// The running application's state (for what the housekeeping task runs).
+    pub fn state(&self) -> &cpis_server::AppState {
+        self.app
+            .as_ref()
+            .expect("the app runs until the test ends")
+            .state()
+    }
+
     pub fn accesses_stored(&self) -> u64 {
         self.store.counts().unwrap().accesses
     }

@@ -51,7 +51,7 @@ pub fn upsert_demographics(
     conn.batch(
         "CREATE TEMP TABLE cpis_demographics_in (
              ord bigint, nhs_number text, status text, superseded_by text, date_of_birth date,
-             sensitive boolean
+             sensitive boolean, mother_nhs_number text
          ) ON COMMIT DROP",
     )?;
     copy(
@@ -67,17 +67,21 @@ pub fn upsert_demographics(
                 &superseded_by(e),
                 &e.date_of_birth,
                 &e.sensitive,
+                &e.mother_nhs_number.map(|m| m.digits()),
             ])
         },
     )?;
     conn.exec(
-        "INSERT INTO demographics (nhs_number, status, superseded_by, date_of_birth, sensitive, updated_at)
-         SELECT DISTINCT ON (nhs_number) nhs_number, status, superseded_by, date_of_birth, sensitive, $1
+        "INSERT INTO demographics (nhs_number, status, superseded_by, date_of_birth, sensitive, updated_at,
+                                   mother_nhs_number)
+         SELECT DISTINCT ON (nhs_number) nhs_number, status, superseded_by, date_of_birth, sensitive, $1,
+                mother_nhs_number
          FROM cpis_demographics_in ORDER BY nhs_number, ord DESC
          ON CONFLICT (nhs_number) DO UPDATE SET
              status = excluded.status, superseded_by = excluded.superseded_by,
              date_of_birth = excluded.date_of_birth, sensitive = excluded.sensitive,
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at,
+             mother_nhs_number = coalesce(excluded.mother_nhs_number, demographics.mother_nhs_number)",
         &[&now],
     )?;
     conn.batch("DROP TABLE cpis_demographics_in")?;

@@ -22,12 +22,14 @@ pub fn upsert_demographics(
     }
     for e in entries {
         db.exec(
-            "INSERT INTO demographics (nhs_number, status, superseded_by, date_of_birth, sensitive, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO demographics (nhs_number, status, superseded_by, date_of_birth, sensitive, updated_at,
+                                       mother_nhs_number)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (nhs_number) DO UPDATE SET
                  status = excluded.status, superseded_by = excluded.superseded_by,
                  date_of_birth = excluded.date_of_birth, sensitive = excluded.sensitive,
-                 updated_at = excluded.updated_at",
+                 updated_at = excluded.updated_at,
+                 mother_nhs_number = coalesce(excluded.mother_nhs_number, demographics.mother_nhs_number)",
             &[
                 &e.nhs_number.digits(),
                 &e.status.code(),
@@ -35,6 +37,7 @@ pub fn upsert_demographics(
                 &e.date_of_birth,
                 &e.sensitive,
                 &now,
+                &e.mother_nhs_number.map(|m| m.digits()),
             ],
         )?;
     }
@@ -48,10 +51,11 @@ pub fn superseded_by(e: &Demographics) -> Option<String> {
     }
 }
 
-fn demographics_row(nhs: NhsNumber, r: &Row) -> StoreResult<Demographics> {
+pub(crate) fn demographics_row(nhs: NhsNumber, r: &Row) -> StoreResult<Demographics> {
     let status = match (r.str(0)?, r.opt_str(1)?) {
         ("active", None) => DemographicStatus::Active,
         ("inactive", None) => DemographicStatus::Inactive,
+        ("invalidated-adoption", None) => DemographicStatus::InvalidatedAdoption,
         ("superseded", Some(_)) => DemographicStatus::Superseded(r.get(1)?),
         _ => return Err(StoreError::corrupt("demographic status")),
     };
@@ -60,12 +64,14 @@ fn demographics_row(nhs: NhsNumber, r: &Row) -> StoreResult<Demographics> {
         status,
         date_of_birth: r.get(2)?,
         sensitive: r.get(3)?,
+        mother_nhs_number: r.get(4)?,
     })
 }
 
 pub fn demographics(db: &mut dyn Db, nhs: NhsNumber) -> StoreResult<Option<Demographics>> {
     db.find(
-        "SELECT status, superseded_by, date_of_birth, sensitive FROM demographics WHERE nhs_number = $1",
+        "SELECT status, superseded_by, date_of_birth, sensitive, mother_nhs_number FROM demographics
+         WHERE nhs_number = $1",
         &[&nhs.digits()],
         |r| demographics_row(nhs, r),
     )
@@ -87,12 +93,12 @@ pub fn demographics_many(
     }
     let digits: Vec<String> = nhs.iter().map(|n| n.digits()).collect();
     let rows = db.rows(
-        "SELECT status, superseded_by, date_of_birth, sensitive, nhs_number FROM demographics
-         WHERE nhs_number = ANY($1)",
+        "SELECT status, superseded_by, date_of_birth, sensitive, mother_nhs_number, nhs_number
+         FROM demographics WHERE nhs_number = ANY($1)",
         &[&digits],
     )?;
     for r in rows {
-        let n = r.get(4)?;
+        let n = r.get(5)?;
         out.insert(n, demographics_row(n, &r)?);
     }
     Ok(out)

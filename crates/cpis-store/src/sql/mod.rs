@@ -7,6 +7,7 @@
 //! convert, so query code sees only domain values.
 
 mod audit;
+mod births;
 pub(crate) mod demographics;
 pub(crate) mod directory;
 mod identities;
@@ -360,7 +361,8 @@ macro_rules! migrations {
         $crate::sql::migrations!(@ $backend: "0001_init", "0002_lookups", "0003_security",
             "0004_notification_la_seq", "0005_webhooks", "0006_mesh", "0007_stale_held_uploads",
             "0008_plan_sensitive_marks", "0009_access_nhs_identity", "0010_nhs_identities",
-            "0011_upload_row_local_id", "0012_lookup_write_indexes", "0013_workflow_kinds")
+            "0011_upload_row_local_id", "0012_lookup_write_indexes", "0013_workflow_kinds",
+            "0017_births")
     };
     (@ $backend:literal: $($name:literal),*) => {
         &[$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $backend,

@@ -12,12 +12,28 @@ const RECORD_COLUMNS: &str = "r.local_id, r.given_name, r.family_name, r.date_of
     (r.sensitive OR EXISTS (SELECT 1 FROM demographics d WHERE d.nhs_number = r.nhs_number AND d.sensitive)),
     r.updated_at, p.plan_type, p.start_date, p.end_date, p.expected_delivery_date";
 
+/// What health sees: the records held for this number, none when the number was invalidated for
+/// adoption (evaluated now, so the plans stop showing the moment the feed says so).
 pub fn records_for(db: &mut dyn Db, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
+    records_where(
+        db,
+        nhs,
+        "AND NOT EXISTS (SELECT 1 FROM demographics d
+                         WHERE d.nhs_number = $1 AND d.status = 'invalidated-adoption')",
+    )
+}
+
+/// Every record held for this number, whatever its demographic status.
+pub fn records_held(db: &mut dyn Db, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
+    records_where(db, nhs, "")
+}
+
+fn records_where(db: &mut dyn Db, nhs: NhsNumber, and: &str) -> StoreResult<Vec<StoredRecord>> {
     let rows = db.rows(
         &format!(
             "SELECT r.la_ods, {RECORD_COLUMNS}
              FROM records r LEFT JOIN plans p ON p.record_id = r.id
-             WHERE r.nhs_number = $1
+             WHERE r.nhs_number = $1 {and}
              ORDER BY r.la_ods COLLATE \"C\", p.plan_type COLLATE \"C\""
         ),
         &[&nhs.digits()],

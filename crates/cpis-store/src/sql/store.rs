@@ -91,10 +91,14 @@ store! {
     // Records, read side.
     /// Every LA's record for this NHS number, with all plans (visibility is the caller's rule).
     /// A record's `sensitive` is evaluated now: the LA's mark OR the demographics index's
-    /// current S-flag (a flag that arrives after the upload hides the history at once).
+    /// current S-flag (a flag that arrives after the upload hides the history at once). None
+    /// for a number the demographics index says was invalidated for adoption.
     read_replica(Vec::is_empty): fn records_for(&self, nhs: NhsNumber) -> Vec<StoredRecord>
         => records::records_for;
     /// Number of records an LA holds.
+    /// Every record held against this number, whatever its demographic status (an LA's records
+    /// of a number invalidated for adoption stay until it deletes them).
+    read: fn records_held(&self, nhs: NhsNumber) -> Vec<StoredRecord> => records::records_held;
     read_replica: fn la_record_count(&self, la: &OdsCode) -> u64 => records::la_record_count;
     /// A page of the LA's own records (never another LA's), with their plans (the LA records
     /// page).

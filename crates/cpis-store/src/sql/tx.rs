@@ -8,9 +8,12 @@
 //! through COPY (`postgres/bulk.rs`); SQLite, in-process, writes each row at once.
 
 use super::uploads::{self, PendingUpsert};
-use super::{audit, demographics, directory, outbox, records, Db, DbHandle, Lock};
+use super::{audit, births, demographics, directory, outbox, records, Db, DbHandle, Lock};
 use crate::postgres::bulk;
-use crate::{ChangesTx, HeldClaim, LookupTx, NewUpload, StoreResult, StoredRecord, UploadTx};
+use crate::{
+    ChangesTx, DueBirthReminder, HeldClaim, LookupTx, NewUpload, StoreResult, StoredRecord,
+    UploadTx,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use cpis_domain::report::{RowResult, UploadId, UploadStatus, UploadSummary};
 use cpis_domain::upload::RecordRow;
@@ -191,6 +194,33 @@ impl ChangesTx for SqlTx<'_> {
 
     fn records_for(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
         records::records_for(self.db(), nhs)
+    }
+
+    fn records_held(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
+        records::records_held(self.db(), nhs)
+    }
+
+    fn mark_birth_notice(
+        &mut self,
+        kind: cpis_domain::NotificationKind,
+        la: &OdsCode,
+        nhs: NhsNumber,
+        on_date: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        births::mark_notice(self.db(), kind, la, nhs, on_date, now)
+    }
+
+    fn babies_of(&mut self, mother: NhsNumber) -> StoreResult<Vec<Demographics>> {
+        births::babies_of(self.db(), mother)
+    }
+
+    fn due_birth_reminders(
+        &mut self,
+        edd_on_or_before: NaiveDate,
+        today: NaiveDate,
+    ) -> StoreResult<Vec<DueBirthReminder>> {
+        births::due_reminders(self.db(), edd_on_or_before, today)
     }
 
     fn move_records(
