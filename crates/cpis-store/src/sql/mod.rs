@@ -9,6 +9,7 @@
 mod audit;
 pub(crate) mod demographics;
 pub(crate) mod directory;
+mod history;
 mod identities;
 mod outbox;
 mod records;
