@@ -20,6 +20,7 @@ pub mod error;
 mod format;
 mod forms;
 mod home;
+mod la_history;
 mod la_inbox;
 mod la_pagination;
 mod la_records;
@@ -64,6 +65,8 @@ pub fn router(sign_in: Option<Arc<OidcWeb>>) -> Router<AppState> {
         .route("/la/notifications/rows", get(la_inbox::rows))
         .route("/la/notifications/ack", post(la_inbox::ack))
         .route("/la/records", get(la_records::records))
+        .route("/la/records/{nhs}/history", get(la_history::page))
+        .route("/la/records/{nhs}/history.csv", get(la_history::csv))
         .route("/admin/directory", get(admin_directory::page))
         .route(
             "/admin/users",

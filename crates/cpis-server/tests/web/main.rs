@@ -7,5 +7,6 @@ mod common;
 
 mod web_admin;
 mod web_la;
+mod web_la_history;
 mod web_oidc;
 mod web_pages;
