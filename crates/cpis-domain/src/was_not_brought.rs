@@ -121,7 +121,10 @@ mod tests {
             None
         );
         let err = |s, e, d: Option<&str>| WasNotBrought::new(nhs(), s, e, d, now).unwrap_err();
-        assert_eq!(err(at(10), at(9), None), WasNotBroughtError::EndsBeforeStart);
+        assert_eq!(
+            err(at(10), at(9), None),
+            WasNotBroughtError::EndsBeforeStart
+        );
         assert_eq!(err(at(13), at(14), None), WasNotBroughtError::InTheFuture);
         assert_eq!(err(at(13), at(14), None).element(), "start");
         let old = now - Duration::days(MAX_AGE_DAYS + 1);

@@ -80,7 +80,9 @@ fn csv_row(a: &Access) -> Vec<String> {
         a.nhs_number.digits(),
         x.organisation.as_str().to_owned(),
         x.organisation_name.clone(),
-        x.setting_type.map(|t| t.code().to_owned()).unwrap_or_default(),
+        x.setting_type
+            .map(|t| t.code().to_owned())
+            .unwrap_or_default(),
         x.user_name.clone(),
         x.role.clone(),
         x.user_id.clone(),

@@ -31,6 +31,7 @@ mod page;
 mod sign_in;
 mod sign_in_oidc;
 mod signed_in;
+mod was_not_brought;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -50,6 +51,10 @@ pub fn router(sign_in: Option<Arc<OidcWeb>>) -> Router<AppState> {
         .route("/sign-in/oidc", get(sign_in_oidc::start))
         .route("/sign-in/oidc/callback", get(sign_in_oidc::callback))
         .route("/lookup", get(clinician::form).post(clinician::submit))
+        .route(
+            "/was-not-brought",
+            get(was_not_brought::form).post(was_not_brought::submit),
+        )
         .route("/assets/{id}/{*name}", get(assets::serve))
         .route("/la/data-quality", get(data_quality::page))
         .route(

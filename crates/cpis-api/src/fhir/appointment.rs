@@ -201,7 +201,12 @@ fn json_body(headers: &HeaderMap) -> Result<(), ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if mime == "application/fhir+json" || mime == "application/json" {
         Ok(())
     } else {
@@ -224,11 +229,12 @@ pub async fn create(
         .grant(&state, ACTION, Principal::report_was_not_brought)
         .await?;
     json_body(&headers)?;
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge {
-            limit: MAX_BODY as u64,
-        })?;
+    let bytes =
+        axum::body::to_bytes(body, MAX_BODY)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge {
+                limit: MAX_BODY as u64,
+            })?;
     let parsed = match parse(&bytes, state.clock.now()) {
         Ok(p) => p,
         Err(invalid) => {
@@ -242,7 +248,10 @@ pub async fn create(
             .failed()
             .detail(format!(
                 "refused: {}",
-                invalid.expression.as_deref().unwrap_or("not an Appointment")
+                invalid
+                    .expression
+                    .as_deref()
+                    .unwrap_or("not an Appointment")
             ));
             crate::refusals::audit(&state, entry).await;
             return Ok(invalid.into_response());
@@ -253,14 +262,8 @@ pub async fn create(
         report,
         participation,
     } = parsed;
-    let reported = crate::was_not_brought_flow::report(
-        &state,
-        &caller,
-        cap,
-        report.clone(),
-        &trace.0,
-    )
-    .await?;
+    let reported =
+        crate::was_not_brought_flow::report(&state, &caller, cap, report.clone(), &trace.0).await?;
     let (id, at, notified) = match reported {
         Reported::Sent { id, at, notified } => (id, at, notified),
         Reported::NoVisiblePlan => {

@@ -102,8 +102,7 @@ async fn a_scheduled_setting_reports_and_only_the_las_with_a_visible_plan_are_to
         coventry_only.nhs.as_str()
     );
     assert_eq!(
-        a["participant"][1]["actor"]["identifier"]["value"],
-        GP_SETTING,
+        a["participant"][1]["actor"]["identifier"]["value"], GP_SETTING,
         "the reporting setting comes from the caller, not the body"
     );
 
@@ -117,7 +116,10 @@ async fn a_scheduled_setting_reports_and_only_the_las_with_a_visible_plan_are_to
     assert_eq!(n["appointment"]["id"], id);
     assert_eq!(n["appointment"]["start"], "2026-11-20T09:00:00.000Z");
     assert_eq!(n["appointment"]["end"], "2026-11-20T09:15:00.000Z");
-    assert_eq!(n["appointment"]["description"], "18-month development review");
+    assert_eq!(
+        n["appointment"]["description"],
+        "18-month development review"
+    );
     assert_eq!(n["setting"]["ods_code"], GP_SETTING);
     assert_eq!(n["setting"]["name"], care_setting_name(GP_SETTING));
     assert_eq!(n["setting"]["setting_type"], "gp");
@@ -138,7 +140,11 @@ async fn a_scheduled_setting_reports_and_only_the_las_with_a_visible_plan_are_to
 
     // A child on both LAs' plans: each is told once.
     let r = app
-        .report(GP_TOKEN, &appointment(&both.nhs).to_string(), "application/json")
+        .report(
+            GP_TOKEN,
+            &appointment(&both.nhs).to_string(),
+            "application/json",
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.headers["cpis-notified-las"], "2");
@@ -157,8 +163,11 @@ async fn a_scheduled_setting_reports_and_only_the_las_with_a_visible_plan_are_to
 async fn settings_that_may_not_report_are_refused_and_audited() {
     let app = spawn_app();
     let child = &spare_children()[0];
-    app.upload_rows(COVENTRY_TOKEN, &[plan_row(child, "CPP", "2026-01-01", None)])
-        .await;
+    app.upload_rows(
+        COVENTRY_TOKEN,
+        &[plan_row(child, "CPP", "2026-01-01", None)],
+    )
+    .await;
     let before = app.notifications_stored();
     let body = appointment(&child.nhs).to_string();
     for (token, what) in [
@@ -189,8 +198,11 @@ async fn settings_that_may_not_report_are_refused_and_audited() {
 async fn what_is_not_a_report_is_refused_with_an_outcome_and_nothing_is_sent() {
     let app = spawn_app();
     let child = &spare_children()[0];
-    app.upload_rows(COVENTRY_TOKEN, &[plan_row(child, "CPP", "2026-01-01", None)])
-        .await;
+    app.upload_rows(
+        COVENTRY_TOKEN,
+        &[plan_row(child, "CPP", "2026-01-01", None)],
+    )
+    .await;
     let (notifications, accesses) = (app.notifications_stored(), app.accesses_stored());
     let with = |f: &dyn Fn(&mut Value)| {
         let mut a = appointment(&child.nhs);
@@ -198,7 +210,12 @@ async fn what_is_not_a_report_is_refused_with_an_outcome_and_nothing_is_sent() {
         a.to_string()
     };
     let cases: Vec<(String, StatusCode, &str, Option<&str>)> = vec![
-        ("{not json".into(), StatusCode::BAD_REQUEST, "structure", None),
+        (
+            "{not json".into(),
+            StatusCode::BAD_REQUEST,
+            "structure",
+            None,
+        ),
         (
             json!({"resourceType": "Patient"}).to_string(),
             StatusCode::BAD_REQUEST,
@@ -262,7 +279,10 @@ async fn what_is_not_a_report_is_refused_with_an_outcome_and_nothing_is_sent() {
         ),
         (
             with(&|a| {
-                a["participant"][0].as_object_mut().unwrap().remove("status");
+                a["participant"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("status");
             }),
             StatusCode::BAD_REQUEST,
             "required",
@@ -285,7 +305,10 @@ async fn what_is_not_a_report_is_refused_with_an_outcome_and_nothing_is_sent() {
         }
         let entry = app.last_audit("was-not-brought", None).await.unwrap();
         assert_eq!(entry["outcome"], "failure", "{body}: {entry}");
-        assert!(entry["subject_nhs"].is_null(), "values sent are not audited");
+        assert!(
+            entry["subject_nhs"].is_null(),
+            "values sent are not audited"
+        );
     }
     let r = app
         .report(GP_TOKEN, &appointment(&child.nhs).to_string(), "text/plain")
@@ -315,7 +338,11 @@ async fn a_child_with_no_visible_plan_is_told_as_a_lookup_would_and_nobody_is_to
     let before = app.notifications_stored();
     for child in [none, ended] {
         let r = app
-            .report(GP_TOKEN, &appointment(&child.nhs).to_string(), "application/fhir+json")
+            .report(
+                GP_TOKEN,
+                &appointment(&child.nhs).to_string(),
+                "application/fhir+json",
+            )
             .await;
         assert_outcome(
             &r,
@@ -325,7 +352,10 @@ async fn a_child_with_no_visible_plan_is_told_as_a_lookup_would_and_nobody_is_to
         );
         let text = r.text();
         assert!(text.contains("no local authority was told"), "{text}");
-        assert!(!text.contains(COVENTRY), "nothing about who held a plan: {text}");
+        assert!(
+            !text.contains(COVENTRY),
+            "nothing about who held a plan: {text}"
+        );
         let entry = app.last_audit("was-not-brought", None).await.unwrap();
         assert_eq!(entry["action"], "was-not-brought.no-plan");
         assert_eq!(entry["subject_nhs"], child.nhs.as_str());

@@ -10,3 +10,4 @@ mod web_la;
 mod web_la_history;
 mod web_oidc;
 mod web_pages;
+mod web_was_not_brought;

@@ -6,11 +6,11 @@ use crate::common::web::*;
 use crate::common::*;
 use axum::http::StatusCode;
 use cpis_auth::users::{self, NewUser};
+use cpis_domain::Clock;
 use cpis_domain::{
     Access, AccessKind, Accessor, NhsIdentity, NhsNumber, OdsCode, Permission, Permissions,
     SettingType,
 };
-use cpis_domain::Clock;
 use cpis_store::UserKind;
 
 async fn sign_in(app: &TestApp, la: &str, username: &str, perms: &[Permission]) -> Browser {
@@ -64,17 +64,23 @@ async fn an_la_exports_its_childs_whole_history_as_csv_and_a_printable_page() {
     let app = spawn_app();
     let spare = spare_children();
     let (child, not_held) = (&spare[0], &spare[1]);
-    app.upload_rows(COVENTRY_TOKEN, &[plan_row(child, "CPP", "2026-01-01", None)])
-        .await;
+    app.upload_rows(
+        COVENTRY_TOKEN,
+        &[plan_row(child, "CPP", "2026-01-01", None)],
+    )
+    .await;
     let evil = add_formula_clinician(&app);
     app.notifying_lookup(&child.nhs, ED_TOKEN).await;
-    app.clock.set(app.clock.now() + chrono::Duration::minutes(5));
+    app.clock
+        .set(app.clock.now() + chrono::Duration::minutes(5));
     app.notifying_lookup(&child.nhs, ED2_TOKEN).await;
-    app.clock.set(app.clock.now() + chrono::Duration::minutes(5));
+    app.clock
+        .set(app.clock.now() + chrono::Duration::minutes(5));
     app.notifying_lookup(&child.nhs, evil).await;
     // Silent lookups (a GP; an ED viewer without the notifying permission) are not the history.
     app.care_team(&child.nhs, GP_TOKEN, Some("true")).await;
-    app.care_team(&child.nhs, ED_SILENT_TOKEN, Some("true")).await;
+    app.care_team(&child.nhs, ED_SILENT_TOKEN, Some("true"))
+        .await;
     // Another child's access is not this child's history.
     app.notifying_lookup(SHARED_CHILD, ED_TOKEN).await;
 
@@ -94,8 +100,14 @@ async fn an_la_exports_its_childs_whole_history_as_csv_and_a_printable_page() {
     assert_eq!(header.len(), 12);
     assert_eq!(rows.len(), 3, "the three notifying lookups: {rows:?}");
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-    assert!(rows.iter().all(|r| &r[col("nhs_number")] == child.nhs.as_str()));
-    assert_eq!(&rows[0][col("time_utc")], "2026-11-20T10:00:00Z", "oldest first");
+    assert!(rows
+        .iter()
+        .all(|r| &r[col("nhs_number")] == child.nhs.as_str()));
+    assert_eq!(
+        &rows[0][col("time_utc")],
+        "2026-11-20T10:00:00Z",
+        "oldest first"
+    );
     assert_eq!(&rows[0][col("time_uk")], "20 November 2026, 10:00 (GMT)");
     assert_eq!(&rows[0][col("organisation_ods")], ED_SETTING);
     assert_eq!(&rows[1][col("organisation_ods")], ED2_SETTING);
@@ -125,7 +137,10 @@ async fn an_la_exports_its_childs_whole_history_as_csv_and_a_printable_page() {
         page.contains("=HYPERLINK(&#34;http://evil.example&#34;"),
         "escaped on the page: {page}"
     );
-    assert!(!page.contains(&care_setting_name(GP_SETTING)), "silent lookups are not listed");
+    assert!(
+        !page.contains(&care_setting_name(GP_SETTING)),
+        "silent lookups are not listed"
+    );
     assert!(page.contains(&format!("/la/records/{}/history.csv", child.nhs)));
     assert!(page.contains("cpis-no-print"));
     assert!(page.contains("Produced"));
@@ -182,8 +197,11 @@ async fn an_la_exports_its_childs_whole_history_as_csv_and_a_printable_page() {
 async fn a_long_history_is_exported_whole_across_store_pages() {
     let app = spawn_app();
     let child = &spare_children()[0];
-    app.upload_rows(COVENTRY_TOKEN, &[plan_row(child, "CPP", "2026-01-01", None)])
-        .await;
+    app.upload_rows(
+        COVENTRY_TOKEN,
+        &[plan_row(child, "CPP", "2026-01-01", None)],
+    )
+    .await;
     let nhs = NhsNumber::parse(&child.nhs).unwrap();
     let total = cpis_core::evidence::PAGE as usize * 2 + 7;
     let store = app.store.clone();

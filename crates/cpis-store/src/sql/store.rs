@@ -2,8 +2,8 @@
 //! where the backend says (a read, on the replica if it may; a write transaction; a snapshot).
 
 use super::{
-    audit, demographics, directory, from_row, history, identities, outbox, records, uploads, Backend, Db,
-    SqlTx,
+    audit, demographics, directory, from_row, history, identities, outbox, records, uploads,
+    Backend, Db, SqlTx,
 };
 use crate::{
     AuditQuery, AuditVerification, ChangesTx, DeadDelivery, DueDelivery, IdentityChange, LookupTx,
