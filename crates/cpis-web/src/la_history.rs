@@ -74,7 +74,7 @@ pub fn safe_cell(s: &str) -> String {
 
 fn csv_row(a: &Access) -> Vec<String> {
     let x = &a.accessor;
-    vec![
+    [
         a.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         super::format::uk_time(a.time),
         a.nhs_number.digits(),
