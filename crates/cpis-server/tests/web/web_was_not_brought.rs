@@ -134,6 +134,27 @@ async fn a_gp_clinician_reports_a_child_not_brought_through_the_form() {
     assert_eq!(told[0]["appointment"]["description"], "Immunisations");
     assert_eq!(told[0]["reported_by"]["user_name"], "web.gp name");
     assert_eq!(told[0]["setting"]["setting_type"], "gp");
+    // Coventry's inbox shows where and when.
+    add_web_user(
+        &app,
+        "cov.inbox",
+        "Coventry inbox",
+        COVENTRY,
+        "Social worker",
+        &[Permission::LaNotifications],
+    );
+    let (_, cookie) = submit_sign_in(&app, "cov.inbox").await;
+    let inbox = get_page(&app, "/la/notifications", Some(&cookie))
+        .await
+        .text();
+    assert!(inbox.contains("Was not brought"), "{inbox}");
+    assert!(
+        inbox.contains(&format!(
+            "{} (GP): appointment 20 November 2026, 09:00 (GMT)",
+            care_setting_name(GP_SETTING)
+        )),
+        "{inbox}"
+    );
 
     // A child with no plan: told so, nobody else.
     let before = app.notifications_stored();
