@@ -23,6 +23,7 @@ mod refusals;
 pub mod routes;
 mod state;
 pub mod uploads;
+pub mod was_not_brought_flow;
 
 pub use auth::{Caller, SESSION_COOKIE};
 pub use error::ApiError;

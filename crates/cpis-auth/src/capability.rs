@@ -2,7 +2,7 @@
 //! Operations take the capability they need as an argument.
 
 use crate::principal::{OrgKind, Principal};
-use cpis_domain::{Accessor, AuditActor, OdsCode, Permission};
+use cpis_domain::{Accessor, AuditActor, OdsCode, Permission, SettingType};
 
 /// Why a capability was refused (→ 403).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +55,40 @@ pub struct LaNotifications {
 }
 
 impl LaNotifications {
+    pub fn la(&self) -> &OdsCode {
+        &self.la
+    }
+    pub fn actor(&self) -> &AuditActor {
+        &self.actor
+    }
+}
+
+/// May report that a child was not brought to an appointment, as this accessor at a scheduled
+/// care setting (docs/WORKFLOW.md, "Was not brought").
+#[derive(Debug, Clone)]
+pub struct ReportWasNotBrought {
+    accessor: Accessor,
+    setting_type: SettingType,
+}
+
+impl ReportWasNotBrought {
+    pub fn accessor(&self) -> &Accessor {
+        &self.accessor
+    }
+    /// The reporting setting's type (always one that [`SettingType::reports_was_not_brought`]).
+    pub fn setting_type(&self) -> SettingType {
+        self.setting_type
+    }
+}
+
+/// May read the full access history of this one LA's children (the evidence export).
+#[derive(Debug, Clone)]
+pub struct LaEvidence {
+    la: OdsCode,
+    actor: AuditActor,
+}
+
+impl LaEvidence {
     pub fn la(&self) -> &OdsCode {
         &self.la
     }
@@ -129,6 +163,36 @@ impl Principal {
                 nhs: self.nhs.clone(),
             },
             may_notify: notify,
+        })
+    }
+
+    /// People and systems who may look children up ([`Principal::lookup`]) at a scheduled care
+    /// setting that sees children by appointment: a report tells the LA no more than a lookup
+    /// would let the reporter see.
+    pub fn report_was_not_brought(&self) -> Result<ReportWasNotBrought, Denied> {
+        let lookup = self.lookup()?;
+        match lookup.accessor.setting_type {
+            Some(t) if t.reports_was_not_brought() => Ok(ReportWasNotBrought {
+                accessor: lookup.accessor,
+                setting_type: t,
+            }),
+            _ => Err(Denied(
+                "reporting a child not brought to an appointment is for GP, health visiting, school nursing, community paediatrics, CAMHS and dentistry settings".into(),
+            )),
+        }
+    }
+
+    /// LA users who read the LA's notifications (every access to its children reaches them
+    /// already) may export a child's whole access history.
+    pub fn la_evidence(&self) -> Result<LaEvidence, Denied> {
+        if !self.has(Permission::LaNotifications) {
+            return Err(Denied(
+                "exporting a child's access history needs la:notifications".into(),
+            ));
+        }
+        Ok(LaEvidence {
+            la: self.own_la()?,
+            actor: self.audit_actor(),
         })
     }
 

@@ -138,8 +138,9 @@ pub const OPERATIONS_ORG: &str = "CPISOPS";
 /// - every care setting: `demo-clinician-<ODS>` (`cpis:view-notify`, token `demo-<ODS>`) and
 ///   `demo-silent-<ODS>` (`cpis:view-silent`, token `demo-silent-<ODS>`);
 /// - `demo-admin` (token `demo-admin`) and `demo-auditor` (token `demo-auditor`);
-/// - password logins `demo.clinician` (an emergency department), `demo.coventry` (Coventry
-///   social care), `demo.admin`, `demo.auditor`, all with [`DEMO_PASSWORD`].
+/// - password logins `demo.clinician` (an emergency department), `demo.gp` (a GP practice, which
+///   reports children not brought), `demo.coventry` (Coventry social care), `demo.admin`,
+///   `demo.auditor`, all with [`DEMO_PASSWORD`].
 #[allow(
     clippy::expect_used,
     clippy::unwrap_used,
@@ -250,6 +251,16 @@ pub fn create_identities(
         UserKind::User,
         ed,
         "Clinician",
+        &[P::ViewNotify],
+        None,
+        Some(DEMO_PASSWORD),
+    )?;
+    add(
+        "demo.gp".into(),
+        "Dr Demo GP",
+        UserKind::User,
+        OdsCode::parse("RDEMO25").expect("valid code"),
+        "GP",
         &[P::ViewNotify],
         None,
         Some(DEMO_PASSWORD),

@@ -15,6 +15,7 @@ pub mod bench;
 pub mod bus;
 pub mod delivery;
 pub mod demo;
+pub mod evidence;
 pub mod inbox;
 pub mod la_upload;
 pub mod lifecycle;
@@ -24,6 +25,7 @@ pub mod mesh;
 pub mod records;
 pub mod refusals;
 pub mod upload;
+pub mod was_not_brought;
 pub mod webhook_url;
 
 pub use lookup::{LookupRequest, LookupResult, LookupService};

@@ -342,7 +342,7 @@ pub(crate) fn ordered_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn actor(a: &Accessor) -> AuditActor {
+pub(crate) fn actor(a: &Accessor) -> AuditActor {
     AuditActor {
         id: a.user_id.clone(),
         name: a.user_name.clone(),
@@ -354,34 +354,13 @@ fn actor(a: &Accessor) -> AuditActor {
 /// The body of an Access to Service Notification: the access and the LA's own record.
 fn access_payload(id: &str, visible: &VisibleRecord, access: &Access) -> serde_json::Value {
     let r = &visible.record;
-    let plans: Vec<_> = visible
-        .plans
-        .iter()
-        .map(|(p, v)| {
-            json!({
-                "plan_type": p.plan_type(),
-                "start_date": p.start(),
-                "end_date": p.end(),
-                "expected_delivery_date": p.expected_delivery(),
-                "state": match v { PlanVisibility::Active => "active", _ => "ended" },
-            })
-        })
-        .collect();
     let a = &access.accessor;
     let mut payload = json!({
         "id": id,
         "kind": NotificationKind::Access.code(),
         "la": r.la,
         "created_at": access.time.to_rfc3339_opts(SecondsFormat::Millis, true),
-        "child": {
-            "nhs_number": r.nhs_number,
-            "local_id": r.local_id,
-            "given_name": r.given_name,
-            "family_name": r.family_name,
-            "date_of_birth": r.date_of_birth,
-            "sensitive": r.sensitive,
-            "plans": plans,
-        },
+        "child": child_json(visible),
         "access": {
             "id": access.id,
             "time": access.time.to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -403,4 +382,32 @@ fn access_payload(id: &str, visible: &VisibleRecord, access: &Access) -> serde_j
         payload["maternity"] = true.into();
     }
     payload
+}
+
+/// The LA's own record of the child and its visible plans, as every notification about a child
+/// carries it.
+pub(crate) fn child_json(visible: &VisibleRecord) -> serde_json::Value {
+    let r = &visible.record;
+    let plans: Vec<_> = visible
+        .plans
+        .iter()
+        .map(|(p, v)| {
+            json!({
+                "plan_type": p.plan_type(),
+                "start_date": p.start(),
+                "end_date": p.end(),
+                "expected_delivery_date": p.expected_delivery(),
+                "state": match v { PlanVisibility::Active => "active", _ => "ended" },
+            })
+        })
+        .collect();
+    json!({
+        "nhs_number": r.nhs_number,
+        "local_id": r.local_id,
+        "given_name": r.given_name,
+        "family_name": r.family_name,
+        "date_of_birth": r.date_of_birth,
+        "sensitive": r.sensitive,
+        "plans": plans,
+    })
 }

@@ -102,6 +102,20 @@ impl SettingType {
                 | SettingType::PaediatricWard
         )
     }
+
+    /// Scheduled settings that see children by appointment report a child on a plan who was not
+    /// brought (GP, health visiting, school nursing, community paediatrics, CAMHS, dentistry).
+    pub fn reports_was_not_brought(self) -> bool {
+        matches!(
+            self,
+            SettingType::Gp
+                | SettingType::HealthVisiting
+                | SettingType::SchoolNursing
+                | SettingType::CommunityPaediatrics
+                | SettingType::Camhs
+                | SettingType::Dentistry
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,6 +163,22 @@ mod tests {
         assert_eq!(unscheduled, 9);
         assert!(!SettingType::Sarc.is_unscheduled());
         assert!(SettingType::EmergencyDepartment.is_unscheduled());
+        let reporting: Vec<_> = SettingType::ALL
+            .into_iter()
+            .filter(|t| t.reports_was_not_brought())
+            .map(SettingType::code)
+            .collect();
+        assert_eq!(
+            reporting,
+            [
+                "gp",
+                "camhs",
+                "school-nursing",
+                "health-visiting",
+                "community-paediatrics",
+                "dentistry"
+            ]
+        );
         assert_eq!("hospital".parse::<SettingType>(), Err(UnknownSettingType));
     }
 }

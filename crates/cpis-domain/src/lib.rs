@@ -29,6 +29,7 @@ pub mod record;
 pub mod report;
 pub mod upload;
 pub mod visibility;
+pub mod was_not_brought;
 
 pub use access::{Access, AccessKind, Accessor, NhsIdentity};
 pub use audit::{AuditActor, AuditEntry, AuditOutcome, AuditRecord};
@@ -44,3 +45,4 @@ pub use permission::{Permission, Permissions};
 pub use plan::{Plan, PlanType};
 pub use record::Record;
 pub use visibility::{PlanVisibility, VisibilityPolicy};
+pub use was_not_brought::{WasNotBrought, WasNotBroughtError};

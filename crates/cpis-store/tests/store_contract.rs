@@ -195,6 +195,7 @@ macro_rules! contract {
 }
 
 contract!(
+    access_history_pages_oldest_first,
     migrations_are_idempotent,
     concurrent_opens_migrate_once,
     directory_round_trips,
@@ -1402,6 +1403,44 @@ fn delete_semantics(ctx: &Ctx) {
     assert_eq!(left[0].la, la(LA_B));
     let c = s.counts().unwrap();
     assert_eq!((c.records, c.plans), (1, 1));
+}
+
+/// The evidence export's query: every unscheduled access to one child, oldest first, a page at a
+/// time after a cursor; silent lookups, misses and other children's accesses never appear.
+fn access_history_pages_oldest_first(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let n = nhs(0);
+    let other = nhs(1);
+    let mut unscheduled = Vec::new();
+    let mut tx = s.begin_lookups().unwrap();
+    for i in 0..7 {
+        let a = access(i, n, AccessKind::Unscheduled);
+        tx.insert_access(&a).unwrap();
+        unscheduled.push(a);
+        tx.insert_access(&access(i, n, AccessKind::Silent)).unwrap();
+        tx.insert_access(&access(i, other, AccessKind::Unscheduled))
+            .unwrap();
+    }
+    tx.insert_access(&access(9, n, AccessKind::Miss)).unwrap();
+    tx.commit().unwrap();
+
+    let mut read = Vec::new();
+    let mut after = 0;
+    let mut pages = 0;
+    loop {
+        let page = s.access_history_page(n, after, 3).unwrap();
+        assert!(page.len() <= 3, "a page holds at most the limit");
+        let Some((last, _)) = page.last() else { break };
+        assert!(*last > after, "the cursor moves forward");
+        after = *last;
+        pages += 1;
+        read.extend(page.into_iter().map(|(_, a)| a));
+    }
+    assert_eq!(pages, 3, "7 accesses in pages of 3");
+    assert_eq!(read, unscheduled, "every unscheduled access, oldest first");
+    assert_eq!(s.access_history_page(n, 0, 100).unwrap().len(), 7);
+    assert!(s.access_history_page(nhs(2), 0, 100).unwrap().is_empty());
 }
 
 fn lookup_tx_writes_accesses_and_notifications(ctx: &Ctx) {

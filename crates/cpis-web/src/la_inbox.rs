@@ -122,6 +122,21 @@ pub fn row_of(n: &Notification) -> NotificationRow {
                 text(&body, &["status"]).unwrap_or("inactive")
             ),
         },
+        NotificationKind::WasNotBrought => {
+            let org = text(&body, &["setting", "name"]).unwrap_or("Unknown setting");
+            let setting = text(&body, &["setting", "setting_type"])
+                .and_then(|t| t.parse::<SettingType>().ok())
+                .map_or_else(String::new, |t| format!(" ({})", super::format::setting(t)));
+            let appointment = text(&body, &["appointment", "start"])
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map_or_else(String::new, |t| {
+                    format!(
+                        ": appointment {}",
+                        super::format::uk_time(t.with_timezone(&chrono::Utc))
+                    )
+                });
+            format!("{org}{setting}{appointment}")
+        }
         _ => String::new(),
     };
     let time = text(&body, &["access", "time"])

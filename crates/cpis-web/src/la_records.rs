@@ -37,6 +37,7 @@ struct RecordView {
     name: String,
     born: String,
     nhs_number: String,
+    nhs_digits: String,
     local_id: String,
     sensitive: bool,
     plans: Vec<PlanView>,
@@ -52,6 +53,8 @@ struct RecordsPage {
     heading: String,
     previous: Option<PageLink>,
     next: Option<PageLink>,
+    /// The user may export access histories (`la:notifications`): each record links to its own.
+    may_export: bool,
 }
 
 impl RecordsPage {
@@ -100,6 +103,7 @@ fn view(r: &StoredRecord, today: chrono::NaiveDate) -> RecordView {
             .map(super::format::long_date)
             .unwrap_or_default(),
         nhs_number: r.nhs_number.grouped(),
+        nhs_digits: r.nhs_number.digits(),
         local_id: r.local_id.clone().unwrap_or_default(),
         sensitive: r.sensitive,
         plans: r
@@ -144,6 +148,7 @@ pub async fn records(
         heading: String::new(),
         previous: None,
         next: None,
+        may_export: user.principal.la_evidence().is_ok(),
     };
     let search = match search_of(&text) {
         Ok(s) => s,

@@ -20,6 +20,7 @@ pub mod error;
 mod format;
 mod forms;
 mod home;
+mod la_history;
 mod la_inbox;
 mod la_pagination;
 mod la_records;
@@ -30,6 +31,7 @@ mod page;
 mod sign_in;
 mod sign_in_oidc;
 mod signed_in;
+mod was_not_brought;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -49,6 +51,10 @@ pub fn router(sign_in: Option<Arc<OidcWeb>>) -> Router<AppState> {
         .route("/sign-in/oidc", get(sign_in_oidc::start))
         .route("/sign-in/oidc/callback", get(sign_in_oidc::callback))
         .route("/lookup", get(clinician::form).post(clinician::submit))
+        .route(
+            "/was-not-brought",
+            get(was_not_brought::form).post(was_not_brought::submit),
+        )
         .route("/assets/{id}/{*name}", get(assets::serve))
         .route("/la/data-quality", get(data_quality::page))
         .route(
@@ -64,6 +70,8 @@ pub fn router(sign_in: Option<Arc<OidcWeb>>) -> Router<AppState> {
         .route("/la/notifications/rows", get(la_inbox::rows))
         .route("/la/notifications/ack", post(la_inbox::ack))
         .route("/la/records", get(la_records::records))
+        .route("/la/records/{nhs}/history", get(la_history::page))
+        .route("/la/records/{nhs}/history.csv", get(la_history::csv))
         .route("/admin/directory", get(admin_directory::page))
         .route(
             "/admin/users",

@@ -78,7 +78,14 @@ impl Role {
     /// (text, href, whether a principal holds the capability the page asks for).
     fn links(self) -> &'static [(&'static str, &'static str, MayOpen)] {
         match self {
-            Role::Clinician => &[("Look up a child", "/lookup", may_look_up)],
+            Role::Clinician => &[
+                ("Look up a child", "/lookup", may_look_up),
+                (
+                    "Report not brought",
+                    "/was-not-brought",
+                    may_report_not_brought,
+                ),
+            ],
             Role::LocalAuthority => &[
                 ("Notifications", "/la/notifications", may_read_notifications),
                 ("Upload a file", "/la/uploads", may_upload),
@@ -114,6 +121,9 @@ type MayOpen = fn(&Principal) -> bool;
 
 fn may_look_up(p: &Principal) -> bool {
     p.lookup().is_ok()
+}
+fn may_report_not_brought(p: &Principal) -> bool {
+    p.report_was_not_brought().is_ok()
 }
 fn may_read_notifications(p: &Principal) -> bool {
     p.la_notifications().is_ok()

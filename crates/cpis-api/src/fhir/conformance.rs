@@ -98,6 +98,12 @@ pub async fn metadata(
                     ]
                 },
                 {
+                    "type": "Appointment",
+                    "profile": "http://hl7.org/fhir/StructureDefinition/Appointment",
+                    "interaction": [{"code": "create"}],
+                    "documentation": "Was not brought: a GP, health visiting, school nursing, community paediatrics, CAMHS or dentistry setting reports a child not brought to an appointment, as an Appointment with status noshow, start, end and the child as the participant identified by NHS number. Each local authority with a plan the reporter could see is notified (was-not-brought). 201 with the Appointment; 422 when the child has no such plan (nobody is told)."
+                },
+                {
                     "type": "PractitionerRole",
                     "profile": "http://hl7.org/fhir/StructureDefinition/PractitionerRole",
                     "documentation": "Only as included in AuditEvent searches."

@@ -92,27 +92,14 @@ impl IntoResponse for FhirError {
         let err = self.0;
         let status = err.status();
         err.log_internal();
-        let (code, display) = err.spine_code();
-        let body = serde_json::json!({
-            "resourceType": "OperationOutcome",
-            "issue": [{
-                "severity": "error",
-                "code": err.fhir_issue_code(),
-                "details": {
-                    "coding": [
-                        {"system": SPINE_ERROR_SYSTEM, "code": code, "display": display},
-                        {"system": ENGLAND_SPINE_ERROR_SYSTEM, "code": code, "display": display}
-                    ]
-                },
-                "diagnostics": err.to_string(),
-            }]
-        });
-        let mut resp = (status, body.to_string()).into_response();
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static(crate::fhir::FHIR_JSON),
+        let mut resp = operation_outcome(
+            status,
+            err.fhir_issue_code(),
+            err.spine_code(),
+            &err.to_string(),
+            None,
         );
+        let h = resp.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
             h.insert(
                 header::WWW_AUTHENTICATE,
@@ -122,4 +109,36 @@ impl IntoResponse for FhirError {
         err.set_retry_after(h);
         resp
     }
+}
+
+/// An `OperationOutcome` with one error issue: its FHIR issue type, its Spine code (under both
+/// code systems), the diagnostics, and the element it is about (`expression`, FHIRPath) when one.
+pub(crate) fn operation_outcome(
+    status: StatusCode,
+    issue_code: &str,
+    (code, display): (&str, &str),
+    diagnostics: &str,
+    expression: Option<&str>,
+) -> Response {
+    let mut issue = serde_json::json!({
+        "severity": "error",
+        "code": issue_code,
+        "details": {
+            "coding": [
+                {"system": SPINE_ERROR_SYSTEM, "code": code, "display": display},
+                {"system": ENGLAND_SPINE_ERROR_SYSTEM, "code": code, "display": display}
+            ]
+        },
+        "diagnostics": diagnostics,
+    });
+    if let Some(e) = expression {
+        issue["expression"] = serde_json::json!([e]);
+    }
+    let body = serde_json::json!({"resourceType": "OperationOutcome", "issue": [issue]});
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(crate::fhir::FHIR_JSON),
+    );
+    resp
 }

@@ -1,6 +1,7 @@
 //! The FHIR R4 API for health systems (SPEC 3.1): CareTeam and AuditEvent searches by NHS number,
 //! and the CapabilityStatement. Errors are OperationOutcomes (see `error.rs`).
 
+mod appointment;
 mod conformance;
 mod error;
 mod params;
@@ -15,7 +16,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use cpis_auth::Principal;
 use cpis_domain::{LocalAuthority, NhsNumber};
@@ -37,6 +38,10 @@ fn routes() -> Router<AppState> {
         .route("/metadata", get(conformance::metadata))
         .route("/CareTeam", get(care_team_search))
         .route("/AuditEvent", get(audit_event_search))
+        .route(
+            "/Appointment",
+            post(appointment::create).fallback(post_only),
+        )
         .route(
             "/StructureDefinition/{id}",
             get(conformance::structure_definition),
@@ -61,6 +66,14 @@ async fn not_allowed() -> Response {
     let mut resp = FhirError(ApiError::MethodNotAllowed).into_response();
     resp.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("GET"));
+    resp
+}
+
+/// Another method on a create-only type (`Appointment`).
+async fn post_only() -> Response {
+    let mut resp = FhirError(ApiError::MethodNotAllowed).into_response();
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
     resp
 }
 

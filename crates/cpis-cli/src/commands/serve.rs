@@ -85,7 +85,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         let banner = format!(
             "demo mode: API tokens demo-<LA ODS> (Coventry: demo-E08000026), demo-<care setting ODS> \
              (an emergency department: demo-RDEMO01), demo-silent-<care setting ODS>, demo-admin, demo-auditor; \
-             logins demo.clinician, demo.coventry, demo.admin, demo.auditor with password {}",
+             logins demo.clinician, demo.gp, demo.coventry, demo.admin, demo.auditor with password {}",
             cpis_core::demo::DEMO_PASSWORD
         );
         // With JSON logs every line on standard error is a JSON object: the banner is logged.

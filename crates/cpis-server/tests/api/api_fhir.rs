@@ -987,12 +987,23 @@ async fn metadata_is_a_capability_statement_for_fhir_4_0_1() {
     assert_eq!(
         types,
         BTreeSet::from([
+            "Appointment",
             "AuditEvent",
             "CareTeam",
             "CodeSystem",
             "PractitionerRole",
             "StructureDefinition"
         ])
+    );
+    let appointment = j["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Appointment")
+        .unwrap();
+    assert_eq!(
+        appointment["interaction"],
+        serde_json::json!([{"code": "create"}])
     );
 }
 

@@ -7,5 +7,7 @@ mod common;
 
 mod web_admin;
 mod web_la;
+mod web_la_history;
 mod web_oidc;
 mod web_pages;
+mod web_was_not_brought;

@@ -10,6 +10,7 @@ mod audit;
 mod births;
 pub(crate) mod demographics;
 pub(crate) mod directory;
+mod history;
 mod identities;
 mod outbox;
 mod records;

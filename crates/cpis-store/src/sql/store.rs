@@ -2,8 +2,8 @@
 //! where the backend says (a read, on the replica if it may; a write transaction; a snapshot).
 
 use super::{
-    audit, demographics, directory, from_row, identities, outbox, records, uploads, Backend, Db,
-    SqlTx,
+    audit, demographics, directory, from_row, history, identities, outbox, records, uploads,
+    Backend, Db, SqlTx,
 };
 use crate::{
     AuditQuery, AuditVerification, ChangesTx, DeadDelivery, DueDelivery, IdentityChange, LookupTx,
@@ -177,6 +177,11 @@ store! {
     /// The most recent unscheduled accesses to a child, newest first.
     read_replica: fn recent_accesses(&self, nhs: NhsNumber, limit: usize) -> Vec<Access>
         => outbox::recent_accesses;
+    /// A page of a child's whole unscheduled access history: up to `limit` accesses with a
+    /// cursor after `after` (0: from the first), oldest first, each with its cursor (the LA's
+    /// evidence export reads it page by page).
+    read_replica: fn access_history_page(&self, nhs: NhsNumber, after: u64, limit: u32)
+        -> Vec<(u64, Access)> => history::access_history_page;
     /// An LA's notifications after the cursor (a `seq`), oldest first.
     read_replica: fn notifications(&self, la: &OdsCode, after: u64, limit: u32) -> Vec<Notification>
         => outbox::notifications;
