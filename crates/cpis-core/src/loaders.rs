@@ -4,12 +4,23 @@
 
 use cpis_domain::{
     parse_iso_date, CareSetting, DemographicStatus, Demographics, LocalAuthority, NhsNumber,
-    OdsCode, SettingType,
+    OdsCode, OfficeHours, SettingType, DEFAULT_OFFICE_HOURS,
 };
 use std::collections::HashSet;
 use std::io::Read;
 
-pub const LOCAL_AUTHORITY_HEADER: [&str; 6] = [
+pub const LOCAL_AUTHORITY_HEADER: [&str; 7] = [
+    "ods_code",
+    "name",
+    "office_hours_phone",
+    "edt_phone",
+    "secure_email",
+    "mesh_mailbox",
+    "office_hours",
+];
+/// The LA file as it was before office hours: still accepted, every LA getting
+/// [`DEFAULT_OFFICE_HOURS`].
+const LOCAL_AUTHORITY_HEADER_WITHOUT_HOURS: [&str; 6] = [
     "ods_code",
     "name",
     "office_hours_phone",
@@ -47,8 +58,21 @@ fn line_err(line: u64, message: impl Into<String>) -> LoadError {
 fn read_csv<R: Read, T>(
     input: R,
     header: &[&str],
+    row: impl FnMut(u64, &csv::StringRecord) -> Result<T, String>,
+) -> Result<Vec<T>, LoadError> {
+    read_csv_headers(input, &[header], row)
+}
+
+/// Reads a CSV whose header is exactly one of `headers` (the first is the one an error names);
+/// each line must have as many fields as the header it has.
+fn read_csv_headers<R: Read, T>(
+    input: R,
+    headers: &[&[&str]],
     mut row: impl FnMut(u64, &csv::StringRecord) -> Result<T, String>,
 ) -> Result<Vec<T>, LoadError> {
+    let expected = || LoadError::BadHeader {
+        expected: headers.first().map_or_else(String::new, |h| h.join(",")),
+    };
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -57,21 +81,15 @@ fn read_csv<R: Read, T>(
     let first = match records.next() {
         Some(Ok(h)) => h,
         Some(Err(e)) => return Err(LoadError::Read(e.to_string())),
-        None => {
-            return Err(LoadError::BadHeader {
-                expected: header.join(","),
-            })
-        }
+        None => return Err(expected()),
     };
     let got: Vec<String> = first
         .iter()
         .map(|f| f.trim_start_matches('\u{feff}').trim().to_ascii_lowercase())
         .collect();
-    if got != header {
-        return Err(LoadError::BadHeader {
-            expected: header.join(","),
-        });
-    }
+    let Some(header) = headers.iter().find(|h| got == **h) else {
+        return Err(expected());
+    };
     let mut out = Vec::new();
     for rec in records {
         let rec = rec.map_err(|e| match e.position() {
@@ -125,13 +143,28 @@ fn unique<T, K: std::hash::Hash + Eq>(
     Ok(())
 }
 
+/// Office hours as the LA file gives them: empty (or no column) is [`DEFAULT_OFFICE_HOURS`].
+fn office_hours(v: Option<&str>) -> Result<OfficeHours, String> {
+    match v.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(OfficeHours::standard()),
+        Some(v) => OfficeHours::parse(v).map_err(|e| {
+            format!("office_hours: {e} (for example '{DEFAULT_OFFICE_HOURS}', or several separated by ';')")
+        }),
+    }
+}
+
 pub fn parse_local_authorities<R: Read>(input: R) -> Result<Vec<LocalAuthority>, LoadError> {
-    let las = read_csv(input, &LOCAL_AUTHORITY_HEADER, |_, r| {
+    let headers: [&[&str]; 2] = [
+        &LOCAL_AUTHORITY_HEADER,
+        &LOCAL_AUTHORITY_HEADER_WITHOUT_HOURS,
+    ];
+    let las = read_csv_headers(input, &headers, |_, r| {
         Ok(LocalAuthority {
             ods_code: ods(&r[0])?,
             name: required(&r[1], "name")?,
             office_hours_phone: required(&r[2], "office_hours_phone")?,
             edt_phone: required(&r[3], "edt_phone (emergency duty team)")?,
+            office_hours: office_hours(r.get(6))?,
             secure_email: optional(&r[4]),
             mesh_mailbox: optional(&r[5]).map(|m| m.to_ascii_uppercase()),
         })
@@ -220,6 +253,51 @@ mod tests {
             parse_local_authorities(csv.as_bytes()),
             Err(LoadError::Line { line: 2, .. })
         ));
+    }
+
+    #[test]
+    fn office_hours_are_read_defaulted_or_refused_by_line() {
+        let csv =
+            "ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox,office_hours\n\
+            E08000026,Coventry,01632 960000,020 7946 0000,,,Mon-Thu 08:30-17:00; Fri 08:30-16:30\n\
+            E09000001,City of London,01632 960001,020 7946 0001,,,\n";
+        let las = parse_local_authorities(csv.as_bytes()).unwrap();
+        assert_eq!(
+            las[0].office_hours.to_string(),
+            "Mon-Thu 08:30-17:00; Fri 08:30-16:30"
+        );
+        assert_eq!(las[1].office_hours, OfficeHours::standard());
+        // The file without the column: every LA has the standard hours.
+        let csv = "ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox\n\
+            E08000026,Coventry,01632 960000,020 7946 0000,,\n";
+        let las = parse_local_authorities(csv.as_bytes()).unwrap();
+        assert_eq!(las[0].office_hours.to_string(), DEFAULT_OFFICE_HOURS);
+        // A bad value on line 3 refuses the whole file, naming the line and the fault.
+        let csv =
+            "ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox,office_hours\n\
+            E08000026,Coventry,01632 960000,020 7946 0000,,,Mon-Fri 09:00-17:00\n\
+            E09000001,City of London,01632 960001,020 7946 0001,,,Mon-Fri 9am-5pm\n";
+        assert_eq!(
+            parse_local_authorities(csv.as_bytes()),
+            Err(LoadError::Line {
+                line: 3,
+                message: "office_hours: '9am' is not a time of day as HH:MM (for example 'Mon-Fri 09:00-17:00', or several separated by ';')".into()
+            })
+        );
+        // A line short of the header's fields is refused, not read as having no hours.
+        let csv =
+            "ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox,office_hours\n\
+            E08000026,Coventry,01632 960000,020 7946 0000,,\n";
+        assert!(matches!(
+            parse_local_authorities(csv.as_bytes()),
+            Err(LoadError::Line { line: 2, .. })
+        ));
+        assert_eq!(
+            parse_local_authorities(&b"ods_code,name\n"[..]),
+            Err(LoadError::BadHeader {
+                expected: LOCAL_AUTHORITY_HEADER.join(",")
+            })
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@ use cpis_auth::capability;
 use cpis_domain::lookup::{visible_records, VisibleRecord, HISTORY_LEN};
 use cpis_domain::{
     access, Access, AccessKind, Accessor, AuditActor, AuditEntry, Clock, LocalAuthority,
-    NewNotification, NhsNumber, NotificationKind, OdsCode, PlanVisibility, VisibilityPolicy,
+    NewNotification, NhsNumber, NotificationKind, OdsCode, PlanVisibility, Subject,
+    VisibilityPolicy,
 };
 use cpis_store::{LookupTx, Store, StoreError};
 use serde_json::json;
@@ -370,6 +371,9 @@ fn access_payload(id: &str, visible: &VisibleRecord, access: &Access) -> serde_j
     json!({
         "id": id,
         "kind": NotificationKind::Access.code(),
+        // "mother" when every plan is an unborn child protection plan: `child` then holds the
+        // mother's details (docs/WORKFLOW.md, "The clinician's flag").
+        "subject": Subject::of(visible.plans.iter().map(|(p, _)| p.plan_type())).code(),
         "la": r.la,
         "created_at": access.time.to_rfc3339_opts(SecondsFormat::Millis, true),
         "child": {
