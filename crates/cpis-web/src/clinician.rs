@@ -85,7 +85,7 @@ fn notify_statement(cap: &capability::Lookup) -> String {
         .is_some_and(|t| t.is_unscheduled());
     if cap.may_notify() && unscheduled {
         format!(
-            "If there is CP-IS information for this NHS number, the local authority will be told the child (or, for an unborn child, the mother) was seen at {}.",
+            "If there is CP-IS information for this NHS number, the local authority will be told the child, or for an unborn child the mother, was seen at {}.",
             cap.accessor().organisation_name
         )
     } else {
