@@ -157,7 +157,8 @@ struct PlanView {
     /// The plan stated plainly, the panel's heading ("Looked after child").
     heading: &'static str,
     active: bool,
-    /// "Active since 1 March 2026" or "Ended 3 June 2026 (started 1 March 2026)".
+    /// After the "Active" or "Ended" tag: "since 1 March 2026" or "on 3 June 2026 (started 1 March
+    /// 2026)".
     state: String,
 }
 
@@ -216,15 +217,12 @@ fn plan_view(p: &Plan, vis: PlanVisibility) -> PlanView {
         PlanVisibility::Ended(end) => (
             false,
             format!(
-                "Ended {} (started {})",
+                "on {} (started {})",
                 format::long_date(end),
                 format::long_date(p.start())
             ),
         ),
-        _ => (
-            true,
-            format!("Active since {}", format::long_date(p.start())),
-        ),
+        _ => (true, format!("since {}", format::long_date(p.start()))),
     };
     if let Some(edd) = p.expected_delivery() {
         state.push_str(&format!(". Baby expected {}", format::long_date(edd)));

@@ -124,7 +124,7 @@ async fn the_flag_states_each_plan_as_its_heading_and_shows_active_and_ended_apa
     assert_eq!(texts(&html, "plan-heading"), ["Child protection plan"]);
     assert_eq!(
         texts(&html, "plan-state"),
-        ["Ended 10 November 2026 (started 5 January 2025)"]
+        ["Ended on 10 November 2026 (started 5 January 2025)"]
     );
     assert!(html.contains("data-state=\"ended\""), "{html}");
     assert!(html.contains(">Ended</strong>"), "{html}");
