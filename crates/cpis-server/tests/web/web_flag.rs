@@ -295,3 +295,53 @@ async fn the_number_to_ring_now_is_first_by_the_las_office_hours_and_uk_time() {
     let html = look_up(&app, &b, &child.nhs).await;
     assert_eq!(tel_links(&html), [office, edt], "open at 08:00");
 }
+
+#[tokio::test]
+async fn the_la_inbox_names_a_mothers_record_as_hers() {
+    let app = spawn_app();
+    let child = &spare_children()[0];
+    let mother = &spare_mothers()[0];
+    app.upload_rows(
+        COVENTRY_TOKEN,
+        &[
+            plan_row(child, "CPP", "2026-03-01", None),
+            ucpp_row(mother, "2026-09-01", None, "2027-01-15"),
+        ],
+    )
+    .await;
+    app.notifying_lookup(&mother.nhs, ED_TOKEN).await;
+    add_web_user(
+        &app,
+        "coventry.flag",
+        "Coventry Flag",
+        COVENTRY,
+        "Social worker",
+        &[Permission::LaNotifications],
+    );
+    let (_, cookie) = submit_sign_in(&app, "coventry.flag").await;
+    let rows = get_page(&app, "/la/notifications/rows?after=0", Some(&cookie))
+        .await
+        .text();
+    // Under her name, and in what a screen reader hears when the row arrives.
+    assert_eq!(
+        rows.matches("Mother (unborn child protection plan)")
+            .count(),
+        1,
+        "{rows}"
+    );
+    assert!(
+        rows.contains("(mother, unborn child protection plan) was seen at"),
+        "{rows}"
+    );
+
+    // A child's notification says nothing of a mother.
+    app.notifying_lookup(&child.nhs, ED_TOKEN).await;
+    let rows = get_page(&app, "/la/notifications/rows?after=0", Some(&cookie))
+        .await
+        .text();
+    assert_eq!(
+        rows.matches("data-testid=\"mother\"").count(),
+        1,
+        "only the mother's row: {rows}"
+    );
+}
