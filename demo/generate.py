@@ -396,8 +396,19 @@ def build_local_authorities():
             "020 7946 0%03d" % i,    # Ofcom drama range 020 7946 0000-0999
             "cpis@%s.example.gov.uk" % slug(name),
             "LA%03dOT" % i,
+            office_hours(i),
         ])
     return rows
+
+
+def office_hours(i):
+    """Most LAs keep the standard hours; some close early on Fridays; some leave the column
+    empty, which cpis reads as the standard Mon-Fri 09:00-17:00."""
+    if i % 10 == 0:
+        return "Mon-Thu 08:30-17:00; Fri 08:30-16:30"
+    if i % 7 == 0:
+        return ""
+    return "Mon-Fri 09:00-17:00"
 
 
 # ---------------------------------------------------------------------------
@@ -741,13 +752,15 @@ def render_readme(counts, worked, worked_rows, shared, errors_rows, errors_expec
     a("")
     a("### local_authorities.csv")
     a("")
-    a("`ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox`")
+    a("`ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox,office_hours`")
     a("")
     a("The 152 English upper-tier local authorities with children's social care responsibility as they stood")
     a("from April 2014 to March 2019 (27 county councils, 36 metropolitan boroughs, 33 London boroughs including")
     a("the City of London, 56 unitary authorities including the Isles of Scilly), keyed by their ONS GSS code.")
     a("Later reorganisations (Dorset/BCP 2019, Buckinghamshire 2020, Northamptonshire 2021, Cumbria, North")
     a("Yorkshire and Somerset 2023) are not reflected. Phones, e-mail and MESH mailbox ids (`LA001OT`…) are fake.")
+    a("Office hours are UK local time, `Mon-Fri 09:00-17:00` for most; every tenth closes early on Fridays")
+    a("(`Mon-Thu 08:30-17:00; Fri 08:30-16:30`) and some leave the column empty (read as `Mon-Fri 09:00-17:00`).")
     a("Sorted by `ods_code`.")
     a("")
     a("### care_settings.csv")
@@ -984,7 +997,8 @@ def main():
 
     counts = []
     n = write_csv(os.path.join(outdir, "local_authorities.csv"),
-                  ["ods_code", "name", "office_hours_phone", "edt_phone", "secure_email", "mesh_mailbox"], la_rows)
+                  ["ods_code", "name", "office_hours_phone", "edt_phone", "secure_email", "mesh_mailbox",
+                   "office_hours"], la_rows)
     counts.append(("local_authorities.csv", n, "LA directory"))
     n = write_csv(os.path.join(outdir, "care_settings.csv"), ["ods_code", "name", "setting_type"], cs_rows)
     counts.append(("care_settings.csv", n, "care-setting directory"))

@@ -87,6 +87,7 @@ describe('admin, auditor and data-quality pages', () => {
       assert.equal(await row.count(), 1)
       const text = await row.innerText()
       for (const v of [coventry.name, COVENTRY, coventry.office_hours_phone, coventry.edt_phone]) assert.ok(text.includes(v), v)
+      assert.ok(text.includes(coventry.office_hours || 'Mon-Fri 09:00-17:00'), 'the office hours')
       await page.getByRole('link', { name: /Care settings/ }).click()
       await page.waitForLoadState('load')
       assert.ok(await page.locator('[data-testid="care-settings"] tbody tr').count() > 1)

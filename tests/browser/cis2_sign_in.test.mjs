@@ -155,7 +155,7 @@ describe('NHS CIS2: web sign-in with the selected role, bearer tokens on FHIR, k
     const account = await page.locator('.nhsuk-header__account').innerText()
     assert.match(account, /Dr Ada Smartcard/)
     assert.match(account, new RegExp(`${ED.ods}|${ED.name}`))
-    assert.match(await page.locator('.nhsuk-inset-text').innerText(), new RegExp(`will be told the child was seen at ${ED.name}`),
+    assert.match(await page.locator('.nhsuk-inset-text').innerText(), new RegExp(`will be told the child, or for an unborn child the mother, was seen at ${ED.name}`),
       'B0107 at an unscheduled setting: lookups notify')
     await checkPage(page, 'cis2-02-signed-in')
 

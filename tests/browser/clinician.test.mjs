@@ -3,12 +3,18 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { checkPage, launchBrowser, newPage, signIn } from './support/browser.mjs'
-import { SHARED_CHILD, SHARED_CHILD_LAS, grouped, localAuthority, unknownValidNhsNumber } from './support/demo.mjs'
+import { SHARED_CHILD, SHARED_CHILD_LAS, demoRecord, grouped, localAuthority, unknownValidNhsNumber } from './support/demo.mjs'
 import { startServer } from './support/server.mjs'
 
 const CLINICIAN = 'demo.clinician'
 const BAD_CHECK_DIGIT = '943 476 5918' // 943 476 5919 is valid
 const CHECK_DIGIT_MESSAGE = 'This is not a valid NHS number. Check it and enter it again'
+
+/** A tap target at least 44 by 44 CSS pixels (WCAG 2.5.5). */
+async function assertTapTarget (locator) {
+  const box = await locator.boundingBox()
+  assert.ok(box && box.width >= 44 && box.height >= 44, `tap target ${JSON.stringify(box)} is under 44×44`)
+}
 
 describe('clinician journey', () => {
   let server, browser, page
@@ -51,6 +57,7 @@ describe('clinician journey', () => {
     const input = page.getByLabel("Look up a child's NHS number")
     assert.equal(await input.getAttribute('inputmode'), 'numeric')
     assert.match(await page.locator('#nhs-number-hint').innerText(), /10 digits, for example 943 476 5919/)
+    assert.match(await page.locator('#nhs-number-hint').innerText(), /For an unborn child, enter the mother's NHS number/)
     const nav = await page.locator('a.nhsuk-header__navigation-link').allTextContents()
     assert.deepEqual(nav.map((t) => t.trim()), ['Look up a child'])
     assert.match(await page.locator('.nhsuk-header__account').innerText(), /Dr Demo Clinician/)
@@ -133,11 +140,15 @@ describe('clinician journey', () => {
       names.push(la.name)
       const panel = panels.filter({ hasText: la.name })
       assert.equal(await panel.count(), 1, la.name)
-      assert.match(await panel.innerText(), /Child protection plan/)
+      assert.deepEqual(await panel.locator('[data-testid="plan-heading"]').allInnerTexts(), ['Child protection plan'])
       for (const phone of [la.office_hours_phone, la.edt_phone]) {
         const link = panel.getByRole('link', { name: phone })
         assert.equal(await link.getAttribute('href'), `tel:${phone.replace(/ /g, '')}`)
       }
+      // The number to ring now is the panel's first link, and a large tap target.
+      const first = panel.locator('a[href^="tel:"]').first()
+      assert.equal(await first.getAttribute('class'), 'nhsuk-button cpis-call-now__button')
+      await assertTapTarget(first)
     }
     const statement = await page.locator('[data-testid="notification-statement"]').innerText()
     assert.match(statement, /This lookup notified the local authority/)
@@ -145,6 +156,53 @@ describe('clinician journey', () => {
     assert.equal(await page.locator('table caption').innerText(), 'Recent unscheduled care (most recent first)')
     await checkPage(page, '06-lookup-result')
   })
+
+  // Each kind of flag, at a phone's width too (checkPage): the plan stated as the heading, active
+  // and ended told apart in words, the number to ring now first and at least 44 by 44 pixels.
+  const FLAGS = [
+    ['09-flag-cpp', 'Child protection plan', 'active', (r) => r.plan_type === 'CPP' && !r.end_date && r.sensitive === 'false'],
+    ['10-flag-lac', 'Looked after child', 'active', (r) => r.plan_type === 'LAC' && !r.end_date && r.sensitive === 'false'],
+    ['11-flag-ucpp', "Unborn child protection plan — this is the mother's record", 'active', (r) => r.plan_type === 'UCPP' && !r.end_date],
+    ['12-flag-cpp-ended', 'Child protection plan', 'ended', (r) => r.plan_type === 'CPP' && r.end_date && r.sensitive === 'false'],
+    ['13-flag-lac-ended', 'Looked after child', 'ended', (r) => r.plan_type === 'LAC' && r.end_date && r.sensitive === 'false'],
+    ['14-flag-sensitive', 'Child protection plan', 'active', (r) => r.plan_type === 'CPP' && !r.end_date && r.sensitive === 'true']
+  ]
+  for (const [name, heading, state, match] of FLAGS) {
+    it(`shows ${name.slice(3)}: "${heading}", ${state}`, async () => {
+      const record = demoRecord(match)
+      await page.goto(`${server.base}/lookup`)
+      await page.getByLabel("Look up a child's NHS number").fill(grouped(record.nhs_number))
+      await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Look up' }).click()])
+      const panel = page.locator('[data-testid="flag-panel"]')
+      assert.equal(await panel.count(), 1)
+      assert.equal(await panel.getAttribute('data-state'), state)
+      assert.deepEqual(await panel.locator('[data-testid="plan-heading"]').allInnerTexts(), [heading])
+      const stateText = await panel.locator('[data-testid="plan-state"]').innerText()
+      assert.match(stateText, state === 'active' ? /^Active since \d/ : /^Ended on \d/)
+      assert.match(await panel.locator('.nhsuk-tag').innerText(), state === 'active' ? /Active/i : /Ended/i)
+      const la = localAuthority('E08000026')
+      const callNow = panel.locator('[data-testid="call-now"] a')
+      const code = await panel.locator('[data-testid="call-now"]').getAttribute('data-call')
+      const [now, other] = code === 'office' ? [la.office_hours_phone, la.edt_phone] : [la.edt_phone, la.office_hours_phone]
+      assert.equal(await callNow.getAttribute('href'), `tel:${now.replace(/ /g, '')}`)
+      assert.deepEqual(await panel.locator('a[href^="tel:"]').evaluateAll((as) => as.map((a) => a.getAttribute('href'))),
+        [`tel:${now.replace(/ /g, '')}`, `tel:${other.replace(/ /g, '')}`], 'the number to ring now comes first')
+      await assertTapTarget(callNow)
+      const main = await page.locator('main').innerText()
+      if (record.plan_type === 'UCPP') {
+        assert.doesNotMatch(main, /\b(the|this) child\b/i, 'the mother is not called the child')
+        assert.match(stateText, /Baby expected/)
+      }
+      if (record.sensitive === 'true') assert.doesNotMatch(main, /Emergency Department \(/, 'where a sensitive child was seen is withheld')
+      await checkPage(page, name)
+      await page.setViewportSize({ width: 390, height: 844 })
+      try {
+        await assertTapTarget(callNow)
+      } finally {
+        await page.setViewportSize({ width: 1024, height: 768 })
+      }
+    })
+  }
 
   it('says plainly when there is no CP-IS information', async () => {
     await page.goto(`${server.base}/lookup`)

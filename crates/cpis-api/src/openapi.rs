@@ -53,6 +53,9 @@ pub struct Notification {
     created_at: Option<String>,
     /// When the LA acknowledged it (null: not yet).
     acknowledged_at: Option<String>,
+    /// `access`: whom `child` describes: `child`, or `mother` when every plan on the record is
+    /// an unborn child protection plan (never call her the child).
+    subject: Option<String>,
     /// The child (or, for an unborn child's plan, the mother) and the LA's plans.
     #[schema(value_type = Option<Object>)]
     child: Option<serde_json::Value>,

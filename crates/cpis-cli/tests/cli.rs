@@ -108,6 +108,69 @@ fn loaders_refuse_a_bad_file_whole_and_say_which_line() {
 }
 
 #[test]
+fn the_la_file_s_office_hours_are_loaded_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cpis.db");
+    let las = dir.path().join("las.csv");
+    let header =
+        "ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox,office_hours";
+    let load = |content: &str| {
+        std::fs::write(&las, content).unwrap();
+        cpis(
+            &db,
+            &[
+                "directory",
+                "load",
+                "--local-authorities",
+                las.to_str().unwrap(),
+            ],
+        )
+    };
+    let hours = || -> Vec<(String, String)> {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let mut q = conn
+            .prepare("SELECT ods_code, office_hours FROM local_authorities ORDER BY ods_code")
+            .unwrap();
+        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    // Line 3's hours are bad: the whole file is refused, naming the line and the fault.
+    let out = load(&format!(
+        "{header}\nE08000026,Coventry,01632 960000,020 7946 0000,,,Mon-Fri 08:00-18:00\n\
+         E09000033,Westminster,01632 960001,020 7946 0001,,,Mon-Fri 17:00-09:00\n"
+    ));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3"), "{err}");
+    assert!(
+        err.contains("office_hours: '17:00-09:00' closes before it opens"),
+        "{err}"
+    );
+    if db.exists() {
+        assert_eq!(hours(), [], "Coventry's good line was not loaded either");
+    }
+    // Good: the hours as given, and the standard hours where the column is empty.
+    let out = load(&format!(
+        "{header}\nE08000026,Coventry,01632 960000,020 7946 0000,,,mon-fri 08:00-18:00\n\
+         E09000033,Westminster,01632 960001,020 7946 0001,,,\n"
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        hours(),
+        [
+            ("E08000026".to_owned(), "Mon-Fri 08:00-18:00".to_owned()),
+            ("E09000033".to_owned(), "Mon-Fri 09:00-17:00".to_owned()),
+        ]
+    );
+}
+
+#[test]
 fn commands_that_read_refuse_a_missing_database_and_create_none() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("mistyped.db");

@@ -160,6 +160,7 @@ fn prepare(store: &dyn Store, nhs: &[NhsNumber]) -> Result<(), BenchError> {
             name: "Benchmark Borough".into(),
             office_hours_phone: "01632 960999".into(),
             edt_phone: "020 7946 0999".into(),
+            office_hours: cpis_domain::OfficeHours::standard(),
             secure_email: None,
             mesh_mailbox: None,
         }],

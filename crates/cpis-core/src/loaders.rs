@@ -4,12 +4,23 @@
 
 use cpis_domain::{
     parse_iso_date, CareSetting, DemographicStatus, Demographics, LocalAuthority, NhsNumber,
-    OdsCode, SettingType,
+    OdsCode, OfficeHours, SettingType, DEFAULT_OFFICE_HOURS,
 };
 use std::collections::HashSet;
 use std::io::Read;
 
-pub const LOCAL_AUTHORITY_HEADER: [&str; 6] = [
+pub const LOCAL_AUTHORITY_HEADER: [&str; 7] = [
+    "ods_code",
+    "name",
+    "office_hours_phone",
+    "edt_phone",
+    "secure_email",
+    "mesh_mailbox",
+    "office_hours",
+];
+/// The LA file as it was before office hours: still accepted, every LA getting
+/// [`DEFAULT_OFFICE_HOURS`].
+const LOCAL_AUTHORITY_HEADER_WITHOUT_HOURS: [&str; 6] = [
     "ods_code",
     "name",
     "office_hours_phone",
@@ -59,21 +70,19 @@ fn read_csv<R: Read, T>(
     header: &[&str],
     row: impl FnMut(u64, &csv::StringRecord) -> Result<T, String>,
 ) -> Result<Vec<T>, LoadError> {
-    read_csv_any(input, &[header], row)
+    read_csv_headers(input, &[header], row)
 }
 
-/// As [`read_csv`], with any of several exact headers (each line has the found header's fields).
-fn read_csv_any<R: Read, T>(
+/// Reads a CSV whose header is exactly one of `headers` (the first is the current one, named in
+/// the error; the others are older layouts still accepted); each line must have as many fields
+/// as the header it has.
+fn read_csv_headers<R: Read, T>(
     input: R,
     headers: &[&[&str]],
     mut row: impl FnMut(u64, &csv::StringRecord) -> Result<T, String>,
 ) -> Result<Vec<T>, LoadError> {
     let expected = || LoadError::BadHeader {
-        expected: headers
-            .iter()
-            .map(|h| h.join(","))
-            .collect::<Vec<_>>()
-            .join("' or '"),
+        expected: headers.first().map_or_else(String::new, |h| h.join(",")),
     };
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -145,13 +154,28 @@ fn unique<T, K: std::hash::Hash + Eq>(
     Ok(())
 }
 
+/// Office hours as the LA file gives them: empty (or no column) is [`DEFAULT_OFFICE_HOURS`].
+fn office_hours(v: Option<&str>) -> Result<OfficeHours, String> {
+    match v.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(OfficeHours::standard()),
+        Some(v) => OfficeHours::parse(v).map_err(|e| {
+            format!("office_hours: {e} (for example '{DEFAULT_OFFICE_HOURS}', or several separated by ';')")
+        }),
+    }
+}
+
 pub fn parse_local_authorities<R: Read>(input: R) -> Result<Vec<LocalAuthority>, LoadError> {
-    let las = read_csv(input, &LOCAL_AUTHORITY_HEADER, |_, r| {
+    let headers: [&[&str]; 2] = [
+        &LOCAL_AUTHORITY_HEADER,
+        &LOCAL_AUTHORITY_HEADER_WITHOUT_HOURS,
+    ];
+    let las = read_csv_headers(input, &headers, |_, r| {
         Ok(LocalAuthority {
             ods_code: ods(&r[0])?,
             name: required(&r[1], "name")?,
             office_hours_phone: required(&r[2], "office_hours_phone")?,
             edt_phone: required(&r[3], "edt_phone (emergency duty team)")?,
+            office_hours: office_hours(r.get(6))?,
             secure_email: optional(&r[4]),
             mesh_mailbox: optional(&r[5]).map(|m| m.to_ascii_uppercase()),
         })
@@ -179,8 +203,8 @@ pub fn parse_care_settings<R: Read>(input: R) -> Result<Vec<CareSetting>, LoadEr
 /// `superseded` (with `superseded_by`), `inactive` or `invalidated-adoption`; the latter's
 /// `superseded_by` (a new number the national feed may carry) is ignored and never stored.
 pub fn parse_demographics<R: Read>(input: R) -> Result<Vec<Demographics>, LoadError> {
-    let headers: [&[&str]; 2] = [&DEMOGRAPHICS_HEADER, &DEMOGRAPHICS_HEADER_WITH_MOTHER];
-    let entries = read_csv_any(input, &headers, |_, r| {
+    let headers: [&[&str]; 2] = [&DEMOGRAPHICS_HEADER_WITH_MOTHER, &DEMOGRAPHICS_HEADER];
+    let entries = read_csv_headers(input, &headers, |_, r| {
         let nhs = NhsNumber::parse(&r[0]).map_err(|e| format!("nhs_number: {e}"))?;
         let status_code = r[1].trim().to_ascii_lowercase();
         // A new number given with an adoption invalidation is never read: linking it to the
@@ -307,7 +331,7 @@ mod tests {
         assert_eq!(
             parse_demographics(header.as_bytes()),
             Err(LoadError::BadHeader {
-                expected: "nhs_number,status,superseded_by,date_of_birth,sensitive' or 'nhs_number,status,superseded_by,date_of_birth,sensitive,mother_nhs_number".into()
+                expected: DEMOGRAPHICS_HEADER_WITH_MOTHER.join(",")
             })
         );
     }
@@ -336,6 +360,51 @@ mod tests {
             parse_local_authorities(csv.as_bytes()),
             Err(LoadError::Line { line: 2, .. })
         ));
+    }
+
+    #[test]
+    fn office_hours_are_read_defaulted_or_refused_by_line() {
+        let csv =
+            "ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox,office_hours\n\
+            E08000026,Coventry,01632 960000,020 7946 0000,,,Mon-Thu 08:30-17:00; Fri 08:30-16:30\n\
+            E09000001,City of London,01632 960001,020 7946 0001,,,\n";
+        let las = parse_local_authorities(csv.as_bytes()).unwrap();
+        assert_eq!(
+            las[0].office_hours.to_string(),
+            "Mon-Thu 08:30-17:00; Fri 08:30-16:30"
+        );
+        assert_eq!(las[1].office_hours, OfficeHours::standard());
+        // The file without the column: every LA has the standard hours.
+        let csv = "ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox\n\
+            E08000026,Coventry,01632 960000,020 7946 0000,,\n";
+        let las = parse_local_authorities(csv.as_bytes()).unwrap();
+        assert_eq!(las[0].office_hours.to_string(), DEFAULT_OFFICE_HOURS);
+        // A bad value on line 3 refuses the whole file, naming the line and the fault.
+        let csv =
+            "ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox,office_hours\n\
+            E08000026,Coventry,01632 960000,020 7946 0000,,,Mon-Fri 09:00-17:00\n\
+            E09000001,City of London,01632 960001,020 7946 0001,,,Mon-Fri 9am-5pm\n";
+        assert_eq!(
+            parse_local_authorities(csv.as_bytes()),
+            Err(LoadError::Line {
+                line: 3,
+                message: "office_hours: '9am' is not a time of day as HH:MM (for example 'Mon-Fri 09:00-17:00', or several separated by ';')".into()
+            })
+        );
+        // A line short of the header's fields is refused, not read as having no hours.
+        let csv =
+            "ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox,office_hours\n\
+            E08000026,Coventry,01632 960000,020 7946 0000,,\n";
+        assert!(matches!(
+            parse_local_authorities(csv.as_bytes()),
+            Err(LoadError::Line { line: 2, .. })
+        ));
+        assert_eq!(
+            parse_local_authorities(&b"ods_code,name\n"[..]),
+            Err(LoadError::BadHeader {
+                expected: LOCAL_AUTHORITY_HEADER.join(",")
+            })
+        );
     }
 
     #[test]

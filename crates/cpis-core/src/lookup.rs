@@ -13,6 +13,7 @@ use cpis_domain::lookup::{visible_records, VisibleRecord, HISTORY_LEN};
 use cpis_domain::{
     access, Access, AccessKind, Accessor, AuditActor, AuditEntry, Clock, LocalAuthority,
     NewNotification, NhsNumber, NotificationKind, OdsCode, PlanType, PlanVisibility, SettingType,
+    Subject,
     VisibilityPolicy,
 };
 use cpis_store::{LookupTx, Store, StoreError};
@@ -358,6 +359,9 @@ fn access_payload(id: &str, visible: &VisibleRecord, access: &Access) -> serde_j
     let mut payload = json!({
         "id": id,
         "kind": NotificationKind::Access.code(),
+        // "mother" when every plan is an unborn child protection plan: `child` then holds the
+        // mother's details (docs/WORKFLOW.md, "The clinician's flag").
+        "subject": Subject::of(visible.plans.iter().map(|(p, _)| p.plan_type())).code(),
         "la": r.la,
         "created_at": access.time.to_rfc3339_opts(SecondsFormat::Millis, true),
         "child": child_json(visible),

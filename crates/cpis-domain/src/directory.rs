@@ -1,7 +1,7 @@
 //! Directory entries: local authorities (who own records and receive notifications) and care
 //! settings (where children are seen).
 
-use crate::OdsCode;
+use crate::{OdsCode, OfficeHours};
 use std::fmt;
 use std::str::FromStr;
 
@@ -13,6 +13,8 @@ pub struct LocalAuthority {
     pub office_hours_phone: String,
     /// Emergency duty team: mandatory, since children are seen at night and at weekends.
     pub edt_phone: String,
+    /// When the office-hours number is answered (UK local time); outside them, the EDT.
+    pub office_hours: OfficeHours,
     pub secure_email: Option<String>,
     pub mesh_mailbox: Option<String>,
 }

@@ -119,9 +119,56 @@ impl Plan {
     }
 }
 
+/// Whom a record's plans are about. An unborn child protection plan is held against the
+/// mother's NHS number, so a record whose plans are all unborn child protection plans is the
+/// mother's, and nothing about it may call her "the child". A record with any other plan is a
+/// child's (a mother who is herself a child on a plan is both).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Subject {
+    Child,
+    Mother,
+}
+
+impl Subject {
+    /// The subject of a record with these plan types (no plans: a child).
+    pub fn of(types: impl IntoIterator<Item = PlanType>) -> Subject {
+        let mut any = false;
+        for t in types {
+            if t != PlanType::Ucpp {
+                return Subject::Child;
+            }
+            any = true;
+        }
+        if any {
+            Subject::Mother
+        } else {
+            Subject::Child
+        }
+    }
+
+    /// `child` or `mother`, as notifications carry it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Subject::Child => "child",
+            Subject::Mother => "mother",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_unborn_child_plans_make_it_the_mothers_record() {
+        use PlanType::*;
+        assert_eq!(Subject::of([Ucpp]), Subject::Mother);
+        assert_eq!(Subject::of([Ucpp, Ucpp]), Subject::Mother);
+        assert_eq!(Subject::of([Ucpp, Cpp]), Subject::Child);
+        assert_eq!(Subject::of([Lac]), Subject::Child);
+        assert_eq!(Subject::of([]), Subject::Child);
+        assert_eq!(Subject::Mother.code(), "mother");
+    }
 
     fn d(s: &str) -> NaiveDate {
         crate::parse_iso_date(s).unwrap()

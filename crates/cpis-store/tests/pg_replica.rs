@@ -77,6 +77,7 @@ fn write_everything(store: &dyn Store) -> (NewUpload, String) {
                 name: "Coventry".into(),
                 office_hours_phone: "01632 960001".into(),
                 edt_phone: "01632 960002".into(),
+                office_hours: cpis_domain::OfficeHours::standard(),
                 secure_email: None,
                 mesh_mailbox: None,
             }],

@@ -19,8 +19,8 @@ use cpis_domain::upload::{RecordRow, SensitiveMark, UploadMode};
 use cpis_domain::{
     Access, AccessKind, Accessor, AuditActor, AuditEntry, AuditOutcome, CareSetting,
     DemographicStatus, Demographics, DetailCode, FileOutcome, LocalAuthority, NewNotification,
-    NhsIdentity, NhsNumber, NotificationKind, OdsCode, Permission, Permissions, Plan, PlanType,
-    RecordOutcome, SettingType,
+    NhsIdentity, NhsNumber, NotificationKind, OdsCode, OfficeHours, Permission, Permissions, Plan,
+    PlanType, RecordOutcome, SettingType,
 };
 use cpis_store::audit_chain::GENESIS;
 use cpis_store::postgres::TempDatabase;
@@ -278,6 +278,7 @@ fn seed_directory(s: &dyn Store) {
             name: "Coventry".into(),
             office_hours_phone: "01632 960001".into(),
             edt_phone: "01632 960002".into(),
+            office_hours: OfficeHours::standard(),
             secure_email: Some("cov@example.org".into()),
             mesh_mailbox: Some("LA001OT".into()),
         },
@@ -286,6 +287,7 @@ fn seed_directory(s: &dyn Store) {
             name: "Westminster".into(),
             office_hours_phone: "020 7946 0001".into(),
             edt_phone: "020 7946 0002".into(),
+            office_hours: OfficeHours::parse("Mon-Thu 08:30-17:00; Fri 08:30-16:30").unwrap(),
             secure_email: None,
             mesh_mailbox: None,
         },
@@ -519,11 +521,17 @@ fn directory_round_trips(ctx: &Ctx) {
     assert_eq!(b, all[1]);
     assert_eq!(b.secure_email, None);
     assert_eq!(all[0].mesh_mailbox.as_deref(), Some("LA001OT"));
+    assert_eq!(all[0].office_hours, OfficeHours::standard());
+    assert_eq!(
+        b.office_hours.to_string(),
+        "Mon-Thu 08:30-17:00; Fri 08:30-16:30"
+    );
 
     // Upserting replaces every field.
     let mut a = all[0].clone();
     a.name = "Coventry City Council".into();
     a.secure_email = None;
+    a.office_hours = OfficeHours::parse("Mon-Fri 08:00-18:00; Sat 09:00-12:00").unwrap();
     s.upsert_local_authorities(std::slice::from_ref(&a), t0())
         .unwrap();
     assert_eq!(s.local_authority(&la(LA_A)).unwrap(), Some(a.clone()));

@@ -1,5 +1,5 @@
 //! `GET /admin/directory`: the directories, read-only — local authorities (name, ODS code,
-//! office-hours and emergency duty team phones, MESH mailbox) or care settings (name, ODS code,
+//! office-hours phone and hours, emergency duty team phone, MESH mailbox) or care settings (name, ODS code,
 //! setting type), with a filter box and pages of [`PAGE_SIZE`]. The query string carries only
 //! the list, the filter text and the page (organisation names and codes, no personal data).
 
@@ -46,6 +46,7 @@ struct LaRow {
     name: String,
     ods: String,
     office_hours_phone: String,
+    office_hours: String,
     edt_phone: String,
     mesh_mailbox: String,
 }
@@ -175,6 +176,7 @@ pub async fn page(
                     name: la.name.clone(),
                     ods: la.ods_code.to_string(),
                     office_hours_phone: la.office_hours_phone.clone(),
+                    office_hours: la.office_hours.to_string(),
                     edt_phone: la.edt_phone.clone(),
                     mesh_mailbox: la.mesh_mailbox.clone().unwrap_or_else(|| "None".into()),
                 })

@@ -12,10 +12,15 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 use cpis_api::AppState;
 use cpis_auth::{capability, Principal};
 use cpis_core::lookup::LookupResult;
-use cpis_domain::{AccessKind, NhsNumber, NhsNumberError, PlanType, PlanVisibility};
+use cpis_domain::office_hours::{self, CallNow};
+use cpis_domain::{
+    AccessKind, LocalAuthority, NhsNumber, NhsNumberError, OfficeHours, Plan, PlanType,
+    PlanVisibility, Subject,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -80,7 +85,7 @@ fn notify_statement(cap: &capability::Lookup) -> String {
         .is_some_and(|t| t.is_unscheduled());
     if cap.may_notify() && unscheduled {
         format!(
-            "If the child has CP-IS information, their local authority will be told the child was seen at {}.",
+            "If there is CP-IS information for this NHS number, the local authority will be told the child, or for an unborn child the mother, was seen at {}.",
             cap.accessor().organisation_name
         )
     } else {
@@ -144,24 +149,43 @@ pub async fn submit(
         cpis_api::lookup_flow::lookup(&state, &caller, &cap, nhs, true, &user.trace_id).await?;
     Ok(page::html(
         StatusCode::OK,
-        &ResultPage::new(&user, &cap, nhs, &result),
+        &ResultPage::new(&user, &cap, nhs, &result, state.clock.now()),
     ))
 }
 
 struct PlanView {
-    kind: &'static str,
+    /// The plan stated plainly, the panel's heading ("Looked after child").
+    heading: &'static str,
+    active: bool,
+    /// After the "Active" or "Ended" tag: "since 1 March 2026" or "on 3 June 2026 (started 1 March
+    /// 2026)".
     state: String,
+}
+
+/// One of an LA's two numbers.
+struct PhoneView {
+    /// "the emergency duty team" or "children's social care (office hours)".
+    who: String,
+    phone: String,
+    tel: String,
 }
 
 struct RecordView {
     la_name: String,
-    office_hours_phone: String,
-    office_hours_tel: String,
-    edt_phone: String,
-    edt_tel: String,
     plans: Vec<PlanView>,
-    /// The child as the LA shared them (name, date of birth), to confirm it is the same child.
-    child: Option<String>,
+    /// Every plan on the record has ended: the panel is shown as ended.
+    ended: bool,
+    /// The number to ring now (office hours or the emergency duty team), first and large.
+    call_now: PhoneView,
+    /// `office` or `edt`: which one `call_now` is.
+    call_now_code: &'static str,
+    /// Why that number: "The office is open now (Mon-Fri 09:00-17:00, UK time)".
+    call_now_reason: String,
+    /// The other number, smaller.
+    other: PhoneView,
+    /// The child (or the mother) as the LA shared them (name, date of birth), to confirm it is
+    /// the same person.
+    shared_as: Option<String>,
 }
 
 struct AccessView {
@@ -179,11 +203,66 @@ struct ResultPage {
     notification_statement: String,
 }
 
-fn plan_kind(t: PlanType) -> &'static str {
+/// The flag's heading for a plan (docs/WORKFLOW.md, "The clinician's flag").
+fn plan_heading(t: PlanType) -> &'static str {
     match t {
         PlanType::Cpp => "Child protection plan",
         PlanType::Lac => "Looked after child",
-        PlanType::Ucpp => "Unborn child protection plan",
+        PlanType::Ucpp => "Unborn child protection plan \u{2014} this is the mother's record",
+    }
+}
+
+fn plan_view(p: &Plan, vis: PlanVisibility) -> PlanView {
+    let (active, mut state) = match vis {
+        PlanVisibility::Ended(end) => (
+            false,
+            format!(
+                "on {} (started {})",
+                format::long_date(end),
+                format::long_date(p.start())
+            ),
+        ),
+        _ => (true, format!("since {}", format::long_date(p.start()))),
+    };
+    if let Some(edd) = p.expected_delivery() {
+        state.push_str(&format!(". Baby expected {}", format::long_date(edd)));
+    }
+    PlanView {
+        heading: plan_heading(p.plan_type()),
+        active,
+        state,
+    }
+}
+
+/// The LA's numbers, the one to ring at `now` first.
+fn numbers(
+    la: Option<&LocalAuthority>,
+    now: DateTime<Utc>,
+) -> (PhoneView, &'static str, String, PhoneView) {
+    let hours = la.map_or_else(OfficeHours::standard, |l| l.office_hours.clone());
+    let office = PhoneView {
+        who: "children's social care (office hours)".into(),
+        phone: la.map_or_else(String::new, |l| l.office_hours_phone.clone()),
+        tel: la.map_or_else(String::new, |l| format::tel(&l.office_hours_phone)),
+    };
+    let edt = PhoneView {
+        who: "the emergency duty team (out of hours)".into(),
+        phone: la.map_or_else(String::new, |l| l.edt_phone.clone()),
+        tel: la.map_or_else(String::new, |l| format::tel(&l.edt_phone)),
+    };
+    match office_hours::number_now(&hours, office_hours::uk_local(now)) {
+        CallNow::OfficeHours => (
+            office,
+            "office",
+            format!("The office is open now ({hours}, UK time)."),
+            edt,
+        ),
+        CallNow::EmergencyDutyTeam => (
+            edt,
+            "edt",
+            format!("The office is closed now (open {hours}, UK time, not on bank holidays)."),
+            office,
+        ),
     }
 }
 
@@ -193,8 +272,9 @@ impl ResultPage {
         cap: &capability::Lookup,
         nhs: NhsNumber,
         result: &LookupResult,
+        now: DateTime<Utc>,
     ) -> Self {
-        let las: BTreeMap<&str, &cpis_domain::LocalAuthority> = result
+        let las: BTreeMap<&str, &LocalAuthority> = result
             .local_authorities
             .iter()
             .map(|la| (la.ods_code.as_str(), la))
@@ -203,41 +283,27 @@ impl ResultPage {
             .records
             .iter()
             .map(|r| {
-                let la = las.get(r.record.la.as_str());
+                let la = las.get(r.record.la.as_str()).copied();
                 let mut plans = r.plans.clone();
-                plans.sort_by_key(|(p, _)| PlanType::ALL.iter().position(|t| *t == p.plan_type()));
+                // Active plans first, then by type.
+                plans.sort_by_key(|(p, vis)| {
+                    (
+                        !matches!(vis, PlanVisibility::Active),
+                        PlanType::ALL.iter().position(|t| *t == p.plan_type()),
+                    )
+                });
+                let plans: Vec<PlanView> =
+                    plans.iter().map(|(p, vis)| plan_view(p, *vis)).collect();
+                let (call_now, call_now_code, call_now_reason, other) = numbers(la, now);
                 RecordView {
                     la_name: la.map_or_else(|| r.record.la.to_string(), |l| l.name.clone()),
-                    office_hours_phone: la
-                        .map_or_else(String::new, |l| l.office_hours_phone.clone()),
-                    office_hours_tel: la
-                        .map_or_else(String::new, |l| format::tel(&l.office_hours_phone)),
-                    edt_phone: la.map_or_else(String::new, |l| l.edt_phone.clone()),
-                    edt_tel: la.map_or_else(String::new, |l| format::tel(&l.edt_phone)),
-                    plans: plans
-                        .iter()
-                        .map(|(p, vis)| {
-                            let mut state = match vis {
-                                PlanVisibility::Ended(end) => format!(
-                                    "ended {} (started {})",
-                                    format::long_date(*end),
-                                    format::long_date(p.start())
-                                ),
-                                _ => format!("active since {}", format::long_date(p.start())),
-                            };
-                            if let Some(edd) = p.expected_delivery() {
-                                state.push_str(&format!(
-                                    ", expected delivery {}",
-                                    format::long_date(edd)
-                                ));
-                            }
-                            PlanView {
-                                kind: plan_kind(p.plan_type()),
-                                state,
-                            }
-                        })
-                        .collect(),
-                    child: child_as_shared(&r.record),
+                    ended: plans.iter().all(|p| !p.active),
+                    plans,
+                    call_now,
+                    call_now_code,
+                    call_now_reason,
+                    other,
+                    shared_as: child_as_shared(&r.record),
                 }
             })
             .collect();
@@ -283,11 +349,21 @@ fn child_as_shared(r: &cpis_domain::Record) -> Option<String> {
     }
 }
 
+/// Whom the lookup found: the mother when every plan found is an unborn child protection plan.
+fn subject(result: &LookupResult) -> Subject {
+    Subject::of(
+        result
+            .records
+            .iter()
+            .flat_map(|r| r.plans.iter().map(|(p, _)| p.plan_type())),
+    )
+}
+
 /// Whether this lookup notified the local authority, and if not, why not.
 fn notification_statement(
     cap: &capability::Lookup,
     result: &LookupResult,
-    las: &BTreeMap<&str, &cpis_domain::LocalAuthority>,
+    las: &BTreeMap<&str, &LocalAuthority>,
 ) -> String {
     match result.access.kind {
         AccessKind::Unscheduled => {
@@ -296,8 +372,12 @@ fn notification_statement(
                 .iter()
                 .map(|code| las.get(code.as_str()).map_or_else(|| code.to_string(), |l| l.name.clone()))
                 .collect();
+            let who = match subject(result) {
+                Subject::Mother => "the mother",
+                Subject::Child => "the child",
+            };
             format!(
-                "This lookup notified the local authority that the child was seen here: {}.",
+                "This lookup notified the local authority that {who} was seen here: {}.",
                 names.join(", ")
             )
         }

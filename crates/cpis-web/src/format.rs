@@ -1,6 +1,7 @@
 //! How pages write dates, times, phone numbers and care settings for people.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use cpis_domain::office_hours::uk_local;
 use cpis_domain::SettingType;
 
 /// `1 March 2026`.
@@ -10,36 +11,19 @@ pub fn long_date(d: NaiveDate) -> String {
 
 /// UK local time: `20 July 2026, 11:00 (BST)` or `20 November 2026, 10:00 (GMT)`.
 pub fn uk_time(t: DateTime<Utc>) -> String {
-    let (local, zone) = if is_bst(t) {
-        (t + Duration::hours(1), "BST")
-    } else {
-        (t, "GMT")
-    };
+    let local = uk_local(t);
+    let zone = if is_bst(t) { "BST" } else { "GMT" };
     format!(
         "{}, {} ({zone})",
-        long_date(local.date_naive()),
+        long_date(local.date()),
         local.format("%H:%M")
     )
 }
 
-/// British Summer Time: from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last
-/// Sunday of October.
-#[allow(
-    clippy::expect_used,
-    clippy::unwrap_used,
-    reason = "cannot fail: 01:00"
-)]
+/// British Summer Time: UK local time is ahead of UTC (the Europe/London zone of `chrono-tz`,
+/// through `cpis_domain::office_hours::uk_local`).
 pub fn is_bst(t: DateTime<Utc>) -> bool {
-    let at_one = |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(1, 0, 0).expect("01:00"));
-    match (last_sunday(t.year(), 3), last_sunday(t.year(), 10)) {
-        (Some(start), Some(end)) => t >= at_one(start) && t < at_one(end),
-        _ => false,
-    }
-}
-
-fn last_sunday(year: i32, month: u32) -> Option<NaiveDate> {
-    let last = NaiveDate::from_ymd_opt(year, month + 1, 1)?.pred_opt()?;
-    Some(last - Duration::days(i64::from(last.weekday().num_days_from_sunday())))
+    uk_local(t) != t.naive_utc()
 }
 
 /// A `tel:` link target: the digits, with a leading `+` kept.

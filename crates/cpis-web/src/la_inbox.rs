@@ -36,6 +36,8 @@ pub struct NotificationRow {
     pub kind: &'static str,
     pub kind_class: &'static str,
     pub child: String,
+    /// The record is the mother's (an unborn child protection plan): said under her name.
+    pub mother: bool,
     pub nhs_number: String,
     pub place: String,
     pub time: String,
@@ -143,7 +145,12 @@ pub fn row_of(n: &Notification) -> NotificationRow {
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map_or(n.created_at, |t| t.with_timezone(&chrono::Utc));
     let time = when(time);
+    // An unborn child protection plan's record is the mother's: never called the child.
+    let mother = text(&body, &["subject"]) == Some("mother");
     let announce = match n.kind {
+        NotificationKind::Access if mother => format!(
+            "New notification: {child} (mother, unborn child protection plan) was seen at {place}, {time}"
+        ),
         NotificationKind::Access => {
             format!("New notification: {child} was seen at {place}, {time}")
         }
@@ -155,6 +162,7 @@ pub fn row_of(n: &Notification) -> NotificationRow {
         kind,
         kind_class,
         child,
+        mother,
         nhs_number: nhs,
         place,
         time,

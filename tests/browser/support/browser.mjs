@@ -96,15 +96,62 @@ export async function screenshot (page, name) {
   await page.screenshot({ path: path.join(artifactsDir, `${name}.png`), fullPage: true })
 }
 
+/** A phone's width in CSS pixels (docs/WEB.md, "Small screens"). */
+export const PHONE_WIDTH = 390
+
 /**
- * What every page gets: NHS.UK styles, no console errors, axe, and a screenshot. axe runs as a
- * script in the page, so pages in a context without JavaScript skip it (`{ axe: false }`): their
- * server-rendered HTML is axe-checked in a JavaScript context as well (see the tests).
+ * The page as a phone shows it, PHONE_WIDTH wide: it must not scroll sideways
+ * (`document.documentElement.scrollWidth <= window.innerWidth`; a wide table scrolls inside its
+ * own box instead), and axe finds no violation there either. A screenshot is saved as
+ * `<name>-390.png`. The viewport is put back as it was afterwards.
+ */
+export async function assertFitsPhone (page, name, { axe = true } = {}) {
+  const before = page.viewportSize()
+  await page.setViewportSize({ width: PHONE_WIDTH, height: 844 })
+  try {
+    // The NHS.UK header moves navigation links that no longer fit into its "More" menu on
+    // resize: give its script a moment (a page without JavaScript has nothing to wait for).
+    await page.waitForFunction(() => document.documentElement.scrollWidth <= window.innerWidth, null, { timeout: 2000 })
+      .catch(() => {})
+    const { scrollWidth, innerWidth, culprits } = await page.evaluate(() => {
+      const width = window.innerWidth
+      // The outermost elements that reach past the right edge (outside boxes that scroll
+      // themselves), to name in the failure.
+      const culprits = []
+      const past = (el) => el.getBoundingClientRect().right > width + 0.5
+      const scrolls = (el) => ['auto', 'scroll', 'hidden'].includes(getComputedStyle(el).overflowX)
+      for (const el of document.body.querySelectorAll('*')) {
+        let inScroller = false
+        for (let p = el.parentElement; p && !inScroller; p = p.parentElement) inScroller = scrolls(p)
+        if (inScroller) continue
+        const r = el.getBoundingClientRect()
+        if (past(el) && !(el.parentElement && past(el.parentElement))) {
+          culprits.push(`${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\s+/).join('.') : ''} (right edge ${Math.round(r.right)})`)
+        }
+      }
+      return { scrollWidth: document.documentElement.scrollWidth, innerWidth: width, culprits: culprits.slice(0, 5) }
+    })
+    await screenshot(page, `${name}-${PHONE_WIDTH}`)
+    if (scrollWidth > innerWidth) {
+      throw new Error(`${name}: at ${PHONE_WIDTH}px wide the page scrolls sideways (scrollWidth ${scrollWidth} > innerWidth ${innerWidth}): ${culprits.join('; ')}`)
+    }
+    if (axe) await assertAccessible(page, `${name} at ${PHONE_WIDTH}px`)
+  } finally {
+    if (before) await page.setViewportSize(before)
+  }
+}
+
+/**
+ * What every page gets: NHS.UK styles, no console errors, axe, and a screenshot, at the desktop
+ * width and again at a phone's (assertFitsPhone). axe runs as a script in the page, so pages in a
+ * context without JavaScript skip it (`{ axe: false }`): their server-rendered HTML is
+ * axe-checked in a JavaScript context as well (see the tests).
  */
 export async function checkPage (page, name, { axe = true } = {}) {
   await screenshot(page, name)
   await assertNhsStyles(page)
   if (axe) await assertAccessible(page, name)
+  await assertFitsPhone(page, name, { axe })
   const problems = page.problems.splice(0)
   if (problems.length > 0) throw new Error(`${name}: ${problems.join('\n')}`)
 }

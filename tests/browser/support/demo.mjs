@@ -41,3 +41,23 @@ export function unknownValidNhsNumber () {
 export function grouped (nhs) {
   return `${nhs.slice(0, 3)} ${nhs.slice(3, 6)} ${nhs.slice(6)}`
 }
+
+/**
+ * Records of the Coventry demo upload (demo/uploads/E08000026.csv, loaded by `serve --demo`) whose
+ * NHS number no other demo upload row holds, so a lookup shows that one plan: the first for which
+ * `match(row)` is true (rows as objects keyed by the file's header), latest expected delivery
+ * date and latest end date first, so that a plan is still shown for as long as can be.
+ */
+export function demoRecord (match) {
+  const all = ['E06000023', 'E06000052', 'E08000026', 'E08000035', 'E09000012', 'E09000033', 'E10000016', 'E10000017']
+    .flatMap((la) => csv(`uploads/${la}.csv`))
+  const count = new Map()
+  for (const row of all) count.set(row.nhs_number, (count.get(row.nhs_number) || 0) + 1)
+  const rows = csv('uploads/E08000026.csv')
+    .filter((row) => count.get(row.nhs_number) === 1)
+    .sort((a, b) => (b.expected_delivery_date || '').localeCompare(a.expected_delivery_date || '') ||
+      (b.end_date || '').localeCompare(a.end_date || ''))
+  const found = rows.find(match)
+  if (!found) throw new Error('no such demo record')
+  return found
+}

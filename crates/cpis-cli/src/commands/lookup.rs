@@ -59,6 +59,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
                     "la_name": la.as_ref().map(|l| l.name.clone()),
                     "office_hours_phone": la.as_ref().map(|l| l.office_hours_phone.clone()),
                     "edt_phone": la.as_ref().map(|l| l.edt_phone.clone()),
+                    "office_hours": la.as_ref().map(|l| l.office_hours.to_string()),
                     "sensitive": r.record.sensitive,
                     "plans": r.plans.iter().map(|(p, v)| serde_json::json!({"plan": p, "visibility": v})).collect::<Vec<_>>(),
                 })
@@ -94,7 +95,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         match &la {
             Some(la) => {
                 println!("  {} ({})", la.name, la.ods_code);
-                println!("    office hours     {}", la.office_hours_phone);
+                println!(
+                    "    office hours     {} ({}, UK time)",
+                    la.office_hours_phone, la.office_hours
+                );
                 println!("    emergency duty   {}", la.edt_phone);
             }
             None => println!("  {}", r.record.la),

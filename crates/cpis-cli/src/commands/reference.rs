@@ -33,7 +33,7 @@ pub enum DemographicsCommand {
 pub enum DirectoryCommand {
     /// Load (insert or update) local authorities and/or care settings from CSV.
     Load {
-        /// ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox
+        /// ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox[,office_hours]
         #[arg(long)]
         local_authorities: Option<PathBuf>,
         /// ods_code,name,setting_type

@@ -6,6 +6,7 @@
 mod common;
 
 mod web_admin;
+mod web_flag;
 mod web_la;
 mod web_la_history;
 mod web_oidc;

@@ -16,12 +16,14 @@ pub fn upsert_local_authorities(
     for la in las {
         db.exec(
             "INSERT INTO local_authorities
-                 (ods_code, name, office_hours_phone, edt_phone, secure_email, mesh_mailbox, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 (ods_code, name, office_hours_phone, edt_phone, secure_email, mesh_mailbox,
+                  office_hours, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (ods_code) DO UPDATE SET
                  name = excluded.name, office_hours_phone = excluded.office_hours_phone,
                  edt_phone = excluded.edt_phone, secure_email = excluded.secure_email,
-                 mesh_mailbox = excluded.mesh_mailbox, updated_at = excluded.updated_at",
+                 mesh_mailbox = excluded.mesh_mailbox, office_hours = excluded.office_hours,
+                 updated_at = excluded.updated_at",
             &[
                 &la.ods_code.as_str(),
                 &la.name,
@@ -29,6 +31,7 @@ pub fn upsert_local_authorities(
                 &la.edt_phone,
                 &la.secure_email,
                 &la.mesh_mailbox,
+                &la.office_hours.to_string(),
                 &now,
             ],
         )?;
@@ -55,11 +58,11 @@ pub fn upsert_care_settings(
 }
 
 const LA_COLUMNS: &str =
-    "ods_code, name, office_hours_phone, edt_phone, secure_email, mesh_mailbox";
+    "ods_code, name, office_hours_phone, edt_phone, office_hours, secure_email, mesh_mailbox";
 
 fn la_from_row(r: &Row) -> StoreResult<LocalAuthority> {
     Ok(from_row!(r, 0 => LocalAuthority {
-        ods_code, name, office_hours_phone, edt_phone, secure_email, mesh_mailbox
+        ods_code, name, office_hours_phone, edt_phone, office_hours, secure_email, mesh_mailbox
     }))
 }
 

@@ -28,8 +28,8 @@ use cpis_domain::outcome::{DetailCode, FileOutcome, RecordOutcome};
 use cpis_domain::report::{UploadId, UploadStatus};
 use cpis_domain::upload::UploadMode;
 use cpis_domain::{
-    parse_iso_date, AccessKind, AuditOutcome, NhsNumber, NotificationKind, OdsCode, Permissions,
-    PlanType, SettingType,
+    parse_iso_date, AccessKind, AuditOutcome, NhsNumber, NotificationKind, OdsCode, OfficeHours,
+    Permissions, PlanType, SettingType,
 };
 use std::ops::DerefMut;
 
@@ -196,6 +196,7 @@ from_text! {
     Permissions: |s| Permissions::parse(s).ok(), "permissions";
     PlanType: |s| s.parse().ok(), "plan type";
     SettingType: |s| s.parse().ok(), "setting type";
+    OfficeHours: |s| OfficeHours::parse(s).ok(), "office hours";
     UploadMode: |s| s.parse().ok(), "upload mode";
     UserKind: |s| [UserKind::User, UserKind::System].into_iter().find(|k| k.code() == s),
         "user kind";
@@ -363,7 +364,7 @@ macro_rules! migrations {
             "0004_notification_la_seq", "0005_webhooks", "0006_mesh", "0007_stale_held_uploads",
             "0008_plan_sensitive_marks", "0009_access_nhs_identity", "0010_nhs_identities",
             "0011_upload_row_local_id", "0012_lookup_write_indexes", "0013_workflow_kinds",
-            "0017_births")
+            "0017_births", "0018_office_hours")
     };
     (@ $backend:literal: $($name:literal),*) => {
         &[$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $backend,
