@@ -11,7 +11,7 @@
 //! lower of the two is the sign-in's level, and clinical lookups need at least the configured
 //! minimum (3, a smartcard or equivalent, by default).
 
-use cpis_domain::{NhsIdentity, Permission, Permissions};
+use cpis_domain::{NhsIdentity, Permission, Permissions, WorkContact};
 use serde_json::Value;
 
 /// National RBAC activity "Access CP-IS information, notifying" → `cpis:view-notify`.
@@ -53,6 +53,8 @@ pub struct Cis2Person {
     pub name: String,
     /// The lower of identity and authentication assurance; 0 when either is missing.
     pub assurance_level: u8,
+    /// The work contact (`phone_number`, `email`; the token's, else userinfo's).
+    pub contact: WorkContact,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -163,6 +165,10 @@ pub fn person(claims: &Value, userinfo: Option<&Value>) -> Result<Cis2Person, Ci
             .unwrap_or_else(|| "CIS2 role".into()),
         name,
         assurance_level,
+        contact: WorkContact::from_claims(
+            either_text("phone_number").as_deref(),
+            either_text("email").as_deref(),
+        ),
     })
 }
 

@@ -26,5 +26,5 @@ pub mod refusals;
 pub mod upload;
 pub mod webhook_url;
 
-pub use lookup::{LookupRequest, LookupResult, LookupService};
+pub use lookup::{LookupRequest, LookupResult, LookupService, LookupSettings};
 pub use upload::{UploadEngine, UploadSettings};

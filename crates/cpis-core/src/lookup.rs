@@ -9,6 +9,7 @@
 use crate::bus::NotificationBus;
 use chrono::SecondsFormat;
 use cpis_auth::capability;
+use cpis_domain::attendance::{self, Attendance, AttendancePattern, AttendanceThresholds};
 use cpis_domain::lookup::{visible_records, VisibleRecord, HISTORY_LEN};
 use cpis_domain::{
     access, Access, AccessKind, Accessor, AuditActor, AuditEntry, Clock, LocalAuthority,
@@ -67,6 +68,11 @@ pub struct LookupResult {
     pub notified: Vec<OdsCode>,
     /// The directory entries (contacts) of the LAs in `records`, read in the same transaction.
     pub local_authorities: Vec<LocalAuthority>,
+    /// The child's unscheduled accesses in the last six months and 30 days, this one included
+    /// when it is unscheduled (all zero when no plan is visible: nothing is read).
+    pub attendance: Attendance,
+    /// `Some` when the attendance meets the configured thresholds (only with a visible plan).
+    pub pattern: Option<AttendancePattern>,
 }
 
 impl LookupResult {
@@ -110,6 +116,22 @@ pub struct LookupService {
     policy: VisibilityPolicy,
 }
 
+/// What a lookup applies: which plans show, and when attendance is a pattern.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LookupSettings {
+    pub visibility: VisibilityPolicy,
+    pub attendance: AttendanceThresholds,
+}
+
+impl From<VisibilityPolicy> for LookupSettings {
+    fn from(visibility: VisibilityPolicy) -> Self {
+        LookupSettings {
+            visibility,
+            attendance: AttendanceThresholds::default(),
+        }
+    }
+}
+
 /// A pending answer: `.await` it, or `wait()` from blocking code.
 pub struct PendingLookup(Result<oneshot::Receiver<Result<LookupResult, LookupError>>, LookupError>);
 
@@ -127,11 +149,16 @@ impl PendingLookup {
 
 impl LookupService {
     /// Starts the writer thread, with a notification bus of its own.
-    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: VisibilityPolicy) -> Self {
-        Self::start_with_bus(store, clock, policy, Arc::default())
+    pub fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: impl Into<LookupSettings>,
+    ) -> Self {
+        Self::start_with_bus(store, clock, settings, Arc::default())
     }
 
     /// Starts the writer thread; every committed group of lookups is published on `bus`.
+    /// `settings`: a [`VisibilityPolicy`] (default attendance thresholds) or [`LookupSettings`].
     #[allow(
         clippy::expect_used,
         clippy::unwrap_used,
@@ -140,14 +167,17 @@ impl LookupService {
     pub fn start_with_bus(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        policy: VisibilityPolicy,
+        settings: impl Into<LookupSettings>,
         bus: Arc<NotificationBus>,
     ) -> Self {
+        let settings = settings.into();
+        let policy = settings.visibility;
         let (queue, jobs) = sync_channel::<Job>(QUEUE);
         let worker = Worker {
             store: store.clone(),
             clock: clock.clone(),
             policy,
+            attendance: settings.attendance,
             bus: bus.clone(),
         };
         std::thread::Builder::new()
@@ -224,6 +254,7 @@ struct Worker {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policy: VisibilityPolicy,
+    attendance: AttendanceThresholds,
 }
 
 impl Worker {
@@ -294,6 +325,18 @@ impl Worker {
             trace_id: req.trace_id.clone(),
         };
         tx.insert_access(&access)?;
+        // Read after the insert, so an unscheduled lookup counts itself; one indexed read, and
+        // only for a child with a visible plan.
+        let attendance = if records.is_empty() {
+            Attendance::default()
+        } else {
+            tx.attendance(req.nhs_number, now)?
+        };
+        let pattern = if records.is_empty() {
+            None
+        } else {
+            attendance::pattern(&attendance.counts, &self.attendance)
+        };
         tx.append_audit(
             &AuditEntry::new(
                 now,
@@ -308,7 +351,8 @@ impl Worker {
             for visible in &records {
                 let id = ordered_id();
                 tx.insert_notification(&NewNotification {
-                    payload: access_payload(&id, visible, &access).to_string(),
+                    payload: access_payload(&id, visible, &access, &attendance, pattern)
+                        .to_string(),
                     id,
                     la: visible.record.la.clone(),
                     kind: NotificationKind::Access,
@@ -329,6 +373,8 @@ impl Worker {
             access,
             notified,
             local_authorities,
+            attendance,
+            pattern,
         })
     }
 }
@@ -350,8 +396,15 @@ fn actor(a: &Accessor) -> AuditActor {
     }
 }
 
-/// The body of an Access to Service Notification: the access and the LA's own record.
-fn access_payload(id: &str, visible: &VisibleRecord, access: &Access) -> serde_json::Value {
+/// The body of an Access to Service Notification: the access and the LA's own record, how to
+/// reach the setting and the person who looked, and the child's attendance across settings.
+fn access_payload(
+    id: &str,
+    visible: &VisibleRecord,
+    access: &Access,
+    attendance: &Attendance,
+    pattern: Option<AttendancePattern>,
+) -> serde_json::Value {
     let r = &visible.record;
     let plans: Vec<_> = visible
         .plans
@@ -367,7 +420,13 @@ fn access_payload(id: &str, visible: &VisibleRecord, access: &Access) -> serde_j
         })
         .collect();
     let a = &access.accessor;
-    json!({
+    let contact = (!a.contact.is_empty()).then(|| {
+        json!({
+            "phone": a.contact.phone,
+            "email": a.contact.email,
+        })
+    });
+    let mut payload = json!({
         "id": id,
         "kind": NotificationKind::Access.code(),
         "la": r.la,
@@ -387,8 +446,18 @@ fn access_payload(id: &str, visible: &VisibleRecord, access: &Access) -> serde_j
             "user_id": a.user_id,
             "user_name": a.user_name,
             "role": a.role,
-            "organisation": { "ods_code": a.organisation, "name": a.organisation_name },
+            "organisation": {
+                "ods_code": a.organisation,
+                "name": a.organisation_name,
+                "phone": a.organisation_phone,
+            },
             "setting_type": a.setting_type,
+            "contact": contact,
         },
-    })
+        "attendance": attendance.counts,
+    });
+    if let (Some(p), Some(body)) = (pattern, payload.as_object_mut()) {
+        body.insert("pattern".into(), p.code().into());
+    }
+    payload
 }

@@ -54,6 +54,8 @@ struct SettingRow {
     name: String,
     ods: String,
     setting_type: String,
+    /// The contact number and its `tel:` link, when listed.
+    phone: Option<(String, String)>,
 }
 
 struct PageLink {
@@ -188,6 +190,7 @@ pub async fn page(
                     name: cs.name.clone(),
                     ods: cs.ods_code.to_string(),
                     setting_type: format::setting(cs.setting_type),
+                    phone: cs.phone.as_ref().map(|p| (p.to_string(), p.tel_uri())),
                 })
                 .filter(|cs| matches(&words, &[&cs.name, &cs.ods, &cs.setting_type]))
                 .collect();

@@ -35,7 +35,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         .user
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "operator".into());
-    let lookups = LookupService::start(store.clone(), Arc::new(SystemClock), file.visibility());
+    let lookups = LookupService::start(
+        store.clone(),
+        Arc::new(SystemClock),
+        file.lookup_settings()?,
+    );
     // Operators are not at a care setting: their lookups are always silent.
     let operator = Principal::local_operator(
         &user,

@@ -114,7 +114,11 @@ fn setup_with(
         OrgKind::CareSetting(SettingType::EmergencyDepartment),
         Permissions::new([Permission::ViewNotify]),
     );
-    let lookups = LookupService::start(env.store.clone(), env.clock.clone(), Default::default());
+    let lookups = LookupService::start(
+        env.store.clone(),
+        env.clock.clone(),
+        cpis_core::LookupSettings::default(),
+    );
     let r = lookups
         .lookup(LookupRequest::new(&ed.lookup().unwrap(), child, true, None))
         .unwrap();

@@ -26,8 +26,8 @@ use cpis_domain::outcome::{DetailCode, FileOutcome, RecordOutcome};
 use cpis_domain::report::{UploadId, UploadStatus};
 use cpis_domain::upload::UploadMode;
 use cpis_domain::{
-    parse_iso_date, AccessKind, AuditOutcome, NhsNumber, NotificationKind, OdsCode, Permissions,
-    PlanType, SettingType,
+    parse_iso_date, AccessKind, AuditOutcome, EmailAddress, NhsNumber, NotificationKind, OdsCode,
+    Permissions, PhoneNumber, PlanType, SettingType,
 };
 use std::ops::DerefMut;
 
@@ -194,6 +194,8 @@ from_text! {
     Permissions: |s| Permissions::parse(s).ok(), "permissions";
     PlanType: |s| s.parse().ok(), "plan type";
     SettingType: |s| s.parse().ok(), "setting type";
+    PhoneNumber: |s| PhoneNumber::parse(s).ok(), "phone number";
+    EmailAddress: |s| EmailAddress::parse(s).ok(), "email address";
     UploadMode: |s| s.parse().ok(), "upload mode";
     UserKind: |s| [UserKind::User, UserKind::System].into_iter().find(|k| k.code() == s),
         "user kind";
@@ -360,7 +362,8 @@ macro_rules! migrations {
         $crate::sql::migrations!(@ $backend: "0001_init", "0002_lookups", "0003_security",
             "0004_notification_la_seq", "0005_webhooks", "0006_mesh", "0007_stale_held_uploads",
             "0008_plan_sensitive_marks", "0009_access_nhs_identity", "0010_nhs_identities",
-            "0011_upload_row_local_id", "0012_lookup_write_indexes", "0013_workflow_kinds")
+            "0011_upload_row_local_id", "0012_lookup_write_indexes", "0013_workflow_kinds",
+            "0015_contacts")
     };
     (@ $backend:literal: $($name:literal),*) => {
         &[$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $backend,
