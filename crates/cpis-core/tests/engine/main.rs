@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod attendance;
 mod harness;
 mod lifecycle;
 mod mesh_failures;
