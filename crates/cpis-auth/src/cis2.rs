@@ -298,6 +298,34 @@ mod tests {
     }
 
     #[test]
+    fn the_work_contact_comes_from_the_token_or_userinfo_and_bad_values_are_left_out() {
+        let mut c = claims();
+        assert!(person(&c, None).unwrap().contact.is_empty());
+        c["phone_number"] = json!("+44 7700 900123");
+        c["email"] = json!("ada.smartcard@nhs.net");
+        let p = person(&c, None).unwrap();
+        assert_eq!(
+            p.contact.phone.map(|p| p.tel_uri()).as_deref(),
+            Some("tel:+447700900123")
+        );
+        assert_eq!(
+            p.contact.email.as_ref().map(|e| e.as_str()),
+            Some("ada.smartcard@nhs.net")
+        );
+        c["phone_number"] = json!("bleep 4021");
+        let p = person(&c, None).unwrap();
+        assert_eq!(p.contact.phone, None, "not a phone number: left out");
+        assert!(p.contact.email.is_some());
+        let token = claims();
+        let userinfo = json!({"sub": "555254242106", "email": "from.userinfo@nhs.net"});
+        let p = person(&token, Some(&userinfo)).unwrap();
+        assert_eq!(
+            p.contact.email.as_ref().map(|e| e.as_str()),
+            Some("from.userinfo@nhs.net")
+        );
+    }
+
+    #[test]
     fn job_role_codes() {
         assert_eq!(job_role_code("S8000:G8000:R8000").as_deref(), Some("R8000"));
         assert_eq!(job_role_code("R8001").as_deref(), Some("R8001"));
