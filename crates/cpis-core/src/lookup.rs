@@ -327,15 +327,12 @@ impl Worker {
         tx.insert_access(&access)?;
         // Read after the insert, so an unscheduled lookup counts itself; one indexed read, and
         // only for a child with a visible plan.
-        let attendance = if records.is_empty() {
-            Attendance::default()
+        let (attendance, pattern) = if records.is_empty() {
+            (Attendance::default(), None)
         } else {
-            tx.attendance(req.nhs_number, now)?
-        };
-        let pattern = if records.is_empty() {
-            None
-        } else {
-            attendance::pattern(&attendance.counts, &self.attendance)
+            let attendance = tx.attendance(req.nhs_number, now)?;
+            let pattern = attendance::pattern(&attendance.counts, &self.attendance);
+            (attendance, pattern)
         };
         tx.append_audit(
             &AuditEntry::new(
