@@ -149,28 +149,35 @@ impl PendingLookup {
 
 impl LookupService {
     /// Starts the writer thread, with a notification bus of its own.
-    pub fn start(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        settings: impl Into<LookupSettings>,
-    ) -> Self {
-        Self::start_with_bus(store, clock, settings, Arc::default())
+    /// Default attendance thresholds; [`LookupService::start_with_settings`] sets them.
+    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: VisibilityPolicy) -> Self {
+        Self::start_with_bus(store, clock, policy, Arc::default())
     }
 
     /// Starts the writer thread; every committed group of lookups is published on `bus`.
-    /// `settings`: a [`VisibilityPolicy`] (default attendance thresholds) or [`LookupSettings`].
+    /// Default attendance thresholds.
+    pub fn start_with_bus(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        policy: VisibilityPolicy,
+        bus: Arc<NotificationBus>,
+    ) -> Self {
+        Self::start_with_settings(store, clock, policy.into(), bus)
+    }
+
+    /// Starts the writer thread with these settings (visibility, attendance thresholds); every
+    /// committed group of lookups is published on `bus`.
     #[allow(
         clippy::expect_used,
         clippy::unwrap_used,
         reason = "cannot fail: spawn the lookup writer thread"
     )]
-    pub fn start_with_bus(
+    pub fn start_with_settings(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        settings: impl Into<LookupSettings>,
+        settings: LookupSettings,
         bus: Arc<NotificationBus>,
     ) -> Self {
-        let settings = settings.into();
         let policy = settings.visibility;
         let (queue, jobs) = sync_channel::<Job>(QUEUE);
         let worker = Worker {

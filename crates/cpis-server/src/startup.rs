@@ -91,7 +91,7 @@ impl Application {
             settings.identity_provider,
             settings.lockout,
         ));
-        let lookups = LookupService::start_with_bus(
+        let lookups = LookupService::start_with_settings(
             store.clone(),
             clock.clone(),
             LookupSettings {

@@ -35,10 +35,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         .user
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "operator".into());
-    let lookups = LookupService::start(
+    let lookups = LookupService::start_with_settings(
         store.clone(),
         Arc::new(SystemClock),
         file.lookup_settings()?,
+        Arc::default(),
     );
     // Operators are not at a care setting: their lookups are always silent.
     let operator = Principal::local_operator(

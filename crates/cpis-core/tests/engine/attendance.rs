@@ -25,13 +25,14 @@ fn rig(thresholds: AttendanceThresholds) -> Rig {
         "F1",
         &[Line::upsert(child, "2016-05-01", "CPP", "2026-01-01")],
     );
-    let lookups = LookupService::start(
+    let lookups = LookupService::start_with_settings(
         env.store.clone(),
         env.clock.clone(),
         LookupSettings {
             visibility: Default::default(),
             attendance: thresholds,
         },
+        Default::default(),
     );
     Rig {
         env,

@@ -215,7 +215,7 @@ fn notifications_are_queued_once_skipping_acknowledged_ones() {
     let lookups = LookupService::start(
         rig.env.store.clone(),
         rig.env.clock.clone(),
-        cpis_core::LookupSettings::default(),
+        Default::default(),
     );
     for _ in 0..3 {
         let r = lookups

@@ -114,11 +114,7 @@ fn setup_with(
         OrgKind::CareSetting(SettingType::EmergencyDepartment),
         Permissions::new([Permission::ViewNotify]),
     );
-    let lookups = LookupService::start(
-        env.store.clone(),
-        env.clock.clone(),
-        cpis_core::LookupSettings::default(),
-    );
+    let lookups = LookupService::start(env.store.clone(), env.clock.clone(), Default::default());
     let r = lookups
         .lookup(LookupRequest::new(&ed.lookup().unwrap(), child, true, None))
         .unwrap();
