@@ -417,7 +417,9 @@ def office_hours(i):
 
 
 def build_care_settings():
-    return [["RDEMO%02d" % i, name, stype] for i, (name, stype) in enumerate(CARE_SETTINGS, start=1)]
+    # Contact numbers from Ofcom's drama range (0113 496 0000-0999): fake, never a real line.
+    return [["RDEMO%02d" % i, name, stype, "0113 496 0%03d" % i]
+            for i, (name, stype) in enumerate(CARE_SETTINGS, start=1)]
 
 
 # ---------------------------------------------------------------------------
@@ -765,9 +767,10 @@ def render_readme(counts, worked, worked_rows, shared, errors_rows, errors_expec
     a("")
     a("### care_settings.csv")
     a("")
-    a("`ods_code,name,setting_type`")
+    a("`ods_code,name,setting_type,phone`")
     a("")
     a("Fictional care settings with fake ODS codes `RDEMO01`…; every setting type in SPEC §1 appears at least twice.")
+    a("Contact numbers are fake (Ofcom's drama range 0113 496 0xxx).")
     a("")
     a("### demographics.csv")
     a("")
@@ -1000,7 +1003,7 @@ def main():
                   ["ods_code", "name", "office_hours_phone", "edt_phone", "secure_email", "mesh_mailbox",
                    "office_hours"], la_rows)
     counts.append(("local_authorities.csv", n, "LA directory"))
-    n = write_csv(os.path.join(outdir, "care_settings.csv"), ["ods_code", "name", "setting_type"], cs_rows)
+    n = write_csv(os.path.join(outdir, "care_settings.csv"), ["ods_code", "name", "setting_type", "phone"], cs_rows)
     counts.append(("care_settings.csv", n, "care-setting directory"))
     n = write_csv(os.path.join(outdir, "demographics.csv"),
                   ["nhs_number", "status", "superseded_by", "date_of_birth", "sensitive"], demo_rows)

@@ -59,9 +59,18 @@ pub struct Notification {
     /// The child (or, for an unborn child's plan, the mother) and the LA's plans.
     #[schema(value_type = Option<Object>)]
     child: Option<serde_json::Value>,
-    /// Who looked the child up, where and when (hidden per the sensitive rules).
+    /// Who looked the child up, where and when (hidden per the sensitive rules), with
+    /// `organisation.phone` (the care setting's contact number, or null) and `contact`
+    /// (`{ "phone", "email" }`, the clinician's work contact from their identity, or null).
     #[schema(value_type = Option<Object>)]
     access: Option<serde_json::Value>,
+    /// `access` only: the child's unscheduled accesses, this one included:
+    /// `{ "seen_6_months", "seen_30_days", "organisations_30_days" }`.
+    #[schema(value_type = Option<Object>)]
+    attendance: Option<serde_json::Value>,
+    /// `access` only: `frequent-attendance` when the attendance meets the configured thresholds;
+    /// absent otherwise.
+    pattern: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

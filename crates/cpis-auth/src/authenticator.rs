@@ -5,10 +5,13 @@ use crate::jwt::{JwtIdentity, JwtVerifier};
 use crate::principal::{Assurance, AuthMethod, OrgKind, Principal};
 use crate::{password, secret};
 use chrono::{DateTime, Duration, Utc};
-use cpis_domain::{AuditActor, AuditEntry, Clock, OdsCode, Permissions};
+use cpis_domain::{AuditActor, AuditEntry, Clock, OdsCode, Permissions, PhoneNumber, WorkContact};
 use cpis_store::{Session, Store, StoreError, User, UserKind};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+
+/// An organisation as the directory knows it: kind, name, and a care setting's contact number.
+type Org = (OrgKind, String, Option<PhoneNumber>);
 
 #[derive(Debug, Clone, Copy)]
 pub struct LockoutPolicy {
@@ -122,32 +125,35 @@ impl Authenticator {
         }
     }
 
-    /// Resolves the organisation kind and name from the directory.
-    fn org(&self, ods: &OdsCode) -> Result<(OrgKind, String), AuthFailure> {
+    /// Resolves the organisation kind, name and (care settings) contact number from the
+    /// directory.
+    fn org(&self, ods: &OdsCode) -> Result<Org, AuthFailure> {
         if let Some(la) = self.store.local_authority(ods)? {
-            return Ok((OrgKind::LocalAuthority, la.name));
+            return Ok((OrgKind::LocalAuthority, la.name, None));
         }
         if let Some(cs) = self.store.care_setting(ods)? {
-            return Ok((OrgKind::CareSetting(cs.setting_type), cs.name));
+            return Ok((OrgKind::CareSetting(cs.setting_type), cs.name, cs.phone));
         }
-        Ok((OrgKind::Other, ods.to_string()))
+        Ok((OrgKind::Other, ods.to_string(), None))
     }
 
     fn principal(&self, user: &User, method: AuthMethod) -> Result<Principal, AuthFailure> {
         if user.disabled {
             return Err(AuthFailure::Disabled);
         }
-        let (org_kind, organisation_name) = self.org(&user.organisation)?;
+        let (org_kind, organisation_name, organisation_phone) = self.org(&user.organisation)?;
         let mut p = Principal {
             user_id: user.username.clone(),
             display_name: user.display_name.clone(),
             role: user.role.clone(),
             organisation: user.organisation.clone(),
             organisation_name,
+            organisation_phone,
             org_kind,
             permissions: user.permissions.clone(),
             method,
             nhs: Default::default(),
+            contact: Default::default(),
             assurance: None,
             unattended_lookups: false,
         };
@@ -229,18 +235,20 @@ impl Authenticator {
                 OdsCode::parse(&id.organisation).map_err(|_| AuthFailure::Invalid)?;
             let permissions =
                 Permissions::parse(&id.permissions).map_err(|_| AuthFailure::Invalid)?;
-            let (org_kind, organisation_name) = self.org(&organisation)?;
+            let (org_kind, organisation_name, organisation_phone) = self.org(&organisation)?;
             return Ok(Principal {
                 user_id: format!("jwt:{}", id.subject),
                 display_name: id.name,
                 role: id.role,
                 organisation,
                 organisation_name,
+                organisation_phone,
                 org_kind,
                 permissions,
                 method: AuthMethod::Jwt,
                 assurance: self.assurance(id.assurance_level),
                 nhs: id.nhs,
+                contact: id.contact,
                 unattended_lookups: false,
             });
         }
@@ -345,7 +353,7 @@ impl Authenticator {
         }
         user.failed_logins = 0;
         user.locked_until = None;
-        self.start_session(&user, now, None, None, trace)
+        self.start_session(&user, now, None, None, &WorkContact::default(), trace)
     }
 
     /// A session for `user`, who has just proved who they are; audited as `auth.login`.
@@ -355,9 +363,11 @@ impl Authenticator {
         now: DateTime<Utc>,
         detail: Option<&str>,
         cis2: Option<(&cpis_domain::NhsIdentity, u8)>,
+        contact: &WorkContact,
         trace: Option<&str>,
     ) -> Result<(Principal, NewSession), AuthFailure> {
         let mut principal = self.principal(user, AuthMethod::Session)?;
+        principal.contact = contact.clone();
         if let Some((nhs, level)) = cis2 {
             principal.nhs = nhs.clone();
             principal.assurance = self.assurance(Some(level));
@@ -375,6 +385,7 @@ impl Authenticator {
             expires_at: session.expires_at,
             nhs: principal.nhs.clone(),
             assurance_level: cis2.map(|(_, level)| level),
+            contact: principal.contact.clone(),
         })?;
         self.store.append_audit(
             &AuditEntry::new(
@@ -488,6 +499,7 @@ impl Authenticator {
                 "oidc"
             }),
             cis2,
+            &identity.contact,
             trace,
         )
     }
@@ -503,6 +515,7 @@ impl Authenticator {
             .ok_or(AuthFailure::Invalid)?;
         let mut principal = self.principal(&user, AuthMethod::Session)?;
         principal.nhs = session.nhs;
+        principal.contact = session.contact;
         principal.assurance = self.assurance(session.assurance_level);
         Ok((principal, session.csrf_token))
     }

@@ -161,6 +161,8 @@ impl Principal {
                 organisation_name: self.organisation_name.clone(),
                 setting_type,
                 nhs: self.nhs.clone(),
+                organisation_phone: self.organisation_phone.clone(),
+                contact: self.contact.clone(),
             },
             may_notify: notify,
         })

@@ -11,7 +11,7 @@
 //! lower of the two is the sign-in's level, and clinical lookups need at least the configured
 //! minimum (3, a smartcard or equivalent, by default).
 
-use cpis_domain::{NhsIdentity, Permission, Permissions};
+use cpis_domain::{NhsIdentity, Permission, Permissions, WorkContact};
 use serde_json::Value;
 
 /// National RBAC activity "Access CP-IS information, notifying" → `cpis:view-notify`.
@@ -53,6 +53,8 @@ pub struct Cis2Person {
     pub name: String,
     /// The lower of identity and authentication assurance; 0 when either is missing.
     pub assurance_level: u8,
+    /// The work contact (`phone_number`, `email`; the token's, else userinfo's).
+    pub contact: WorkContact,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -163,6 +165,10 @@ pub fn person(claims: &Value, userinfo: Option<&Value>) -> Result<Cis2Person, Ci
             .unwrap_or_else(|| "CIS2 role".into()),
         name,
         assurance_level,
+        contact: WorkContact::from_claims(
+            either_text("phone_number").as_deref(),
+            either_text("email").as_deref(),
+        ),
     })
 }
 
@@ -289,6 +295,34 @@ mod tests {
             .unwrap()
             .remove("authentication_assurance_level");
         assert_eq!(person(&c, None).unwrap().assurance_level, 0);
+    }
+
+    #[test]
+    fn the_work_contact_comes_from_the_token_or_userinfo_and_bad_values_are_left_out() {
+        let mut c = claims();
+        assert!(person(&c, None).unwrap().contact.is_empty());
+        c["phone_number"] = json!("+44 7700 900123");
+        c["email"] = json!("ada.smartcard@nhs.net");
+        let p = person(&c, None).unwrap();
+        assert_eq!(
+            p.contact.phone.map(|p| p.tel_uri()).as_deref(),
+            Some("tel:+447700900123")
+        );
+        assert_eq!(
+            p.contact.email.as_ref().map(|e| e.as_str()),
+            Some("ada.smartcard@nhs.net")
+        );
+        c["phone_number"] = json!("bleep 4021");
+        let p = person(&c, None).unwrap();
+        assert_eq!(p.contact.phone, None, "not a phone number: left out");
+        assert!(p.contact.email.is_some());
+        let token = claims();
+        let userinfo = json!({"sub": "555254242106", "email": "from.userinfo@nhs.net"});
+        let p = person(&token, Some(&userinfo)).unwrap();
+        assert_eq!(
+            p.contact.email.as_ref().map(|e| e.as_str()),
+            Some("from.userinfo@nhs.net")
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use crate::cis2::{self, Cis2Rules};
 use crate::jwks::{FetchPolicy, KeySet};
-use cpis_domain::NhsIdentity;
+use cpis_domain::{NhsIdentity, WorkContact};
 use jsonwebtoken::jwk::AlgorithmParameters;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::Value;
@@ -44,6 +44,9 @@ pub struct JwtIdentity {
     pub nhs: NhsIdentity,
     /// NHS CIS2 only: the sign-in's assurance level (`crate::cis2`).
     pub assurance_level: Option<u8>,
+    /// The person's work contact from the standard OpenID Connect `phone_number` and `email`
+    /// claims (for CIS2, the token's or else userinfo's); a value that does not parse is left out.
+    pub contact: WorkContact,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -230,6 +233,10 @@ impl JwtVerifier {
             permissions,
             nhs: NhsIdentity::default(),
             assurance_level: None,
+            contact: WorkContact::from_claims(
+                text("phone_number").as_deref(),
+                text("email").as_deref(),
+            ),
         })
     }
 }
@@ -270,6 +277,7 @@ impl Cis2Mode {
             nonce,
             nhs: person.nhs,
             assurance_level: Some(person.assurance_level),
+            contact: person.contact,
         })
     }
 

@@ -1,6 +1,9 @@
 //! An authenticated caller.
 
-use cpis_domain::{AuditActor, NhsIdentity, OdsCode, Permission, Permissions, SettingType};
+use cpis_domain::{
+    AuditActor, NhsIdentity, OdsCode, Permission, Permissions, PhoneNumber, SettingType,
+    WorkContact,
+};
 
 /// What kind of organisation the caller belongs to, from the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +34,17 @@ pub struct Principal {
     pub(crate) role: String,
     pub(crate) organisation: OdsCode,
     pub(crate) organisation_name: String,
+    /// A care setting's contact number from the directory.
+    pub(crate) organisation_phone: Option<PhoneNumber>,
     pub(crate) org_kind: OrgKind,
     pub(crate) permissions: Permissions,
     pub(crate) method: AuthMethod,
     /// The person's NHS identity (SDS user id, selected role) when NHS CIS2 authenticated them;
     /// empty for local accounts, API tokens and systems.
     pub(crate) nhs: NhsIdentity,
+    /// The person's work contact, where the identity provider gives it (OpenID Connect
+    /// `phone_number` and `email`); empty for local accounts, API tokens and systems.
+    pub(crate) contact: WorkContact,
     /// For a CIS2 sign-in: its assurance level and the level clinical lookups need.
     pub(crate) assurance: Option<Assurance>,
     /// For an application-restricted client: whether an operator registered it for unattended
@@ -68,10 +76,12 @@ impl Principal {
             role: "Operator".into(),
             organisation,
             organisation_name: organisation_name.to_owned(),
+            organisation_phone: None,
             org_kind,
             permissions,
             method: AuthMethod::Operator,
             nhs: NhsIdentity::default(),
+            contact: WorkContact::default(),
             assurance: None,
             unattended_lookups: false,
         }
@@ -107,6 +117,14 @@ impl Principal {
     /// The NHS CIS2 identity (empty unless CIS2 authenticated this caller).
     pub fn nhs(&self) -> &NhsIdentity {
         &self.nhs
+    }
+    /// The work contact the identity provider asserted (empty otherwise).
+    pub fn contact(&self) -> &WorkContact {
+        &self.contact
+    }
+    /// The care setting's contact number (directory).
+    pub fn organisation_phone(&self) -> Option<&PhoneNumber> {
+        self.organisation_phone.as_ref()
     }
     /// The CIS2 sign-in's assurance (None for other sign-ins).
     pub fn assurance(&self) -> Option<Assurance> {

@@ -59,6 +59,9 @@ pub struct FileConfig {
     pub webhooks: Option<cpis_core::delivery::RetryPolicy>,
     /// Where webhooks may be sent (https only; internal addresses only when allow-listed).
     pub webhook_destinations: Option<cpis_core::webhook_url::DestinationPolicy>,
+    /// When a child's attendance across settings is a `frequent-attendance` pattern
+    /// (`seen_6_months`, default 3; `organisations_30_days`, default 2; each at least 2).
+    pub attendance: Option<cpis_domain::attendance::AttendanceThresholds>,
     /// Lookup anomaly detection thresholds.
     pub anomaly: Option<cpis_core::anomaly::AnomalyPolicy>,
     /// Failed-authentication limits per client address and credential.
@@ -174,6 +177,24 @@ impl FileConfig {
     }
 }
 
+impl FileConfig {
+    /// The attendance thresholds, checked: a threshold below 2 would flag every attendance.
+    pub fn attendance(&self) -> Result<cpis_domain::attendance::AttendanceThresholds> {
+        self.attendance
+            .unwrap_or_default()
+            .validated()
+            .context("[attendance] in the config file")
+    }
+
+    /// What lookups apply: plan visibility and attendance thresholds.
+    pub fn lookup_settings(&self) -> Result<cpis_core::LookupSettings> {
+        Ok(cpis_core::LookupSettings {
+            visibility: self.visibility(),
+            attendance: self.attendance()?,
+        })
+    }
+}
+
 impl GlobalArgs {
     pub fn file(&self) -> Result<FileConfig> {
         match &self.config {
@@ -205,4 +226,24 @@ pub fn upload_settings(file: &FileConfig, flag: Option<f64>) -> Result<UploadSet
         s.mass_end_threshold = t;
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attendance_thresholds_default_and_are_checked() {
+        let file: FileConfig = toml::from_str("").unwrap();
+        let t = file.attendance().unwrap();
+        assert_eq!((t.seen_6_months, t.organisations_30_days), (3, 2));
+        let file: FileConfig =
+            toml::from_str("[attendance]\nseen_6_months = 4\norganisations_30_days = 3\n").unwrap();
+        let t = file.lookup_settings().unwrap().attendance;
+        assert_eq!((t.seen_6_months, t.organisations_30_days), (4, 3));
+        let file: FileConfig = toml::from_str("[attendance]\nseen_6_months = 1\n").unwrap();
+        let err = format!("{:#}", file.attendance().unwrap_err());
+        assert!(err.contains("seen_6_months must be at least 2"), "{err}");
+        assert!(toml::from_str::<FileConfig>("[attendance]\nseen = 3\n").is_err());
+    }
 }

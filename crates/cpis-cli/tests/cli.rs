@@ -108,6 +108,102 @@ fn loaders_refuse_a_bad_file_whole_and_say_which_line() {
 }
 
 #[test]
+fn a_care_setting_with_a_bad_phone_number_is_refused_whole_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let file = dir.path().join("settings.csv");
+    std::fs::write(
+        &file,
+        "ods_code,name,setting_type,phone\nRX1,City ED,emergency-department,0113 496 0001\nRX2,Town ED,emergency-department,0113 496\n",
+    )
+    .unwrap();
+    let out = cpis(
+        &db,
+        &[
+            "directory",
+            "load",
+            "--care-settings",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 3: phone '0113 496': a UK phone number starts with 0 and has 10 or 11 digits, found 7 digits"),
+        "{err}"
+    );
+    assert!(
+        !db.exists(),
+        "the file is checked before anything is opened or stored"
+    );
+    // Fixed, the file loads with its numbers.
+    std::fs::write(
+        &file,
+        "ods_code,name,setting_type,phone\nRX1,City ED,emergency-department,0113 496 0001\nRX2,Town ED,emergency-department,\n",
+    )
+    .unwrap();
+    let out = cpis(
+        &db,
+        &[
+            "directory",
+            "load",
+            "--care-settings",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let phones: Vec<Option<String>> = conn
+        .prepare("SELECT phone FROM care_settings ORDER BY ods_code")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(phones, [Some("0113 496 0001".to_owned()), None]);
+}
+
+#[test]
+fn lookups_report_attendance_and_refuse_thresholds_below_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    assert!(cpis(&db, &["demo", "load"]).status.success());
+    let out = cpis(&db, &["lookup", "--json", "9990597634"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["attendance"],
+        serde_json::json!({ "seen_6_months": 0, "seen_30_days": 0, "organisations_30_days": 0 }),
+        "an operator's silent lookup is not an attendance"
+    );
+    assert_eq!(v["pattern"], serde_json::Value::Null);
+    let config = dir.path().join("cpis.toml");
+    std::fs::write(&config, "[attendance]\norganisations_30_days = 1\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cpis"))
+        .arg("--database")
+        .arg(format!("sqlite://{}", db.display()))
+        .arg("--config")
+        .arg(&config)
+        .args(["lookup", "9990597634"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("attendance.organisations_30_days must be at least 2"),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_la_file_s_office_hours_are_loaded_whole_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("cpis.db");

@@ -28,5 +28,5 @@ pub mod upload;
 pub mod was_not_brought;
 pub mod webhook_url;
 
-pub use lookup::{LookupRequest, LookupResult, LookupService};
+pub use lookup::{LookupRequest, LookupResult, LookupService, LookupSettings};
 pub use upload::{UploadEngine, UploadSettings};

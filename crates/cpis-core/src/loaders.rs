@@ -4,7 +4,7 @@
 
 use cpis_domain::{
     parse_iso_date, CareSetting, DemographicStatus, Demographics, LocalAuthority, NhsNumber,
-    OdsCode, OfficeHours, SettingType, DEFAULT_OFFICE_HOURS,
+    OdsCode, OfficeHours, PhoneNumber, SettingType, DEFAULT_OFFICE_HOURS,
 };
 use std::collections::HashSet;
 use std::io::Read;
@@ -28,7 +28,10 @@ const LOCAL_AUTHORITY_HEADER_WITHOUT_HOURS: [&str; 6] = [
     "secure_email",
     "mesh_mailbox",
 ];
-pub const CARE_SETTING_HEADER: [&str; 3] = ["ods_code", "name", "setting_type"];
+/// `phone`: the number an LA rings back (the department's or its safeguarding team's), optional
+/// per row. Files without the column (the header before it) still load, with no numbers.
+pub const CARE_SETTING_HEADER: [&str; 4] = ["ods_code", "name", "setting_type", "phone"];
+const CARE_SETTING_HEADER_WITHOUT_PHONE: [&str; 3] = ["ods_code", "name", "setting_type"];
 pub const DEMOGRAPHICS_HEADER: [&str; 5] = [
     "nhs_number",
     "status",
@@ -62,15 +65,6 @@ fn line_err(line: u64, message: impl Into<String>) -> LoadError {
         line,
         message: message.into(),
     }
-}
-
-/// Reads a CSV with an exact header, calling `row` with each line's number and fields.
-fn read_csv<R: Read, T>(
-    input: R,
-    header: &[&str],
-    row: impl FnMut(u64, &csv::StringRecord) -> Result<T, String>,
-) -> Result<Vec<T>, LoadError> {
-    read_csv_headers(input, &[header], row)
 }
 
 /// Reads a CSV whose header is exactly one of `headers` (the first is the current one, named in
@@ -185,13 +179,19 @@ pub fn parse_local_authorities<R: Read>(input: R) -> Result<Vec<LocalAuthority>,
 }
 
 pub fn parse_care_settings<R: Read>(input: R) -> Result<Vec<CareSetting>, LoadError> {
-    let settings = read_csv(input, &CARE_SETTING_HEADER, |_, r| {
+    let headers: [&[&str]; 2] = [&CARE_SETTING_HEADER, &CARE_SETTING_HEADER_WITHOUT_PHONE];
+    let settings = read_csv_headers(input, &headers, |_, r| {
         Ok(CareSetting {
             ods_code: ods(&r[0])?,
             name: required(&r[1], "name")?,
             setting_type: r[2]
                 .parse::<SettingType>()
                 .map_err(|_| format!("unknown setting_type '{}'", r[2].trim()))?,
+            phone: r
+                .get(3)
+                .and_then(optional)
+                .map(|p| PhoneNumber::parse(&p).map_err(|e| format!("phone '{p}': {e}")))
+                .transpose()?,
         })
     })?;
     unique(&settings, |s| s.ods_code.clone(), "ods_code")?;
@@ -360,6 +360,50 @@ mod tests {
             parse_local_authorities(csv.as_bytes()),
             Err(LoadError::Line { line: 2, .. })
         ));
+    }
+
+    #[test]
+    fn care_setting_phones_parse_or_are_refused_with_their_line() {
+        let csv = "ods_code,name,setting_type,phone\nRX1,City ED,emergency-department,01632 960100\nRX2,Town GP,gp,\nRX3,Port UTC,urgent-treatment-centre,+44 1632 960300\n";
+        let settings = parse_care_settings(csv.as_bytes()).unwrap();
+        let phones: Vec<_> = settings
+            .iter()
+            .map(|s| s.phone.as_ref().map(|p| p.tel_uri()))
+            .collect();
+        assert_eq!(
+            phones,
+            [
+                Some("tel:+441632960100".to_owned()),
+                None,
+                Some("tel:+441632960300".to_owned())
+            ]
+        );
+        let csv = "ods_code,name,setting_type,phone\nRX1,City ED,emergency-department,01632 960100\nRX2,Town ED,emergency-department,ring switchboard\n";
+        assert_eq!(
+            parse_care_settings(csv.as_bytes()),
+            Err(LoadError::Line {
+                line: 3,
+                message: "phone 'ring switchboard': phone number may contain only digits, spaces, hyphens, brackets and a leading +".into()
+            })
+        );
+        let csv = "ods_code,name,setting_type,phone\nRX1,City ED,emergency-department,0163 296\n";
+        assert_eq!(
+            parse_care_settings(csv.as_bytes()),
+            Err(LoadError::Line {
+                line: 2,
+                message: "phone '0163 296': a UK phone number starts with 0 and has 10 or 11 digits, found 7 digits".into()
+            })
+        );
+        // A file from before the phone column still loads, without numbers.
+        let csv = "ods_code,name,setting_type\nRX1,City ED,emergency-department\n";
+        assert_eq!(parse_care_settings(csv.as_bytes()).unwrap()[0].phone, None);
+        // The header names the current columns.
+        assert_eq!(
+            parse_care_settings(&b"ods_code,name\n"[..]),
+            Err(LoadError::BadHeader {
+                expected: "ods_code,name,setting_type,phone".into()
+            })
+        );
     }
 
     #[test]

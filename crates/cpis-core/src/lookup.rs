@@ -9,12 +9,12 @@
 use crate::bus::NotificationBus;
 use chrono::SecondsFormat;
 use cpis_auth::capability;
+use cpis_domain::attendance::{self, Attendance, AttendancePattern, AttendanceThresholds};
 use cpis_domain::lookup::{visible_records, VisibleRecord, HISTORY_LEN};
 use cpis_domain::{
     access, Access, AccessKind, Accessor, AuditActor, AuditEntry, Clock, LocalAuthority,
     NewNotification, NhsNumber, NotificationKind, OdsCode, PlanType, PlanVisibility, SettingType,
-    Subject,
-    VisibilityPolicy,
+    Subject, VisibilityPolicy,
 };
 use cpis_store::{LookupTx, Store, StoreError};
 use serde_json::json;
@@ -69,6 +69,11 @@ pub struct LookupResult {
     pub notified: Vec<OdsCode>,
     /// The directory entries (contacts) of the LAs in `records`, read in the same transaction.
     pub local_authorities: Vec<LocalAuthority>,
+    /// The child's unscheduled accesses in the last six months and 30 days, this one included
+    /// when it is unscheduled (all zero when no plan is visible: nothing is read).
+    pub attendance: Attendance,
+    /// `Some` when the attendance meets the configured thresholds (only with a visible plan).
+    pub pattern: Option<AttendancePattern>,
 }
 
 impl LookupResult {
@@ -112,6 +117,22 @@ pub struct LookupService {
     policy: VisibilityPolicy,
 }
 
+/// What a lookup applies: which plans show, and when attendance is a pattern.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LookupSettings {
+    pub visibility: VisibilityPolicy,
+    pub attendance: AttendanceThresholds,
+}
+
+impl From<VisibilityPolicy> for LookupSettings {
+    fn from(visibility: VisibilityPolicy) -> Self {
+        LookupSettings {
+            visibility,
+            attendance: AttendanceThresholds::default(),
+        }
+    }
+}
+
 /// A pending answer: `.await` it, or `wait()` from blocking code.
 pub struct PendingLookup(Result<oneshot::Receiver<Result<LookupResult, LookupError>>, LookupError>);
 
@@ -129,27 +150,42 @@ impl PendingLookup {
 
 impl LookupService {
     /// Starts the writer thread, with a notification bus of its own.
+    /// Default attendance thresholds; [`LookupService::start_with_settings`] sets them.
     pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: VisibilityPolicy) -> Self {
         Self::start_with_bus(store, clock, policy, Arc::default())
     }
 
     /// Starts the writer thread; every committed group of lookups is published on `bus`.
-    #[allow(
-        clippy::expect_used,
-        clippy::unwrap_used,
-        reason = "cannot fail: spawn the lookup writer thread"
-    )]
+    /// Default attendance thresholds.
     pub fn start_with_bus(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         policy: VisibilityPolicy,
         bus: Arc<NotificationBus>,
     ) -> Self {
+        Self::start_with_settings(store, clock, policy.into(), bus)
+    }
+
+    /// Starts the writer thread with these settings (visibility, attendance thresholds); every
+    /// committed group of lookups is published on `bus`.
+    #[allow(
+        clippy::expect_used,
+        clippy::unwrap_used,
+        reason = "cannot fail: spawn the lookup writer thread"
+    )]
+    pub fn start_with_settings(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: LookupSettings,
+        bus: Arc<NotificationBus>,
+    ) -> Self {
+        let policy = settings.visibility;
         let (queue, jobs) = sync_channel::<Job>(QUEUE);
         let worker = Worker {
             store: store.clone(),
             clock: clock.clone(),
             policy,
+            attendance: settings.attendance,
             bus: bus.clone(),
         };
         std::thread::Builder::new()
@@ -226,6 +262,7 @@ struct Worker {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policy: VisibilityPolicy,
+    attendance: AttendanceThresholds,
 }
 
 impl Worker {
@@ -296,6 +333,15 @@ impl Worker {
             trace_id: req.trace_id.clone(),
         };
         tx.insert_access(&access)?;
+        // Read after the insert, so an unscheduled lookup counts itself; one indexed read, and
+        // only for a child with a visible plan.
+        let (attendance, pattern) = if records.is_empty() {
+            (Attendance::default(), None)
+        } else {
+            let attendance = tx.attendance(req.nhs_number, now)?;
+            let pattern = attendance::pattern(&attendance.counts, &self.attendance);
+            (attendance, pattern)
+        };
         tx.append_audit(
             &AuditEntry::new(
                 now,
@@ -310,7 +356,8 @@ impl Worker {
             for visible in &records {
                 let id = ordered_id();
                 tx.insert_notification(&NewNotification {
-                    payload: access_payload(&id, visible, &access).to_string(),
+                    payload: access_payload(&id, visible, &access, &attendance, pattern)
+                        .to_string(),
                     id,
                     la: visible.record.la.clone(),
                     kind: NotificationKind::Access,
@@ -331,6 +378,8 @@ impl Worker {
             access,
             notified,
             local_authorities,
+            attendance,
+            pattern,
         })
     }
 }
@@ -352,10 +401,23 @@ pub(crate) fn actor(a: &Accessor) -> AuditActor {
     }
 }
 
-/// The body of an Access to Service Notification: the access and the LA's own record.
-fn access_payload(id: &str, visible: &VisibleRecord, access: &Access) -> serde_json::Value {
+/// The body of an Access to Service Notification: the access and the LA's own record, how to
+/// reach the setting and the person who looked, and the child's attendance across settings.
+fn access_payload(
+    id: &str,
+    visible: &VisibleRecord,
+    access: &Access,
+    attendance: &Attendance,
+    pattern: Option<AttendancePattern>,
+) -> serde_json::Value {
     let r = &visible.record;
     let a = &access.accessor;
+    let contact = (!a.contact.is_empty()).then(|| {
+        json!({
+            "phone": a.contact.phone,
+            "email": a.contact.email,
+        })
+    });
     let mut payload = json!({
         "id": id,
         "kind": NotificationKind::Access.code(),
@@ -371,10 +433,19 @@ fn access_payload(id: &str, visible: &VisibleRecord, access: &Access) -> serde_j
             "user_id": a.user_id,
             "user_name": a.user_name,
             "role": a.role,
-            "organisation": { "ods_code": a.organisation, "name": a.organisation_name },
+            "organisation": {
+                "ods_code": a.organisation,
+                "name": a.organisation_name,
+                "phone": a.organisation_phone,
+            },
             "setting_type": a.setting_type,
+            "contact": contact,
         },
+        "attendance": attendance.counts,
     });
+    if let Some(p) = pattern {
+        payload["pattern"] = p.code().into();
+    }
     // A maternity setting looking up a mother on an unborn child protection plan (the birth
     // may be imminent): docs/WORKFLOW.md, "Births and adoption".
     if a.setting_type == Some(SettingType::Maternity)

@@ -1,6 +1,6 @@
 //! Accesses: a health user or system looked a child up (SPEC 1, rules 3 and 4).
 
-use crate::{NhsNumber, OdsCode, SettingType};
+use crate::{NhsNumber, OdsCode, PhoneNumber, SettingType, WorkContact};
 use chrono::{DateTime, Utc};
 
 /// Who looked a child up, as the audit and the LA see it.
@@ -16,6 +16,13 @@ pub struct Accessor {
     /// The person's NHS identity when they signed in through NHS CIS2 (all `None` for local
     /// accounts, API tokens and systems).
     pub nhs: NhsIdentity,
+    /// The care setting's contact number from the directory (`None` when it has none, or for
+    /// operators and systems). Carried to the LA in the access notification; not kept in the
+    /// access log (read back as `None`).
+    pub organisation_phone: Option<PhoneNumber>,
+    /// The person's work contact, where their identity provider gives it. Carried to the LA in
+    /// the access notification; not kept in the access log (read back empty).
+    pub contact: WorkContact,
 }
 
 /// A person's national identity, as NHS CIS2 asserts it: who they are in the Spine Directory

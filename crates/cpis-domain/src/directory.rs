@@ -1,7 +1,7 @@
 //! Directory entries: local authorities (who own records and receive notifications) and care
 //! settings (where children are seen).
 
-use crate::{OdsCode, OfficeHours};
+use crate::{OdsCode, OfficeHours, PhoneNumber};
 use std::fmt;
 use std::str::FromStr;
 
@@ -147,6 +147,8 @@ pub struct CareSetting {
     pub ods_code: OdsCode,
     pub name: String,
     pub setting_type: SettingType,
+    /// The number an LA rings back (the department's or its safeguarding team's), if listed.
+    pub phone: Option<PhoneNumber>,
 }
 
 #[cfg(test)]

@@ -12,8 +12,10 @@
 )]
 
 pub mod access;
+pub mod attendance;
 pub mod audit;
 pub mod clock;
+pub mod contact;
 pub mod data_quality;
 pub mod date;
 pub mod demographics;
@@ -35,6 +37,7 @@ pub mod was_not_brought;
 pub use access::{Access, AccessKind, Accessor, NhsIdentity};
 pub use audit::{AuditActor, AuditEntry, AuditOutcome, AuditRecord};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use contact::{EmailAddress, PhoneNumber, PhoneNumberError, WorkContact};
 pub use date::{parse_iso_date, DateError};
 pub use demographics::{DemographicStatus, Demographics};
 pub use directory::{CareSetting, LocalAuthority, SettingType};

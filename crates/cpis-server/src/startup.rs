@@ -14,7 +14,8 @@ use cpis_core::anomaly::{AnomalyDetector, AnomalyPolicy};
 use cpis_core::bus::NotificationBus;
 use cpis_core::delivery::{DeliveryWorker, RetryPolicy, Sender};
 use cpis_core::mesh::{MeshSettings, MeshWorker};
-use cpis_core::{LookupService, UploadEngine};
+use cpis_core::{LookupService, LookupSettings, UploadEngine};
+use cpis_domain::attendance::AttendanceThresholds;
 use cpis_domain::{Clock, VisibilityPolicy};
 use cpis_web::OidcWeb;
 use std::future::Future;
@@ -29,6 +30,8 @@ pub struct Settings {
     pub server: ServerConfig,
     /// How long ended plans stay visible.
     pub visibility: VisibilityPolicy,
+    /// When a child's attendance across settings is a pattern (`frequent-attendance`).
+    pub attendance: AttendanceThresholds,
     pub anomaly: AnomalyPolicy,
     pub lockout: LockoutPolicy,
     pub auth_failures: FailurePolicy,
@@ -51,6 +54,7 @@ impl Settings {
         Settings {
             server,
             visibility: VisibilityPolicy::default(),
+            attendance: AttendanceThresholds::default(),
             anomaly: AnomalyPolicy::default(),
             lockout: LockoutPolicy::default(),
             auth_failures: FailurePolicy::default(),
@@ -87,10 +91,13 @@ impl Application {
             settings.identity_provider,
             settings.lockout,
         ));
-        let lookups = LookupService::start_with_bus(
+        let lookups = LookupService::start_with_settings(
             store.clone(),
             clock.clone(),
-            settings.visibility,
+            LookupSettings {
+                visibility: settings.visibility,
+                attendance: settings.attendance,
+            },
             bus.clone(),
         );
         let state = AppState::new(

@@ -44,6 +44,13 @@ pub trait LookupTx {
     fn records_for(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>>;
     fn local_authority(&mut self, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>>;
     fn recent_accesses(&mut self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>>;
+    /// The child's unscheduled accesses in the attendance windows ending `now`
+    /// (`cpis_domain::attendance`), this transaction's own included.
+    fn attendance(
+        &mut self,
+        nhs: NhsNumber,
+        now: DateTime<Utc>,
+    ) -> StoreResult<cpis_domain::attendance::Attendance>;
     fn insert_access(&mut self, access: &Access) -> StoreResult<()>;
     fn insert_notification(&mut self, notification: &NewNotification) -> StoreResult<()>;
     /// Appends an audit entry inside this transaction.

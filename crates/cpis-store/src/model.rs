@@ -154,6 +154,8 @@ pub struct Session {
     /// The CIS2 sign-in's assurance level (the lower of identity and authentication assurance);
     /// `None` for local sign-ins.
     pub assurance_level: Option<u8>,
+    /// The work contact the identity provider asserted at sign-in (else empty).
+    pub contact: cpis_domain::WorkContact,
 }
 
 /// Audit search criteria (newest first).

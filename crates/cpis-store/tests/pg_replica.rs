@@ -90,6 +90,7 @@ fn write_everything(store: &dyn Store) -> (NewUpload, String) {
                 ods_code: OdsCode::parse(SETTING).unwrap(),
                 name: "General Hospital ED".into(),
                 setting_type: SettingType::EmergencyDepartment,
+                phone: None,
             }],
             t0(),
         )
@@ -186,6 +187,8 @@ fn write_everything(store: &dyn Store) -> (NewUpload, String) {
             organisation_name: "General Hospital ED".into(),
             setting_type: Some(SettingType::EmergencyDepartment),
             nhs: Default::default(),
+            organisation_phone: None,
+            contact: Default::default(),
         },
         kind: AccessKind::Unscheduled,
         trace_id: None,

@@ -19,8 +19,8 @@ use cpis_domain::upload::{RecordRow, SensitiveMark, UploadMode};
 use cpis_domain::{
     Access, AccessKind, Accessor, AuditActor, AuditEntry, AuditOutcome, CareSetting,
     DemographicStatus, Demographics, DetailCode, FileOutcome, LocalAuthority, NewNotification,
-    NhsIdentity, NhsNumber, NotificationKind, OdsCode, OfficeHours, Permission, Permissions, Plan,
-    PlanType, RecordOutcome, SettingType,
+    NhsIdentity, NhsNumber, NotificationKind, OdsCode, OfficeHours, Permission, Permissions,
+    PhoneNumber, Plan, PlanType, RecordOutcome, SettingType, WorkContact,
 };
 use cpis_store::audit_chain::GENESIS;
 use cpis_store::postgres::TempDatabase;
@@ -230,6 +230,7 @@ contract!(
     oauth_clients_and_assertion_jtis,
     every_notification_kind_is_stored_and_read_back,
     births_reminders_and_adoption_invalidation,
+    attendance_counts_unscheduled_accesses_in_their_windows,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -422,6 +423,8 @@ fn access(i: i64, n: NhsNumber, kind: AccessKind) -> Access {
             organisation_name: "General Hospital".into(),
             setting_type: Some(SettingType::EmergencyDepartment),
             nhs: NhsIdentity::default(),
+            organisation_phone: None,
+            contact: WorkContact::default(),
         },
         kind,
         trace_id: Some(format!("trace-{i}")),
@@ -550,17 +553,24 @@ fn directory_round_trips(ctx: &Ctx) {
             ods_code: la("RXX01"),
             name: "General Hospital ED".into(),
             setting_type: SettingType::EmergencyDepartment,
+            phone: Some(PhoneNumber::parse("0113 496 0001").unwrap()),
         },
         CareSetting {
             ods_code: la("G81001"),
             name: "Surgery".into(),
             setting_type: SettingType::Gp,
+            phone: None,
         },
     ];
     assert_eq!(s.upsert_care_settings(&settings, t0()).unwrap(), 2);
     assert_eq!(
         s.care_setting(&la("G81001")).unwrap(),
         Some(settings[1].clone())
+    );
+    assert_eq!(
+        s.care_setting(&la("RXX01")).unwrap(),
+        Some(settings[0].clone()),
+        "the contact number round-trips"
     );
     assert_eq!(s.care_setting(&la("ZZZ99")).unwrap(), None);
     let counts = s.counts().unwrap();
@@ -2033,7 +2043,9 @@ fn users_tokens_and_sessions(ctx: &Ctx) {
         expires_at: t0() + Duration::hours(8),
         nhs: NhsIdentity::default(),
         assurance_level: None,
+        contact: WorkContact::from_claims(Some("07700 900123"), Some("a.clinician@nhs.net")),
     };
+    assert!(session.contact.phone.is_some() && session.contact.email.is_some());
     s.create_session(&session).unwrap();
     let (got, user) = s
         .session("session-hash", t0() + Duration::hours(1))
@@ -2056,6 +2068,7 @@ fn users_tokens_and_sessions(ctx: &Ctx) {
         )
     );
     assert_eq!(user, alice);
+    assert_eq!(got.contact, session.contact, "the work contact round-trips");
     assert!(
         s.session("session-hash", t0() + Duration::hours(8))
             .unwrap()
@@ -2654,11 +2667,13 @@ fn la_upload_stats_and_care_settings_list(ctx: &Ctx) {
             ods_code: la("RXX01"),
             name: "General Hospital ED".into(),
             setting_type: SettingType::EmergencyDepartment,
+            phone: None,
         },
         CareSetting {
             ods_code: la("G81001"),
             name: "Surgery".into(),
             setting_type: SettingType::Gp,
+            phone: None,
         },
     ];
     s.upsert_care_settings(&settings, t0()).unwrap();
@@ -3165,6 +3180,7 @@ fn oauth_clients_and_assertion_jtis(ctx: &Ctx) {
             role_code: Some("R8000".into()),
         },
         assurance_level: Some(3),
+        contact: WorkContact::default(),
     };
     s.create_session(&session).unwrap();
     let (got, _) = s.session("cis2-session", t0()).unwrap().unwrap();
@@ -3276,4 +3292,84 @@ fn births_reminders_and_adoption_invalidation(ctx: &Ctx) {
     assert!(s.records_for(m1).unwrap().is_empty());
     assert_eq!(s.records_held(m1).unwrap().len(), 2);
     assert_eq!(s.records_for(m2).unwrap().len(), 1);
+}
+
+/// An unscheduled (or other) access `days_ago` days before `now` at organisation `org`.
+fn access_at(
+    now: DateTime<Utc>,
+    days_ago: i64,
+    n: NhsNumber,
+    org: &str,
+    kind: AccessKind,
+) -> Access {
+    let mut a = access(0, n, kind);
+    a.time = now - Duration::days(days_ago);
+    a.accessor.organisation = la(org);
+    a.accessor.organisation_name = format!("Setting {org}");
+    a
+}
+
+fn attendance_counts_unscheduled_accesses_in_their_windows(ctx: &Ctx) {
+    use cpis_domain::attendance::AttendanceCounts;
+    let s = ctx.store();
+    let now = t0();
+    let (child, other) = (nhs(0), nhs(1));
+    let counts = |seen_6_months, seen_30_days, organisations_30_days| AttendanceCounts {
+        seen_6_months,
+        seen_30_days,
+        organisations_30_days,
+    };
+    assert_eq!(s.attendance(child, now).unwrap().counts, counts(0, 0, 0));
+
+    let mut tx = s.begin_lookups().unwrap();
+    for a in [
+        // Outside six months.
+        access_at(now, 200, child, "RXA01", AccessKind::Unscheduled),
+        // Inside six months, outside 30 days.
+        access_at(now, 100, child, "RXA01", AccessKind::Unscheduled),
+        access_at(now, 40, child, "RXB01", AccessKind::Unscheduled),
+        // Inside 30 days.
+        access_at(now, 10, child, "RXA01", AccessKind::Unscheduled),
+        access_at(now, 1, child, "RXB01", AccessKind::Unscheduled),
+        access_at(now, 0, child, "RXB01", AccessKind::Unscheduled),
+        // Not attendances: silent lookups, another child, after `now`.
+        access_at(now, 5, child, "RXC01", AccessKind::Silent),
+        access_at(now, 1, other, "RXC01", AccessKind::Unscheduled),
+        access_at(now, -1, child, "RXC01", AccessKind::Unscheduled),
+    ] {
+        tx.insert_access(&a).unwrap();
+    }
+    tx.commit().unwrap();
+
+    let got = s.attendance(child, now).unwrap();
+    assert_eq!(got.counts, counts(5, 3, 2));
+    assert_eq!(
+        got.organisations_30_days,
+        ["Setting RXB01", "Setting RXA01"],
+        "most attendances first"
+    );
+    assert_eq!(s.attendance(other, now).unwrap().counts, counts(1, 1, 1));
+    // The windows move with the clock and include their start: 20 days on, the access 10 days
+    // before `now` is exactly 30 days old and counts, and the one after `now` is inside too.
+    assert_eq!(
+        s.attendance(child, now + Duration::days(20))
+            .unwrap()
+            .counts,
+        counts(6, 4, 3)
+    );
+    assert_eq!(
+        s.attendance(child, now + Duration::days(20) + Duration::seconds(1))
+            .unwrap()
+            .counts,
+        counts(6, 3, 2)
+    );
+
+    // Inside a lookup's transaction its own access counts before commit, and not after a
+    // rollback.
+    let mut tx = s.begin_lookups().unwrap();
+    tx.insert_access(&access_at(now, 0, child, "RXC01", AccessKind::Unscheduled))
+        .unwrap();
+    assert_eq!(tx.attendance(child, now).unwrap().counts, counts(6, 4, 3));
+    drop(tx);
+    assert_eq!(s.attendance(child, now).unwrap().counts, counts(5, 3, 2));
 }

@@ -55,6 +55,8 @@ struct SettingRow {
     name: String,
     ods: String,
     setting_type: String,
+    /// The contact number and its `tel:` link, when listed.
+    phone: Option<(String, String)>,
 }
 
 struct PageLink {
@@ -190,6 +192,7 @@ pub async fn page(
                     name: cs.name.clone(),
                     ods: cs.ods_code.to_string(),
                     setting_type: format::setting(cs.setting_type),
+                    phone: cs.phone.as_ref().map(|p| (p.to_string(), p.tel_uri())),
                 })
                 .filter(|cs| matches(&words, &[&cs.name, &cs.ods, &cs.setting_type]))
                 .collect();

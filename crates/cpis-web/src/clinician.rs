@@ -201,6 +201,47 @@ struct ResultPage {
     records: Vec<RecordView>,
     history: Vec<AccessView>,
     notification_statement: String,
+    attendance: AttendanceView,
+}
+
+/// The child's attendance across settings, from the national access log: "Seen N times at M
+/// settings in the last 30 days", with the settings named unless the child is sensitive.
+struct AttendanceView {
+    frequent: bool,
+    line: String,
+    /// `: A, B` naming the settings, or why they are withheld.
+    settings: Option<String>,
+    six_months: String,
+}
+
+impl AttendanceView {
+    fn new(result: &LookupResult) -> Self {
+        let c = &result.attendance.counts;
+        let plural =
+            |n: u32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let line = if c.seen_30_days == 0 {
+            "Not seen in unscheduled care in the last 30 days".to_owned()
+        } else {
+            format!(
+                "Seen {} at {} in the last 30 days",
+                plural(c.seen_30_days, "time", "times"),
+                plural(c.organisations_30_days, "setting", "settings")
+            )
+        };
+        let settings = (c.organisations_30_days > 0).then(|| {
+            if result.sensitive() {
+                " (settings withheld: sensitive record)".to_owned()
+            } else {
+                format!(": {}", result.attendance.organisations_30_days.join(", "))
+            }
+        });
+        AttendanceView {
+            frequent: result.pattern.is_some(),
+            line,
+            settings,
+            six_months: plural(c.seen_6_months, "time", "times"),
+        }
+    }
 }
 
 /// The flag's heading for a plan (docs/WORKFLOW.md, "The clinician's flag").
@@ -331,6 +372,7 @@ impl ResultPage {
             records,
             history,
             notification_statement: notification_statement(cap, result, &las),
+            attendance: AttendanceView::new(result),
         }
     }
 }

@@ -302,6 +302,7 @@ fn authenticator(provider: &Provider) -> (Authenticator, Arc<dyn Store>, tempfil
                 ods_code: OdsCode::parse("RDEMO01").unwrap(),
                 name: "Demo Emergency Department".into(),
                 setting_type: SettingType::EmergencyDepartment,
+                phone: None,
             }],
             t,
         )

@@ -157,3 +157,46 @@ fn provider_users_cannot_collide_with_local_accounts() {
         .unwrap();
     assert!(!principal.has(Permission::Admin));
 }
+
+#[test]
+fn the_work_contact_and_the_settings_number_reach_the_lookup_accessor_through_the_session() {
+    let (auth, store, _dir) = authenticator();
+    store
+        .upsert_care_settings(
+            &[cpis_domain::CareSetting {
+                ods_code: cpis_domain::OdsCode::parse("RDEMO01").unwrap(),
+                name: "Northfield ED".into(),
+                setting_type: cpis_domain::SettingType::EmergencyDepartment,
+                phone: Some(cpis_domain::PhoneNumber::parse("0113 496 0001").unwrap()),
+            }],
+            Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).unwrap(),
+        )
+        .unwrap();
+    let with_contact = JwtIdentity {
+        contact: cpis_domain::WorkContact::from_claims(
+            Some("07700 900123"),
+            Some("idp.clinician@nhs.net"),
+        ),
+        ..identity("5550002", "RDEMO01", "cpis:view-notify")
+    };
+    let (_, session) = auth.login_oidc(&with_contact, None).unwrap();
+    // A later request, from the session cookie alone.
+    let (principal, _) = auth.session(&session.cookie_value).unwrap();
+    let accessor = principal.lookup().unwrap().accessor().clone();
+    assert_eq!(accessor.contact, with_contact.contact);
+    assert_eq!(
+        accessor
+            .organisation_phone
+            .map(|p| p.to_string())
+            .as_deref(),
+        Some("0113 496 0001")
+    );
+    // A provider that gives no contact: none, and the setting's number still.
+    let (_, session) = auth
+        .login_oidc(&identity("5550003", "RDEMO01", "cpis:view-notify"), None)
+        .unwrap();
+    let (principal, _) = auth.session(&session.cookie_value).unwrap();
+    let accessor = principal.lookup().unwrap().accessor().clone();
+    assert!(accessor.contact.is_empty());
+    assert!(accessor.organisation_phone.is_some());
+}

@@ -35,7 +35,12 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         .user
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "operator".into());
-    let lookups = LookupService::start(store.clone(), Arc::new(SystemClock), file.visibility());
+    let lookups = LookupService::start_with_settings(
+        store.clone(),
+        Arc::new(SystemClock),
+        file.lookup_settings()?,
+        Arc::default(),
+    );
     // Operators are not at a care setting: their lookups are always silent.
     let operator = Principal::local_operator(
         &user,
@@ -78,9 +83,13 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"nhs_number": nhs, "records": records, "recent_accesses": history})
-            )?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "nhs_number": nhs,
+                "records": records,
+                "recent_accesses": history,
+                "attendance": result.attendance.counts,
+                "pattern": result.pattern.map(|p| p.code()),
+            }))?
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -120,6 +129,19 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
             );
         }
     }
+    let c = &result.attendance.counts;
+    println!();
+    println!(
+        "  Unscheduled care: {} in the last 30 days at {} organisation(s), {} in 6 months{}",
+        c.seen_30_days,
+        c.organisations_30_days,
+        c.seen_6_months,
+        if result.pattern.is_some() {
+            " (frequent attendance)"
+        } else {
+            ""
+        }
+    );
     println!();
     println!("  Recent unscheduled accesses ({}):", result.history.len());
     for a in &result.history {

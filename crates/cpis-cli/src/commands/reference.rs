@@ -36,7 +36,9 @@ pub enum DirectoryCommand {
         /// ods_code,name,office_hours_phone,edt_phone,secure_email,mesh_mailbox[,office_hours]
         #[arg(long)]
         local_authorities: Option<PathBuf>,
-        /// ods_code,name,setting_type
+        /// ods_code,name,setting_type,phone: phone (optional per row) is the number an LA rings
+        /// back, a UK number (0 and 10 or 11 digits) or +international; a file without the
+        /// phone column still loads.
         #[arg(long)]
         care_settings: Option<PathBuf>,
     },

@@ -152,6 +152,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     };
     let settings = Settings {
         visibility: file.visibility(),
+        attendance: file.attendance()?,
         anomaly: file.anomaly.unwrap_or_default(),
         lockout: LockoutPolicy::default(),
         auth_failures: file.auth_failures.unwrap_or_default(),

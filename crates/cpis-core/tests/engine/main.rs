@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod attendance;
 mod births;
 mod harness;
 mod lifecycle;

@@ -273,12 +273,29 @@ fn notifications_are_queued_once_skipping_acknowledged_ones() {
         .iter()
         .partition(|(_, l, _)| l == "cpis-notification-inactive-1");
     assert_eq!(inactive[0].0, WORKFLOW_INACTIVE_NHS_NUMBER);
+    let mut seen = Vec::new();
     for (workflow, _, body) in access {
         assert_eq!(workflow, WORKFLOW_ACCESS);
         let v: serde_json::Value = serde_json::from_slice(body).unwrap();
         assert_eq!(v["kind"], "access");
         assert_eq!(v["la"], LA_A);
+        // Contacts (null for an operator) and attendance travel over MESH as on every channel.
+        assert!(v["access"]["organisation"].get("phone").is_some(), "{v}");
+        assert!(v["access"].get("contact").is_some(), "{v}");
+        seen.push((
+            v["attendance"]["seen_6_months"].as_u64().unwrap(),
+            v.get("pattern").cloned(),
+        ));
     }
+    seen.sort_by_key(|(n, _)| *n);
+    assert_eq!(
+        seen,
+        [
+            (2, None),
+            (3, Some(serde_json::json!("frequent-attendance")))
+        ],
+        "the second and third lookups; the third is frequent attendance"
+    );
 }
 
 #[test]

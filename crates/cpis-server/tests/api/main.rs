@@ -7,6 +7,7 @@
 mod common;
 
 mod api_admin;
+mod api_contacts;
 mod api_fhir;
 mod api_notifications;
 mod api_stream;

@@ -6,6 +6,7 @@
 mod common;
 
 mod web_admin;
+mod web_attendance;
 mod web_flag;
 mod web_la;
 mod web_la_history;

@@ -312,6 +312,10 @@ async fn directory_filters_and_pages() {
         .text();
     assert!(html.contains("RDEMO01"), "{html}");
     assert!(
+        html.contains("<a href=\"tel:+441134960001\" class=\"cpis-nhs-number\">0113 496 0001</a>"),
+        "the setting's contact number, as a tel: link: {html}"
+    );
+    assert!(
         !html.contains(GP_SETTING),
         "a GP is not an emergency department"
     );

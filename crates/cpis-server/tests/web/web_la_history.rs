@@ -220,6 +220,8 @@ async fn a_long_history_is_exported_whole_across_store_pages() {
                     organisation_name: "Northfield".into(),
                     setting_type: Some(SettingType::EmergencyDepartment),
                     nhs: NhsIdentity::default(),
+                    organisation_phone: None,
+                    contact: Default::default(),
                 },
                 kind: AccessKind::Unscheduled,
                 trace_id: None,

@@ -46,12 +46,18 @@ pub fn upsert_care_settings(
 ) -> StoreResult<usize> {
     for s in settings {
         db.exec(
-            "INSERT INTO care_settings (ods_code, name, setting_type, updated_at)
-             VALUES ($1, $2, $3, $4)
+            "INSERT INTO care_settings (ods_code, name, setting_type, phone, updated_at)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (ods_code) DO UPDATE SET
                  name = excluded.name, setting_type = excluded.setting_type,
-                 updated_at = excluded.updated_at",
-            &[&s.ods_code.as_str(), &s.name, &s.setting_type.code(), &now],
+                 phone = excluded.phone, updated_at = excluded.updated_at",
+            &[
+                &s.ods_code.as_str(),
+                &s.name,
+                &s.setting_type.code(),
+                &s.phone.as_ref().map(|p| p.as_str()),
+                &now,
+            ],
         )?;
     }
     Ok(settings.len())
@@ -83,12 +89,12 @@ pub fn local_authorities(db: &mut dyn Db) -> StoreResult<Vec<LocalAuthority>> {
 }
 
 fn care_setting_from_row(r: &Row) -> StoreResult<CareSetting> {
-    Ok(from_row!(r, 0 => CareSetting { ods_code, name, setting_type }))
+    Ok(from_row!(r, 0 => CareSetting { ods_code, name, setting_type, phone }))
 }
 
 pub fn care_setting(db: &mut dyn Db, ods: &OdsCode) -> StoreResult<Option<CareSetting>> {
     db.find(
-        "SELECT ods_code, name, setting_type FROM care_settings WHERE ods_code = $1",
+        "SELECT ods_code, name, setting_type, phone FROM care_settings WHERE ods_code = $1",
         &[&ods.as_str()],
         care_setting_from_row,
     )
@@ -97,7 +103,7 @@ pub fn care_setting(db: &mut dyn Db, ods: &OdsCode) -> StoreResult<Option<CareSe
 /// Every care setting, by ODS code (the admin directory page).
 pub fn care_settings(db: &mut dyn Db) -> StoreResult<Vec<CareSetting>> {
     db.list(
-        "SELECT ods_code, name, setting_type FROM care_settings ORDER BY ods_code COLLATE \"C\"",
+        "SELECT ods_code, name, setting_type, phone FROM care_settings ORDER BY ods_code COLLATE \"C\"",
         &[],
         care_setting_from_row,
     )

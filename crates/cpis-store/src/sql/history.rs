@@ -25,7 +25,8 @@ pub fn access_history_page(
             let seq: i64 = r.get(0)?;
             let nhs = from_row!(r, 12 => NhsIdentity { sds_user_id, role_profile_id, role_code });
             let accessor = from_row!(r, 6 => Accessor {
-                user_id, user_name, role, organisation, organisation_name, setting_type, nhs = nhs
+                user_id, user_name, role, organisation, organisation_name, setting_type, nhs = nhs,
+                organisation_phone = None, contact = Default::default()
             });
             let access = from_row!(r, 1 => Access {
                 id, time, nhs_number, kind, trace_id, accessor = accessor

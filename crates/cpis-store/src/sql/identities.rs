@@ -5,7 +5,7 @@ use crate::{
     ClientKeys, IdentityChange, NewApiToken, OAuthClient, Session, StoreError, StoreResult, User,
 };
 use chrono::{DateTime, Utc};
-use cpis_domain::{AuditEntry, NhsIdentity};
+use cpis_domain::{AuditEntry, NhsIdentity, WorkContact};
 
 fn no_such_user() -> StoreError {
     StoreError::Constraint("no such user".into())
@@ -181,8 +181,9 @@ pub fn user_by_token_hash(
 pub fn create_session(db: &mut dyn Db, s: &Session) -> StoreResult<()> {
     db.exec(
         "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at,
-                               sds_user_id, role_profile_id, role_code, assurance_level)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                               sds_user_id, role_profile_id, role_code, assurance_level,
+                               contact_phone, contact_email)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         &[
             &s.id_hash,
             &s.user_id,
@@ -193,6 +194,8 @@ pub fn create_session(db: &mut dyn Db, s: &Session) -> StoreResult<()> {
             &s.nhs.role_profile_id,
             &s.nhs.role_code,
             &s.assurance_level.map(i16::from),
+            &s.contact.phone.as_ref().map(|p| p.as_str()),
+            &s.contact.email.as_ref().map(|e| e.as_str()),
         ],
     )?;
     Ok(())
@@ -205,15 +208,16 @@ pub fn session(
 ) -> StoreResult<Option<(Session, User)>> {
     let Some(session) = db.find(
         "SELECT id_hash, user_id, csrf_token, created_at, expires_at, sds_user_id, role_profile_id,
-                role_code, assurance_level
+                role_code, assurance_level, contact_phone, contact_email
          FROM sessions WHERE id_hash = $1 AND expires_at > $2",
         &[&id_hash, &now],
         |r| {
             let nhs = from_row!(r, 5 => NhsIdentity { sds_user_id, role_profile_id, role_code });
             let assurance_level = r.get::<Option<i64>>(8)?.and_then(|a| u8::try_from(a).ok());
+            let contact = from_row!(r, 9 => WorkContact { phone, email });
             Ok(from_row!(r, 0 => Session {
                 id_hash, user_id, csrf_token, created_at, expires_at, nhs = nhs,
-                assurance_level = assurance_level
+                assurance_level = assurance_level, contact = contact
             }))
         },
     )?

@@ -28,8 +28,8 @@ use cpis_domain::outcome::{DetailCode, FileOutcome, RecordOutcome};
 use cpis_domain::report::{UploadId, UploadStatus};
 use cpis_domain::upload::UploadMode;
 use cpis_domain::{
-    parse_iso_date, AccessKind, AuditOutcome, NhsNumber, NotificationKind, OdsCode, OfficeHours,
-    Permissions, PlanType, SettingType,
+    parse_iso_date, AccessKind, AuditOutcome, EmailAddress, NhsNumber, NotificationKind, OdsCode,
+    OfficeHours, Permissions, PhoneNumber, PlanType, SettingType,
 };
 use std::ops::DerefMut;
 
@@ -197,6 +197,8 @@ from_text! {
     PlanType: |s| s.parse().ok(), "plan type";
     SettingType: |s| s.parse().ok(), "setting type";
     OfficeHours: |s| OfficeHours::parse(s).ok(), "office hours";
+    PhoneNumber: |s| PhoneNumber::parse(s).ok(), "phone number";
+    EmailAddress: |s| EmailAddress::parse(s).ok(), "email address";
     UploadMode: |s| s.parse().ok(), "upload mode";
     UserKind: |s| [UserKind::User, UserKind::System].into_iter().find(|k| k.code() == s),
         "user kind";
@@ -364,7 +366,7 @@ macro_rules! migrations {
             "0004_notification_la_seq", "0005_webhooks", "0006_mesh", "0007_stale_held_uploads",
             "0008_plan_sensitive_marks", "0009_access_nhs_identity", "0010_nhs_identities",
             "0011_upload_row_local_id", "0012_lookup_write_indexes", "0013_workflow_kinds",
-            "0017_births", "0018_office_hours")
+            "0015_contacts", "0017_births", "0018_office_hours")
     };
     (@ $backend:literal: $($name:literal),*) => {
         &[$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $backend,

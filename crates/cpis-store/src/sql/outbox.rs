@@ -8,6 +8,7 @@ use crate::{
     StoreError, StoreResult, Webhook,
 };
 use chrono::{DateTime, Utc};
+use cpis_domain::attendance::{self, Attendance, OrganisationAttendance};
 use cpis_domain::notification::Ack;
 use cpis_domain::{
     Access, Accessor, AuditEntry, NewNotification, NhsIdentity, NhsNumber, Notification, OdsCode,
@@ -55,13 +56,36 @@ pub fn recent_accesses(db: &mut dyn Db, nhs: NhsNumber, limit: usize) -> StoreRe
         |r| {
             let nhs = from_row!(r, 11 => NhsIdentity { sds_user_id, role_profile_id, role_code });
             let accessor = from_row!(r, 5 => Accessor {
-                user_id, user_name, role, organisation, organisation_name, setting_type, nhs = nhs
+                user_id, user_name, role, organisation, organisation_name, setting_type, nhs = nhs,
+                organisation_phone = None, contact = Default::default()
             });
             Ok(from_row!(r, 0 => Access {
                 id, time, nhs_number, kind, trace_id, accessor = accessor
             }))
         },
     )
+}
+
+/// A child's attendance (`cpis_domain::attendance`): their unscheduled accesses in the last six
+/// months and the last 30 days, per organisation, in one read of the `accesses_history` partial
+/// index (nhs_number, seq) WHERE kind = 'unscheduled' (the child's rows are found through the
+/// index; time and organisation are read from those rows only). Inside a lookup's transaction it
+/// sees that lookup's own access once inserted.
+pub fn attendance(db: &mut dyn Db, nhs: NhsNumber, now: DateTime<Utc>) -> StoreResult<Attendance> {
+    let (long, short) = attendance::windows(now);
+    let orgs = db.list(
+        "SELECT max(org_name), count(*), count(CASE WHEN time >= $3 THEN 1 END)
+         FROM accesses
+         WHERE nhs_number = $1 AND kind = 'unscheduled' AND time >= $2 AND time <= $4
+         GROUP BY org_ods",
+        &[&nhs.digits(), &long, &short, &now],
+        |r| {
+            Ok(from_row!(r, 0 => OrganisationAttendance {
+                organisation_name, seen_6_months, seen_30_days
+            }))
+        },
+    )?;
+    Ok(Attendance::from_organisations(orgs))
 }
 
 /// Appends to the LA's notification stream and queues its webhook deliveries, inside the

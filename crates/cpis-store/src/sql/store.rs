@@ -109,6 +109,10 @@ store! {
     /// Opens the write transaction a batch of lookups runs in: each lookup reads the child's
     /// records and writes its access and notifications in it, and all commit together.
     tx: fn begin_lookups(&self) -> Box<dyn LookupTx + '_>;
+    /// A child's attendance in the windows ending `now` (what a lookup reads in its transaction;
+    /// here for the contract tests and read-only callers).
+    read: fn attendance(&self, nhs: NhsNumber, now: DateTime<Utc>)
+        -> cpis_domain::attendance::Attendance => outbox::attendance;
     /// Opens the transaction a demographics change file is applied in.
     tx: fn begin_changes(&self) -> Box<dyn ChangesTx + '_>;
 

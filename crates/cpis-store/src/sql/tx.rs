@@ -165,6 +165,14 @@ impl LookupTx for SqlTx<'_> {
         outbox::recent_accesses(self.db(), nhs, limit)
     }
 
+    fn attendance(
+        &mut self,
+        nhs: NhsNumber,
+        now: DateTime<Utc>,
+    ) -> StoreResult<cpis_domain::attendance::Attendance> {
+        outbox::attendance(self.db(), nhs, now)
+    }
+
     fn insert_access(&mut self, access: &Access) -> StoreResult<()> {
         outbox::insert_access(self.db(), access)
     }

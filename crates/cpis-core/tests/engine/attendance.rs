@@ -1,0 +1,226 @@
+//! Frequent attendance across settings: the lookup counts the child's unscheduled accesses in the
+//! last six months and 30 days (this one included) and marks the access notification
+//! `frequent-attendance` when a threshold is met. A settable clock moves the windows.
+
+use crate::common::*;
+use chrono::Duration;
+use cpis_auth::{OrgKind, Principal};
+use cpis_core::lookup::LookupResult;
+use cpis_core::{LookupRequest, LookupService, LookupSettings};
+use cpis_domain::attendance::{AttendanceCounts, AttendancePattern, AttendanceThresholds};
+use cpis_domain::{Clock, NhsNumber, NotificationKind, Permission, Permissions, SettingType};
+use serde_json::Value;
+
+struct Rig {
+    env: Env,
+    lookups: LookupService,
+    child: NhsNumber,
+}
+
+fn rig(thresholds: AttendanceThresholds) -> Rig {
+    let child = nhs(1);
+    let env = Env::with(&[active(child, "2016-05-01"), active(nhs(2), "2016-05-01")]);
+    env.delta(
+        LA_A,
+        "F1",
+        &[Line::upsert(child, "2016-05-01", "CPP", "2026-01-01")],
+    );
+    let lookups = LookupService::start_with_settings(
+        env.store.clone(),
+        env.clock.clone(),
+        LookupSettings {
+            visibility: Default::default(),
+            attendance: thresholds,
+        },
+        Default::default(),
+    );
+    Rig {
+        env,
+        lookups,
+        child,
+    }
+}
+
+impl Rig {
+    /// A lookup by a clinician at care setting `ods` of type `t` (notifying where it may).
+    fn look(&self, ods: &str, t: SettingType, n: NhsNumber) -> LookupResult {
+        let p = Principal::local_operator(
+            "clinician",
+            la(ods),
+            &format!("Setting {ods}"),
+            OrgKind::CareSetting(t),
+            Permissions::new([Permission::ViewNotify]),
+        );
+        self.lookups
+            .lookup(LookupRequest::new(&p.lookup().unwrap(), n, true, None))
+            .unwrap()
+    }
+
+    fn ed(&self, ods: &str) -> LookupResult {
+        self.look(ods, SettingType::EmergencyDepartment, self.child)
+    }
+
+    fn days_on(&self, days: i64) {
+        self.env
+            .clock
+            .set(self.env.clock.now() + Duration::days(days));
+    }
+
+    /// The newest access notification to LA A.
+    fn last_notification(&self) -> Value {
+        let n = self
+            .env
+            .store
+            .notifications(&la(LA_A), 0, 1000)
+            .unwrap()
+            .into_iter()
+            .rfind(|n| n.kind == NotificationKind::Access)
+            .expect("an access notification");
+        serde_json::from_str(&n.payload).unwrap()
+    }
+
+    fn notification_count(&self) -> usize {
+        self.env
+            .store
+            .notifications(&la(LA_A), 0, 1000)
+            .unwrap()
+            .len()
+    }
+}
+
+fn counts(seen_6_months: u32, seen_30_days: u32, organisations_30_days: u32) -> AttendanceCounts {
+    AttendanceCounts {
+        seen_6_months,
+        seen_30_days,
+        organisations_30_days,
+    }
+}
+
+fn attendance_json(c: AttendanceCounts) -> Value {
+    serde_json::json!({
+        "seen_6_months": c.seen_6_months,
+        "seen_30_days": c.seen_30_days,
+        "organisations_30_days": c.organisations_30_days,
+    })
+}
+
+#[test]
+fn two_settings_within_thirty_days_is_frequent_attendance() {
+    let r = rig(AttendanceThresholds::default());
+    let first = r.ed("RXA01");
+    assert_eq!(
+        first.attendance.counts,
+        counts(1, 1, 1),
+        "this access counts"
+    );
+    assert_eq!(first.pattern, None);
+    let n = r.last_notification();
+    assert_eq!(n["attendance"], attendance_json(counts(1, 1, 1)));
+    assert!(
+        n.get("pattern").is_none(),
+        "no pattern below the thresholds"
+    );
+
+    r.days_on(12);
+    let second = r.look("RXB01", SettingType::UrgentTreatmentCentre, r.child);
+    assert_eq!(second.attendance.counts, counts(2, 2, 2));
+    assert_eq!(second.pattern, Some(AttendancePattern::FrequentAttendance));
+    assert_eq!(
+        second.attendance.organisations_30_days.len(),
+        2,
+        "both settings named for the clinician"
+    );
+    let n = r.last_notification();
+    assert_eq!(n["pattern"], "frequent-attendance");
+    assert_eq!(n["attendance"], attendance_json(counts(2, 2, 2)));
+}
+
+#[test]
+fn two_settings_more_than_thirty_days_apart_are_not_a_pattern() {
+    let r = rig(AttendanceThresholds::default());
+    r.ed("RXA01");
+    r.days_on(31);
+    let second = r.ed("RXB01");
+    assert_eq!(second.attendance.counts, counts(2, 1, 1));
+    assert_eq!(second.pattern, None);
+    assert!(r.last_notification().get("pattern").is_none());
+}
+
+#[test]
+fn three_attendances_in_six_months_at_one_setting_is_frequent_attendance() {
+    let r = rig(AttendanceThresholds::default());
+    r.ed("RXA01");
+    r.days_on(70);
+    assert_eq!(r.ed("RXA01").pattern, None);
+    r.days_on(70);
+    let third = r.ed("RXA01");
+    assert_eq!(third.attendance.counts, counts(3, 1, 1));
+    assert_eq!(third.pattern, Some(AttendancePattern::FrequentAttendance));
+    assert_eq!(r.last_notification()["pattern"], "frequent-attendance");
+    // Over six months after the first, it has left the window.
+    r.days_on(50);
+    let fourth = r.ed("RXA01");
+    assert_eq!(
+        fourth.attendance.counts,
+        counts(3, 1, 1),
+        "days 70, 140, 190"
+    );
+    r.days_on(150);
+    let fifth = r.ed("RXA01");
+    assert_eq!(fifth.attendance.counts, counts(2, 1, 1), "days 190 and 340");
+    assert_eq!(fifth.pattern, None);
+}
+
+#[test]
+fn silent_lookups_and_other_children_are_not_attendances() {
+    let r = rig(AttendanceThresholds::default());
+    r.ed("RXA01");
+    let before = r.notification_count();
+    // A GP's lookup is silent: it is not an attendance, notifies nobody, and sees the count.
+    let gp = r.look("G81001", SettingType::Gp, r.child);
+    assert_eq!(gp.attendance.counts, counts(1, 1, 1));
+    assert_eq!(gp.pattern, None);
+    assert_eq!(r.notification_count(), before);
+    // Another child's lookups (a miss: no plan) read nothing and count nothing.
+    let miss = r.look("RXB01", SettingType::EmergencyDepartment, nhs(2));
+    assert_eq!(miss.attendance.counts, counts(0, 0, 0));
+    assert_eq!(miss.pattern, None);
+    let second = r.ed("RXA01");
+    assert_eq!(second.attendance.counts, counts(2, 2, 1));
+    assert_eq!(second.pattern, None);
+}
+
+#[test]
+fn configured_thresholds_decide_the_pattern() {
+    let r = rig(AttendanceThresholds {
+        seen_6_months: 4,
+        organisations_30_days: 3,
+    });
+    r.ed("RXA01");
+    r.days_on(1);
+    let two_settings = r.ed("RXB01");
+    assert_eq!(two_settings.attendance.counts, counts(2, 2, 2));
+    assert_eq!(two_settings.pattern, None, "3 settings are needed");
+    r.days_on(1);
+    let three_settings = r.ed("RXC01");
+    assert_eq!(three_settings.attendance.counts, counts(3, 3, 3));
+    assert_eq!(
+        three_settings.pattern,
+        Some(AttendancePattern::FrequentAttendance)
+    );
+}
+
+#[test]
+fn every_access_notification_carries_contacts_or_null() {
+    let r = rig(AttendanceThresholds::default());
+    r.ed("RXA01");
+    let n = r.last_notification();
+    // An operator principal has no directory phone and no identity contact: both null.
+    assert!(n["access"]["organisation"]
+        .as_object()
+        .unwrap()
+        .contains_key("phone"));
+    assert_eq!(n["access"]["organisation"]["phone"], Value::Null);
+    assert!(n["access"].as_object().unwrap().contains_key("contact"));
+    assert_eq!(n["access"]["contact"], Value::Null);
+}
