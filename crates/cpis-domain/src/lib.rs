@@ -29,6 +29,7 @@ pub mod record;
 pub mod report;
 pub mod upload;
 pub mod visibility;
+pub mod work_queue;
 
 pub use access::{Access, AccessKind, Accessor, NhsIdentity};
 pub use audit::{AuditActor, AuditEntry, AuditOutcome, AuditRecord};
