@@ -213,6 +213,33 @@ pub fn group_repeats(items: &[QueueKey], window: Duration) -> Vec<Vec<usize>> {
     groups
 }
 
+/// What the work queue files a notification under, read from its payload: the child's (or
+/// mother's) NHS number, the setting that looked (accesses), and an attendance pattern.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PayloadKeys {
+    pub nhs_number: Option<String>,
+    pub setting: Option<String>,
+    pub pattern: Option<String>,
+}
+
+impl PayloadKeys {
+    pub fn of(payload: &str) -> Self {
+        let v: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+        let text = |path: &[&str]| {
+            path.iter()
+                .try_fold(&v, |v, k| v.get(*k))
+                .and_then(serde_json::Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        PayloadKeys {
+            nhs_number: text(&["child", "nhs_number"]).or_else(|| text(&["nhs_number"])),
+            setting: text(&["access", "organisation", "ods_code"]),
+            pattern: text(&["pattern"]),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +330,19 @@ mod tests {
         let items = vec![access("9000000009", "RX1", 0), acked, other];
         let g = group_repeats(&items, Duration::hours(4));
         assert_eq!(g.len(), 3);
+    }
+
+    #[test]
+    fn payload_keys_are_read_from_access_and_other_payloads() {
+        let k = PayloadKeys::of(
+            r#"{"child":{"nhs_number":"9000000009"},"access":{"organisation":{"ods_code":"RX1"}},"pattern":"frequent-attendance"}"#,
+        );
+        assert_eq!(k.nhs_number.as_deref(), Some("9000000009"));
+        assert_eq!(k.setting.as_deref(), Some("RX1"));
+        assert_eq!(k.pattern.as_deref(), Some("frequent-attendance"));
+        let k = PayloadKeys::of(r#"{"nhs_number":"9000000017"}"#);
+        assert_eq!(k.nhs_number.as_deref(), Some("9000000017"));
+        assert_eq!(PayloadKeys::of("not json"), PayloadKeys::default());
     }
 
     proptest! {
