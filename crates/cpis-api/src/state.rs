@@ -22,6 +22,8 @@ pub struct ServerConfig {
     /// the care-setting-type code system, the LA local-id system); default: the server's FHIR
     /// base, where it serves them.
     pub fhir_canonical_base: Option<String>,
+    /// The LA work queue: escalation deadline and repeat window.
+    pub work_queue: cpis_domain::work_queue::WorkQueuePolicy,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +33,7 @@ impl Default for ServerConfig {
             spool_dir: None,
             public_base_url: None,
             fhir_canonical_base: None,
+            work_queue: Default::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod audit_search;
 pub mod bench;
 pub mod bus;
 pub mod delivery;
+pub mod escalation;
 pub mod demo;
 pub mod inbox;
 pub mod la_upload;

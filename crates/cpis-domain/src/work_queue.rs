@@ -213,6 +213,48 @@ pub fn group_repeats(items: &[QueueKey], window: Duration) -> Vec<Vec<usize>> {
     groups
 }
 
+/// The work queue's configuration (`[work_queue]` in the configuration file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkQueuePolicy {
+    /// Hours an actionable notification may stay unacknowledged before it is overdue and
+    /// escalated (default 24: information about an open case is an Initial Contact, to be
+    /// acted on within a working day).
+    pub escalation_hours: u32,
+    /// Minutes within which repeat lookups of one child at one setting collapse into one item
+    /// (default 240: one emergency department attendance, by the four-hour standard, is looked
+    /// up by triage, the treating clinician and the paediatrician; 0 turns collapsing off).
+    pub repeat_window_minutes: u32,
+}
+
+impl Default for WorkQueuePolicy {
+    fn default() -> Self {
+        WorkQueuePolicy {
+            escalation_hours: 24,
+            repeat_window_minutes: 240,
+        }
+    }
+}
+
+impl WorkQueuePolicy {
+    /// Checks the bounds: escalation 1 to 168 hours (a week), repeat window 0 to 1440 minutes.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=168).contains(&self.escalation_hours) {
+            return Err("work_queue.escalation_hours must be 1 to 168".into());
+        }
+        if self.repeat_window_minutes > 1440 {
+            return Err("work_queue.repeat_window_minutes must be 0 to 1440".into());
+        }
+        Ok(())
+    }
+    pub fn deadline(&self) -> Duration {
+        Duration::hours(i64::from(self.escalation_hours))
+    }
+    pub fn repeat_window(&self) -> Duration {
+        Duration::minutes(i64::from(self.repeat_window_minutes))
+    }
+}
+
 /// What the work queue files a notification under, read from its payload: the child's (or
 /// mother's) NHS number, the setting that looked (accesses), and an attendance pattern.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -330,6 +372,21 @@ mod tests {
         let items = vec![access("9000000009", "RX1", 0), acked, other];
         let g = group_repeats(&items, Duration::hours(4));
         assert_eq!(g.len(), 3);
+    }
+
+    #[test]
+    fn policy_bounds_are_checked() {
+        assert!(WorkQueuePolicy::default().validate().is_ok());
+        let bad = WorkQueuePolicy {
+            escalation_hours: 0,
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = WorkQueuePolicy {
+            repeat_window_minutes: 1441,
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

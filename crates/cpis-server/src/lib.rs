@@ -68,8 +68,10 @@ pub async fn serve(
     .await
 }
 
-/// Background upkeep of a serving process: writes the audit entries of failed authentications
-/// that were counted rather than written one by one, every five seconds.
+/// Background upkeep of a serving process, every five seconds: writes the audit entries of
+/// failed authentications that were counted rather than written one by one, and escalates work
+/// queue items left unacknowledged past the deadline (by the service clock; safe with several
+/// servers on one database).
 pub fn spawn_housekeeping(state: &AppState) {
     let state = state.clone();
     tokio::spawn(async move {
@@ -84,6 +86,28 @@ pub fn spawn_housekeeping(state: &AppState) {
             {
                 tracing::error!(error = %e, "could not write counted authentication failures to the audit");
             }
+            let s = state.clone();
+            match tokio::task::spawn_blocking(move || escalate(&s)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(escalated = n, "overdue notifications escalated"),
+                Ok(Err(e)) => tracing::error!(error = %e, "could not escalate overdue notifications"),
+                Err(e) => tracing::error!(error = %e, "the escalation task did not finish"),
+            }
         }
     });
+}
+
+/// One escalation run: every notification overdue by the service clock raises its one
+/// escalation notification. Tests call it after moving the clock.
+pub fn escalate(state: &AppState) -> cpis_store::StoreResult<usize> {
+    let n = cpis_core::escalation::escalate_overdue(
+        state.store.as_ref(),
+        state.clock.now(),
+        state.config.work_queue.deadline(),
+    )?;
+    if n > 0 {
+        // Wakes this server's event streams at once.
+        state.lookups.commits().publish();
+    }
+    Ok(n)
 }

@@ -303,7 +303,7 @@ pub async fn ack(
     let acks = tokio::task::spawn_blocking(move || {
         let inbox = LaInbox::new(store.as_ref(), &cap);
         ids.iter()
-            .map(|id| inbox.acknowledge(id, now, trace.clone()))
+            .map(|id| inbox.acknowledge(id, &cpis_domain::work_queue::AckDetails::receipt(), now, trace.clone()))
             .collect::<Result<Vec<Ack>, _>>()
     })
     .await??;

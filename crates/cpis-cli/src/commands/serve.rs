@@ -135,6 +135,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         spool_dir: Some(spool_dir),
         public_base_url: file.public_base_url.clone(),
         fhir_canonical_base: file.fhir_canonical_base.clone(),
+        work_queue: {
+            let policy = file.work_queue.unwrap_or_default();
+            policy.validate().map_err(anyhow::Error::msg)?;
+            policy
+        },
     };
     let bind = args
         .bind
