@@ -6,6 +6,8 @@ pub mod oauth;
 mod session;
 mod uploads;
 
+pub use notifications::FilterParams;
+
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderValue};
