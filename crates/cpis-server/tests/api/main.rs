@@ -11,4 +11,5 @@ mod api_fhir;
 mod api_notifications;
 mod api_stream;
 mod api_uploads;
+mod api_work_queue;
 mod harness;
