@@ -54,21 +54,22 @@ pub fn escalation_for(n: &Notification, now: DateTime<Utc>, deadline: Duration) 
 
 /// Escalates every notification overdue at `now` that is not yet escalated; returns how many
 /// this call escalated (another server may have taken some).
-pub fn escalate_overdue(store: &dyn Store, now: DateTime<Utc>, deadline: Duration) -> StoreResult<usize> {
+pub fn escalate_overdue(
+    store: &dyn Store,
+    now: DateTime<Utc>,
+    deadline: Duration,
+) -> StoreResult<usize> {
     let mut escalated = 0;
     loop {
         let due = store.overdue_unescalated(now - deadline, BATCH)?;
         let mut this_round = 0;
         for n in &due {
             let escalation = escalation_for(n, now, deadline);
-            let audit = AuditEntry::new(now, system(), "notification.escalate", None).detail(
-                format!(
+            let audit =
+                AuditEntry::new(now, system(), "notification.escalate", None).detail(format!(
                     "notification {} ({}) unacknowledged past the deadline: escalation {}",
-                    n.id,
-                    n.la,
-                    escalation.id
-                ),
-            );
+                    n.id, n.la, escalation.id
+                ));
             if store.escalate(&n.id, &escalation, &audit)? {
                 this_round += 1;
             }

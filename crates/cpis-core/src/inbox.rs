@@ -113,9 +113,9 @@ impl<'a> LaInbox<'a> {
             assignment.to.as_str()
         ));
         let refused = self.refusal(id, &entry);
-        let assigned = self
-            .store
-            .assign_audited(self.cap.la(), id, &assignment, &done, &refused)?;
+        let assigned =
+            self.store
+                .assign_audited(self.cap.la(), id, &assignment, &done, &refused)?;
         Ok(assigned.then(|| assignment.to.as_str().to_owned()))
     }
 

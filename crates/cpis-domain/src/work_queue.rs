@@ -314,7 +314,10 @@ mod tests {
         let d = AckDetails::parse(Some("referred-to-mash"), Some("  called  ")).unwrap();
         assert_eq!(d.outcome, Some(AckOutcome::ReferredToMash));
         assert_eq!(d.note.as_deref(), Some("called"));
-        assert_eq!(AckDetails::parse(None, Some(" ")).unwrap(), AckDetails::receipt());
+        assert_eq!(
+            AckDetails::parse(None, Some(" ")).unwrap(),
+            AckDetails::receipt()
+        );
     }
 
     #[test]
@@ -330,7 +333,10 @@ mod tests {
 
     #[test]
     fn assignee_is_bounded_and_printable() {
-        assert_eq!(Assignee::parse(" MASH team ").unwrap().as_str(), "MASH team");
+        assert_eq!(
+            Assignee::parse(" MASH team ").unwrap().as_str(),
+            "MASH team"
+        );
         assert!(Assignee::parse("  ").is_err());
         assert!(Assignee::parse("a\nb").is_err());
         assert!(Assignee::parse(&"x".repeat(MAX_ASSIGNEE_CHARS + 1)).is_err());
@@ -340,11 +346,29 @@ mod tests {
     fn only_actionable_kinds_become_overdue_at_the_deadline() {
         let d = Duration::hours(24);
         let k = NotificationKind::Access;
-        assert!(!overdue(k, at(0), false, at(0) + d - Duration::seconds(1), d));
+        assert!(!overdue(
+            k,
+            at(0),
+            false,
+            at(0) + d - Duration::seconds(1),
+            d
+        ));
         assert!(overdue(k, at(0), false, at(0) + d, d));
         assert!(!overdue(k, at(0), true, at(0) + d, d));
-        assert!(!overdue(NotificationKind::UploadReport, at(0), false, at(0) + d, d));
-        assert!(!overdue(NotificationKind::Escalation, at(0), false, at(0) + d, d));
+        assert!(!overdue(
+            NotificationKind::UploadReport,
+            at(0),
+            false,
+            at(0) + d,
+            d
+        ));
+        assert!(!overdue(
+            NotificationKind::Escalation,
+            at(0),
+            false,
+            at(0) + d,
+            d
+        ));
         assert!(actionable_codes().contains(&"was-not-brought".to_owned()));
     }
 

@@ -90,7 +90,9 @@ pub fn spawn_housekeeping(state: &AppState) {
             match tokio::task::spawn_blocking(move || escalate(&s)).await {
                 Ok(Ok(0)) => {}
                 Ok(Ok(n)) => tracing::info!(escalated = n, "overdue notifications escalated"),
-                Ok(Err(e)) => tracing::error!(error = %e, "could not escalate overdue notifications"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "could not escalate overdue notifications")
+                }
                 Err(e) => tracing::error!(error = %e, "the escalation task did not finish"),
             }
         }

@@ -12,11 +12,11 @@
 
 use chrono::{DateTime, Duration, NaiveDate, SubsecRound, TimeZone, Utc};
 use cpis_domain::notification::{Ack, Acknowledgement, Assignment};
-use cpis_domain::work_queue::{AckDetails, AckOutcome, Assignee};
 use cpis_domain::report::{
     RowResult, UploadCounts, UploadId, UploadMeta, UploadStatus, UploadSummary,
 };
 use cpis_domain::upload::{RecordRow, SensitiveMark, UploadMode};
+use cpis_domain::work_queue::{AckDetails, AckOutcome, Assignee};
 use cpis_domain::{
     Access, AccessKind, Accessor, AuditActor, AuditEntry, AuditOutcome, CareSetting,
     DemographicStatus, Demographics, DetailCode, FileOutcome, LocalAuthority, NewNotification,
@@ -27,8 +27,8 @@ use cpis_store::audit_chain::GENESIS;
 use cpis_store::postgres::TempDatabase;
 use cpis_store::{
     AuditQuery, AuditVerification, HeldClaim, IdentityChange, NewApiToken, NewUpload,
-    NotificationFilter, NotificationOrder, NotificationQuery, RowFilter,
-    Session, Store, StoreError, User, UserKind,
+    NotificationFilter, NotificationOrder, NotificationQuery, RowFilter, Session, Store,
+    StoreError, User, UserKind,
 };
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -3144,7 +3144,7 @@ fn query_ids(s: &dyn Store, filter: NotificationFilter, order: NotificationOrder
 fn acknowledgement_keeps_who_outcome_and_note_of_the_first(ctx: &Ctx) {
     let s = ctx.store();
     let n = notification(LA_A, 1);
-    insert_all(s, &[n.clone()]);
+    insert_all(s, std::slice::from_ref(&n));
     let sw = actor("sw-1", Some(LA_A));
     let audit = entry(5, sw.clone(), "notification.ack", None);
     let t1 = t0() + Duration::minutes(5);
@@ -3182,7 +3182,7 @@ fn acknowledgement_keeps_who_outcome_and_note_of_the_first(ctx: &Ctx) {
 fn assignment_is_la_scoped_and_audited(ctx: &Ctx) {
     let s = ctx.store();
     let n = notification(LA_A, 1);
-    insert_all(s, &[n.clone()]);
+    insert_all(s, std::slice::from_ref(&n));
     let sw = actor("sw-1", Some(LA_A));
     let done = AuditEntry {
         detail: Some("assigned".into()),
@@ -3201,9 +3201,18 @@ fn assignment_is_la_scoped_and_audited(ctx: &Ctx) {
     assert!(!s
         .assign_audited(&la(LA_B), &n.id, &to("Intruders", None), &done, &refused)
         .unwrap());
-    assert_eq!(s.notifications(&la(LA_A), 0, 10).unwrap()[0].assigned_to, None);
+    assert_eq!(
+        s.notifications(&la(LA_A), 0, 10).unwrap()[0].assigned_to,
+        None
+    );
     assert!(s
-        .assign_audited(&la(LA_A), &n.id, &to("Sam Worker", Some("sw-1")), &done, &refused)
+        .assign_audited(
+            &la(LA_A),
+            &n.id,
+            &to("Sam Worker", Some("sw-1")),
+            &done,
+            &refused
+        )
         .unwrap());
     assert!(s
         .assign_audited(&la(LA_A), &n.id, &to("MASH team", None), &done, &refused)
@@ -3271,7 +3280,11 @@ fn work_queue_filters_order_and_pages(ctx: &Ctx) {
         f
     };
     assert_eq!(
-        query_ids(s, f(|f| f.nhs_number = Some("9000000009".into())), after0.clone()),
+        query_ids(
+            s,
+            f(|f| f.nhs_number = Some("9000000009".into())),
+            after0.clone()
+        ),
         ids(&[&old, &newer])
     );
     assert_eq!(
@@ -3279,17 +3292,23 @@ fn work_queue_filters_order_and_pages(ctx: &Ctx) {
         ids(&[&frequent, &newer])
     );
     assert_eq!(
-        query_ids(s, f(|f| f.kind = Some(NotificationKind::UploadReport)), after0.clone()),
+        query_ids(
+            s,
+            f(|f| f.kind = Some(NotificationKind::UploadReport)),
+            after0.clone()
+        ),
         ids(&[&old_report, &report])
     );
-    let (from, to) = (t0() + Duration::minutes(60), t0() + Duration::minutes(60 * 31));
-    let mut window = NotificationFilter::default();
-    window.from = Some(from);
-    window.to = Some(to);
-    assert_eq!(
-        query_ids(s, window, after0.clone()),
-        ids(&[&frequent])
+    let (from, to) = (
+        t0() + Duration::minutes(60),
+        t0() + Duration::minutes(60 * 31),
     );
+    let window = NotificationFilter {
+        from: Some(from),
+        to: Some(to),
+        ..Default::default()
+    };
+    assert_eq!(query_ids(s, window, after0.clone()), ids(&[&frequent]));
     // The cursor still applies with filters: after the first access of child 1.
     let stored = s.notifications(&la(LA_A), 0, 10).unwrap();
     assert_eq!(
@@ -3319,7 +3338,11 @@ fn work_queue_filters_order_and_pages(ctx: &Ctx) {
         ids(&[&old, &old_report, &frequent, &report])
     );
     assert_eq!(
-        query_ids(s, f(|f| f.assigned_user = Some("sw-1".into())), after0.clone()),
+        query_ids(
+            s,
+            f(|f| f.assigned_user = Some("sw-1".into())),
+            after0.clone()
+        ),
         ids(&[&frequent])
     );
 
@@ -3402,9 +3425,16 @@ fn escalation_is_written_once_under_concurrency(ctx: &Ctx) {
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap()).sum::<usize>()
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .sum::<usize>()
     });
-    assert_eq!(escalated, due.len(), "each overdue notification escalated once");
+    assert_eq!(
+        escalated,
+        due.len(),
+        "each overdue notification escalated once"
+    );
     let escalations = query_ids(
         s,
         NotificationFilter {
@@ -3429,7 +3459,11 @@ fn escalation_is_written_once_under_concurrency(ctx: &Ctx) {
         ..notification(LA_A, 60 * 25)
     };
     assert!(!s
-        .escalate(&acked.id, &esc, &entry(1, system, "notification.escalate", None))
+        .escalate(
+            &acked.id,
+            &esc,
+            &entry(1, system, "notification.escalate", None)
+        )
         .unwrap());
     assert!(matches!(
         s.audit_verify().unwrap(),

@@ -17,12 +17,12 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use cpis_api::routes::FilterParams;
 use cpis_api::ApiError;
 use cpis_api::AppState;
 use cpis_auth::capability::LaNotifications;
 use cpis_auth::Principal;
 use cpis_core::inbox::LaInbox;
-use cpis_api::routes::FilterParams;
 use cpis_domain::notification::Ack;
 use cpis_domain::work_queue::{
     group_repeats, overdue, AckDetails, AckOutcome, Assignee, PayloadKeys, QueueKey,
@@ -143,7 +143,11 @@ fn tel(number: &str) -> Option<String> {
 }
 
 /// A work item (one or more notifications, newest first) as people read it.
-fn item_of(group: &[&Notification], now: chrono::DateTime<chrono::Utc>, deadline: chrono::Duration) -> NotificationRow {
+fn item_of(
+    group: &[&Notification],
+    now: chrono::DateTime<chrono::Utc>,
+    deadline: chrono::Duration,
+) -> NotificationRow {
     let mut row = row_of(group[0]);
     if group.len() > 1 {
         row.id = group
@@ -248,12 +252,11 @@ pub fn row_of(n: &Notification) -> NotificationRow {
         },
         _ => String::new(),
     };
-    let looked_by = text(&body, &["access", "user_name"]).map(|name| {
-        match text(&body, &["access", "role"]) {
+    let looked_by =
+        text(&body, &["access", "user_name"]).map(|name| match text(&body, &["access", "role"]) {
             Some(role) => format!("{name}, {role}"),
             None => name.to_owned(),
-        }
-    });
+        });
     let phones = [
         ("Setting", &["access", "organisation", "phone"][..]),
         ("Clinician", &["access", "contact", "phone"][..]),
@@ -338,7 +341,9 @@ fn page_number(v: Option<&str>) -> Result<u64, ApiError> {
             .parse::<u64>()
             .ok()
             .filter(|p| *p < 100_000)
-            .ok_or_else(|| ApiError::BadRequest("That page of notifications does not exist.".into())),
+            .ok_or_else(|| {
+                ApiError::BadRequest("That page of notifications does not exist.".into())
+            }),
     }
 }
 
@@ -654,7 +659,10 @@ pub async fn ack(
         .iter()
         .filter(|a| matches!(a, Ack::Acknowledged(_) | Ack::AlreadyAcknowledged(_)))
         .count() as u64;
-    Ok(page::see_other(&back_to(&form, &format!("acknowledged={done}"))))
+    Ok(page::see_other(&back_to(
+        &form,
+        &format!("acknowledged={done}"),
+    )))
 }
 
 fn capitalised(s: &str) -> String {
@@ -676,8 +684,14 @@ pub async fn assign(
         let to = match Assignee::parse(fields(&form, "assign_to").next().unwrap_or("")) {
             Ok(to) => to,
             Err(e) => {
-                return refuse(&state, &user, &cap, "assign_to", capitalised(&e.to_string()))
-                    .await
+                return refuse(
+                    &state,
+                    &user,
+                    &cap,
+                    "assign_to",
+                    capitalised(&e.to_string()),
+                )
+                .await
             }
         };
         (posted_ids(fields(&form, "id")), Some(to))

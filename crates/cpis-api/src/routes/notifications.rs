@@ -13,9 +13,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
+use chrono::{DateTime, Utc};
 use cpis_auth::Principal;
 use cpis_core::inbox::LaInbox;
-use chrono::{DateTime, Utc};
 use cpis_domain::notification::Ack;
 use cpis_domain::work_queue::{AckDetails, Assignee};
 use cpis_domain::{NhsNumber, NotificationKind, OdsCode};
@@ -72,7 +72,9 @@ fn flag(v: Option<&str>, name: &str) -> Result<bool, ApiError> {
     match present(v) {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") | Some("on") => Ok(true),
-        Some(_) => Err(ApiError::BadRequest(format!("{name} must be true or false"))),
+        Some(_) => Err(ApiError::BadRequest(format!(
+            "{name} must be true or false"
+        ))),
     }
 }
 
@@ -215,7 +217,9 @@ fn details(outcome: Option<&str>, note: Option<&str>) -> Result<AckDetails, ApiE
 fn ack_json(ack: &Ack) -> Option<Value> {
     match ack {
         Ack::NotFound => None,
-        Ack::Acknowledged(at) => Some(json!({"acknowledged_at": at, "already_acknowledged": false})),
+        Ack::Acknowledged(at) => {
+            Some(json!({"acknowledged_at": at, "already_acknowledged": false}))
+        }
         Ack::AlreadyAcknowledged(at) => {
             Some(json!({"acknowledged_at": at, "already_acknowledged": true}))
         }
@@ -316,9 +320,9 @@ pub async fn assign(
         "{\"to\": \"team or worker\"} or {\"to_me\": true}",
     )?;
     let to = match (b.to, b.to_me) {
-        (Some(to), false) => Some(
-            Assignee::parse(&to).map_err(|e| ApiError::BadRequest(e.to_string()))?,
-        ),
+        (Some(to), false) => {
+            Some(Assignee::parse(&to).map_err(|e| ApiError::BadRequest(e.to_string()))?)
+        }
         (None, true) => None,
         _ => {
             return Err(ApiError::BadRequest(

@@ -24,7 +24,8 @@ async fn four(app: &TestApp) -> (Person, Vec<Value>) {
     .into_iter()
     .enumerate()
     {
-        app.clock.set(start + chrono::Duration::minutes(i as i64 + 1));
+        app.clock
+            .set(start + chrono::Duration::minutes(i as i64 + 1));
         app.notifying_lookup(nhs, token).await;
     }
     let all: Vec<Value> = app
@@ -93,7 +94,10 @@ async fn acknowledging_records_who_when_outcome_and_note_and_the_first_wins() {
     );
     // An empty body still acknowledges (receipt, no outcome).
     let other = id(&all[1]);
-    assert_eq!(app.ack(&other, Some(COVENTRY_TOKEN)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.ack(&other, Some(COVENTRY_TOKEN)).await.status,
+        StatusCode::OK
+    );
     assert!(find(&app, &other).await["outcome"].is_null());
     let audit = app.last_audit("notification.ack", None).await.unwrap();
     assert_eq!(audit["outcome"], "success");
@@ -108,8 +112,14 @@ async fn bad_acknowledgements_are_refused_and_change_nothing() {
     let long = "x".repeat(1001);
     for (body, says) in [
         (json!({"outcome": "shrug"}), "outcome must be one of"),
-        (json!({"note": long}), "note must be at most 1000 characters"),
-        (json!({"outcome": "other", "extra": 1}), "the body must be JSON"),
+        (
+            json!({"note": long}),
+            "note must be at most 1000 characters",
+        ),
+        (
+            json!({"outcome": "other", "extra": 1}),
+            "the body must be JSON",
+        ),
     ] {
         let r = app.post_json(&uri, COVENTRY_TOKEN, &body).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
@@ -129,7 +139,10 @@ async fn bad_acknowledgements_are_refused_and_change_nothing() {
         .post_json(&uri, WESTMINSTER_TOKEN, &json!({"outcome": "other"}))
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert!(find(&app, &n).await["acknowledged_at"].is_null(), "nothing acknowledged");
+    assert!(
+        find(&app, &n).await["acknowledged_at"].is_null(),
+        "nothing acknowledged"
+    );
 }
 
 #[tokio::test]
@@ -171,17 +184,28 @@ async fn bulk_acknowledgement_reports_each_id() {
         .collect();
     assert_eq!(
         statuses,
-        ["acknowledged", "already-acknowledged", "not-found", "not-found"]
+        [
+            "acknowledged",
+            "already-acknowledged",
+            "not-found",
+            "not-found"
+        ]
     );
     assert_eq!(find(&app, &a).await["outcome"], "social-worker-informed");
-    assert!(find(&app, &b).await["outcome"].is_null(), "the first acknowledgement stays");
+    assert!(
+        find(&app, &b).await["outcome"].is_null(),
+        "the first acknowledgement stays"
+    );
     let still = app
         .all_notifications(WESTMINSTER_TOKEN)
         .await
         .into_iter()
         .find(|n| n["id"] == theirs.as_str())
         .unwrap();
-    assert!(still["acknowledged_at"].is_null(), "another LA's is untouched");
+    assert!(
+        still["acknowledged_at"].is_null(),
+        "another LA's is untouched"
+    );
 }
 
 #[tokio::test]
@@ -209,11 +233,15 @@ async fn assignment_to_a_team_or_to_me_with_the_assigned_to_me_filter() {
     let mine = app
         .notifications_page(COVENTRY_TOKEN, "?assigned_to_me=true")
         .await;
-    assert_eq!(ids_of(&mine), [b.clone()]);
+    assert_eq!(ids_of(&mine), vec![b]);
     let audit = app.last_audit("notification.assign", None).await.unwrap();
     assert_eq!(audit["outcome"], "success");
 
-    for body in [json!({}), json!({"to": " "}), json!({"to": "x", "to_me": true})] {
+    for body in [
+        json!({}),
+        json!({"to": " "}),
+        json!({"to": "x", "to_me": true}),
+    ] {
         let r = app
             .post_json(
                 &format!("/api/v1/notifications/{a}/assign"),
@@ -231,7 +259,11 @@ async fn assignment_to_a_team_or_to_me_with_the_assigned_to_me_filter() {
         )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(find(&app, &a).await["assigned_to"], "MASH team", "unchanged");
+    assert_eq!(
+        find(&app, &a).await["assigned_to"],
+        "MASH team",
+        "unchanged"
+    );
 }
 
 #[tokio::test]
@@ -241,14 +273,15 @@ async fn list_filters_with_the_cursor() {
     let by_child = app
         .notifications_page(COVENTRY_TOKEN, &format!("?nhs_number={SHARED_CHILD}"))
         .await;
-    assert_eq!(ids_of(&by_child), all[..3].iter().map(id).collect::<Vec<_>>());
+    assert_eq!(
+        ids_of(&by_child),
+        all[..3].iter().map(id).collect::<Vec<_>>()
+    );
     let by_setting = app
         .notifications_page(COVENTRY_TOKEN, &format!("?setting={ED2_SETTING}"))
         .await;
     assert_eq!(ids_of(&by_setting), [id(&all[1]), id(&all[3])]);
-    let kind = app
-        .notifications_page(COVENTRY_TOKEN, "?kind=access")
-        .await;
+    let kind = app.notifications_page(COVENTRY_TOKEN, "?kind=access").await;
     assert!(kind["notifications"]
         .as_array()
         .unwrap()
@@ -279,7 +312,13 @@ async fn list_filters_with_the_cursor() {
         )
         .await;
     assert_eq!(ids_of(&after), [id(&all[3])]);
-    for bad in ["?nhs_number=123", "?kind=gossip", "?setting=%20!", "?from=yesterday", "?unacknowledged=maybe"] {
+    for bad in [
+        "?nhs_number=123",
+        "?kind=gossip",
+        "?setting=%20!",
+        "?from=yesterday",
+        "?unacknowledged=maybe",
+    ] {
         let r = app
             .get(&format!("/api/v1/notifications{bad}"), Some(COVENTRY_TOKEN))
             .await;
@@ -307,7 +346,10 @@ async fn an_overdue_notification_is_escalated_exactly_once() {
         .into_iter()
         .filter(|n| n["kind"] == "escalation")
         .count();
-    assert!(westminster > 0, "Westminster's own are escalated to Westminster");
+    assert!(
+        westminster > 0,
+        "Westminster's own are escalated to Westminster"
+    );
     // The server's own housekeeping may have taken some meanwhile: never more than one each.
     assert!(runs <= 3 + westminster, "{runs} escalated");
     assert_eq!(app.escalate(), 0, "never repeated");
@@ -332,7 +374,10 @@ async fn an_overdue_notification_is_escalated_exactly_once() {
         .iter()
         .map(|e| e["overdue"]["id"].as_str().unwrap())
         .collect();
-    assert!(!overdue.contains(&id(&all[1]).as_str()), "acknowledged: not escalated");
+    assert!(
+        !overdue.contains(&id(&all[1]).as_str()),
+        "acknowledged: not escalated"
+    );
     assert!(raised[0]["child"]["nhs_number"].is_string());
     assert!(find(&app, &id(&all[0])).await["escalated_at"].is_string());
     let audit = app.last_audit("notification.escalate", None).await.unwrap();

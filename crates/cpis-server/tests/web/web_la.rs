@@ -677,18 +677,29 @@ async fn repeat_lookups_are_one_item_acknowledged_together_with_an_outcome() {
     let mut ids: Vec<&str> = seen.iter().map(|n| n["id"].as_str().unwrap()).collect();
     ids.reverse();
     let item = ids.join(",");
-    assert!(inbox.contains(&format!("value=\"{item}\"")), "one checkbox for the item");
+    assert!(
+        inbox.contains(&format!("value=\"{item}\"")),
+        "one checkbox for the item"
+    );
 
     let long = "n".repeat(1001);
     let r = s
         .submit(
             &app,
             "/la/notifications/ack",
-            &[("id", &item), ("outcome", "contacted-setting"), ("note", &long)],
+            &[
+                ("id", &item),
+                ("outcome", "contacted-setting"),
+                ("note", &long),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.text().contains("Note must be at most 1000 characters"), "{}", r.text());
+    assert!(
+        r.text().contains("Note must be at most 1000 characters"),
+        "{}",
+        r.text()
+    );
     let r = s
         .submit(
             &app,
@@ -724,12 +735,15 @@ async fn repeat_lookups_are_one_item_acknowledged_together_with_an_outcome() {
         assert_eq!(n["acknowledged_by"]["name"], "coventry.web name");
     }
     let inbox = s.get(&app, "/la/notifications").await.text();
-    assert!(!inbox.contains("Looked up 3 times"), "acknowledged: not in the default view");
-    let all = s
-        .get(&app, "/la/notifications?filtered=1")
-        .await
-        .text();
-    assert!(all.contains("by coventry.web name: Contacted the setting"), "{all}");
+    assert!(
+        !inbox.contains("Looked up 3 times"),
+        "acknowledged: not in the default view"
+    );
+    let all = s.get(&app, "/la/notifications?filtered=1").await.text();
+    assert!(
+        all.contains("by coventry.web name: Contacted the setting"),
+        "{all}"
+    );
 }
 
 #[tokio::test]
@@ -761,5 +775,8 @@ async fn an_overdue_item_comes_first_and_assign_to_me_filters() {
         .await
         .text();
     assert!(mine.contains("Assigned to coventry.web name"), "{mine}");
-    assert_eq!(mine.matches("data-inbox-select ").count() + mine.matches("data-inbox-select>").count(), 1);
+    assert_eq!(
+        mine.matches("data-inbox-select ").count() + mine.matches("data-inbox-select>").count(),
+        1
+    );
 }

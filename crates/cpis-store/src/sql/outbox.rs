@@ -285,9 +285,18 @@ pub fn notification_query(
         conditions.push("n.acknowledged_at IS NULL".into());
     }
     let optional: [(Option<&dyn ToArg>, &str); 6] = [
-        (f.assigned_user.as_ref().map(|v| v as &dyn ToArg), "n.assigned_user ="),
-        (f.nhs_number.as_ref().map(|v| v as &dyn ToArg), "n.nhs_number ="),
-        (f.setting.as_ref().map(|v| v as &dyn ToArg), "n.setting_ods ="),
+        (
+            f.assigned_user.as_ref().map(|v| v as &dyn ToArg),
+            "n.assigned_user =",
+        ),
+        (
+            f.nhs_number.as_ref().map(|v| v as &dyn ToArg),
+            "n.nhs_number =",
+        ),
+        (
+            f.setting.as_ref().map(|v| v as &dyn ToArg),
+            "n.setting_ods =",
+        ),
         (kind.as_ref().map(|v| v as &dyn ToArg), "n.kind ="),
         (f.from.as_ref().map(|v| v as &dyn ToArg), "n.created_at >="),
         (f.to.as_ref().map(|v| v as &dyn ToArg), "n.created_at <"),

@@ -8,9 +8,8 @@ use super::{
 use crate::{
     AuditQuery, AuditVerification, ChangesTx, DeadDelivery, DueDelivery, IdentityChange, LookupTx,
     MeshOutboxEntry, MeshOutgoing, NewApiToken, NewMeshMessage, NotificationQuery, OAuthClient,
-    OutboxStats,
-    RecordQuery, RowFilter, Session, StoreCounts, StoreResult, StoredRecord, UploadTx, User,
-    Webhook,
+    OutboxStats, RecordQuery, RowFilter, Session, StoreCounts, StoreResult, StoredRecord, UploadTx,
+    User, Webhook,
 };
 use chrono::{DateTime, Utc};
 use cpis_domain::data_quality::UploadOutcomeCounts;
