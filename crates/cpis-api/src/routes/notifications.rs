@@ -152,15 +152,23 @@ pub async fn list(
         )));
     }
     let filter = filters.filter(&cap.actor().id)?;
+    // Without filters, the streaming read as before (it may be served by a read replica).
+    let unfiltered = filter == NotificationFilter::default();
     let query = NotificationQuery {
         filter,
         order: NotificationOrder::After(after),
         limit,
     };
     let store = state.store.clone();
-    let items =
-        tokio::task::spawn_blocking(move || LaInbox::new(store.as_ref(), &cap).query(&query))
-            .await??;
+    let items = tokio::task::spawn_blocking(move || {
+        let inbox = LaInbox::new(store.as_ref(), &cap);
+        if unfiltered {
+            inbox.after(after, limit)
+        } else {
+            inbox.query(&query)
+        }
+    })
+    .await??;
     let next = items.last().map_or(after, |n| n.seq);
     Ok(Json(json!({
         "notifications": items.iter().map(notification_json).collect::<Vec<_>>(),
