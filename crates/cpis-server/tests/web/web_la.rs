@@ -780,3 +780,29 @@ async fn an_overdue_item_comes_first_and_assign_to_me_filters() {
         1
     );
 }
+
+/// A mother on an unborn child protection plan is never called the child in the inbox.
+#[tokio::test]
+async fn the_mother_on_an_unborn_child_plan_is_not_called_the_child() {
+    let app = spawn_app();
+    let mother = spare_mothers().remove(0);
+    app.upload_rows(
+        COVENTRY_TOKEN,
+        &[ucpp_row(&mother, "2026-10-01", None, "2027-01-15")],
+    )
+    .await;
+    app.notifying_lookup(&mother.nhs, ED_TOKEN).await;
+    let s = sign_in(&app, COVENTRY, "coventry.web").await;
+    let inbox = s.get(&app, "/la/notifications").await.text();
+    let at = inbox.find("T-").expect("the mother's row");
+    let row_start = inbox[..at].rfind("<tr").unwrap();
+    let row_end = at + inbox[at..].find("</tr>").unwrap();
+    let row = &inbox[row_start..row_end];
+    assert!(row.contains("Mother seen"), "{row}");
+    assert!(
+        row.contains("this is the mother&#39;s record")
+            || row.contains("this is the mother's record"),
+        "{row}"
+    );
+    assert!(!row.contains("Child"), "{row}");
+}
