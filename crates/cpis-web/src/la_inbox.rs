@@ -721,3 +721,68 @@ pub async fn assign(
     .await??;
     Ok(page::see_other(&back_to(&form, "assigned=1")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn notification(payload: serde_json::Value) -> Notification {
+        Notification {
+            id: "01a00000-0000-7000-8000-000000000001".into(),
+            seq: 1,
+            la: cpis_domain::OdsCode::parse("E08000026").unwrap(),
+            kind: NotificationKind::Access,
+            created_at: Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap(),
+            payload: payload.to_string(),
+            acknowledged_at: None,
+            acknowledged_by: None,
+            acknowledged_by_name: None,
+            outcome: None,
+            note: None,
+            assigned_to: None,
+            assigned_user: None,
+            escalated_at: None,
+        }
+    }
+
+    #[test]
+    fn phones_become_tel_links_when_the_payload_has_them() {
+        let row = row_of(&notification(serde_json::json!({
+            "child": {"nhs_number": "9000000009", "given_name": "Ivy", "local_id": "C-1",
+                      "plans": [{"plan_type": "CPP", "state": "active"}]},
+            "access": {"user_name": "Dr A", "role": "Registrar",
+                       "organisation": {"name": "City ED", "ods_code": "RX1", "phone": "024 7696 4000"},
+                       "contact": {"phone": "+44 7700 900123", "email": null}}
+        })));
+        assert_eq!(
+            row.phones,
+            vec![
+                (
+                    "Setting".into(),
+                    "024 7696 4000".into(),
+                    "tel:02476964000".into()
+                ),
+                (
+                    "Clinician".into(),
+                    "+44 7700 900123".into(),
+                    "tel:+447700900123".into()
+                ),
+            ]
+        );
+        assert_eq!(row.looked_by.as_deref(), Some("Dr A, Registrar"));
+        assert_eq!(row.local_id.as_deref(), Some("C-1"));
+        assert_eq!((row.person, row.kind), ("Child", "Child seen"));
+        assert_eq!(row.plans, vec!["Child Protection Plan".to_owned()]);
+    }
+
+    #[test]
+    fn no_phone_fields_no_links_and_a_ucpp_mother_is_the_mother() {
+        let row = row_of(&notification(serde_json::json!({
+            "child": {"nhs_number": "9000000009", "plans": [{"plan_type": "UCPP", "state": "active"}]},
+            "access": {"organisation": {"name": "City ED", "ods_code": "RX1", "phone": null}}
+        })));
+        assert!(row.phones.is_empty());
+        assert_eq!((row.person, row.kind), ("Mother", "Mother seen"));
+    }
+}
