@@ -71,8 +71,14 @@ describe('local authority notification inbox', () => {
       row.getByRole('button', { name: /^Acknowledge/ }).click()
     ])
     assert.match(await page.locator('.nhsuk-notification-banner').innerText(), /1 notification acknowledged/)
-    const acked = page.locator('tbody[data-inbox-rows] tr', { hasText: grouped(SHARED_CHILD) }).first()
+    // The work queue shows what is still to do: the acknowledged item has left it…
+    const ackedRow = `tbody[data-inbox-rows] tr[data-seq="${notification.cursor}"]`
+    assert.equal(await page.locator(ackedRow).count(), 0)
+    // …and shows, acknowledged, without the "only unacknowledged" filter.
+    await page.goto(`${server.base}/la/notifications?filtered=1`)
+    const acked = page.locator(ackedRow)
     assert.match(await acked.innerText(), /Acknowledged/)
+    assert.match(await acked.innerText(), /Known, no action/)
     assert.equal(await acked.getByRole('button', { name: /^Acknowledge/ }).count(), 0)
     const [after] = await apiNotifications(server.base, SHARED_CHILD)
     assert.equal(after.id, notification.id)
@@ -105,6 +111,49 @@ describe('local authority notification inbox', () => {
     const unacked = (await apiNotifications(server.base, SHARED_CHILD)).filter((n) => !n.acknowledged_at)
     assert.deepEqual(unacked, [], 'every notification about the child is acknowledged')
     await checkPage(page, 'la-05-inbox-acknowledged-selected', { axe: false })
+    await context.close()
+  })
+
+  it('works as a queue: filter, collapsed repeats, select all, bulk acknowledge with an outcome, on a phone', async () => {
+    const { page, context } = await newPage(browser)
+    await page.setViewportSize({ width: 390, height: 844 })
+    await signInAsLa(page, server.base)
+    // Two lookups of the same child at the same setting: one work item.
+    await edLookup(server.base, SHARED_CHILD)
+    await edLookup(server.base, SHARED_CHILD)
+    const fits = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)
+
+    // Filter by the child's NHS number.
+    await page.getByText('Filter notifications').click()
+    await page.getByLabel('NHS number').fill(SHARED_CHILD)
+    await Promise.all([page.waitForURL(/nhs_number=/), page.getByRole('button', { name: 'Apply filters' }).click()])
+    dropNavigationAborts(page)
+    const rows = page.locator('tbody[data-inbox-rows] tr')
+    assert.equal(await rows.count(), 1, 'the repeats are one item')
+    const item = rows.first()
+    assert.match(await item.innerText(), /Looked up 2 times/)
+    assert.equal(await item.locator('.cpis-repeat-times li').count(), 2, 'each time listed')
+    assert.match(await item.innerText(), /Looked up by /)
+    assert.ok(await fits(), 'no sideways scrolling at 390 px (filtered queue)')
+    await checkPage(page, 'la-06-inbox-queue-phone')
+
+    // Select all, one outcome and note for the lot.
+    await page.getByLabel('Select all on this page').check()
+    assert.equal(await page.locator('[data-inbox-select]:checked').count(), await page.locator('[data-inbox-select]').count())
+    await page.getByLabel('Outcome').selectOption('referred-to-mash')
+    await page.getByLabel('Note (optional)').fill('Discussed with the MASH duty social worker')
+    await Promise.all([page.waitForURL(/acknowledged=2/), page.getByRole('button', { name: 'Acknowledge selected' }).click()])
+    dropNavigationAborts(page)
+    assert.match(await page.locator('.nhsuk-notification-banner').innerText(), /2 notifications acknowledged/)
+    assert.match(page.url(), /nhs_number=/, 'back to the same filters')
+    assert.ok(await fits(), 'no sideways scrolling at 390 px (acknowledged)')
+    await checkPage(page, 'la-07-inbox-bulk-acknowledged-phone')
+    const acked = (await apiNotifications(server.base, SHARED_CHILD)).slice(-2)
+    for (const n of acked) {
+      assert.equal(n.outcome, 'referred-to-mash')
+      assert.equal(n.note, 'Discussed with the MASH duty social worker')
+      assert.ok(n.acknowledged_by?.name, 'who acknowledged')
+    }
     await context.close()
   })
 })

@@ -56,6 +56,22 @@ pub struct Notification {
     /// `access`: whom `child` describes: `child`, or `mother` when every plan on the record is
     /// an unborn child protection plan (never call her the child).
     subject: Option<String>,
+    /// Who acknowledged it first: `{"id": …, "name": …}` (null: not yet).
+    #[schema(value_type = Option<Object>)]
+    acknowledged_by: Option<serde_json::Value>,
+    /// The acknowledgement's outcome: `known-no-action`, `social-worker-informed`,
+    /// `contacted-setting`, `referred-to-mash`, `other` (null: none given, or not yet).
+    outcome: Option<String>,
+    /// The acknowledgement's note (at most 1000 characters).
+    note: Option<String>,
+    /// The team or worker the item is assigned to.
+    assigned_to: Option<String>,
+    /// When it was escalated (left unacknowledged past the deadline; docs/WORKFLOW.md).
+    escalated_at: Option<String>,
+    /// An `escalation`: the notification that became overdue (`id`, `kind`, `cursor`,
+    /// `created_at`, `deadline_hours`, `assigned_to`).
+    #[schema(value_type = Option<Object>)]
+    overdue: Option<serde_json::Value>,
     /// The child (or, for an unborn child's plan, the mother) and the LA's plans.
     #[schema(value_type = Option<Object>)]
     child: Option<serde_json::Value>,
@@ -81,6 +97,55 @@ pub struct NotificationPage {
     next_cursor: String,
     /// Whether a full page was returned (there may be more).
     more: bool,
+}
+
+/// `POST /api/v1/notifications/{id}/ack` (the body is optional: empty acknowledges receipt).
+#[derive(Serialize, ToSchema)]
+pub struct AckRequest {
+    /// `known-no-action`, `social-worker-informed`, `contacted-setting`, `referred-to-mash` or
+    /// `other`.
+    outcome: Option<String>,
+    /// At most 1000 characters.
+    note: Option<String>,
+}
+
+/// `POST /api/v1/notifications/ack`.
+#[derive(Serialize, ToSchema)]
+pub struct BulkAckRequest {
+    /// 1 to 500 notification ids.
+    ids: Vec<String>,
+    outcome: Option<String>,
+    note: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BulkAckItem {
+    id: String,
+    /// `acknowledged`, `already-acknowledged` or `not-found`.
+    status: String,
+    acknowledged_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BulkAckResult {
+    /// One per id, in the order given.
+    results: Vec<BulkAckItem>,
+}
+
+/// `POST /api/v1/notifications/{id}/assign`: `to` or `to_me`, not both.
+#[derive(Serialize, ToSchema)]
+pub struct AssignRequest {
+    /// A team or worker, 1 to 100 characters.
+    to: Option<String>,
+    /// Assign to the caller (its display name; the "assigned to me" filter).
+    to_me: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AssignResult {
+    id: String,
+    assigned_to: String,
+    assigned_at: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -350,9 +415,16 @@ fn token() {}
     security(("bearer" = []), ("session" = [])),
     params(
         ("after" = Option<String>, Query, description = "A cursor from an earlier page (default: from the start)"),
-        ("limit" = Option<u32>, Query, description = "1 to 1000 (default 100)", minimum = 1, maximum = 1000)),
+        ("limit" = Option<u32>, Query, description = "1 to 1000 (default 100)", minimum = 1, maximum = 1000),
+        ("unacknowledged" = Option<bool>, Query, description = "Only those not yet acknowledged"),
+        ("assigned_to_me" = Option<bool>, Query, description = "Only those assigned to the caller"),
+        ("nhs_number" = Option<String>, Query, description = "Only those about this child (or mother)"),
+        ("setting" = Option<String>, Query, description = "Only lookups by this care setting (ODS code)"),
+        ("kind" = Option<String>, Query, description = "Only this kind (`access`, `escalation`, …)"),
+        ("from" = Option<String>, Query, description = "Created at or after (date or RFC 3339 time)"),
+        ("to" = Option<String>, Query, description = "Created before (date or RFC 3339 time)")),
     responses(
-        (status = 200, description = "The LA's notifications after the cursor, oldest first", body = NotificationPage),
+        (status = 200, description = "The LA's notifications after the cursor that match the filters, oldest first", body = NotificationPage),
         BadRequest,
         Refusals))]
 fn notifications() {}
@@ -360,11 +432,33 @@ fn notifications() {}
 #[utoipa::path(post, path = "/api/v1/notifications/{id}/ack", tag = "notifications",
     security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path, description = "The notification's id")),
+    request_body(content = AckRequest, content_type = "application/json", description = "Optional: an empty body acknowledges receipt only"),
     responses(
-        (status = 200, description = "Acknowledged (or already was)", body = AckResult),
+        (status = 200, description = "Acknowledged (or already was: the first acknowledgement's who, outcome and note stand)", body = AckResult),
+        BadRequest,
         NotFound,
         Refusals))]
 fn ack() {}
+
+#[utoipa::path(post, path = "/api/v1/notifications/ack", tag = "notifications",
+    security(("bearer" = []), ("session" = [])),
+    request_body(content = BulkAckRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Each id's answer (a wrong body writes nothing: 400)", body = BulkAckResult),
+        BadRequest,
+        Refusals))]
+fn bulk_ack() {}
+
+#[utoipa::path(post, path = "/api/v1/notifications/{id}/assign", tag = "notifications",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "The notification's id")),
+    request_body(content = AssignRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Assigned (replacing an earlier assignment)", body = AssignResult),
+        BadRequest,
+        NotFound,
+        Refusals))]
+fn assign() {}
 
 #[utoipa::path(get, path = "/api/v1/notifications/stream", tag = "notifications",
     security(("bearer" = []), ("session" = [])),
@@ -519,7 +613,8 @@ impl Modify for Security {
         description = "Child Protection – Information Sharing: the LA upload and notification API, sessions and tokens, audit and administration. The FHIR API for health systems is described by /fhir/R4/metadata.",
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0")
     ),
-    paths(healthz, readyz, metrics, openapi_json, login, logout, session, token, notifications, ack, stream,
+    paths(healthz, readyz, metrics, openapi_json, login, logout, session, token, notifications, ack,
+          bulk_ack, assign, stream,
           create_upload, upload_report, confirm_upload, audit_search, audit_verify, alerts, users,
           dead_deliveries, demographics_changes, purge),
     modifiers(&Security),

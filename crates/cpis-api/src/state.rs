@@ -25,6 +25,8 @@ pub struct ServerConfig {
     /// Days after a UCPP's expected delivery date with no plan for the baby before its LA gets a
     /// `birth-reminder` notification (housekeeping; default 14).
     pub birth_reminder_days: u32,
+    /// The LA work queue: escalation deadline and repeat window.
+    pub work_queue: cpis_domain::work_queue::WorkQueuePolicy,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +37,7 @@ impl Default for ServerConfig {
             public_base_url: None,
             fhir_canonical_base: None,
             birth_reminder_days: cpis_core::lifecycle::BIRTH_REMINDER_DAYS,
+            work_queue: Default::default(),
         }
     }
 }

@@ -55,6 +55,9 @@ pub struct FileConfig {
     /// Canonical base of cpis's own FHIR extension and code systems (default: the server's
     /// FHIR base, `{public_base_url}/fhir/R4`, where they are served).
     pub fhir_canonical_base: Option<String>,
+    /// The LA work queue: `escalation_hours` (default 24), `repeat_window_minutes` (default
+    /// 240).
+    pub work_queue: Option<cpis_domain::work_queue::WorkQueuePolicy>,
     /// Webhook retry policy.
     pub webhooks: Option<cpis_core::delivery::RetryPolicy>,
     /// Where webhooks may be sent (https only; internal addresses only when allow-listed).

@@ -843,3 +843,47 @@ fn the_change_feed_command_applies_an_adoption_invalidation_and_refuses_a_bad_mo
     assert_eq!(payloads.len(), 2);
     assert!(payloads.iter().all(|p| !p.contains("9434765919")));
 }
+
+/// A `[work_queue]` section out of bounds (or misspelt) stops `cpis serve` before it listens,
+/// naming the setting.
+#[test]
+fn serve_refuses_a_work_queue_section_out_of_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[work_queue]\nescalation_hours = 0\n",
+            "work_queue.escalation_hours must be 1 to 168",
+        ),
+        (
+            "[work_queue]\nrepeat_window_minutes = 1441\n",
+            "work_queue.repeat_window_minutes must be 0 to 1440",
+        ),
+        ("[work_queue]\nescalation_hour = 24\n", "escalation_hour"),
+    ];
+    for (i, (toml, expected)) in cases.iter().enumerate() {
+        let config = dir.path().join(format!("cpis-wq-{i}.toml"));
+        std::fs::write(&config, toml).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cpis"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--database"])
+            .arg(format!("sqlite://{}", dir.path().join("cpis.db").display()))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run cpis");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{expected}: serve started despite the bad section");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{expected}: serve must not start");
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+}

@@ -65,6 +65,15 @@ pub fn notification_json(n: &Notification) -> Value {
         obj.insert("kind".into(), json!(n.kind.code()));
         obj.insert("cursor".into(), json!(n.seq.to_string()));
         obj.insert("acknowledged_at".into(), json!(n.acknowledged_at));
+        let by = n
+            .acknowledged_by
+            .as_ref()
+            .map(|id| json!({"id": id, "name": n.acknowledged_by_name.as_deref().unwrap_or(id)}));
+        obj.insert("acknowledged_by".into(), json!(by));
+        obj.insert("outcome".into(), json!(n.outcome.map(|o| o.code())));
+        obj.insert("note".into(), json!(n.note));
+        obj.insert("assigned_to".into(), json!(n.assigned_to));
+        obj.insert("escalated_at".into(), json!(n.escalated_at));
     }
     body
 }

@@ -15,6 +15,7 @@ pub mod bench;
 pub mod bus;
 pub mod delivery;
 pub mod demo;
+pub mod escalation;
 pub mod evidence;
 pub mod inbox;
 pub mod la_upload;

@@ -33,6 +33,7 @@ pub mod report;
 pub mod upload;
 pub mod visibility;
 pub mod was_not_brought;
+pub mod work_queue;
 
 pub use access::{Access, AccessKind, Accessor, NhsIdentity};
 pub use audit::{AuditActor, AuditEntry, AuditOutcome, AuditRecord};

@@ -1,5 +1,6 @@
 //! Notifications to local authorities (SPEC 1, 3.3).
 
+use crate::work_queue::{AckDetails, AckOutcome, Assignee};
 use crate::OdsCode;
 use chrono::{DateTime, Utc};
 
@@ -65,7 +66,35 @@ pub struct Notification {
     pub created_at: DateTime<Utc>,
     pub payload: String,
     pub acknowledged_at: Option<DateTime<Utc>>,
+    /// The acknowledging user's id.
     pub acknowledged_by: Option<String>,
+    /// The acknowledging user's display name, as it was then.
+    pub acknowledged_by_name: Option<String>,
+    pub outcome: Option<AckOutcome>,
+    pub note: Option<String>,
+    /// The team or worker the item is assigned to.
+    pub assigned_to: Option<String>,
+    /// The user id, when assigned to a user of the LA ("assigned to me").
+    pub assigned_user: Option<String>,
+    /// When it was escalated (raised its one `escalation` notification).
+    pub escalated_at: Option<DateTime<Utc>>,
+}
+
+/// A first acknowledgement as written: who, when, and what was done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgement {
+    pub by: String,
+    pub by_name: String,
+    pub at: DateTime<Utc>,
+    pub details: AckDetails,
+}
+
+/// An assignment as written: free text, and the user id when it names a user of the LA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub to: Assignee,
+    pub user: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 /// A notification about to be written.

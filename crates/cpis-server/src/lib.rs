@@ -68,9 +68,11 @@ pub async fn serve(
     .await
 }
 
-/// Background upkeep of a serving process: writes the audit entries of failed authentications
-/// that were counted rather than written one by one, every five seconds; sends birth reminders
-/// ([`birth_reminders`]) at start, whenever the service clock's date changes, and hourly.
+/// Background upkeep of a serving process, every five seconds: writes the audit entries of
+/// failed authentications that were counted rather than written one by one, and escalates work
+/// queue items left unacknowledged past the deadline (by the service clock; safe with several
+/// servers on one database); sends birth reminders ([`birth_reminders`]) at start, whenever the
+/// service clock's date changes, and hourly.
 pub fn spawn_housekeeping(state: &AppState) {
     let state = state.clone();
     tokio::spawn(async move {
@@ -87,6 +89,15 @@ pub fn spawn_housekeeping(state: &AppState) {
                 tokio::task::spawn_blocking(move || s.write_counted_auth_failures()).await
             {
                 tracing::error!(error = %e, "could not write counted authentication failures to the audit");
+            }
+            let s = state.clone();
+            match tokio::task::spawn_blocking(move || escalate(&s)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(escalated = n, "overdue notifications escalated"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "could not escalate overdue notifications")
+                }
+                Err(e) => tracing::error!(error = %e, "the escalation task did not finish"),
             }
             let today = state.clock.today();
             if reminded_on != Some(today)
@@ -121,4 +132,19 @@ pub fn birth_reminders(state: &AppState) -> Result<usize, cpis_store::StoreError
         state.lookups.commits().publish();
     }
     Ok(sent)
+}
+
+/// One escalation run: every notification overdue by the service clock raises its one
+/// escalation notification. Tests call it after moving the clock.
+pub fn escalate(state: &AppState) -> cpis_store::StoreResult<usize> {
+    let n = cpis_core::escalation::escalate_overdue(
+        state.store.as_ref(),
+        state.clock.now(),
+        state.config.work_queue.deadline(),
+    )?;
+    if n > 0 {
+        // Wakes this server's event streams at once.
+        state.lookups.commits().publish();
+    }
+    Ok(n)
 }

@@ -23,7 +23,9 @@ pub mod sqlite;
 pub use audit_chain::AuditVerification;
 pub use cpis_domain::data_quality::{MatchCounts, UploadOutcomeCounts};
 pub use error::{unavailable_errors, StoreError, StoreResult};
-pub use la_query::{RecordQuery, RecordSearch};
+pub use la_query::{
+    NotificationFilter, NotificationOrder, NotificationQuery, RecordQuery, RecordSearch,
+};
 pub use model::{
     AuditQuery, ClientKeys, DeadDelivery, DueBirthReminder, DueDelivery, IdentityChange,
     MeshOutboxEntry, MeshOutgoing, NewApiToken, NewMeshMessage, NewUpload, OAuthClient, RowFilter,

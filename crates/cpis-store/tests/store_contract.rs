@@ -11,11 +11,12 @@
 //! ```
 
 use chrono::{DateTime, Duration, NaiveDate, SubsecRound, TimeZone, Utc};
-use cpis_domain::notification::Ack;
+use cpis_domain::notification::{Ack, Acknowledgement, Assignment};
 use cpis_domain::report::{
     RowResult, UploadCounts, UploadId, UploadMeta, UploadStatus, UploadSummary,
 };
 use cpis_domain::upload::{RecordRow, SensitiveMark, UploadMode};
+use cpis_domain::work_queue::{AckDetails, AckOutcome, Assignee};
 use cpis_domain::{
     Access, AccessKind, Accessor, AuditActor, AuditEntry, AuditOutcome, CareSetting,
     DemographicStatus, Demographics, DetailCode, FileOutcome, LocalAuthority, NewNotification,
@@ -25,8 +26,9 @@ use cpis_domain::{
 use cpis_store::audit_chain::GENESIS;
 use cpis_store::postgres::TempDatabase;
 use cpis_store::{
-    AuditQuery, AuditVerification, HeldClaim, IdentityChange, NewApiToken, NewUpload, RowFilter,
-    Session, Store, StoreError, User, UserKind,
+    AuditQuery, AuditVerification, HeldClaim, IdentityChange, NewApiToken, NewUpload,
+    NotificationFilter, NotificationOrder, NotificationQuery, RowFilter, Session, Store,
+    StoreError, User, UserKind,
 };
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -196,6 +198,10 @@ macro_rules! contract {
 
 contract!(
     access_history_pages_oldest_first,
+    acknowledgement_keeps_who_outcome_and_note_of_the_first,
+    assignment_is_la_scoped_and_audited,
+    work_queue_filters_order_and_pages,
+    escalation_is_written_once_under_concurrency,
     migrations_are_idempotent,
     concurrent_opens_migrate_once,
     directory_round_trips,
@@ -428,6 +434,16 @@ fn access(i: i64, n: NhsNumber, kind: AccessKind) -> Access {
         },
         kind,
         trace_id: Some(format!("trace-{i}")),
+    }
+}
+
+/// A first acknowledgement of receipt (no outcome) by `by` at `at`.
+fn receipt(by: &str, at: DateTime<Utc>) -> Acknowledgement {
+    Acknowledgement {
+        by: by.into(),
+        by_name: by.into(),
+        at,
+        details: AckDetails::receipt(),
     }
 }
 
@@ -1731,8 +1747,7 @@ fn acknowledgement_and_its_audit_entry_commit_together(ctx: &Ctx) {
         s.acknowledge_audited(
             &la(LA_B),
             &first.id,
-            "intruder",
-            t1,
+            &receipt("intruder", t1),
             &acked(&first.id),
             &refused(&first.id)
         )
@@ -1750,8 +1765,7 @@ fn acknowledgement_and_its_audit_entry_commit_together(ctx: &Ctx) {
         s.acknowledge_audited(
             &la(LA_A),
             &first.id,
-            "social.worker",
-            t1,
+            &receipt("social.worker", t1),
             &acked(&first.id),
             &refused(&first.id)
         )
@@ -1762,8 +1776,7 @@ fn acknowledgement_and_its_audit_entry_commit_together(ctx: &Ctx) {
         s.acknowledge_audited(
             &la(LA_A),
             &first.id,
-            "social.worker",
-            t1 + Duration::minutes(1),
+            &receipt("social.worker", t1 + Duration::minutes(1)),
             &acked(&first.id),
             &refused(&first.id)
         )
@@ -1788,8 +1801,7 @@ fn acknowledgement_and_its_audit_entry_commit_together(ctx: &Ctx) {
         .acknowledge_audited(
             &la(LA_A),
             &second.id,
-            "social.worker",
-            t1,
+            &receipt("social.worker", t1),
             &acked(&second.id),
             &refused(&second.id)
         )
@@ -1816,8 +1828,7 @@ fn acknowledgement_and_its_audit_entry_commit_together(ctx: &Ctx) {
         .acknowledge_audited(
             &la(LA_A),
             &second.id,
-            "social.worker",
-            t1,
+            &receipt("social.worker", t1),
             &acked(&second.id),
             &refused(&second.id)
         )
@@ -1838,8 +1849,7 @@ fn acknowledgement_and_its_audit_entry_commit_together(ctx: &Ctx) {
         s.acknowledge_audited(
             &la(LA_A),
             &second.id,
-            "social.worker",
-            t1,
+            &receipt("social.worker", t1),
             &acked(&second.id),
             &refused(&second.id)
         )
@@ -3372,4 +3382,377 @@ fn attendance_counts_unscheduled_accesses_in_their_windows(ctx: &Ctx) {
     assert_eq!(tx.attendance(child, now).unwrap().counts, counts(6, 4, 3));
     drop(tx);
     assert_eq!(s.attendance(child, now).unwrap().counts, counts(5, 3, 2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The LA work queue (docs/WORKFLOW.md).
+
+/// An access notification about `nhs` seen at `setting`, `i` minutes after t0.
+fn seen(la_code: &str, i: i64, nhs: &str, setting: &str, pattern: bool) -> NewNotification {
+    let pattern = if pattern {
+        r#","pattern":"frequent-attendance""#
+    } else {
+        ""
+    };
+    NewNotification {
+        payload: format!(
+            r#"{{"child":{{"nhs_number":"{nhs}"}},"access":{{"organisation":{{"ods_code":"{setting}"}}}}{pattern}}}"#
+        ),
+        ..notification(la_code, i)
+    }
+}
+
+fn insert_all(s: &dyn Store, items: &[NewNotification]) {
+    let mut tx = s.begin_lookups().unwrap();
+    for n in items {
+        tx.insert_notification(n).unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+fn query_ids(s: &dyn Store, filter: NotificationFilter, order: NotificationOrder) -> Vec<String> {
+    s.notification_query(
+        &la(LA_A),
+        &NotificationQuery {
+            filter,
+            order,
+            limit: 100,
+        },
+    )
+    .unwrap()
+    .into_iter()
+    .map(|n| n.id)
+    .collect()
+}
+
+/// The first acknowledgement's who, when, outcome and note are stored and read back; a later
+/// one (another outcome) changes nothing.
+fn acknowledgement_keeps_who_outcome_and_note_of_the_first(ctx: &Ctx) {
+    let s = ctx.store();
+    let n = notification(LA_A, 1);
+    insert_all(s, std::slice::from_ref(&n));
+    let sw = actor("sw-1", Some(LA_A));
+    let audit = entry(5, sw.clone(), "notification.ack", None);
+    let t1 = t0() + Duration::minutes(5);
+    let first = Acknowledgement {
+        by: "sw-1".into(),
+        by_name: "Sam Worker".into(),
+        at: t1,
+        details: AckDetails::parse(Some("referred-to-mash"), Some("Rang MASH, café")).unwrap(),
+    };
+    let later = Acknowledgement {
+        by: "sw-2".into(),
+        by_name: "Other".into(),
+        at: t1 + Duration::minutes(1),
+        details: AckDetails::parse(Some("known-no-action"), None).unwrap(),
+    };
+    assert_eq!(
+        s.acknowledge_audited(&la(LA_A), &n.id, &first, &audit, &audit)
+            .unwrap(),
+        Ack::Acknowledged(t1)
+    );
+    assert_eq!(
+        s.acknowledge_audited(&la(LA_A), &n.id, &later, &audit, &audit)
+            .unwrap(),
+        Ack::AlreadyAcknowledged(t1)
+    );
+    let stored = &s.notifications(&la(LA_A), 0, 10).unwrap()[0];
+    assert_eq!(stored.acknowledged_at, Some(t1));
+    assert_eq!(stored.acknowledged_by.as_deref(), Some("sw-1"));
+    assert_eq!(stored.acknowledged_by_name.as_deref(), Some("Sam Worker"));
+    assert_eq!(stored.outcome, Some(AckOutcome::ReferredToMash));
+    assert_eq!(stored.note.as_deref(), Some("Rang MASH, café"));
+}
+
+/// Assignment is the LA's own: another LA's id changes nothing and is audited as refused.
+fn assignment_is_la_scoped_and_audited(ctx: &Ctx) {
+    let s = ctx.store();
+    let n = notification(LA_A, 1);
+    insert_all(s, std::slice::from_ref(&n));
+    let sw = actor("sw-1", Some(LA_A));
+    let done = AuditEntry {
+        detail: Some("assigned".into()),
+        ..entry(5, sw.clone(), "notification.assign", None)
+    };
+    let refused = AuditEntry {
+        outcome: AuditOutcome::Denied,
+        detail: Some("refused".into()),
+        ..entry(5, sw.clone(), "notification.assign", None)
+    };
+    let to = |name: &str, user: Option<&str>| Assignment {
+        to: Assignee::parse(name).unwrap(),
+        user: user.map(Into::into),
+        at: t0() + Duration::minutes(5),
+    };
+    assert!(!s
+        .assign_audited(&la(LA_B), &n.id, &to("Intruders", None), &done, &refused)
+        .unwrap());
+    assert_eq!(
+        s.notifications(&la(LA_A), 0, 10).unwrap()[0].assigned_to,
+        None
+    );
+    assert!(s
+        .assign_audited(
+            &la(LA_A),
+            &n.id,
+            &to("Sam Worker", Some("sw-1")),
+            &done,
+            &refused
+        )
+        .unwrap());
+    assert!(s
+        .assign_audited(&la(LA_A), &n.id, &to("MASH team", None), &done, &refused)
+        .unwrap());
+    let stored = &s.notifications(&la(LA_A), 0, 10).unwrap()[0];
+    assert_eq!(stored.assigned_to.as_deref(), Some("MASH team"));
+    assert_eq!(stored.assigned_user, None);
+    let trail: Vec<_> = s
+        .audit_search(&AuditQuery {
+            action_prefix: Some("notification.assign".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry.outcome)
+        .collect();
+    assert_eq!(
+        trail,
+        vec![
+            AuditOutcome::Success,
+            AuditOutcome::Success,
+            AuditOutcome::Denied
+        ]
+    );
+}
+
+/// Filters (each alone and with the cursor), the work-queue order and its paging.
+fn work_queue_filters_order_and_pages(ctx: &Ctx) {
+    let s = ctx.store();
+    let (c1, c2) = ("9000000009", "9000000017");
+    let old = seen(LA_A, 0, c1, "RX1", false);
+    let frequent = seen(LA_A, 60 * 30, c2, "RX2", true);
+    let newer = seen(LA_A, 60 * 31, c1, "RX2", false);
+    let report = NewNotification {
+        kind: NotificationKind::UploadReport,
+        ..notification(LA_A, 60 * 32)
+    };
+    let old_report = NewNotification {
+        kind: NotificationKind::UploadReport,
+        ..notification(LA_A, 1)
+    };
+    let other_la = seen(LA_B, 60 * 33, c1, "RX1", false);
+    insert_all(
+        s,
+        &[
+            old.clone(),
+            old_report.clone(),
+            frequent.clone(),
+            newer.clone(),
+            report.clone(),
+            other_la,
+        ],
+    );
+    let ids = |v: &[&NewNotification]| v.iter().map(|n| n.id.clone()).collect::<Vec<_>>();
+    let all = NotificationFilter::default();
+    let after0 = NotificationOrder::After(0);
+    assert_eq!(
+        query_ids(s, all.clone(), after0.clone()),
+        ids(&[&old, &old_report, &frequent, &newer, &report])
+    );
+    let f = |g: fn(&mut NotificationFilter)| {
+        let mut f = NotificationFilter::default();
+        g(&mut f);
+        f
+    };
+    assert_eq!(
+        query_ids(
+            s,
+            f(|f| f.nhs_number = Some("9000000009".into())),
+            after0.clone()
+        ),
+        ids(&[&old, &newer])
+    );
+    assert_eq!(
+        query_ids(s, f(|f| f.setting = Some("RX2".into())), after0.clone()),
+        ids(&[&frequent, &newer])
+    );
+    assert_eq!(
+        query_ids(
+            s,
+            f(|f| f.kind = Some(NotificationKind::UploadReport)),
+            after0.clone()
+        ),
+        ids(&[&old_report, &report])
+    );
+    let (from, to) = (
+        t0() + Duration::minutes(60),
+        t0() + Duration::minutes(60 * 31),
+    );
+    let window = NotificationFilter {
+        from: Some(from),
+        to: Some(to),
+        ..Default::default()
+    };
+    assert_eq!(query_ids(s, window, after0.clone()), ids(&[&frequent]));
+    // The cursor still applies with filters: after the first access of child 1.
+    let stored = s.notifications(&la(LA_A), 0, 10).unwrap();
+    assert_eq!(
+        query_ids(
+            s,
+            f(|f| f.nhs_number = Some("9000000009".into())),
+            NotificationOrder::After(stored[0].seq)
+        ),
+        ids(&[&newer])
+    );
+
+    // Acknowledged and assigned.
+    let sw = actor("sw-1", Some(LA_A));
+    let audit = entry(5, sw, "notification.ack", None);
+    let ack = receipt("sw-1", t0() + Duration::minutes(60 * 40));
+    s.acknowledge_audited(&la(LA_A), &newer.id, &ack, &audit, &audit)
+        .unwrap();
+    let mine = Assignment {
+        to: Assignee::parse("Sam").unwrap(),
+        user: Some("sw-1".into()),
+        at: t0(),
+    };
+    s.assign_audited(&la(LA_A), &frequent.id, &mine, &audit, &audit)
+        .unwrap();
+    assert_eq!(
+        query_ids(s, f(|f| f.unacknowledged = true), after0.clone()),
+        ids(&[&old, &old_report, &frequent, &report])
+    );
+    assert_eq!(
+        query_ids(
+            s,
+            f(|f| f.assigned_user = Some("sw-1".into())),
+            after0.clone()
+        ),
+        ids(&[&frequent])
+    );
+
+    // Work-queue order at t0 + 25 h with a 24 h deadline: the overdue access first (the
+    // upload report of the same age is never overdue), then the frequent-attendance item,
+    // then newest first.
+    let queue = |offset| NotificationOrder::Queue {
+        overdue_before: t0() + Duration::hours(1),
+        offset,
+    };
+    assert_eq!(
+        query_ids(s, all.clone(), queue(0)),
+        ids(&[&old, &frequent, &report, &newer, &old_report])
+    );
+    let page = s
+        .notification_query(
+            &la(LA_A),
+            &NotificationQuery {
+                filter: all,
+                order: queue(2),
+                limit: 2,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        page.into_iter().map(|n| n.id).collect::<Vec<_>>(),
+        ids(&[&report, &newer])
+    );
+}
+
+/// Overdue notifications are escalated once: several servers escalating the same ones at once
+/// write exactly one escalation notification and one audit entry each; acknowledged and
+/// non-actionable ones never.
+fn escalation_is_written_once_under_concurrency(ctx: &Ctx) {
+    let s = ctx.store();
+    let due: Vec<_> = (0..4)
+        .map(|i| seen(LA_A, i, "9000000009", "RX1", false))
+        .collect();
+    let acked = seen(LA_A, 5, "9000000017", "RX1", false);
+    let report = NewNotification {
+        kind: NotificationKind::UploadReport,
+        ..notification(LA_A, 6)
+    };
+    let fresh = seen(LA_A, 60 * 30, "9000000009", "RX1", false);
+    let mut all = due.clone();
+    all.extend([acked.clone(), report, fresh]);
+    insert_all(s, &all);
+    let sw = actor("sw-1", Some(LA_A));
+    let audit = entry(5, sw, "notification.ack", None);
+    s.acknowledge_audited(&la(LA_A), &acked.id, &receipt("sw-1", t0()), &audit, &audit)
+        .unwrap();
+    let cutoff = t0() + Duration::hours(1);
+    let overdue = s.overdue_unescalated(cutoff, 100).unwrap();
+    assert_eq!(
+        overdue.iter().map(|n| n.id.clone()).collect::<Vec<_>>(),
+        due.iter().map(|n| n.id.clone()).collect::<Vec<_>>()
+    );
+    let system = actor("system", None);
+    let escalated = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                let overdue = overdue.clone();
+                let system = system.clone();
+                scope.spawn(move || {
+                    overdue
+                        .iter()
+                        .filter(|n| {
+                            let esc = NewNotification {
+                                kind: NotificationKind::Escalation,
+                                payload: format!(r#"{{"overdue":"{}"}}"#, n.id),
+                                ..notification(LA_A, 60 * 25)
+                            };
+                            let a = AuditEntry {
+                                detail: Some(format!("escalated {}", n.id)),
+                                ..entry(60 * 25, system.clone(), "notification.escalate", None)
+                            };
+                            s.escalate(&n.id, &esc, &a).unwrap()
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .sum::<usize>()
+    });
+    assert_eq!(
+        escalated,
+        due.len(),
+        "each overdue notification escalated once"
+    );
+    let escalations = query_ids(
+        s,
+        NotificationFilter {
+            kind: Some(NotificationKind::Escalation),
+            ..Default::default()
+        },
+        NotificationOrder::After(0),
+    );
+    assert_eq!(escalations.len(), due.len());
+    assert!(s.overdue_unescalated(cutoff, 100).unwrap().is_empty());
+    let audited = s
+        .audit_search(&AuditQuery {
+            action_prefix: Some("notification.escalate".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(audited.len(), due.len());
+    // An acknowledged notification is never escalated, even if asked.
+    let esc = NewNotification {
+        kind: NotificationKind::Escalation,
+        ..notification(LA_A, 60 * 25)
+    };
+    assert!(!s
+        .escalate(
+            &acked.id,
+            &esc,
+            &entry(1, system, "notification.escalate", None)
+        )
+        .unwrap());
+    assert!(matches!(
+        s.audit_verify().unwrap(),
+        AuditVerification::Intact { .. }
+    ));
 }

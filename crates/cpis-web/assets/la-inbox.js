@@ -4,13 +4,14 @@
 // inserted at the top of the table, and announced in the page's aria-live region. Without this
 // file the page is still right after a reload.
 
-const KINDS = ['access', 'inactive-nhs-number', 'upload-report']
+const KINDS = ['access', 'inactive-nhs-number', 'upload-report', 'escalation', 'was-not-brought',
+  'birth', 'birth-reminder', 'adoption-invalidation']
 
 function live (table) {
   const tbody = table.querySelector('[data-inbox-rows]')
   const region = document.querySelector('[data-inbox-live]')
   const empty = document.querySelector('[data-inbox-empty]')
-  const ackSelected = document.querySelector('[data-inbox-ack-selected]')
+  const ackSelected = document.querySelector('[data-inbox-actions]')
   let after = Number(table.getAttribute('data-live-after')) || 0
   let busy = false
   let again = false
@@ -55,3 +56,12 @@ function live (table) {
 
 const inbox = document.querySelector('table[data-inbox][data-live-after]')
 if (inbox && 'EventSource' in window) live(inbox)
+
+// "Select all on this page": ticks or clears every item's checkbox (shown only with JavaScript).
+const selectAll = document.querySelector('[data-inbox-select-all]')
+if (selectAll) {
+  selectAll.closest('[data-inbox-select-all-item]').hidden = false
+  selectAll.addEventListener('change', () => {
+    for (const box of document.querySelectorAll('[data-inbox-select]')) box.checked = selectAll.checked
+  })
+}

@@ -69,6 +69,7 @@ pub fn router(sign_in: Option<Arc<OidcWeb>>) -> Router<AppState> {
         .route("/la/notifications", get(la_inbox::inbox))
         .route("/la/notifications/rows", get(la_inbox::rows))
         .route("/la/notifications/ack", post(la_inbox::ack))
+        .route("/la/notifications/assign", post(la_inbox::assign))
         .route("/la/records", get(la_records::records))
         .route("/la/records/{nhs}/history", get(la_history::page))
         .route("/la/records/{nhs}/history.csv", get(la_history::csv))

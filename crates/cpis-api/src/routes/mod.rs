@@ -6,6 +6,8 @@ pub mod oauth;
 mod session;
 mod uploads;
 
+pub use notifications::FilterParams;
+
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderValue};
@@ -33,7 +35,12 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/notifications", get(notifications::list))
         .route("/api/v1/notifications/stream", get(notifications::stream))
         .route("/api/v1/admin/deliveries/dead", get(admin::dead_deliveries))
+        .route("/api/v1/notifications/ack", post(notifications::bulk_ack))
         .route("/api/v1/notifications/{id}/ack", post(notifications::ack))
+        .route(
+            "/api/v1/notifications/{id}/assign",
+            post(notifications::assign),
+        )
         .route("/oauth2/token", post(oauth::token))
         .route("/auth/login", post(session::login))
         .route("/auth/logout", post(session::logout))

@@ -138,6 +138,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
         birth_reminder_days: file
             .birth_reminder_days
             .unwrap_or(cpis_core::lifecycle::BIRTH_REMINDER_DAYS),
+        work_queue: {
+            let policy = file.work_queue.unwrap_or_default();
+            policy.validate().map_err(anyhow::Error::msg)?;
+            policy
+        },
     };
     let bind = args
         .bind

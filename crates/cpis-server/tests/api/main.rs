@@ -13,4 +13,5 @@ mod api_notifications;
 mod api_stream;
 mod api_uploads;
 mod api_was_not_brought;
+mod api_work_queue;
 mod harness;

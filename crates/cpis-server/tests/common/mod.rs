@@ -578,6 +578,26 @@ impl TestApp {
             .collect()
     }
 
+    /// One escalation run of the server's housekeeping, by the app's clock.
+    pub fn escalate(&self) -> usize {
+        let state = self.app.as_ref().expect("running app").state().clone();
+        cpis_server::escalate(&state).expect("escalation run")
+    }
+
+    /// `POST {uri}` with a JSON body as the holder of `token`.
+    pub async fn post_json(&self, uri: &str, token: &str, body: &serde_json::Value) -> Reply {
+        self.request(
+            Method::POST,
+            uri,
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("content-type", "application/json"),
+            ],
+            body.to_string(),
+        )
+        .await
+    }
+
     /// `POST /api/v1/notifications/{id}/ack` with an optional token.
     pub async fn ack(&self, id: &str, token: Option<&str>) -> Reply {
         let mut b = Request::builder()

@@ -95,6 +95,8 @@ enum Ep {
     UploadConfirm,
     NotificationList,
     NotificationAck,
+    NotificationAssign,
+    NotificationBulkAck,
     CareTeam,
     AuditEvent,
     Metadata,
@@ -113,7 +115,8 @@ impl Ep {
             Ep::UploadReport => "upload.report",
             Ep::UploadConfirm => "upload.confirm",
             Ep::NotificationList => "notification.list",
-            Ep::NotificationAck => "notification.ack",
+            Ep::NotificationAck | Ep::NotificationBulkAck => "notification.ack",
+            Ep::NotificationAssign => "notification.assign",
             Ep::CareTeam => "lookup",
             Ep::AuditEvent => "lookup.history",
             Ep::AuditSearch => "audit.search",
@@ -127,7 +130,7 @@ impl Ep {
     fn takes_an_id(self) -> bool {
         matches!(
             self,
-            Ep::UploadReport | Ep::UploadConfirm | Ep::NotificationAck
+            Ep::UploadReport | Ep::UploadConfirm | Ep::NotificationAck | Ep::NotificationAssign
         )
     }
 }
@@ -140,7 +143,7 @@ impl Ep {
 ///   for an id that does not exist.
 /// * Each successful upload sends a different file (so none is a duplicate).
 #[rustfmt::skip]
-const MATRIX: [(Ep, &str, [u16; 12]); 15] = [
+const MATRIX: [(Ep, &str, [u16; 12]); 17] = [
     //                                                     none garb  dis   ED  sil   GP  COV COVu COVn  WES  ADM  AUD
     (Ep::Healthz,          "GET  /healthz",               [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
     (Ep::Readyz,           "GET  /readyz",                [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
@@ -151,6 +154,11 @@ const MATRIX: [(Ep, &str, [u16; 12]); 15] = [
     (Ep::NotificationList, "GET  /api/v1/notifications",  [401, 401, 401, 403, 403, 403, 200, 403, 200, 200, 403, 403]),
     (Ep::NotificationAck,  "POST /api/v1/notifications/{id}/ack",
                                                           [401, 401, 401, 403, 403, 403, 200, 403, 200, 404, 403, 403]),
+    (Ep::NotificationAssign, "POST /api/v1/notifications/{id}/assign",
+                                                          [401, 401, 401, 403, 403, 403, 200, 403, 200, 404, 403, 403]),
+    // Bulk: each id answered in the body (Westminster's answer: not-found).
+    (Ep::NotificationBulkAck, "POST /api/v1/notifications/ack",
+                                                          [401, 401, 401, 403, 403, 403, 200, 403, 200, 200, 403, 403]),
     (Ep::CareTeam,         "GET  /fhir/R4/CareTeam",      [401, 401, 401, 200, 200, 200, 403, 403, 403, 403, 403, 403]),
     (Ep::AuditEvent,       "GET  /fhir/R4/AuditEvent",    [401, 401, 401, 200, 200, 200, 403, 403, 403, 403, 403, 403]),
     (Ep::Metadata,         "GET  /fhir/R4/metadata",      [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
@@ -250,6 +258,16 @@ async fn call(
             Method::POST,
             format!("/api/v1/notifications/{note}/ack"),
             String::new(),
+        ),
+        Ep::NotificationAssign => (
+            Method::POST,
+            format!("/api/v1/notifications/{note}/assign"),
+            r#"{"to": "MASH team"}"#.to_owned(),
+        ),
+        Ep::NotificationBulkAck => (
+            Method::POST,
+            "/api/v1/notifications/ack".to_owned(),
+            format!(r#"{{"ids": ["{note}"], "outcome": "known-no-action"}}"#),
         ),
         Ep::CareTeam => (
             Method::GET,

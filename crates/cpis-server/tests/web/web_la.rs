@@ -655,3 +655,154 @@ async fn the_upload_report_is_titled_by_the_file_and_reads_as_sentences() {
     let html = s.get(&app, "/la/uploads").await.text();
     assert!(html.contains("The 2 files received from"), "{html}");
 }
+
+/// The work queue (docs/WORKFLOW.md): repeat lookups of one child at one setting show as one
+/// item with a count and each time; acknowledging the item with an outcome acknowledges all of
+/// them; a note too long is refused and acknowledges nothing; acknowledged items leave the
+/// default (unacknowledged) view.
+#[tokio::test]
+async fn repeat_lookups_are_one_item_acknowledged_together_with_an_outcome() {
+    let app = spawn_app();
+    let s = sign_in(&app, COVENTRY, "coventry.web").await;
+    let start = day("2026-11-20");
+    for i in 0..3 {
+        app.clock.set(start + chrono::Duration::minutes(10 * i));
+        app.notifying_lookup(SHARED_CHILD, ED_TOKEN).await;
+    }
+    app.clock.set(start + chrono::Duration::hours(1));
+    let inbox = s.get(&app, "/la/notifications").await.text();
+    assert!(inbox.contains("Looked up 3 times"), "{inbox}");
+    let seen = app.access_notifications(COVENTRY_TOKEN, SHARED_CHILD).await;
+    assert_eq!(seen.len(), 3, "each lookup still a notification of its own");
+    let mut ids: Vec<&str> = seen.iter().map(|n| n["id"].as_str().unwrap()).collect();
+    ids.reverse();
+    let item = ids.join(",");
+    assert!(
+        inbox.contains(&format!("value=\"{item}\"")),
+        "one checkbox for the item"
+    );
+
+    let long = "n".repeat(1001);
+    let r = s
+        .submit(
+            &app,
+            "/la/notifications/ack",
+            &[
+                ("id", &item),
+                ("outcome", "contacted-setting"),
+                ("note", &long),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.text().contains("Note must be at most 1000 characters"),
+        "{}",
+        r.text()
+    );
+    let r = s
+        .submit(
+            &app,
+            "/la/notifications/ack",
+            &[("id", &item), ("outcome", "shrug")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let untouched = app.access_notifications(COVENTRY_TOKEN, SHARED_CHILD).await;
+    assert!(untouched.iter().all(|n| n["acknowledged_at"].is_null()));
+
+    let r = s
+        .submit(
+            &app,
+            "/la/notifications/ack",
+            &[
+                ("id", &item),
+                ("outcome", "contacted-setting"),
+                ("note", "Spoke to the ED nurse in charge"),
+                ("back", "filtered=1&unacknowledged=true&page=0"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&r),
+        "/la/notifications?filtered=1&unacknowledged=true&page=0&acknowledged=3"
+    );
+    let acked = app.access_notifications(COVENTRY_TOKEN, SHARED_CHILD).await;
+    for n in &acked {
+        assert_eq!(n["outcome"], "contacted-setting");
+        assert_eq!(n["note"], "Spoke to the ED nurse in charge");
+        assert_eq!(n["acknowledged_by"]["name"], "coventry.web name");
+    }
+    let inbox = s.get(&app, "/la/notifications").await.text();
+    assert!(
+        !inbox.contains("Looked up 3 times"),
+        "acknowledged: not in the default view"
+    );
+    let all = s.get(&app, "/la/notifications?filtered=1").await.text();
+    assert!(
+        all.contains("by coventry.web name: Contacted the setting"),
+        "{all}"
+    );
+}
+
+#[tokio::test]
+async fn an_overdue_item_comes_first_and_assign_to_me_filters() {
+    let app = spawn_app();
+    let start = day("2026-11-20");
+    app.clock.set(start);
+    app.notifying_lookup(SHARED_CHILD, ED_TOKEN).await;
+    app.clock.set(start + chrono::Duration::hours(25));
+    app.notifying_lookup(SHARED_CHILD, ED2_TOKEN).await;
+    // Signed in now: a session left idle for a day has ended.
+    let s = sign_in(&app, COVENTRY, "coventry.web").await;
+    let r = s.get(&app, "/la/notifications").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let inbox = r.text();
+    let overdue = inbox.find("cpis-overdue-row").expect("an overdue item");
+    let body = inbox.find("<tbody").unwrap();
+    let first_row = body + inbox[body..].find("<tr class=\"nhsuk-table__row").unwrap();
+    assert!(overdue < first_row + 60, "the overdue item is first");
+    assert!(inbox[first_row..].contains("Overdue"));
+    let seen = app.access_notifications(COVENTRY_TOKEN, SHARED_CHILD).await;
+    let newest = seen[1]["id"].as_str().unwrap();
+    let r = s
+        .submit(&app, "/la/notifications/assign", &[("assign_me", newest)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let mine = s
+        .get(&app, "/la/notifications?filtered=1&assigned_to_me=true")
+        .await
+        .text();
+    assert!(mine.contains("Assigned to coventry.web name"), "{mine}");
+    assert_eq!(
+        mine.matches("data-inbox-select ").count() + mine.matches("data-inbox-select>").count(),
+        1
+    );
+}
+
+/// A mother on an unborn child protection plan is never called the child in the inbox.
+#[tokio::test]
+async fn the_mother_on_an_unborn_child_plan_is_not_called_the_child() {
+    let app = spawn_app();
+    let mother = spare_mothers().remove(0);
+    app.upload_rows(
+        COVENTRY_TOKEN,
+        &[ucpp_row(&mother, "2026-10-01", None, "2027-01-15")],
+    )
+    .await;
+    app.notifying_lookup(&mother.nhs, ED_TOKEN).await;
+    let s = sign_in(&app, COVENTRY, "coventry.web").await;
+    let inbox = s.get(&app, "/la/notifications").await.text();
+    let at = inbox.find("T-").expect("the mother's row");
+    let row_start = inbox[..at].rfind("<tr").unwrap();
+    let row_end = at + inbox[at..].find("</tr>").unwrap();
+    let row = &inbox[row_start..row_end];
+    assert!(row.contains("Mother seen"), "{row}");
+    assert!(
+        row.contains("this is the mother&#39;s record")
+            || row.contains("this is the mother's record"),
+        "{row}"
+    );
+    assert!(!row.contains("Child"), "{row}");
+}

@@ -27,6 +27,7 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use cpis_domain::outcome::{DetailCode, FileOutcome, RecordOutcome};
 use cpis_domain::report::{UploadId, UploadStatus};
 use cpis_domain::upload::UploadMode;
+use cpis_domain::work_queue::AckOutcome;
 use cpis_domain::{
     parse_iso_date, AccessKind, AuditOutcome, EmailAddress, NhsNumber, NotificationKind, OdsCode,
     OfficeHours, Permissions, PhoneNumber, PlanType, SettingType,
@@ -204,6 +205,7 @@ from_text! {
         "user kind";
     AccessKind: |s| AccessKind::from_code(s), "access kind";
     NotificationKind: |s| NotificationKind::from_code(s), "notification kind";
+    AckOutcome: |s| AckOutcome::from_code(s), "acknowledgement outcome";
     UploadStatus: |s| UploadStatus::from_code(s), "upload status";
     FileOutcome: |s| FileOutcome::from_code(s), "file outcome";
     RecordOutcome: |s| RecordOutcome::from_code(s), "record outcome";
@@ -366,7 +368,7 @@ macro_rules! migrations {
             "0004_notification_la_seq", "0005_webhooks", "0006_mesh", "0007_stale_held_uploads",
             "0008_plan_sensitive_marks", "0009_access_nhs_identity", "0010_nhs_identities",
             "0011_upload_row_local_id", "0012_lookup_write_indexes", "0013_workflow_kinds",
-            "0015_contacts", "0017_births", "0018_office_hours")
+            "0014_work_queue", "0015_contacts", "0017_births", "0018_office_hours")
     };
     (@ $backend:literal: $($name:literal),*) => {
         &[$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $backend,

@@ -2,14 +2,15 @@
 //! MESH outbox. Workers claim due rows `FOR UPDATE SKIP LOCKED` on PostgreSQL (several servers),
 //! under the one writer on SQLite, and lease them until a time, so no row is sent twice at once.
 
-use super::{big, from_row, Db, Lock, Row};
+use super::{big, from_row, Db, Lock, Row, ToArg};
 use crate::{
-    DeadDelivery, DueDelivery, MeshOutboxEntry, MeshOutgoing, NewMeshMessage, OutboxStats,
-    StoreError, StoreResult, Webhook,
+    DeadDelivery, DueDelivery, MeshOutboxEntry, MeshOutgoing, NewMeshMessage, NotificationOrder,
+    NotificationQuery, OutboxStats, StoreError, StoreResult, Webhook,
 };
 use chrono::{DateTime, Utc};
 use cpis_domain::attendance::{self, Attendance, OrganisationAttendance};
-use cpis_domain::notification::Ack;
+use cpis_domain::notification::{Ack, Acknowledgement, Assignment};
+use cpis_domain::work_queue::{actionable_codes, AckDetails, AckOutcome, PayloadKeys};
 use cpis_domain::{
     Access, Accessor, AuditEntry, NewNotification, NhsIdentity, NhsNumber, Notification, OdsCode,
 };
@@ -102,9 +103,11 @@ pub fn insert_notification(
         db.lock(Lock::Notify)?;
         *locked = true;
     }
+    let keys = PayloadKeys::of(&n.payload);
     db.exec(
-        "INSERT INTO notifications (id, la_ods, kind, created_at, payload, la_seq)
-         VALUES ($1, $2, $3, $4, $5,
+        "INSERT INTO notifications (id, la_ods, kind, created_at, payload, nhs_number, setting_ods,
+                                   pattern, la_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
                  (SELECT coalesce(max(la_seq), 0) + 1 FROM notifications WHERE la_ods = $2))",
         &[
             &n.id,
@@ -112,6 +115,9 @@ pub fn insert_notification(
             &n.kind.code(),
             &n.created_at,
             &n.payload,
+            &keys.nhs_number,
+            &keys.setting,
+            &keys.pattern,
         ],
     )?;
     // Queued for every active webhook of the LA.
@@ -124,12 +130,17 @@ pub fn insert_notification(
 }
 
 const NOTIFICATION_COLUMNS: &str =
-    "n.id, n.la_seq, n.la_ods, n.kind, n.created_at, n.payload, n.acknowledged_at, n.acknowledged_by";
+    "n.id, n.la_seq, n.la_ods, n.kind, n.created_at, n.payload, n.acknowledged_at, n.acknowledged_by,
+     n.acknowledged_by_name, n.ack_outcome, n.ack_note, n.assigned_to, n.assigned_user,
+     n.escalated_at";
+/// How many columns [`NOTIFICATION_COLUMNS`] names.
+const NOTIFICATION_COLUMN_COUNT: usize = 14;
 
 /// A notification from [`NOTIFICATION_COLUMNS`] starting at column `at`.
 fn notification(r: &Row, at: usize) -> StoreResult<Notification> {
     Ok(from_row!(r, at => Notification {
-        id, seq, la, kind, created_at, payload, acknowledged_at, acknowledged_by
+        id, seq, la, kind, created_at, payload, acknowledged_at, acknowledged_by,
+        acknowledged_by_name, outcome, note, assigned_to, assigned_user, escalated_at
     }))
 }
 
@@ -171,8 +182,8 @@ fn notification_page(
     )
 }
 
-/// Inside the caller's transaction. The conditional update makes concurrent acknowledgements of
-/// one notification agree: exactly one of them acknowledges.
+/// Inside the caller's transaction: acknowledges receipt only (no outcome), by a user whose
+/// name is its id.
 pub fn acknowledge(
     db: &mut dyn Db,
     la: &OdsCode,
@@ -180,13 +191,39 @@ pub fn acknowledge(
     by: &str,
     now: DateTime<Utc>,
 ) -> StoreResult<Ack> {
+    let ack = Acknowledgement {
+        by: by.to_owned(),
+        by_name: by.to_owned(),
+        at: now,
+        details: AckDetails::receipt(),
+    };
+    acknowledge_with(db, la, id, &ack)
+}
+
+/// Inside the caller's transaction. The conditional update makes concurrent acknowledgements of
+/// one notification agree: exactly one of them acknowledges, and its who, outcome and note stay.
+pub fn acknowledge_with(
+    db: &mut dyn Db,
+    la: &OdsCode,
+    id: &str,
+    ack: &Acknowledgement,
+) -> StoreResult<Ack> {
     let updated = db.exec(
-        "UPDATE notifications SET acknowledged_at = $3, acknowledged_by = $4
+        "UPDATE notifications SET acknowledged_at = $3, acknowledged_by = $4,
+                acknowledged_by_name = $5, ack_outcome = $6, ack_note = $7
          WHERE id = $1 AND la_ods = $2 AND acknowledged_at IS NULL",
-        &[&id, &la.as_str(), &now, &by],
+        &[
+            &id,
+            &la.as_str(),
+            &ack.at,
+            &ack.by,
+            &ack.by_name,
+            &ack.details.outcome.map(AckOutcome::code),
+            &ack.details.note,
+        ],
     )?;
     if updated > 0 {
-        return Ok(Ack::Acknowledged(now));
+        return Ok(Ack::Acknowledged(ack.at));
     }
     let current = db.row(
         "SELECT acknowledged_at FROM notifications WHERE id = $1 AND la_ods = $2",
@@ -203,23 +240,177 @@ pub fn acknowledge(
     })
 }
 
-/// [`acknowledge`] and the audit entry that goes with its answer, in the caller's transaction.
+/// [`acknowledge_with`] and the audit entry that goes with its answer, in the caller's
+/// transaction.
 pub fn acknowledge_audited(
     db: &mut dyn Db,
     la: &OdsCode,
     id: &str,
-    by: &str,
-    now: DateTime<Utc>,
+    ack: &Acknowledgement,
     acked: &AuditEntry,
     refused: &AuditEntry,
 ) -> StoreResult<Ack> {
-    let ack = acknowledge(db, la, id, by, now)?;
-    match ack {
+    let answer = acknowledge_with(db, la, id, ack)?;
+    match answer {
         Ack::Acknowledged(_) => super::audit::append_alone(db, acked)?,
         Ack::NotFound => super::audit::append_alone(db, refused)?,
         Ack::AlreadyAcknowledged(_) => {}
     }
-    Ok(ack)
+    Ok(answer)
+}
+
+/// Assigns one of the LA's notifications (reassigning replaces) and appends `audit`, in the
+/// caller's transaction; `refused` and `false` when it is not the LA's.
+pub fn assign_audited(
+    db: &mut dyn Db,
+    la: &OdsCode,
+    id: &str,
+    assignment: &Assignment,
+    audit: &AuditEntry,
+    refused: &AuditEntry,
+) -> StoreResult<bool> {
+    let updated = db.exec(
+        "UPDATE notifications SET assigned_to = $3, assigned_user = $4, assigned_at = $5
+         WHERE id = $1 AND la_ods = $2",
+        &[
+            &id,
+            &la.as_str(),
+            &assignment.to.as_str(),
+            &assignment.user,
+            &assignment.at,
+        ],
+    )? > 0;
+    super::audit::append_alone(db, if updated { audit } else { refused })?;
+    Ok(updated)
+}
+
+/// The actionable kinds as an SQL list of literals (fixed codes, never user input).
+fn actionable_list() -> String {
+    actionable_codes()
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A page of an LA's notifications: filtered, then ordered and paged as the query says.
+pub fn notification_query(
+    db: &mut dyn Db,
+    la: &OdsCode,
+    q: &NotificationQuery,
+) -> StoreResult<Vec<Notification>> {
+    let f = &q.filter;
+    let la_text = la.as_str();
+    let kind = f.kind.map(|k| k.code());
+    let limit = i64::from(q.limit);
+    let mut args: Vec<&dyn ToArg> = vec![&la_text];
+    let mut conditions = vec!["n.la_ods = $1".to_owned()];
+    if f.unacknowledged {
+        conditions.push("n.acknowledged_at IS NULL".into());
+    }
+    let optional: [(Option<&dyn ToArg>, &str); 6] = [
+        (
+            f.assigned_user.as_ref().map(|v| v as &dyn ToArg),
+            "n.assigned_user =",
+        ),
+        (
+            f.nhs_number.as_ref().map(|v| v as &dyn ToArg),
+            "n.nhs_number =",
+        ),
+        (
+            f.setting.as_ref().map(|v| v as &dyn ToArg),
+            "n.setting_ods =",
+        ),
+        (kind.as_ref().map(|v| v as &dyn ToArg), "n.kind ="),
+        (f.from.as_ref().map(|v| v as &dyn ToArg), "n.created_at >="),
+        (f.to.as_ref().map(|v| v as &dyn ToArg), "n.created_at <"),
+    ];
+    for (value, test) in optional {
+        if let Some(v) = value {
+            args.push(v);
+            conditions.push(format!("{test} ${}", args.len()));
+        }
+    }
+    let cursor;
+    let offset;
+    let page = match &q.order {
+        NotificationOrder::After(after) => {
+            cursor = big(*after);
+            args.push(&cursor);
+            conditions.push(format!("n.la_seq > ${}", args.len()));
+            args.push(&limit);
+            format!("ORDER BY n.la_seq LIMIT ${}", args.len())
+        }
+        NotificationOrder::Queue {
+            overdue_before,
+            offset: o,
+        } => {
+            offset = big(*o);
+            args.push(overdue_before);
+            let cutoff = args.len();
+            args.push(&limit);
+            args.push(&offset);
+            format!(
+                "ORDER BY CASE WHEN n.acknowledged_at IS NULL AND n.created_at < ${cutoff}
+                                AND n.kind IN ({}) THEN 0 ELSE 1 END,
+                          CASE WHEN n.acknowledged_at IS NULL AND n.pattern = 'frequent-attendance'
+                               THEN 0 ELSE 1 END,
+                          n.la_seq DESC
+                 LIMIT ${} OFFSET ${}",
+                actionable_list(),
+                args.len() - 1,
+                args.len()
+            )
+        }
+    };
+    let sql = format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM notifications n WHERE {} {page}",
+        conditions.join(" AND ")
+    );
+    db.list(&sql, &args, |r| notification(r, 0))
+}
+
+/// Actionable notifications of every LA created before `cutoff`, unacknowledged and not yet
+/// escalated, oldest first.
+pub fn overdue_unescalated(
+    db: &mut dyn Db,
+    cutoff: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<Vec<Notification>> {
+    let kinds = actionable_list();
+    db.list(
+        &format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications n
+             WHERE n.acknowledged_at IS NULL AND n.escalated_at IS NULL AND n.created_at < $1
+               AND n.kind IN ({kinds})
+             ORDER BY n.created_at, n.seq LIMIT $2"
+        ),
+        &[&cutoff, &i64::from(limit)],
+        |r| notification(r, 0),
+    )
+}
+
+/// Marks notification `id` escalated and writes its one escalation notification and audit
+/// entry, in the caller's transaction, if it is still unacknowledged and not yet escalated
+/// (another server may have done it meanwhile: then nothing is written and `false`).
+pub fn escalate(
+    db: &mut dyn Db,
+    id: &str,
+    escalation: &NewNotification,
+    audit: &AuditEntry,
+) -> StoreResult<bool> {
+    let marked = db.exec(
+        "UPDATE notifications SET escalated_at = $2
+         WHERE id = $1 AND escalated_at IS NULL AND acknowledged_at IS NULL",
+        &[&id, &escalation.created_at],
+    )?;
+    if marked == 0 {
+        return Ok(false);
+    }
+    let mut locked = false;
+    insert_notification(db, &mut locked, escalation)?;
+    super::audit::append_alone(db, audit)?;
+    Ok(true)
 }
 
 /// Notifications not yet acknowledged (outbox depth).
@@ -320,7 +511,7 @@ pub fn claim_deliveries(
         |r| {
             Ok(from_row!(r, 0 => DueDelivery {
                 id, attempts, created_at, notification = notification(r, 3)?,
-                webhook = webhook(r, 11)?
+                webhook = webhook(r, 3 + NOTIFICATION_COLUMN_COUNT)?
             }))
         },
     )?;
@@ -418,7 +609,7 @@ pub fn mesh_pending_notifications(
              ORDER BY n.la_ods, n.la_seq LIMIT $1"
         ),
         &[&i64::from(limit)],
-        |r| Ok((notification(r, 0)?, r.get(8)?)),
+        |r| Ok((notification(r, 0)?, r.get(NOTIFICATION_COLUMN_COUNT)?)),
     )
 }
 

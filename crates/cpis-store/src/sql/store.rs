@@ -7,17 +7,17 @@ use super::{
 };
 use crate::{
     AuditQuery, AuditVerification, ChangesTx, DeadDelivery, DueDelivery, IdentityChange, LookupTx,
-    MeshOutboxEntry, MeshOutgoing, NewApiToken, NewMeshMessage, OAuthClient, OutboxStats,
-    RecordQuery, RowFilter, Session, StoreCounts, StoreResult, StoredRecord, UploadTx, User,
-    Webhook,
+    MeshOutboxEntry, MeshOutgoing, NewApiToken, NewMeshMessage, NotificationQuery, OAuthClient,
+    OutboxStats, RecordQuery, RowFilter, Session, StoreCounts, StoreResult, StoredRecord, UploadTx,
+    User, Webhook,
 };
 use chrono::{DateTime, Utc};
 use cpis_domain::data_quality::UploadOutcomeCounts;
-use cpis_domain::notification::Ack;
+use cpis_domain::notification::{Ack, Acknowledgement, Assignment};
 use cpis_domain::report::{RowResult, UploadId, UploadSummary};
 use cpis_domain::{
-    Access, AuditEntry, AuditRecord, CareSetting, Demographics, LocalAuthority, NhsNumber,
-    Notification, OdsCode, Plan,
+    Access, AuditEntry, AuditRecord, CareSetting, Demographics, LocalAuthority, NewNotification,
+    NhsNumber, Notification, OdsCode, Plan,
 };
 
 /// `how: fn name(&self, args…) -> T => query;` declares the [`Store`] method `name` (returning
@@ -192,11 +192,33 @@ store! {
     /// Acknowledges one of the LA's notifications (idempotent).
     write: fn acknowledge(&self, la: &OdsCode, id: &str, by: &str, now: DateTime<Utc>) -> Ack
         => outbox::acknowledge;
-    /// [`Store::acknowledge`] and its audit entry in one transaction: `acked` is appended with a
-    /// first acknowledgement, `refused` when the notification is not the LA's (or does not
-    /// exist), nothing with a repeat. Neither is written without the other.
-    write: fn acknowledge_audited(&self, la: &OdsCode, id: &str, by: &str, now: DateTime<Utc>,
+    /// Acknowledges one of the LA's notifications with who, when, outcome and note, and its
+    /// audit entry, in one transaction: `acked` is appended with a first acknowledgement,
+    /// `refused` when the notification is not the LA's (or does not exist), nothing with a
+    /// repeat (the first acknowledgement's who, outcome and note stay). Neither is written
+    /// without the other.
+    write: fn acknowledge_audited(&self, la: &OdsCode, id: &str, ack: &Acknowledgement,
         acked: &AuditEntry, refused: &AuditEntry) -> Ack => outbox::acknowledge_audited;
+    /// Assigns one of the LA's notifications to a team or worker (replacing an earlier
+    /// assignment) and appends `audit`, in one transaction; `false`, appending `refused`, when
+    /// it is not the LA's.
+    write: fn assign_audited(&self, la: &OdsCode, id: &str, assignment: &Assignment,
+        audit: &AuditEntry, refused: &AuditEntry) -> bool => outbox::assign_audited;
+    /// A filtered page of an LA's notifications, after a cursor (oldest first) or in work-queue
+    /// order (overdue, then frequent attendance, then newest). Read from the primary, so an
+    /// acknowledgement or assignment just made shows.
+    read: fn notification_query(&self, la: &OdsCode, query: &NotificationQuery)
+        -> Vec<Notification> => outbox::notification_query;
+    /// Actionable notifications (every LA) created before `cutoff`, still unacknowledged and
+    /// not escalated, oldest first.
+    read: fn overdue_unescalated(&self, cutoff: DateTime<Utc>, limit: u32) -> Vec<Notification>
+        => outbox::overdue_unescalated;
+    /// Marks notification `id` escalated and writes `escalation` (its one escalation
+    /// notification, queued for webhooks like any) and `audit`, in one transaction, only if it
+    /// is still unacknowledged and not escalated; `false`, writing nothing, otherwise (another
+    /// server escalated it, or it was acknowledged meanwhile).
+    write: fn escalate(&self, id: &str, escalation: &NewNotification, audit: &AuditEntry) -> bool
+        => outbox::escalate;
     /// An LA's notifications with a cursor below `before` (all when `None`), newest first (the
     /// web inbox). Read from the primary, so an acknowledgement just made shows.
     read: fn notifications_newest(&self, la: &OdsCode, before: Option<u64>, limit: u32)

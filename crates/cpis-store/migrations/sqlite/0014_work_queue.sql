@@ -1,0 +1,26 @@
+-- cpis schema, SQLite backend, version 14: the LA work queue (docs/WORKFLOW.md). An
+-- acknowledgement records who (id and name), when, an outcome and a note; a notification can be
+-- assigned to a team or worker; an overdue one is escalated once (escalated_at). The child's NHS
+-- number, the setting that looked and the attendance pattern are copied out of the payload so
+-- the inbox can filter and order on them.
+ALTER TABLE notifications ADD COLUMN acknowledged_by_name TEXT;
+ALTER TABLE notifications ADD COLUMN ack_outcome TEXT CHECK (ack_outcome IN ('known-no-action',
+    'social-worker-informed', 'contacted-setting', 'referred-to-mash', 'other'));
+ALTER TABLE notifications ADD COLUMN ack_note TEXT;
+ALTER TABLE notifications ADD COLUMN assigned_to TEXT;
+ALTER TABLE notifications ADD COLUMN assigned_user TEXT;
+ALTER TABLE notifications ADD COLUMN assigned_at TEXT;
+ALTER TABLE notifications ADD COLUMN escalated_at TEXT;
+ALTER TABLE notifications ADD COLUMN nhs_number TEXT;
+ALTER TABLE notifications ADD COLUMN setting_ods TEXT;
+ALTER TABLE notifications ADD COLUMN pattern TEXT;
+UPDATE notifications SET
+    nhs_number = coalesce(json_extract(payload, '$.child.nhs_number'), json_extract(payload, '$.nhs_number')),
+    setting_ods = json_extract(payload, '$.access.organisation.ods_code'),
+    pattern = json_extract(payload, '$.pattern')
+WHERE json_valid(payload);
+-- No index on (la_ods, nhs_number): a filter by child reads the LA's notifications through
+-- notifications_la_cursor, and every notifying lookup would otherwise write one more index page
+-- at a random place (issue #16, bytes written per lookup).
+CREATE INDEX notifications_unescalated ON notifications (created_at)
+    WHERE acknowledged_at IS NULL AND escalated_at IS NULL;
