@@ -27,7 +27,7 @@ use cpis_domain::notification::Ack;
 use cpis_domain::work_queue::{
     group_repeats, overdue, AckDetails, AckOutcome, Assignee, PayloadKeys, QueueKey,
 };
-use cpis_domain::{Notification, NotificationKind, PlanType, SettingType, Subject};
+use cpis_domain::{Notification, NotificationKind, PhoneNumber, PlanType, SettingType, Subject};
 use cpis_store::{NotificationOrder, NotificationQuery};
 use serde::Deserialize;
 use serde_json::Value;
@@ -135,13 +135,10 @@ fn kind_label(kind: NotificationKind) -> (&'static str, &'static str) {
     }
 }
 
-/// A `tel:` target: digits and a leading plus only.
+/// A `tel:` target, by the domain's phone number rule (E.164); a payload number that is not a
+/// phone number gets no link.
 fn tel(number: &str) -> Option<String> {
-    let t: String = number
-        .chars()
-        .filter(|c| c.is_ascii_digit() || *c == '+')
-        .collect();
-    (t.len() >= 3).then(|| format!("tel:{t}"))
+    PhoneNumber::parse(number).ok().map(|p| p.tel_uri())
 }
 
 /// A work item (one or more notifications, newest first) as people read it.
@@ -184,12 +181,17 @@ pub fn row_of(n: &Notification) -> NotificationRow {
     .flatten()
     .collect::<Vec<_>>()
     .join(" ");
+    // A birth is about the baby (its own NHS number; the LA's record is the mother's), a birth
+    // reminder about the mother; the other kinds about the child (or the number) they name.
     let nhs = text(&body, &["child", "nhs_number"])
         .or_else(|| text(&body, &["nhs_number"]))
+        .or_else(|| text(&body, &["baby", "nhs_number"]))
+        .or_else(|| text(&body, &["mother", "nhs_number"]))
         .map(grouped_text)
         .unwrap_or_default();
     let local_id = text(&body, &["child", "local_id"])
         .or_else(|| text(&body, &["local_id"]))
+        .or_else(|| text(&body, &["mother", "local_id"]))
         .map(str::to_owned);
     let plan_types: Vec<(PlanType, bool)> = body
         .get("child")
@@ -207,7 +209,12 @@ pub fn row_of(n: &Notification) -> NotificationRow {
         .unwrap_or_default();
     // The mother of an unborn child is never called "the child" (one rule: `Subject::of`).
     let mother = Subject::of(plan_types.iter().map(|(t, _)| *t)) == Subject::Mother;
-    let person = if mother { "Mother" } else { "Child" };
+    let person = match n.kind {
+        NotificationKind::Birth => "Baby",
+        NotificationKind::BirthReminder => "Mother",
+        _ if mother => "Mother",
+        _ => "Child",
+    };
     let kind = match (n.kind, mother) {
         (NotificationKind::Access, true) => "Mother seen",
         (NotificationKind::Access, false) => "Child seen",
@@ -228,15 +235,18 @@ pub fn row_of(n: &Notification) -> NotificationRow {
             }
         })
         .collect();
-    let child = if name.is_empty() {
-        local_id
+    let child = match n.kind {
+        NotificationKind::Birth => text(&body, &["mother", "local_id"]).map_or_else(
+            || "Baby of a mother on an unborn child protection plan".into(),
+            |l| format!("Baby of the mother with local ID {l}"),
+        ),
+        _ if name.is_empty() => local_id
             .as_ref()
-            .map_or_else(|| "Name not given".into(), |l| format!("Local ID {l}"))
-    } else {
-        name
+            .map_or_else(|| "Name not given".into(), |l| format!("Local ID {l}")),
+        _ => name,
     };
     let place = match n.kind {
-        NotificationKind::Access => {
+        NotificationKind::Access | NotificationKind::Escalation => {
             let org = text(&body, &["access", "organisation", "name"]).unwrap_or("Unknown setting");
             match text(&body, &["access", "setting_type"])
                 .and_then(|t| t.parse::<SettingType>().ok())
@@ -266,6 +276,21 @@ pub fn row_of(n: &Notification) -> NotificationRow {
                     )
                 });
             format!("{org}{setting}{appointment}")
+        }
+        NotificationKind::Birth => text(&body, &["baby", "date_of_birth"])
+            .map_or_else(String::new, |d| {
+                format!("Born {d}; upload the baby's own plan")
+            }),
+        NotificationKind::BirthReminder => {
+            let edd = text(&body, &["plan", "expected_delivery_date"]).unwrap_or("unknown");
+            let babies = body
+                .get("babies")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            match babies {
+                0 => format!("Expected delivery {edd}; no baby registered to the mother"),
+                n => format!("Expected delivery {edd}; {n} registered, no plan for the baby"),
+            }
         }
         _ => String::new(),
     };
@@ -782,7 +807,7 @@ mod tests {
                 (
                     "Setting".into(),
                     "024 7696 4000".into(),
-                    "tel:02476964000".into()
+                    "tel:+442476964000".into()
                 ),
                 (
                     "Clinician".into(),
@@ -795,6 +820,46 @@ mod tests {
         assert_eq!(row.local_id.as_deref(), Some("C-1"));
         assert_eq!((row.person, row.kind), ("Child", "Child seen"));
         assert_eq!(row.plans, vec!["Child Protection Plan".to_owned()]);
+    }
+
+    #[test]
+    fn a_birth_is_about_the_baby_and_a_reminder_about_the_mother() {
+        let birth = row_of(&Notification {
+            kind: NotificationKind::Birth,
+            ..notification(serde_json::json!({
+                "baby": {"nhs_number": "9434765919", "date_of_birth": "2026-11-19"},
+                "mother": {"nhs_number": "9000000009", "local_id": "M-7"},
+                "plan": {"plan_type": "UCPP", "expected_delivery_date": "2026-11-25"}
+            }))
+        });
+        assert_eq!((birth.person, birth.kind), ("Baby", "Baby born"));
+        assert_eq!(birth.nhs_number, "943 476 5919");
+        assert_eq!(birth.child, "Baby of the mother with local ID M-7");
+        assert_eq!(birth.place, "Born 2026-11-19; upload the baby's own plan");
+        let reminder = row_of(&Notification {
+            kind: NotificationKind::BirthReminder,
+            ..notification(serde_json::json!({
+                "mother": {"nhs_number": "9000000009", "local_id": "M-7"},
+                "plan": {"plan_type": "UCPP", "expected_delivery_date": "2026-11-01"},
+                "babies": []
+            }))
+        });
+        assert_eq!(reminder.person, "Mother");
+        assert_eq!(reminder.nhs_number, "900 000 0009");
+        assert_eq!(reminder.local_id.as_deref(), Some("M-7"));
+        assert_eq!(
+            reminder.place,
+            "Expected delivery 2026-11-01; no baby registered to the mother"
+        );
+    }
+
+    #[test]
+    fn a_number_that_is_not_a_phone_number_gets_no_link() {
+        let row = row_of(&notification(serde_json::json!({
+            "child": {"nhs_number": "9000000009", "plans": [{"plan_type": "CPP", "state": "active"}]},
+            "access": {"organisation": {"name": "City ED", "ods_code": "RX1", "phone": "ring 999"}}
+        })));
+        assert!(row.phones.is_empty());
     }
 
     #[test]
