@@ -323,7 +323,7 @@ mod tests {
     }
 
     #[test]
-    fn only_access_and_inactive_number_notifications_travel_over_mesh() {
+    fn every_notification_but_the_upload_report_travels_over_mesh_on_its_own_workflow() {
         assert_eq!(
             notification_workflow(NotificationKind::Access),
             Some(WORKFLOW_ACCESS)
@@ -332,6 +332,12 @@ mod tests {
             notification_workflow(NotificationKind::InactiveNhsNumber),
             Some(WORKFLOW_INACTIVE_NHS_NUMBER)
         );
+        // An upload report is the reply to the upload's own message.
         assert_eq!(notification_workflow(NotificationKind::UploadReport), None);
+        let workflows: std::collections::HashSet<_> = NotificationKind::ALL
+            .into_iter()
+            .filter_map(notification_workflow)
+            .collect();
+        assert_eq!(workflows.len(), NotificationKind::ALL.len() - 1, "one each");
     }
 }

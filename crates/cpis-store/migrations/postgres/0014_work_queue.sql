@@ -22,5 +22,13 @@ UPDATE notifications SET
 -- No index on (la_ods, nhs_number): a filter by child reads the LA's notifications through
 -- notifications_la_cursor, and every notifying lookup would otherwise write one more index page
 -- at a random place (issue #16, bytes written per lookup).
+-- Notifications from before the work queue that are already a day old and unacknowledged are not
+-- escalated retroactively: the first housekeeping run would otherwise send one escalation for every
+-- old unacknowledged notification at once (a flood to webhook and MESH receivers). They are marked
+-- as escalated at the upgrade; the inbox still shows them overdue (that is worked out from
+-- created_at), and anything younger is escalated when its deadline passes.
+UPDATE notifications SET escalated_at = now()
+WHERE acknowledged_at IS NULL AND kind NOT IN ('upload-report', 'escalation')
+  AND created_at < now() - interval '1 day';
 CREATE INDEX notifications_unescalated ON notifications (created_at)
     WHERE acknowledged_at IS NULL AND escalated_at IS NULL;

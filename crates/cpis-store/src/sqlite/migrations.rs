@@ -26,3 +26,68 @@ pub fn run(conn: &mut Connection) -> StoreResult<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An upgrade to the work queue (0014) does not escalate every old unacknowledged
+    /// notification at once: those a day old are marked escalated by the migration, a younger
+    /// one, an acknowledged one and an upload report are left as they were.
+    #[test]
+    fn the_work_queue_upgrade_marks_old_unacknowledged_notifications_escalated() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let before = MIGRATIONS
+            .iter()
+            .position(|(name, _)| *name == "0014_work_queue")
+            .unwrap();
+        for (_, sql) in &MIGRATIONS[..before] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", before as u32)
+            .unwrap();
+        let at =
+            |days: i64| crate::sql::time_text(chrono::Utc::now() - chrono::Duration::days(days));
+        for (i, (kind, days, acked)) in [
+            ("access", 3, false),
+            ("was-not-brought", 2, false),
+            ("access", 3, true),
+            ("upload-report", 3, false),
+            ("access", 0, false),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            conn.execute(
+                "INSERT INTO notifications (id, la_ods, kind, created_at, payload, la_seq,
+                    acknowledged_at) VALUES (?1, 'E08000026', ?2, ?3, '{}', ?4, ?5)",
+                rusqlite::params![
+                    format!("n{i}"),
+                    kind,
+                    at(days),
+                    i as i64 + 1,
+                    acked.then(|| at(days))
+                ],
+            )
+            .unwrap();
+        }
+        run(&mut conn).unwrap();
+        let escalated: Vec<(String, bool)> = conn
+            .prepare("SELECT id, escalated_at IS NOT NULL FROM notifications ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            escalated,
+            [
+                ("n0".to_owned(), true),
+                ("n1".to_owned(), true),
+                ("n2".to_owned(), false),
+                ("n3".to_owned(), false),
+                ("n4".to_owned(), false),
+            ]
+        );
+    }
+}
