@@ -2,7 +2,8 @@
 //! unacknowledged past the deadline raises one `escalation` notification to its LA, delivered
 //! like any other (API, SSE, webhooks, MESH), written with its audit entry in one transaction.
 //! Run from the server's housekeeping with the service clock; several servers may run it at once
-//! (the store marks each notification escalated at most once).
+//! (the store marks each notification escalated at most once). A work item of repeat lookups
+//! raises one escalation, for its first notification.
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use cpis_domain::{AuditActor, AuditEntry, NewNotification, Notification, NotificationKind};
@@ -54,10 +55,13 @@ pub fn escalation_for(n: &Notification, now: DateTime<Utc>, deadline: Duration) 
 
 /// Escalates every notification overdue at `now` that is not yet escalated; returns how many
 /// this call escalated (another server may have taken some).
+/// A work item's repeat lookups (within `repeat_window` of its first, docs/WORKFLOW.md) are
+/// marked escalated with it: an item raises one escalation, however many lookups it collapses.
 pub fn escalate_overdue(
     store: &dyn Store,
     now: DateTime<Utc>,
     deadline: Duration,
+    repeat_window: Duration,
 ) -> StoreResult<usize> {
     let mut escalated = 0;
     loop {
@@ -70,7 +74,7 @@ pub fn escalate_overdue(
                     "notification {} ({}) unacknowledged past the deadline: escalation {}",
                     n.id, n.la, escalation.id
                 ));
-            if store.escalate(&n.id, &escalation, &audit)? {
+            if store.escalate(&n.id, n.created_at + repeat_window, &escalation, &audit)? {
                 this_round += 1;
             }
         }

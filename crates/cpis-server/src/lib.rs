@@ -141,6 +141,7 @@ pub fn escalate(state: &AppState) -> cpis_store::StoreResult<usize> {
         state.store.as_ref(),
         state.clock.now(),
         state.config.work_queue.deadline(),
+        state.config.work_queue.repeat_window(),
     )?;
     if n > 0 {
         // Wakes this server's event streams at once.

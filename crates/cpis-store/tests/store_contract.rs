@@ -202,6 +202,7 @@ contract!(
     assignment_is_la_scoped_and_audited,
     work_queue_filters_order_and_pages,
     escalation_is_written_once_under_concurrency,
+    an_item_of_repeat_lookups_raises_one_escalation,
     migrations_are_idempotent,
     concurrent_opens_migrate_once,
     directory_round_trips,
@@ -3662,6 +3663,73 @@ fn work_queue_filters_order_and_pages(ctx: &Ctx) {
 /// Overdue notifications are escalated once: several servers escalating the same ones at once
 /// write exactly one escalation notification and one audit entry each; acknowledged and
 /// non-actionable ones never.
+/// Escalating a work item's first notification marks its repeat lookups (same LA, child and
+/// setting, before `repeats_until`) escalated with it, and nothing else: another setting, a
+/// lookup after the window and an acknowledged repeat are left as they were.
+fn an_item_of_repeat_lookups_raises_one_escalation(ctx: &Ctx) {
+    let s = ctx.store();
+    let first = seen(LA_A, 0, "9000000009", "RX1", false);
+    let repeats = [
+        seen(LA_A, 10, "9000000009", "RX1", false),
+        seen(LA_A, 20, "9000000009", "RX1", false),
+    ];
+    let acked_repeat = seen(LA_A, 30, "9000000009", "RX1", false);
+    let elsewhere = seen(LA_A, 5, "9000000009", "RX2", false);
+    let other_child = seen(LA_A, 6, "9000000017", "RX1", false);
+    let later = seen(LA_A, 300, "9000000009", "RX1", false);
+    let mut all = vec![first.clone()];
+    all.extend(repeats.iter().cloned());
+    all.extend([
+        acked_repeat.clone(),
+        elsewhere.clone(),
+        other_child.clone(),
+        later.clone(),
+    ]);
+    insert_all(s, &all);
+    let audit = entry(5, actor("sw-1", Some(LA_A)), "notification.ack", None);
+    s.acknowledge_audited(
+        &la(LA_A),
+        &acked_repeat.id,
+        &receipt("sw-1", t0()),
+        &audit,
+        &audit,
+    )
+    .unwrap();
+    let esc = NewNotification {
+        kind: NotificationKind::Escalation,
+        ..notification(LA_A, 60 * 25)
+    };
+    let a = entry(
+        60 * 25,
+        actor("system", None),
+        "notification.escalate",
+        None,
+    );
+    assert!(s
+        .escalate(
+            &first.id,
+            first.created_at + Duration::minutes(240),
+            &esc,
+            &a
+        )
+        .unwrap());
+    let left: Vec<_> = s
+        .overdue_unescalated(t0() + Duration::hours(30), 100)
+        .unwrap()
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(left, [elsewhere.id, other_child.id, later.id]);
+    // A repeat already marked is not escalated again on its own.
+    let again = NewNotification {
+        kind: NotificationKind::Escalation,
+        ..notification(LA_A, 60 * 26)
+    };
+    assert!(!s
+        .escalate(&repeats[0].id, repeats[0].created_at, &again, &a)
+        .unwrap());
+}
+
 fn escalation_is_written_once_under_concurrency(ctx: &Ctx) {
     let s = ctx.store();
     let due: Vec<_> = (0..4)
@@ -3705,7 +3773,7 @@ fn escalation_is_written_once_under_concurrency(ctx: &Ctx) {
                                 detail: Some(format!("escalated {}", n.id)),
                                 ..entry(60 * 25, system.clone(), "notification.escalate", None)
                             };
-                            s.escalate(&n.id, &esc, &a).unwrap()
+                            s.escalate(&n.id, n.created_at, &esc, &a).unwrap()
                         })
                         .count()
                 })
@@ -3747,6 +3815,7 @@ fn escalation_is_written_once_under_concurrency(ctx: &Ctx) {
     assert!(!s
         .escalate(
             &acked.id,
+            acked.created_at,
             &esc,
             &entry(1, system, "notification.escalate", None)
         )

@@ -396,6 +396,7 @@ pub fn overdue_unescalated(
 pub fn escalate(
     db: &mut dyn Db,
     id: &str,
+    repeats_until: DateTime<Utc>,
     escalation: &NewNotification,
     audit: &AuditEntry,
 ) -> StoreResult<bool> {
@@ -407,6 +408,17 @@ pub fn escalate(
     if marked == 0 {
         return Ok(false);
     }
+    // The rest of its work item: repeat lookups of the same child at the same setting.
+    db.exec(
+        "UPDATE notifications SET escalated_at = $2
+         WHERE escalated_at IS NULL AND acknowledged_at IS NULL AND kind = 'access'
+           AND la_ods = (SELECT la_ods FROM notifications WHERE id = $1)
+           AND nhs_number = (SELECT nhs_number FROM notifications WHERE id = $1 AND kind = 'access')
+           AND setting_ods = (SELECT setting_ods FROM notifications WHERE id = $1)
+           AND created_at > (SELECT created_at FROM notifications WHERE id = $1)
+           AND created_at < $3",
+        &[&id, &escalation.created_at, &repeats_until],
+    )?;
     let mut locked = false;
     insert_notification(db, &mut locked, escalation)?;
     super::audit::append_alone(db, audit)?;

@@ -216,9 +216,11 @@ store! {
     /// Marks notification `id` escalated and writes `escalation` (its one escalation
     /// notification, queued for webhooks like any) and `audit`, in one transaction, only if it
     /// is still unacknowledged and not escalated; `false`, writing nothing, otherwise (another
-    /// server escalated it, or it was acknowledged meanwhile).
-    write: fn escalate(&self, id: &str, escalation: &NewNotification, audit: &AuditEntry) -> bool
-        => outbox::escalate;
+    /// server escalated it, or it was acknowledged meanwhile). An access notification's repeats
+    /// (the same LA, child and setting, created after it and before `repeats_until`: one work
+    /// item) still unacknowledged are marked escalated with it, so the item raises one escalation.
+    write: fn escalate(&self, id: &str, repeats_until: DateTime<Utc>, escalation: &NewNotification,
+        audit: &AuditEntry) -> bool => outbox::escalate;
     /// An LA's notifications with a cursor below `before` (all when `None`), newest first (the
     /// web inbox). Read from the primary, so an acknowledgement just made shows.
     read: fn notifications_newest(&self, la: &OdsCode, before: Option<u64>, limit: u32)
