@@ -482,13 +482,33 @@ async fn inbox_page(
         },
         limit: PAGE + 1,
     };
+    // Live updates add what arrives after the LA's newest notification (whatever the filter
+    // hides: an item acknowledged a moment ago must not come back as "new"), and only to a first
+    // page no narrower than "unacknowledged", since anything that arrives is unacknowledged and
+    // unassigned but may be any child, setting or kind.
+    let live = page == 0
+        && !filters.assigned_to_me
+        && [
+            &filters.nhs_number,
+            &filters.setting,
+            &filters.kind,
+            &filters.from,
+            &filters.to,
+        ]
+        .iter()
+        .all(|v| v.is_empty());
     let (store, cap) = (state.store.clone(), cap.clone());
-    let mut items =
-        tokio::task::spawn_blocking(move || LaInbox::new(store.as_ref(), &cap).query(&query))
-            .await??;
+    let (mut items, newest) = tokio::task::spawn_blocking(move || {
+        let inbox = LaInbox::new(store.as_ref(), &cap);
+        let newest = match live {
+            true => Some(inbox.newest(None, 1)?.first().map_or(0, |n| n.seq)),
+            false => None,
+        };
+        inbox.query(&query).map(|items| (items, newest))
+    })
+    .await??;
     let more = items.len() > PAGE as usize;
     items.truncate(PAGE as usize);
-    let newest = items.iter().map(|n| n.seq).max();
     let link = |p: u64, label: &str| super::la_pagination::PageLink {
         href: format!("/la/notifications?{}&page={p}", filters.query),
         label: label.into(),
@@ -501,7 +521,7 @@ async fn inbox_page(
         errors: Vec::new(),
         csrf_token: user.csrf.clone(),
         rows,
-        live_after: (page == 0).then(|| newest.unwrap_or(0)),
+        live_after: newest,
         page,
         acknowledged: None,
         assigned: false,

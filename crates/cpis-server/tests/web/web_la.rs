@@ -806,3 +806,42 @@ async fn the_mother_on_an_unborn_child_plan_is_not_called_the_child() {
     );
     assert!(!row.contains("Child"), "{row}");
 }
+
+/// The inbox's live updates start after the LA's newest notification, not after the newest one
+/// the (unacknowledged) queue shows: a notification acknowledged a moment ago must not come back
+/// as "new" when the page's script fetches what arrived since. A page narrowed to a child,
+/// setting, kind, date or assignee has no live updates (what arrives may not match it).
+#[tokio::test]
+async fn live_updates_start_after_the_newest_notification_whatever_the_filter_hides() {
+    let app = spawn_app();
+    app.notifying_lookup(SHARED_CHILD, ED_TOKEN).await;
+    let [n] = &app.all_notifications(COVENTRY_TOKEN).await[..] else {
+        panic!("one notification")
+    };
+    let cursor = n["cursor"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.ack(n["id"].as_str().unwrap(), Some(COVENTRY_TOKEN))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let coventry = sign_in(&app, COVENTRY, "cov.live").await;
+    let page = coventry.get(&app, "/la/notifications").await.text();
+    assert!(
+        page.contains(&format!("data-live-after=\"{cursor}\"")),
+        "{page}"
+    );
+    let rows = coventry
+        .get(&app, &format!("/la/notifications/rows?after={cursor}"))
+        .await
+        .text();
+    assert!(!rows.contains("data-seq"), "{rows}");
+    let narrowed = coventry
+        .get(
+            &app,
+            &format!("/la/notifications?filtered=1&nhs_number={SHARED_CHILD}"),
+        )
+        .await
+        .text();
+    assert!(!narrowed.contains("data-live-after"), "{narrowed}");
+}
