@@ -47,24 +47,31 @@ pub fn insert_access(db: &mut dyn Db, a: &Access) -> StoreResult<()> {
 pub fn recent_accesses(db: &mut dyn Db, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
     db.list(
         &format!(
-            "SELECT id, time, nhs_number, kind, trace_id, user_id, user_name, role, org_ods,
-                    org_name, setting_type, sds_user_id, role_profile_id, role_code
-             FROM accesses WHERE nhs_number = $1 AND kind = 'unscheduled'
+            "SELECT {ACCESS_COLUMNS} FROM accesses WHERE nhs_number = $1 AND kind = 'unscheduled'
              ORDER BY seq DESC LIMIT {}",
             big(limit as u64)
         ),
         &[&nhs.digits()],
-        |r| {
-            let nhs = from_row!(r, 11 => NhsIdentity { sds_user_id, role_profile_id, role_code });
-            let accessor = from_row!(r, 5 => Accessor {
-                user_id, user_name, role, organisation, organisation_name, setting_type, nhs = nhs,
-                organisation_phone = None, contact = Default::default()
-            });
-            Ok(from_row!(r, 0 => Access {
-                id, time, nhs_number, kind, trace_id, accessor = accessor
-            }))
-        },
+        |r| access(r, 0),
     )
+}
+
+/// An access as [`access`] reads it from a row, from column `at` on.
+pub(super) const ACCESS_COLUMNS: &str =
+    "id, time, nhs_number, kind, trace_id, user_id, user_name, \
+    role, org_ods, org_name, setting_type, sds_user_id, role_profile_id, role_code";
+
+/// The access in [`ACCESS_COLUMNS`] from column `at` of the row. The setting's phone and the
+/// clinician's contact are not kept with an access (they travel only in its notification).
+pub(super) fn access(r: &Row, at: usize) -> StoreResult<Access> {
+    let nhs = from_row!(r, at + 11 => NhsIdentity { sds_user_id, role_profile_id, role_code });
+    let accessor = from_row!(r, at + 5 => Accessor {
+        user_id, user_name, role, organisation, organisation_name, setting_type, nhs = nhs,
+        organisation_phone = None, contact = Default::default()
+    });
+    Ok(from_row!(r, at => Access {
+        id, time, nhs_number, kind, trace_id, accessor = accessor
+    }))
 }
 
 /// A child's attendance (`cpis_domain::attendance`): their unscheduled accesses in the last six
