@@ -7,7 +7,8 @@
 //! * no upload is half-applied: for every file either its report and all its records exist, or
 //!   none of them; no upload is left `processing`; an unacknowledged upload sent again is answered
 //!   200 (already applied) or 201 (applied now) accordingly;
-//! * the database passes `PRAGMA integrity_check` and the audit chain verifies;
+//! * the database passes `PRAGMA integrity_check` and the audit chain verifies (`cpis audit
+//!   verify`, which opens the store and so copies in what the killed server had spooled);
 //! * at the end, after one clean restart, the test's webhook receiver (which checks every
 //!   signature and de-duplicates on `CPIS-Notification-Id`) has accepted every Coventry
 //!   notification exactly once, and nothing else; duplicates on the wire are counted, not accepted.
@@ -375,6 +376,9 @@ struct Tally {
     lookups_in_flight_at_kills: u64,
     kills_during_delivery: u64,
     kills_during_upload: u64,
+    /// Spool entries (lookups answered while an upload held the writer) the killed server left
+    /// for the next open to copy in.
+    spooled_at_kills: u64,
     unexpected: Vec<String>,
 }
 
@@ -448,6 +452,28 @@ impl Db {
         let conn = rusqlite::Connection::open(path).unwrap();
         conn.busy_timeout(Duration::from_secs(10)).unwrap();
         Db { conn }
+    }
+
+    /// Entries the lookup spool beside the database holds that the database has not copied in.
+    fn spooled_waiting(path: &Path) -> u64 {
+        let mut spool = path.as_os_str().to_owned();
+        spool.push("-lookups");
+        let spool = PathBuf::from(spool);
+        if !spool.exists() {
+            return 0;
+        }
+        let through: i64 = Db::open(path)
+            .conn
+            .query_row("SELECT through FROM lookup_spool_drained", [], |r| r.get(0))
+            .unwrap();
+        Db::open(&spool)
+            .conn
+            .query_row(
+                "SELECT count(*) FROM spooled WHERE id > ?1",
+                [through],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap() as u64
     }
 
     fn integrity(&self) -> String {
@@ -1157,7 +1183,16 @@ fn sigkill_at_random_points_loses_no_acknowledged_write() {
             tally.unexpected.join("\n")
         );
 
-        // The database after the kill.
+        // The database after the kill, once opened by cpis (`audit verify`): opening it copies in
+        // the lookups the killed server answered from its lookup spool (an upload held the
+        // writer), as the next start would.
+        tally.spooled_at_kills += Db::spooled_waiting(&db);
+        audit_verify(&db);
+        assert_eq!(
+            Db::spooled_waiting(&db),
+            0,
+            "cycle {cycle}: spooled lookups copied in"
+        );
         let d = Db::open(&db);
         assert_eq!(d.integrity(), "ok", "cycle {cycle}: integrity_check");
         let (accesses, a_max) = d.accesses_since(access_seq);
@@ -1168,9 +1203,6 @@ fn sigkill_at_random_points_loses_no_acknowledged_write() {
         // Deliveries claimed by the killed server and not finished: leased (~60 s) for a retry.
         interrupted.extend(d.leased_deliveries());
         drop(d);
-        if cycle % 25 == 24 {
-            audit_verify(&db);
-        }
         tally.lookups_acked += cycle_lookups.len() as u64;
         tally.lookups_acked_coventry += cycle_lookups
             .iter()
@@ -1301,7 +1333,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_write() {
     }
     kill_delays.sort_unstable();
     println!(
-        "crash harness: seed={seed:#x} cycles={cycles} kills_with_requests_in_flight={} kills_during_upload={} \
+        "crash harness: seed={seed:#x} cycles={cycles} kills_with_requests_in_flight={} kills_during_upload={} spooled_lookup_writes_at_kills={} \
          lookups_in_flight_at_kills={} kills_during_delivery={} deliveries_interrupted={} \
          kill_delay_ms(min/median/max)={}/{}/{} lookups_sent={} lookups_acknowledged={} (coventry {}, misses {}) \
          lookups_unacknowledged={} uploads={} uploads_sent={} uploads_acknowledged_during_cycles={} uploads_resent={} replays_200={} \
@@ -1309,6 +1341,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_write() {
          receiver_500s={refused} receiver_drops={dropped} cycles_secs={:.1} drain_secs={:.1} total_secs={:.1}",
         tally.kills_with_requests_in_flight,
         tally.kills_during_upload,
+        tally.spooled_at_kills,
         tally.lookups_in_flight_at_kills,
         tally.kills_during_delivery,
         interrupted.len(),

@@ -5,6 +5,10 @@
 //! transaction starts joins it, so one durable commit (one fsync) serves many lookups. A caller's
 //! answer is sent only after its group committed: nothing a clinician saw is unrecorded, and no
 //! notification is lost.
+//!
+//! On SQLite a group that cannot have the one writer at once (an upload holds it) is made durable
+//! in the store's lookup spool instead, and a second thread copies spooled lookups in as soon as
+//! the writer is free, then tells the notification bus (`cpis_store::sqlite`, "lookup spool").
 
 use crate::bus::NotificationBus;
 use chrono::SecondsFormat;
@@ -19,13 +23,18 @@ use cpis_domain::{
 use cpis_store::{LookupTx, Store, StoreError};
 use serde_json::json;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// Lookups queued beyond this are refused (503) rather than piling up.
 const QUEUE: usize = 8192;
 /// Most lookups committed together.
 const MAX_GROUP: usize = 512;
+/// How often the spool thread looks for spooled lookups when none were waiting.
+const SPOOL_IDLE: Duration = Duration::from_millis(20);
+/// How long it waits after the store refused to copy them in.
+const SPOOL_RETRY: Duration = Duration::from_secs(1);
 
 /// One lookup as the caller asks for it. Who is looking and whether they may notify come from
 /// their [`capability::Lookup`], never from the request.
@@ -115,6 +124,8 @@ pub struct LookupService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policy: VisibilityPolicy,
+    /// The spool thread runs while any handle to the service is alive.
+    _alive: Arc<()>,
 }
 
 /// What a lookup applies: which plans show, and when attendance is a pattern.
@@ -192,12 +203,20 @@ impl LookupService {
             .name("cpis-lookups".into())
             .spawn(move || worker.run(jobs))
             .expect("spawn the lookup writer thread");
+        let alive = Arc::new(());
+        let (spool_store, spool_bus, spool_alive) =
+            (store.clone(), bus.clone(), Arc::downgrade(&alive));
+        std::thread::Builder::new()
+            .name("cpis-lookup-spool".into())
+            .spawn(move || drain_spool(spool_store.as_ref(), &spool_bus, &spool_alive))
+            .expect("spawn the lookup spool thread");
         LookupService {
             queue,
             bus,
             store,
             clock,
             policy,
+            _alive: alive,
         }
     }
 
@@ -381,6 +400,22 @@ impl Worker {
             attendance,
             pattern,
         })
+    }
+}
+
+/// Copies spooled lookups into the store whenever some wait (SQLite, behind an upload), and
+/// publishes each batch on the bus, so LAs see those notifications moments after the writer is
+/// free. Returns once the last handle to the lookup service is gone.
+fn drain_spool(store: &dyn Store, bus: &NotificationBus, alive: &Weak<()>) {
+    while alive.strong_count() > 0 {
+        match store.drain_lookup_spool() {
+            Ok(0) => std::thread::sleep(SPOOL_IDLE),
+            Ok(_) => bus.publish(),
+            Err(e) => {
+                tracing::warn!(error = %e, "spooled lookups could not be copied in yet; retrying");
+                std::thread::sleep(SPOOL_RETRY);
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use crate::{NhsNumber, OdsCode, PhoneNumber, SettingType, WorkContact};
 use chrono::{DateTime, Utc};
 
 /// Who looked a child up, as the audit and the LA see it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Accessor {
     pub user_id: String,
     pub user_name: String,
@@ -27,7 +27,7 @@ pub struct Accessor {
 
 /// A person's national identity, as NHS CIS2 asserts it: who they are in the Spine Directory
 /// Service and which of their roles they selected for this session.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NhsIdentity {
     /// The SDS user id (the CIS2 `sub`/`uid`, a 12-digit UUID).
     pub sds_user_id: Option<String>,
@@ -45,7 +45,7 @@ impl NhsIdentity {
 }
 
 /// What kind of lookup an access was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AccessKind {
     /// Found a visible plan and notified the LA(s); shown in the access history.
@@ -75,7 +75,7 @@ impl AccessKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Access {
     /// Stable, unguessable id (UUID).
     pub id: String,

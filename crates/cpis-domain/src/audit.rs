@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use std::fmt;
 
 /// How an audited action ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuditOutcome {
     Success,
@@ -42,7 +42,7 @@ impl fmt::Display for AuditOutcome {
 }
 
 /// Who acted: ISO 27789-style participant fields.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditActor {
     /// User or system id (`anonymous` when authentication failed).
     pub id: String,
@@ -65,7 +65,7 @@ impl AuditActor {
 }
 
 /// An entry about to be appended.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEntry {
     pub time: DateTime<Utc>,
     pub actor: AuditActor,

@@ -102,6 +102,14 @@ impl serde::Serialize for PhoneNumber {
     }
 }
 
+/// Read back as written: the number is parsed again, so a stored one is as valid as a new one.
+impl<'de> serde::Deserialize<'de> for PhoneNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        PhoneNumber::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A work email address as an identity provider asserts it: one `@` with text either side, no
 /// spaces or control characters, at most 254 characters.
 #[derive(Clone, PartialEq, Eq, Hash, Debug, serde::Serialize)]
@@ -131,6 +139,13 @@ impl EmailAddress {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for EmailAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        EmailAddress::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for EmailAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -139,7 +154,7 @@ impl fmt::Display for EmailAddress {
 
 /// How to reach a person at work, where their identity provider says (the OpenID Connect
 /// `phone_number` and `email` claims). Both `None` for local accounts, API tokens and systems.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct WorkContact {
     pub phone: Option<PhoneNumber>,
     pub email: Option<EmailAddress>,

@@ -4,7 +4,7 @@ use crate::work_queue::{AckDetails, AckOutcome, Assignee};
 use crate::OdsCode;
 use chrono::{DateTime, Utc};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NotificationKind {
     /// Access to Service Notification: a child the LA holds was seen.
@@ -98,7 +98,7 @@ pub struct Assignment {
 }
 
 /// A notification about to be written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewNotification {
     pub id: String,
     pub la: OdsCode,

@@ -238,6 +238,7 @@ contract!(
     every_notification_kind_is_stored_and_read_back,
     births_reminders_and_adoption_invalidation,
     attendance_counts_unscheduled_accesses_in_their_windows,
+    lookups_do_not_wait_for_an_upload_and_land_exactly_once,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -3824,4 +3825,120 @@ fn escalation_is_written_once_under_concurrency(ctx: &Ctx) {
         s.audit_verify().unwrap(),
         AuditVerification::Intact { .. }
     ));
+}
+
+/// Issue #16, target 3: a group of lookups made while an upload's transaction is open does not
+/// wait for it (on SQLite it goes to the lookup spool, reading a snapshot; PostgreSQL writers do
+/// not wait), a later group sees the earlier one's access, and once the upload commits and the
+/// spool is drained each access, notification and audit entry is in the database exactly once,
+/// whichever store drains it and however often.
+fn lookups_do_not_wait_for_an_upload_and_land_exactly_once(ctx: &Ctx) {
+    use std::sync::mpsc::channel;
+    let s = ctx.store();
+    seed_directory(s);
+    let (child, other) = (nhs(0), nhs(1));
+    apply(s, LA_A, &[row(child, PlanType::Cpp, "2026-01-01", None)]);
+    let audit_before = match s.audit_verify().unwrap() {
+        AuditVerification::Intact { entries, .. } => entries,
+        broken => panic!("{broken:?}"),
+    };
+    let now = t0() + Duration::minutes(10);
+    let (first, second) = (
+        access(1, child, AccessKind::Unscheduled),
+        access(2, child, AccessKind::Unscheduled),
+    );
+    let note = notification(LA_A, 1);
+    let (holding_tx, holding) = channel();
+    let (release_tx, release) = channel::<()>();
+    std::thread::scope(|scope| {
+        let upload = scope.spawn(move || {
+            let up = new_upload(LA_A, "held-open", "held-open-sha");
+            let mut tx = s.begin_upload().unwrap();
+            tx.insert_upload(&up).unwrap();
+            tx.add_row_result(&up.id, &accepted_row(1, other)).unwrap();
+            tx.upsert(
+                &la(LA_A),
+                &row(other, PlanType::Lac, "2026-02-01", None),
+                &up.id,
+                t0(),
+            )
+            .unwrap();
+            holding_tx.send(()).unwrap();
+            release.recv().unwrap();
+            tx.finish(&completed(&up, 1), None).unwrap();
+        });
+        holding.recv().unwrap();
+        for (i, access) in [&first, &second].into_iter().enumerate() {
+            let (done_tx, done) = channel();
+            let note = &note;
+            scope.spawn(move || {
+                let mut tx = s.begin_lookups().unwrap();
+                let records = tx.records_for(child).unwrap();
+                let earlier = tx.recent_accesses(child, 10).unwrap();
+                tx.insert_access(access).unwrap();
+                let attendance = tx.attendance(child, now).unwrap();
+                if i == 0 {
+                    tx.insert_notification(note).unwrap();
+                }
+                tx.append_audit(&entry(
+                    i as i64,
+                    actor("clinician", Some("RXX01")),
+                    "lookup.unscheduled",
+                    Some(child),
+                ))
+                .unwrap();
+                tx.commit().unwrap();
+                done_tx.send((records, earlier, attendance)).unwrap();
+            });
+            let Ok((records, earlier, attendance)) =
+                done.recv_timeout(std::time::Duration::from_secs(30))
+            else {
+                // Let the upload end (and the lookup behind it) so that the test fails, not hangs.
+                release_tx.send(()).unwrap();
+                panic!("a lookup waited for the upload's open transaction");
+            };
+            // The snapshot: the committed record, not the upload's uncommitted one.
+            assert_eq!(records.len(), 1);
+            assert_eq!(records[0].la, la(LA_A));
+            // The second group sees the first one's access (from the spool on SQLite); each
+            // counts itself in the attendance.
+            let ids: Vec<&str> = earlier.iter().map(|a| a.id.as_str()).collect();
+            assert_eq!(
+                ids,
+                if i == 0 {
+                    vec![]
+                } else {
+                    vec![first.id.as_str()]
+                }
+            );
+            assert_eq!(attendance.counts.seen_6_months, i as u32 + 1);
+            assert_eq!(
+                attendance.organisations_30_days,
+                vec!["General Hospital".to_owned()]
+            );
+        }
+        release_tx.send(()).unwrap();
+        upload.join().unwrap();
+    });
+    // Drained by another store on the same database (a restarted server), then by this one: the
+    // entries the first copied are not copied again.
+    let again = ctx.reopen();
+    while again.drain_lookup_spool().unwrap() > 0 {}
+    assert_eq!(s.drain_lookup_spool().unwrap(), 0);
+    assert_eq!(ctx.reopen().drain_lookup_spool().unwrap(), 0);
+    let ids: Vec<String> = s
+        .recent_accesses(child, 10)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(ids, vec![second.id.clone(), first.id.clone()]);
+    let notes = s.notifications(&la(LA_A), 0, 100).unwrap();
+    assert_eq!(notes.iter().filter(|n| n.id == note.id).count(), 1);
+    assert_eq!(notes.len(), 1);
+    assert!(record(s, other, LA_A).is_some(), "the upload applied");
+    match s.audit_verify().unwrap() {
+        AuditVerification::Intact { entries, .. } => assert_eq!(entries, audit_before + 2),
+        broken => panic!("{broken:?}"),
+    }
 }

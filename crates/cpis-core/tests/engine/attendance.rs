@@ -224,3 +224,75 @@ fn every_access_notification_carries_contacts_or_null() {
     assert!(n["access"].as_object().unwrap().contains_key("contact"));
     assert_eq!(n["access"]["contact"], Value::Null);
 }
+
+/// Issue #16, target 3: lookups made while an upload's transaction is open are answered without
+/// waiting for it (SQLite: from the lookup spool), the second counts the first among the child's
+/// attendances, and both notifications reach the LA once the upload ends, each once, announced
+/// on the notification bus.
+#[test]
+fn lookups_during_an_upload_are_answered_at_once_and_notify_after_it() {
+    use std::sync::mpsc::channel;
+    use std::time::Duration as Wait;
+    let r = rig(AttendanceThresholds::default());
+    let before = r.notification_count();
+    let bus = r.lookups.commits();
+    let (holding_tx, holding) = channel();
+    let (release_tx, release) = channel::<()>();
+    let store = r.env.store.clone();
+    let upload = std::thread::spawn(move || {
+        let up = cpis_store::NewUpload {
+            id: cpis_core::UploadEngine::new_upload_id(),
+            meta: cpis_domain::report::UploadMeta {
+                la: la(LA_A),
+                file_id: "held-open".into(),
+                mode: cpis_domain::upload::UploadMode::Full,
+                file_date: d("2026-01-02"),
+                format: cpis_domain::upload::FORMAT_V1.into(),
+                channel: "api".into(),
+            },
+            content_sha256: "held-open".into(),
+            received_at: chrono::Utc::now(),
+        };
+        let mut tx = store.begin_upload().unwrap();
+        tx.insert_upload(&up).unwrap();
+        holding_tx.send(()).unwrap();
+        release.recv().unwrap();
+        drop(tx);
+    });
+    holding.recv().unwrap();
+    let answers = std::thread::scope(|scope| {
+        let (done_tx, done) = channel();
+        let r = &r;
+        scope.spawn(move || {
+            let first = r.ed("RXA01");
+            let second = r.look("RXB01", SettingType::UrgentTreatmentCentre, r.child);
+            done_tx.send((first, second)).unwrap();
+        });
+        let answers = done.recv_timeout(Wait::from_secs(30));
+        release_tx.send(()).unwrap();
+        answers.expect("lookups waited for the upload's open transaction")
+    });
+    upload.join().unwrap();
+    let (first, second) = answers;
+    assert_eq!(first.attendance.counts, counts(1, 1, 1));
+    assert_eq!(
+        second.attendance.counts,
+        counts(2, 2, 2),
+        "the first counts"
+    );
+    assert_eq!(second.pattern, Some(AttendancePattern::FrequentAttendance));
+    // Copied in once the writer is free, and announced: wait on the bus, boundedly.
+    let mut seen = bus.generation();
+    for _ in 0..100 {
+        if r.notification_count() == before + 2 {
+            break;
+        }
+        seen = bus.wait(seen, Wait::from_millis(100));
+    }
+    assert_eq!(
+        r.notification_count(),
+        before + 2,
+        "each lookup's notification, once"
+    );
+    assert_eq!(r.last_notification()["pattern"], "frequent-attendance");
+}

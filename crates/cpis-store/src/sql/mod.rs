@@ -12,8 +12,8 @@ pub(crate) mod demographics;
 pub(crate) mod directory;
 mod history;
 mod identities;
-mod outbox;
-mod records;
+pub(crate) mod outbox;
+pub(crate) mod records;
 mod store;
 mod tx;
 pub(crate) mod uploads;
@@ -341,6 +341,16 @@ pub trait Backend: Send + Sync {
     fn snapshot<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T>;
     /// A connection inside a new write transaction.
     fn begin(&self) -> StoreResult<Box<dyn DbHandle + '_>>;
+    /// The transaction a group of lookups is written in: a write transaction, unless the
+    /// backend says otherwise (SQLite spools lookups while a long transaction holds its writer).
+    fn begin_lookups(&self) -> StoreResult<Box<dyn crate::LookupTx + '_>> {
+        Ok(Box::new(SqlTx::new(self.begin()?)))
+    }
+    /// Copies spooled lookups into the database, a bounded batch at a time: how many were
+    /// copied (0 when none wait, always on a backend that does not spool).
+    fn drain_lookup_spool(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
     fn backup_file(&self, path: &std::path::Path) -> StoreResult<()>;
 
     /// Runs `f` in a write transaction: committed when it returns `Ok`, rolled back otherwise.
@@ -368,7 +378,8 @@ macro_rules! migrations {
             "0004_notification_la_seq", "0005_webhooks", "0006_mesh", "0007_stale_held_uploads",
             "0008_plan_sensitive_marks", "0009_access_nhs_identity", "0010_nhs_identities",
             "0011_upload_row_local_id", "0012_lookup_write_indexes", "0013_workflow_kinds",
-            "0014_work_queue", "0015_contacts", "0017_births", "0018_office_hours")
+            "0014_work_queue", "0015_contacts", "0017_births", "0018_office_hours",
+            "0019_lookup_spool")
     };
     (@ $backend:literal: $($name:literal),*) => {
         &[$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $backend,

@@ -80,20 +80,35 @@ pub(super) fn access(r: &Row, at: usize) -> StoreResult<Access> {
 /// index; time and organisation are read from those rows only). Inside a lookup's transaction it
 /// sees that lookup's own access once inserted.
 pub fn attendance(db: &mut dyn Db, nhs: NhsNumber, now: DateTime<Utc>) -> StoreResult<Attendance> {
+    let orgs = attendance_by_organisation(db, nhs, now)?;
+    Ok(Attendance::from_organisations(
+        orgs.into_iter().map(|(_, o)| o).collect(),
+    ))
+}
+
+/// The child's unscheduled accesses in the attendance windows ending `now`, counted per
+/// organisation (its ODS code first).
+pub(crate) fn attendance_by_organisation(
+    db: &mut dyn Db,
+    nhs: NhsNumber,
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<(String, OrganisationAttendance)>> {
     let (long, short) = attendance::windows(now);
-    let orgs = db.list(
-        "SELECT max(org_name), count(*), count(CASE WHEN time >= $3 THEN 1 END)
+    db.list(
+        "SELECT max(org_name), count(*), count(CASE WHEN time >= $3 THEN 1 END), org_ods
          FROM accesses
          WHERE nhs_number = $1 AND kind = 'unscheduled' AND time >= $2 AND time <= $4
          GROUP BY org_ods",
         &[&nhs.digits(), &long, &short, &now],
         |r| {
-            Ok(from_row!(r, 0 => OrganisationAttendance {
-                organisation_name, seen_6_months, seen_30_days
-            }))
+            Ok((
+                r.get(3)?,
+                from_row!(r, 0 => OrganisationAttendance {
+                    organisation_name, seen_6_months, seen_30_days
+                }),
+            ))
         },
-    )?;
-    Ok(Attendance::from_organisations(orgs))
+    )
 }
 
 /// Appends to the LA's notification stream and queues its webhook deliveries, inside the

@@ -23,11 +23,15 @@ use cpis_domain::{
 /// `how: fn name(&self, args…) -> T => query;` declares the [`Store`] method `name` (returning
 /// `StoreResult<T>`) and implements it as `query(conn, args…)` run through the backend's `how`
 /// (`read`, `read_replica`, `write`, `snapshot`), or `read_replica_or_primary` when `(missing)`
-/// says when the replica's answer is not enough. `tx` opens a [`SqlTx`]; `backend` calls the
+/// says when the replica's answer is not enough. `tx` opens a [`SqlTx`], `lookups` the backend's
+/// lookup transaction; `backend` calls the
 /// backend's own `query(self, args…)`. Every call but `tx` runs through [`super::off_async`].
 macro_rules! store {
     (@ $self:ident, tx, $args:tt) => {
         Ok(Box::new(SqlTx::new($self.begin()?)))
+    };
+    (@ $self:ident, lookups, $args:tt) => {
+        Backend::begin_lookups($self)
     };
     (@ $self:ident, backend, ($($arg:ident),*), $query:path) => {
         super::off_async(|| $query($self $(, $arg)*))
@@ -107,8 +111,13 @@ store! {
 
     // Lookups and notifications.
     /// Opens the write transaction a batch of lookups runs in: each lookup reads the child's
-    /// records and writes its access and notifications in it, and all commit together.
-    tx: fn begin_lookups(&self) -> Box<dyn LookupTx + '_>;
+    /// records and writes its access and notifications in it, and all commit together, durably.
+    /// On SQLite, while a long transaction (an upload) holds the one writer, the group reads a
+    /// snapshot and is made durable in the lookup spool instead (`sqlite/lookup_spool.rs`).
+    lookups: fn begin_lookups(&self) -> Box<dyn LookupTx + '_>;
+    /// Copies spooled lookups into the database, up to a bounded batch in one transaction,
+    /// waiting for the writer: how many were copied (0 when none wait; always 0 on PostgreSQL).
+    backend: fn drain_lookup_spool(&self) -> u64 => Backend::drain_lookup_spool;
     /// A child's attendance in the windows ending `now` (what a lookup reads in its transaction;
     /// here for the contract tests and read-only callers).
     read: fn attendance(&self, nhs: NhsNumber, now: DateTime<Utc>)

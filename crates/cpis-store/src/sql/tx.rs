@@ -69,6 +69,11 @@ impl<'a> SqlTx<'a> {
         self.conn.db()
     }
 
+    /// The connection, for a statement of the backend's own inside this transaction.
+    pub(crate) fn db_mut(&mut self) -> &mut dyn Db {
+        self.conn.db()
+    }
+
     /// Buffered writes wait only on PostgreSQL.
     fn buffer_limit(&mut self) -> usize {
         self.db().postgres().map_or(1, |_| FLUSH_AT)

@@ -2,15 +2,18 @@
 //! acknowledged write survives power loss. One writer connection (SQLite allows one writer at a
 //! time) and a small pool of reader connections.
 
+mod lookup_spool;
 mod migrations;
 
-use crate::sql::{to_sqlite, Arg, Args, Backend, Db, DbHandle, Lock, Row, Value};
+use crate::sql::{to_sqlite, Arg, Args, Backend, Db, DbHandle, Lock, Row, SqlTx, Value};
+use crate::LookupTx;
 use crate::{StoreError, StoreResult};
+use lookup_spool::{LookupSpool, SPOOL_AFTER};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params_from_iter, Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::{Duration, Instant};
 
 const READER_POOL: usize = 32;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,6 +26,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Where lookups write while a long transaction holds the writer (`lookup_spool.rs`).
+    spool: LookupSpool,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -80,7 +85,11 @@ fn connect(path: &Path) -> StoreResult<Connection> {
 /// Takes a connection out of a mutex even after a panic elsewhere, and never hands out one left
 /// inside a transaction.
 fn take(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    let guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
+    fresh(conn.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// A connection just taken, out of any transaction a panic left open.
+fn fresh(guard: MutexGuard<'_, Connection>) -> MutexGuard<'_, Connection> {
     if !guard.is_autocommit() {
         let _ = guard.execute_batch("ROLLBACK");
     }
@@ -103,11 +112,59 @@ impl SqliteStore {
         writer.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)?;
         writer.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
         migrations::run(&mut writer)?;
-        Ok(SqliteStore {
+        let store = SqliteStore {
+            spool: LookupSpool::new(&path),
             path,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
-        })
+        };
+        // Lookups a stopped (or killed) server answered from the spool are copied in before
+        // anything reads the database. A command run beside a live server that is in the middle
+        // of an upload cannot have the writer: it goes on, and the server copies them in.
+        let recovered = (|| {
+            while store.spool.drain(&store)? > 0 {}
+            StoreResult::Ok(())
+        })();
+        if let Err(e) = recovered {
+            tracing::warn!(error = %e, "spooled lookups not copied in at open; the server will");
+        }
+        Ok(store)
+    }
+
+    /// The writer, if it is free within `wait`.
+    fn writer_within(&self, wait: Duration) -> Option<MutexGuard<'_, Connection>> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.writer.try_lock() {
+                Ok(guard) => return Some(fresh(guard)),
+                Err(TryLockError::Poisoned(p)) => return Some(fresh(p.into_inner())),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+                Err(TryLockError::WouldBlock) => return None,
+            }
+        }
+    }
+
+    /// A reader connection from the pool (or a new one).
+    fn checkout_reader(&self) -> StoreResult<Connection> {
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match pooled {
+            Some(c) => Ok(c),
+            None => connect(&self.path),
+        }
+    }
+
+    /// Gives a reader back to the pool, unless the pool is full or it is inside a transaction.
+    fn checkin_reader(&self, conn: Connection) {
+        let mut pool = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < READER_POOL && conn.is_autocommit() {
+            pool.push(conn);
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -205,20 +262,9 @@ impl Backend for SqliteStore {
 
     /// On a pooled reader connection.
     fn read<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
-        let pooled = self
-            .readers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => connect(&self.path)?,
-        };
+        let mut conn = self.checkout_reader()?;
         let out = f(&mut conn);
-        let mut pool = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
-        if pool.len() < READER_POOL && conn.is_autocommit() {
-            pool.push(conn);
-        }
+        self.checkin_reader(conn);
         out
     }
 
@@ -239,7 +285,25 @@ impl Backend for SqliteStore {
         Ok(Box::new(writer))
     }
 
+    /// On the writer when it is free within [`SPOOL_AFTER`] and no spooled lookup waits; in the
+    /// lookup spool otherwise (a long transaction, such as an upload, holds the writer).
+    fn begin_lookups(&self) -> StoreResult<Box<dyn LookupTx + '_>> {
+        if !self.spool.is_pending() {
+            if let Some(mut writer) = self.writer_within(SPOOL_AFTER) {
+                writer.begin()?;
+                return Ok(Box::new(SqlTx::new(Box::new(writer))));
+            }
+        }
+        Ok(Box::new(self.spool.begin(self)?))
+    }
+
+    fn drain_lookup_spool(&self) -> StoreResult<u64> {
+        self.spool.drain(self)
+    }
+
+    /// The database with every spooled lookup copied in first.
     fn backup_file(&self, path: &Path) -> StoreResult<()> {
+        while self.spool.drain(self)? > 0 {}
         let conn = connect(&self.path)?;
         let mut dst = Connection::open(path)?;
         let backup = rusqlite::backup::Backup::new(&conn, &mut dst)?;

@@ -1,0 +1,388 @@
+//! The lookup spool: no clinician waits behind an upload (issue #16, target 3).
+//!
+//! SQLite has one writer, and an upload holds it for the length of its transaction (seconds for
+//! a large full file, so that the file applies all or nothing). A lookup must be durable before
+//! it is answered (its access, audit entry and notifications), but it must not wait that long.
+//! When the writer is not free within [`SPOOL_AFTER`], or while earlier spooled lookups are still
+//! waiting to be copied in, a lookup group reads the records from a snapshot (WAL readers never
+//! wait for the writer) and makes its writes durable in a spool file beside the database
+//! (`<database>-lookups`, WAL, `synchronous=FULL`), one JSON entry per write, in order.
+//!
+//! [`drain`] copies the entries into the database in short transactions, in the order written,
+//! through the same writes a lookup makes (so the audit chain and notification numbering are the
+//! database's), and records in the same transaction the last entry copied
+//! (`lookup_spool_drained`): a crash at any point neither loses an entry nor copies one twice.
+//! The lookup service calls it whenever entries wait (`cpis_core::lookup`); it blocks until the
+//! writer is free, then takes [`DRAIN_CHUNK`] entries per transaction so that lookups behind it
+//! do not wait long either.
+//!
+//! While entries wait, a spooled lookup sees them: the child's recent accesses and attendance are
+//! the database's plus the spool's. Other readers (the LA's inbox, the clinician's history page)
+//! see spooled lookups once copied in, moments after the upload commits.
+
+use super::{connect, fresh, SqliteStore};
+use crate::sql::{directory, outbox, records, Backend, Db, SqlTx};
+use crate::{LookupTx, StoreError, StoreResult, StoredRecord};
+use chrono::{DateTime, Utc};
+use cpis_domain::attendance::{self, Attendance, OrganisationAttendance};
+use cpis_domain::{
+    Access, AccessKind, AuditEntry, LocalAuthority, NewNotification, NhsNumber, OdsCode,
+};
+use rusqlite::{params, Connection};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// How long a lookup group waits for the writer before it spools instead.
+pub(super) const SPOOL_AFTER: Duration = Duration::from_millis(20);
+/// Spooled entries copied in per transaction.
+const DRAIN_CHUNK: i64 = 2_000;
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS spooled (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        nhs_number TEXT,
+        entry      TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS spooled_accesses ON spooled (nhs_number)
+        WHERE nhs_number IS NOT NULL;";
+
+/// One write of a spooled lookup.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "write", rename_all = "kebab-case")]
+enum Entry {
+    Access(Access),
+    Notification(NewNotification),
+    Audit(AuditEntry),
+}
+
+pub(super) struct LookupSpool {
+    path: PathBuf,
+    /// The spool file's connection, opened at first use. A spooled group holds it from its start
+    /// to its commit; a drain holds it while it reads and clears entries.
+    conn: Mutex<Option<Connection>>,
+    /// Whether entries may be waiting (set when a group spools, and at open when the file
+    /// exists; cleared by a drain that found none).
+    pending: AtomicBool,
+    /// Entries copied in since the spool was last found empty (for the log).
+    copied: AtomicU64,
+}
+
+/// The spool file of the database at `db`.
+fn spool_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-lookups");
+    PathBuf::from(name)
+}
+
+/// How far the database has copied the spool (`lookup_spool_drained`).
+fn drained_through(db: &mut dyn Db) -> StoreResult<i64> {
+    db.row("SELECT through FROM lookup_spool_drained WHERE id = 1", &[])?
+        .ok_or_else(|| StoreError::corrupt("lookup_spool_drained has no row"))?
+        .get(0)
+}
+
+fn encode(entry: &Entry) -> StoreResult<String> {
+    serde_json::to_string(entry).map_err(|e| StoreError::Backend(format!("spool entry: {e}")))
+}
+
+fn decode(text: &str) -> StoreResult<Entry> {
+    serde_json::from_str(text).map_err(|e| StoreError::corrupt(format!("spool entry: {e}")))
+}
+
+impl LookupSpool {
+    pub(super) fn new(db: &Path) -> Self {
+        let path = spool_path(db);
+        let pending = AtomicBool::new(path.exists());
+        LookupSpool {
+            path,
+            conn: Mutex::new(None),
+            pending,
+            copied: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn is_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// The spool's connection, opening the file (and creating its table) at first use. Entry ids
+    /// never go back below what the database has copied, even if the spool file was removed.
+    fn lock(&self, store: &SqliteStore) -> StoreResult<MutexGuard<'_, Option<Connection>>> {
+        let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            let conn = connect(&self.path)?;
+            conn.execute_batch(SCHEMA)?;
+            let through = store.read(drained_through)?;
+            conn.execute(
+                "INSERT INTO sqlite_sequence (name, seq)
+                 SELECT 'spooled', ?1 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'spooled')",
+                params![through],
+            )?;
+            conn.execute(
+                "UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'spooled'",
+                params![through],
+            )?;
+            *guard = Some(conn);
+        }
+        Ok(guard)
+    }
+
+    /// No entry waits: lookups may use the database again. Called under the spool's lock, which
+    /// a spooling group holds until it has set `pending` again, so no entry is left unseen.
+    fn found_empty(&self) {
+        self.pending.store(false, Ordering::Release);
+        let copied = self.copied.swap(0, Ordering::AcqRel);
+        if copied > 0 {
+            tracing::info!(
+                entries = copied,
+                "spooled lookups copied in: lookups use the database again"
+            );
+        }
+    }
+
+    /// A lookup group written to the spool, reading the database in a snapshot.
+    pub(super) fn begin<'a>(&'a self, store: &'a SqliteStore) -> StoreResult<SpoolTx<'a>> {
+        // The spool first, then the snapshot: a drain clears copied entries only under the
+        // spool's lock, so every entry this snapshot has not copied is still in the spool.
+        let spool = self.lock(store)?;
+        let mut reader = store.checkout_reader()?;
+        let through = reader
+            .batch("BEGIN")
+            .and_then(|()| drained_through(&mut reader));
+        let through = match through {
+            Ok(t) => t,
+            Err(e) => {
+                store.checkin_reader(reader);
+                return Err(e);
+            }
+        };
+        Ok(SpoolTx {
+            owner: self,
+            store,
+            spool,
+            reader: Some(reader),
+            through,
+            written: Vec::new(),
+        })
+    }
+
+    /// Copies up to [`DRAIN_CHUNK`] waiting entries into the database in one transaction: how
+    /// many (0 when none waited). Waits for the writer.
+    pub(super) fn drain(&self, store: &SqliteStore) -> StoreResult<u64> {
+        if !self.is_pending() {
+            return Ok(0);
+        }
+        // A first look without the writer (a command opening the database beside a server that
+        // is uploading must not wait for it when nothing is spooled). The snapshot's mark is at
+        // most behind the writer's, so "nothing after it" is the writer's answer too.
+        {
+            let spool = self.lock(store)?;
+            let through = store.read(drained_through)?;
+            if let Some(conn) = spool.as_ref() {
+                conn.execute("DELETE FROM spooled WHERE id <= ?1", params![through])?;
+                let any: bool = conn.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM spooled WHERE id > ?1)",
+                    params![through],
+                    |r| r.get(0),
+                )?;
+                if !any {
+                    self.found_empty();
+                    return Ok(0);
+                }
+            }
+        }
+        let mut writer = fresh(store.writer.lock().unwrap_or_else(PoisonError::into_inner));
+        writer.begin()?;
+        let mut tx = SqlTx::new(Box::new(writer));
+        let through = drained_through(tx.db_mut())?;
+        let batch = {
+            let spool = self.lock(store)?;
+            if let Some(conn) = spool.as_ref() {
+                conn.execute("DELETE FROM spooled WHERE id <= ?1", params![through])?;
+            }
+            let rows = waiting(&spool, through)?;
+            if rows.is_empty() {
+                self.found_empty();
+                return Ok(0);
+            }
+            rows
+        };
+        let mut last = through;
+        for (id, text) in &batch {
+            match decode(text)? {
+                Entry::Access(a) => tx.insert_access(&a)?,
+                Entry::Notification(n) => tx.insert_notification(&n)?,
+                Entry::Audit(e) => tx.append_audit(&e)?,
+            }
+            last = *id;
+        }
+        tx.db_mut().exec(
+            "UPDATE lookup_spool_drained SET through = $1 WHERE id = 1",
+            &[&last],
+        )?;
+        Box::new(tx).commit()?;
+        let copied = batch.len() as u64;
+        self.copied.fetch_add(copied, Ordering::AcqRel);
+        Ok(copied)
+    }
+}
+
+/// Up to [`DRAIN_CHUNK`] entries after `through`, in order.
+fn waiting(spool: &Option<Connection>, through: i64) -> StoreResult<Vec<(i64, String)>> {
+    let Some(conn) = spool.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let mut st =
+        conn.prepare_cached("SELECT id, entry FROM spooled WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+    let rows = st
+        .query_map(params![through, DRAIN_CHUNK], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// A lookup group whose writes go to the spool (see the module's text).
+pub(super) struct SpoolTx<'a> {
+    owner: &'a LookupSpool,
+    store: &'a SqliteStore,
+    spool: MutexGuard<'a, Option<Connection>>,
+    /// A reader inside a read transaction: the database as of the group's start.
+    reader: Option<Connection>,
+    /// The last spool entry the snapshot holds.
+    through: i64,
+    written: Vec<Entry>,
+}
+
+impl SpoolTx<'_> {
+    fn reader(&mut self) -> &mut Connection {
+        #[allow(clippy::expect_used, reason = "the reader is only taken back on drop")]
+        self.reader.as_mut().expect("a spooled group's reader")
+    }
+
+    /// The child's accesses spooled and not yet copied in, this group's own included, oldest
+    /// first.
+    fn spooled_accesses(&mut self, nhs: NhsNumber) -> StoreResult<Vec<Access>> {
+        let mut out = Vec::new();
+        if let Some(conn) = self.spool.as_ref() {
+            let mut st = conn.prepare_cached(
+                "SELECT entry FROM spooled WHERE nhs_number = ?1 AND id > ?2 ORDER BY id",
+            )?;
+            let rows = st.query_map(params![nhs.digits(), self.through], |r| {
+                r.get::<_, String>(0)
+            })?;
+            for text in rows {
+                if let Entry::Access(a) = decode(&text?)? {
+                    out.push(a);
+                }
+            }
+        }
+        out.extend(self.written.iter().filter_map(|e| match e {
+            Entry::Access(a) if a.nhs_number == nhs => Some(a.clone()),
+            _ => None,
+        }));
+        out.retain(|a| a.kind == AccessKind::Unscheduled);
+        Ok(out)
+    }
+}
+
+impl Drop for SpoolTx<'_> {
+    fn drop(&mut self) {
+        if let Some(mut reader) = self.reader.take() {
+            reader.rollback();
+            self.store.checkin_reader(reader);
+        }
+    }
+}
+
+impl LookupTx for SpoolTx<'_> {
+    fn records_for(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
+        records::records_for(self.reader(), nhs)
+    }
+
+    fn local_authority(&mut self, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>> {
+        directory::local_authority(self.reader(), ods)
+    }
+
+    /// The spool's accesses (newest first), then the database's.
+    fn recent_accesses(&mut self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
+        let mut out = self.spooled_accesses(nhs)?;
+        out.reverse();
+        out.truncate(limit);
+        let more = limit - out.len();
+        if more > 0 {
+            out.extend(outbox::recent_accesses(self.reader(), nhs, more)?);
+        }
+        Ok(out)
+    }
+
+    /// The database's counts per organisation plus the spool's.
+    fn attendance(&mut self, nhs: NhsNumber, now: DateTime<Utc>) -> StoreResult<Attendance> {
+        let (long, short) = attendance::windows(now);
+        let spooled = self.spooled_accesses(nhs)?;
+        let mut orgs: BTreeMap<String, OrganisationAttendance> =
+            outbox::attendance_by_organisation(self.reader(), nhs, now)?
+                .into_iter()
+                .collect();
+        for a in spooled.iter().filter(|a| a.time >= long && a.time <= now) {
+            let org = orgs
+                .entry(a.accessor.organisation.as_str().to_owned())
+                .or_insert_with(|| OrganisationAttendance {
+                    organisation_name: a.accessor.organisation_name.clone(),
+                    seen_6_months: 0,
+                    seen_30_days: 0,
+                });
+            org.seen_6_months += 1;
+            if a.time >= short {
+                org.seen_30_days += 1;
+            }
+        }
+        Ok(Attendance::from_organisations(orgs.into_values().collect()))
+    }
+
+    fn insert_access(&mut self, access: &Access) -> StoreResult<()> {
+        self.written.push(Entry::Access(access.clone()));
+        Ok(())
+    }
+
+    fn insert_notification(&mut self, n: &NewNotification) -> StoreResult<()> {
+        self.written.push(Entry::Notification(n.clone()));
+        Ok(())
+    }
+
+    fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()> {
+        self.written.push(Entry::Audit(entry.clone()));
+        Ok(())
+    }
+
+    /// Durable in the spool (one transaction, `synchronous=FULL`) before it returns.
+    fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        let written = std::mem::take(&mut self.written);
+        let Some(conn) = self.spool.as_mut() else {
+            return Err(StoreError::Backend("the lookup spool is not open".into()));
+        };
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut st =
+                tx.prepare_cached("INSERT INTO spooled (nhs_number, entry) VALUES (?1, ?2)")?;
+            for entry in &written {
+                let child = match entry {
+                    Entry::Access(a) => Some(a.nhs_number.digits()),
+                    _ => None,
+                };
+                st.execute(params![child, encode(entry)?])?;
+            }
+        }
+        tx.commit()?;
+        if !self.owner.pending.swap(true, Ordering::AcqRel) {
+            tracing::info!(
+                spool = %self.owner.path.display(),
+                "the database writer is busy (an upload?): lookups are being spooled"
+            );
+        }
+        Ok(())
+    }
+}
