@@ -11,11 +11,16 @@ use crate::{StoreError, StoreResult};
 use lookup_spool::{LookupSpool, SPOOL_AFTER};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params_from_iter, Connection, ErrorCode, OpenFlags};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 const READER_POOL: usize = 32;
+/// Statement texts whose SQLite spelling a thread remembers (dynamic texts past this clear it).
+const DIALECT_CACHE: usize = 1_024;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// WAL pages between automatic checkpoints of the writer.
 const WAL_AUTOCHECKPOINT: i64 = 4_000;
@@ -196,18 +201,41 @@ impl rusqlite::ToSql for Arg<'_> {
     }
 }
 
+thread_local! {
+    /// The dialect step's output for each statement text this thread has run: a statement is
+    /// rewritten once, not at every execution (the rewrite was a third of an upload's CPU time,
+    /// issue #16).
+    static DIALECT: RefCell<HashMap<String, Rc<str>>> = RefCell::new(HashMap::new());
+}
+
+/// `sql` in SQLite's spelling ([`to_sqlite`]), remembered per thread.
+fn sqlite_text(sql: &str) -> Rc<str> {
+    DIALECT.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(text) = cache.get(sql) {
+            return text.clone();
+        }
+        if cache.len() >= DIALECT_CACHE {
+            cache.clear();
+        }
+        let text: Rc<str> = to_sqlite(sql).into();
+        cache.insert(sql.to_owned(), text.clone());
+        text
+    })
+}
+
 fn bound<'a>(args: Args<'a>) -> Vec<Arg<'a>> {
     args.iter().map(|a| a.arg()).collect()
 }
 
 impl Db for Connection {
     fn exec(&mut self, sql: &str, args: Args<'_>) -> StoreResult<u64> {
-        let mut st = self.prepare_cached(&to_sqlite(sql))?;
+        let mut st = self.prepare_cached(&sqlite_text(sql))?;
         Ok(st.execute(params_from_iter(bound(args)))? as u64)
     }
 
     fn rows(&mut self, sql: &str, args: Args<'_>) -> StoreResult<Vec<Row>> {
-        let mut st = self.prepare_cached(&to_sqlite(sql))?;
+        let mut st = self.prepare_cached(&sqlite_text(sql))?;
         let columns = st.column_count();
         let mut rows = st.query(params_from_iter(bound(args)))?;
         let mut out = Vec::new();
