@@ -20,7 +20,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use cpis_domain::NhsNumber;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 
 #[derive(Debug, Clone, Copy, serde::Deserialize, serde::Serialize)]
@@ -97,7 +97,6 @@ impl std::fmt::Display for Anomaly {
 
 /// One lookup as the detector remembers it.
 struct Seen {
-    at: DateTime<Utc>,
     nhs: u64,
     found: bool,
     /// A new number near one looked up earlier in the window.
@@ -107,8 +106,40 @@ struct Seen {
 #[derive(Default)]
 struct Track {
     recent: VecDeque<DateTime<Utc>>,
+    /// The last lookups the count-based rules (sequential numbers, misses) look at.
     seen: VecDeque<Seen>,
+    /// The lookups in the distinct-children window, oldest first, and how many of them are of
+    /// each child: the number of different children without walking the window at every lookup.
+    window: VecDeque<(DateTime<Utc>, u64)>,
+    children: HashMap<u64, u32>,
     throttled_until: Option<DateTime<Utc>>,
+}
+
+impl Track {
+    /// Adds a lookup of `nhs` at `now` to the distinct-children window, which starts at `since`.
+    fn count_child(&mut self, nhs: u64, now: DateTime<Utc>, since: DateTime<Utc>) {
+        self.window.push_back((now, nhs));
+        *self.children.entry(nhs).or_default() += 1;
+        while let Some(&(at, old)) = self.window.front() {
+            if at >= since {
+                break;
+            }
+            self.window.pop_front();
+            if let Some(n) = self.children.get_mut(&old) {
+                *n -= 1;
+                if *n == 0 {
+                    self.children.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Forgets the identity's pattern (after flagging it).
+    fn forget(&mut self) {
+        self.seen.clear();
+        self.window.clear();
+        self.children.clear();
+    }
 }
 
 #[derive(Default)]
@@ -231,33 +262,22 @@ impl AnomalyDetector {
                 .clone()
                 .any(|s| s.nhs.abs_diff(n) <= p.sequential_gap);
         t.seen.push_back(Seen {
-            at: now,
             nhs: n,
             found,
             near,
         });
-        // Keep what the rules look at: the last windows' worth, and the distinct window's time.
-        let keep = window.max(p.miss_window).max(p.max_distinct_children + 1);
-        let distinct_since = now - Duration::minutes(p.distinct_window_minutes);
-        while t.seen.len() > keep && t.seen.front().is_some_and(|s| s.at < distinct_since) {
+        while t.seen.len() > window.max(p.miss_window) {
             t.seen.pop_front();
         }
-        while t.seen.len() > keep.saturating_mul(8) {
-            t.seen.pop_front();
-        }
+        t.count_child(n, now, now - Duration::minutes(p.distinct_window_minutes));
 
         let nears = t.seen.iter().rev().take(window).filter(|s| s.near).count();
-        let distinct: HashSet<u64> = t
-            .seen
-            .iter()
-            .filter(|s| s.at >= distinct_since)
-            .map(|s| s.nhs)
-            .collect();
+        let distinct = t.children.len();
         let anomaly = if nears + 1 >= p.sequential_run {
             Some(Anomaly::Sequential { run: nears + 1 })
-        } else if distinct.len() > p.max_distinct_children {
+        } else if distinct > p.max_distinct_children {
             Some(Anomaly::Distinct {
-                children: distinct.len(),
+                children: distinct,
                 minutes: p.distinct_window_minutes,
             })
         } else if t.seen.len() >= p.miss_window {
@@ -273,7 +293,7 @@ impl AnomalyDetector {
         };
         if anomaly.is_some() {
             t.throttled_until = Some(now + Duration::minutes(p.throttle_minutes));
-            t.seen.clear();
+            t.forget();
         }
         anomaly
     }
@@ -441,6 +461,42 @@ mod tests {
             let n = nhs(100_000_000 + i * 7_919_013);
             assert_eq!(d.record("u", n, true, at(i as i64 * 60)), None, "{i}");
         }
+    }
+
+    /// What an identity's pattern keeps is bounded by the rules' windows, not by how many lookups
+    /// it made: the last lookups the count-based rules read, and the distinct-children window's
+    /// time (the distinct count is kept up to date, never recounted from the whole window).
+    #[test]
+    fn an_identity_keeps_only_its_windows() {
+        let d = AnomalyDetector::new(AnomalyPolicy {
+            max_distinct_children: usize::MAX,
+            sequential_run: usize::MAX,
+            max_miss_ratio: 1.0,
+            ..Default::default()
+        });
+        // 6,000 lookups of 50 children, one every 200 ms: 20 minutes.
+        for i in 0..6_000u32 {
+            let when = Utc.timestamp_opt(1_800_000_000, 0).single().unwrap()
+                + Duration::milliseconds(i64::from(i) * 200);
+            assert_eq!(
+                d.record("u", nhs(100_000_000 + (i % 50) * 7_919_013), true, when),
+                None
+            );
+        }
+        let tracks = d.tracks.lock().unwrap();
+        let t = &tracks.identities["u"];
+        assert_eq!(
+            t.seen.len(),
+            40,
+            "the miss window (40) is the longest count-based window"
+        );
+        assert_eq!(
+            t.window.len(),
+            3_001,
+            "ten minutes of lookups, both ends included"
+        );
+        assert_eq!(t.children.len(), 50);
+        assert_eq!(t.children.values().sum::<u32>(), 3_001);
     }
 
     #[test]
