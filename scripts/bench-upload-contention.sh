@@ -10,7 +10,8 @@
 #      the LA's token demo-E99999999) and, from its start until its answer, the same wrk lookups.
 # Prints a line for each phase (lookup rps, p50/p90/p99/max, non-2xx) and the upload's HTTP status,
 # file outcome, rows and seconds. It measures; it changes nothing in how the server works (on
-# SQLite lookups are expected to wait behind the upload's write transaction).
+# SQLite, lookups made while the upload holds the writer go to the lookup spool:
+# docs/ARCHITECTURE.md, "No lookup waits behind an upload").
 #
 # Usage: scripts/bench-upload-contention.sh [rows] [quiet seconds] [connections]
 #   defaults: 500000 rows, 10 s, 8 connections.
