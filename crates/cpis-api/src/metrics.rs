@@ -82,6 +82,9 @@ pub struct Metrics {
     pub mesh_failures: Family<OperationLabel, Counter>,
     /// Mirrors `cpis_store::unavailable_errors()`, read at each scrape.
     database_unavailable: Counter,
+    /// Mirror `cpis_store::sqlite::lookup_spool_entries()`, read at each scrape.
+    lookup_spool_written: Counter,
+    lookup_spool_copied: Counter,
 }
 
 impl Default for Metrics {
@@ -105,6 +108,8 @@ impl Default for Metrics {
         let outbox_dead_letters = Family::<ChannelLabel, Gauge<u64, AtomicU64>>::default();
         let mesh_failures = Family::<OperationLabel, Counter>::default();
         let database_unavailable = Counter::default();
+        let lookup_spool_written = Counter::default();
+        let lookup_spool_copied = Counter::default();
         let build_info = Family::<VersionLabel, Gauge>::default();
         build_info
             .get_or_create(&VersionLabel {
@@ -201,6 +206,16 @@ impl Default for Metrics {
             "Times the database was unavailable (busy past the timeout, unreachable, disk full)",
             database_unavailable.clone(),
         );
+        registry.register(
+            "lookup_spool_entries_written",
+            "Lookup writes made durable in the SQLite lookup spool while the writer was busy",
+            lookup_spool_written.clone(),
+        );
+        registry.register(
+            "lookup_spool_entries_copied",
+            "Lookup writes copied from the SQLite lookup spool into the database",
+            lookup_spool_copied.clone(),
+        );
         Metrics {
             registry,
             lookups,
@@ -216,6 +231,8 @@ impl Default for Metrics {
             outbox_dead_letters,
             mesh_failures,
             database_unavailable,
+            lookup_spool_written,
+            lookup_spool_copied,
         }
     }
 }
@@ -226,6 +243,13 @@ impl Metrics {
         self.database_unavailable
             .inner()
             .store(cpis_store::unavailable_errors(), Ordering::Relaxed);
+        let (written, copied) = cpis_store::sqlite::lookup_spool_entries();
+        self.lookup_spool_written
+            .inner()
+            .store(written, Ordering::Relaxed);
+        self.lookup_spool_copied
+            .inner()
+            .store(copied, Ordering::Relaxed);
         let mut out = String::new();
         let _ = encode(&mut out, &self.registry);
         out

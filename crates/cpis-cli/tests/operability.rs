@@ -308,6 +308,8 @@ fn json_logs_and_metrics_of_a_demo_server() {
         "cpis_outbox_dead_letters{channel=\"mesh\"} 0",
         "cpis_mesh_failures_total{operation=\"send\"} 0",
         "cpis_database_unavailable_errors_total 0",
+        "# TYPE cpis_lookup_spool_entries_written_total counter",
+        "# TYPE cpis_lookup_spool_entries_copied_total counter",
     ] {
         assert!(text.contains(needle), "text format lacks {needle:?}:\n{text}");
     }

@@ -40,6 +40,19 @@ pub(super) const SPOOL_AFTER: Duration = Duration::from_millis(20);
 /// Spooled entries copied in per transaction.
 const DRAIN_CHUNK: i64 = 2_000;
 
+/// Entries written to a lookup spool and copied in from one, since the process started.
+static WRITTEN: AtomicU64 = AtomicU64::new(0);
+static COPIED: AtomicU64 = AtomicU64::new(0);
+
+/// Entries (an access, an audit entry, a notification each) this process has written to a lookup
+/// spool and copied in from one since it started: the difference is what waits (metrics).
+pub fn lookup_spool_entries() -> (u64, u64) {
+    (
+        WRITTEN.load(Ordering::Relaxed),
+        COPIED.load(Ordering::Relaxed),
+    )
+}
+
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS spooled (
         id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -226,6 +239,7 @@ impl LookupSpool {
         Box::new(tx).commit()?;
         let copied = batch.len() as u64;
         self.copied.fetch_add(copied, Ordering::AcqRel);
+        COPIED.fetch_add(copied, Ordering::Relaxed);
         Ok(copied)
     }
 }
@@ -377,6 +391,7 @@ impl LookupTx for SpoolTx<'_> {
             }
         }
         tx.commit()?;
+        WRITTEN.fetch_add(written.len() as u64, Ordering::Relaxed);
         if !self.owner.pending.swap(true, Ordering::AcqRel) {
             tracing::info!(
                 spool = %self.owner.path.display(),

@@ -5,6 +5,8 @@
 mod lookup_spool;
 mod migrations;
 
+pub use lookup_spool::lookup_spool_entries;
+
 use crate::sql::{to_sqlite, Arg, Args, Backend, Db, DbHandle, Lock, Row, SqlTx, Value};
 use crate::LookupTx;
 use crate::{StoreError, StoreResult};
