@@ -161,25 +161,19 @@ impl LookupSpool {
         // The spool first, then the snapshot: a drain clears copied entries only under the
         // spool's lock, so every entry this snapshot has not copied is still in the spool.
         let spool = self.lock(store)?;
-        let mut reader = store.checkout_reader()?;
-        let through = reader
-            .batch("BEGIN")
-            .and_then(|()| drained_through(&mut reader));
-        let through = match through {
-            Ok(t) => t,
-            Err(e) => {
-                store.checkin_reader(reader);
-                return Err(e);
-            }
-        };
-        Ok(SpoolTx {
+        // Dropped on an error below, it gives the reader back.
+        let mut tx = SpoolTx {
             owner: self,
             store,
             spool,
-            reader: Some(reader),
-            through,
+            reader: Some(store.checkout_reader()?),
+            through: 0,
+            spooled: None,
             written: Vec::new(),
-        })
+        };
+        tx.reader().batch("BEGIN")?;
+        tx.through = drained_through(tx.reader())?;
+        Ok(tx)
     }
 
     /// Copies up to [`DRAIN_CHUNK`] waiting entries into the database in one transaction: how
@@ -193,18 +187,9 @@ impl LookupSpool {
         // most behind the writer's, so "nothing after it" is the writer's answer too.
         {
             let spool = self.lock(store)?;
-            let through = store.read(drained_through)?;
-            if let Some(conn) = spool.as_ref() {
-                conn.execute("DELETE FROM spooled WHERE id <= ?1", params![through])?;
-                let any: bool = conn.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM spooled WHERE id > ?1)",
-                    params![through],
-                    |r| r.get(0),
-                )?;
-                if !any {
-                    self.found_empty();
-                    return Ok(0);
-                }
+            if waiting(&spool, store.read(drained_through)?, 1)?.is_empty() {
+                self.found_empty();
+                return Ok(0);
             }
         }
         let mut writer = fresh(store.writer.lock().unwrap_or_else(PoisonError::into_inner));
@@ -213,10 +198,7 @@ impl LookupSpool {
         let through = drained_through(tx.db_mut())?;
         let batch = {
             let spool = self.lock(store)?;
-            if let Some(conn) = spool.as_ref() {
-                conn.execute("DELETE FROM spooled WHERE id <= ?1", params![through])?;
-            }
-            let rows = waiting(&spool, through)?;
+            let rows = waiting(&spool, through, DRAIN_CHUNK)?;
             if rows.is_empty() {
                 self.found_empty();
                 return Ok(0);
@@ -244,15 +226,21 @@ impl LookupSpool {
     }
 }
 
-/// Up to [`DRAIN_CHUNK`] entries after `through`, in order.
-fn waiting(spool: &Option<Connection>, through: i64) -> StoreResult<Vec<(i64, String)>> {
+/// Up to `limit` entries after `through` (the database's mark), in order, once the entries the
+/// database already holds are cleared from the spool. Called under the spool's lock.
+fn waiting(
+    spool: &Option<Connection>,
+    through: i64,
+    limit: i64,
+) -> StoreResult<Vec<(i64, String)>> {
     let Some(conn) = spool.as_ref() else {
         return Ok(Vec::new());
     };
+    conn.execute("DELETE FROM spooled WHERE id <= ?1", params![through])?;
     let mut st =
         conn.prepare_cached("SELECT id, entry FROM spooled WHERE id > ?1 ORDER BY id LIMIT ?2")?;
     let rows = st
-        .query_map(params![through, DRAIN_CHUNK], |r| {
+        .query_map(params![through, limit], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -268,6 +256,9 @@ pub(super) struct SpoolTx<'a> {
     reader: Option<Connection>,
     /// The last spool entry the snapshot holds.
     through: i64,
+    /// The last child's accesses read from the spool file (a lookup reads its history, then its
+    /// attendance; the file does not change while this group holds it).
+    spooled: Option<(NhsNumber, Vec<Access>)>,
     written: Vec<Entry>,
 }
 
@@ -280,20 +271,27 @@ impl SpoolTx<'_> {
     /// The child's accesses spooled and not yet copied in, this group's own included, oldest
     /// first.
     fn spooled_accesses(&mut self, nhs: NhsNumber) -> StoreResult<Vec<Access>> {
-        let mut out = Vec::new();
-        if let Some(conn) = self.spool.as_ref() {
-            let mut st = conn.prepare_cached(
-                "SELECT entry FROM spooled WHERE nhs_number = ?1 AND id > ?2 ORDER BY id",
-            )?;
-            let rows = st.query_map(params![nhs.digits(), self.through], |r| {
-                r.get::<_, String>(0)
-            })?;
-            for text in rows {
-                if let Entry::Access(a) = decode(&text?)? {
-                    out.push(a);
+        if self.spooled.as_ref().is_none_or(|(child, _)| *child != nhs) {
+            let mut from_file = Vec::new();
+            if let Some(conn) = self.spool.as_ref() {
+                let mut st = conn.prepare_cached(
+                    "SELECT entry FROM spooled WHERE nhs_number = ?1 AND id > ?2 ORDER BY id",
+                )?;
+                let rows = st.query_map(params![nhs.digits(), self.through], |r| {
+                    r.get::<_, String>(0)
+                })?;
+                for text in rows {
+                    if let Entry::Access(a) = decode(&text?)? {
+                        from_file.push(a);
+                    }
                 }
             }
+            self.spooled = Some((nhs, from_file));
         }
+        let mut out = self
+            .spooled
+            .as_ref()
+            .map_or_else(Vec::new, |(_, a)| a.clone());
         out.extend(self.written.iter().filter_map(|e| match e {
             Entry::Access(a) if a.nhs_number == nhs => Some(a.clone()),
             _ => None,
