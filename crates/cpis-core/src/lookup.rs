@@ -1,10 +1,14 @@
 //! Health lookups (SPEC rules 1–4): read a child's records, record the access, and write one
 //! `access` notification per LA holding a visible plan — all in one transaction.
 //!
-//! Lookups go through one writer thread that commits them in groups: every lookup waiting when a
-//! transaction starts joins it, so one durable commit (one fsync) serves many lookups. A caller's
-//! answer is sent only after its group committed: nothing a clinician saw is unrecorded, and no
-//! notification is lost.
+//! A lookup first reads what it needs on one of a few reader threads, outside any write
+//! transaction (`Store::lookup_view`: the child's records, their LAs, the recent accesses and
+//! the attendance up to the newest of them), so reads of many lookups run side by side. It then
+//! goes to one writer thread that commits lookups in groups: every lookup waiting when a
+//! transaction starts joins it, so one durable commit (one fsync) serves many lookups, and in it
+//! each lookup only reads the child's accesses that came after its view (usually none but its
+//! group's own) before writing. A caller's answer is sent only after its group committed: nothing
+//! a clinician saw is unrecorded, and no notification is lost.
 //!
 //! On SQLite a group that cannot have the one writer at once (an upload holds it) is made durable
 //! in the store's lookup spool instead, and a second thread copies spooled lookups in as soon as
@@ -20,7 +24,7 @@ use cpis_domain::{
     NewNotification, NhsNumber, NotificationKind, OdsCode, PlanType, PlanVisibility, SettingType,
     Subject, VisibilityPolicy,
 };
-use cpis_store::{LookupTx, Store, StoreError};
+use cpis_store::{LookupTx, LookupView, Store, StoreError};
 use serde_json::json;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Weak};
@@ -31,6 +35,8 @@ use tokio::sync::oneshot;
 const QUEUE: usize = 8192;
 /// Most lookups committed together.
 const MAX_GROUP: usize = 512;
+/// Threads reading lookups' views: reads run side by side, and while the writer commits.
+const READERS: usize = 2;
 /// How often the spool thread looks for spooled lookups when none were waiting.
 const SPOOL_IDLE: Duration = Duration::from_millis(20);
 /// How long it waits after the store refused to copy them in.
@@ -116,6 +122,12 @@ struct Job {
     reply: Reply,
 }
 
+/// A lookup whose view was read, waiting for the writer.
+struct Viewed {
+    job: Job,
+    view: LookupView,
+}
+
 /// The lookup service. Cloning shares the one writer thread.
 #[derive(Clone)]
 pub struct LookupService {
@@ -192,6 +204,16 @@ impl LookupService {
     ) -> Self {
         let policy = settings.visibility;
         let (queue, jobs) = sync_channel::<Job>(QUEUE);
+        let (viewed, to_write) = sync_channel::<Viewed>(QUEUE);
+        let jobs = Arc::new(std::sync::Mutex::new(jobs));
+        for n in 0..READERS {
+            let (store, clock, jobs, viewed) =
+                (store.clone(), clock.clone(), jobs.clone(), viewed.clone());
+            std::thread::Builder::new()
+                .name(format!("cpis-lookup-read-{n}"))
+                .spawn(move || read_views(store.as_ref(), clock.as_ref(), &jobs, &viewed))
+                .expect("spawn a lookup reader thread");
+        }
         let worker = Worker {
             store: store.clone(),
             clock: clock.clone(),
@@ -201,7 +223,7 @@ impl LookupService {
         };
         std::thread::Builder::new()
             .name("cpis-lookups".into())
-            .spawn(move || worker.run(jobs))
+            .spawn(move || worker.run(to_write))
             .expect("spawn the lookup writer thread");
         let alive = Arc::new(());
         let (spool_store, spool_bus, spool_alive) =
@@ -284,8 +306,37 @@ struct Worker {
     attendance: AttendanceThresholds,
 }
 
+/// A reader thread: takes lookups in turn, reads each one's view and passes it to the writer
+/// (an answer at once when the read fails). Ends when the service and the writer are gone.
+fn read_views(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    jobs: &std::sync::Mutex<Receiver<Job>>,
+    viewed: &SyncSender<Viewed>,
+) {
+    loop {
+        let next = jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .recv();
+        let Ok(job) = next else { return };
+        match store.lookup_view(job.request.nhs_number, HISTORY_LEN, clock.now()) {
+            Ok(view) => {
+                if let Err(refused) = viewed.send(Viewed { job, view }) {
+                    let _ = refused.0.job.reply.send(Err(LookupError::Unavailable));
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a lookup's records could not be read");
+                let _ = job.reply.send(Err(e.into()));
+            }
+        }
+    }
+}
+
 impl Worker {
-    fn run(self, jobs: Receiver<Job>) {
+    fn run(self, jobs: Receiver<Viewed>) {
         while let Ok(first) = jobs.recv() {
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
@@ -294,40 +345,42 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            match self.commit_group(&group) {
+            match self.commit_group(&mut group) {
                 Ok(results) => {
                     self.bus.publish();
-                    for (job, result) in group.into_iter().zip(results) {
-                        let _ = job.reply.send(Ok(result));
+                    for (viewed, result) in group.into_iter().zip(results) {
+                        let _ = viewed.job.reply.send(Ok(result));
                     }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, lookups = group.len(), "lookup group rolled back");
-                    for job in group {
-                        let _ = job.reply.send(Err(LookupError::Unavailable));
+                    for viewed in group {
+                        let _ = viewed.job.reply.send(Err(LookupError::Unavailable));
                     }
                 }
             }
         }
     }
 
-    fn commit_group(&self, group: &[Job]) -> Result<Vec<LookupResult>, StoreError> {
+    fn commit_group(&self, group: &mut [Viewed]) -> Result<Vec<LookupResult>, StoreError> {
         let mut tx = self.store.begin_lookups()?;
         let mut results = Vec::with_capacity(group.len());
-        for job in group {
-            results.push(self.one(tx.as_mut(), &job.request)?);
+        for viewed in group.iter_mut() {
+            let view = std::mem::take(&mut viewed.view);
+            results.push(self.one(tx.as_mut(), &viewed.job.request, view)?);
         }
         tx.commit()?;
         Ok(results)
     }
 
-    fn one(&self, tx: &mut dyn LookupTx, req: &LookupRequest) -> Result<LookupResult, StoreError> {
+    fn one(
+        &self,
+        tx: &mut dyn LookupTx,
+        req: &LookupRequest,
+        view: LookupView,
+    ) -> Result<LookupResult, StoreError> {
         let now = self.clock.now();
-        let records = visible_records(
-            tx.records_for(req.nhs_number)?,
-            &self.policy,
-            now.date_naive(),
-        );
+        let records = visible_records(view.records, &self.policy, now.date_naive());
         let notifying = access::is_notifying(
             req.requested_unscheduled,
             req.may_notify,
@@ -338,11 +391,6 @@ impl Worker {
             (false, true) => AccessKind::Unscheduled,
             (false, false) => AccessKind::Silent,
         };
-        let history = if records.is_empty() {
-            Vec::new()
-        } else {
-            tx.recent_accesses(req.nhs_number, HISTORY_LEN)?
-        };
         let access = Access {
             id: ordered_id(),
             time: now,
@@ -352,14 +400,26 @@ impl Worker {
             trace_id: req.trace_id.clone(),
         };
         tx.insert_access(&access)?;
-        // Read after the insert, so an unscheduled lookup counts itself; one indexed read, and
-        // only for a child with a visible plan.
-        let (attendance, pattern) = if records.is_empty() {
-            (Attendance::default(), None)
+        // Only for a child with a visible plan: the accesses since the view (this one included
+        // when unscheduled, so it counts itself) complete its history and attendance.
+        let (history, attendance, pattern) = if records.is_empty() {
+            (Vec::new(), Attendance::default(), None)
         } else {
-            let attendance = tx.attendance(req.nhs_number, now)?;
+            let since = tx.unscheduled_after(req.nhs_number, view.through)?;
+            let mut tally = view.attendance;
+            for a in &since {
+                tally.add(a, now);
+            }
+            let mut history: Vec<Access> = since
+                .into_iter()
+                .rev()
+                .filter(|a| a.id != access.id)
+                .collect();
+            history.extend(view.history);
+            history.truncate(HISTORY_LEN);
+            let attendance = tally.attendance();
             let pattern = attendance::pattern(&attendance.counts, &self.attendance);
-            (attendance, pattern)
+            (history, attendance, pattern)
         };
         tx.append_audit(
             &AuditEntry::new(
@@ -385,12 +445,12 @@ impl Worker {
                 notified.push(visible.record.la.clone());
             }
         }
-        let mut local_authorities = Vec::with_capacity(records.len());
-        for r in &records {
-            if let Some(la) = tx.local_authority(&r.record.la)? {
-                local_authorities.push(la);
-            }
-        }
+        // The directory entries of the LAs whose plans show.
+        let local_authorities = view
+            .local_authorities
+            .into_iter()
+            .filter(|la| records.iter().any(|r| r.record.la == la.ods_code))
+            .collect();
         Ok(LookupResult {
             records,
             history,

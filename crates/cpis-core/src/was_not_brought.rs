@@ -28,7 +28,7 @@ pub enum Reported {
     NoVisiblePlan,
 }
 
-/// Takes a report: reads the child's records, and in one transaction writes a notification to
+/// Takes a report: reads the child's records, then in one transaction writes a notification to
 /// each LA with a visible plan and the audit entry (`was-not-brought.report`, or
 /// `was-not-brought.no-plan` when there is none).
 pub fn report(
@@ -41,8 +41,9 @@ pub fn report(
 ) -> Result<Reported, StoreError> {
     let now = clock.now();
     let nhs = report.nhs_number();
+    // Read before the write transaction, as a lookup's view is (`crate::lookup`).
+    let records = visible_records(store.records_for(nhs)?, policy, now.date_naive());
     let mut tx = store.begin_lookups()?;
-    let records = visible_records(tx.records_for(nhs)?, policy, now.date_naive());
     let audit = AuditEntry::new(now, actor(cap.accessor()), "was-not-brought", trace_id).about(nhs);
     if records.is_empty() {
         tx.append_audit(

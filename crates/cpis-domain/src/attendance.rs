@@ -5,7 +5,9 @@
 //! An attendance is an unscheduled access (a lookup that notified the LA), this one included.
 //! Silent lookups (GP, sexual health…) and misses are not attendances.
 
+use crate::{Access, AccessKind};
 use chrono::{DateTime, Duration, Months, Utc};
+use std::collections::BTreeMap;
 
 /// Both windows end now: six calendar months, and 30 days.
 pub const SHORT_WINDOW_DAYS: i64 = 30;
@@ -53,6 +55,45 @@ impl Attendance {
             },
             organisations_30_days: recent.iter().map(|o| o.organisation_name.clone()).collect(),
         }
+    }
+}
+
+/// Attendances counted per organisation (by ODS code): what the access log gives, to which a
+/// lookup adds the accesses it read later (its own included) before it turns them into an
+/// [`Attendance`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally(BTreeMap<String, OrganisationAttendance>);
+
+impl Tally {
+    pub fn from_organisations(
+        orgs: impl IntoIterator<Item = (String, OrganisationAttendance)>,
+    ) -> Self {
+        Tally(orgs.into_iter().collect())
+    }
+
+    /// Counts an access in the windows ending `now`; anything but an unscheduled access, or one
+    /// outside the six months, is not an attendance.
+    pub fn add(&mut self, access: &Access, now: DateTime<Utc>) {
+        let (long, short) = windows(now);
+        if access.kind != AccessKind::Unscheduled || access.time < long || access.time > now {
+            return;
+        }
+        let org = self
+            .0
+            .entry(access.accessor.organisation.as_str().to_owned())
+            .or_insert_with(|| OrganisationAttendance {
+                organisation_name: access.accessor.organisation_name.clone(),
+                seen_6_months: 0,
+                seen_30_days: 0,
+            });
+        org.seen_6_months += 1;
+        if access.time >= short {
+            org.seen_30_days += 1;
+        }
+    }
+
+    pub fn attendance(self) -> Attendance {
+        Attendance::from_organisations(self.0.into_values().collect())
     }
 }
 
@@ -191,6 +232,59 @@ mod tests {
             organisations_30_days: 0,
         };
         assert_eq!(t.validated(), Err(ThresholdError::OrganisationsTooLow));
+    }
+
+    fn seen(ods: &str, kind: AccessKind, time: DateTime<Utc>) -> Access {
+        Access {
+            id: format!("{ods}-{time}"),
+            time,
+            nhs_number: crate::NhsNumber::parse("9434765919").unwrap(),
+            accessor: crate::Accessor {
+                user_id: "u".into(),
+                user_name: "U".into(),
+                role: "clinician".into(),
+                organisation: crate::OdsCode::parse(ods).unwrap(),
+                organisation_name: format!("{ods} hospital"),
+                setting_type: None,
+                nhs: Default::default(),
+                organisation_phone: None,
+                contact: Default::default(),
+            },
+            kind,
+            trace_id: None,
+        }
+    }
+
+    #[test]
+    fn a_tally_adds_unscheduled_accesses_in_the_windows_to_what_the_log_counted() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+        let mut tally = Tally::from_organisations([(
+            "RXA01".to_owned(),
+            OrganisationAttendance {
+                organisation_name: "RXA01 hospital".into(),
+                seen_6_months: 2,
+                seen_30_days: 1,
+            },
+        )]);
+        tally.add(&seen("RXA01", AccessKind::Unscheduled, now), now);
+        tally.add(
+            &seen("RXB01", AccessKind::Unscheduled, now - Duration::days(40)),
+            now,
+        );
+        // Not attendances: silent lookups, misses, older than six months, later than now.
+        tally.add(&seen("RXC01", AccessKind::Silent, now), now);
+        tally.add(&seen("RXC01", AccessKind::Miss, now), now);
+        tally.add(
+            &seen("RXC01", AccessKind::Unscheduled, now - Duration::days(200)),
+            now,
+        );
+        tally.add(
+            &seen("RXC01", AccessKind::Unscheduled, now + Duration::seconds(1)),
+            now,
+        );
+        let a = tally.attendance();
+        assert_eq!(a.counts, counts(4, 2, 1));
+        assert_eq!(a.organisations_30_days, vec!["RXA01 hospital".to_owned()]);
     }
 
     #[test]

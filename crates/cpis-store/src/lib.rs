@@ -40,19 +40,29 @@ use cpis_domain::{
     Access, AuditEntry, Demographics, LocalAuthority, NewNotification, NhsNumber, OdsCode, PlanType,
 };
 
+/// What a lookup reads before its write transaction ([`Store::lookup_view`]), on a reader while
+/// the lookups thread writes other lookups.
+#[derive(Debug, Clone, Default)]
+pub struct LookupView {
+    /// Every LA's record for the NHS number (visibility is the caller's rule).
+    pub records: Vec<StoredRecord>,
+    /// The directory entries of the records' LAs.
+    pub local_authorities: Vec<LocalAuthority>,
+    /// The most recent unscheduled accesses, newest first (none read without records).
+    pub history: Vec<Access>,
+    /// The child's attendance counted from the accesses up to `through`.
+    pub attendance: cpis_domain::attendance::Tally,
+    /// The newest unscheduled access (its `seq`) the view holds (0: none): later ones are read
+    /// in the write transaction ([`LookupTx::unscheduled_after`]).
+    pub through: i64,
+}
+
 /// The transaction a batch of lookups runs in (group commit). Dropping it without `commit`
-/// rolls every lookup in it back.
+/// rolls every lookup in it back. What a lookup reads first is in its [`LookupView`].
 pub trait LookupTx {
-    fn records_for(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>>;
-    fn local_authority(&mut self, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>>;
-    fn recent_accesses(&mut self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>>;
-    /// The child's unscheduled accesses in the attendance windows ending `now`
-    /// (`cpis_domain::attendance`), this transaction's own included.
-    fn attendance(
-        &mut self,
-        nhs: NhsNumber,
-        now: DateTime<Utc>,
-    ) -> StoreResult<cpis_domain::attendance::Attendance>;
+    /// The child's unscheduled accesses after `through` (a [`LookupView`]'s), oldest first:
+    /// those committed since the view was read, and this transaction's own.
+    fn unscheduled_after(&mut self, nhs: NhsNumber, through: i64) -> StoreResult<Vec<Access>>;
     fn insert_access(&mut self, access: &Access) -> StoreResult<()>;
     fn insert_notification(&mut self, notification: &NewNotification) -> StoreResult<()>;
     /// Appends an audit entry inside this transaction.

@@ -165,16 +165,16 @@ fn write_everything(store: &dyn Store) -> (NewUpload, String) {
     )
     .unwrap();
 
-    // A notifying lookup, as the lookup service runs it: everything in one transaction.
-    let mut tx = store.begin_lookups().unwrap();
-    let records = tx.records_for(child).unwrap();
+    // A notifying lookup, as the lookup service runs it: its view on the primary, then its
+    // writes in one transaction.
+    let view = store.lookup_view(child, 25, t0()).unwrap();
     assert_eq!(
-        records.len(),
+        view.records.len(),
         1,
-        "the lookup transaction sees the primary's record"
+        "the lookup's view sees the primary's record"
     );
-    assert!(tx.local_authority(&la()).unwrap().is_some());
-    tx.recent_accesses(child, 25).unwrap();
+    assert_eq!(view.local_authorities.len(), 1);
+    let mut tx = store.begin_lookups().unwrap();
     tx.insert_access(&Access {
         id: "access-1".into(),
         time: t0(),
@@ -383,11 +383,10 @@ fn writes_and_transactions_never_go_to_the_replica() {
     // Reads a write depends on stay on the primary.
     assert!(store.upload(&la(), &up.id).unwrap().is_some());
 
-    // A lookup transaction reads the primary, whatever the replica holds.
-    let mut tx = store.begin_lookups().unwrap();
-    assert_eq!(tx.records_for(child).unwrap().len(), 1);
-    assert_eq!(tx.recent_accesses(child, 25).unwrap().len(), 1);
-    drop(tx);
+    // A lookup's view reads the primary, whatever the replica holds.
+    let view = store.lookup_view(child, 25, t0()).unwrap();
+    assert_eq!(view.records.len(), 1);
+    assert_eq!(view.history.len(), 1);
 
     // Acknowledging writes (and reads) on the primary.
     assert!(matches!(

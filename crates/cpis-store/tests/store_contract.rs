@@ -238,6 +238,7 @@ contract!(
     every_notification_kind_is_stored_and_read_back,
     births_reminders_and_adoption_invalidation,
     attendance_counts_unscheduled_accesses_in_their_windows,
+    a_lookup_view_and_the_accesses_after_it_count_each_access_once,
     lookups_do_not_wait_for_an_upload_and_land_exactly_once,
 );
 
@@ -1489,13 +1490,17 @@ fn lookup_tx_writes_accesses_and_notifications(ctx: &Ctx) {
     let first = access(1, n, AccessKind::Unscheduled);
     let to_a = notification(LA_A, 1);
     let to_b = notification(LA_B, 1);
-    let mut tx = s.begin_lookups().unwrap();
-    let records = tx.records_for(n).unwrap();
+    let view = s.lookup_view(n, 25, t0()).unwrap();
     assert_eq!(
-        records.iter().map(|r| r.la.as_str()).collect::<Vec<_>>(),
+        view.records
+            .iter()
+            .map(|r| r.la.as_str())
+            .collect::<Vec<_>>(),
         [LA_A, LA_B]
     );
-    assert!(tx.recent_accesses(n, 25).unwrap().is_empty());
+    assert!(view.history.is_empty());
+    assert_eq!(view.through, 0);
+    let mut tx = s.begin_lookups().unwrap();
     tx.insert_access(&first).unwrap();
     tx.append_audit(&entry(
         1,
@@ -1506,7 +1511,10 @@ fn lookup_tx_writes_accesses_and_notifications(ctx: &Ctx) {
     .unwrap();
     tx.insert_notification(&to_a).unwrap();
     tx.insert_notification(&to_b).unwrap();
-    assert_eq!(tx.recent_accesses(n, 25).unwrap(), vec![first.clone()]);
+    assert_eq!(
+        tx.unscheduled_after(n, view.through).unwrap(),
+        vec![first.clone()]
+    );
     tx.commit().unwrap();
 
     let silent = access(2, n, AccessKind::Silent);
@@ -3322,7 +3330,7 @@ fn access_at(
 }
 
 fn attendance_counts_unscheduled_accesses_in_their_windows(ctx: &Ctx) {
-    use cpis_domain::attendance::AttendanceCounts;
+    use cpis_domain::attendance::{AttendanceCounts, Tally};
     let s = ctx.store();
     let now = t0();
     let (child, other) = (nhs(0), nhs(1));
@@ -3376,14 +3384,69 @@ fn attendance_counts_unscheduled_accesses_in_their_windows(ctx: &Ctx) {
         counts(6, 3, 2)
     );
 
-    // Inside a lookup's transaction its own access counts before commit, and not after a
-    // rollback.
+    // Inside a lookup's transaction its own access is among the accesses it reads and counts
+    // before commit, and not after a rollback.
     let mut tx = s.begin_lookups().unwrap();
     tx.insert_access(&access_at(now, 0, child, "RXC01", AccessKind::Unscheduled))
         .unwrap();
-    assert_eq!(tx.attendance(child, now).unwrap().counts, counts(6, 4, 3));
+    let mut tally = Tally::default();
+    for a in &tx.unscheduled_after(child, 0).unwrap() {
+        tally.add(a, now);
+    }
+    assert_eq!(tally.attendance().counts, counts(6, 4, 3));
     drop(tx);
     assert_eq!(s.attendance(child, now).unwrap().counts, counts(5, 3, 2));
+}
+
+/// Issue #16: a lookup reads its view (records, history, attendance) before its write
+/// transaction, and in it only the accesses after the view's newest: whatever commits in between,
+/// each access is in the history and the attendance exactly once.
+fn a_lookup_view_and_the_accesses_after_it_count_each_access_once(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let child = nhs(0);
+    let now = t0() + Duration::hours(1);
+    assert_eq!(
+        s.lookup_view(child, 25, now).unwrap().through,
+        0,
+        "no records"
+    );
+    apply(s, LA_A, &[row(child, PlanType::Cpp, "2026-01-01", None)]);
+    let commit = |a: &Access| {
+        let mut tx = s.begin_lookups().unwrap();
+        tx.insert_access(a).unwrap();
+        tx.commit().unwrap();
+    };
+    let (older, before) = (
+        access(1, child, AccessKind::Unscheduled),
+        access(2, child, AccessKind::Unscheduled),
+    );
+    commit(&older);
+    commit(&access(3, child, AccessKind::Silent));
+    commit(&before);
+    // A history shorter than the attendance: both accesses up to the view's newest count.
+    let view = s.lookup_view(child, 1, now).unwrap();
+    assert_eq!(view.records.len(), 1);
+    assert_eq!(view.local_authorities.len(), 1);
+    assert_eq!(view.history, vec![before.clone()]);
+    assert_eq!(view.attendance.clone().attendance().counts.seen_6_months, 2);
+    // One committed between the view and the write transaction, then the lookup's own.
+    let between = access(4, child, AccessKind::Unscheduled);
+    commit(&between);
+    let own = access(5, child, AccessKind::Unscheduled);
+    let mut tx = s.begin_lookups().unwrap();
+    tx.insert_access(&own).unwrap();
+    let since = tx.unscheduled_after(child, view.through).unwrap();
+    assert_eq!(since, vec![between.clone(), own.clone()]);
+    let mut tally = view.attendance;
+    for a in &since {
+        tally.add(a, now);
+    }
+    assert_eq!(tally.attendance().counts.seen_6_months, 4);
+    tx.commit().unwrap();
+    let full = s.lookup_view(child, 25, now).unwrap();
+    assert_eq!(full.history, vec![own, between, before, older]);
+    assert_eq!(full.attendance.attendance().counts.seen_6_months, 4);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3873,11 +3936,24 @@ fn lookups_do_not_wait_for_an_upload_and_land_exactly_once(ctx: &Ctx) {
             let (done_tx, done) = channel();
             let note = &note;
             scope.spawn(move || {
+                // As the lookup service does: the view on a reader, then the accesses after it
+                // in the group.
+                let view = s.lookup_view(child, 10, now).unwrap();
+                let records = view.records;
                 let mut tx = s.begin_lookups().unwrap();
-                let records = tx.records_for(child).unwrap();
-                let earlier = tx.recent_accesses(child, 10).unwrap();
                 tx.insert_access(access).unwrap();
-                let attendance = tx.attendance(child, now).unwrap();
+                let since = tx.unscheduled_after(child, view.through).unwrap();
+                let mut attendance = view.attendance;
+                for a in &since {
+                    attendance.add(a, now);
+                }
+                let attendance = attendance.attendance();
+                let mut earlier: Vec<Access> = since
+                    .into_iter()
+                    .rev()
+                    .filter(|a| a.id != access.id)
+                    .collect();
+                earlier.extend(view.history);
                 if i == 0 {
                     tx.insert_notification(note).unwrap();
                 }

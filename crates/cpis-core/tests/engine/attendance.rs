@@ -296,3 +296,47 @@ fn lookups_during_an_upload_are_answered_at_once_and_notify_after_it() {
     );
     assert_eq!(r.last_notification()["pattern"], "frequent-attendance");
 }
+
+/// Issue #16: lookups read their view side by side, before the group that writes them; however
+/// many lookups of one child race, each counts every access written before its own exactly
+/// once (the k-th access written counts k) and shows the ones just before it as its history.
+#[test]
+fn racing_lookups_of_one_child_count_every_earlier_access_once() {
+    const THREADS: usize = 8;
+    const EACH: usize = 10;
+    let r = rig(AttendanceThresholds::default());
+    let results: Vec<LookupResult> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| scope.spawn(|| (0..EACH).map(|_| r.ed("RXA01")).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let mut by_count: Vec<(u32, &LookupResult)> = results
+        .iter()
+        .map(|l| (l.attendance.counts.seen_6_months, l))
+        .collect();
+    by_count.sort_by_key(|(count, _)| *count);
+    let counts: Vec<u32> = by_count.iter().map(|(c, _)| *c).collect();
+    let expected: Vec<u32> = (1..=u32::try_from(THREADS * EACH).unwrap()).collect();
+    assert_eq!(
+        counts, expected,
+        "each access counted once by every later lookup"
+    );
+    for (k, (_, lookup)) in by_count.iter().enumerate() {
+        let history: Vec<&str> = lookup.history.iter().map(|a| a.id.as_str()).collect();
+        let before: Vec<&str> = by_count[k.saturating_sub(25)..k]
+            .iter()
+            .rev()
+            .map(|(_, l)| l.access.id.as_str())
+            .collect();
+        assert_eq!(
+            history,
+            before,
+            "the history of the lookup that counted {}",
+            k + 1
+        );
+    }
+}

@@ -10,7 +10,7 @@ mod audit;
 mod births;
 pub(crate) mod demographics;
 pub(crate) mod directory;
-mod history;
+pub(crate) mod history;
 mod identities;
 pub(crate) mod outbox;
 pub(crate) mod records;

@@ -80,26 +80,28 @@ pub(super) fn access(r: &Row, at: usize) -> StoreResult<Access> {
 /// index; time and organisation are read from those rows only). Inside a lookup's transaction it
 /// sees that lookup's own access once inserted.
 pub fn attendance(db: &mut dyn Db, nhs: NhsNumber, now: DateTime<Utc>) -> StoreResult<Attendance> {
-    let orgs = attendance_by_organisation(db, nhs, now)?;
+    let orgs = attendance_by_organisation(db, nhs, now, i64::MAX)?;
     Ok(Attendance::from_organisations(
         orgs.into_iter().map(|(_, o)| o).collect(),
     ))
 }
 
-/// The child's unscheduled accesses in the attendance windows ending `now`, counted per
-/// organisation (its ODS code first).
+/// The child's unscheduled accesses in the attendance windows ending `now`, up to the access
+/// `through` (its `seq`), counted per organisation (its ODS code first).
 pub(crate) fn attendance_by_organisation(
     db: &mut dyn Db,
     nhs: NhsNumber,
     now: DateTime<Utc>,
+    through: i64,
 ) -> StoreResult<Vec<(String, OrganisationAttendance)>> {
     let (long, short) = attendance::windows(now);
     db.list(
         "SELECT max(org_name), count(*), count(CASE WHEN time >= $3 THEN 1 END), org_ods
          FROM accesses
          WHERE nhs_number = $1 AND kind = 'unscheduled' AND time >= $2 AND time <= $4
+           AND seq <= $5
          GROUP BY org_ods",
-        &[&nhs.digits(), &long, &short, &now],
+        &[&nhs.digits(), &long, &short, &now, &through],
         |r| {
             Ok((
                 r.get(3)?,

@@ -7,9 +7,9 @@ use super::{
 };
 use crate::{
     AuditQuery, AuditVerification, ChangesTx, DeadDelivery, DueDelivery, IdentityChange, LookupTx,
-    MeshOutboxEntry, MeshOutgoing, NewApiToken, NewMeshMessage, NotificationQuery, OAuthClient,
-    OutboxStats, RecordQuery, RowFilter, Session, StoreCounts, StoreResult, StoredRecord, UploadTx,
-    User, Webhook,
+    LookupView, MeshOutboxEntry, MeshOutgoing, NewApiToken, NewMeshMessage, NotificationQuery,
+    OAuthClient, OutboxStats, RecordQuery, RowFilter, Session, StoreCounts, StoreResult,
+    StoredRecord, UploadTx, User, Webhook,
 };
 use chrono::{DateTime, Utc};
 use cpis_domain::data_quality::UploadOutcomeCounts;
@@ -118,8 +118,12 @@ store! {
     /// Copies spooled lookups into the database, up to a bounded batch in one transaction,
     /// waiting for the writer: how many were copied (0 when none wait; always 0 on PostgreSQL).
     backend: fn drain_lookup_spool(&self) -> u64 => Backend::drain_lookup_spool;
-    /// A child's attendance in the windows ending `now` (what a lookup reads in its transaction;
-    /// here for the contract tests and read-only callers).
+    /// What a lookup of `nhs` reads before its write transaction: records, their LAs, the
+    /// `history` most recent unscheduled accesses and the attendance up to the newest of them.
+    read: fn lookup_view(&self, nhs: NhsNumber, history: usize, now: DateTime<Utc>) -> LookupView
+        => history::lookup_view;
+    /// A child's attendance in the windows ending `now` (what a lookup counts; here for the
+    /// contract tests and read-only callers).
     read: fn attendance(&self, nhs: NhsNumber, now: DateTime<Utc>)
         -> cpis_domain::attendance::Attendance => outbox::attendance;
     /// Opens the transaction a demographics change file is applied in.

@@ -8,7 +8,7 @@
 //! through COPY (`postgres/bulk.rs`); SQLite, in-process, writes each row at once.
 
 use super::uploads::{self, PendingUpsert};
-use super::{audit, births, demographics, directory, outbox, records, Db, DbHandle, Lock};
+use super::{audit, births, demographics, history, outbox, records, Db, DbHandle, Lock};
 use crate::postgres::bulk;
 use crate::{
     ChangesTx, DueBirthReminder, HeldClaim, LookupTx, NewUpload, StoreResult, StoredRecord,
@@ -18,7 +18,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use cpis_domain::report::{RowResult, UploadId, UploadStatus, UploadSummary};
 use cpis_domain::upload::RecordRow;
 use cpis_domain::{
-    Access, AuditEntry, Demographics, LocalAuthority, NewNotification, NhsNumber, OdsCode, PlanType,
+    Access, AuditEntry, Demographics, NewNotification, NhsNumber, OdsCode, PlanType,
 };
 use std::collections::HashMap;
 
@@ -158,24 +158,8 @@ impl Drop for SqlTx<'_> {
 }
 
 impl LookupTx for SqlTx<'_> {
-    fn records_for(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
-        records::records_for(self.db(), nhs)
-    }
-
-    fn local_authority(&mut self, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>> {
-        directory::local_authority(self.db(), ods)
-    }
-
-    fn recent_accesses(&mut self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
-        outbox::recent_accesses(self.db(), nhs, limit)
-    }
-
-    fn attendance(
-        &mut self,
-        nhs: NhsNumber,
-        now: DateTime<Utc>,
-    ) -> StoreResult<cpis_domain::attendance::Attendance> {
-        outbox::attendance(self.db(), nhs, now)
+    fn unscheduled_after(&mut self, nhs: NhsNumber, through: i64) -> StoreResult<Vec<Access>> {
+        history::unscheduled_after(self.db(), nhs, through)
     }
 
     fn insert_access(&mut self, access: &Access) -> StoreResult<()> {

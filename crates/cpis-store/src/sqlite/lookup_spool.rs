@@ -4,8 +4,9 @@
 //! a large full file, so that the file applies all or nothing). A lookup must be durable before
 //! it is answered (its access, audit entry and notifications), but it must not wait that long.
 //! When the writer is not free within [`SPOOL_AFTER`], or while earlier spooled lookups are still
-//! waiting to be copied in, a lookup group reads the records from a snapshot (WAL readers never
-//! wait for the writer) and makes its writes durable in a spool file beside the database
+//! waiting to be copied in, a lookup group (whose records were read on a reader beforehand,
+//! `Store::lookup_view`) reads the accesses since from a snapshot (WAL readers never wait for
+//! the writer) and makes its writes durable in a spool file beside the database
 //! (`<database>-lookups`, WAL, `synchronous=FULL`), one JSON entry per write, in order.
 //!
 //! [`drain`] copies the entries into the database in short transactions, in the order written,
@@ -16,20 +17,15 @@
 //! writer is free, then takes [`DRAIN_CHUNK`] entries per transaction so that lookups behind it
 //! do not wait long either.
 //!
-//! While entries wait, a spooled lookup sees them: the child's recent accesses and attendance are
-//! the database's plus the spool's. Other readers (the LA's inbox, the clinician's history page)
+//! While entries wait, a spooled lookup sees them: the accesses since its view are the
+//! database's plus the spool's. Other readers (the LA's inbox, the clinician's history page)
 //! see spooled lookups once copied in, moments after the upload commits.
 
 use super::{connect, fresh, SqliteStore};
-use crate::sql::{directory, outbox, records, Backend, Db, SqlTx};
-use crate::{LookupTx, StoreError, StoreResult, StoredRecord};
-use chrono::{DateTime, Utc};
-use cpis_domain::attendance::{self, Attendance, OrganisationAttendance};
-use cpis_domain::{
-    Access, AccessKind, AuditEntry, LocalAuthority, NewNotification, NhsNumber, OdsCode,
-};
+use crate::sql::{history, Backend, Db, SqlTx};
+use crate::{LookupTx, StoreError, StoreResult};
+use cpis_domain::{Access, AccessKind, AuditEntry, NewNotification, NhsNumber};
 use rusqlite::{params, Connection};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -168,7 +164,6 @@ impl LookupSpool {
             spool,
             reader: Some(store.checkout_reader()?),
             through: 0,
-            spooled: None,
             written: Vec::new(),
         };
         tx.reader().batch("BEGIN")?;
@@ -256,9 +251,6 @@ pub(super) struct SpoolTx<'a> {
     reader: Option<Connection>,
     /// The last spool entry the snapshot holds.
     through: i64,
-    /// The last child's accesses read from the spool file (a lookup reads its history, then its
-    /// attendance; the file does not change while this group holds it).
-    spooled: Option<(NhsNumber, Vec<Access>)>,
     written: Vec<Entry>,
 }
 
@@ -271,27 +263,20 @@ impl SpoolTx<'_> {
     /// The child's accesses spooled and not yet copied in, this group's own included, oldest
     /// first.
     fn spooled_accesses(&mut self, nhs: NhsNumber) -> StoreResult<Vec<Access>> {
-        if self.spooled.as_ref().is_none_or(|(child, _)| *child != nhs) {
-            let mut from_file = Vec::new();
-            if let Some(conn) = self.spool.as_ref() {
-                let mut st = conn.prepare_cached(
-                    "SELECT entry FROM spooled WHERE nhs_number = ?1 AND id > ?2 ORDER BY id",
-                )?;
-                let rows = st.query_map(params![nhs.digits(), self.through], |r| {
-                    r.get::<_, String>(0)
-                })?;
-                for text in rows {
-                    if let Entry::Access(a) = decode(&text?)? {
-                        from_file.push(a);
-                    }
+        let mut out = Vec::new();
+        if let Some(conn) = self.spool.as_ref() {
+            let mut st = conn.prepare_cached(
+                "SELECT entry FROM spooled WHERE nhs_number = ?1 AND id > ?2 ORDER BY id",
+            )?;
+            let rows = st.query_map(params![nhs.digits(), self.through], |r| {
+                r.get::<_, String>(0)
+            })?;
+            for text in rows {
+                if let Entry::Access(a) = decode(&text?)? {
+                    out.push(a);
                 }
             }
-            self.spooled = Some((nhs, from_file));
         }
-        let mut out = self
-            .spooled
-            .as_ref()
-            .map_or_else(Vec::new, |(_, a)| a.clone());
         out.extend(self.written.iter().filter_map(|e| match e {
             Entry::Access(a) if a.nhs_number == nhs => Some(a.clone()),
             _ => None,
@@ -311,48 +296,11 @@ impl Drop for SpoolTx<'_> {
 }
 
 impl LookupTx for SpoolTx<'_> {
-    fn records_for(&mut self, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
-        records::records_for(self.reader(), nhs)
-    }
-
-    fn local_authority(&mut self, ods: &OdsCode) -> StoreResult<Option<LocalAuthority>> {
-        directory::local_authority(self.reader(), ods)
-    }
-
-    /// The spool's accesses (newest first), then the database's.
-    fn recent_accesses(&mut self, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
-        let mut out = self.spooled_accesses(nhs)?;
-        out.reverse();
-        out.truncate(limit);
-        let more = limit - out.len();
-        if more > 0 {
-            out.extend(outbox::recent_accesses(self.reader(), nhs, more)?);
-        }
+    /// The database's (as of the group's snapshot), then the spool's.
+    fn unscheduled_after(&mut self, nhs: NhsNumber, through: i64) -> StoreResult<Vec<Access>> {
+        let mut out = history::unscheduled_after(self.reader(), nhs, through)?;
+        out.extend(self.spooled_accesses(nhs)?);
         Ok(out)
-    }
-
-    /// The database's counts per organisation plus the spool's.
-    fn attendance(&mut self, nhs: NhsNumber, now: DateTime<Utc>) -> StoreResult<Attendance> {
-        let (long, short) = attendance::windows(now);
-        let spooled = self.spooled_accesses(nhs)?;
-        let mut orgs: BTreeMap<String, OrganisationAttendance> =
-            outbox::attendance_by_organisation(self.reader(), nhs, now)?
-                .into_iter()
-                .collect();
-        for a in spooled.iter().filter(|a| a.time >= long && a.time <= now) {
-            let org = orgs
-                .entry(a.accessor.organisation.as_str().to_owned())
-                .or_insert_with(|| OrganisationAttendance {
-                    organisation_name: a.accessor.organisation_name.clone(),
-                    seen_6_months: 0,
-                    seen_30_days: 0,
-                });
-            org.seen_6_months += 1;
-            if a.time >= short {
-                org.seen_30_days += 1;
-            }
-        }
-        Ok(Attendance::from_organisations(orgs.into_values().collect()))
     }
 
     fn insert_access(&mut self, access: &Access) -> StoreResult<()> {
