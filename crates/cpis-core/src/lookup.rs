@@ -1,14 +1,17 @@
 //! Health lookups (SPEC rules 1–4): read a child's records, record the access, and write one
 //! `access` notification per LA holding a visible plan — all in one transaction.
 //!
-//! A lookup first reads what it needs on one of a few reader threads, outside any write
-//! transaction (`Store::lookup_view`: the child's records, their LAs, the recent accesses and
-//! the attendance up to the newest of them), so reads of many lookups run side by side. It then
-//! goes to one writer thread that commits lookups in groups: every lookup waiting when a
-//! transaction starts joins it, so one durable commit (one fsync) serves many lookups, and in it
-//! each lookup only reads the child's accesses that came after its view (usually none but its
-//! group's own) before writing. A caller's answer is sent only after its group committed: nothing
-//! a clinician saw is unrecorded, and no notification is lost.
+//! A lookup reads what it needs first (its view: the child's records, their LAs, the recent
+//! accesses and the attendance up to the newest of them), then goes to one writer thread that
+//! commits lookups in groups: every lookup waiting when a transaction starts joins it, so one
+//! durable commit (one fsync) serves many lookups. In the group each lookup reads only the
+//! child's accesses after its view (its group's own, and any committed since) before writing, so
+//! each access is in its history and attendance once. Where the view is read is the backend's
+//! choice (`Store::views_on_readers`): on PostgreSQL a few reader threads read views side by side
+//! on the pool while the writer commits; on SQLite the writer reads them in the group's
+//! transaction, its page cache being the only one a commit leaves warm. A caller's answer is sent
+//! only after its group committed: nothing a clinician saw is unrecorded, and no notification is
+//! lost.
 //!
 //! On SQLite a group that cannot have the one writer at once (an upload holds it) is made durable
 //! in the store's lookup spool instead, and a second thread copies spooled lookups in as soon as
@@ -35,7 +38,7 @@ use tokio::sync::oneshot;
 const QUEUE: usize = 8192;
 /// Most lookups committed together.
 const MAX_GROUP: usize = 512;
-/// Threads reading lookups' views: reads run side by side, and while the writer commits.
+/// Threads reading lookups' views where the backend reads them on readers.
 const READERS: usize = 2;
 /// How often the spool thread looks for spooled lookups when none were waiting.
 const SPOOL_IDLE: Duration = Duration::from_millis(20);
@@ -120,12 +123,8 @@ type Reply = oneshot::Sender<Result<LookupResult, LookupError>>;
 struct Job {
     request: LookupRequest,
     reply: Reply,
-}
-
-/// A lookup whose view was read, waiting for the writer.
-struct Viewed {
-    job: Job,
-    view: LookupView,
+    /// Read by a reader thread, or `None` for the writer to read in the group.
+    view: Option<LookupView>,
 }
 
 /// The lookup service. Cloning shares the one writer thread.
@@ -203,17 +202,26 @@ impl LookupService {
         bus: Arc<NotificationBus>,
     ) -> Self {
         let policy = settings.visibility;
-        let (queue, jobs) = sync_channel::<Job>(QUEUE);
-        let (viewed, to_write) = sync_channel::<Viewed>(QUEUE);
-        let jobs = Arc::new(std::sync::Mutex::new(jobs));
-        for n in 0..READERS {
-            let (store, clock, jobs, viewed) =
-                (store.clone(), clock.clone(), jobs.clone(), viewed.clone());
-            std::thread::Builder::new()
-                .name(format!("cpis-lookup-read-{n}"))
-                .spawn(move || read_views(store.as_ref(), clock.as_ref(), &jobs, &viewed))
-                .expect("spawn a lookup reader thread");
-        }
+        let (to_writer, jobs) = sync_channel::<Job>(QUEUE);
+        let queue = if store.views_on_readers() {
+            let (queue, to_read) = sync_channel::<Job>(QUEUE);
+            let to_read = Arc::new(std::sync::Mutex::new(to_read));
+            for n in 0..READERS {
+                let (store, clock, to_read, to_writer) = (
+                    store.clone(),
+                    clock.clone(),
+                    to_read.clone(),
+                    to_writer.clone(),
+                );
+                std::thread::Builder::new()
+                    .name(format!("cpis-lookup-read-{n}"))
+                    .spawn(move || read_views(store.as_ref(), clock.as_ref(), &to_read, &to_writer))
+                    .expect("spawn a lookup reader thread");
+            }
+            queue
+        } else {
+            to_writer
+        };
         let worker = Worker {
             store: store.clone(),
             clock: clock.clone(),
@@ -223,7 +231,7 @@ impl LookupService {
         };
         std::thread::Builder::new()
             .name("cpis-lookups".into())
-            .spawn(move || worker.run(to_write))
+            .spawn(move || worker.run(jobs))
             .expect("spawn the lookup writer thread");
         let alive = Arc::new(());
         let (spool_store, spool_bus, spool_alive) =
@@ -255,7 +263,11 @@ impl LookupService {
     /// Queues a lookup; the answer arrives once it is durably recorded.
     pub fn submit(&self, request: LookupRequest) -> PendingLookup {
         let (reply, answer) = oneshot::channel();
-        match self.queue.try_send(Job { request, reply }) {
+        match self.queue.try_send(Job {
+            request,
+            reply,
+            view: None,
+        }) {
             Ok(()) => PendingLookup(Ok(answer)),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 PendingLookup(Err(LookupError::Unavailable))
@@ -312,18 +324,19 @@ fn read_views(
     store: &dyn Store,
     clock: &dyn Clock,
     jobs: &std::sync::Mutex<Receiver<Job>>,
-    viewed: &SyncSender<Viewed>,
+    to_writer: &SyncSender<Job>,
 ) {
     loop {
         let next = jobs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .recv();
-        let Ok(job) = next else { return };
+        let Ok(mut job) = next else { return };
         match store.lookup_view(job.request.nhs_number, HISTORY_LEN, clock.now()) {
             Ok(view) => {
-                if let Err(refused) = viewed.send(Viewed { job, view }) {
-                    let _ = refused.0.job.reply.send(Err(LookupError::Unavailable));
+                job.view = Some(view);
+                if let Err(refused) = to_writer.send(job) {
+                    let _ = refused.0.reply.send(Err(LookupError::Unavailable));
                     return;
                 }
             }
@@ -336,7 +349,7 @@ fn read_views(
 }
 
 impl Worker {
-    fn run(self, jobs: Receiver<Viewed>) {
+    fn run(self, jobs: Receiver<Job>) {
         while let Ok(first) = jobs.recv() {
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
@@ -348,26 +361,29 @@ impl Worker {
             match self.commit_group(&mut group) {
                 Ok(results) => {
                     self.bus.publish();
-                    for (viewed, result) in group.into_iter().zip(results) {
-                        let _ = viewed.job.reply.send(Ok(result));
+                    for (job, result) in group.into_iter().zip(results) {
+                        let _ = job.reply.send(Ok(result));
                     }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, lookups = group.len(), "lookup group rolled back");
-                    for viewed in group {
-                        let _ = viewed.job.reply.send(Err(LookupError::Unavailable));
+                    for job in group {
+                        let _ = job.reply.send(Err(LookupError::Unavailable));
                     }
                 }
             }
         }
     }
 
-    fn commit_group(&self, group: &mut [Viewed]) -> Result<Vec<LookupResult>, StoreError> {
+    fn commit_group(&self, group: &mut [Job]) -> Result<Vec<LookupResult>, StoreError> {
         let mut tx = self.store.begin_lookups()?;
         let mut results = Vec::with_capacity(group.len());
-        for viewed in group.iter_mut() {
-            let view = std::mem::take(&mut viewed.view);
-            results.push(self.one(tx.as_mut(), &viewed.job.request, view)?);
+        for job in group.iter_mut() {
+            let view = match job.view.take() {
+                Some(view) => view,
+                None => tx.view(job.request.nhs_number, HISTORY_LEN, self.clock.now())?,
+            };
+            results.push(self.one(tx.as_mut(), &job.request, view)?);
         }
         tx.commit()?;
         Ok(results)

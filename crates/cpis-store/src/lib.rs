@@ -40,8 +40,9 @@ use cpis_domain::{
     Access, AuditEntry, Demographics, LocalAuthority, NewNotification, NhsNumber, OdsCode, PlanType,
 };
 
-/// What a lookup reads before its write transaction ([`Store::lookup_view`]), on a reader while
-/// the lookups thread writes other lookups.
+/// What a lookup reads before its writes: on a reader while the lookups thread writes other
+/// lookups ([`Store::lookup_view`]), or first thing in its group's transaction
+/// ([`LookupTx::view`]), as the backend prefers ([`Store::views_on_readers`]).
 #[derive(Debug, Clone, Default)]
 pub struct LookupView {
     /// Every LA's record for the NHS number (visibility is the caller's rule).
@@ -58,8 +59,15 @@ pub struct LookupView {
 }
 
 /// The transaction a batch of lookups runs in (group commit). Dropping it without `commit`
-/// rolls every lookup in it back. What a lookup reads first is in its [`LookupView`].
+/// rolls every lookup in it back.
 pub trait LookupTx {
+    /// What [`Store::lookup_view`] reads, read in this transaction (before its own writes).
+    fn view(
+        &mut self,
+        nhs: NhsNumber,
+        history: usize,
+        now: DateTime<Utc>,
+    ) -> StoreResult<LookupView>;
     /// The child's unscheduled accesses after `through` (a [`LookupView`]'s), oldest first:
     /// those committed since the view was read, and this transaction's own.
     fn unscheduled_after(&mut self, nhs: NhsNumber, through: i64) -> StoreResult<Vec<Access>>;

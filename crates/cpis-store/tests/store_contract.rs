@@ -3435,7 +3435,18 @@ fn a_lookup_view_and_the_accesses_after_it_count_each_access_once(ctx: &Ctx) {
     commit(&between);
     let own = access(5, child, AccessKind::Unscheduled);
     let mut tx = s.begin_lookups().unwrap();
+    // The same view read in the group's transaction (where SQLite's lookups read it) holds the
+    // access committed since.
+    let inside = tx.view(child, 1, now).unwrap();
+    assert_eq!(inside.records.len(), 1);
+    assert_eq!(inside.history, vec![between.clone()]);
+    assert!(inside.through > view.through);
+    assert_eq!(inside.attendance.attendance().counts.seen_6_months, 3);
     tx.insert_access(&own).unwrap();
+    assert_eq!(
+        tx.unscheduled_after(child, inside.through).unwrap(),
+        vec![own.clone()]
+    );
     let since = tx.unscheduled_after(child, view.through).unwrap();
     assert_eq!(since, vec![between.clone(), own.clone()]);
     let mut tally = view.attendance;

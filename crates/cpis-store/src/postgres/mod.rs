@@ -149,6 +149,12 @@ impl Backend for PgStore {
         "postgres"
     }
 
+    /// PostgreSQL's shared buffers serve every connection, and a lookup's reads on the lookups
+    /// thread's one connection would be round trips in sequence: views are read on the pool.
+    fn views_on_readers(&self) -> bool {
+        true
+    }
+
     /// On a pooled connection outside any explicit transaction.
     fn read<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
         f(&mut *self.pool.get()?)

@@ -346,6 +346,13 @@ pub trait Backend: Send + Sync {
     fn begin_lookups(&self) -> StoreResult<Box<dyn crate::LookupTx + '_>> {
         Ok(Box::new(SqlTx::new(self.begin()?)))
     }
+    /// Whether lookups read their view on readers, side by side and while the lookups thread
+    /// commits (`Store::lookup_view`), rather than in their group's write transaction
+    /// (`LookupTx::view`). No by default: on SQLite a commit empties every reader's page cache,
+    /// so the one writer, whose cache stays warm, reads a view for less than a reader does.
+    fn views_on_readers(&self) -> bool {
+        false
+    }
     /// Copies spooled lookups into the database, a bounded batch at a time: how many were
     /// copied (0 when none wait, always on a backend that does not spool).
     fn drain_lookup_spool(&self) -> StoreResult<u64> {

@@ -49,12 +49,18 @@ macro_rules! store {
         pub trait Store: Send + Sync {
             /// `sqlite` or `postgres`.
             fn backend(&self) -> &'static str;
+            /// Whether lookups read their view on readers ([`Store::lookup_view`]) rather than
+            /// in their group's transaction ([`LookupTx::view`]).
+            fn views_on_readers(&self) -> bool;
             $($(#[$doc])* fn $name(&self $(, $arg: $ty)*) -> StoreResult<$ret>;)*
         }
 
         impl<B: Backend> Store for B {
             fn backend(&self) -> &'static str {
                 self.name()
+            }
+            fn views_on_readers(&self) -> bool {
+                Backend::views_on_readers(self)
             }
             $(fn $name(&self $(, $arg: $ty)*) -> StoreResult<$ret> {
                 store!(@ self, $how $(($missing))?, ($($arg),*) $(, $query)?)
@@ -118,10 +124,11 @@ store! {
     /// Copies spooled lookups into the database, up to a bounded batch in one transaction,
     /// waiting for the writer: how many were copied (0 when none wait; always 0 on PostgreSQL).
     backend: fn drain_lookup_spool(&self) -> u64 => Backend::drain_lookup_spool;
-    /// What a lookup of `nhs` reads before its write transaction: records, their LAs, the
-    /// `history` most recent unscheduled accesses and the attendance up to the newest of them.
-    read: fn lookup_view(&self, nhs: NhsNumber, history: usize, now: DateTime<Utc>) -> LookupView
-        => history::lookup_view;
+    /// What a lookup of `nhs` reads before its writes, in one snapshot: records, their LAs, the
+    /// `history` most recent unscheduled accesses and the attendance up to the newest of them
+    /// (on a backend whose [`Store::views_on_readers`]; [`LookupTx::view`] otherwise).
+    snapshot: fn lookup_view(&self, nhs: NhsNumber, history: usize, now: DateTime<Utc>)
+        -> LookupView => history::lookup_view;
     /// A child's attendance in the windows ending `now` (what a lookup counts; here for the
     /// contract tests and read-only callers).
     read: fn attendance(&self, nhs: NhsNumber, now: DateTime<Utc>)

@@ -11,8 +11,8 @@ use super::uploads::{self, PendingUpsert};
 use super::{audit, births, demographics, history, outbox, records, Db, DbHandle, Lock};
 use crate::postgres::bulk;
 use crate::{
-    ChangesTx, DueBirthReminder, HeldClaim, LookupTx, NewUpload, StoreResult, StoredRecord,
-    UploadTx,
+    ChangesTx, DueBirthReminder, HeldClaim, LookupTx, LookupView, NewUpload, StoreResult,
+    StoredRecord, UploadTx,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use cpis_domain::report::{RowResult, UploadId, UploadStatus, UploadSummary};
@@ -158,6 +158,15 @@ impl Drop for SqlTx<'_> {
 }
 
 impl LookupTx for SqlTx<'_> {
+    fn view(
+        &mut self,
+        nhs: NhsNumber,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> StoreResult<LookupView> {
+        history::lookup_view(self.db(), nhs, limit, now)
+    }
+
     fn unscheduled_after(&mut self, nhs: NhsNumber, through: i64) -> StoreResult<Vec<Access>> {
         history::unscheduled_after(self.db(), nhs, through)
     }

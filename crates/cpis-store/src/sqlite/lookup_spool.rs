@@ -23,7 +23,8 @@
 
 use super::{connect, fresh, SqliteStore};
 use crate::sql::{history, Backend, Db, SqlTx};
-use crate::{LookupTx, StoreError, StoreResult};
+use crate::{LookupTx, LookupView, StoreError, StoreResult};
+use chrono::{DateTime, Utc};
 use cpis_domain::{Access, AccessKind, AuditEntry, NewNotification, NhsNumber};
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
@@ -296,6 +297,16 @@ impl Drop for SpoolTx<'_> {
 }
 
 impl LookupTx for SpoolTx<'_> {
+    /// From the group's snapshot (the spool's accesses come after it).
+    fn view(
+        &mut self,
+        nhs: NhsNumber,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> StoreResult<LookupView> {
+        history::lookup_view(self.reader(), nhs, limit, now)
+    }
+
     /// The database's (as of the group's snapshot), then the spool's.
     fn unscheduled_after(&mut self, nhs: NhsNumber, through: i64) -> StoreResult<Vec<Access>> {
         let mut out = history::unscheduled_after(self.reader(), nhs, through)?;
