@@ -393,10 +393,19 @@ impl Worker {
         &self,
         tx: &mut dyn LookupTx,
         req: &LookupRequest,
-        view: LookupView,
+        mut view: LookupView,
     ) -> Result<LookupResult, StoreError> {
         let now = self.clock.now();
-        let records = visible_records(view.records, &self.policy, now.date_naive());
+        let records = visible_records(
+            std::mem::take(&mut view.records),
+            &self.policy,
+            now.date_naive(),
+        );
+        // The directory entries of the LAs whose plans show.
+        let local_authorities = std::mem::take(&mut view.local_authorities)
+            .into_iter()
+            .filter(|la| records.iter().any(|r| r.record.la == la.ods_code))
+            .collect();
         let notifying = access::is_notifying(
             req.requested_unscheduled,
             req.may_notify,
@@ -422,18 +431,7 @@ impl Worker {
             (Vec::new(), Attendance::default(), None)
         } else {
             let since = tx.unscheduled_after(req.nhs_number, view.through)?;
-            let mut tally = view.attendance;
-            for a in &since {
-                tally.add(a, now);
-            }
-            let mut history: Vec<Access> = since
-                .into_iter()
-                .rev()
-                .filter(|a| a.id != access.id)
-                .collect();
-            history.extend(view.history);
-            history.truncate(HISTORY_LEN);
-            let attendance = tally.attendance();
+            let (history, attendance) = view.complete(since, &access.id, HISTORY_LEN, now);
             let pattern = attendance::pattern(&attendance.counts, &self.attendance);
             (history, attendance, pattern)
         };
@@ -461,12 +459,6 @@ impl Worker {
                 notified.push(visible.record.la.clone());
             }
         }
-        // The directory entries of the LAs whose plans show.
-        let local_authorities = view
-            .local_authorities
-            .into_iter()
-            .filter(|la| records.iter().any(|r| r.record.la == la.ods_code))
-            .collect();
         Ok(LookupResult {
             records,
             history,

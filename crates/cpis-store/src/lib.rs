@@ -58,6 +58,29 @@ pub struct LookupView {
     pub through: i64,
 }
 
+impl LookupView {
+    /// The history (newest first, at most `limit`) and the attendance once the accesses after
+    /// the view are known (`since`, oldest first, from [`LookupTx::unscheduled_after`]): each of
+    /// them counts in the attendance in the windows ending `now`, and all but the lookup's own
+    /// (`own`, an access id) come before the view's history.
+    pub fn complete(
+        self,
+        since: Vec<Access>,
+        own: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> (Vec<Access>, cpis_domain::attendance::Attendance) {
+        let mut tally = self.attendance;
+        for a in &since {
+            tally.add(a, now);
+        }
+        let mut history: Vec<Access> = since.into_iter().rev().filter(|a| a.id != own).collect();
+        history.extend(self.history);
+        history.truncate(limit);
+        (history, tally.attendance())
+    }
+}
+
 /// The transaction a batch of lookups runs in (group commit). Dropping it without `commit`
 /// rolls every lookup in it back.
 pub trait LookupTx {

@@ -3449,11 +3449,13 @@ fn a_lookup_view_and_the_accesses_after_it_count_each_access_once(ctx: &Ctx) {
     );
     let since = tx.unscheduled_after(child, view.through).unwrap();
     assert_eq!(since, vec![between.clone(), own.clone()]);
-    let mut tally = view.attendance;
-    for a in &since {
-        tally.add(a, now);
-    }
-    assert_eq!(tally.attendance().counts.seen_6_months, 4);
+    let (history, attendance) = view.complete(since, &own.id, 2, now);
+    assert_eq!(
+        history,
+        vec![between.clone(), before.clone()],
+        "newest first, not its own"
+    );
+    assert_eq!(attendance.counts.seen_6_months, 4, "its own included");
     tx.commit().unwrap();
     let full = s.lookup_view(child, 25, now).unwrap();
     assert_eq!(full.history, vec![own, between, before, older]);
@@ -3950,21 +3952,11 @@ fn lookups_do_not_wait_for_an_upload_and_land_exactly_once(ctx: &Ctx) {
                 // As the lookup service does: the view on a reader, then the accesses after it
                 // in the group.
                 let view = s.lookup_view(child, 10, now).unwrap();
-                let records = view.records;
+                let records = view.records.clone();
                 let mut tx = s.begin_lookups().unwrap();
                 tx.insert_access(access).unwrap();
                 let since = tx.unscheduled_after(child, view.through).unwrap();
-                let mut attendance = view.attendance;
-                for a in &since {
-                    attendance.add(a, now);
-                }
-                let attendance = attendance.attendance();
-                let mut earlier: Vec<Access> = since
-                    .into_iter()
-                    .rev()
-                    .filter(|a| a.id != access.id)
-                    .collect();
-                earlier.extend(view.history);
+                let (earlier, attendance) = view.complete(since, &access.id, 10, now);
                 if i == 0 {
                     tx.insert_notification(note).unwrap();
                 }
