@@ -4,9 +4,9 @@
 //! a large full file, so that the file applies all or nothing). A lookup must be durable before
 //! it is answered (its access, audit entry and notifications), but it must not wait that long.
 //! When the writer is not free within [`SPOOL_AFTER`], or while earlier spooled lookups are still
-//! waiting to be copied in, a lookup group (whose records were read on a reader beforehand,
-//! `Store::lookup_view`) reads the accesses since from a snapshot (WAL readers never wait for
-//! the writer) and makes its writes durable in a spool file beside the database
+//! waiting to be copied in, a lookup group reads its lookups' views (records, history,
+//! attendance) and the accesses after them from a snapshot (WAL readers never wait for the
+//! writer) and makes its writes durable in a spool file beside the database
 //! (`<database>-lookups`, WAL, `synchronous=FULL`), one JSON entry per write, in order.
 //!
 //! [`drain`] copies the entries into the database in short transactions, in the order written,
