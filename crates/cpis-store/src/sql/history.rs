@@ -3,7 +3,7 @@
 //! time (the LA's evidence export, docs/WORKFLOW.md "Evidence export"): oldest first, after a
 //! cursor, so a long history is streamed rather than held in memory.
 
-use super::outbox::{access, attendance_by_organisation, ACCESS_COLUMNS};
+use super::outbox::{access, attendance_by_organisation, recent_accesses_with_seq, ACCESS_COLUMNS};
 use super::{big, directory, records, Db};
 use crate::{LookupView, StoreResult};
 use chrono::{DateTime, Utc};
@@ -15,8 +15,7 @@ use cpis_domain::{Access, NhsNumber};
 /// and, only when there are records, the `history` most recent unscheduled accesses and the
 /// attendance counted from the accesses up to the newest of them (`through`). Accesses after
 /// `through` are the write transaction's to add ([`unscheduled_after`]), so none is missed or
-/// counted twice whatever commits between the two. The limit is written into the statement (see
-/// [`super::outbox::recent_accesses`]).
+/// counted twice whatever commits between the two.
 pub fn lookup_view(
     db: &mut dyn Db,
     nhs: NhsNumber,
@@ -31,15 +30,7 @@ pub fn lookup_view(
     for r in &records {
         local_authorities.extend(directory::local_authority(db, &r.la)?);
     }
-    let newest = db.list(
-        &format!(
-            "SELECT seq, {ACCESS_COLUMNS} FROM accesses WHERE nhs_number = $1 AND kind = 'unscheduled'
-             ORDER BY seq DESC LIMIT {}",
-            big(history as u64)
-        ),
-        &[&nhs.digits()],
-        |r| Ok((r.get::<i64>(0)?, access(r, 1)?)),
-    )?;
+    let newest = recent_accesses_with_seq(db, nhs, history)?;
     let through = newest.first().map_or(0, |(seq, _)| *seq);
     let attendance = Tally::from_organisations(attendance_by_organisation(db, nhs, now, through)?);
     Ok(LookupView {

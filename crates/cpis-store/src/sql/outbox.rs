@@ -40,19 +40,31 @@ pub fn insert_access(db: &mut dyn Db, a: &Access) -> StoreResult<()> {
     Ok(())
 }
 
-/// The most recent unscheduled accesses to a child, newest first. The limit is written into the
-/// statement, not bound: SQLite's planner reads a bound LIMIT, which makes every new binding
-/// re-prepare the statement (it showed as about 8% of a busy server's CPU). Callers use one
-/// limit (SPEC: the 25 most recent), so one cached statement.
+/// The most recent unscheduled accesses to a child, newest first.
 pub fn recent_accesses(db: &mut dyn Db, nhs: NhsNumber, limit: usize) -> StoreResult<Vec<Access>> {
+    Ok(recent_accesses_with_seq(db, nhs, limit)?
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect())
+}
+
+/// [`recent_accesses`], each with its `seq`. The limit is written into the statement, not
+/// bound: SQLite's planner reads a bound LIMIT, which makes every new binding re-prepare the
+/// statement (it showed as about 8% of a busy server's CPU). Callers use one limit (SPEC: the 25
+/// most recent), so one cached statement.
+pub(super) fn recent_accesses_with_seq(
+    db: &mut dyn Db,
+    nhs: NhsNumber,
+    limit: usize,
+) -> StoreResult<Vec<(i64, Access)>> {
     db.list(
         &format!(
-            "SELECT {ACCESS_COLUMNS} FROM accesses WHERE nhs_number = $1 AND kind = 'unscheduled'
+            "SELECT seq, {ACCESS_COLUMNS} FROM accesses WHERE nhs_number = $1 AND kind = 'unscheduled'
              ORDER BY seq DESC LIMIT {}",
             big(limit as u64)
         ),
         &[&nhs.digits()],
-        |r| access(r, 0),
+        |r| Ok((r.get::<i64>(0)?, access(r, 1)?)),
     )
 }
 
