@@ -218,6 +218,7 @@ contract!(
     open_plans_and_end_plan,
     delete_semantics,
     lookup_tx_writes_accesses_and_notifications,
+    a_lookup_group_writes_everything_in_order,
     notifications_by_cursor_never_skip_under_concurrency,
     acknowledge_is_idempotent_and_la_scoped,
     acknowledgement_and_its_audit_entry_commit_together,
@@ -1606,6 +1607,119 @@ fn lookup_tx_writes_accesses_and_notifications(ctx: &Ctx) {
     assert!(matches!(
         s.audit_verify().unwrap(),
         AuditVerification::Intact { entries: 3, .. }
+    ));
+}
+
+/// One group of lookups writing several accesses, audit entries and notifications for the same
+/// LAs (PostgreSQL writes them at the commit, one statement per table): the accesses read back
+/// within the group as the access log stores them, each LA's notifications continue its cursor
+/// in the order they were made, every active webhook of the LA gets a delivery of each, and the
+/// audit chain stays whole.
+fn a_lookup_group_writes_everything_in_order(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let (n, m) = (nhs(0), nhs(1));
+    apply(s, LA_A, &[row(n, PlanType::Cpp, "2026-01-01", None)]);
+    apply(s, LA_B, &[row(m, PlanType::Lac, "2026-01-01", None)]);
+    let hook = |id: &str, la_code: &str| cpis_store::Webhook {
+        id: id.into(),
+        la: la(la_code),
+        url: format!("https://{id}.example/cpis"),
+        secret: "signing-secret".into(),
+        created_at: t0(),
+    };
+    let op = || entry(0, actor("op", None), "admin.webhook.add", None);
+    s.add_webhook(&hook("a-one", LA_A), &op()).unwrap();
+    s.add_webhook(&hook("a-two", LA_A), &op()).unwrap();
+    s.add_webhook(&hook("a-gone", LA_A), &op()).unwrap();
+    assert!(s.remove_webhook(&la(LA_A), "a-gone", t0(), &op()).unwrap());
+    // An earlier notification: the group's numbers continue after it.
+    let before = notification(LA_A, 1);
+    insert_all(s, std::slice::from_ref(&before));
+
+    let mut first = access(2, n, AccessKind::Unscheduled);
+    first.time += Duration::nanoseconds(1_234_567);
+    first.accessor.organisation_phone = Some("01632 960000".parse().unwrap());
+    let (silent, other, second) = (
+        access(3, n, AccessKind::Silent),
+        access(3, m, AccessKind::Unscheduled),
+        access(4, n, AccessKind::Unscheduled),
+    );
+    let made = [
+        notification(LA_A, 2),
+        notification(LA_B, 3),
+        notification(LA_A, 3),
+        notification(LA_A, 4),
+    ];
+    let mut tx = s.begin_lookups().unwrap();
+    for (i, a) in [&first, &silent, &other, &second].into_iter().enumerate() {
+        tx.insert_access(a).unwrap();
+        let i = i as i64 + 2;
+        tx.append_audit(&entry(
+            i,
+            actor("u1", Some("RXX01")),
+            "lookup",
+            Some(a.nhs_number),
+        ))
+        .unwrap();
+    }
+    for x in &made {
+        tx.insert_notification(x).unwrap();
+    }
+    let mut logged = first.clone();
+    logged.time = t0() + Duration::minutes(2) + Duration::microseconds(1_234);
+    logged.accessor.organisation_phone = None;
+    assert_eq!(
+        tx.unscheduled_after(n, 0).unwrap(),
+        vec![logged.clone(), second.clone()],
+        "the group's own unscheduled accesses of the child, oldest first, as the log keeps them"
+    );
+    tx.commit().unwrap();
+
+    assert_eq!(s.recent_accesses(n, 25).unwrap(), vec![second, logged]);
+    assert_eq!(s.recent_accesses(m, 25).unwrap(), vec![other]);
+    let a_all = s.notifications(&la(LA_A), 0, 100).unwrap();
+    assert_eq!(
+        a_all
+            .iter()
+            .map(|x| (x.id.as_str(), x.seq))
+            .collect::<Vec<_>>(),
+        [
+            (before.id.as_str(), 1),
+            (made[0].id.as_str(), 2),
+            (made[2].id.as_str(), 3),
+            (made[3].id.as_str(), 4)
+        ]
+    );
+    assert_eq!(a_all[3].payload, made[3].payload);
+    let b_all = s.notifications(&la(LA_B), 0, 100).unwrap();
+    assert_eq!(
+        b_all
+            .iter()
+            .map(|x| (x.id.as_str(), x.seq))
+            .collect::<Vec<_>>(),
+        [(made[1].id.as_str(), 1)]
+    );
+    let due = s
+        .claim_deliveries(t0() + Duration::days(1), t0() + Duration::days(2), 100)
+        .unwrap();
+    let mut queued: Vec<(String, String)> = due
+        .iter()
+        .map(|d| (d.notification.id.clone(), d.webhook.id.clone()))
+        .collect();
+    queued.sort();
+    let mut wanted: Vec<(String, String)> = [&before, &made[0], &made[2], &made[3]]
+        .iter()
+        .flat_map(|x| ["a-one", "a-two"].map(|h| (x.id.clone(), h.to_owned())))
+        .collect();
+    wanted.sort();
+    assert_eq!(
+        queued, wanted,
+        "each LA A notification to each active LA A webhook"
+    );
+    assert!(matches!(
+        s.audit_verify().unwrap(),
+        AuditVerification::Intact { entries: 8, .. }
     ));
 }
 

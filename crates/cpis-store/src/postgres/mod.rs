@@ -12,6 +12,7 @@
 //! Calls block (the synchronous `postgres` client); async callers run them on blocking threads.
 
 pub(crate) mod bulk;
+pub(crate) mod lookup_writes;
 mod migrations;
 mod pool;
 mod replica;

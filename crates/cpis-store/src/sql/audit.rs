@@ -50,12 +50,35 @@ impl Head {
     }
 }
 
-/// Appends inside the caller's transaction; `head.store` must run before it commits.
-pub fn append(db: &mut dyn Db, head: &mut Head, e: &AuditEntry) -> StoreResult<()> {
+/// An entry's place in the chain: its `seq`, the hash of the entry before it and its own.
+pub struct Link {
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Gives `e` the next place in the chain and advances `head` past it, without writing the entry
+/// (the caller inserts it, with `head.store`, before the transaction commits).
+pub fn link(db: &mut dyn Db, head: &mut Head, e: &AuditEntry) -> StoreResult<Link> {
     let (prev_seq, prev_hash) = head.load(db)?;
     let seq = prev_seq.max(0) as u64 + 1;
     let hash = entry_hash(&prev_hash, seq, e);
     let seq = big(seq);
+    head.0 = Some((seq, hash.clone()));
+    Ok(Link {
+        seq,
+        prev_hash,
+        hash,
+    })
+}
+
+/// Appends inside the caller's transaction; `head.store` must run before it commits.
+pub fn append(db: &mut dyn Db, head: &mut Head, e: &AuditEntry) -> StoreResult<()> {
+    let Link {
+        seq,
+        prev_hash,
+        hash,
+    } = link(db, head, e)?;
     db.exec(
         "INSERT INTO audit_log (seq, time, actor_id, actor_name, actor_org, actor_role, action, subject_nhs,
                                 trace_id, outcome, detail, prev_hash, hash)
@@ -76,7 +99,6 @@ pub fn append(db: &mut dyn Db, head: &mut Head, e: &AuditEntry) -> StoreResult<(
             &hash,
         ],
     )?;
-    head.0 = Some((seq, hash));
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 //! `Z`) on SQLite, dates `date` or ISO text, booleans `boolean` or 0/1: binding and reading
 //! convert, so query code sees only domain values.
 
-mod audit;
+pub(crate) mod audit;
 mod births;
 pub(crate) mod demographics;
 pub(crate) mod directory;

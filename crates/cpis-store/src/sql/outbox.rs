@@ -7,7 +7,7 @@ use crate::{
     DeadDelivery, DueDelivery, MeshOutboxEntry, MeshOutgoing, NewMeshMessage, NotificationOrder,
     NotificationQuery, OutboxStats, StoreError, StoreResult, Webhook,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use cpis_domain::attendance::{self, Attendance, OrganisationAttendance};
 use cpis_domain::notification::{Ack, Acknowledgement, Assignment};
 use cpis_domain::work_queue::{actionable_codes, AckDetails, AckOutcome, PayloadKeys};
@@ -84,6 +84,16 @@ pub(super) fn access(r: &Row, at: usize) -> StoreResult<Access> {
     Ok(from_row!(r, at => Access {
         id, time, nhs_number, kind, trace_id, accessor = accessor
     }))
+}
+
+/// An access as the access log gives it back: without the setting's phone and the clinician's
+/// contact, its time to the microsecond (for accesses not yet written, read with written ones).
+pub(crate) fn as_logged(a: &Access) -> Access {
+    let mut a = a.clone();
+    a.time = a.time.trunc_subsecs(6);
+    a.accessor.organisation_phone = None;
+    a.accessor.contact = Default::default();
+    a
 }
 
 /// A child's attendance (`cpis_domain::attendance`): their unscheduled accesses in the last six

@@ -10,15 +10,16 @@
 use super::uploads::{self, PendingUpsert};
 use super::{audit, births, demographics, history, outbox, records, Db, DbHandle, Lock};
 use crate::postgres::bulk;
+use crate::postgres::lookup_writes::{self, LookupWrites};
 use crate::{
-    ChangesTx, DueBirthReminder, HeldClaim, LookupTx, LookupView, NewUpload, StoreResult,
-    StoredRecord, UploadTx,
+    ChangesTx, DueBirthReminder, HeldClaim, LookupTx, LookupView, NewUpload, StoreError,
+    StoreResult, StoredRecord, UploadTx,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use cpis_domain::report::{RowResult, UploadId, UploadStatus, UploadSummary};
 use cpis_domain::upload::RecordRow;
 use cpis_domain::{
-    Access, AuditEntry, Demographics, NewNotification, NhsNumber, OdsCode, PlanType,
+    Access, AccessKind, AuditEntry, Demographics, NewNotification, NhsNumber, OdsCode, PlanType,
 };
 use std::collections::HashMap;
 
@@ -45,11 +46,16 @@ pub struct SqlTx<'a> {
     staged: bool,
     /// Records that lost their sensitive mark in this transaction.
     unmarked: Vec<NhsNumber>,
+    /// Whether a lookup group's writes wait for the commit (PostgreSQL: one statement per table
+    /// then, `postgres/lookup_writes.rs`) rather than go at once (SQLite, in-process).
+    defer_lookup_writes: bool,
+    lookup_writes: LookupWrites,
 }
 
 impl<'a> SqlTx<'a> {
     /// Wraps a connection already inside `BEGIN`.
-    pub fn new(conn: Box<dyn DbHandle + 'a>) -> Self {
+    pub fn new(mut conn: Box<dyn DbHandle + 'a>) -> Self {
+        let defer_lookup_writes = conn.db().postgres().is_some();
         SqlTx {
             conn,
             done: false,
@@ -62,6 +68,8 @@ impl<'a> SqlTx<'a> {
             results_seq: 0,
             staged: false,
             unmarked: Vec::new(),
+            defer_lookup_writes,
+            lookup_writes: LookupWrites::default(),
         }
     }
 
@@ -80,6 +88,7 @@ impl<'a> SqlTx<'a> {
     }
 
     fn commit_now(&mut self) -> StoreResult<()> {
+        self.write_lookups()?;
         let head = std::mem::take(&mut self.audit_head);
         head.store(self.db())?;
         self.db().commit()?;
@@ -142,6 +151,25 @@ impl<'a> SqlTx<'a> {
         Ok(())
     }
 
+    /// Writes the lookup group's deferred writes (PostgreSQL), taking the notification lock
+    /// first when there are notifications.
+    fn write_lookups(&mut self) -> StoreResult<()> {
+        if self.lookup_writes.is_empty() {
+            return Ok(());
+        }
+        let writes = std::mem::take(&mut self.lookup_writes);
+        if !writes.notifications.is_empty() && !self.notify_locked {
+            self.db().lock(Lock::Notify)?;
+            self.notify_locked = true;
+        }
+        match self.conn.db().postgres() {
+            Some(pg) => lookup_writes::write(pg, &writes),
+            None => Err(StoreError::Backend(
+                "lookup writes were deferred on a backend that writes them at once".into(),
+            )),
+        }
+    }
+
     /// Locks the LA and writes pending upserts: what a read or removal of its records needs.
     fn settle(&mut self, la: &OdsCode) -> StoreResult<()> {
         self.lock_la(la)?;
@@ -167,19 +195,39 @@ impl LookupTx for SqlTx<'_> {
         history::lookup_view(self.db(), nhs, limit, now)
     }
 
+    /// The database's, then the group's own accesses not yet written (deferred: PostgreSQL).
     fn unscheduled_after(&mut self, nhs: NhsNumber, through: i64) -> StoreResult<Vec<Access>> {
-        history::unscheduled_after(self.db(), nhs, through)
+        let mut out = history::unscheduled_after(self.db(), nhs, through)?;
+        out.extend(
+            (self.lookup_writes.accesses.iter())
+                .filter(|a| a.nhs_number == nhs && a.kind == AccessKind::Unscheduled)
+                .map(outbox::as_logged),
+        );
+        Ok(out)
     }
 
     fn insert_access(&mut self, access: &Access) -> StoreResult<()> {
+        if self.defer_lookup_writes {
+            self.lookup_writes.accesses.push(access.clone());
+            return Ok(());
+        }
         outbox::insert_access(self.db(), access)
     }
 
     fn insert_notification(&mut self, n: &NewNotification) -> StoreResult<()> {
+        if self.defer_lookup_writes {
+            self.lookup_writes.notifications.push(n.clone());
+            return Ok(());
+        }
         outbox::insert_notification(self.conn.db(), &mut self.notify_locked, n)
     }
 
     fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()> {
+        if self.defer_lookup_writes {
+            let link = audit::link(self.conn.db(), &mut self.audit_head, entry)?;
+            self.lookup_writes.audit.push((link, entry.clone()));
+            return Ok(());
+        }
         audit::append(self.conn.db(), &mut self.audit_head, entry)
     }
 

@@ -22,7 +22,7 @@
 //! see spooled lookups once copied in, moments after the upload commits.
 
 use super::{connect, fresh, SqliteStore};
-use crate::sql::{history, Backend, Db, SqlTx};
+use crate::sql::{history, outbox, Backend, Db, SqlTx};
 use crate::{LookupTx, LookupView, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use cpis_domain::{Access, AccessKind, AuditEntry, NewNotification, NhsNumber};
@@ -274,12 +274,12 @@ impl SpoolTx<'_> {
             })?;
             for text in rows {
                 if let Entry::Access(a) = decode(&text?)? {
-                    out.push(a);
+                    out.push(outbox::as_logged(&a));
                 }
             }
         }
         out.extend(self.written.iter().filter_map(|e| match e {
-            Entry::Access(a) if a.nhs_number == nhs => Some(a.clone()),
+            Entry::Access(a) if a.nhs_number == nhs => Some(outbox::as_logged(a)),
             _ => None,
         }));
         out.retain(|a| a.kind == AccessKind::Unscheduled);
