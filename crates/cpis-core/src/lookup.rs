@@ -40,6 +40,8 @@ const QUEUE: usize = 8192;
 const MAX_GROUP: usize = 512;
 /// Threads reading lookups' views where the backend reads them on readers.
 const READERS: usize = 2;
+/// Most lookups whose views a reader reads together.
+const READ_BATCH: usize = 64;
 /// How often the spool thread looks for spooled lookups when none were waiting.
 const SPOOL_IDLE: Duration = Duration::from_millis(20);
 /// How long it waits after the store refused to copy them in.
@@ -318,8 +320,9 @@ struct Worker {
     attendance: AttendanceThresholds,
 }
 
-/// A reader thread: takes lookups in turn, reads each one's view and passes it to the writer
-/// (an answer at once when the read fails). Ends when the service and the writer are gone.
+/// A reader thread: takes the lookups waiting (up to [`READ_BATCH`]), reads their views in one
+/// snapshot and passes them to the writer (an answer at once when the read fails). Ends when the
+/// service and the writer are gone.
 fn read_views(
     store: &dyn Store,
     clock: &dyn Clock,
@@ -327,22 +330,36 @@ fn read_views(
     to_writer: &SyncSender<Job>,
 ) {
     loop {
-        let next = jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .recv();
-        let Ok(mut job) = next else { return };
-        match store.lookup_view(job.request.nhs_number, HISTORY_LEN, clock.now()) {
-            Ok(view) => {
-                job.view = Some(view);
-                if let Err(refused) = to_writer.send(job) {
-                    let _ = refused.0.reply.send(Err(LookupError::Unavailable));
-                    return;
+        let batch = {
+            let jobs = jobs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Ok(first) = jobs.recv() else { return };
+            let mut batch = vec![first];
+            while batch.len() < READ_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let children: Vec<NhsNumber> = batch.iter().map(|j| j.request.nhs_number).collect();
+        match store.lookup_views(&children, HISTORY_LEN, clock.now()) {
+            Ok(views) => {
+                for (mut job, view) in batch.into_iter().zip(views) {
+                    job.view = Some(view);
+                    if let Err(refused) = to_writer.send(job) {
+                        let _ = refused.0.reply.send(Err(LookupError::Unavailable));
+                        return;
+                    }
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "a lookup's records could not be read");
-                let _ = job.reply.send(Err(e.into()));
+                tracing::warn!(error = %e, lookups = batch.len(), "lookups' records could not be read");
+                for job in batch {
+                    let _ = job.reply.send(Err(LookupError::Unavailable));
+                }
             }
         }
     }

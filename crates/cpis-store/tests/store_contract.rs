@@ -240,6 +240,7 @@ contract!(
     births_reminders_and_adoption_invalidation,
     attendance_counts_unscheduled_accesses_in_their_windows,
     a_lookup_view_and_the_accesses_after_it_count_each_access_once,
+    lookup_views_read_together_are_the_views_read_one_by_one,
     lookups_do_not_wait_for_an_upload_and_land_exactly_once,
 );
 
@@ -3574,6 +3575,81 @@ fn a_lookup_view_and_the_accesses_after_it_count_each_access_once(ctx: &Ctx) {
     let full = s.lookup_view(child, 25, now).unwrap();
     assert_eq!(full.history, vec![own, between, before, older]);
     assert_eq!(full.attendance.attendance().counts.seen_6_months, 4);
+}
+
+/// Views read together (what a reader reads for the lookups waiting at once) are the views read
+/// one by one, child for child and in the order asked, a child asked twice included: records of
+/// two LAs with their directory entries, a history longer than the limit, attendance at two
+/// settings, a child without records, one with records but no accesses, one invalidated for
+/// adoption (no records shown).
+fn lookup_views_read_together_are_the_views_read_one_by_one(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let now = t0() + Duration::hours(1);
+    let (both, quiet, none, adopted) = (nhs(0), nhs(1), nhs(2), nhs(3));
+    apply(
+        s,
+        LA_A,
+        &[
+            row(both, PlanType::Cpp, "2026-01-01", None),
+            row(quiet, PlanType::Lac, "2026-01-01", None),
+            row(adopted, PlanType::Cpp, "2026-01-01", None),
+        ],
+    );
+    apply(s, LA_B, &[row(both, PlanType::Lac, "2026-01-01", None)]);
+    s.upsert_demographics(
+        &[Demographics {
+            nhs_number: adopted,
+            status: DemographicStatus::InvalidatedAdoption,
+            date_of_birth: d("2015-01-01"),
+            sensitive: false,
+            mother_nhs_number: None,
+        }],
+        t0(),
+    )
+    .unwrap();
+    let mut tx = s.begin_lookups().unwrap();
+    for (days, org) in [(100, "RXA01"), (20, "RXA01"), (3, "RXB02"), (1, "RXB02")] {
+        tx.insert_access(&access_at(now, days, both, org, AccessKind::Unscheduled))
+            .unwrap();
+    }
+    tx.insert_access(&access_at(now, 2, both, "RXA01", AccessKind::Silent))
+        .unwrap();
+    tx.insert_access(&access_at(now, 2, none, "RXA01", AccessKind::Miss))
+        .unwrap();
+    tx.insert_access(&access_at(
+        now,
+        2,
+        adopted,
+        "RXA01",
+        AccessKind::Unscheduled,
+    ))
+    .unwrap();
+    tx.commit().unwrap();
+
+    let asked = [both, none, quiet, both, adopted];
+    let together = s.lookup_views(&asked, 3, now).unwrap();
+    assert_eq!(together.len(), asked.len());
+    for (child, view) in asked.iter().zip(&together) {
+        let alone = s.lookup_view(*child, 3, now).unwrap();
+        assert_eq!(format!("{view:?}"), format!("{alone:?}"), "child {child}");
+    }
+    let first = &together[0];
+    assert_eq!(
+        (
+            first.records.len(),
+            first.local_authorities.len(),
+            first.history.len()
+        ),
+        (2, 2, 3)
+    );
+    assert!(first.through > 0);
+    let counts = first.attendance.clone().attendance().counts;
+    assert_eq!((counts.seen_6_months, counts.seen_30_days), (4, 3));
+    assert_eq!(together[2].records.len(), 1);
+    assert!(together[2].history.is_empty());
+    assert!(together[1].records.is_empty() && together[4].records.is_empty());
+    assert!(s.lookup_views(&[], 3, now).unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ use super::{from_row, Db, Row};
 use crate::StoreResult;
 use chrono::{DateTime, Utc};
 use cpis_domain::{CareSetting, LocalAuthority, OdsCode};
+use std::collections::HashMap;
 
 /// PostgreSQL batches larger than this go through COPY rather than one statement per entry.
 pub const COPY_OVER: usize = 256;
@@ -78,6 +79,22 @@ pub fn local_authority(db: &mut dyn Db, ods: &OdsCode) -> StoreResult<Option<Loc
         &[&ods.as_str()],
         la_from_row,
     )
+}
+
+/// The directory entries of the LAs `codes` names (PostgreSQL only: `= ANY`), by ODS code.
+pub fn local_authorities_in(
+    db: &mut dyn Db,
+    codes: &[String],
+) -> StoreResult<HashMap<String, LocalAuthority>> {
+    let list = db.list(
+        &format!("SELECT {LA_COLUMNS} FROM local_authorities WHERE ods_code = ANY($1)"),
+        &[&codes.to_vec()],
+        la_from_row,
+    )?;
+    Ok(list
+        .into_iter()
+        .map(|la| (la.ods_code.as_str().to_owned(), la))
+        .collect())
 }
 
 pub fn local_authorities(db: &mut dyn Db) -> StoreResult<Vec<LocalAuthority>> {

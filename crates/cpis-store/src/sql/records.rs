@@ -6,6 +6,7 @@ use super::{big, Db, Row, ToArg};
 use crate::{RecordQuery, RecordSearch, StoreError, StoreResult, StoredRecord};
 use chrono::{DateTime, Utc};
 use cpis_domain::{AuditEntry, NhsNumber, OdsCode, Plan};
+use std::collections::HashMap;
 
 /// A record's columns (from `r`, with its current sensitivity) and its plan's (from `p`).
 const RECORD_COLUMNS: &str = "r.local_id, r.given_name, r.family_name, r.date_of_birth,
@@ -21,6 +22,30 @@ pub fn records_for(db: &mut dyn Db, nhs: NhsNumber) -> StoreResult<Vec<StoredRec
         "AND NOT EXISTS (SELECT 1 FROM demographics d
                          WHERE d.nhs_number = $1 AND d.status = 'invalidated-adoption')",
     )
+}
+
+/// [`records_for`] of each of `children` (PostgreSQL only: `= ANY`), by child; a child without
+/// records is absent.
+pub fn records_for_many(
+    db: &mut dyn Db,
+    children: &[String],
+) -> StoreResult<HashMap<NhsNumber, Vec<StoredRecord>>> {
+    let rows = db.rows(
+        &format!(
+            "SELECT r.la_ods, {RECORD_COLUMNS}, r.nhs_number
+             FROM records r LEFT JOIN plans p ON p.record_id = r.id
+             WHERE r.nhs_number = ANY($1)
+               AND NOT EXISTS (SELECT 1 FROM demographics d
+                               WHERE d.nhs_number = r.nhs_number AND d.status = 'invalidated-adoption')
+             ORDER BY r.nhs_number, r.la_ods COLLATE \"C\", p.plan_type COLLATE \"C\""
+        ),
+        &[&children.to_vec()],
+    )?;
+    let mut out: HashMap<NhsNumber, Vec<StoredRecord>> = HashMap::new();
+    for record in with_plans(&rows, |r| Ok((r.get(0)?, r.get(11)?)))? {
+        out.entry(record.nhs_number).or_default().push(record);
+    }
+    Ok(out)
 }
 
 /// Every record held for this number, whatever its demographic status.

@@ -129,6 +129,10 @@ store! {
     /// (on a backend whose [`Store::views_on_readers`]; [`LookupTx::view`] otherwise).
     snapshot: fn lookup_view(&self, nhs: NhsNumber, history: usize, now: DateTime<Utc>)
         -> LookupView => history::lookup_view;
+    /// [`Store::lookup_view`] of each child in `nhs`, in one snapshot, in the same order: what a
+    /// reader reads for the lookups waiting at once.
+    snapshot: fn lookup_views(&self, nhs: &[NhsNumber], history: usize, now: DateTime<Utc>)
+        -> Vec<LookupView> => history::lookup_views;
     /// A child's attendance in the windows ending `now` (what a lookup counts; here for the
     /// contract tests and read-only callers).
     read: fn attendance(&self, nhs: NhsNumber, now: DateTime<Utc>)
