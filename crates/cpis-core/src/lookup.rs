@@ -394,6 +394,14 @@ impl Worker {
 
     fn commit_group(&self, group: &mut [Job]) -> Result<Vec<LookupResult>, StoreError> {
         let mut tx = self.store.begin_lookups()?;
+        // The accesses committed since the views read ahead were read, for the whole group.
+        let ahead: Vec<(NhsNumber, i64)> = (group.iter())
+            .filter_map(|job| {
+                let view = job.view.as_ref().filter(|v| !v.records.is_empty())?;
+                Some((job.request.nhs_number, view.through))
+            })
+            .collect();
+        tx.read_ahead(&ahead)?;
         let mut results = Vec::with_capacity(group.len());
         for job in group.iter_mut() {
             let view = match job.view.take() {

@@ -94,6 +94,12 @@ pub trait LookupTx {
     /// The child's unscheduled accesses after `through` (a [`LookupView`]'s), oldest first:
     /// those committed since the view was read, and this transaction's own.
     fn unscheduled_after(&mut self, nhs: NhsNumber, through: i64) -> StoreResult<Vec<Access>>;
+    /// Reads the committed accesses after each (child, `through`) at once, for the
+    /// [`LookupTx::unscheduled_after`] calls of the group that follow: on a backend where each
+    /// statement is a round trip (PostgreSQL), one statement for the group. Nothing elsewhere.
+    fn read_ahead(&mut self, _children: &[(NhsNumber, i64)]) -> StoreResult<()> {
+        Ok(())
+    }
     fn insert_access(&mut self, access: &Access) -> StoreResult<()>;
     fn insert_notification(&mut self, notification: &NewNotification) -> StoreResult<()>;
     /// Appends an audit entry inside this transaction.

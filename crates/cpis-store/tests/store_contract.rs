@@ -241,6 +241,7 @@ contract!(
     attendance_counts_unscheduled_accesses_in_their_windows,
     a_lookup_view_and_the_accesses_after_it_count_each_access_once,
     lookup_views_read_together_are_the_views_read_one_by_one,
+    accesses_read_ahead_for_a_group_are_those_read_one_by_one,
     lookups_do_not_wait_for_an_upload_and_land_exactly_once,
 );
 
@@ -3575,6 +3576,56 @@ fn a_lookup_view_and_the_accesses_after_it_count_each_access_once(ctx: &Ctx) {
     let full = s.lookup_view(child, 25, now).unwrap();
     assert_eq!(full.history, vec![own, between, before, older]);
     assert_eq!(full.attendance.attendance().counts.seen_6_months, 4);
+}
+
+/// The committed accesses a group reads ahead for its lookups (PostgreSQL: one statement) are
+/// what each lookup would read alone, the group's own accesses added after them, and a child
+/// asked with two different points gets each its own.
+fn accesses_read_ahead_for_a_group_are_those_read_one_by_one(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let now = t0() + Duration::hours(1);
+    let (n, m) = (nhs(0), nhs(1));
+    apply(
+        s,
+        LA_A,
+        &[
+            row(n, PlanType::Cpp, "2026-01-01", None),
+            row(m, PlanType::Lac, "2026-01-01", None),
+        ],
+    );
+    let commit = |a: &Access| {
+        let mut tx = s.begin_lookups().unwrap();
+        tx.insert_access(a).unwrap();
+        tx.commit().unwrap();
+    };
+    let a: Vec<Access> = (1..=3)
+        .map(|i| access(i, n, AccessKind::Unscheduled))
+        .collect();
+    commit(&a[0]);
+    commit(&a[1]);
+    let view = s.lookup_view(n, 25, now).unwrap();
+    commit(&a[2]);
+    commit(&access(4, n, AccessKind::Silent));
+    let b = access(5, m, AccessKind::Unscheduled);
+    commit(&b);
+
+    let mut tx = s.begin_lookups().unwrap();
+    tx.read_ahead(&[(n, view.through), (m, 0), (n, 0)]).unwrap();
+    let own = access(6, n, AccessKind::Unscheduled);
+    tx.insert_access(&own).unwrap();
+    assert_eq!(
+        tx.unscheduled_after(n, view.through).unwrap(),
+        vec![a[2].clone(), own.clone()]
+    );
+    assert_eq!(
+        tx.unscheduled_after(n, 0).unwrap(),
+        vec![a[0].clone(), a[1].clone(), a[2].clone(), own.clone()]
+    );
+    assert_eq!(tx.unscheduled_after(m, 0).unwrap(), vec![b.clone()]);
+    // Not read ahead: read as it comes.
+    assert_eq!(tx.unscheduled_after(nhs(2), 0).unwrap(), vec![]);
+    tx.commit().unwrap();
 }
 
 /// Views read together (what a reader reads for the lookups waiting at once) are the views read

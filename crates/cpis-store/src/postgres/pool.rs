@@ -245,6 +245,7 @@ fn pg_arg<'a>(arg: Arg<'a>, ty: &Type) -> Box<dyn ToSql + Sync + 'a> {
         Arg::Time(t) => Box::new(t.trunc_subsecs(6)),
         Arg::Date(d) => Box::new(d),
         Arg::TextList(l) => Box::new(l),
+        Arg::IntList(l) => Box::new(l),
     }
 }
 

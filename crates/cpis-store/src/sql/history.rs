@@ -179,6 +179,32 @@ pub fn unscheduled_after(
     )
 }
 
+/// [`unscheduled_after`] of each (child, `through`) (PostgreSQL only: one statement), by both.
+pub fn unscheduled_after_many(
+    db: &mut dyn Db,
+    children: &[(NhsNumber, i64)],
+) -> StoreResult<HashMap<(NhsNumber, i64), Vec<Access>>> {
+    let mut out: HashMap<(NhsNumber, i64), Vec<Access>> =
+        children.iter().map(|c| (*c, Vec::new())).collect();
+    let (nhs, through): (Vec<String>, Vec<i64>) = out.keys().map(|(n, t)| (n.digits(), *t)).unzip();
+    let rows = db.list(
+        &format!(
+            "SELECT c.through, a.* FROM unnest($1::text[], $2::int8[]) AS c(nhs, through)
+             CROSS JOIN LATERAL (
+                 SELECT seq, {ACCESS_COLUMNS} FROM accesses
+                 WHERE nhs_number = c.nhs AND kind = 'unscheduled' AND seq > c.through
+             ) a
+             ORDER BY a.nhs_number, c.through, a.seq"
+        ),
+        &[&nhs, &through],
+        |r| Ok((r.get::<i64>(0)?, access(r, 2)?)),
+    )?;
+    for (through, a) in rows {
+        out.entry((a.nhs_number, through)).or_default().push(a);
+    }
+    Ok(out)
+}
+
 /// Up to `limit` unscheduled accesses to the child with a cursor after `after` (0: from the
 /// first), oldest first, each with its cursor (the access's `seq`). Served by the
 /// `accesses_history` index (NHS number, seq; unscheduled only).

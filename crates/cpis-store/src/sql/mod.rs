@@ -44,8 +44,10 @@ pub enum Arg<'a> {
     Bool(bool),
     Time(DateTime<Utc>),
     Date(NaiveDate),
-    /// A `text[]` (PostgreSQL only: `= ANY($1)`).
+    /// A `text[]` (PostgreSQL only: `= ANY($1)`, `unnest`).
     TextList(&'a [String]),
+    /// A `bigint[]` (PostgreSQL only).
+    IntList(&'a [i64]),
 }
 
 /// What can be bound as a parameter.
@@ -73,6 +75,7 @@ to_arg! {
     [u8] => |v| Arg::Blob(v);
     Vec<u8> => |v| Arg::Blob(v);
     Vec<String> => |v| Arg::TextList(v);
+    Vec<i64> => |v| Arg::IntList(v);
     DateTime<Utc> => |v| Arg::Time(*v);
     NaiveDate => |v| Arg::Date(*v);
 }

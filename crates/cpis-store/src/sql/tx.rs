@@ -50,6 +50,8 @@ pub struct SqlTx<'a> {
     /// then, `postgres/lookup_writes.rs`) rather than go at once (SQLite, in-process).
     defer_lookup_writes: bool,
     lookup_writes: LookupWrites,
+    /// Committed accesses after (child, through), read ahead for the group (PostgreSQL).
+    read_ahead: HashMap<(NhsNumber, i64), Vec<Access>>,
 }
 
 impl<'a> SqlTx<'a> {
@@ -70,6 +72,7 @@ impl<'a> SqlTx<'a> {
             unmarked: Vec::new(),
             defer_lookup_writes,
             lookup_writes: LookupWrites::default(),
+            read_ahead: HashMap::new(),
         }
     }
 
@@ -197,13 +200,26 @@ impl LookupTx for SqlTx<'_> {
 
     /// The database's, then the group's own accesses not yet written (deferred: PostgreSQL).
     fn unscheduled_after(&mut self, nhs: NhsNumber, through: i64) -> StoreResult<Vec<Access>> {
-        let mut out = history::unscheduled_after(self.db(), nhs, through)?;
+        let mut out = match self.read_ahead.get(&(nhs, through)) {
+            Some(read) => read.clone(),
+            None => history::unscheduled_after(self.db(), nhs, through)?,
+        };
         out.extend(
             (self.lookup_writes.accesses.iter())
                 .filter(|a| a.nhs_number == nhs && a.kind == AccessKind::Unscheduled)
                 .map(outbox::as_logged),
         );
         Ok(out)
+    }
+
+    /// PostgreSQL only (where the writes wait for the commit too, so what is read ahead stays
+    /// the committed part); SQLite reads each child's as its lookup comes.
+    fn read_ahead(&mut self, children: &[(NhsNumber, i64)]) -> StoreResult<()> {
+        if self.defer_lookup_writes && !children.is_empty() {
+            let read = history::unscheduled_after_many(self.db(), children)?;
+            self.read_ahead.extend(read);
+        }
+        Ok(())
     }
 
     fn insert_access(&mut self, access: &Access) -> StoreResult<()> {

@@ -194,7 +194,7 @@ impl rusqlite::ToSql for Arg<'_> {
             Arg::Bool(b) => ToSqlOutput::from(i64::from(b)),
             Arg::Time(t) => ToSqlOutput::from(crate::sql::time_text(t)),
             Arg::Date(d) => ToSqlOutput::from(d.to_string()),
-            Arg::TextList(_) => {
+            Arg::TextList(_) | Arg::IntList(_) => {
                 return Err(rusqlite::Error::ToSqlConversionFailure(
                     "lists are bound on PostgreSQL only".into(),
                 ))
