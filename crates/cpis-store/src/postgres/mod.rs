@@ -21,7 +21,7 @@ mod testing;
 pub(crate) use pool::Conn as PgConn;
 pub use testing::TempDatabase;
 
-use crate::sql::{Backend, Db, DbHandle};
+use crate::sql::{Backend, Db, DbHandle, SqlTx};
 use crate::{StoreError, StoreResult};
 use pool::Pool;
 use std::str::FromStr;
@@ -32,6 +32,13 @@ const POOL_MAX: usize = 16;
 /// How long a caller waits for a free connection before the store reports itself unavailable.
 const POOL_WAIT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// For the statements of a lookup group and of the lookup views, which bind arrays (`unnest`,
+/// `= ANY`): with a custom plan per execution, PostgreSQL's default for them (it estimates a
+/// bound array's length only when planning for its values), each execution was planned anew,
+/// which cost a lone lookup about a third of its time (measured: 2.6 ms → 4.2 ms at one
+/// connection). Their plans do not depend on the values, so the one generic plan serves.
+const GENERIC_PLANS: &str = "SET LOCAL plan_cache_mode = force_generic_plan";
 
 /// Advisory lock classes (the first key of the two-key form): "cpis" and a purpose.
 const LOCK_MIGRATE: i32 = 0x6370_6901;
@@ -177,12 +184,23 @@ impl Backend for PgStore {
         self.read(f)
     }
 
+    /// Generic plans (see [`GENERIC_PLANS`]): the lookup views read here.
     fn snapshot<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
         let mut conn = self.pool.get()?;
-        conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        conn.batch(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {GENERIC_PLANS}"
+        ))?;
         let out = f(&mut *conn);
         Db::rollback(&mut *conn);
         out
+    }
+
+    /// A lookup group's transaction, with generic plans ([`GENERIC_PLANS`]); begun in the same
+    /// round trip.
+    fn begin_lookups(&self) -> StoreResult<Box<dyn crate::LookupTx + '_>> {
+        let mut conn = self.pool.get()?;
+        conn.batch(&format!("BEGIN; {GENERIC_PLANS}"))?;
+        Ok(Box::new(SqlTx::new(Box::new(conn))))
     }
 
     fn begin(&self) -> StoreResult<Box<dyn DbHandle + '_>> {
