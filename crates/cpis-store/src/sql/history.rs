@@ -131,7 +131,8 @@ fn recent_accesses_many(
 }
 
 /// Each child's attendance in the windows ending `now`, per organisation (PostgreSQL), as
-/// [`attendance_by_organisation`] counts one child's.
+/// [`attendance_by_organisation`] counts one child's: a lateral walk of the access-history index
+/// per child, as [`records::records_for_many`] reads records.
 fn attendance_many(
     db: &mut dyn Db,
     children: &[String],
@@ -139,11 +140,13 @@ fn attendance_many(
 ) -> StoreResult<HashMap<NhsNumber, Vec<(String, OrganisationAttendance)>>> {
     let (long, short) = attendance::windows(now);
     let rows = db.list(
-        "SELECT max(org_name), count(*), count(CASE WHEN time >= $3 THEN 1 END), org_ods,
-                nhs_number
-         FROM accesses
-         WHERE nhs_number = ANY($1) AND kind = 'unscheduled' AND time >= $2 AND time <= $4
-         GROUP BY nhs_number, org_ods",
+        "SELECT a.* FROM unnest($1::text[]) AS c(nhs) CROSS JOIN LATERAL (
+             SELECT max(org_name), count(*), count(CASE WHEN time >= $3 THEN 1 END), org_ods,
+                    nhs_number
+             FROM accesses
+             WHERE nhs_number = c.nhs AND kind = 'unscheduled' AND time >= $2 AND time <= $4
+             GROUP BY nhs_number, org_ods
+         ) a",
         &[&children.to_vec(), &long, &short, &now],
         |r| {
             Ok((

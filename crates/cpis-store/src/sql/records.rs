@@ -24,20 +24,27 @@ pub fn records_for(db: &mut dyn Db, nhs: NhsNumber) -> StoreResult<Vec<StoredRec
     )
 }
 
-/// [`records_for`] of each of `children` (PostgreSQL only: `= ANY`), by child; a child without
-/// records is absent.
+/// [`records_for`] of each of `children` (PostgreSQL only), by child; a child without records is
+/// absent. Each child is read through its own index walk (a lateral subquery kept apart by
+/// `OFFSET 0`): over a bound array the planner's one generic plan otherwise scanned `records`,
+/// `plans` and the sensitive demographics whole (measured: 1.3 ms against 0.26 ms for one child
+/// on the demo data, and growing with the tables).
 pub fn records_for_many(
     db: &mut dyn Db,
     children: &[String],
 ) -> StoreResult<HashMap<NhsNumber, Vec<StoredRecord>>> {
     let rows = db.rows(
         &format!(
-            "SELECT r.la_ods, {RECORD_COLUMNS}, r.nhs_number
-             FROM records r LEFT JOIN plans p ON p.record_id = r.id
-             WHERE r.nhs_number = ANY($1)
-               AND NOT EXISTS (SELECT 1 FROM demographics d
-                               WHERE d.nhs_number = r.nhs_number AND d.status = 'invalidated-adoption')
-             ORDER BY r.nhs_number, r.la_ods COLLATE \"C\", p.plan_type COLLATE \"C\""
+            "SELECT x.* FROM unnest($1::text[]) AS c(nhs) CROSS JOIN LATERAL (
+                 SELECT r.la_ods, {RECORD_COLUMNS}, r.nhs_number
+                 FROM records r LEFT JOIN plans p ON p.record_id = r.id
+                 WHERE r.nhs_number = c.nhs
+                   AND NOT EXISTS (SELECT 1 FROM demographics d
+                                   WHERE d.nhs_number = r.nhs_number
+                                     AND d.status = 'invalidated-adoption')
+                 OFFSET 0
+             ) x
+             ORDER BY x.nhs_number, x.la_ods COLLATE \"C\", x.plan_type COLLATE \"C\""
         ),
         &[&children.to_vec()],
     )?;
