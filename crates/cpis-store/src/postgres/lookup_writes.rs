@@ -2,6 +2,9 @@
 //! values go as arrays and `unnest` turns them back into rows, so a group of lookups costs a few
 //! round trips instead of four or five per lookup (the access, its audit entry, each
 //! notification and its deliveries). SQLite, in-process, writes each row as the lookup makes it.
+//! The other transactions that append notifications or audit entries through the same calls (a
+//! demographics change file, an upload, a was-not-brought report) write them the same way at
+//! their commit; none of them reads those back before it.
 //!
 //! Rows go in the order the lookups made them (`WITH ORDINALITY ... ORDER BY ord`), so `seq`s
 //! follow that order as they did row by row; an LA's `la_seq`s are drawn under the notification
