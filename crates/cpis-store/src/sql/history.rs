@@ -44,9 +44,10 @@ pub fn lookup_view(
 }
 
 /// [`lookup_view`] of each child in `nhs`, in one snapshot and in the same order (a child named
-/// twice gets the same view twice). On PostgreSQL four statements read them all (`= ANY`: the
-/// records, their LAs, each child's newest accesses, their attendance), where one view at a time
-/// costs four each and a round trip apiece; SQLite, in-process, reads one view after another.
+/// twice gets the same view twice). On PostgreSQL four statements read them all (the records,
+/// their LAs, each child's newest accesses, their attendance; each child through its own index
+/// walk), where one view at a time costs four each and a round trip apiece; SQLite, in-process,
+/// reads one view after another.
 ///
 /// In one snapshot a child's `through` is its newest visible unscheduled access, so counting
 /// every visible access of the child in the attendance counts exactly those up to `through`.
