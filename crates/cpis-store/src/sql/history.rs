@@ -3,8 +3,11 @@
 //! time (the LA's evidence export, docs/WORKFLOW.md "Evidence export"): oldest first, after a
 //! cursor, so a long history is streamed rather than held in memory.
 
-use super::outbox::{access, attendance_by_organisation, recent_accesses_with_seq, ACCESS_COLUMNS};
-use super::{big, directory, from_row, records, Db};
+use super::outbox::{
+    access, attendance_by_organisation, attendance_columns, recent_accesses_with_seq,
+    ACCESS_COLUMNS, ATTENDANCE_COLUMNS,
+};
+use super::{big, directory, records, Db};
 use crate::{LookupView, StoreResult};
 use chrono::{DateTime, Utc};
 use cpis_domain::attendance::{self, OrganisationAttendance, Tally};
@@ -141,27 +144,19 @@ fn attendance_many(
 ) -> StoreResult<HashMap<NhsNumber, Vec<(String, OrganisationAttendance)>>> {
     let (long, short) = attendance::windows(now);
     let rows = db.list(
-        "SELECT a.* FROM unnest($1::text[]) AS c(nhs) CROSS JOIN LATERAL (
-             SELECT max(org_name), count(*), count(CASE WHEN time >= $3 THEN 1 END), org_ods,
-                    nhs_number
-             FROM accesses
-             WHERE nhs_number = c.nhs AND kind = 'unscheduled' AND time >= $2 AND time <= $4
-             GROUP BY nhs_number, org_ods
-         ) a",
+        &format!(
+            "SELECT a.* FROM unnest($1::text[]) AS c(nhs) CROSS JOIN LATERAL (
+                 SELECT nhs_number, {ATTENDANCE_COLUMNS} FROM accesses
+                 WHERE nhs_number = c.nhs AND kind = 'unscheduled' AND time >= $2 AND time <= $4
+                 GROUP BY nhs_number, org_ods
+             ) a"
+        ),
         &[&children.to_vec(), &long, &short, &now],
-        |r| {
-            Ok((
-                r.get::<NhsNumber>(4)?,
-                r.get::<String>(3)?,
-                from_row!(r, 0 => OrganisationAttendance {
-                    organisation_name, seen_6_months, seen_30_days
-                }),
-            ))
-        },
+        |r| Ok((r.get::<NhsNumber>(0)?, attendance_columns(r, 1)?)),
     )?;
     let mut out: HashMap<NhsNumber, Vec<(String, OrganisationAttendance)>> = HashMap::new();
-    for (child, org, seen) in rows {
-        out.entry(child).or_default().push((org, seen));
+    for (child, seen) in rows {
+        out.entry(child).or_default().push(seen);
     }
     Ok(out)
 }

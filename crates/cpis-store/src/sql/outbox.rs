@@ -108,6 +108,24 @@ pub fn attendance(db: &mut dyn Db, nhs: NhsNumber, now: DateTime<Utc>) -> StoreR
     ))
 }
 
+/// One organisation's attendance (read by [`attendance_columns`]) from accesses grouped by `org_ods`,
+/// with the windows' start bound as `$2` (six months) and `$3` (30 days), and `now` as `$4`.
+pub(super) const ATTENDANCE_COLUMNS: &str =
+    "max(org_name), count(*), count(CASE WHEN time >= $3 THEN 1 END), org_ods";
+
+/// [`ATTENDANCE_COLUMNS`] from column `at` of the row: the organisation's ODS code and counts.
+pub(super) fn attendance_columns(
+    r: &Row,
+    at: usize,
+) -> StoreResult<(String, OrganisationAttendance)> {
+    Ok((
+        r.get(at + 3)?,
+        from_row!(r, at => OrganisationAttendance {
+            organisation_name, seen_6_months, seen_30_days
+        }),
+    ))
+}
+
 /// The child's unscheduled accesses in the attendance windows ending `now`, up to the access
 /// `through` (its `seq`), counted per organisation (its ODS code first).
 pub(crate) fn attendance_by_organisation(
@@ -118,20 +136,14 @@ pub(crate) fn attendance_by_organisation(
 ) -> StoreResult<Vec<(String, OrganisationAttendance)>> {
     let (long, short) = attendance::windows(now);
     db.list(
-        "SELECT max(org_name), count(*), count(CASE WHEN time >= $3 THEN 1 END), org_ods
-         FROM accesses
-         WHERE nhs_number = $1 AND kind = 'unscheduled' AND time >= $2 AND time <= $4
-           AND seq <= $5
-         GROUP BY org_ods",
+        &format!(
+            "SELECT {ATTENDANCE_COLUMNS} FROM accesses
+             WHERE nhs_number = $1 AND kind = 'unscheduled' AND time >= $2 AND time <= $4
+               AND seq <= $5
+             GROUP BY org_ods"
+        ),
         &[&nhs.digits(), &long, &short, &now, &through],
-        |r| {
-            Ok((
-                r.get(3)?,
-                from_row!(r, 0 => OrganisationAttendance {
-                    organisation_name, seen_6_months, seen_30_days
-                }),
-            ))
-        },
+        |r| attendance_columns(r, 0),
     )
 }
 

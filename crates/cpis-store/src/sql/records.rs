@@ -13,15 +13,14 @@ const RECORD_COLUMNS: &str = "r.local_id, r.given_name, r.family_name, r.date_of
     (r.sensitive OR EXISTS (SELECT 1 FROM demographics d WHERE d.nhs_number = r.nhs_number AND d.sensitive)),
     r.updated_at, p.plan_type, p.start_date, p.end_date, p.expected_delivery_date";
 
+/// Whether record `r` shows to health: its number was not invalidated for adoption.
+const SHOWN: &str = "NOT EXISTS (SELECT 1 FROM demographics d
+                     WHERE d.nhs_number = r.nhs_number AND d.status = 'invalidated-adoption')";
+
 /// What health sees: the records held for this number, none when the number was invalidated for
 /// adoption (evaluated now, so the plans stop showing the moment the feed says so).
 pub fn records_for(db: &mut dyn Db, nhs: NhsNumber) -> StoreResult<Vec<StoredRecord>> {
-    records_where(
-        db,
-        nhs,
-        "AND NOT EXISTS (SELECT 1 FROM demographics d
-                         WHERE d.nhs_number = $1 AND d.status = 'invalidated-adoption')",
-    )
+    records_where(db, nhs, &format!("AND {SHOWN}"))
 }
 
 /// [`records_for`] of each of `children` (PostgreSQL only), by child; a child without records is
@@ -38,10 +37,7 @@ pub fn records_for_many(
             "SELECT x.* FROM unnest($1::text[]) AS c(nhs) CROSS JOIN LATERAL (
                  SELECT r.la_ods, {RECORD_COLUMNS}, r.nhs_number
                  FROM records r LEFT JOIN plans p ON p.record_id = r.id
-                 WHERE r.nhs_number = c.nhs
-                   AND NOT EXISTS (SELECT 1 FROM demographics d
-                                   WHERE d.nhs_number = r.nhs_number
-                                     AND d.status = 'invalidated-adoption')
+                 WHERE r.nhs_number = c.nhs AND {SHOWN}
                  OFFSET 0
              ) x
              ORDER BY x.nhs_number, x.la_ods COLLATE \"C\", x.plan_type COLLATE \"C\""
