@@ -210,6 +210,7 @@ contract!(
     upload_commits_or_rolls_back_whole,
     sensitive_marks_are_kept_per_plan_and_removed_only_explicitly,
     bulk_upload_keeps_file_order,
+    a_row_that_changes_nothing_writes_nothing,
     idempotency_lookup,
     refused_upload_is_recorded_but_not_effective,
     row_results_page_and_filter,
@@ -932,6 +933,78 @@ fn upload_commits_or_rolls_back_whole(ctx: &Ctx) {
     };
     assert!(matches!(res, Err(StoreError::Constraint(_))), "{res:?}");
     assert_eq!(s.upload(&a, &up4.id).unwrap(), None);
+}
+
+/// A record's `updated_at` says when its own fields last changed: a reload repeating the LA's
+/// rows writes nothing, a changed plan changes the plan only, and a changed name or mark is
+/// written. One row goes through the per-row statements, 99 through PostgreSQL's bulk path.
+fn a_row_that_changes_nothing_writes_nothing(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let a = la(LA_A);
+    let ns = nhs_numbers(0, 100);
+    let mut files = 0;
+    let mut upload = |rows: &[RecordRow], at: DateTime<Utc>| {
+        files += 1;
+        let up = new_upload(LA_A, &format!("file-{files}"), &format!("sha-{files}"));
+        let mut tx = s.begin_upload().unwrap();
+        tx.insert_upload(&up).unwrap();
+        for r in rows {
+            tx.upsert(&a, r, &up.id, at).unwrap();
+        }
+        tx.finish(&completed(&up, rows.len() as u64), None).unwrap();
+    };
+    let hour = |h: i64| t0() + Duration::hours(h);
+    for batch in [&ns[..1], &ns[1..]] {
+        let with = |end: Option<&str>, change: &dyn Fn(&mut RecordRow)| -> Vec<RecordRow> {
+            batch
+                .iter()
+                .map(|&n| {
+                    let mut r = row(n, PlanType::Cpp, "2026-01-01", end);
+                    change(&mut r);
+                    r
+                })
+                .collect()
+        };
+        let (first, last) = (batch[0], batch[batch.len() - 1]);
+        upload(&with(None, &|_| {}), hour(0));
+        upload(&with(None, &|_| {}), hour(1));
+        for n in [first, last] {
+            assert_eq!(record(s, n, LA_A).unwrap().updated_at, hour(0), "unchanged");
+        }
+
+        upload(&with(Some("2026-06-30"), &|_| {}), hour(2));
+        let r = record(s, last, LA_A).unwrap();
+        assert_eq!(
+            plan_of(&r, PlanType::Cpp).unwrap().end(),
+            Some(d("2026-06-30"))
+        );
+        assert_eq!(r.updated_at, hour(0), "a plan's change is the plan's");
+
+        let renamed = |r: &mut RecordRow| r.given_name = Some("Renamed".into());
+        upload(&with(Some("2026-06-30"), &renamed), hour(3));
+        let r = record(s, last, LA_A).unwrap();
+        assert_eq!(
+            (r.given_name.as_deref(), r.updated_at),
+            (Some("Renamed"), hour(3))
+        );
+
+        // A mark on an otherwise unchanged row is written, and so is its removal.
+        let marked = |r: &mut RecordRow| {
+            renamed(r);
+            r.sensitive = SensitiveMark::Marked;
+        };
+        upload(&with(Some("2026-06-30"), &marked), hour(4));
+        assert!(record(s, first, LA_A).unwrap().sensitive);
+        assert!(record(s, last, LA_A).unwrap().sensitive);
+        let unmarked = |r: &mut RecordRow| {
+            renamed(r);
+            r.sensitive = SensitiveMark::Unmarked;
+        };
+        upload(&with(Some("2026-06-30"), &unmarked), hour(5));
+        assert!(!record(s, first, LA_A).unwrap().sensitive);
+        assert!(!record(s, last, LA_A).unwrap().sensitive);
+    }
 }
 
 fn bulk_upload_keeps_file_order(ctx: &Ctx) {

@@ -138,7 +138,9 @@ pub fn upsert_many(
     )?;
     // The record takes the last row's fields; created_at is the first row's time, as when the
     // rows are applied one by one. Its sensitive mark follows its plans' marks: a plan takes
-    // its row's stated mark, an unstated one keeps what it had (a new plan is unmarked).
+    // its row's stated mark, an unstated one keeps what it had (a new plan is unmarked). As in
+    // `uploads::upsert_one`, a row that changes nothing writes nothing: `updated_at` and
+    // `last_upload_id` say when and by which upload a record's or plan's own fields changed.
     conn.batch(
         "INSERT INTO records (nhs_number, la_ods, local_id, given_name, family_name, date_of_birth,
                               sensitive, created_at, updated_at, last_upload_id)
@@ -149,7 +151,10 @@ pub fn upsert_many(
          ON CONFLICT (nhs_number, la_ods) DO UPDATE SET
              local_id = excluded.local_id, given_name = excluded.given_name,
              family_name = excluded.family_name, date_of_birth = excluded.date_of_birth,
-             updated_at = excluded.updated_at, last_upload_id = excluded.last_upload_id;
+             updated_at = excluded.updated_at, last_upload_id = excluded.last_upload_id
+         WHERE (records.local_id, records.given_name, records.family_name, records.date_of_birth)
+               IS DISTINCT FROM
+               (excluded.local_id, excluded.given_name, excluded.family_name, excluded.date_of_birth);
          INSERT INTO plans (record_id, plan_type, start_date, end_date, expected_delivery_date,
                             sensitive, updated_at)
          SELECT DISTINCT ON (r.id, b.plan_type) r.id, b.plan_type, b.start_date, b.end_date,
@@ -159,8 +164,11 @@ pub fn upsert_many(
          ON CONFLICT (record_id, plan_type) DO UPDATE SET
              start_date = excluded.start_date, end_date = excluded.end_date,
              expected_delivery_date = excluded.expected_delivery_date,
-             updated_at = excluded.updated_at;
-         UPDATE plans p SET sensitive = b.marked
+             updated_at = excluded.updated_at
+         WHERE (plans.start_date, plans.end_date, plans.expected_delivery_date)
+               IS DISTINCT FROM
+               (excluded.start_date, excluded.end_date, excluded.expected_delivery_date);
+         UPDATE plans p SET sensitive = b.marked, updated_at = b.now
          FROM cpis_upserts_in b JOIN records r ON r.nhs_number = b.nhs_number AND r.la_ods = b.la_ods
          WHERE p.record_id = r.id AND p.plan_type = b.plan_type AND b.mark_stated
            AND p.sensitive <> b.marked;
