@@ -1193,8 +1193,9 @@ fn row_results_page_and_filter(ctx: &Ctx) {
     let s = ctx.store();
     seed_directory(s);
     let a = la(LA_A);
-    let ns = nhs_numbers(0, 10);
-    let results: Vec<RowResult> = (1..=10u64)
+    // More than two multi-row inserts' worth (`RESULTS_PER_INSERT`), and a remainder.
+    let ns = nhs_numbers(0, 70);
+    let results: Vec<RowResult> = (1..=70u64)
         .map(|i| {
             let n = ns[i as usize - 1];
             match i % 3 {
@@ -1263,7 +1264,7 @@ fn row_results_page_and_filter(ctx: &Ctx) {
         .unwrap();
     assert_eq!(
         accepted.iter().map(|r| r.row).collect::<Vec<_>>(),
-        [1, 4, 7, 10]
+        (1..=70).filter(|i| i % 3 == 1).collect::<Vec<u64>>()
     );
     let malformed_after_3 = s
         .upload_rows(

@@ -144,11 +144,7 @@ impl<'a> SqlTx<'a> {
         let (seq, pending) = (self.results_seq, &self.results);
         match self.conn.db().postgres() {
             Some(pg) if pending.len() >= COPY_FROM => bulk::row_results(pg, seq, pending)?,
-            _ => {
-                for r in pending {
-                    uploads::row_result_one(self.conn.db(), seq, r)?;
-                }
-            }
+            _ => uploads::row_results(self.conn.db(), seq, pending)?,
         }
         self.results.clear();
         Ok(())
@@ -378,7 +374,10 @@ impl UploadTx for SqlTx<'_> {
             self.results_seq = seq;
         }
         self.results.push(result.clone());
-        if self.results.len() >= self.buffer_limit() {
+        // Nothing reads row results inside the transaction before a flush (`claim_held` and
+        // `finish` flush first), so SQLite keeps a group for one multi-row insert.
+        let limit = self.buffer_limit().max(uploads::RESULTS_PER_INSERT);
+        if self.results.len() >= limit {
             self.flush_results()?;
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! Uploads: summaries, per-row results, the data-quality counts, and the statements the upload
 //! transaction writes a record and a row result with.
 
-use super::{big, from_row, Db, Row};
+use super::{big, from_row, Db, Row, ToArg};
 use crate::{RowFilter, StoreError, StoreResult};
 use chrono::{DateTime, NaiveDate, Utc};
 use cpis_domain::data_quality::UploadOutcomeCounts;
@@ -447,22 +447,76 @@ pub fn upsert_one(db: &mut dyn Db, u: &PendingUpsert) -> StoreResult<bool> {
     Ok(false)
 }
 
-/// Writes one row result.
-pub fn row_result_one(db: &mut dyn Db, upload_seq: i64, r: &RowResult) -> StoreResult<()> {
-    db.exec(
-        "INSERT INTO upload_rows (upload_seq, row_no, nhs_number, outcome, detail, message, new_nhs_number,
+/// Row results written by one `INSERT` on the per-statement path (SQLite, and PostgreSQL's
+/// small batches): one statement for many rows costs less than as many single-row ones (issue
+/// #16: a 500k-row file has 500k results).
+pub const RESULTS_PER_INSERT: usize = 32;
+
+/// Writes row results: whole groups of [`RESULTS_PER_INSERT`] a statement each, the rest one by
+/// one.
+pub fn row_results(db: &mut dyn Db, upload_seq: i64, rows: &[RowResult]) -> StoreResult<()> {
+    static GROUP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let group = GROUP.get_or_init(|| results_insert(RESULTS_PER_INSERT));
+    let mut groups = rows.chunks_exact(RESULTS_PER_INSERT);
+    for g in &mut groups {
+        insert_results(db, group, upload_seq, g)?;
+    }
+    for r in groups.remainder() {
+        insert_results(db, ONE_RESULT, upload_seq, std::slice::from_ref(r))?;
+    }
+    Ok(())
+}
+
+const RESULT_COLUMNS: &str = "INSERT INTO upload_rows (upload_seq, row_no, nhs_number, outcome, detail, message, new_nhs_number,
                                   local_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[
-            &upload_seq,
-            &big(r.row),
+         VALUES ";
+const ONE_RESULT: &str = "INSERT INTO upload_rows (upload_seq, row_no, nhs_number, outcome, detail, message, new_nhs_number,
+                                  local_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// The insert of `n` row results.
+fn results_insert(n: usize) -> String {
+    let values: Vec<String> = (0..n)
+        .map(|i| {
+            let p = (1..=8)
+                .map(|c| format!("${}", i * 8 + c))
+                .collect::<Vec<_>>();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    format!("{RESULT_COLUMNS}{}", values.join(", "))
+}
+
+fn insert_results(
+    db: &mut dyn Db,
+    sql: &str,
+    upload_seq: i64,
+    rows: &[RowResult],
+) -> StoreResult<()> {
+    let derived: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                big(r.row),
+                r.outcome.code(),
+                r.detail.map(|d| d.code()),
+                r.new_nhs_number.map(|n| n.digits()),
+            )
+        })
+        .collect();
+    let mut args: Vec<&dyn ToArg> = Vec::with_capacity(rows.len() * 8);
+    for (r, (row, outcome, detail, new_nhs)) in rows.iter().zip(&derived) {
+        args.extend([
+            &upload_seq as &dyn ToArg,
+            row,
             &r.nhs_number,
-            &r.outcome.code(),
-            &r.detail.map(|d| d.code()),
+            outcome,
+            detail,
             &r.message,
-            &r.new_nhs_number.map(|n| n.digits()),
+            new_nhs,
             &r.local_id,
-        ],
-    )?;
+        ]);
+    }
+    db.exec(sql, &args)?;
     Ok(())
 }
