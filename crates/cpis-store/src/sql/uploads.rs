@@ -312,9 +312,17 @@ fn held(db: &mut dyn Db, u: &PendingUpsert) -> StoreResult<Option<Held>> {
 /// a temporary table).
 pub fn upsert_one(db: &mut dyn Db, u: &PendingUpsert) -> StoreResult<bool> {
     let (r, plan, marked) = (&u.row, &u.row.plan, u.row.sensitive.is_marked());
-    let held = held(db, u)?;
-    let held_record = held.is_some();
-    let (record_id, was_marked, held_plan) = match held {
+    let (nhs, la, upload) = (r.nhs_number.digits(), u.la.as_str(), u.upload.as_str());
+    // A record's columns after its key ($1, $2), as both statements below take them.
+    let record: [&dyn ToArg; 6] = [
+        &r.local_id,
+        &r.given_name,
+        &r.family_name,
+        &r.date_of_birth,
+        &u.now,
+        &upload,
+    ];
+    let (record_id, was_marked, held_plan) = match held(db, u)? {
         Some(h) => {
             let fields = (
                 r.local_id.clone(),
@@ -324,18 +332,10 @@ pub fn upsert_one(db: &mut dyn Db, u: &PendingUpsert) -> StoreResult<bool> {
             );
             if h.fields != fields {
                 db.exec(
-                    "UPDATE records SET local_id = $2, given_name = $3, family_name = $4,
-                         date_of_birth = $5, updated_at = $6, last_upload_id = $7
-                     WHERE id = $1",
-                    &[
-                        &h.record_id,
-                        &r.local_id,
-                        &r.given_name,
-                        &r.family_name,
-                        &r.date_of_birth,
-                        &u.now,
-                        &u.upload.as_str(),
-                    ],
+                    "UPDATE records SET local_id = $3, given_name = $4, family_name = $5,
+                         date_of_birth = $6, updated_at = $7, last_upload_id = $8
+                     WHERE id = $1 AND la_ods = $2",
+                    &[&[&h.record_id as &dyn ToArg, &la][..], &record[..]].concat(),
                 )?;
             }
             (h.record_id, h.marked, h.plan)
@@ -354,18 +354,22 @@ pub fn upsert_one(db: &mut dyn Db, u: &PendingUpsert) -> StoreResult<bool> {
                      family_name = excluded.family_name, date_of_birth = excluded.date_of_birth,
                      updated_at = excluded.updated_at, last_upload_id = excluded.last_upload_id
                  RETURNING id, sensitive",
-                &[
-                    &r.nhs_number.digits(),
-                    &u.la.as_str(),
-                    &r.local_id,
-                    &r.given_name,
-                    &r.family_name,
-                    &r.date_of_birth,
-                    &u.now,
-                    &u.upload.as_str(),
-                ],
+                &[&[&nhs as &dyn ToArg, &la][..], &record[..]].concat(),
             )?;
-            let (id, was_marked): (i64, bool) = (row.get(0)?, row.get(1)?);
+            (row.get(0)?, row.get(1)?, None)
+        }
+    };
+    let (kind, start, end, expected) = (
+        plan.plan_type().code(),
+        plan.start(),
+        plan.end(),
+        plan.expected_delivery(),
+    );
+    // A plan's key and dates ($1 to $5), as both statements below take them.
+    let dates: [&dyn ToArg; 5] = [&record_id, &kind, &start, &end, &expected];
+    match held_plan {
+        // A new plan (or, on PostgreSQL, one a moved record brought: the upsert meets it).
+        None => {
             db.exec(
                 "INSERT INTO plans (record_id, plan_type, start_date, end_date,
                                     expected_delivery_date, sensitive, updated_at)
@@ -375,57 +379,18 @@ pub fn upsert_one(db: &mut dyn Db, u: &PendingUpsert) -> StoreResult<bool> {
                      expected_delivery_date = excluded.expected_delivery_date,
                      sensitive = CASE WHEN $8 THEN excluded.sensitive ELSE plans.sensitive END,
                      updated_at = excluded.updated_at",
-                &[
-                    &id,
-                    &plan.plan_type().code(),
-                    &plan.start(),
-                    &plan.end(),
-                    &plan.expected_delivery(),
-                    &marked,
-                    &u.now,
-                    &u.mark_stated(),
-                ],
-            )?;
-            (id, was_marked, None)
-        }
-    };
-    match held_plan {
-        // Written with the record above.
-        None if !held_record => {}
-        None => {
-            db.exec(
-                "INSERT INTO plans (record_id, plan_type, start_date, end_date,
-                                    expected_delivery_date, sensitive, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &record_id,
-                    &plan.plan_type().code(),
-                    &plan.start(),
-                    &plan.end(),
-                    &plan.expected_delivery(),
-                    &marked,
-                    &u.now,
-                ],
+                &[&dates[..], &[&marked, &u.now, &u.mark_stated()]].concat(),
             )?;
         }
-        Some((start, end, expected, plan_marked)) => {
+        Some(held) => {
             // An empty `sensitive` column keeps the plan's mark.
-            let mark = if u.mark_stated() { marked } else { plan_marked };
-            let wanted = (plan.start(), plan.end(), plan.expected_delivery(), mark);
-            if (start, end, expected, plan_marked) != wanted {
+            let mark = if u.mark_stated() { marked } else { held.3 };
+            if held != (start, end, expected, mark) {
                 db.exec(
                     "UPDATE plans SET start_date = $3, end_date = $4, expected_delivery_date = $5,
                          sensitive = $6, updated_at = $7
                      WHERE record_id = $1 AND plan_type = $2",
-                    &[
-                        &record_id,
-                        &plan.plan_type().code(),
-                        &plan.start(),
-                        &plan.end(),
-                        &plan.expected_delivery(),
-                        &mark,
-                        &u.now,
-                    ],
+                    &[&dates[..], &[&mark, &u.now]].concat(),
                 )?;
             }
         }
