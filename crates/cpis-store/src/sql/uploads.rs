@@ -272,20 +272,16 @@ struct Held {
     plan: Option<(NaiveDate, Option<NaiveDate>, Option<NaiveDate>, bool)>,
 }
 
-/// The record and the plan of `u`'s child and plan type that `u.la` holds, locked for the rest of
+/// The record of child `nhs` that `la` holds and its plan of type `kind`, locked for the rest of
 /// the transaction (PostgreSQL; SQLite's writer holds the whole file).
-fn held(db: &mut dyn Db, u: &PendingUpsert) -> StoreResult<Option<Held>> {
+fn held(db: &mut dyn Db, nhs: &str, la: &str, kind: &str) -> StoreResult<Option<Held>> {
     db.find(
         "SELECT r.id, r.sensitive, r.local_id, r.given_name, r.family_name, r.date_of_birth,
                 p.record_id, p.start_date, p.end_date, p.expected_delivery_date, p.sensitive
          FROM records r LEFT JOIN plans p ON p.record_id = r.id AND p.plan_type = $3
          WHERE r.nhs_number = $1 AND r.la_ods = $2
          FOR UPDATE OF r",
-        &[
-            &u.row.nhs_number.digits(),
-            &u.la.as_str(),
-            &u.row.plan.plan_type().code(),
-        ],
+        &[&nhs, &la, &kind],
         |r| {
             let plan = match r.get::<Option<i64>>(6)? {
                 None => None,
@@ -322,15 +318,18 @@ pub fn upsert_one(db: &mut dyn Db, u: &PendingUpsert) -> StoreResult<bool> {
         &u.now,
         &upload,
     ];
-    let (record_id, was_marked, held_plan) = match held(db, u)? {
+    let kind = plan.plan_type().code();
+    let (record_id, was_marked, held_plan) = match held(db, &nhs, la, kind)? {
         Some(h) => {
-            let fields = (
-                r.local_id.clone(),
-                r.given_name.clone(),
-                r.family_name.clone(),
-                Some(r.date_of_birth),
-            );
-            if h.fields != fields {
+            let (local_id, given_name, family_name, date_of_birth) = &h.fields;
+            let same = (local_id, given_name, family_name, *date_of_birth)
+                == (
+                    &r.local_id,
+                    &r.given_name,
+                    &r.family_name,
+                    Some(r.date_of_birth),
+                );
+            if !same {
                 db.exec(
                     "UPDATE records SET local_id = $3, given_name = $4, family_name = $5,
                          date_of_birth = $6, updated_at = $7, last_upload_id = $8
@@ -359,12 +358,7 @@ pub fn upsert_one(db: &mut dyn Db, u: &PendingUpsert) -> StoreResult<bool> {
             (row.get(0)?, row.get(1)?, None)
         }
     };
-    let (kind, start, end, expected) = (
-        plan.plan_type().code(),
-        plan.start(),
-        plan.end(),
-        plan.expected_delivery(),
-    );
+    let (start, end, expected) = (plan.start(), plan.end(), plan.expected_delivery());
     // A plan's key and dates ($1 to $5), as both statements below take them.
     let dates: [&dyn ToArg; 5] = [&record_id, &kind, &start, &end, &expected];
     match held_plan {
@@ -420,24 +414,18 @@ pub const RESULTS_PER_INSERT: usize = 32;
 /// Writes row results: whole groups of [`RESULTS_PER_INSERT`] a statement each, the rest one by
 /// one.
 pub fn row_results(db: &mut dyn Db, upload_seq: i64, rows: &[RowResult]) -> StoreResult<()> {
-    static GROUP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let group = GROUP.get_or_init(|| results_insert(RESULTS_PER_INSERT));
+    static STATEMENTS: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    let [one, group] =
+        STATEMENTS.get_or_init(|| [results_insert(1), results_insert(RESULTS_PER_INSERT)]);
     let mut groups = rows.chunks_exact(RESULTS_PER_INSERT);
     for g in &mut groups {
         insert_results(db, group, upload_seq, g)?;
     }
     for r in groups.remainder() {
-        insert_results(db, ONE_RESULT, upload_seq, std::slice::from_ref(r))?;
+        insert_results(db, one, upload_seq, std::slice::from_ref(r))?;
     }
     Ok(())
 }
-
-const RESULT_COLUMNS: &str = "INSERT INTO upload_rows (upload_seq, row_no, nhs_number, outcome, detail, message, new_nhs_number,
-                                  local_id)
-         VALUES ";
-const ONE_RESULT: &str = "INSERT INTO upload_rows (upload_seq, row_no, nhs_number, outcome, detail, message, new_nhs_number,
-                                  local_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// The insert of `n` row results.
 fn results_insert(n: usize) -> String {
@@ -449,7 +437,12 @@ fn results_insert(n: usize) -> String {
             format!("({})", p.join(", "))
         })
         .collect();
-    format!("{RESULT_COLUMNS}{}", values.join(", "))
+    format!(
+        "INSERT INTO upload_rows (upload_seq, row_no, nhs_number, outcome, detail, message,
+                                  new_nhs_number, local_id)
+         VALUES {}",
+        values.join(", ")
+    )
 }
 
 fn insert_results(
