@@ -42,14 +42,27 @@ fn execute(conn: &mut Conn, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreR
     Ok(conn.client().execute(&st, params)?)
 }
 
-/// Writes the accesses and audit entries; the notifications and their deliveries only when the
-/// caller holds the notification lock (taken before this is called, if there are any).
-pub fn write(conn: &mut Conn, w: &LookupWrites) -> StoreResult<()> {
-    if !w.accesses.is_empty() {
-        accesses(conn, &w.accesses)?;
-    }
-    if !w.audit.is_empty() {
-        audit(conn, &w.audit)?;
+/// The chain head the transaction ends at, written with the group's audit entries.
+pub struct HeadAfter<'a> {
+    pub seq: i64,
+    pub hash: &'a str,
+}
+
+/// Writes the group in two statements (three round trips fewer than a statement per table and
+/// one each for the notification lock and the audit head): the accesses, the audit entries, the
+/// audit head the transaction ends at (`head`, when it appended any) and, when there are
+/// notifications and `lock_notify`, the notification lock, in one; then the notifications and
+/// their deliveries, under that lock, in the other (statements run in order; the parts of one
+/// statement need not).
+pub fn write(
+    conn: &mut Conn,
+    w: &LookupWrites,
+    head: Option<HeadAfter<'_>>,
+    lock_notify: bool,
+) -> StoreResult<()> {
+    let lock = lock_notify && !w.notifications.is_empty();
+    if !w.accesses.is_empty() || !w.audit.is_empty() || head.is_some() || lock {
+        accesses_and_audit(conn, w, head, lock)?;
     }
     if !w.notifications.is_empty() {
         notifications(conn, &w.notifications)?;
@@ -57,7 +70,15 @@ pub fn write(conn: &mut Conn, w: &LookupWrites) -> StoreResult<()> {
     Ok(())
 }
 
-fn accesses(conn: &mut Conn, rows: &[Access]) -> StoreResult<()> {
+/// One statement: the accesses and audit entries (none, when their arrays are empty), the head
+/// row when `head` is given, and the notification lock when `lock`.
+fn accesses_and_audit(
+    conn: &mut Conn,
+    w: &LookupWrites,
+    head: Option<HeadAfter<'_>>,
+    lock: bool,
+) -> StoreResult<()> {
+    let rows = &w.accesses;
     let col = |f: fn(&Access) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
     let ids = col(|a| Some(a.id.clone()));
     let times: Vec<DateTime<Utc>> = rows.iter().map(|a| micros(&a.time)).collect();
@@ -73,19 +94,58 @@ fn accesses(conn: &mut Conn, rows: &[Access]) -> StoreResult<()> {
     let sds = col(|a| a.accessor.nhs.sds_user_id.clone());
     let profiles = col(|a| a.accessor.nhs.role_profile_id.clone());
     let role_codes = col(|a| a.accessor.nhs.role_code.clone());
+
+    type Entry = (Link, AuditEntry);
+    let entries = &w.audit;
+    let acol = |f: fn(&Entry) -> Option<String>| entries.iter().map(f).collect::<Vec<_>>();
+    let seqs: Vec<i64> = entries.iter().map(|(l, _)| l.seq).collect();
+    let atimes: Vec<DateTime<Utc>> = entries.iter().map(|(_, e)| micros(&e.time)).collect();
+    let actor_ids = acol(|(_, e)| Some(e.actor.id.clone()));
+    let actor_names = acol(|(_, e)| Some(e.actor.name.clone()));
+    let actor_orgs = acol(|(_, e)| e.actor.organisation.clone());
+    let actor_roles = acol(|(_, e)| Some(e.actor.role.clone()));
+    let actions = acol(|(_, e)| Some(e.action.clone()));
+    let subjects = acol(|(_, e)| e.subject_nhs.map(|n| n.digits()));
+    let atraces = acol(|(_, e)| e.trace_id.clone());
+    let outcomes = acol(|(_, e)| Some(e.outcome.code().to_owned()));
+    let details = acol(|(_, e)| e.detail.clone());
+    let prev = acol(|(l, _)| Some(l.prev_hash.clone()));
+    let hashes = acol(|(l, _)| Some(l.hash.clone()));
+
+    let (head_seq, head_hash) = match &head {
+        Some(h) => (Some(h.seq), Some(h.hash)),
+        None => (None, None),
+    };
     execute(
         conn,
-        "INSERT INTO accesses (id, time, nhs_number, kind, user_id, user_name, role, org_ods, org_name,
-                               setting_type, trace_id, sds_user_id, role_profile_id, role_code)
-         SELECT id, time, nhs_number, kind, user_id, user_name, role, org_ods, org_name,
-                setting_type, trace_id, sds_user_id, role_profile_id, role_code
-         FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                     $13::text[], $14::text[])
-              WITH ORDINALITY AS v(id, time, nhs_number, kind, user_id, user_name, role, org_ods,
+        "WITH a AS (
+             INSERT INTO accesses (id, time, nhs_number, kind, user_id, user_name, role, org_ods,
                                    org_name, setting_type, trace_id, sds_user_id, role_profile_id,
-                                   role_code, ord)
-         ORDER BY ord",
+                                   role_code)
+             SELECT id, time, nhs_number, kind, user_id, user_name, role, org_ods, org_name,
+                    setting_type, trace_id, sds_user_id, role_profile_id, role_code
+             FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                         $12::text[], $13::text[], $14::text[])
+                  WITH ORDINALITY AS v(id, time, nhs_number, kind, user_id, user_name, role,
+                                       org_ods, org_name, setting_type, trace_id, sds_user_id,
+                                       role_profile_id, role_code, ord)
+             ORDER BY ord
+         ),
+         l AS (
+             INSERT INTO audit_log (seq, time, actor_id, actor_name, actor_org, actor_role,
+                                    action, subject_nhs, trace_id, outcome, detail, prev_hash,
+                                    hash)
+             SELECT * FROM unnest($15::int8[], $16::timestamptz[], $17::text[], $18::text[],
+                                  $19::text[], $20::text[], $21::text[], $22::text[],
+                                  $23::text[], $24::text[], $25::text[], $26::text[],
+                                  $27::text[])
+         ),
+         h AS (
+             UPDATE audit_head SET seq = $28::int8, hash = $29::text
+             WHERE id = 1 AND $28::int8 IS NOT NULL
+         )
+         SELECT pg_advisory_xact_lock($31::int4, 0) WHERE $30::bool",
         &[
             &ids,
             &times,
@@ -101,48 +161,23 @@ fn accesses(conn: &mut Conn, rows: &[Access]) -> StoreResult<()> {
             &sds,
             &profiles,
             &role_codes,
-        ],
-    )?;
-    Ok(())
-}
-
-fn audit(conn: &mut Conn, rows: &[(Link, AuditEntry)]) -> StoreResult<()> {
-    type Entry = (Link, AuditEntry);
-    let col = |f: fn(&Entry) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
-    let seqs: Vec<i64> = rows.iter().map(|(l, _)| l.seq).collect();
-    let times: Vec<DateTime<Utc>> = rows.iter().map(|(_, e)| micros(&e.time)).collect();
-    let actor_ids = col(|(_, e)| Some(e.actor.id.clone()));
-    let actor_names = col(|(_, e)| Some(e.actor.name.clone()));
-    let actor_orgs = col(|(_, e)| e.actor.organisation.clone());
-    let actor_roles = col(|(_, e)| Some(e.actor.role.clone()));
-    let actions = col(|(_, e)| Some(e.action.clone()));
-    let subjects = col(|(_, e)| e.subject_nhs.map(|n| n.digits()));
-    let traces = col(|(_, e)| e.trace_id.clone());
-    let outcomes = col(|(_, e)| Some(e.outcome.code().to_owned()));
-    let details = col(|(_, e)| e.detail.clone());
-    let prev = col(|(l, _)| Some(l.prev_hash.clone()));
-    let hashes = col(|(l, _)| Some(l.hash.clone()));
-    execute(
-        conn,
-        "INSERT INTO audit_log (seq, time, actor_id, actor_name, actor_org, actor_role, action,
-                                subject_nhs, trace_id, outcome, detail, prev_hash, hash)
-         SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
-                              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                              $11::text[], $12::text[], $13::text[])",
-        &[
             &seqs,
-            &times,
+            &atimes,
             &actor_ids,
             &actor_names,
             &actor_orgs,
             &actor_roles,
             &actions,
             &subjects,
-            &traces,
+            &atraces,
             &outcomes,
             &details,
             &prev,
             &hashes,
+            &head_seq,
+            &head_hash,
+            &lock,
+            &super::LOCK_NOTIFY,
         ],
     )?;
     Ok(())

@@ -38,6 +38,11 @@ impl Head {
         Ok(head)
     }
 
+    /// Where the chain stands after this transaction's appends (`None` when it appended none).
+    pub fn after(&self) -> Option<(i64, &str)> {
+        self.0.as_ref().map(|(seq, hash)| (*seq, hash.as_str()))
+    }
+
     /// Writes the head row if anything was appended. Call before COMMIT.
     pub fn store(&self, db: &mut dyn Db) -> StoreResult<()> {
         if let Some((seq, hash)) = &self.0 {

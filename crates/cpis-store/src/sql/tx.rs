@@ -91,9 +91,11 @@ impl<'a> SqlTx<'a> {
     }
 
     fn commit_now(&mut self) -> StoreResult<()> {
-        self.write_lookups()?;
         let head = std::mem::take(&mut self.audit_head);
-        head.store(self.db())?;
+        // The head goes with the group's writes when there are any (one round trip fewer).
+        if !self.write_lookups(&head)? {
+            head.store(self.db())?;
+        }
         self.db().commit()?;
         self.done = true;
         Ok(())
@@ -152,17 +154,23 @@ impl<'a> SqlTx<'a> {
 
     /// Writes the lookup group's deferred writes (PostgreSQL), taking the notification lock
     /// first when there are notifications.
-    fn write_lookups(&mut self) -> StoreResult<()> {
+    /// Writes the deferred lookup writes (PostgreSQL) with the audit head the transaction ends
+    /// at: whether it wrote the head.
+    fn write_lookups(&mut self, head: &audit::Head) -> StoreResult<bool> {
         if self.lookup_writes.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let writes = std::mem::take(&mut self.lookup_writes);
-        if !writes.notifications.is_empty() && !self.notify_locked {
-            self.db().lock(Lock::Notify)?;
-            self.notify_locked = true;
-        }
+        let lock_notify = !self.notify_locked;
+        self.notify_locked |= !writes.notifications.is_empty();
+        let after = head
+            .after()
+            .map(|(seq, hash)| lookup_writes::HeadAfter { seq, hash });
         match self.conn.db().postgres() {
-            Some(pg) => lookup_writes::write(pg, &writes),
+            Some(pg) => {
+                lookup_writes::write(pg, &writes, after, lock_notify)?;
+                Ok(true)
+            }
             None => Err(StoreError::Backend(
                 "lookup writes were deferred on a backend that writes them at once".into(),
             )),
