@@ -195,12 +195,32 @@ impl Backend for PgStore {
         out
     }
 
-    /// A lookup group's transaction, with generic plans ([`GENERIC_PLANS`]); begun in the same
-    /// round trip.
+    /// A lookup group's transaction, with generic plans ([`GENERIC_PLANS`]) and the audit head
+    /// locked (every lookup appends an audit entry), begun in one round trip.
     fn begin_lookups(&self) -> StoreResult<Box<dyn crate::LookupTx + '_>> {
         let mut conn = self.pool.get()?;
-        conn.batch(&format!("BEGIN; {GENERIC_PLANS}"))?;
-        Ok(Box::new(SqlTx::new(Box::new(conn))))
+        let begun = conn.client().simple_query(&format!(
+            "BEGIN; {GENERIC_PLANS}; {}",
+            crate::sql::audit::LOCKED_HEAD
+        ));
+        let head = match begun {
+            Ok(messages) => messages.iter().find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => {
+                    Some((r.get(0)?.parse::<i64>().ok()?, r.get(1)?.to_owned()))
+                }
+                _ => None,
+            }),
+            Err(e) => {
+                Db::rollback(&mut *conn);
+                return Err(e.into());
+            }
+        };
+        let tx = SqlTx::new(Box::new(conn));
+        // A missing head row is recreated at the first append, as in any other transaction.
+        Ok(Box::new(match head {
+            Some((seq, hash)) => tx.with_audit_head(crate::sql::audit::Head::locked(seq, hash)),
+            None => tx,
+        }))
     }
 
     fn begin(&self) -> StoreResult<Box<dyn DbHandle + '_>> {

@@ -13,14 +13,20 @@ use cpis_domain::{AuditActor, AuditEntry, AuditRecord};
 pub struct Head(Option<(i64, String)>);
 
 const HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+/// The head read and locked until the transaction ends.
+pub(crate) const LOCKED_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
 
 impl Head {
+    /// A head the caller has already read with [`LOCKED_HEAD`] in this transaction.
+    pub(crate) fn locked(seq: i64, hash: String) -> Head {
+        Head(Some((seq, hash)))
+    }
+
     fn load(&mut self, db: &mut dyn Db) -> StoreResult<(i64, String)> {
         if let Some(h) = &self.0 {
             return Ok(h.clone());
         }
-        const LOCKED: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
-        let row = match db.row(LOCKED, &[])? {
+        let row = match db.row(LOCKED_HEAD, &[])? {
             Some(r) => r,
             None => {
                 // A new SQLite file starts without one; on PostgreSQL the migration writes it and
@@ -30,7 +36,7 @@ impl Head {
                     "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, $1) ON CONFLICT (id) DO NOTHING",
                     &[&GENESIS],
                 )?;
-                db.one(LOCKED, &[])?
+                db.one(LOCKED_HEAD, &[])?
             }
         };
         let head: (i64, String) = (row.get(0)?, row.get(1)?);

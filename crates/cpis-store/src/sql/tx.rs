@@ -76,6 +76,13 @@ impl<'a> SqlTx<'a> {
         }
     }
 
+    /// With the audit head already read and locked in this transaction (its first append then
+    /// costs no round trip).
+    pub fn with_audit_head(mut self, head: audit::Head) -> Self {
+        self.audit_head = head;
+        self
+    }
+
     fn db(&mut self) -> &mut dyn Db {
         self.conn.db()
     }
