@@ -1,7 +1,8 @@
-//! A lookup group's writes on PostgreSQL, sent at its commit as one statement per table: the
-//! values go as arrays and `unnest` turns them back into rows, so a group of lookups costs a few
-//! round trips instead of four or five per lookup (the access, its audit entry, each
-//! notification and its deliveries). SQLite, in-process, writes each row as the lookup makes it.
+//! A lookup group's writes on PostgreSQL, sent at its commit in two statements (the accesses,
+//! audit entries and audit head; the notifications and their deliveries): the values go as
+//! arrays and `unnest` turns them back into rows, so a group of lookups costs a few round trips
+//! instead of four or five per lookup (the access, its audit entry, each notification and its
+//! deliveries). SQLite, in-process, writes each row as the lookup makes it.
 //! The other transactions that append notifications or audit entries through the same calls (a
 //! demographics change file, an upload, a was-not-brought report) write them the same way at
 //! their commit; none of them reads those back before it.
