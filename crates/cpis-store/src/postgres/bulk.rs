@@ -150,13 +150,11 @@ pub fn upsert_many(
     // statement that clears marks instead. Hash and merge joins are off for these statements
     // only.
     //
-    // Records and plans the LA holds are updated apart, and only where a field differs: an `ON
-    // CONFLICT DO UPDATE` locks every row it meets, even one its `WHERE` leaves as it is, and a
-    // lock is a write (the tuple's header, a WAL record) for each unchanged record or plan of a
-    // reload or daily file. The inserts that follow take the rest, and keep their `ON CONFLICT`
-    // for a row another transaction adds meanwhile (a number moved here by a demographics
-    // change). The plans' update and insert are one statement, so the staged rows are matched
-    // to their records once; its insert's `NOT EXISTS` sees the plans as they were before it.
+    // Records the LA holds are updated apart, and only where a field differs: an `ON CONFLICT
+    // DO UPDATE` locks every row it meets, even one its `WHERE` leaves as it is, and a lock is a
+    // write (the tuple's header, a WAL record) for each unchanged record of a reload or daily
+    // file. The insert that follows takes the rest, and keeps its `ON CONFLICT` for a record
+    // another transaction adds meanwhile (a number moved here by a demographics change).
     conn.batch(
         "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
          UPDATE records r SET local_id = b.local_id, given_name = b.given_name,
@@ -184,26 +182,12 @@ pub fn upsert_many(
          WHERE (records.local_id, records.given_name, records.family_name, records.date_of_birth)
                IS DISTINCT FROM
                (excluded.local_id, excluded.given_name, excluded.family_name, excluded.date_of_birth);
-         WITH b AS (
-             SELECT DISTINCT ON (r.id, b.plan_type) r.id, b.plan_type, b.start_date, b.end_date,
-                    b.expected_delivery_date, b.marked, b.now
-             FROM cpis_upserts_in b JOIN records r
-                  ON r.nhs_number = b.nhs_number AND r.la_ods = b.la_ods
-             ORDER BY r.id, b.plan_type, b.ord DESC
-         ),
-         changed AS (
-             UPDATE plans p SET start_date = b.start_date, end_date = b.end_date,
-                    expected_delivery_date = b.expected_delivery_date, updated_at = b.now
-             FROM b
-             WHERE p.record_id = b.id AND p.plan_type = b.plan_type
-               AND (p.start_date, p.end_date, p.expected_delivery_date)
-                   IS DISTINCT FROM (b.start_date, b.end_date, b.expected_delivery_date)
-         )
          INSERT INTO plans (record_id, plan_type, start_date, end_date, expected_delivery_date,
                             sensitive, updated_at)
-         SELECT id, plan_type, start_date, end_date, expected_delivery_date, marked, now FROM b
-         WHERE NOT EXISTS (SELECT 1 FROM plans p
-                           WHERE p.record_id = b.id AND p.plan_type = b.plan_type)
+         SELECT DISTINCT ON (r.id, b.plan_type) r.id, b.plan_type, b.start_date, b.end_date,
+                b.expected_delivery_date, b.marked, b.now
+         FROM cpis_upserts_in b JOIN records r ON r.nhs_number = b.nhs_number AND r.la_ods = b.la_ods
+         ORDER BY r.id, b.plan_type, b.ord DESC
          ON CONFLICT (record_id, plan_type) DO UPDATE SET
              start_date = excluded.start_date, end_date = excluded.end_date,
              expected_delivery_date = excluded.expected_delivery_date,
