@@ -149,32 +149,14 @@ pub fn upsert_many(
     // 96 ms of the file's 200 ms); with `ANALYZE` on the staging table it did the same to the
     // statement that clears marks instead. Hash and merge joins are off for these statements
     // only.
-    //
-    // Records the LA holds are updated apart, and only where a field differs: an `ON CONFLICT
-    // DO UPDATE` locks every row it meets, even one its `WHERE` leaves as it is, and a lock is a
-    // write (the tuple's header, a WAL record) for each unchanged record of a reload or daily
-    // file. The insert that follows takes the rest, and keeps its `ON CONFLICT` for a record
-    // another transaction adds meanwhile (a number moved here by a demographics change).
     conn.batch(
         "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
-         UPDATE records r SET local_id = b.local_id, given_name = b.given_name,
-                family_name = b.family_name, date_of_birth = b.date_of_birth,
-                updated_at = b.now, last_upload_id = b.upload_id
-         FROM (SELECT DISTINCT ON (la_ods, nhs_number) la_ods, nhs_number, local_id, given_name,
-                      family_name, date_of_birth, now, upload_id
-               FROM cpis_upserts_in ORDER BY la_ods, nhs_number, ord DESC) b
-         WHERE r.nhs_number = b.nhs_number AND r.la_ods = b.la_ods
-           AND (r.local_id, r.given_name, r.family_name, r.date_of_birth)
-               IS DISTINCT FROM (b.local_id, b.given_name, b.family_name, b.date_of_birth);
          INSERT INTO records (nhs_number, la_ods, local_id, given_name, family_name, date_of_birth,
                               sensitive, created_at, updated_at, last_upload_id)
          SELECT DISTINCT ON (la_ods, nhs_number) nhs_number, la_ods, local_id, given_name,
                 family_name, date_of_birth, false,
                 first_value(now) OVER (PARTITION BY la_ods, nhs_number ORDER BY ord), now, upload_id
-         FROM cpis_upserts_in b
-         WHERE NOT EXISTS (SELECT 1 FROM records r
-                           WHERE r.nhs_number = b.nhs_number AND r.la_ods = b.la_ods)
-         ORDER BY la_ods, nhs_number, ord DESC
+         FROM cpis_upserts_in ORDER BY la_ods, nhs_number, ord DESC
          ON CONFLICT (nhs_number, la_ods) DO UPDATE SET
              local_id = excluded.local_id, given_name = excluded.given_name,
              family_name = excluded.family_name, date_of_birth = excluded.date_of_birth,
