@@ -652,6 +652,15 @@ fn demographics_round_trip(ctx: &Ctx) {
         assert_eq!(s.demographics(e.nhs_number).unwrap().as_ref(), Some(e));
     }
     assert_eq!(s.demographics(nhs(10)).unwrap(), None);
+    // The upload's batched read gives the same entries, leaves out the unknown number and takes a
+    // number named twice once.
+    let mut wanted: Vec<NhsNumber> = entries.iter().map(|e| e.nhs_number).collect();
+    wanted.extend([nhs(10), ns[1]]);
+    let read = s.begin_upload().unwrap().demographics_many(&wanted).unwrap();
+    assert_eq!(read.len(), entries.len());
+    for e in &entries {
+        assert_eq!(read.get(&e.nhs_number), Some(e));
+    }
     // An entry without a mother keeps the link an earlier one gave.
     let no_mother = Demographics {
         mother_nhs_number: None,

@@ -83,20 +83,22 @@ pub fn demographics_many(
     nhs: &[NhsNumber],
 ) -> StoreResult<HashMap<NhsNumber, Demographics>> {
     let mut out = HashMap::with_capacity(nhs.len());
-    if db.postgres().is_none() {
-        for n in nhs {
-            if let Some(d) = demographics(db, *n)? {
-                out.insert(*n, d);
-            }
-        }
-        return Ok(out);
-    }
     let digits: Vec<String> = nhs.iter().map(|n| n.digits()).collect();
-    let rows = db.rows(
-        "SELECT status, superseded_by, date_of_birth, sensitive, mother_nhs_number, nhs_number
-         FROM demographics WHERE nhs_number = ANY($1)",
-        &[&digits],
-    )?;
+    let rows = if db.postgres().is_none() {
+        let list =
+            serde_json::to_string(&digits).map_err(|e| StoreError::Backend(e.to_string()))?;
+        db.rows(
+            "SELECT status, superseded_by, date_of_birth, sensitive, mother_nhs_number, nhs_number
+             FROM demographics WHERE nhs_number IN (SELECT value FROM json_each($1))",
+            &[&list],
+        )?
+    } else {
+        db.rows(
+            "SELECT status, superseded_by, date_of_birth, sensitive, mother_nhs_number, nhs_number
+             FROM demographics WHERE nhs_number = ANY($1)",
+            &[&digits],
+        )?
+    };
     for r in rows {
         let n = r.get(5)?;
         out.insert(n, demographics_row(n, &r)?);
