@@ -211,6 +211,7 @@ contract!(
     sensitive_marks_are_kept_per_plan_and_removed_only_explicitly,
     bulk_upload_keeps_file_order,
     a_row_that_changes_nothing_writes_nothing,
+    a_child_named_twice_in_one_upload_takes_its_rows_in_order,
     idempotency_lookup,
     refused_upload_is_recorded_but_not_effective,
     row_results_page_and_filter,
@@ -656,7 +657,11 @@ fn demographics_round_trip(ctx: &Ctx) {
     // number named twice once.
     let mut wanted: Vec<NhsNumber> = entries.iter().map(|e| e.nhs_number).collect();
     wanted.extend([nhs(10), ns[1]]);
-    let read = s.begin_upload().unwrap().demographics_many(&wanted).unwrap();
+    let read = s
+        .begin_upload()
+        .unwrap()
+        .demographics_many(&wanted)
+        .unwrap();
     assert_eq!(read.len(), entries.len());
     for e in &entries {
         assert_eq!(read.get(&e.nhs_number), Some(e));
@@ -947,6 +952,65 @@ fn upload_commits_or_rolls_back_whole(ctx: &Ctx) {
 /// A record's `updated_at` says when its own fields last changed: a reload repeating the LA's
 /// rows writes nothing, a changed plan changes the plan only, and a changed name or mark is
 /// written. One row goes through the per-row statements, 99 through PostgreSQL's bulk path.
+/// Rows of one upload are written in file order, also where they are written together (SQLite
+/// reads what the LA holds for a whole batch first): a child's second row sees what its first
+/// wrote.
+fn a_child_named_twice_in_one_upload_takes_its_rows_in_order(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let a = la(LA_A);
+    let ns = nhs_numbers(0, 3);
+    let child = ns[1];
+    let named = |plan: PlanType, given: &str, mark: SensitiveMark| RecordRow {
+        given_name: Some(given.into()),
+        sensitive: mark,
+        ..row(child, plan, "2026-01-01", None)
+    };
+    let upload = |n: u32, rows: &[RecordRow]| -> Vec<NhsNumber> {
+        let up = new_upload(LA_A, &format!("twice-{n}"), &format!("sha-twice-{n}"));
+        let mut tx = s.begin_upload().unwrap();
+        tx.insert_upload(&up).unwrap();
+        for r in rows {
+            tx.upsert(&a, r, &up.id, t0()).unwrap();
+        }
+        let unmarked = tx.sensitive_marks_removed().unwrap();
+        tx.finish(&completed(&up, rows.len() as u64), None).unwrap();
+        unmarked
+    };
+    let others = |n: usize| row(ns[n], PlanType::Cpp, "2026-01-01", None);
+
+    upload(1, &[named(PlanType::Cpp, "One", SensitiveMark::Unstated)]);
+    // Renamed, then named as before, in one upload: the last row's name stands.
+    upload(
+        2,
+        &[
+            others(0),
+            named(PlanType::Cpp, "Two", SensitiveMark::Unstated),
+            others(2),
+            named(PlanType::Lac, "One", SensitiveMark::Marked),
+        ],
+    );
+    let r = record(s, child, LA_A).unwrap();
+    assert_eq!(r.given_name.as_deref(), Some("One"));
+    assert_eq!(r.plans.len(), 2);
+    assert!(r.sensitive, "the LAC row marked the record");
+
+    // Its mark taken off one plan and then stated false on the other: the record's mark goes,
+    // and the removal is reported once.
+    let unmarked = upload(
+        3,
+        &[
+            named(PlanType::Lac, "One", SensitiveMark::Unmarked),
+            others(0),
+            named(PlanType::Cpp, "Three", SensitiveMark::Unmarked),
+        ],
+    );
+    let r = record(s, child, LA_A).unwrap();
+    assert_eq!(r.given_name.as_deref(), Some("Three"));
+    assert!(!r.sensitive);
+    assert_eq!(unmarked, vec![child]);
+}
+
 fn a_row_that_changes_nothing_writes_nothing(ctx: &Ctx) {
     let s = ctx.store();
     seed_directory(s);

@@ -92,9 +92,12 @@ impl<'a> SqlTx<'a> {
         self.conn.db()
     }
 
-    /// Buffered writes wait only on PostgreSQL.
+    /// How many upserts and row results wait before they are written: on PostgreSQL, a `COPY`'s
+    /// worth; on SQLite, a batch whose held records are read in one statement.
     fn buffer_limit(&mut self) -> usize {
-        self.db().postgres().map_or(1, |_| FLUSH_AT)
+        self.db()
+            .postgres()
+            .map_or(uploads::SQLITE_BATCH, |_| FLUSH_AT)
     }
 
     fn commit_now(&mut self) -> StoreResult<()> {
@@ -137,7 +140,11 @@ impl<'a> SqlTx<'a> {
                 let unmarked = bulk::upsert_many(pg, pending, &mut self.staged)?;
                 self.unmarked.extend(unmarked);
             }
-            _ => {
+            None => {
+                let unmarked = uploads::upsert_batch(self.conn.db(), pending)?;
+                self.unmarked.extend(unmarked);
+            }
+            Some(_) => {
                 for u in pending {
                     if uploads::upsert_one(self.conn.db(), u)? {
                         self.unmarked.push(u.row.nhs_number);
