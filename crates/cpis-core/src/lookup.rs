@@ -7,7 +7,7 @@
 //! durable commit (one fsync) serves many lookups. In the group each lookup reads only the
 //! child's accesses after its view (its group's own, and any committed since) before writing, so
 //! each access is in its history and attendance once. Where the view is read is the backend's
-//! choice (`Store::views_on_readers`): on PostgreSQL a few reader threads read views side by side
+//! choice (`Store::views_on_readers`): on PostgreSQL a reader thread reads views
 //! on the pool while the writer commits; on SQLite the writer reads them in the group's
 //! transaction, its page cache being the only one a commit leaves warm. A caller's answer is sent
 //! only after its group committed: nothing a clinician saw is unrecorded, and no notification is
@@ -38,8 +38,11 @@ use tokio::sync::oneshot;
 const QUEUE: usize = 8192;
 /// Most lookups committed together.
 const MAX_GROUP: usize = 512;
-/// Threads reading lookups' views where the backend reads them on readers.
-const READERS: usize = 2;
+/// Threads reading lookups' views where the backend reads them on readers. One, on the
+/// project's 2-core machine: a lone reader takes more lookups per snapshot, so PostgreSQL runs
+/// fewer statements per lookup, and that was 3–10% more lookups per second at 8–64 connections
+/// than two readers (BENCHMARKS.md, 2026-12-04); it still reads while the writer commits.
+const READERS: usize = 1;
 /// Most lookups whose views a reader reads together.
 const READ_BATCH: usize = 64;
 /// How often the spool thread looks for spooled lookups when none were waiting.
