@@ -322,9 +322,10 @@ pub fn upsert_one(db: &mut dyn Db, u: &PendingUpsert) -> StoreResult<bool> {
 /// Rows of one upload written together on SQLite ([`upsert_batch`]).
 pub const SQLITE_BATCH: usize = 512;
 
-/// Writes a batch of upserts as [`upsert_one`] writes each, in order, with what the LA holds for
-/// the whole batch read first in one statement (SQLite: the numbers as a JSON array through
-/// `json_each`; the read per row was a quarter of a 500k-row reload, issue #16). A child the
+/// SQLite only: writes a batch of upserts as [`upsert_one`] writes each, in order, with what the
+/// LA holds for the whole batch read first in one statement (the numbers as a JSON array through
+/// `json_each`; the read per row was a quarter of a 500k-row reload, issue #16). PostgreSQL
+/// writes large batches through `postgres/bulk.rs` instead. A child the
 /// batch names again is read again, after its earlier rows were written. Returns the numbers
 /// whose record lost its sensitive mark.
 pub fn upsert_batch(db: &mut dyn Db, batch: &[PendingUpsert]) -> StoreResult<Vec<NhsNumber>> {
@@ -379,7 +380,7 @@ impl HeldRecord {
     }
 }
 
-/// The records `la` holds for these children, with their plans, by NHS number (SQLite: one
+/// The records `la` holds for these children, with their plans, by NHS number (SQLite only: one
 /// statement, `json_each`).
 fn held_many(
     db: &mut dyn Db,
