@@ -7,9 +7,9 @@
 //! durable commit (one fsync) serves many lookups. In the group each lookup reads only the
 //! child's accesses after its view (its group's own, and any committed since) before writing, so
 //! each access is in its history and attendance once. Where the view is read is the backend's
-//! choice (`Store::views_on_readers`): on PostgreSQL a reader thread reads views
-//! on the pool while the writer commits; on SQLite the writer reads them in the group's
-//! transaction, its page cache being the only one a commit leaves warm. A caller's answer is sent
+//! choice (`Store::views_on_readers`): on PostgreSQL a reader thread reads views on the pool
+//! while the writer commits; on SQLite the writer reads them in the group's transaction, its
+//! page cache being the only one a commit leaves warm. A caller's answer is sent
 //! only after its group committed: nothing a clinician saw is unrecorded, and no notification is
 //! lost.
 //!

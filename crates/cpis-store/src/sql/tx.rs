@@ -166,10 +166,9 @@ impl<'a> SqlTx<'a> {
         Ok(())
     }
 
-    /// Writes the lookup group's deferred writes (PostgreSQL), taking the notification lock
-    /// first when there are notifications.
     /// Writes the deferred lookup writes (PostgreSQL) with the audit head the transaction ends
-    /// at: whether it wrote the head.
+    /// at, taking the notification lock first when there are notifications: whether it wrote
+    /// the head.
     fn write_lookups(&mut self, head: &audit::Head) -> StoreResult<bool> {
         if self.lookup_writes.is_empty() {
             return Ok(false);
