@@ -2,7 +2,7 @@
 //! birth and sensitive flag, as the national demographics extract and change feed give them.
 
 use super::directory::COPY_OVER;
-use super::{Db, Row};
+use super::{json_list, Db, Row, ToArg};
 use crate::{StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use cpis_domain::{DemographicStatus, Demographics, NhsNumber};
@@ -77,28 +77,27 @@ pub fn demographics(db: &mut dyn Db, nhs: NhsNumber) -> StoreResult<Option<Demog
     )
 }
 
-/// Many entries at once: one round trip on PostgreSQL (`= ANY`), one lookup each on SQLite.
+/// Many entries at once, in one statement: `= ANY` on PostgreSQL, a JSON list on SQLite.
 pub fn demographics_many(
     db: &mut dyn Db,
     nhs: &[NhsNumber],
 ) -> StoreResult<HashMap<NhsNumber, Demographics>> {
     let mut out = HashMap::with_capacity(nhs.len());
     let digits: Vec<String> = nhs.iter().map(|n| n.digits()).collect();
-    let rows = if db.postgres().is_none() {
-        let list =
-            serde_json::to_string(&digits).map_err(|e| StoreError::Backend(e.to_string()))?;
-        db.rows(
-            "SELECT status, superseded_by, date_of_birth, sensitive, mother_nhs_number, nhs_number
-             FROM demographics WHERE nhs_number IN (SELECT value FROM json_each($1))",
-            &[&list],
-        )?
+    let list;
+    let (matching, arg): (&str, &dyn ToArg) = if db.postgres().is_some() {
+        ("= ANY($1)", &digits)
     } else {
-        db.rows(
-            "SELECT status, superseded_by, date_of_birth, sensitive, mother_nhs_number, nhs_number
-             FROM demographics WHERE nhs_number = ANY($1)",
-            &[&digits],
-        )?
+        list = json_list(&digits)?;
+        ("IN (SELECT value FROM json_each($1))", &list)
     };
+    let rows = db.rows(
+        &format!(
+            "SELECT status, superseded_by, date_of_birth, sensitive, mother_nhs_number, nhs_number
+             FROM demographics WHERE nhs_number {matching}"
+        ),
+        &[arg],
+    )?;
     for r in rows {
         let n = r.get(5)?;
         out.insert(n, demographics_row(n, &r)?);

@@ -414,6 +414,12 @@ pub fn time_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// Texts bound as one SQLite parameter: a JSON array, which a statement reads as
+/// `IN (SELECT value FROM json_each($n))` (SQLite binds no arrays; PostgreSQL takes `= ANY($n)`).
+pub fn json_list(items: &[String]) -> StoreResult<String> {
+    serde_json::to_string(items).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
 /// A caller's count or cursor as a `bigint` (saturating).
 pub fn big(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)

@@ -1,7 +1,7 @@
 //! Uploads: summaries, per-row results, the data-quality counts, and the statements the upload
 //! transaction writes a record and a row result with.
 
-use super::{big, from_row, Db, Row, ToArg};
+use super::{big, from_row, json_list, Db, Row, ToArg};
 use crate::{RowFilter, StoreError, StoreResult};
 use chrono::{DateTime, NaiveDate, Utc};
 use cpis_domain::data_quality::UploadOutcomeCounts;
@@ -387,7 +387,7 @@ fn held_many(
     la: &str,
     children: &[String],
 ) -> StoreResult<HashMap<String, HeldRecord>> {
-    let list = serde_json::to_string(children).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let list = json_list(children)?;
     let rows = db.rows(
         "SELECT r.nhs_number, r.id, r.sensitive, r.local_id, r.given_name, r.family_name,
                 r.date_of_birth, p.plan_type, p.start_date, p.end_date, p.expected_delivery_date,
