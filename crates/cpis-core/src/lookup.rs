@@ -516,9 +516,10 @@ fn drain_spool(store: &dyn Store, bus: &NotificationBus, alive: &Weak<()>) {
 }
 
 /// A new access or notification id: a time-ordered UUID (version 7, increasing within the
-/// process), so the unique index on the id grows at its end like the sequence number does instead
-/// of taking each new id on a random page (issue #16: a random index page per row was a page
-/// written to the WAL per lookup).
+/// process), so the unique index on a notification's id grows at its end like the sequence number
+/// does instead of taking each new id on a random page (issue #16: a random index page per row
+/// was a page written to the WAL per lookup). An access's id is not indexed at all (migration
+/// 0021): nothing reads an access by it.
 pub(crate) fn ordered_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }

@@ -101,6 +101,33 @@ impl Ctx {
         }
     }
 
+    /// The names of a table's indexes, sorted (SQLite lists no index for an integer primary key;
+    /// PostgreSQL names its primary key's `<table>_pkey`).
+    fn index_names(&self, table: &str) -> Vec<String> {
+        let mut names: Vec<String> = match &self.backend {
+            Backend::Sqlite { path, .. } => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                let mut stmt = conn
+                    .prepare("SELECT name FROM pragma_index_list(?1)")
+                    .unwrap();
+                let names = stmt.query_map([table], |r| r.get(0)).unwrap();
+                names.map(Result::unwrap).collect()
+            }
+            Backend::Postgres { db } => {
+                let mut c = ::postgres::Client::connect(db.url(), ::postgres::NoTls).unwrap();
+                let rows = c
+                    .query(
+                        "SELECT indexname::text FROM pg_indexes WHERE tablename = $1",
+                        &[&table],
+                    )
+                    .unwrap();
+                rows.iter().map(|r| r.get(0)).collect()
+            }
+        };
+        names.sort();
+        names
+    }
+
     /// A URL naming a new, empty database of the same backend, and what keeps it alive.
     fn fresh(&self) -> (String, Box<dyn std::any::Any>) {
         match &self.backend {
@@ -204,6 +231,7 @@ contract!(
     escalation_is_written_once_under_concurrency,
     an_item_of_repeat_lookups_raises_one_escalation,
     migrations_are_idempotent,
+    an_access_is_indexed_by_sequence_and_child_only,
     concurrent_opens_migrate_once,
     directory_round_trips,
     demographics_round_trip,
@@ -516,6 +544,18 @@ fn migrations_are_idempotent(ctx: &Ctx) {
             head_hash: GENESIS.into()
         }
     );
+}
+
+/// Every index on `accesses` is a page each lookup commit writes (issue #16, bytes per lookup):
+/// the table keeps its sequence number and the child's history, and no index on the access id,
+/// which no query reads by.
+fn an_access_is_indexed_by_sequence_and_child_only(ctx: &Ctx) {
+    let expected: &[&str] = if ctx.is_postgres() {
+        &["accesses_history", "accesses_pkey"]
+    } else {
+        &["accesses_history"]
+    };
+    assert_eq!(ctx.index_names("accesses"), expected);
 }
 
 fn concurrent_opens_migrate_once(ctx: &Ctx) {

@@ -90,4 +90,74 @@ mod tests {
             ]
         );
     }
+
+    /// The upgrade that stops indexing an access's id (0021) rebuilds the table: every access,
+    /// with every column, is there afterwards under its sequence number, the child's history
+    /// index with it, and the next access takes the next number.
+    #[test]
+    fn the_access_id_upgrade_keeps_every_access() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let before = MIGRATIONS
+            .iter()
+            .position(|(name, _)| *name == "0021_access_id_unindexed")
+            .unwrap();
+        for (_, sql) in &MIGRATIONS[..before] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", before as u32)
+            .unwrap();
+        let columns = "seq, id, time, nhs_number, kind, user_id, user_name, role, org_ods, \
+                       org_name, setting_type, trace_id, sds_user_id, role_profile_id, role_code";
+        for (seq, kind) in [(3, "unscheduled"), (7, "silent"), (8, "miss")] {
+            conn.execute(
+                &format!(
+                    "INSERT INTO accesses ({columns}) VALUES (?1, ?2, '2026-12-01T10:00:00.000Z',
+                        '9434765919', ?3, 'u1', 'Dr A', 'clinician', 'RX1', 'A and E', 'ed',
+                        ?4, ?5, 'rp1', 'R8000')"
+                ),
+                rusqlite::params![
+                    seq,
+                    format!("a{seq}"),
+                    kind,
+                    format!("t{seq}"),
+                    (seq == 3).then_some("555")
+                ],
+            )
+            .unwrap();
+        }
+        let dump = |conn: &Connection| -> Vec<String> {
+            conn.prepare(&format!("SELECT {columns} FROM accesses ORDER BY seq"))
+                .unwrap()
+                .query_map([], |r| {
+                    Ok((0..15)
+                        .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                        .collect::<Vec<_>>()
+                        .join("|"))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let old = dump(&conn);
+        run(&mut conn).unwrap();
+        assert_eq!(dump(&conn), old);
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_index_list('accesses') ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(indexes, ["accesses_history"]);
+        conn.execute(
+            "INSERT INTO accesses (id, time, nhs_number, kind, user_id, user_name, role, org_ods,
+                org_name) VALUES ('a9', 't', '9434765919', 'miss', 'u', 'n', 'r', 'o', 'n')",
+            [],
+        )
+        .unwrap();
+        let seq: i64 = conn
+            .query_row("SELECT seq FROM accesses WHERE id = 'a9'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(seq, 9);
+    }
 }
