@@ -59,7 +59,8 @@ if [[ -n $admin ]]; then
     echo "CPIS_BENCH_DATABASE must be a postgres:// URL" >&2
     exit 1
   fi
-  psql -q "$admin" -c "CREATE DATABASE \"$pgdb\"" >/dev/null
+  # UTF-8 in the C locale, as docs/DEPLOYMENT.md asks of a production database.
+  psql -q "$admin" -c "CREATE DATABASE \"$pgdb\" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'" >/dev/null
   backend="postgres ($pgdb)"
 else
   (( nservers == 1 )) || { echo "CPIS_BENCH_SERVERS needs PostgreSQL (CPIS_BENCH_DATABASE)" >&2; exit 1; }

@@ -1,5 +1,6 @@
 //! Throwaway databases for tests and benchmarks against a real PostgreSQL server.
 
+use super::BYTEWISE;
 use crate::{StoreError, StoreResult};
 use postgres::NoTls;
 use std::str::FromStr;
@@ -29,7 +30,7 @@ impl TempDatabase {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let url = with_database(admin_url, &name)?;
-        admin(admin_url, &format!("CREATE DATABASE \"{name}\""))?;
+        admin(admin_url, &format!("CREATE DATABASE \"{name}\" {BYTEWISE}"))?;
         Ok(TempDatabase {
             admin_url: admin_url.to_owned(),
             name,
