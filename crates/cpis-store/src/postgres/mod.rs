@@ -96,7 +96,7 @@ fn classify(e: &postgres::Error) -> StoreError {
 /// How cpis creates a database for its tests and benchmarks, as docs/DEPLOYMENT.md asks of a
 /// production one: UTF-8, compared byte by byte (the C locale). Keys are NHS numbers and ODS
 /// codes, which sort the same either way, and the C locale spares every index probe a
-/// locale-aware comparison: 6-10% off a 500k-row reload (BENCHMARKS.md, 2026-12-04).
+/// locale-aware comparison: 4-11% off a 500k-row reload (BENCHMARKS.md, 2026-12-04).
 pub const BYTEWISE: &str = "TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'";
 
 /// Whether a locale name compares strings byte by byte.
@@ -121,7 +121,7 @@ impl PgStore {
             tracing::info!(
                 %collate,
                 %ctype,
-                "the database does not use the C locale, which uploads are 6-10% faster with \
+                "the database does not use the C locale, which uploads are 4-11% faster with \
                  (docs/DEPLOYMENT.md, \"Creating the database\")"
             );
         }
