@@ -31,21 +31,24 @@ pub fn run(conn: &mut Connection) -> StoreResult<()> {
 mod tests {
     use super::*;
 
-    /// An upgrade to the work queue (0014) does not escalate every old unacknowledged
-    /// notification at once: those a day old are marked escalated by the migration, a younger
-    /// one, an acknowledged one and an upload report are left as they were.
-    #[test]
-    fn the_work_queue_upgrade_marks_old_unacknowledged_notifications_escalated() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        let before = MIGRATIONS
-            .iter()
-            .position(|(name, _)| *name == "0014_work_queue")
-            .unwrap();
+    /// A database migrated up to, not including, the migration `name`.
+    fn just_before(name: &str) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        let before = MIGRATIONS.iter().position(|(n, _)| *n == name).unwrap();
         for (_, sql) in &MIGRATIONS[..before] {
             conn.execute_batch(sql).unwrap();
         }
         conn.pragma_update(None, "user_version", before as u32)
             .unwrap();
+        conn
+    }
+
+    /// An upgrade to the work queue (0014) does not escalate every old unacknowledged
+    /// notification at once: those a day old are marked escalated by the migration, a younger
+    /// one, an acknowledged one and an upload report are left as they were.
+    #[test]
+    fn the_work_queue_upgrade_marks_old_unacknowledged_notifications_escalated() {
+        let mut conn = just_before("0014_work_queue");
         let at =
             |days: i64| crate::sql::time_text(chrono::Utc::now() - chrono::Duration::days(days));
         for (i, (kind, days, acked)) in [
@@ -96,16 +99,7 @@ mod tests {
     /// index with it, and the next access takes the next number.
     #[test]
     fn the_access_id_upgrade_keeps_every_access() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        let before = MIGRATIONS
-            .iter()
-            .position(|(name, _)| *name == "0021_access_id_unindexed")
-            .unwrap();
-        for (_, sql) in &MIGRATIONS[..before] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", before as u32)
-            .unwrap();
+        let mut conn = just_before("0021_access_id_unindexed");
         let columns = "seq, id, time, nhs_number, kind, user_id, user_name, role, org_ods, \
                        org_name, setting_type, trace_id, sds_user_id, role_profile_id, role_code";
         for (seq, kind) in [(3, "unscheduled"), (7, "silent"), (8, "miss")] {
