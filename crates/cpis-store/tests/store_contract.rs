@@ -232,6 +232,7 @@ contract!(
     an_item_of_repeat_lookups_raises_one_escalation,
     migrations_are_idempotent,
     an_access_is_indexed_by_sequence_and_child_only,
+    a_postgres_test_database_is_in_the_c_locale,
     concurrent_opens_migrate_once,
     directory_round_trips,
     demographics_round_trip,
@@ -556,6 +557,24 @@ fn an_access_is_indexed_by_sequence_and_child_only(ctx: &Ctx) {
         &["accesses_history"]
     };
     assert_eq!(ctx.index_names("accesses"), expected);
+}
+
+/// Tests and benchmarks run on what docs/DEPLOYMENT.md asks of production: a PostgreSQL database
+/// in UTF-8 and the C locale (SQLite compares bytes already).
+fn a_postgres_test_database_is_in_the_c_locale(ctx: &Ctx) {
+    let Backend::Postgres { db } = &ctx.backend else {
+        return;
+    };
+    let mut c = ::postgres::Client::connect(db.url(), ::postgres::NoTls).unwrap();
+    let row = c
+        .query_one(
+            "SELECT datcollate::text, datctype::text, pg_encoding_to_char(encoding)::text
+             FROM pg_database WHERE datname = current_database()",
+            &[],
+        )
+        .unwrap();
+    let locale: (String, String, String) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(locale, ("C".into(), "C".into(), "UTF8".into()));
 }
 
 fn concurrent_opens_migrate_once(ctx: &Ctx) {
