@@ -233,6 +233,7 @@ contract!(
     migrations_are_idempotent,
     an_access_is_indexed_by_sequence_and_child_only,
     a_postgres_test_database_is_in_the_c_locale,
+    row_results_are_not_checked_row_by_row_on_postgres,
     concurrent_opens_migrate_once,
     directory_round_trips,
     demographics_round_trip,
@@ -575,6 +576,26 @@ fn a_postgres_test_database_is_in_the_c_locale(ctx: &Ctx) {
         .unwrap();
     let locale: (String, String, String) = (row.get(0), row.get(1), row.get(2));
     assert_eq!(locale, ("C".into(), "C".into(), "UTF8".into()));
+}
+
+/// On PostgreSQL a foreign key runs a query for every row it checks: an upload's row results
+/// (one per row of the file) carry none (migration 0022). SQLite keeps its cheap check.
+fn row_results_are_not_checked_row_by_row_on_postgres(ctx: &Ctx) {
+    let Backend::Postgres { db } = &ctx.backend else {
+        return;
+    };
+    let mut c = ::postgres::Client::connect(db.url(), ::postgres::NoTls).unwrap();
+    let keys: Vec<String> = c
+        .query(
+            "SELECT conname::text FROM pg_constraint
+             WHERE conrelid = 'upload_rows'::regclass AND contype = 'f'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(keys.is_empty(), "{keys:?}");
 }
 
 fn concurrent_opens_migrate_once(ctx: &Ctx) {
