@@ -28,9 +28,10 @@ out=${1:-$(mktemp -d /tmp/cpis-bench-all.XXXXXX)}
 mkdir -p "$out"
 pg=${CPIS_BENCH_DATABASE:-}
 
-# field NAME FILE [LINE PATTERN]: the value of NAME=value on the first line matching the pattern.
+# field NAME FILE LINE: the value of NAME=value on the first line of FILE matching the pattern LINE
+# (empty when there is none).
 field() {
-  { grep -E "${3:-.}" "$2" || true; } | head -1 | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1
+  { grep -E "$3" "$2" || true; } | head -1 | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1
 }
 # seconds SCENARIO FILE: the seconds column of a `cpis bench upload` scenario line.
 seconds() {
