@@ -462,11 +462,20 @@ impl Db {
         if !spool.exists() {
             return 0;
         }
+        let spool = Db::open(&spool);
+        // A server killed between creating the spool file and its table spooled nothing.
+        if spool.count(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'spooled'",
+            [],
+        ) == 0
+        {
+            return 0;
+        }
         let through: i64 = Db::open(path)
             .conn
             .query_row("SELECT through FROM lookup_spool_drained", [], |r| r.get(0))
             .unwrap();
-        Db::open(&spool)
+        spool
             .conn
             .query_row(
                 "SELECT count(*) FROM spooled WHERE id > ?1",

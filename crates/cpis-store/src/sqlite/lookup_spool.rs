@@ -358,3 +358,24 @@ impl LookupTx for SpoolTx<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    /// A server killed after creating the spool file and before its table holds nothing: the
+    /// next store opens, finds nothing waiting, and lookups use the database again.
+    #[test]
+    fn a_spool_file_killed_before_its_table_holds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cpis.db");
+        drop(SqliteStore::open(&db).unwrap());
+        drop(connect(&spool_path(&db)).unwrap());
+        let store = SqliteStore::open(&db).unwrap();
+        assert_eq!(Store::drain_lookup_spool(&store).unwrap(), 0);
+        assert!(!store.spool.is_pending());
+        let tx = Store::begin_lookups(&store).unwrap();
+        tx.commit().unwrap();
+    }
+}
