@@ -921,6 +921,33 @@ fn sensitive_marks_are_kept_per_plan_and_removed_only_explicitly(ctx: &Ctx) {
     assert_eq!(removed, want);
     assert!(many[..50].iter().all(|n| !is_sensitive(*n)));
     assert!(many[50..].iter().all(|n| is_sensitive(*n)));
+
+    // In one large file a plan's rows disagree, as if applied one by one: the last row stating a
+    // mark decides, and an empty column after it keeps that mark.
+    let fresh = nhs_numbers(1_000, 100);
+    let disagreeing: Vec<RecordRow> = fresh
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| {
+            let cpp = |m| marked(row(*n, PlanType::Cpp, "2026-01-01", None), m);
+            let last = if i < 50 {
+                SensitiveMark::Unstated
+            } else {
+                SensitiveMark::Unmarked
+            };
+            [cpp(SensitiveMark::Marked), cpp(last)]
+        })
+        .collect();
+    apply_marks(s, &disagreeing, &[]);
+    let plan_marked = |n| {
+        let r = record(s, n, LA_A).unwrap();
+        (r.sensitive, r.plans.len())
+    };
+    assert!(fresh[..50].iter().all(|n| plan_marked(*n) == (true, 1)));
+    assert!(
+        fresh[50..].iter().all(|n| plan_marked(*n) == (false, 1)),
+        "a later row's false was lost to an earlier row's true"
+    );
 }
 
 fn upload_commits_or_rolls_back_whole(ctx: &Ctx) {

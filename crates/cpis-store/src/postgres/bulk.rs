@@ -137,10 +137,12 @@ pub fn upsert_many(
         },
     )?;
     // The record takes the last row's fields; created_at is the first row's time, as when the
-    // rows are applied one by one. Its sensitive mark follows its plans' marks: a plan takes
-    // its row's stated mark, an unstated one keeps what it had (a new plan is unmarked). As in
-    // `uploads::upsert_one`, a row that changes nothing writes nothing: `updated_at` and
-    // `last_upload_id` say when and by which upload a record's or plan's own fields changed.
+    // rows are applied one by one. As in `uploads::upsert_one`, a row that changes nothing writes
+    // nothing: `updated_at` and `last_upload_id` say when and by which upload a record's or plan's
+    // own fields changed. The records statement still meets every held record on its key (and
+    // so locks it until commit, whether or not it changes): a demographics change moving the
+    // child's records to a new number waits for the upload instead of taking the record from
+    // under the plans statement.
     //
     // Every join below meets a staged row (at most `sql::tx::FLUSH_AT`) with `records` or `plans`
     // by a unique key, so an index probe per row is always the right plan. The planner, with no
@@ -163,38 +165,103 @@ pub fn upsert_many(
              updated_at = excluded.updated_at, last_upload_id = excluded.last_upload_id
          WHERE (records.local_id, records.given_name, records.family_name, records.date_of_birth)
                IS DISTINCT FROM
-               (excluded.local_id, excluded.given_name, excluded.family_name, excluded.date_of_birth);
-         INSERT INTO plans (record_id, plan_type, start_date, end_date, expected_delivery_date,
-                            sensitive, updated_at)
-         SELECT DISTINCT ON (r.id, b.plan_type) r.id, b.plan_type, b.start_date, b.end_date,
-                b.expected_delivery_date, b.marked, b.now
-         FROM cpis_upserts_in b JOIN records r ON r.nhs_number = b.nhs_number AND r.la_ods = b.la_ods
-         ORDER BY r.id, b.plan_type, b.ord DESC
-         ON CONFLICT (record_id, plan_type) DO UPDATE SET
-             start_date = excluded.start_date, end_date = excluded.end_date,
-             expected_delivery_date = excluded.expected_delivery_date,
-             updated_at = excluded.updated_at
-         WHERE (plans.start_date, plans.end_date, plans.expected_delivery_date)
-               IS DISTINCT FROM
-               (excluded.start_date, excluded.end_date, excluded.expected_delivery_date);
-         UPDATE plans p SET sensitive = b.marked, updated_at = b.now
-         FROM cpis_upserts_in b JOIN records r ON r.nhs_number = b.nhs_number AND r.la_ods = b.la_ods
-         WHERE p.record_id = r.id AND p.plan_type = b.plan_type AND b.mark_stated
-           AND p.sensitive <> b.marked;
-         UPDATE records r SET sensitive = true
-         FROM (SELECT DISTINCT la_ods, nhs_number FROM cpis_upserts_in WHERE marked) b
-         WHERE r.la_ods = b.la_ods AND r.nhs_number = b.nhs_number AND NOT r.sensitive;",
+               (excluded.local_id, excluded.given_name, excluded.family_name, excluded.date_of_birth)",
     )?;
+    // Then each plan, its mark and its record's mark in one statement (issue #16: the marks were
+    // two more statements probing every staged row's record and plan again, a quarter of a
+    // PostgreSQL reload, and a plan that changed nothing was locked by its upsert). A plan takes
+    // its last row's dates and the mark of its last row that states one; with none stated it
+    // keeps its own (a new plan is unmarked). Only plans that change are written: `src` reads each
+    // plan as held, so a row that changes nothing writes and locks nothing. Plans whose rows state
+    // a mark and those whose rows do not are upserted apart, so that a plan met on its key at
+    // insert (another transaction made it after `src` was read) keeps its mark unless a row
+    // states one. A record is marked when a row marks one of its plans; the statement returns
+    // the records a row unmarked a plan of, whose own mark goes once no plan holds one (below).
+    let unmarking: Vec<i64> = conn
+        .rows(
+            "WITH src AS MATERIALIZED (
+                 SELECT r.id AS record_id, r.sensitive AS record_marked, d.plan_type,
+                        d.start_date, d.end_date, d.expected_delivery_date, d.now, d.stated,
+                        CASE WHEN d.stated THEN d.stated_mark ELSE coalesce(p.sensitive, false)
+                        END AS mark,
+                        p.record_id IS NOT NULL AS held, p.start_date AS held_start,
+                        p.end_date AS held_end, p.expected_delivery_date AS held_expected,
+                        p.sensitive AS held_mark
+                 FROM (SELECT DISTINCT ON (la_ods, nhs_number, plan_type) la_ods, nhs_number,
+                              plan_type, start_date, end_date, expected_delivery_date, now,
+                              bool_or(mark_stated) OVER plan AS stated,
+                              first_value(marked) OVER (plan ORDER BY mark_stated DESC, ord DESC)
+                                  AS stated_mark
+                       FROM cpis_upserts_in
+                       WINDOW plan AS (PARTITION BY la_ods, nhs_number, plan_type)
+                       ORDER BY la_ods, nhs_number, plan_type, ord DESC) d
+                 JOIN records r ON r.nhs_number = d.nhs_number AND r.la_ods = d.la_ods
+                 LEFT JOIN plans p ON p.record_id = r.id AND p.plan_type = d.plan_type
+             ),
+             changed AS (
+                 SELECT * FROM src
+                 WHERE NOT held
+                    OR (held_start, held_end, held_expected, held_mark)
+                       IS DISTINCT FROM (start_date, end_date, expected_delivery_date, mark)
+             ),
+             stated AS (
+                 INSERT INTO plans (record_id, plan_type, start_date, end_date,
+                                    expected_delivery_date, sensitive, updated_at)
+                 SELECT record_id, plan_type, start_date, end_date, expected_delivery_date, mark,
+                        now
+                 FROM changed WHERE stated ORDER BY record_id, plan_type
+                 ON CONFLICT (record_id, plan_type) DO UPDATE SET
+                     start_date = excluded.start_date, end_date = excluded.end_date,
+                     expected_delivery_date = excluded.expected_delivery_date,
+                     sensitive = excluded.sensitive, updated_at = excluded.updated_at
+                 WHERE (plans.start_date, plans.end_date, plans.expected_delivery_date,
+                        plans.sensitive)
+                       IS DISTINCT FROM
+                       (excluded.start_date, excluded.end_date, excluded.expected_delivery_date,
+                        excluded.sensitive)
+             ),
+             unstated AS (
+                 INSERT INTO plans (record_id, plan_type, start_date, end_date,
+                                    expected_delivery_date, sensitive, updated_at)
+                 SELECT record_id, plan_type, start_date, end_date, expected_delivery_date, mark,
+                        now
+                 FROM changed WHERE NOT stated ORDER BY record_id, plan_type
+                 ON CONFLICT (record_id, plan_type) DO UPDATE SET
+                     start_date = excluded.start_date, end_date = excluded.end_date,
+                     expected_delivery_date = excluded.expected_delivery_date,
+                     updated_at = excluded.updated_at
+                 WHERE (plans.start_date, plans.end_date, plans.expected_delivery_date)
+                       IS DISTINCT FROM
+                       (excluded.start_date, excluded.end_date, excluded.expected_delivery_date)
+             ),
+             marking AS (
+                 UPDATE records r SET sensitive = true
+                 FROM (SELECT DISTINCT record_id FROM src
+                       WHERE stated AND mark AND NOT record_marked) m
+                 WHERE r.id = m.record_id AND NOT r.sensitive
+             )
+             SELECT DISTINCT record_id FROM src WHERE stated AND NOT mark AND record_marked",
+            &[],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect::<StoreResult<_>>()?;
+    conn.batch("RESET enable_hashjoin; RESET enable_mergejoin")?;
+    if unmarking.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = unmarking
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let unmarked = conn.rows(
         "UPDATE records r SET sensitive = false
-         FROM (SELECT DISTINCT la_ods, nhs_number FROM cpis_upserts_in
-               WHERE mark_stated AND NOT marked) b
-         WHERE r.la_ods = b.la_ods AND r.nhs_number = b.nhs_number AND r.sensitive
+         WHERE r.id = ANY(string_to_array($1, ',')::int8[]) AND r.sensitive
            AND NOT EXISTS (SELECT 1 FROM plans p WHERE p.record_id = r.id AND p.sensitive)
          RETURNING r.nhs_number",
-        &[],
+        &[&ids],
     )?;
-    conn.batch("RESET enable_hashjoin; RESET enable_mergejoin")?;
     unmarked.iter().map(|r| r.get(0)).collect()
 }
 
