@@ -939,13 +939,18 @@ fn sensitive_marks_are_kept_per_plan_and_removed_only_explicitly(ctx: &Ctx) {
         })
         .collect();
     apply_marks(s, &disagreeing, &[]);
-    let plan_marked = |n| {
+    // (whether the record is marked, how many plans it has)
+    let marked_and_plans = |n| {
         let r = record(s, n, LA_A).unwrap();
         (r.sensitive, r.plans.len())
     };
-    assert!(fresh[..50].iter().all(|n| plan_marked(*n) == (true, 1)));
+    assert!(fresh[..50]
+        .iter()
+        .all(|n| marked_and_plans(*n) == (true, 1)));
     assert!(
-        fresh[50..].iter().all(|n| plan_marked(*n) == (false, 1)),
+        fresh[50..]
+            .iter()
+            .all(|n| marked_and_plans(*n) == (false, 1)),
         "a later row's false was lost to an earlier row's true"
     );
 }
