@@ -454,35 +454,10 @@ impl Db {
         Db { conn }
     }
 
-    /// Entries the lookup spool beside the database holds that the database has not copied in.
+    /// Entries the lookup log beside the database holds that the database has not copied in
+    /// (read as the store reads it; a frame cut short by the kill was never acknowledged).
     fn spooled_waiting(path: &Path) -> u64 {
-        let mut spool = path.as_os_str().to_owned();
-        spool.push("-lookups");
-        let spool = PathBuf::from(spool);
-        if !spool.exists() {
-            return 0;
-        }
-        let spool = Db::open(&spool);
-        // A server killed between creating the spool file and its table spooled nothing.
-        if spool.count(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'spooled'",
-            [],
-        ) == 0
-        {
-            return 0;
-        }
-        let through: i64 = Db::open(path)
-            .conn
-            .query_row("SELECT through FROM lookup_spool_drained", [], |r| r.get(0))
-            .unwrap();
-        spool
-            .conn
-            .query_row(
-                "SELECT count(*) FROM spooled WHERE id > ?1",
-                [through],
-                |r| r.get::<_, i64>(0),
-            )
-            .unwrap() as u64
+        cpis_store::sqlite::lookup_log_waiting(path).unwrap()
     }
 
     fn integrity(&self) -> String {

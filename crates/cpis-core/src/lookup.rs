@@ -14,8 +14,9 @@
 //! lost.
 //!
 //! On SQLite a group that cannot have the one writer at once (an upload holds it) is made durable
-//! in the store's lookup spool instead, and a second thread copies spooled lookups in as soon as
-//! the writer is free, then tells the notification bus (`cpis_store::sqlite`, "lookup spool").
+//! in the store's lookup log instead (an append-only file beside the database), and a second
+//! thread copies logged lookups in as soon as the writer is free, then tells the notification bus
+//! (`cpis_store::sqlite::lookup_spool`).
 
 use crate::bus::NotificationBus;
 use chrono::SecondsFormat;

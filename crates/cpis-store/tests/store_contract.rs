@@ -275,6 +275,7 @@ contract!(
     lookup_views_read_together_are_the_views_read_one_by_one,
     accesses_read_ahead_for_a_group_are_those_read_one_by_one,
     lookups_do_not_wait_for_an_upload_and_land_exactly_once,
+    a_lookup_made_during_an_upload_is_read_and_acknowledged_at_once_after_it,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -4531,4 +4532,78 @@ fn lookups_do_not_wait_for_an_upload_and_land_exactly_once(ctx: &Ctx) {
         );
         assert!(copied >= spool_before.1 + 5, "{spool_before:?} -> {copied}");
     }
+}
+
+/// A lookup answered while an upload held the writer (on SQLite: from the lookup log) is, as soon
+/// as the upload has committed, in every read of what lookups write (the LA's notifications, the
+/// child's accesses, the audit log) and can be acknowledged, with nobody copying it in first:
+/// the LA reads what the clinician was told it was sent.
+fn a_lookup_made_during_an_upload_is_read_and_acknowledged_at_once_after_it(ctx: &Ctx) {
+    use std::sync::mpsc::channel;
+    let s = ctx.store();
+    seed_directory(s);
+    let child = nhs(0);
+    apply(s, LA_A, &[row(child, PlanType::Cpp, "2026-01-01", None)]);
+    let seen = access(1, child, AccessKind::Unscheduled);
+    let note = notification(LA_A, 1);
+    let (holding_tx, holding) = channel();
+    let (release_tx, release) = channel::<()>();
+    std::thread::scope(|scope| {
+        let upload = scope.spawn(move || {
+            let up = new_upload(LA_A, "held-open-2", "held-open-2-sha");
+            let mut tx = s.begin_upload().unwrap();
+            tx.insert_upload(&up).unwrap();
+            holding_tx.send(()).unwrap();
+            release.recv().unwrap();
+            tx.finish(&completed(&up, 0), None).unwrap();
+        });
+        holding.recv().unwrap();
+        let (done_tx, done) = channel();
+        let (seen, note) = (&seen, &note);
+        scope.spawn(move || {
+            let mut tx = s.begin_lookups().unwrap();
+            tx.insert_access(seen).unwrap();
+            tx.insert_notification(note).unwrap();
+            tx.append_audit(&entry(
+                1,
+                actor("clinician", Some("RXX01")),
+                "lookup.unscheduled",
+                Some(child),
+            ))
+            .unwrap();
+            tx.commit().unwrap();
+            done_tx.send(()).unwrap();
+        });
+        let answered = done.recv_timeout(std::time::Duration::from_secs(30));
+        release_tx.send(()).unwrap();
+        answered.expect("the lookup waited for the upload");
+        upload.join().unwrap();
+    });
+    let notes = s.notifications(&la(LA_A), 0, 100).unwrap();
+    assert_eq!(
+        notes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+        vec![note.id.as_str()]
+    );
+    let ids: Vec<String> = (s.recent_accesses(child, 10).unwrap().into_iter())
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(ids, vec![seen.id.clone()]);
+    let audited = s
+        .audit_search(&AuditQuery {
+            subject_nhs: Some(child),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        audited
+            .iter()
+            .any(|r| r.entry.action == "lookup.unscheduled"),
+        "{audited:?}"
+    );
+    assert!(matches!(
+        s.acknowledge(&la(LA_A), &note.id, "la-officer", t0() + Duration::hours(1))
+            .unwrap(),
+        Ack::Acknowledged(_)
+    ));
 }

@@ -361,6 +361,34 @@ pub trait Backend: Send + Sync {
     fn drain_lookup_spool(&self) -> StoreResult<u64> {
         Ok(0)
     }
+    /// Copies in the lookups made durable outside the tables (SQLite's lookup log) before a
+    /// call that reads or changes what lookups write (accesses, notifications, their
+    /// deliveries, the audit log), so that a caller sees what it was answered: `wait`ing for the
+    /// writer before a write, only when the writer is free before a read (a read never waits
+    /// for an upload). Nothing to do on a backend that writes lookups in place.
+    fn copy_in_logged_lookups(&self, _wait: bool) -> StoreResult<()> {
+        Ok(())
+    }
+    /// [`Backend::read`] of what lookups write ([`Backend::copy_in_logged_lookups`] first).
+    fn read_logged<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
+        self.copy_in_logged_lookups(false)?;
+        self.read(f)
+    }
+    /// [`Backend::read_replica`] of what lookups write.
+    fn read_replica_logged<T>(&self, f: impl Fn(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
+        self.copy_in_logged_lookups(false)?;
+        self.read_replica(f)
+    }
+    /// [`Backend::snapshot`] of what lookups write.
+    fn snapshot_logged<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
+        self.copy_in_logged_lookups(false)?;
+        self.snapshot(f)
+    }
+    /// [`Backend::write`] of what lookups write (waiting for them to be copied in).
+    fn write_logged<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
+        self.copy_in_logged_lookups(true)?;
+        self.write(f)
+    }
     fn backup_file(&self, path: &std::path::Path) -> StoreResult<()>;
 
     /// Runs `f` in a write transaction: committed when it returns `Ok`, rolled back otherwise.

@@ -22,7 +22,8 @@ use cpis_domain::{
 
 /// `how: fn name(&self, args…) -> T => query;` declares the [`Store`] method `name` (returning
 /// `StoreResult<T>`) and implements it as `query(conn, args…)` run through the backend's `how`
-/// (`read`, `read_replica`, `write`, `snapshot`), or `read_replica_or_primary` when `(missing)`
+/// (`read`, `read_replica`, `write`, `snapshot`, or their `_logged` forms for what lookups write:
+/// [`Backend::copy_in_logged_lookups`]), or `read_replica_or_primary` when `(missing)`
 /// says when the replica's answer is not enough. `tx` opens a [`SqlTx`], `lookups` the backend's
 /// lookup transaction; `backend` calls the
 /// backend's own `query(self, args…)`. Every call but `tx` runs through [`super::off_async`].
@@ -72,7 +73,7 @@ macro_rules! store {
 store! {
     /// A cheap query proving the database answers (readiness).
     read: fn ping(&self) -> () => ping;
-    read_replica: fn counts(&self) -> StoreCounts => counts;
+    read_replica_logged: fn counts(&self) -> StoreCounts => counts;
 
     // Point reads that find nothing on a replica ask the primary. Upload summaries, held files,
     // users, tokens, sessions and OAuth clients are read on the primary: what was just written
@@ -135,7 +136,7 @@ store! {
         -> Vec<LookupView> => history::lookup_views;
     /// A child's attendance in the windows ending `now` (what a lookup counts; here for the
     /// contract tests and read-only callers).
-    read: fn attendance(&self, nhs: NhsNumber, now: DateTime<Utc>)
+    read_logged: fn attendance(&self, nhs: NhsNumber, now: DateTime<Utc>)
         -> cpis_domain::attendance::Attendance => outbox::attendance;
     /// Opens the transaction a demographics change file is applied in.
     tx: fn begin_changes(&self) -> Box<dyn ChangesTx + '_>;
@@ -147,17 +148,17 @@ store! {
     /// Deletes these plans if they are still exactly as listed (an upload may have changed them
     /// since), then the records left with no plan, and appends the audit entry; one transaction.
     /// Returns (plans deleted, records deleted).
-    write: fn purge(&self, plans: &[(OdsCode, NhsNumber, Plan)], audit: &AuditEntry) -> (u64, u64)
+    write_logged: fn purge(&self, plans: &[(OdsCode, NhsNumber, Plan)], audit: &AuditEntry) -> (u64, u64)
         => records::purge;
 
     // Operations.
     /// A consistent copy of the whole database in a new file (SQLite online backup).
     backend: fn backup_to(&self, path: &std::path::Path) -> () => Backend::backup_file;
     /// Notifications not yet acknowledged (outbox depth).
-    read: fn unacknowledged_notifications(&self) -> u64 => outbox::unacknowledged;
+    read_logged: fn unacknowledged_notifications(&self) -> u64 => outbox::unacknowledged;
     /// Each push channel's outbox (webhook deliveries, MESH messages): how many are still to be
     /// delivered, since when the oldest waits, how many were given up on. For `/metrics`.
-    read: fn outbox_stats(&self) -> Vec<OutboxStats> => outbox::outbox_stats;
+    read_logged: fn outbox_stats(&self) -> Vec<OutboxStats> => outbox::outbox_stats;
 
     // Webhook delivery (the outbox's push side).
     /// Adds a webhook and appends its audit entry, in one transaction.
@@ -177,12 +178,12 @@ store! {
     /// Records a failed attempt: retry at `retry_at`, or give up (dead letter) when `None`.
     write: fn delivery_failed(&self, id: i64, status: Option<u16>, error: &str,
         retry_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> () => outbox::delivery_failed;
-    read: fn dead_deliveries(&self, limit: u32) -> Vec<DeadDelivery> => outbox::dead_deliveries;
+    read_logged: fn dead_deliveries(&self, limit: u32) -> Vec<DeadDelivery> => outbox::dead_deliveries;
 
     // MESH outbox (messages to LA mailboxes).
     /// Notifications of LAs that have a MESH mailbox, after each LA's MESH cursor, in cursor
     /// order per LA, with the mailbox: what the MESH worker has still to queue.
-    read: fn mesh_pending_notifications(&self, limit: u32) -> Vec<(Notification, String)>
+    read_logged: fn mesh_pending_notifications(&self, limit: u32) -> Vec<(Notification, String)>
         => outbox::mesh_pending_notifications;
     /// Queues messages (a local id already queued is left alone) and moves LA cursors forward
     /// (never back), in one transaction. Returns how many messages were new.
@@ -201,41 +202,41 @@ store! {
     write: fn mesh_send_failed(&self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>) -> () => outbox::mesh_send_failed;
     /// The outbox, newest first.
-    read: fn mesh_outbox(&self, limit: u32) -> Vec<MeshOutboxEntry> => outbox::mesh_outbox;
+    read_logged: fn mesh_outbox(&self, limit: u32) -> Vec<MeshOutboxEntry> => outbox::mesh_outbox;
     /// The most recent unscheduled accesses to a child, newest first.
-    read_replica: fn recent_accesses(&self, nhs: NhsNumber, limit: usize) -> Vec<Access>
+    read_replica_logged: fn recent_accesses(&self, nhs: NhsNumber, limit: usize) -> Vec<Access>
         => outbox::recent_accesses;
     /// A page of a child's whole unscheduled access history: up to `limit` accesses with a
     /// cursor after `after` (0: from the first), oldest first, each with its cursor (the LA's
     /// evidence export reads it page by page).
-    read_replica: fn access_history_page(&self, nhs: NhsNumber, after: u64, limit: u32)
+    read_replica_logged: fn access_history_page(&self, nhs: NhsNumber, after: u64, limit: u32)
         -> Vec<(u64, Access)> => history::access_history_page;
     /// An LA's notifications after the cursor (a `seq`), oldest first.
-    read_replica: fn notifications(&self, la: &OdsCode, after: u64, limit: u32) -> Vec<Notification>
+    read_replica_logged: fn notifications(&self, la: &OdsCode, after: u64, limit: u32) -> Vec<Notification>
         => outbox::notifications;
     /// Acknowledges one of the LA's notifications (idempotent).
-    write: fn acknowledge(&self, la: &OdsCode, id: &str, by: &str, now: DateTime<Utc>) -> Ack
+    write_logged: fn acknowledge(&self, la: &OdsCode, id: &str, by: &str, now: DateTime<Utc>) -> Ack
         => outbox::acknowledge;
     /// Acknowledges one of the LA's notifications with who, when, outcome and note, and its
     /// audit entry, in one transaction: `acked` is appended with a first acknowledgement,
     /// `refused` when the notification is not the LA's (or does not exist), nothing with a
     /// repeat (the first acknowledgement's who, outcome and note stay). Neither is written
     /// without the other.
-    write: fn acknowledge_audited(&self, la: &OdsCode, id: &str, ack: &Acknowledgement,
+    write_logged: fn acknowledge_audited(&self, la: &OdsCode, id: &str, ack: &Acknowledgement,
         acked: &AuditEntry, refused: &AuditEntry) -> Ack => outbox::acknowledge_audited;
     /// Assigns one of the LA's notifications to a team or worker (replacing an earlier
     /// assignment) and appends `audit`, in one transaction; `false`, appending `refused`, when
     /// it is not the LA's.
-    write: fn assign_audited(&self, la: &OdsCode, id: &str, assignment: &Assignment,
+    write_logged: fn assign_audited(&self, la: &OdsCode, id: &str, assignment: &Assignment,
         audit: &AuditEntry, refused: &AuditEntry) -> bool => outbox::assign_audited;
     /// A filtered page of an LA's notifications, after a cursor (oldest first) or in work-queue
     /// order (overdue, then frequent attendance, then newest). Read from the primary, so an
     /// acknowledgement or assignment just made shows.
-    read: fn notification_query(&self, la: &OdsCode, query: &NotificationQuery)
+    read_logged: fn notification_query(&self, la: &OdsCode, query: &NotificationQuery)
         -> Vec<Notification> => outbox::notification_query;
     /// Actionable notifications (every LA) created before `cutoff`, still unacknowledged and
     /// not escalated, oldest first.
-    read: fn overdue_unescalated(&self, cutoff: DateTime<Utc>, limit: u32) -> Vec<Notification>
+    read_logged: fn overdue_unescalated(&self, cutoff: DateTime<Utc>, limit: u32) -> Vec<Notification>
         => outbox::overdue_unescalated;
     /// Marks notification `id` escalated and writes `escalation` (its one escalation
     /// notification, queued for webhooks like any) and `audit`, in one transaction, only if it
@@ -243,11 +244,11 @@ store! {
     /// server escalated it, or it was acknowledged meanwhile). An access notification's repeats
     /// (the same LA, child and setting, created after it and before `repeats_until`: one work
     /// item) still unacknowledged are marked escalated with it, so the item raises one escalation.
-    write: fn escalate(&self, id: &str, repeats_until: DateTime<Utc>, escalation: &NewNotification,
+    write_logged: fn escalate(&self, id: &str, repeats_until: DateTime<Utc>, escalation: &NewNotification,
         audit: &AuditEntry) -> bool => outbox::escalate;
     /// An LA's notifications with a cursor below `before` (all when `None`), newest first (the
     /// web inbox). Read from the primary, so an acknowledgement just made shows.
-    read: fn notifications_newest(&self, la: &OdsCode, before: Option<u64>, limit: u32)
+    read_logged: fn notifications_newest(&self, la: &OdsCode, before: Option<u64>, limit: u32)
         -> Vec<Notification> => outbox::notifications_newest;
 
     // Identities.
@@ -295,10 +296,10 @@ store! {
     // Audit.
     /// Appends one entry to the hash chain.
     write: fn append_audit(&self, entry: &AuditEntry) -> () => audit::append_alone;
-    read_replica: fn audit_search(&self, query: &AuditQuery) -> Vec<AuditRecord> => audit::search;
+    read_replica_logged: fn audit_search(&self, query: &AuditQuery) -> Vec<AuditRecord> => audit::search;
     /// Recomputes the whole chain.
     // One snapshot for the whole walk: appends meanwhile cannot make log and head disagree.
-    snapshot: fn audit_verify(&self) -> AuditVerification => audit::verify;
+    snapshot_logged: fn audit_verify(&self) -> AuditVerification => audit::verify;
 
     // Uploads.
     /// Opens the one write transaction an upload is applied in. Dropping it without

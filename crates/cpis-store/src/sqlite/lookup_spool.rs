@@ -1,48 +1,80 @@
-//! The lookup spool: no clinician waits behind an upload (issue #16, target 3).
+//! The lookup log: no clinician waits behind an upload (issue #16, target 3).
 //!
 //! SQLite has one writer, and an upload holds it for the length of its transaction (seconds for
 //! a large full file, so that the file applies all or nothing). A lookup must be durable before
 //! it is answered (its access, audit entry and notifications), but it must not wait that long.
-//! When the writer is not free within [`SPOOL_AFTER`], or while earlier spooled lookups are still
-//! waiting to be copied in, a lookup group reads its lookups' views (records, history,
-//! attendance) and the accesses after them from a snapshot (WAL readers never wait for the
-//! writer) and makes its writes durable in a spool file beside the database
-//! (`<database>-lookups`, WAL, `synchronous=FULL`), one JSON entry per write, in order.
+//! A lookup group written to the log reads its lookups' views (records, history, attendance) and
+//! the accesses after them from a snapshot (WAL readers never wait for the writer) and makes its
+//! writes durable by appending them to an append-only file beside the database
+//! (`<database>-lookup-log`, made of zeros ahead of the frames: see [`PREALLOCATE`]): one frame
+//! per group, written after the last and `fdatasync`ed before the group is answered.
+//! A frame is its length, a CRC-32 of its body, and the body: the group's entries as JSON (the
+//! first entry's number and the rest numbered on), deflated (a group's entries repeat the same
+//! keys, clinician and setting: about a fifth of the bytes). A frame cut short by a crash, or
+//! whose CRC does not match, was never acknowledged and is cut off when the log is next opened.
 //!
-//! [`drain`] copies the entries into the database in short transactions, in the order written,
-//! through the same writes a lookup makes (so the audit chain and notification numbering are the
-//! database's), and records in the same transaction the last entry copied
-//! (`lookup_spool_drained`): a crash at any point neither loses an entry nor copies one twice.
-//! The lookup service calls it whenever entries wait (`cpis_core::lookup`); it blocks until the
-//! writer is free, then takes [`DRAIN_CHUNK`] entries per transaction so that lookups behind it
-//! do not wait long either.
+//! [`LookupSpool::drain`] copies the entries into the database in order, through the same writes
+//! a lookup makes (so the audit chain and notification numbering are the database's), and
+//! records in the same transaction the last entry copied (`lookup_spool_drained`): a crash at any
+//! point neither loses an entry nor copies one twice. When no entry waits, the frames are zeroed
+//! and the log starts again at the file's start (a frame after the new ones, left from before,
+//! is never read: reading stops at the first frame whose number does not follow); one that has
+//! grown past [`REWRITE_AT`] with entries still waiting is rewritten with only those. The lookup service's log thread calls it whenever entries wait
+//! (`cpis_core::lookup`).
 //!
-//! While entries wait, a spooled lookup sees them: the accesses since its view are the
-//! database's plus the spool's. Other readers (the LA's inbox, the clinician's history page)
-//! see spooled lookups once copied in, moments after the upload commits.
+//! One process at a time owns the log (an advisory lock on the file): it appends, keeps the
+//! waiting entries in memory, and cuts the file back. Another process opening the same database
+//! (a command beside a running server) copies in what it can read of the log without changing
+//! the file, and writes its own lookups to the database; the copied-through mark keeps every
+//! entry copied once, whoever copies it.
+//!
+//! While entries wait, a logged lookup sees them: the accesses since its view are the
+//! database's plus the log's. The store's reads of what lookups write (the LA's inbox, the
+//! clinician's history page, the audit log) copy waiting entries in first when the writer is free
+//! ([`LookupSpool::copy_in_if_free`]; a read never waits for an upload), and its writes to them
+//! (an LA acknowledging a notification) wait for the copy: once an upload has committed, what a
+//! clinician was answered is what everyone reads.
+//!
+//! A log left by an earlier version (`<database>-lookups`, a SQLite file) is copied in and
+//! removed when the database is opened.
 
 use super::{connect, fresh, SqliteStore};
-use crate::sql::{history, outbox, Backend, Db, SqlTx};
+use crate::sql::{history, outbox, Db, SqlTx};
 use crate::{LookupTx, LookupView, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use cpis_domain::{Access, AccessKind, AuditEntry, NewNotification, NhsNumber};
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
-/// How long a lookup group waits for the writer before it spools instead.
+/// How long a lookup group waits for the writer before it is logged instead.
 pub(super) const SPOOL_AFTER: Duration = Duration::from_millis(20);
-/// Spooled entries copied in per transaction.
-const DRAIN_CHUNK: i64 = 2_000;
+/// Logged entries copied in per transaction.
+const DRAIN_CHUNK: usize = 20_000;
+/// Once the log file is this long, a drain that leaves entries waiting rewrites it with only
+/// those (when none wait, it is cut back to nothing at once).
+const REWRITE_AT: u64 = 64 << 20;
+/// Bytes of zeros the log file is made of before frames are written over them, so that writing
+/// a frame changes no file size (a size change makes `fdatasync` wait for the file system's
+/// journal, which during an upload waits for the upload's own writes).
+const PREALLOCATE: u64 = 8 << 20;
+/// Frame header: body length and CRC-32, little-endian.
+const HEADER: usize = 8;
+/// A body longer than this is not a frame (a torn or foreign file).
+const MAX_BODY: u32 = 256 << 20;
 
-/// Entries written to a lookup spool and copied in from one, since the process started.
+/// Entries written to a lookup log and copied in from one, since the process started.
 static WRITTEN: AtomicU64 = AtomicU64::new(0);
 static COPIED: AtomicU64 = AtomicU64::new(0);
 
 /// Entries (an access, an audit entry, a notification each) this process has written to a lookup
-/// spool and copied in from one since it started: the difference is what waits (metrics).
+/// log and copied in from one since it started: the difference is what waits (metrics).
 pub fn lookup_spool_entries() -> (u64, u64) {
     (
         WRITTEN.load(Ordering::Relaxed),
@@ -50,17 +82,21 @@ pub fn lookup_spool_entries() -> (u64, u64) {
     )
 }
 
-const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS spooled (
-        id         INTEGER PRIMARY KEY AUTOINCREMENT,
-        nhs_number TEXT,
-        entry      TEXT NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS spooled_accesses ON spooled (nhs_number)
-        WHERE nhs_number IS NOT NULL;";
+/// Entries the lookup log beside the SQLite database at `db` holds that the database has not
+/// copied in (crash tests, operators): read without changing either file.
+pub fn lookup_log_waiting(db: &Path) -> StoreResult<u64> {
+    let conn = connect(db)?;
+    let through: i64 = conn.query_row(
+        "SELECT through FROM lookup_spool_drained WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )?;
+    let (entries, _) = read_log(&log_path(db))?;
+    Ok(entries.iter().filter(|(id, _)| *id > through).count() as u64)
+}
 
-/// One write of a spooled lookup.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// One write of a logged lookup.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "write", rename_all = "kebab-case")]
 enum Entry {
     Access(Access),
@@ -68,108 +104,374 @@ enum Entry {
     Audit(AuditEntry),
 }
 
+/// A frame's body: a group's entries, numbered from `first`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Frame {
+    first: i64,
+    entries: Vec<Entry>,
+}
+
+/// The log as the owning process keeps it.
+struct Owned {
+    file: File,
+    /// Bytes of whole frames at the file's start: where the next frame is written.
+    len: u64,
+    /// Entries not yet known to be copied in, oldest first (numbers consecutive). Shared with
+    /// a drain's batch, so that taking one under the lock copies no entry.
+    waiting: VecDeque<(i64, Arc<Entry>)>,
+    /// The unscheduled accesses among them, by child.
+    by_child: HashMap<NhsNumber, Vec<(i64, Access)>>,
+    /// The number the next entry takes.
+    next: i64,
+}
+
+enum State {
+    /// Not opened yet (or given up after a failed write).
+    Closed,
+    /// Another process owns the log: this one writes lookups to the database.
+    Elsewhere,
+    Open(Owned),
+}
+
 pub(super) struct LookupSpool {
     path: PathBuf,
-    /// The spool file's connection, opened at first use. A spooled group holds it from its start
-    /// to its commit; a drain holds it while it reads and clears entries.
-    conn: Mutex<Option<Connection>>,
-    /// Whether entries may be waiting (set when a group spools, and at open when the file
+    /// The log's state. A logged group holds it from its start to its commit; a drain holds it
+    /// while it takes entries and while it clears copied ones.
+    state: Mutex<State>,
+    /// Whether entries may be waiting (set when a group is logged, and at open when the file
     /// exists; cleared by a drain that found none).
     pending: AtomicBool,
-    /// Entries copied in since the spool was last found empty (for the log).
+    /// Entries copied in since the log was last found empty (for the log message).
     copied: AtomicU64,
 }
 
-/// The spool file of the database at `db`.
-fn spool_path(db: &Path) -> PathBuf {
+/// The log file of the database at `db`.
+fn log_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-lookup-log");
+    PathBuf::from(name)
+}
+
+/// The SQLite spool file an earlier version kept beside the database at `db`.
+fn legacy_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push("-lookups");
     PathBuf::from(name)
 }
 
-/// How far the database has copied the spool (`lookup_spool_drained`).
+/// How far the database has copied the log (`lookup_spool_drained`).
 fn drained_through(db: &mut dyn Db) -> StoreResult<i64> {
     db.row("SELECT through FROM lookup_spool_drained WHERE id = 1", &[])?
         .ok_or_else(|| StoreError::corrupt("lookup_spool_drained has no row"))?
         .get(0)
 }
 
-fn encode(entry: &Entry) -> StoreResult<String> {
-    serde_json::to_string(entry).map_err(|e| StoreError::Backend(format!("spool entry: {e}")))
+fn io(what: &str, e: std::io::Error) -> StoreError {
+    StoreError::unavailable(format!("lookup log: {what}: {e}"))
 }
 
-fn decode(text: &str) -> StoreResult<Entry> {
-    serde_json::from_str(text).map_err(|e| StoreError::corrupt(format!("spool entry: {e}")))
+/// One frame, header and body.
+fn encode(first: i64, entries: &[Entry]) -> StoreResult<Vec<u8>> {
+    #[derive(serde::Serialize)]
+    struct FrameRef<'a> {
+        first: i64,
+        entries: &'a [Entry],
+    }
+    let json = serde_json::to_vec(&FrameRef { first, entries })
+        .map_err(|e| StoreError::Backend(format!("lookup log entry: {e}")))?;
+    let mut deflate = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(json.len() / 3),
+        flate2::Compression::fast(),
+    );
+    deflate.write_all(&json).map_err(|e| io("deflate", e))?;
+    let body = deflate.finish().map_err(|e| io("deflate", e))?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|n| *n <= MAX_BODY)
+        .ok_or_else(|| StoreError::Backend("lookup log frame too large".into()))?;
+    let mut out = Vec::with_capacity(HEADER + body.len());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// The whole frames at the start of `bytes`, numbered, and how many bytes they take: reading
+/// stops at the first frame cut short or whose CRC or numbering is wrong.
+fn decode_frames(bytes: &[u8]) -> (Vec<(i64, Entry)>, u64) {
+    let mut out: Vec<(i64, Entry)> = Vec::new();
+    let mut at = 0usize;
+    while let Some(header) = bytes.get(at..at + HEADER) {
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let Some(body) = bytes.get(at + HEADER..at + HEADER + len as usize) else {
+            break;
+        };
+        if len > MAX_BODY || crc32fast::hash(body) != crc {
+            break;
+        }
+        let mut json = Vec::new();
+        if flate2::read::DeflateDecoder::new(body)
+            .read_to_end(&mut json)
+            .is_err()
+        {
+            break;
+        }
+        let Ok(frame) = serde_json::from_slice::<Frame>(&json) else {
+            break;
+        };
+        if out.last().is_some_and(|(last, _)| frame.first <= *last) {
+            break;
+        }
+        out.extend((frame.first..).zip(frame.entries));
+        at += HEADER + len as usize;
+    }
+    (out, at as u64)
+}
+
+/// The log at `path` (nothing when there is no file).
+fn read_log(path: &Path) -> StoreResult<(Vec<(i64, Entry)>, u64)> {
+    let mut bytes = Vec::new();
+    match File::open(path) {
+        Ok(mut f) => f.read_to_end(&mut bytes).map_err(|e| io("read", e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(io("open", e)),
+    };
+    Ok(decode_frames(&bytes))
+}
+
+/// Writes zeros over `from..to` of `file` (not synced).
+fn zero(file: &File, from: u64, to: u64) -> StoreResult<()> {
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at)
+            .map_err(|e| io("zero", e))?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// Makes a rename or a new file in the log's directory durable.
+fn sync_dir(path: &Path) -> StoreResult<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    File::open(dir.unwrap_or(Path::new(".")))
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("sync directory", e))
+}
+
+impl Owned {
+    fn push(&mut self, id: i64, entry: Entry) {
+        if let Entry::Access(a) = &entry {
+            if a.kind == AccessKind::Unscheduled {
+                let logged = outbox::as_logged(a);
+                self.by_child
+                    .entry(a.nhs_number)
+                    .or_default()
+                    .push((id, logged));
+            }
+        }
+        self.waiting.push_back((id, Arc::new(entry)));
+        self.next = id + 1;
+    }
+
+    /// Forgets the entries the database holds (`through` and before).
+    fn forget_through(&mut self, through: i64) {
+        while self.waiting.front().is_some_and(|(id, _)| *id <= through) {
+            let Some((id, entry)) = self.waiting.pop_front() else {
+                break;
+            };
+            if let Entry::Access(a) = &*entry {
+                if let Some(list) = self.by_child.get_mut(&a.nhs_number) {
+                    list.retain(|(n, _)| *n > id);
+                    if list.is_empty() {
+                        self.by_child.remove(&a.nhs_number);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts the log again from the file's start when no entry waits (zeroing what the frames
+    /// held: the database has them, and no child's details are left in the log), or rewrites it
+    /// with only the waiting entries once it is long.
+    fn compact(&mut self, path: &Path, rewrite_at: u64) -> StoreResult<()> {
+        if self.waiting.is_empty() {
+            if self.len > 0 {
+                // Not synced: should the zeros be lost in a crash, the frames come back holding
+                // only entries the database has (skipped by number).
+                zero(&self.file, 0, self.len)?;
+                self.len = 0;
+            }
+            return Ok(());
+        }
+        if self.len < rewrite_at {
+            return Ok(());
+        }
+        let first = self.waiting.front().map_or(self.next, |(id, _)| *id);
+        let entries: Vec<Entry> = self.waiting.iter().map(|(_, e)| Entry::clone(e)).collect();
+        let frame = encode(first, &entries)?;
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".new");
+        let tmp = PathBuf::from(tmp);
+        // A rewrite a crash interrupted left its file: it was never the log.
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("remove", e)),
+        }
+        let file = OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(&tmp)
+            .map_err(|e| io("create", e))?;
+        file.write_all_at(&frame, 0).map_err(|e| io("write", e))?;
+        zero(&file, frame.len() as u64, PREALLOCATE)?;
+        file.sync_all().map_err(|e| io("sync", e))?;
+        file.try_lock().map_err(|e| io("lock", e.into()))?;
+        std::fs::rename(&tmp, path).map_err(|e| io("rename", e))?;
+        sync_dir(path)?;
+        self.file = file;
+        self.len = frame.len() as u64;
+        Ok(())
+    }
+}
+
+impl From<std::fs::TryLockError> for StoreError {
+    fn from(e: std::fs::TryLockError) -> Self {
+        StoreError::unavailable(format!("lookup log: lock: {e}"))
+    }
 }
 
 impl LookupSpool {
     pub(super) fn new(db: &Path) -> Self {
-        let path = spool_path(db);
-        let pending = AtomicBool::new(path.exists());
+        let path = log_path(db);
+        let pending = AtomicBool::new(path.exists() || legacy_path(db).exists());
         LookupSpool {
             path,
-            conn: Mutex::new(None),
+            state: Mutex::new(State::Closed),
             pending,
             copied: AtomicU64::new(0),
         }
+    }
+
+    /// Gives up owning the log (after the copy-in at open: a command that opened the database
+    /// must not keep a server started beside it from logging). The next use opens it again.
+    pub(super) fn release(&self) {
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = State::Closed;
+    }
+
+    /// Opens the log, if this process may own it and has not yet.
+    pub(super) fn prepare(&self, store: &SqliteStore) -> StoreResult<()> {
+        self.lock(store).map(drop)
     }
 
     pub(super) fn is_pending(&self) -> bool {
         self.pending.load(Ordering::Acquire)
     }
 
-    /// The spool's connection, opening the file (and creating its table) at first use. Entry ids
-    /// never go back below what the database has copied, even if the spool file was removed.
-    fn lock(&self, store: &SqliteStore) -> StoreResult<MutexGuard<'_, Option<Connection>>> {
-        let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        if guard.is_none() {
-            let conn = connect(&self.path)?;
-            conn.execute_batch(SCHEMA)?;
-            let through = store.read(drained_through)?;
-            conn.execute(
-                "INSERT INTO sqlite_sequence (name, seq)
-                 SELECT 'spooled', ?1 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'spooled')",
-                params![through],
-            )?;
-            conn.execute(
-                "UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'spooled'",
-                params![through],
-            )?;
-            *guard = Some(conn);
+    /// The log's state, opening it at first use: this process owns the log when it can lock the
+    /// file; it then reads the entries the database has not copied in (cutting off a torn last
+    /// frame). Entry numbers never go back below what the database has copied.
+    fn lock(&self, store: &SqliteStore) -> StoreResult<MutexGuard<'_, State>> {
+        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if !matches!(*guard, State::Open(_)) {
+            *guard = self.open(store)?;
         }
         Ok(guard)
     }
 
-    /// No entry waits: lookups may use the database again. Called under the spool's lock, which
-    /// a spooling group holds until it has set `pending` again, so no entry is left unseen.
+    fn open(&self, store: &SqliteStore) -> StoreResult<State> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| io("open", e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(State::Elsewhere),
+            Err(e) => return Err(e.into()),
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|e| io("read", e))?;
+        // What follows the whole frames (zeros, a frame never acknowledged because the process
+        // died writing it, frames of an earlier pass already copied in) is written over.
+        let (entries, len) = decode_frames(&bytes);
+        if (bytes.len() as u64) < PREALLOCATE {
+            zero(&file, bytes.len() as u64, PREALLOCATE)?;
+            file.sync_all().map_err(|e| io("sync", e))?;
+        }
+        let through = store.read_now(drained_through)?;
+        let mut owned = Owned {
+            file,
+            len,
+            waiting: VecDeque::new(),
+            by_child: HashMap::new(),
+            next: through + 1,
+        };
+        for (id, entry) in entries {
+            if id > through {
+                owned.push(id, entry);
+            }
+        }
+        owned.next = owned.next.max(through + 1);
+        Ok(State::Open(owned))
+    }
+
+    /// No entry waits: lookups may use the database again. Called under the log's lock, which a
+    /// logging group holds until it has set `pending` again, so no entry is left unseen.
     fn found_empty(&self) {
         self.pending.store(false, Ordering::Release);
         let copied = self.copied.swap(0, Ordering::AcqRel);
         if copied > 0 {
             tracing::info!(
                 entries = copied,
-                "spooled lookups copied in: lookups use the database again"
+                "logged lookups copied in: lookups use the database again"
             );
         }
     }
 
-    /// A lookup group written to the spool, reading the database in a snapshot.
-    pub(super) fn begin<'a>(&'a self, store: &'a SqliteStore) -> StoreResult<SpoolTx<'a>> {
-        // The spool first, then the snapshot: a drain clears copied entries only under the
-        // spool's lock, so every entry this snapshot has not copied is still in the spool.
-        let spool = self.lock(store)?;
+    /// A lookup group written to the log, reading the database in a snapshot; `None` when
+    /// another process owns the log.
+    pub(super) fn begin<'a>(&'a self, store: &'a SqliteStore) -> StoreResult<Option<SpoolTx<'a>>> {
+        // The log first, then the snapshot: a drain forgets copied entries only under the log's
+        // lock, so every entry this snapshot has not copied is still in the log.
+        let state = self.lock(store)?;
+        if !matches!(*state, State::Open(_)) {
+            return Ok(None);
+        }
         // Dropped on an error below, it gives the reader back.
         let mut tx = SpoolTx {
             owner: self,
             store,
-            spool,
+            state,
             reader: Some(store.checkout_reader()?),
             through: 0,
             written: Vec::new(),
         };
         tx.reader().batch("BEGIN")?;
         tx.through = drained_through(tx.reader())?;
-        Ok(tx)
+        Ok(Some(tx))
+    }
+
+    /// Copies in what waits if the writer is free now (a reader's courtesy: it never waits for
+    /// an upload). A failure is left to the log thread, which retries.
+    pub(super) fn copy_in_if_free(&self, store: &SqliteStore) {
+        if !self.is_pending() {
+            return;
+        }
+        let writer = match store.writer.try_lock() {
+            Ok(guard) => fresh(guard),
+            Err(TryLockError::Poisoned(p)) => fresh(p.into_inner()),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        if let Err(e) = self.copy_in(store, writer) {
+            tracing::debug!(error = %e, "logged lookups not copied in before a read");
+        }
     }
 
     /// Copies up to [`DRAIN_CHUNK`] waiting entries into the database in one transaction: how
@@ -178,79 +480,158 @@ impl LookupSpool {
         if !self.is_pending() {
             return Ok(0);
         }
+        if self.drain_legacy(store)? > 0 {
+            return Ok(1);
+        }
         // A first look without the writer (a command opening the database beside a server that
-        // is uploading must not wait for it when nothing is spooled). The snapshot's mark is at
+        // is uploading must not wait for it when nothing is logged). The snapshot's mark is at
         // most behind the writer's, so "nothing after it" is the writer's answer too.
         {
-            let spool = self.lock(store)?;
-            if waiting(&spool, store.read(drained_through)?, 1)?.is_empty() {
+            let through = store.read_now(drained_through)?;
+            let mut state = self.lock(store)?;
+            if self.take(&mut state, through, 1)?.is_empty() {
+                if let State::Open(owned) = &mut *state {
+                    owned.compact(&self.path, REWRITE_AT)?;
+                }
                 self.found_empty();
                 return Ok(0);
             }
         }
-        let mut writer = fresh(store.writer.lock().unwrap_or_else(PoisonError::into_inner));
+        self.copy_in(
+            store,
+            fresh(store.writer.lock().unwrap_or_else(PoisonError::into_inner)),
+        )
+    }
+
+    /// [`Self::drain`]'s copy, on the writer.
+    fn copy_in(
+        &self,
+        store: &SqliteStore,
+        mut writer: MutexGuard<'_, Connection>,
+    ) -> StoreResult<u64> {
         writer.begin()?;
         let mut tx = SqlTx::new(Box::new(writer));
         let through = drained_through(tx.db_mut())?;
         let batch = {
-            let spool = self.lock(store)?;
-            let rows = waiting(&spool, through, DRAIN_CHUNK)?;
-            if rows.is_empty() {
-                self.found_empty();
-                return Ok(0);
-            }
-            rows
+            let mut state = self.lock(store)?;
+            self.take(&mut state, through, DRAIN_CHUNK)?
         };
-        let mut last = through;
-        for (id, text) in &batch {
-            match decode(text)? {
-                Entry::Access(a) => tx.insert_access(&a)?,
-                Entry::Notification(n) => tx.insert_notification(&n)?,
-                Entry::Audit(e) => tx.append_audit(&e)?,
+        let Some(last) = batch.last().map(|(id, _)| *id) else {
+            return Ok(0);
+        };
+        for (_, entry) in &batch {
+            match &**entry {
+                Entry::Access(a) => tx.insert_access(a)?,
+                Entry::Notification(n) => tx.insert_notification(n)?,
+                Entry::Audit(e) => tx.append_audit(e)?,
             }
-            last = *id;
         }
         tx.db_mut().exec(
             "UPDATE lookup_spool_drained SET through = $1 WHERE id = 1",
             &[&last],
         )?;
         Box::new(tx).commit()?;
+        {
+            let mut state = self.lock(store)?;
+            if let State::Open(owned) = &mut *state {
+                owned.forget_through(last);
+                owned.compact(&self.path, REWRITE_AT)?;
+            }
+        }
         let copied = batch.len() as u64;
         self.copied.fetch_add(copied, Ordering::AcqRel);
         COPIED.fetch_add(copied, Ordering::Relaxed);
         Ok(copied)
     }
+
+    /// Up to `limit` entries after `through` (the database's mark), in order: the owner's from
+    /// memory (forgetting those the database holds), another process's read from the file.
+    fn take(
+        &self,
+        state: &mut State,
+        through: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<(i64, Arc<Entry>)>> {
+        Ok(match state {
+            State::Open(owned) => {
+                owned.forget_through(through);
+                owned.waiting.iter().take(limit).cloned().collect()
+            }
+            State::Elsewhere | State::Closed => read_log(&self.path)?
+                .0
+                .into_iter()
+                .filter(|(id, _)| *id > through)
+                .take(limit)
+                .map(|(id, e)| (id, Arc::new(e)))
+                .collect(),
+        })
+    }
+
+    /// Copies in and removes a SQLite spool an earlier version left (entries after the
+    /// database's mark): 1 when there was one.
+    fn drain_legacy(&self, store: &SqliteStore) -> StoreResult<u64> {
+        let legacy = legacy_path(&store.path);
+        if !legacy.exists() {
+            return Ok(0);
+        }
+        let spool = connect(&legacy)?;
+        let has_table: i64 = spool.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'spooled'",
+            [],
+            |r| r.get(0),
+        )?;
+        let mut writer = fresh(store.writer.lock().unwrap_or_else(PoisonError::into_inner));
+        writer.begin()?;
+        let mut tx = SqlTx::new(Box::new(writer));
+        let through = drained_through(tx.db_mut())?;
+        let mut last = through;
+        if has_table > 0 {
+            let mut st =
+                spool.prepare("SELECT id, entry FROM spooled WHERE id > ?1 ORDER BY id")?;
+            let rows = st
+                .query_map([through], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            for (id, text) in rows {
+                let entry: Entry = serde_json::from_str(&text)
+                    .map_err(|e| StoreError::corrupt(format!("lookup spool entry: {e}")))?;
+                match entry {
+                    Entry::Access(a) => tx.insert_access(&a)?,
+                    Entry::Notification(n) => tx.insert_notification(&n)?,
+                    Entry::Audit(e) => tx.append_audit(&e)?,
+                }
+                last = id;
+            }
+        }
+        tx.db_mut().exec(
+            "UPDATE lookup_spool_drained SET through = $1 WHERE id = 1",
+            &[&last],
+        )?;
+        Box::new(tx).commit()?;
+        drop(spool);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = legacy.as_os_str().to_owned();
+            name.push(suffix);
+            match std::fs::remove_file(PathBuf::from(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("remove the earlier spool", e)),
+            }
+        }
+        tracing::info!("the lookup spool of an earlier version was copied in and removed");
+        Ok(1)
+    }
 }
 
-/// Up to `limit` entries after `through` (the database's mark), in order, once the entries the
-/// database already holds are cleared from the spool. Called under the spool's lock.
-fn waiting(
-    spool: &Option<Connection>,
-    through: i64,
-    limit: i64,
-) -> StoreResult<Vec<(i64, String)>> {
-    let Some(conn) = spool.as_ref() else {
-        return Ok(Vec::new());
-    };
-    conn.execute("DELETE FROM spooled WHERE id <= ?1", params![through])?;
-    let mut st =
-        conn.prepare_cached("SELECT id, entry FROM spooled WHERE id > ?1 ORDER BY id LIMIT ?2")?;
-    let rows = st
-        .query_map(params![through, limit], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
-}
-
-/// A lookup group whose writes go to the spool (see the module's text).
+/// A lookup group whose writes go to the log (see the module's text).
 pub(super) struct SpoolTx<'a> {
     owner: &'a LookupSpool,
     store: &'a SqliteStore,
-    spool: MutexGuard<'a, Option<Connection>>,
+    state: MutexGuard<'a, State>,
     /// A reader inside a read transaction: the database as of the group's start.
     reader: Option<Connection>,
-    /// The last spool entry the snapshot holds.
+    /// The last log entry the snapshot holds.
     through: i64,
     written: Vec<Entry>,
 }
@@ -258,32 +639,29 @@ pub(super) struct SpoolTx<'a> {
 impl SpoolTx<'_> {
     fn reader(&mut self) -> &mut Connection {
         #[allow(clippy::expect_used, reason = "the reader is only taken back on drop")]
-        self.reader.as_mut().expect("a spooled group's reader")
+        self.reader.as_mut().expect("a logged group's reader")
     }
 
-    /// The child's accesses spooled and not yet copied in, this group's own included, oldest
-    /// first.
-    fn spooled_accesses(&mut self, nhs: NhsNumber) -> StoreResult<Vec<Access>> {
+    /// The child's unscheduled accesses logged and not yet copied in, this group's own
+    /// included, oldest first.
+    fn logged_accesses(&self, nhs: NhsNumber) -> Vec<Access> {
         let mut out = Vec::new();
-        if let Some(conn) = self.spool.as_ref() {
-            let mut st = conn.prepare_cached(
-                "SELECT entry FROM spooled WHERE nhs_number = ?1 AND id > ?2 ORDER BY id",
-            )?;
-            let rows = st.query_map(params![nhs.digits(), self.through], |r| {
-                r.get::<_, String>(0)
-            })?;
-            for text in rows {
-                if let Entry::Access(a) = decode(&text?)? {
-                    out.push(outbox::as_logged(&a));
-                }
+        if let State::Open(owned) = &*self.state {
+            if let Some(list) = owned.by_child.get(&nhs) {
+                out.extend(
+                    list.iter()
+                        .filter(|(id, _)| *id > self.through)
+                        .map(|(_, a)| a.clone()),
+                );
             }
         }
         out.extend(self.written.iter().filter_map(|e| match e {
-            Entry::Access(a) if a.nhs_number == nhs => Some(outbox::as_logged(a)),
+            Entry::Access(a) if a.nhs_number == nhs && a.kind == AccessKind::Unscheduled => {
+                Some(outbox::as_logged(a))
+            }
             _ => None,
         }));
-        out.retain(|a| a.kind == AccessKind::Unscheduled);
-        Ok(out)
+        out
     }
 }
 
@@ -297,7 +675,7 @@ impl Drop for SpoolTx<'_> {
 }
 
 impl LookupTx for SpoolTx<'_> {
-    /// From the group's snapshot (the spool's accesses come after it).
+    /// From the group's snapshot (the log's accesses come after it).
     fn view(
         &mut self,
         nhs: NhsNumber,
@@ -307,10 +685,10 @@ impl LookupTx for SpoolTx<'_> {
         history::lookup_view(self.reader(), nhs, limit, now)
     }
 
-    /// The database's (as of the group's snapshot), then the spool's.
+    /// The database's (as of the group's snapshot), then the log's.
     fn unscheduled_after(&mut self, nhs: NhsNumber, through: i64) -> StoreResult<Vec<Access>> {
         let mut out = history::unscheduled_after(self.reader(), nhs, through)?;
-        out.extend(self.spooled_accesses(nhs)?);
+        out.extend(self.logged_accesses(nhs));
         Ok(out)
     }
 
@@ -329,30 +707,37 @@ impl LookupTx for SpoolTx<'_> {
         Ok(())
     }
 
-    /// Durable in the spool (one transaction, `synchronous=FULL`) before it returns.
+    /// Durable in the log (one frame, `fdatasync`) before it returns. A failed write is cut off
+    /// the file again; if even that fails, this process stops logging lookups.
     fn commit(mut self: Box<Self>) -> StoreResult<()> {
         let written = std::mem::take(&mut self.written);
-        let Some(conn) = self.spool.as_mut() else {
-            return Err(StoreError::Backend("the lookup spool is not open".into()));
+        let State::Open(owned) = &mut *self.state else {
+            return Err(StoreError::Backend("the lookup log is not open".into()));
         };
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        {
-            let mut st =
-                tx.prepare_cached("INSERT INTO spooled (nhs_number, entry) VALUES (?1, ?2)")?;
-            for entry in &written {
-                let child = match entry {
-                    Entry::Access(a) => Some(a.nhs_number.digits()),
-                    _ => None,
-                };
-                st.execute(params![child, encode(entry)?])?;
-            }
+        if written.is_empty() {
+            return Ok(());
         }
-        tx.commit()?;
-        WRITTEN.fetch_add(written.len() as u64, Ordering::Relaxed);
+        let first = owned.next;
+        let frame = encode(first, &written)?;
+        let appended = owned
+            .file
+            .write_all_at(&frame, owned.len)
+            .and_then(|()| owned.file.sync_data());
+        if let Err(e) = appended {
+            // What reached the file is unknown: the log is read again at its next use.
+            *self.state = State::Closed;
+            return Err(io("append", e));
+        }
+        owned.len += frame.len() as u64;
+        let n = written.len() as u64;
+        for (id, entry) in (first..).zip(written) {
+            owned.push(id, entry);
+        }
+        WRITTEN.fetch_add(n, Ordering::Relaxed);
         if !self.owner.pending.swap(true, Ordering::AcqRel) {
             tracing::info!(
-                spool = %self.owner.path.display(),
-                "the database writer is busy (an upload?): lookups are being spooled"
+                log = %self.owner.path.display(),
+                "the database writer is busy (an upload?): lookups are being logged"
             );
         }
         Ok(())
@@ -364,18 +749,184 @@ mod tests {
     use super::*;
     use crate::Store;
 
-    /// A server killed after creating the spool file and before its table holds nothing: the
-    /// next store opens, finds nothing waiting, and lookups use the database again.
+    /// A server killed while creating the log file, or before writing a whole frame, left
+    /// nothing acknowledged: the next store opens, finds nothing waiting, and lookups use the
+    /// database again.
     #[test]
-    fn a_spool_file_killed_before_its_table_holds_nothing() {
+    fn a_log_cut_short_holds_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("cpis.db");
         drop(SqliteStore::open(&db).unwrap());
-        drop(connect(&spool_path(&db)).unwrap());
+        std::fs::write(log_path(&db), [7, 0, 0]).unwrap();
         let store = SqliteStore::open(&db).unwrap();
         assert_eq!(Store::drain_lookup_spool(&store).unwrap(), 0);
         assert!(!store.spool.is_pending());
         let tx = Store::begin_lookups(&store).unwrap();
         tx.commit().unwrap();
+    }
+
+    fn audit(action: &str) -> AuditEntry {
+        AuditEntry::new(
+            DateTime::<Utc>::UNIX_EPOCH,
+            cpis_domain::AuditActor::anonymous(),
+            action.to_owned(),
+            None,
+        )
+    }
+
+    /// The audit entries with actions starting `prefix`.
+    fn audited(store: &SqliteStore, prefix: &str) -> usize {
+        Store::audit_search(
+            store,
+            &crate::AuditQuery {
+                action_prefix: Some(prefix.to_owned()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .len()
+    }
+
+    /// Lookups logged while the writer was busy survive the process that logged them (killed
+    /// before copying them in, in the middle of writing a further frame): the next store copies
+    /// them in when it opens, once, and cuts the log back to nothing.
+    #[test]
+    fn logged_lookups_survive_the_process_and_are_copied_in_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cpis.db");
+        let store = SqliteStore::open(&db).unwrap();
+        {
+            let _upload = store.writer.lock().unwrap();
+            let mut tx = Store::begin_lookups(&store).unwrap();
+            tx.append_audit(&audit("lookup.logged-1")).unwrap();
+            tx.append_audit(&audit("lookup.logged-2")).unwrap();
+            tx.commit().unwrap();
+        }
+        assert!(store.spool.is_pending());
+        // Killed: nothing copied in, and half a frame written after the acknowledged one.
+        drop(store);
+        let (logged, end) = read_log(&log_path(&db)).unwrap();
+        assert_eq!(logged.len(), 2);
+        let log = OpenOptions::new().write(true).open(log_path(&db)).unwrap();
+        log.write_all_at(
+            &encode(99, &[Entry::Audit(audit("lookup.torn"))]).unwrap()[..20],
+            end,
+        )
+        .unwrap();
+        drop(log);
+        let store = SqliteStore::open(&db).unwrap();
+        assert_eq!(audited(&store, "lookup.logged-"), 2);
+        assert_eq!(audited(&store, "lookup.torn"), 0);
+        // Nothing of the copied entries is left in the log: its frames were zeroed.
+        let bytes = std::fs::read(log_path(&db)).unwrap();
+        assert!(bytes.len() as u64 >= PREALLOCATE);
+        assert!(bytes[..end as usize].iter().all(|b| *b == 0));
+        drop(store);
+        let store = SqliteStore::open(&db).unwrap();
+        assert_eq!(audited(&store, "lookup.logged-"), 2);
+        assert_eq!(lookup_log_waiting(&db).unwrap(), 0);
+    }
+
+    /// A long log whose first frames are copied in is rewritten with only the entries still
+    /// waiting, under the same numbers; a store opening it copies those in, once.
+    #[test]
+    fn a_long_log_is_rewritten_with_only_what_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cpis.db");
+        let store = SqliteStore::open(&db).unwrap();
+        {
+            let _upload = store.writer.lock().unwrap();
+            for i in 0..3 {
+                let mut tx = Store::begin_lookups(&store).unwrap();
+                tx.append_audit(&audit(&format!("lookup.frame-{i}")))
+                    .unwrap();
+                tx.commit().unwrap();
+            }
+        }
+        let before = std::fs::metadata(log_path(&db)).unwrap().len();
+        // The first frame copied in (as a drain racing the next group would leave it), then the
+        // log cut back as if it were long.
+        let mut state = store.spool.lock(&store).unwrap();
+        let State::Open(owned) = &mut *state else {
+            panic!("this store owns the log")
+        };
+        let first = owned.waiting.front().unwrap().0;
+        owned.forget_through(first);
+        owned.compact(&store.spool.path, 0).unwrap();
+        assert_eq!(owned.waiting.len(), 2);
+        drop(state);
+        let (entries, len) = read_log(&log_path(&db)).unwrap();
+        assert_eq!(
+            entries.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [first + 1, first + 2]
+        );
+        assert!(len < before, "{len} < {before}");
+        // The database never had the first: a crash now loses it (it was copied in, in the test's
+        // fiction); the other two are copied in by the next store, once.
+        drop(store);
+        let store = SqliteStore::open(&db).unwrap();
+        assert_eq!(audited(&store, "lookup.frame-"), 2);
+        drop(store);
+        assert_eq!(
+            audited(&SqliteStore::open(&db).unwrap(), "lookup.frame-"),
+            2
+        );
+    }
+
+    /// The SQLite spool an earlier version left beside the database is copied in (entries after
+    /// the database's mark) and removed when the database opens.
+    #[test]
+    fn an_earlier_versions_spool_is_copied_in_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cpis.db");
+        drop(SqliteStore::open(&db).unwrap());
+        let legacy = connect(&legacy_path(&db)).unwrap();
+        legacy
+            .execute_batch(
+                "CREATE TABLE spooled (id INTEGER PRIMARY KEY AUTOINCREMENT, nhs_number TEXT,
+                                       entry TEXT NOT NULL);",
+            )
+            .unwrap();
+        let text = serde_json::to_string(&Entry::Audit(audit("lookup.from-spool"))).unwrap();
+        legacy
+            .execute(
+                "INSERT INTO spooled (nhs_number, entry) VALUES (NULL, ?1)",
+                [text],
+            )
+            .unwrap();
+        drop(legacy);
+        let store = SqliteStore::open(&db).unwrap();
+        assert_eq!(audited(&store, "lookup.from-spool"), 1);
+        assert!(!legacy_path(&db).exists());
+        drop(store);
+        assert_eq!(
+            audited(&SqliteStore::open(&db).unwrap(), "lookup.from-spool"),
+            1
+        );
+    }
+
+    /// Frames read back as written; reading stops at a frame whose CRC does not match, and at
+    /// one cut short.
+    #[test]
+    fn frames_round_trip_and_a_damaged_one_ends_the_log() {
+        let audit = |action: &str| Entry::Audit(audit(action));
+        let one = encode(5, &[audit("a"), audit("b")]).unwrap();
+        let two = encode(7, &[audit("c")]).unwrap();
+        let both = [one.clone(), two.clone()].concat();
+        let (entries, len) = decode_frames(&both);
+        assert_eq!(
+            entries.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [5, 6, 7]
+        );
+        assert_eq!(len, both.len() as u64);
+        let mut damaged = both.clone();
+        let last = damaged.len() - 2;
+        damaged[last] ^= 1;
+        assert_eq!(decode_frames(&damaged).1, one.len() as u64);
+        assert_eq!(decode_frames(&both[..both.len() - 1]).1, one.len() as u64);
+        // Numbers that go back are not this log's.
+        let again = [one.clone(), encode(6, &[audit("d")]).unwrap()].concat();
+        assert_eq!(decode_frames(&again).1, one.len() as u64);
     }
 }

@@ -5,7 +5,7 @@
 mod lookup_spool;
 mod migrations;
 
-pub use lookup_spool::lookup_spool_entries;
+pub use lookup_spool::{lookup_log_waiting, lookup_spool_entries};
 
 use crate::sql::{to_sqlite, Arg, Args, Backend, Db, DbHandle, Lock, Row, SqlTx, Value};
 use crate::LookupTx;
@@ -34,7 +34,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
-    /// Where lookups write while a long transaction holds the writer (`lookup_spool.rs`).
+    /// Where lookups are made durable, to be copied in by the lookup service's log thread
+    /// (`lookup_spool.rs`).
     spool: LookupSpool,
 }
 
@@ -142,6 +143,7 @@ impl SqliteStore {
         if let Err(e) = recovered {
             tracing::warn!(error = %e, "spooled lookups not copied in at open; the server will");
         }
+        store.spool.release();
         Ok(store)
     }
 
@@ -158,6 +160,14 @@ impl SqliteStore {
                 Err(TryLockError::WouldBlock) => return None,
             }
         }
+    }
+
+    /// `f` on a pooled reader connection, as the database is now.
+    fn read_now<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.checkout_reader()?;
+        let out = f(&mut conn);
+        self.checkin_reader(conn);
+        out
     }
 
     /// A reader connection from the pool (or a new one).
@@ -299,10 +309,7 @@ impl Backend for SqliteStore {
 
     /// On a pooled reader connection.
     fn read<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = self.checkout_reader()?;
-        let out = f(&mut conn);
-        self.checkin_reader(conn);
-        out
+        self.read_now(f)
     }
 
     /// A read transaction on a reader: WAL keeps its snapshot while writes go on.
@@ -322,8 +329,9 @@ impl Backend for SqliteStore {
         Ok(Box::new(writer))
     }
 
-    /// On the writer when it is free within [`SPOOL_AFTER`] and no spooled lookup waits; in the
-    /// lookup spool otherwise (a long transaction, such as an upload, holds the writer).
+    /// On the writer when it is free within [`SPOOL_AFTER`] and no logged lookup waits; in the
+    /// lookup log otherwise (a long transaction, such as an upload, holds the writer), or on the
+    /// writer after all when another process owns the log.
     fn begin_lookups(&self) -> StoreResult<Box<dyn LookupTx + '_>> {
         if !self.spool.is_pending() {
             if let Some(mut writer) = self.writer_within(SPOOL_AFTER) {
@@ -331,11 +339,30 @@ impl Backend for SqliteStore {
                 return Ok(Box::new(SqlTx::new(Box::new(writer))));
             }
         }
-        Ok(Box::new(self.spool.begin(self)?))
+        if let Some(tx) = self.spool.begin(self)? {
+            return Ok(Box::new(tx));
+        }
+        // Another process owns the lookup log: wait for the writer.
+        let mut writer = take(&self.writer);
+        writer.begin()?;
+        Ok(Box::new(SqlTx::new(Box::new(writer))))
     }
 
+    /// The lookup service's log thread: the log is opened (made ready) at its first call, so
+    /// that the first lookup an upload holds up does not wait for that.
     fn drain_lookup_spool(&self) -> StoreResult<u64> {
+        self.spool.prepare(self)?;
         self.spool.drain(self)
+    }
+
+    /// The lookups logged so far (one batch: as many as a busy server logs in about a second).
+    fn copy_in_logged_lookups(&self, wait: bool) -> StoreResult<()> {
+        if wait {
+            self.spool.drain(self)?;
+        } else {
+            self.spool.copy_in_if_free(self);
+        }
+        Ok(())
     }
 
     /// The database with every spooled lookup copied in first.
