@@ -11,7 +11,8 @@
 //! A frame is its length, a CRC-32 of its body, and the body: the group's entries as JSON (the
 //! first entry's number and the rest numbered on), deflated (a group's entries repeat the same
 //! keys, clinician and setting: about a fifth of the bytes). A frame cut short by a crash, or
-//! whose CRC does not match, was never acknowledged and is cut off when the log is next opened.
+//! whose CRC does not match, was never acknowledged: it is not read, and the next frame is written
+//! over it.
 //!
 //! [`LookupSpool::drain`] copies the entries into the database in order, through the same writes
 //! a lookup makes (so the audit chain and notification numbering are the database's), and
@@ -19,11 +20,11 @@
 //! point neither loses an entry nor copies one twice. When no entry waits, the frames are zeroed
 //! and the log starts again at the file's start (a frame after the new ones, left from before,
 //! is never read: reading stops at the first frame whose number does not follow); one that has
-//! grown past [`REWRITE_AT`] with entries still waiting is rewritten with only those. The lookup service's log thread calls it whenever entries wait
-//! (`cpis_core::lookup`).
+//! grown past [`REWRITE_AT`] with entries still waiting is rewritten with only those. The lookup
+//! service's log thread calls it whenever entries wait (`cpis_core::lookup`).
 //!
-//! One process at a time owns the log (an advisory lock on the file): it appends, keeps the
-//! waiting entries in memory, and cuts the file back. Another process opening the same database
+//! One process at a time owns the log (an advisory lock on the file): it writes frames, keeps
+//! the waiting entries in memory, and zeroes or rewrites the file. Another process opening the same database
 //! (a command beside a running server) copies in what it can read of the log without changing
 //! the file, and writes its own lookups to the database; the copied-through mark keeps every
 //! entry copied once, whoever copies it.
@@ -57,8 +58,8 @@ use std::time::Duration;
 pub(super) const SPOOL_AFTER: Duration = Duration::from_millis(20);
 /// Logged entries copied in per transaction.
 const DRAIN_CHUNK: usize = 20_000;
-/// Once the log file is this long, a drain that leaves entries waiting rewrites it with only
-/// those (when none wait, it is cut back to nothing at once).
+/// Once the log's frames take this much, a drain that leaves entries waiting rewrites the file
+/// with only those (when none wait, the log starts again from the file's start at once).
 const REWRITE_AT: u64 = 64 << 20;
 /// Bytes of zeros the log file is made of before frames are written over them, so that writing
 /// a frame changes no file size (a size change makes `fdatasync` wait for the file system's
@@ -85,12 +86,7 @@ pub fn lookup_spool_entries() -> (u64, u64) {
 /// Entries the lookup log beside the SQLite database at `db` holds that the database has not
 /// copied in (crash tests, operators): read without changing either file.
 pub fn lookup_log_waiting(db: &Path) -> StoreResult<u64> {
-    let conn = connect(db)?;
-    let through: i64 = conn.query_row(
-        "SELECT through FROM lookup_spool_drained WHERE id = 1",
-        [],
-        |r| r.get(0),
-    )?;
+    let through = drained_through(&mut connect(db)?)?;
     let (entries, _) = read_log(&log_path(db))?;
     Ok(entries.iter().filter(|(id, _)| *id > through).count() as u64)
 }
@@ -166,6 +162,25 @@ fn drained_through(db: &mut dyn Db) -> StoreResult<i64> {
         .get(0)
 }
 
+/// One entry written into the database, as the lookup that logged it would have.
+fn copy_one(tx: &mut SqlTx<'_>, entry: &Entry) -> StoreResult<()> {
+    match entry {
+        Entry::Access(a) => tx.insert_access(a),
+        Entry::Notification(n) => tx.insert_notification(n),
+        Entry::Audit(e) => tx.append_audit(e),
+    }
+}
+
+/// Records, in the copying transaction, the last entry it copied.
+fn mark_copied(tx: &mut SqlTx<'_>, last: i64) -> StoreResult<()> {
+    tx.db_mut()
+        .exec(
+            "UPDATE lookup_spool_drained SET through = $1 WHERE id = 1",
+            &[&last],
+        )
+        .map(drop)
+}
+
 fn io(what: &str, e: std::io::Error) -> StoreError {
     StoreError::unavailable(format!("lookup log: {what}: {e}"))
 }
@@ -196,22 +211,25 @@ fn encode(first: i64, entries: &[Entry]) -> StoreResult<Vec<u8>> {
     Ok(out)
 }
 
-/// The whole frames at the start of `bytes`, numbered, and how many bytes they take: reading
-/// stops at the first frame cut short or whose CRC or numbering is wrong.
-fn decode_frames(bytes: &[u8]) -> (Vec<(i64, Entry)>, u64) {
+/// The whole frames at the start of `log`, numbered, and how many bytes they take: reading
+/// stops at the first frame cut short or whose CRC or numbering is wrong (so the zeros after the
+/// last frame are not read).
+fn decode_frames(mut log: impl Read) -> (Vec<(i64, Entry)>, u64) {
     let mut out: Vec<(i64, Entry)> = Vec::new();
-    let mut at = 0usize;
-    while let Some(header) = bytes.get(at..at + HEADER) {
+    let mut at = 0u64;
+    let mut header = [0u8; HEADER];
+    while log.read_exact(&mut header).is_ok() {
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        let Some(body) = bytes.get(at + HEADER..at + HEADER + len as usize) else {
+        if len > MAX_BODY {
             break;
-        };
-        if len > MAX_BODY || crc32fast::hash(body) != crc {
+        }
+        let mut body = vec![0u8; len as usize];
+        if log.read_exact(&mut body).is_err() || crc32fast::hash(&body) != crc {
             break;
         }
         let mut json = Vec::new();
-        if flate2::read::DeflateDecoder::new(body)
+        if flate2::read::DeflateDecoder::new(&body[..])
             .read_to_end(&mut json)
             .is_err()
         {
@@ -224,20 +242,18 @@ fn decode_frames(bytes: &[u8]) -> (Vec<(i64, Entry)>, u64) {
             break;
         }
         out.extend((frame.first..).zip(frame.entries));
-        at += HEADER + len as usize;
+        at += (HEADER + body.len()) as u64;
     }
-    (out, at as u64)
+    (out, at)
 }
 
 /// The log at `path` (nothing when there is no file).
 fn read_log(path: &Path) -> StoreResult<(Vec<(i64, Entry)>, u64)> {
-    let mut bytes = Vec::new();
     match File::open(path) {
-        Ok(mut f) => f.read_to_end(&mut bytes).map_err(|e| io("read", e))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(e) => return Err(io("open", e)),
-    };
-    Ok(decode_frames(&bytes))
+        Ok(f) => Ok(decode_frames(std::io::BufReader::new(f))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Vec::new(), 0)),
+        Err(e) => Err(io("open", e)),
+    }
 }
 
 /// Writes zeros over `from..to` of `file` (not synced).
@@ -373,8 +389,9 @@ impl LookupSpool {
     }
 
     /// The log's state, opening it at first use: this process owns the log when it can lock the
-    /// file; it then reads the entries the database has not copied in (cutting off a torn last
-    /// frame). Entry numbers never go back below what the database has copied.
+    /// file; it then reads the entries the database has not copied in (up to a torn last frame,
+    /// which the next frame is written over). Entry numbers never go back below what the
+    /// database has copied.
     fn lock(&self, store: &SqliteStore) -> StoreResult<MutexGuard<'_, State>> {
         let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if !matches!(*guard, State::Open(_)) {
@@ -384,7 +401,7 @@ impl LookupSpool {
     }
 
     fn open(&self, store: &SqliteStore) -> StoreResult<State> {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
@@ -396,13 +413,12 @@ impl LookupSpool {
             Err(std::fs::TryLockError::WouldBlock) => return Ok(State::Elsewhere),
             Err(e) => return Err(e.into()),
         }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(|e| io("read", e))?;
         // What follows the whole frames (zeros, a frame never acknowledged because the process
         // died writing it, frames of an earlier pass already copied in) is written over.
-        let (entries, len) = decode_frames(&bytes);
-        if (bytes.len() as u64) < PREALLOCATE {
-            zero(&file, bytes.len() as u64, PREALLOCATE)?;
+        let (entries, len) = decode_frames(std::io::BufReader::new(&file));
+        let size = file.metadata().map_err(|e| io("stat", e))?.len();
+        if size < PREALLOCATE {
+            zero(&file, size, PREALLOCATE)?;
             file.sync_all().map_err(|e| io("sync", e))?;
         }
         let through = store.read_now(drained_through)?;
@@ -520,16 +536,9 @@ impl LookupSpool {
             return Ok(0);
         };
         for (_, entry) in &batch {
-            match &**entry {
-                Entry::Access(a) => tx.insert_access(a)?,
-                Entry::Notification(n) => tx.insert_notification(n)?,
-                Entry::Audit(e) => tx.append_audit(e)?,
-            }
+            copy_one(&mut tx, entry)?;
         }
-        tx.db_mut().exec(
-            "UPDATE lookup_spool_drained SET through = $1 WHERE id = 1",
-            &[&last],
-        )?;
+        mark_copied(&mut tx, last)?;
         Box::new(tx).commit()?;
         {
             let mut state = self.lock(store)?;
@@ -596,18 +605,11 @@ impl LookupSpool {
             for (id, text) in rows {
                 let entry: Entry = serde_json::from_str(&text)
                     .map_err(|e| StoreError::corrupt(format!("lookup spool entry: {e}")))?;
-                match entry {
-                    Entry::Access(a) => tx.insert_access(&a)?,
-                    Entry::Notification(n) => tx.insert_notification(&n)?,
-                    Entry::Audit(e) => tx.append_audit(&e)?,
-                }
+                copy_one(&mut tx, &entry)?;
                 last = id;
             }
         }
-        tx.db_mut().exec(
-            "UPDATE lookup_spool_drained SET through = $1 WHERE id = 1",
-            &[&last],
-        )?;
+        mark_copied(&mut tx, last)?;
         Box::new(tx).commit()?;
         drop(spool);
         for suffix in ["", "-wal", "-shm"] {
@@ -774,6 +776,19 @@ mod tests {
         )
     }
 
+    /// Groups of audit entries (their actions) logged while the writer is held, as behind an
+    /// upload: one frame a group.
+    fn log_while_busy(store: &SqliteStore, groups: &[&[&str]]) {
+        let _upload = store.writer.lock().unwrap();
+        for group in groups {
+            let mut tx = Store::begin_lookups(store).unwrap();
+            for action in *group {
+                tx.append_audit(&audit(action)).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+    }
+
     /// The audit entries with actions starting `prefix`.
     fn audited(store: &SqliteStore, prefix: &str) -> usize {
         Store::audit_search(
@@ -796,13 +811,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("cpis.db");
         let store = SqliteStore::open(&db).unwrap();
-        {
-            let _upload = store.writer.lock().unwrap();
-            let mut tx = Store::begin_lookups(&store).unwrap();
-            tx.append_audit(&audit("lookup.logged-1")).unwrap();
-            tx.append_audit(&audit("lookup.logged-2")).unwrap();
-            tx.commit().unwrap();
-        }
+        log_while_busy(&store, &[&["lookup.logged-1", "lookup.logged-2"]]);
         assert!(store.spool.is_pending());
         // Killed: nothing copied in, and half a frame written after the acknowledged one.
         drop(store);
@@ -835,16 +844,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("cpis.db");
         let store = SqliteStore::open(&db).unwrap();
-        {
-            let _upload = store.writer.lock().unwrap();
-            for i in 0..3 {
-                let mut tx = Store::begin_lookups(&store).unwrap();
-                tx.append_audit(&audit(&format!("lookup.frame-{i}")))
-                    .unwrap();
-                tx.commit().unwrap();
-            }
-        }
-        let before = std::fs::metadata(log_path(&db)).unwrap().len();
+        log_while_busy(
+            &store,
+            &[
+                &["lookup.frame-0"],
+                &["lookup.frame-1"],
+                &["lookup.frame-2"],
+            ],
+        );
+        let (_, before) = read_log(&log_path(&db)).unwrap();
         // The first frame copied in (as a drain racing the next group would leave it), then the
         // log cut back as if it were long.
         let mut state = store.spool.lock(&store).unwrap();
@@ -914,7 +922,7 @@ mod tests {
         let one = encode(5, &[audit("a"), audit("b")]).unwrap();
         let two = encode(7, &[audit("c")]).unwrap();
         let both = [one.clone(), two.clone()].concat();
-        let (entries, len) = decode_frames(&both);
+        let (entries, len) = decode_frames(&both[..]);
         assert_eq!(
             entries.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
             [5, 6, 7]
@@ -923,10 +931,10 @@ mod tests {
         let mut damaged = both.clone();
         let last = damaged.len() - 2;
         damaged[last] ^= 1;
-        assert_eq!(decode_frames(&damaged).1, one.len() as u64);
+        assert_eq!(decode_frames(&damaged[..]).1, one.len() as u64);
         assert_eq!(decode_frames(&both[..both.len() - 1]).1, one.len() as u64);
         // Numbers that go back are not this log's.
         let again = [one.clone(), encode(6, &[audit("d")]).unwrap()].concat();
-        assert_eq!(decode_frames(&again).1, one.len() as u64);
+        assert_eq!(decode_frames(&again[..]).1, one.len() as u64);
     }
 }
