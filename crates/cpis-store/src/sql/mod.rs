@@ -364,8 +364,8 @@ pub trait Backend: Send + Sync {
     /// Copies in the lookups made durable outside the tables (SQLite's lookup log) before a
     /// call that reads or changes what lookups write (accesses, notifications, their
     /// deliveries, the audit log), so that a caller sees what it was answered: `wait`ing for the
-    /// writer before a write, only when the writer is free before a read (a read never waits
-    /// for an upload). Nothing to do on a backend that writes lookups in place.
+    /// writer before a write, only when the writer is free within moments before a read (a read
+    /// does not wait for an upload). Nothing to do on a backend that writes lookups in place.
     fn copy_in_logged_lookups(&self, _wait: bool) -> StoreResult<()> {
         Ok(())
     }

@@ -119,8 +119,8 @@ store! {
     // Lookups and notifications.
     /// Opens the write transaction a batch of lookups runs in: each lookup reads the child's
     /// records and writes its access and notifications in it, and all commit together, durably.
-    /// On SQLite, while a long transaction (an upload) holds the one writer, the group reads a
-    /// snapshot and is made durable in the lookup spool instead (`sqlite/lookup_spool.rs`).
+    /// On SQLite the group reads a snapshot and is made durable in the lookup log, copied in
+    /// later, many lookups at once (`sqlite/lookup_spool.rs`).
     lookups: fn begin_lookups(&self) -> Box<dyn LookupTx + '_>;
     /// Copies spooled lookups into the database, up to a bounded batch in one transaction,
     /// waiting for the writer: how many were copied (0 when none wait; always 0 on PostgreSQL).
@@ -128,11 +128,11 @@ store! {
     /// What a lookup of `nhs` reads before its writes, in one snapshot: records, their LAs, the
     /// `history` most recent unscheduled accesses and the attendance up to the newest of them
     /// (on a backend whose [`Store::views_on_readers`]; [`LookupTx::view`] otherwise).
-    snapshot: fn lookup_view(&self, nhs: NhsNumber, history: usize, now: DateTime<Utc>)
+    snapshot_logged: fn lookup_view(&self, nhs: NhsNumber, history: usize, now: DateTime<Utc>)
         -> LookupView => history::lookup_view;
     /// [`Store::lookup_view`] of each child in `nhs`, in one snapshot, in the same order: what a
     /// reader reads for the lookups waiting at once.
-    snapshot: fn lookup_views(&self, nhs: &[NhsNumber], history: usize, now: DateTime<Utc>)
+    snapshot_logged: fn lookup_views(&self, nhs: &[NhsNumber], history: usize, now: DateTime<Utc>)
         -> Vec<LookupView> => history::lookup_views;
     /// A child's attendance in the windows ending `now` (what a lookup counts; here for the
     /// contract tests and read-only callers).

@@ -10,7 +10,7 @@ pub use lookup_spool::{lookup_log_waiting, lookup_spool_entries};
 use crate::sql::{to_sqlite, Arg, Args, Backend, Db, DbHandle, Lock, Row, SqlTx, Value};
 use crate::LookupTx;
 use crate::{StoreError, StoreResult};
-use lookup_spool::{LookupSpool, SPOOL_AFTER};
+use lookup_spool::LookupSpool;
 use rusqlite::config::DbConfig;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params_from_iter, Connection, ErrorCode, OpenFlags};
@@ -37,6 +37,12 @@ pub struct SqliteStore {
     /// Where lookups are made durable, to be copied in by the lookup service's log thread
     /// (`lookup_spool.rs`).
     spool: LookupSpool,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.spool.flush_owned(self);
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -329,16 +335,9 @@ impl Backend for SqliteStore {
         Ok(Box::new(writer))
     }
 
-    /// On the writer when it is free within [`SPOOL_AFTER`] and no logged lookup waits; in the
-    /// lookup log otherwise (a long transaction, such as an upload, holds the writer), or on the
-    /// writer after all when another process owns the log.
+    /// In the lookup log (never waiting for the writer, and copied in many lookups to a
+    /// transaction: `lookup_spool.rs`), or on the writer when another process owns the log.
     fn begin_lookups(&self) -> StoreResult<Box<dyn LookupTx + '_>> {
-        if !self.spool.is_pending() {
-            if let Some(mut writer) = self.writer_within(SPOOL_AFTER) {
-                writer.begin()?;
-                return Ok(Box::new(SqlTx::new(Box::new(writer))));
-            }
-        }
         if let Some(tx) = self.spool.begin(self)? {
             return Ok(Box::new(tx));
         }
