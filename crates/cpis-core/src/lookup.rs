@@ -384,8 +384,12 @@ impl Worker {
                 }
             }
             match self.commit_group(&mut group) {
-                Ok(results) => {
-                    self.bus.publish();
+                Ok((results, in_tables)) => {
+                    // Logged lookups are published by the log thread once copied in: a consumer
+                    // woken now would read nothing new, or copy the group in on its own.
+                    if in_tables {
+                        self.bus.publish();
+                    }
                     for (job, result) in group.into_iter().zip(results) {
                         let _ = job.reply.send(Ok(result));
                     }
@@ -400,8 +404,10 @@ impl Worker {
         }
     }
 
-    fn commit_group(&self, group: &mut [Job]) -> Result<Vec<LookupResult>, StoreError> {
+    /// The group's results, and whether its writes are in the tables (not in the lookup log).
+    fn commit_group(&self, group: &mut [Job]) -> Result<(Vec<LookupResult>, bool), StoreError> {
         let mut tx = self.store.begin_lookups()?;
+        let in_tables = tx.writes_tables();
         // The accesses committed since the views read ahead were read, for the whole group.
         let ahead: Vec<(NhsNumber, i64)> = (group.iter())
             .filter_map(|job| {
@@ -419,7 +425,7 @@ impl Worker {
             results.push(self.one(tx.as_mut(), &job.request, view)?);
         }
         tx.commit()?;
-        Ok(results)
+        Ok((results, in_tables))
     }
 
     fn one(

@@ -104,6 +104,11 @@ pub trait LookupTx {
     fn insert_notification(&mut self, notification: &NewNotification) -> StoreResult<()>;
     /// Appends an audit entry inside this transaction.
     fn append_audit(&mut self, entry: &AuditEntry) -> StoreResult<()>;
+    /// Whether the commit puts the writes in the tables (`false`: in SQLite's lookup log, from
+    /// which [`Store::drain_lookup_spool`] copies them in, and whose caller tells consumers then).
+    fn writes_tables(&self) -> bool {
+        true
+    }
     fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 

@@ -35,6 +35,9 @@ async fn app_with_a_claimed_delivery() -> (TestApp, Vec<cpis_store::DueDelivery>
         )
         .unwrap();
     app.notifying_lookup(SHARED_CHILD, ED_TOKEN).await;
+    // Its delivery in the tables, as the lookup service's log thread leaves it moments later
+    // (SQLite's lookup log).
+    app.store.drain_lookup_spool().unwrap();
     let claimed = app
         .store
         .claim_deliveries(now, now + chrono::Duration::seconds(60), 10)

@@ -764,6 +764,10 @@ impl LookupTx for SpoolTx<'_> {
         Ok(())
     }
 
+    fn writes_tables(&self) -> bool {
+        false
+    }
+
     /// Durable in the log (one frame, `fdatasync`) before it returns. A failed write is cut off
     /// the file again; if even that fails, this process stops logging lookups.
     fn commit(mut self: Box<Self>) -> StoreResult<()> {
