@@ -46,11 +46,12 @@ const MAX_GROUP: usize = 512;
 const READERS: usize = 1;
 /// Most lookups whose views a reader reads together.
 const READ_BATCH: usize = 64;
-/// How often the log thread copies logged lookups in: each copy takes every lookup logged
-/// since the last (on SQLite every lookup is logged), so the pages its rows are appended to are
-/// written once for all of them (issue #16: ~5 KB per lookup in all, where each group committed
-/// on its own wrote ~20 KB). A reader of the LA's notifications copies them in at once
-/// (`cpis_store::sqlite::lookup_spool`), so this is not the latency of a notification.
+/// The log thread copies logged lookups in at most this often: a group logged on a quiet server
+/// is copied in (and its notifications pushed) at once, and under load each copy takes every
+/// lookup logged in the last 20 ms (on SQLite every lookup is logged), so the pages its rows are
+/// appended to are written once for all of them (issue #16: ~5 KB per lookup in all, where each
+/// group committed on its own wrote ~20 KB). It also looks this often for lookups logged where
+/// it is not told (`cpis_store::sqlite::lookup_spool`).
 const SPOOL_IDLE: Duration = Duration::from_millis(20);
 /// How long it waits after the store refused to copy them in.
 const SPOOL_RETRY: Duration = Duration::from_secs(1);
@@ -232,12 +233,14 @@ impl LookupService {
         } else {
             to_writer
         };
+        let (logged, wake) = sync_channel::<()>(1);
         let worker = Worker {
             store: store.clone(),
             clock: clock.clone(),
             policy,
             attendance: settings.attendance,
             bus: bus.clone(),
+            logged,
         };
         std::thread::Builder::new()
             .name("cpis-lookups".into())
@@ -248,7 +251,7 @@ impl LookupService {
             (store.clone(), bus.clone(), Arc::downgrade(&alive));
         std::thread::Builder::new()
             .name("cpis-lookup-spool".into())
-            .spawn(move || drain_spool(spool_store.as_ref(), &spool_bus, &spool_alive))
+            .spawn(move || drain_spool(spool_store.as_ref(), &spool_bus, &wake, &spool_alive))
             .expect("spawn the lookup spool thread");
         LookupService {
             queue,
@@ -322,6 +325,8 @@ impl LookupService {
 
 struct Worker {
     bus: Arc<NotificationBus>,
+    /// Tells the log thread a group was logged.
+    logged: SyncSender<()>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policy: VisibilityPolicy,
@@ -389,6 +394,9 @@ impl Worker {
                     // woken now would read nothing new, or copy the group in on its own.
                     if in_tables {
                         self.bus.publish();
+                    } else {
+                        // Full: the log thread has been told already.
+                        let _ = self.logged.try_send(());
                     }
                     for (job, result) in group.into_iter().zip(results) {
                         let _ = job.reply.send(Ok(result));
@@ -510,16 +518,22 @@ impl Worker {
     }
 }
 
-/// Copies logged lookups into the store every [`SPOOL_IDLE`] (SQLite), and publishes each batch
-/// on the bus, so LAs see those notifications moments after they were logged (or after an upload
-/// holding the writer commits). Returns once the last handle to the lookup service is gone.
-fn drain_spool(store: &dyn Store, bus: &NotificationBus, alive: &Weak<()>) {
+/// Copies logged lookups into the store when the lookup writer says a group was logged (at most
+/// once per [`SPOOL_IDLE`]), or every [`SPOOL_IDLE`] (SQLite), and publishes each batch on the bus,
+/// so LAs see those notifications moments after they were logged (or after an upload holding the
+/// writer commits). Returns once the last handle to the lookup service is gone.
+fn drain_spool(store: &dyn Store, bus: &NotificationBus, logged: &Receiver<()>, alive: &Weak<()>) {
+    let mut last_copy: Option<std::time::Instant> = None;
     while alive.strong_count() > 0 {
+        let _ = logged.recv_timeout(SPOOL_IDLE);
+        if let Some(wait) = last_copy.and_then(|at| SPOOL_IDLE.checked_sub(at.elapsed())) {
+            std::thread::sleep(wait);
+        }
         match store.drain_lookup_spool() {
-            Ok(0) => std::thread::sleep(SPOOL_IDLE),
+            Ok(0) => {}
             Ok(_) => {
                 bus.publish();
-                std::thread::sleep(SPOOL_IDLE);
+                last_copy = Some(std::time::Instant::now());
             }
             Err(e) => {
                 tracing::warn!(error = %e, "spooled lookups could not be copied in yet; retrying");
