@@ -37,11 +37,12 @@
 //!
 //! While entries wait, a logged lookup sees them: the accesses since its view are the
 //! database's plus the log's. The store's reads of what lookups write (the LA's inbox, the
-//! clinician's history page, the audit log, webhook deliveries) copy waiting entries in first when
-//! the writer is free within 50 ms ([`LookupSpool::copy_in_if_free`]; a read does not wait for an
-//! upload), and its writes to them
-//! (an LA acknowledging a notification) wait for the copy: what a clinician was answered is what
-//! everyone reads (once an upload holding the writer has committed).
+//! clinician's history page, the audit log, lookup views) copy waiting entries in first when the
+//! writer is free within [`READ_WAIT`] ([`LookupSpool::copy_in_if_free`]; a read does not wait
+//! for an upload), and its writes to them (an LA acknowledging a notification) wait for the copy:
+//! what a clinician was answered is what everyone reads (once an upload holding the writer has
+//! committed). The webhook worker and SSE streams are woken when the log thread has copied a
+//! batch in.
 //!
 //! A log left by an earlier version (`<database>-lookups`, a SQLite file) is copied in and
 //! removed when the database is opened.
