@@ -56,7 +56,7 @@ use rusqlite::Connection;
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -120,6 +120,11 @@ struct Frame {
 /// The log as the owning process keeps it.
 struct Owned {
     file: File,
+    /// Where frames are written when the file system takes direct writes ([`Direct`]).
+    direct: Option<Direct>,
+    /// The bytes of the direct-write block `len` falls in, before `len` (what a frame written
+    /// there must send again with it).
+    tail: Vec<u8>,
     /// Bytes of whole frames at the file's start: where the next frame is written.
     len: u64,
     /// Entries not yet known to be copied in, oldest first (numbers consecutive). Shared with
@@ -310,6 +315,94 @@ fn drop_cache(file: &File) {
     }
 }
 
+/// The log opened for direct writes (`O_DIRECT`), where its file system takes them: a frame goes
+/// to the disk as the few blocks it ends in (512 bytes each on most disks) instead of through the
+/// page cache, which sends the whole 4 KiB page (or two) each frame touches at its `fdatasync`.
+/// At 8 connections a group is about 4 lookups and its frame about 1.6 KB: about 2 KB sent per
+/// frame instead of about 5 KB (BENCHMARKS.md, 2026-12-04 fifth session).
+struct Direct {
+    file: File,
+    /// The offsets and lengths a direct write must be a multiple of.
+    block: usize,
+    /// The alignment of the memory a direct write is sent from.
+    memory: usize,
+}
+
+impl Direct {
+    /// `None` where the file system does not say it takes direct writes (`statx` DIOALIGN,
+    /// Linux 6.1 and later), or only in blocks of a page or more (no gain).
+    fn open(path: &Path, file: &File) -> Option<Direct> {
+        use rustix::fs::{AtFlags, StatxFlags};
+        let st = rustix::fs::statx(file, "", AtFlags::EMPTY_PATH, StatxFlags::DIOALIGN).ok()?;
+        if st.stx_mask & StatxFlags::DIOALIGN.bits() == 0 {
+            return None;
+        }
+        let block = usize::try_from(st.stx_dio_offset_align).ok()?;
+        let memory = usize::try_from(st.stx_dio_mem_align).ok()?;
+        if block == 0 || memory == 0 || block as u64 >= PAGE {
+            return None;
+        }
+        let flags = i32::try_from(rustix::fs::OFlags::DIRECT.bits()).ok()?;
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(flags)
+            .open(path)
+            .ok()?;
+        Some(Direct {
+            file,
+            block,
+            memory,
+        })
+    }
+
+    /// A zeroed buffer of `len` bytes (a multiple of the block) at the alignment direct writes
+    /// need: the buffer and where the aligned bytes start in it.
+    fn buffer(&self, len: usize) -> (Vec<u8>, usize) {
+        let buf = vec![0u8; len + self.memory];
+        let skip = buf.as_ptr().align_offset(self.memory);
+        (buf, skip)
+    }
+
+    /// Writes `frame` at `at`, after `tail` (the bytes from the block `at` falls in up to `at`),
+    /// padded with zeros to the block; the new tail in `tail` afterwards.
+    fn append(&self, tail: &mut Vec<u8>, frame: &[u8], at: u64) -> std::io::Result<()> {
+        let start = at - tail.len() as u64;
+        let used = tail.len() + frame.len();
+        let len = used.div_ceil(self.block) * self.block;
+        let (mut buf, skip) = self.buffer(len);
+        let blocks = &mut buf[skip..skip + len];
+        blocks[..tail.len()].copy_from_slice(tail);
+        blocks[tail.len()..used].copy_from_slice(frame);
+        self.file.write_all_at(blocks, start)?;
+        let whole = used - used % self.block;
+        *tail = blocks[whole..used].to_vec();
+        Ok(())
+    }
+
+    /// Writes zeros over the blocks of `0..to`.
+    fn zero(&self, to: u64) -> std::io::Result<()> {
+        let chunk = 64 << 10;
+        let (buf, skip) = self.buffer(chunk);
+        let zeros = &buf[skip..skip + chunk];
+        let to = to.div_ceil(self.block as u64) * self.block as u64;
+        let mut at = 0;
+        while at < to {
+            let n = (to - at).min(chunk as u64) as usize;
+            self.file.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    /// The bytes of `file` from the block `len` falls in up to `len`.
+    fn tail_of(&self, file: &File, len: u64) -> std::io::Result<Vec<u8>> {
+        let n = len % self.block as u64;
+        let mut tail = vec![0u8; n as usize];
+        file.read_exact_at(&mut tail, len - n)?;
+        Ok(tail)
+    }
+}
+
 /// Makes a rename or a new file in the log's directory durable.
 fn sync_dir(path: &Path) -> StoreResult<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
@@ -319,6 +412,23 @@ fn sync_dir(path: &Path) -> StoreResult<()> {
 }
 
 impl Owned {
+    /// Writes `frame` at `len` (not synced): directly where the file system takes it, through
+    /// the page cache otherwise, or when a direct write is refused as unaligned (`EINVAL`, before
+    /// anything is written), from then on.
+    fn append(&mut self, frame: &[u8]) -> std::io::Result<()> {
+        if let Some(direct) = &self.direct {
+            match direct.append(&mut self.tail, frame, self.len) {
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                    tracing::warn!(error = %e, "lookup log: direct writes refused; writing through the page cache");
+                    self.direct = None;
+                    self.tail.clear();
+                }
+                done => return done,
+            }
+        }
+        write_pages(&self.file, frame, self.len)
+    }
+
     fn push(&mut self, id: i64, entry: Entry) {
         if let Entry::Access(a) = &entry {
             if a.kind == AccessKind::Unscheduled {
@@ -358,8 +468,12 @@ impl Owned {
             if self.len > 0 {
                 // Not synced: should the zeros be lost in a crash, the frames come back holding
                 // only entries the database has (skipped by number).
-                zero(&self.file, 0, self.len)?;
+                match &self.direct {
+                    Some(direct) => direct.zero(self.len).map_err(|e| io("zero", e))?,
+                    None => zero(&self.file, 0, self.len)?,
+                }
                 self.len = 0;
+                self.tail.clear();
             }
             return Ok(());
         }
@@ -390,8 +504,14 @@ impl Owned {
         file.try_lock().map_err(|e| io("lock", e.into()))?;
         std::fs::rename(&tmp, path).map_err(|e| io("rename", e))?;
         sync_dir(path)?;
-        self.file = file;
+        drop_cache(&file);
         self.len = frame.len() as u64;
+        self.direct = Direct::open(path, &file);
+        self.tail = match &self.direct {
+            Some(direct) => direct.tail_of(&file, self.len).map_err(|e| io("read", e))?,
+            None => Vec::new(),
+        };
+        self.file = file;
         Ok(())
     }
 }
@@ -463,8 +583,15 @@ impl LookupSpool {
         }
         drop_cache(&file);
         let through = store.read_now(drained_through)?;
+        let direct = Direct::open(&self.path, &file);
+        let tail = match &direct {
+            Some(direct) => direct.tail_of(&file, len).map_err(|e| io("read", e))?,
+            None => Vec::new(),
+        };
         let mut owned = Owned {
             file,
+            direct,
+            tail,
             len,
             waiting: VecDeque::new(),
             by_child: HashMap::new(),
@@ -781,8 +908,7 @@ impl LookupTx for SpoolTx<'_> {
         }
         let first = owned.next;
         let frame = encode(first, &written)?;
-        let appended =
-            write_pages(&owned.file, &frame, owned.len).and_then(|()| owned.file.sync_data());
+        let appended = owned.append(&frame).and_then(|()| owned.file.sync_data());
         if let Err(e) = appended {
             // What reached the file is unknown: the log is read again at its next use.
             *self.state = State::Closed;
@@ -879,7 +1005,7 @@ mod tests {
             store,
             &crate::AuditQuery {
                 action_prefix: Some(prefix.to_owned()),
-                limit: 100,
+                limit: 1_000,
                 ..Default::default()
             },
         )
@@ -918,6 +1044,43 @@ mod tests {
             per_frame <= 2 * PAGE,
             "{per_frame} bytes written per frame of one audit entry"
         );
+        // Written directly where the file system takes it: the blocks a frame ends in, not the
+        // page.
+        if matches!(&*store.spool.lock(&store).unwrap(), State::Open(o) if o.direct.is_some()) {
+            assert!(
+                per_frame < PAGE,
+                "{per_frame} bytes per frame written directly"
+            );
+        }
+    }
+
+    /// Frames of many sizes, written one after another into shared blocks (direct writes send
+    /// the block a frame starts in again, with the bytes before it), read back whole and in order
+    /// by the next process, and copied in once.
+    #[test]
+    fn frames_sharing_blocks_are_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cpis.db");
+        let store = SqliteStore::open(&db).unwrap();
+        let actions: Vec<String> = (0..300)
+            .map(|i| format!("lookup.frame-{i}-{}", "x".repeat(i * 7 % 900)))
+            .collect();
+        let groups: Vec<Vec<&str>> = actions.iter().map(|a| vec![a.as_str()]).collect();
+        let groups: Vec<&[&str]> = groups.iter().map(Vec::as_slice).collect();
+        log_while_busy(&store, &groups);
+        kill(store);
+        let (logged, _) = read_log(&log_path(&db)).unwrap();
+        let read: Vec<String> = logged
+            .iter()
+            .map(|(_, e)| match e {
+                Entry::Audit(a) => a.action.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(read, actions);
+        let store = SqliteStore::open(&db).unwrap();
+        assert_eq!(audited(&store, "lookup.frame-"), 300);
+        assert_eq!(lookup_log_waiting(&db).unwrap(), 0);
     }
 
     /// Lookups logged while the writer was busy survive the process that logged them (killed
