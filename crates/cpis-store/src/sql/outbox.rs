@@ -2,7 +2,7 @@
 //! MESH outbox. Workers claim due rows `FOR UPDATE SKIP LOCKED` on PostgreSQL (several servers),
 //! under the one writer on SQLite, and lease them until a time, so no row is sent twice at once.
 
-use super::{big, from_row, Db, Lock, Row, ToArg};
+use super::{big, from_row, Db, FromValue, Lock, Row, ToArg, Value};
 use crate::{
     DeadDelivery, DueDelivery, MeshOutboxEntry, MeshOutgoing, NewMeshMessage, NotificationOrder,
     NotificationQuery, OutboxStats, StoreError, StoreResult, Webhook,
@@ -14,6 +14,7 @@ use cpis_domain::work_queue::{actionable_codes, AckDetails, AckOutcome, PayloadK
 use cpis_domain::{
     Access, Accessor, AuditEntry, NewNotification, NhsIdentity, NhsNumber, Notification, OdsCode,
 };
+use std::io::{Read, Write};
 
 pub fn insert_access(db: &mut dyn Db, a: &Access) -> StoreResult<()> {
     db.exec(
@@ -162,6 +163,7 @@ pub fn insert_notification(
         *locked = true;
     }
     let keys = PayloadKeys::of(&n.payload);
+    let payload = StoredPayload::at_rest(db, &n.payload)?;
     db.exec(
         "INSERT INTO notifications (id, la_ods, kind, created_at, payload, nhs_number, setting_ods,
                                    pattern, la_seq)
@@ -172,7 +174,7 @@ pub fn insert_notification(
             &n.la.as_str(),
             &n.kind.code(),
             &n.created_at,
-            &n.payload,
+            payload.as_ref(),
             &keys.nhs_number,
             &keys.setting,
             &keys.pattern,
@@ -188,18 +190,60 @@ pub fn insert_notification(
 }
 
 const NOTIFICATION_COLUMNS: &str =
-    "n.id, n.la_seq, n.la_ods, n.kind, n.created_at, n.payload, n.acknowledged_at, n.acknowledged_by,
+    "n.id, n.la_seq, n.la_ods, n.kind, n.created_at, n.acknowledged_at, n.acknowledged_by,
      n.acknowledged_by_name, n.ack_outcome, n.ack_note, n.assigned_to, n.assigned_user,
-     n.escalated_at";
+     n.escalated_at, n.payload";
 /// How many columns [`NOTIFICATION_COLUMNS`] names.
 const NOTIFICATION_COLUMN_COUNT: usize = 14;
 
 /// A notification from [`NOTIFICATION_COLUMNS`] starting at column `at`.
 fn notification(r: &Row, at: usize) -> StoreResult<Notification> {
     Ok(from_row!(r, at => Notification {
-        id, seq, la, kind, created_at, payload, acknowledged_at, acknowledged_by,
-        acknowledged_by_name, outcome, note, assigned_to, assigned_user, escalated_at
+        id, seq, la, kind, created_at, acknowledged_at, acknowledged_by,
+        acknowledged_by_name, outcome, note, assigned_to, assigned_user, escalated_at,
+        payload = r.get::<StoredPayload>(at + NOTIFICATION_COLUMN_COUNT - 1)?.0
     }))
+}
+
+/// A notification's payload as the database keeps it: JSON text on PostgreSQL; deflated JSON
+/// (a BLOB) on SQLite, where the payload (about 860 bytes of JSON, repeating the access and the
+/// LA's record of the child) was half of the bytes a lookup's rows take, and every byte of them is
+/// written twice, to the WAL and at the checkpoint (issue #16); text written before reads as it
+/// is.
+struct StoredPayload(String);
+
+impl StoredPayload {
+    /// `payload` as this database keeps it.
+    fn at_rest(db: &mut dyn Db, payload: &str) -> StoreResult<Box<dyn ToArg>> {
+        if db.postgres().is_some() {
+            return Ok(Box::new(payload.to_owned()));
+        }
+        let mut deflate =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        deflate
+            .write_all(payload.as_bytes())
+            .and_then(|()| deflate.finish())
+            .map(|bytes| Box::new(bytes) as Box<dyn ToArg>)
+            .map_err(|e| StoreError::Backend(format!("deflate a notification: {e}")))
+    }
+}
+
+impl FromValue for StoredPayload {
+    fn from_value(v: &Value) -> Option<StoreResult<Self>> {
+        match v {
+            Value::Text(s) => Some(Ok(StoredPayload(s.clone()))),
+            Value::Blob(b) => {
+                let mut text = String::new();
+                Some(
+                    flate2::read::DeflateDecoder::new(&b[..])
+                        .read_to_string(&mut text)
+                        .map(|_| StoredPayload(text))
+                        .map_err(|e| StoreError::corrupt(format!("notification payload: {e}"))),
+                )
+            }
+            _ => None,
+        }
+    }
 }
 
 /// An LA's notifications after the cursor, oldest first.

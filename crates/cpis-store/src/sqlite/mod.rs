@@ -374,3 +374,65 @@ impl Backend for SqliteStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+    use chrono::Utc;
+    use cpis_domain::{NewNotification, NotificationKind, OdsCode};
+
+    /// A notification's payload is kept deflated (a BLOB) and reads back as written, as does
+    /// one an earlier version kept as text.
+    #[test]
+    fn notification_payloads_are_deflated_at_rest_and_text_ones_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("cpis.db");
+        let store = SqliteStore::open(&db).unwrap();
+        let la = OdsCode::parse("E08000026").unwrap();
+        let payload = format!(
+            "{{\"kind\":\"access\",\"child\":{{\"given_name\":\"Zo\u{eb}\"}},\"pad\":\"{}\"}}",
+            "abc".repeat(200)
+        );
+        let mut tx = Store::begin_lookups(&store).unwrap();
+        tx.insert_notification(&NewNotification {
+            id: "n-deflated".into(),
+            la: la.clone(),
+            kind: NotificationKind::Access,
+            created_at: Utc::now(),
+            payload: payload.clone(),
+        })
+        .unwrap();
+        tx.commit().unwrap();
+        Store::drain_lookup_spool(&store).unwrap();
+        let raw = connect(&db).unwrap();
+        let (kind, size): (String, i64) = raw
+            .query_row(
+                "SELECT typeof(payload), length(payload) FROM notifications WHERE id = 'n-deflated'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(kind, "blob");
+        assert!((size as usize) < payload.len() / 2, "{size} bytes at rest");
+        raw.execute(
+            "INSERT INTO notifications (id, la_ods, kind, created_at, payload, la_seq)
+             VALUES ('n-text', 'E08000026', 'access', '2026-12-04T00:00:00Z', '{\"as\":\"text\"}', 2)",
+            [],
+        )
+        .unwrap();
+        drop(raw);
+        let read: Vec<(String, String)> = Store::notifications(&store, &la, 0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|n| (n.id, n.payload))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                ("n-deflated".to_owned(), payload),
+                ("n-text".to_owned(), "{\"as\":\"text\"}".to_owned())
+            ]
+        );
+    }
+}
