@@ -339,7 +339,7 @@ impl Direct {
         }
         let block = usize::try_from(st.stx_dio_offset_align).ok()?;
         let memory = usize::try_from(st.stx_dio_mem_align).ok()?;
-        if block == 0 || memory == 0 || block as u64 >= PAGE {
+        if !block.is_power_of_two() || !memory.is_power_of_two() || block as u64 >= PAGE {
             return None;
         }
         let flags = i32::try_from(rustix::fs::OFlags::DIRECT.bits()).ok()?;
