@@ -219,7 +219,7 @@ impl StoredPayload {
             return Ok(Box::new(payload.to_owned()));
         }
         let mut deflate =
-            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
         deflate
             .write_all(payload.as_bytes())
             .and_then(|()| deflate.finish())
