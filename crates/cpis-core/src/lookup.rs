@@ -49,7 +49,7 @@ const READ_BATCH: usize = 64;
 /// The log thread copies logged lookups in at most this often: a group logged on a quiet server
 /// is copied in (and its notifications pushed) at once, and under load each copy takes every
 /// lookup logged in the last 20 ms (on SQLite every lookup is logged), so the pages its rows are
-/// appended to are written once for all of them (issue #16: ~5 KB per lookup in all, where each
+/// appended to are written once for all of them (issue #16: ~3.7 KB per lookup in all, where each
 /// group committed on its own wrote ~20 KB). It also looks this often for lookups logged where
 /// it is not told (`cpis_store::sqlite::lookup_spool`).
 const SPOOL_IDLE: Duration = Duration::from_millis(20);

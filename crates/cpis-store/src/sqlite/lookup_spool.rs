@@ -26,7 +26,7 @@
 //! grown past [`REWRITE_AT`] with entries still waiting is rewritten with only those. The lookup
 //! service's log thread calls it every few milliseconds (`cpis_core::lookup`), so each
 //! transaction copies many lookups: a page the rows are appended to is written once for all of
-//! them (about 5 KB per lookup in all at 8 connections, the frame's page included).
+//! them (about 3.7 KB per lookup in all at 8 connections, its share of the frame included).
 //!
 //! One process at a time owns the log (an advisory lock on the file): it writes frames, keeps
 //! the waiting entries in memory, zeroes or rewrites the file, and copies in what waits when its
