@@ -1,6 +1,8 @@
 //! The `cpis` binary as an operator uses it: help everywhere, loaders, uploads with reports, and
 //! the same report whether a file comes through the CLI or over HTTP.
 
+mod support;
+
 use axum::body::Body;
 use axum::http::Request;
 use chrono::{TimeZone, Utc};
@@ -836,7 +838,7 @@ fn the_change_feed_command_applies_an_adoption_invalidation_and_refuses_a_bad_mo
     let payloads: Vec<String> = conn
         .prepare("SELECT payload FROM notifications WHERE kind = 'adoption-invalidation'")
         .unwrap()
-        .query_map([], |r| r.get(0))
+        .query_map([], |r| support::stored::notification_payload(r, 0))
         .unwrap()
         .map(Result::unwrap)
         .collect();

@@ -21,6 +21,8 @@
 //! Each cycle takes ~0.2 s; the clean run then takes about a minute, because deliveries a killed
 //! server had claimed stay leased to it for 60 s (`cpis_core::delivery`) before they are retried.
 
+mod support;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -500,7 +502,7 @@ impl Db {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT seq, la_ods, json_extract(payload, '$.access.id') FROM notifications
+                "SELECT seq, la_ods, payload FROM notifications
                  WHERE seq > ?1 AND kind = 'access' ORDER BY seq",
             )
             .unwrap();
@@ -509,7 +511,10 @@ impl Db {
         let mut max = after_seq;
         while let Some(r) = rows.next().unwrap() {
             max = r.get(0).unwrap();
-            let access: Option<String> = r.get(2).unwrap();
+            let payload = support::stored::notification_payload(r, 2).unwrap();
+            let access = serde_json::from_str::<serde_json::Value>(&payload)
+                .ok()
+                .and_then(|p| p["access"]["id"].as_str().map(str::to_owned));
             out.entry(access.unwrap_or_default())
                 .or_default()
                 .push(r.get(1).unwrap());

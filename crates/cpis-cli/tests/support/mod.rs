@@ -6,3 +6,4 @@ pub mod demo_data;
 pub mod external_suite;
 pub mod http;
 pub mod process;
+pub mod stored;
