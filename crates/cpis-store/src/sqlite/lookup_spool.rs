@@ -394,12 +394,17 @@ impl Direct {
         Ok(())
     }
 
-    /// The bytes of `file` from the block `len` falls in up to `len`.
-    fn tail_of(&self, file: &File, len: u64) -> std::io::Result<Vec<u8>> {
-        let n = len % self.block as u64;
+    /// The log at `path` (open as `file`, whose frames take `len` bytes) for direct writes where
+    /// its file system takes them, with the tail a frame written at `len` sends again.
+    fn for_log(path: &Path, file: &File, len: u64) -> StoreResult<(Option<Direct>, Vec<u8>)> {
+        let Some(direct) = Direct::open(path, file) else {
+            return Ok((None, Vec::new()));
+        };
+        let n = len % direct.block as u64;
         let mut tail = vec![0u8; n as usize];
-        file.read_exact_at(&mut tail, len - n)?;
-        Ok(tail)
+        file.read_exact_at(&mut tail, len - n)
+            .map_err(|e| io("read", e))?;
+        Ok((Some(direct), tail))
     }
 }
 
@@ -506,11 +511,7 @@ impl Owned {
         sync_dir(path)?;
         drop_cache(&file);
         self.len = frame.len() as u64;
-        self.direct = Direct::open(path, &file);
-        self.tail = match &self.direct {
-            Some(direct) => direct.tail_of(&file, self.len).map_err(|e| io("read", e))?,
-            None => Vec::new(),
-        };
+        (self.direct, self.tail) = Direct::for_log(path, &file, self.len)?;
         self.file = file;
         Ok(())
     }
@@ -583,11 +584,7 @@ impl LookupSpool {
         }
         drop_cache(&file);
         let through = store.read_now(drained_through)?;
-        let direct = Direct::open(&self.path, &file);
-        let tail = match &direct {
-            Some(direct) => direct.tail_of(&file, len).map_err(|e| io("read", e))?,
-            None => Vec::new(),
-        };
+        let (direct, tail) = Direct::for_log(&self.path, &file, len)?;
         let mut owned = Owned {
             file,
             direct,
