@@ -8,32 +8,29 @@ use crate::state::AppState;
 use cpis_auth::capability;
 use cpis_core::anomaly::Anomaly;
 use cpis_core::lookup::LookupResult;
-use cpis_core::LookupRequest;
+use cpis_core::{AccessHistory, LookupRequest};
 use cpis_domain::{AuditActor, AuditEntry, NhsNumber};
 
 /// Looks one child up as `caller` (who holds `cap`). `requested_unscheduled`: the caller asked for
 /// a notifying lookup; whether it notifies is decided in `cpis-core` from the capability and the
-/// care setting too.
+/// care setting too. `history`: whether the channel shows the access history.
 pub async fn lookup(
     state: &AppState,
     caller: &Caller,
     cap: &capability::Lookup,
     nhs: NhsNumber,
     requested_unscheduled: bool,
+    history: AccessHistory,
     trace_id: &str,
 ) -> Result<LookupResult, ApiError> {
     admit(state, caller, nhs, trace_id).await?;
     let started = std::time::Instant::now();
-    let result = state
-        .lookups
-        .submit(LookupRequest::new(
-            cap,
-            nhs,
-            requested_unscheduled,
-            Some(trace_id.to_owned()),
-        ))
-        .answer()
-        .await?;
+    let mut request =
+        LookupRequest::new(cap, nhs, requested_unscheduled, Some(trace_id.to_owned()));
+    if history == AccessHistory::NotShown {
+        request = request.without_history();
+    }
+    let result = state.lookups.submit(request).answer().await?;
     state
         .metrics
         .lookup_commit_seconds

@@ -29,5 +29,5 @@ pub mod upload;
 pub mod was_not_brought;
 pub mod webhook_url;
 
-pub use lookup::{LookupRequest, LookupResult, LookupService, LookupSettings};
+pub use lookup::{AccessHistory, LookupRequest, LookupResult, LookupService, LookupSettings};
 pub use upload::{UploadEngine, UploadSettings};

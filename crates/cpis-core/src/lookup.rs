@@ -65,6 +65,27 @@ pub struct LookupRequest {
     requested_unscheduled: bool,
     may_notify: bool,
     trace_id: Option<String>,
+    history: AccessHistory,
+}
+
+/// Whether a lookup's answer carries the child's access history (SPEC rule 4: the 25 most
+/// recent unscheduled accesses). The web page shows it; the FHIR API's CareTeam search does not
+/// (its history is the AuditEvent search), so its lookups read the child's accesses only to
+/// count attendance, not 25 of them to throw away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessHistory {
+    Shown,
+    NotShown,
+}
+
+impl AccessHistory {
+    /// How many accesses a lookup reads for its history.
+    fn len(self) -> usize {
+        match self {
+            AccessHistory::Shown => HISTORY_LEN,
+            AccessHistory::NotShown => 0,
+        }
+    }
 }
 
 impl LookupRequest {
@@ -82,7 +103,14 @@ impl LookupRequest {
             requested_unscheduled,
             may_notify: cap.may_notify(),
             trace_id,
+            history: AccessHistory::Shown,
         }
+    }
+
+    /// The answer without the access history (`LookupResult::history` empty).
+    pub fn without_history(mut self) -> Self {
+        self.history = AccessHistory::NotShown;
+        self
     }
 }
 
@@ -90,7 +118,8 @@ impl LookupRequest {
 #[derive(Debug, Clone)]
 pub struct LookupResult {
     pub records: Vec<VisibleRecord>,
-    /// The most recent unscheduled accesses before this one, newest first.
+    /// The most recent unscheduled accesses before this one, newest first (none when the
+    /// request was [`LookupRequest::without_history`]).
     pub history: Vec<Access>,
     /// This lookup's own access.
     pub access: Access,
@@ -358,7 +387,10 @@ fn read_views(
             batch
         };
         let children: Vec<NhsNumber> = batch.iter().map(|j| j.request.nhs_number).collect();
-        match store.lookup_views(&children, HISTORY_LEN, clock.now()) {
+        let history = (batch.iter().map(|j| j.request.history.len()))
+            .max()
+            .unwrap_or_default();
+        match store.lookup_views(&children, history, clock.now()) {
             Ok(views) => {
                 for (mut job, view) in batch.into_iter().zip(views) {
                     job.view = Some(view);
@@ -428,7 +460,11 @@ impl Worker {
         for job in group.iter_mut() {
             let view = match job.view.take() {
                 Some(view) => view,
-                None => tx.view(job.request.nhs_number, HISTORY_LEN, self.clock.now())?,
+                None => tx.view(
+                    job.request.nhs_number,
+                    job.request.history.len(),
+                    self.clock.now(),
+                )?,
             };
             results.push(self.one(tx.as_mut(), &job.request, view)?);
         }
@@ -478,7 +514,7 @@ impl Worker {
             (Vec::new(), Attendance::default(), None)
         } else {
             let since = tx.unscheduled_after(req.nhs_number, view.through)?;
-            let (history, attendance) = view.complete(since, &access.id, HISTORY_LEN, now);
+            let (history, attendance) = view.complete(since, &access.id, req.history.len(), now);
             let pattern = attendance::pattern(&attendance.counts, &self.attendance);
             (history, attendance, pattern)
         };

@@ -3841,7 +3841,19 @@ fn a_lookup_view_and_the_accesses_after_it_count_each_access_once(ctx: &Ctx) {
     tx.commit().unwrap();
     let full = s.lookup_view(child, 25, now).unwrap();
     assert_eq!(full.history, vec![own, between, before, older]);
-    assert_eq!(full.attendance.attendance().counts.seen_6_months, 4);
+    assert_eq!(full.attendance.clone().attendance().counts.seen_6_months, 4);
+    // A lookup that shows no history reads none, and still reads the view up to the newest.
+    let flag = s.lookup_view(child, 0, now).unwrap();
+    assert!(flag.history.is_empty());
+    assert_eq!(flag.through, full.through);
+    assert_eq!(flag.attendance, full.attendance);
+    let mut tx = s.begin_lookups().unwrap();
+    let inside = tx.view(child, 0, now).unwrap();
+    assert_eq!((inside.through, inside.history.len()), (full.through, 0));
+    drop(tx);
+    let together = s.lookup_views(&[child, nhs(1)], 0, now).unwrap();
+    assert_eq!(together[0].through, full.through);
+    assert!(together[0].history.is_empty());
 }
 
 /// The committed accesses a group reads ahead for its lookups (PostgreSQL: one statement) are

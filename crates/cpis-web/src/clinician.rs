@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use cpis_api::AppState;
 use cpis_auth::{capability, Principal};
 use cpis_core::lookup::LookupResult;
+use cpis_core::AccessHistory;
 use cpis_domain::office_hours::{self, CallNow};
 use cpis_domain::{
     AccessKind, LocalAuthority, NhsNumber, NhsNumberError, OfficeHours, Plan, PlanType,
@@ -145,8 +146,16 @@ pub async fn submit(
         }
     };
     let caller = user.caller();
-    let result =
-        cpis_api::lookup_flow::lookup(&state, &caller, &cap, nhs, true, &user.trace_id).await?;
+    let result = cpis_api::lookup_flow::lookup(
+        &state,
+        &caller,
+        &cap,
+        nhs,
+        true,
+        AccessHistory::Shown,
+        &user.trace_id,
+    )
+    .await?;
     Ok(page::html(
         StatusCode::OK,
         &ResultPage::new(&user, &cap, nhs, &result, state.clock.now()),

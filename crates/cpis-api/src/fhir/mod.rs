@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use cpis_auth::Principal;
+use cpis_core::AccessHistory;
 use cpis_domain::{LocalAuthority, NhsNumber};
 pub use error::FhirError;
 use params::SearchOf;
@@ -208,9 +209,17 @@ async fn care_team_search(
         .and_then(|s| Ok((s, params::unscheduled(&headers)?)));
     let (search, requested_unscheduled) = refuse_audited(&state, &caller, "lookup", parsed).await?;
     let nhs = search.nhs;
-    let result =
-        crate::lookup_flow::lookup(&state, &caller, &cap, nhs, requested_unscheduled, &trace.0)
-            .await?;
+    // The CareTeam search shows no access history (the AuditEvent search does).
+    let result = crate::lookup_flow::lookup(
+        &state,
+        &caller,
+        &cap,
+        nhs,
+        requested_unscheduled,
+        AccessHistory::NotShown,
+        &trace.0,
+    )
+    .await?;
     let base = base_url(&state, path);
     let canon = canonical(&state);
     let las: BTreeMap<String, LocalAuthority> = result

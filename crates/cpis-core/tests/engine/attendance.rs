@@ -60,6 +60,19 @@ impl Rig {
         self.look(ods, SettingType::EmergencyDepartment, self.child)
     }
 
+    /// An emergency department's lookup that shows no access history (as the FHIR API's).
+    fn ed_without_history(&self, ods: &str) -> LookupResult {
+        let p = Principal::local_operator(
+            "clinician",
+            la(ods),
+            &format!("Setting {ods}"),
+            OrgKind::CareSetting(SettingType::EmergencyDepartment),
+            Permissions::new([Permission::ViewNotify]),
+        );
+        let request = LookupRequest::new(&p.lookup().unwrap(), self.child, true, None);
+        self.lookups.lookup(request.without_history()).unwrap()
+    }
+
     fn days_on(&self, days: i64) {
         self.env
             .clock
@@ -338,5 +351,53 @@ fn racing_lookups_of_one_child_count_every_earlier_access_once() {
             "the history of the lookup that counted {}",
             k + 1
         );
+    }
+}
+
+/// Lookups that show no history (the FHIR API's) read only the newest access's place, not the
+/// history: racing with lookups that show it, each still counts every access written before its
+/// own exactly once, and its answer carries no history.
+#[test]
+fn lookups_without_history_count_every_earlier_access_once() {
+    const THREADS: usize = 6;
+    const EACH: usize = 10;
+    let r = rig(AttendanceThresholds::default());
+    let results: Vec<(bool, LookupResult)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let r = &r;
+                scope.spawn(move || {
+                    (0..EACH)
+                        .map(|i| {
+                            let shown = (t + i) % 2 == 0;
+                            let l = if shown {
+                                r.ed("RXA01")
+                            } else {
+                                r.ed_without_history("RXA01")
+                            };
+                            (shown, l)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let mut counts: Vec<u32> = (results.iter())
+        .map(|(_, l)| l.attendance.counts.seen_6_months)
+        .collect();
+    counts.sort_unstable();
+    let expected: Vec<u32> = (1..=u32::try_from(THREADS * EACH).unwrap()).collect();
+    assert_eq!(
+        counts, expected,
+        "each access counted once by every later lookup"
+    );
+    for (shown, l) in &results {
+        let earlier = l.attendance.counts.seen_6_months as usize - 1;
+        let len = if *shown { earlier.min(25) } else { 0 };
+        assert_eq!(l.history.len(), len, "history shown: {shown}");
     }
 }

@@ -19,12 +19,27 @@ use std::collections::HashMap;
 /// and, only when there are records, the `history` most recent unscheduled accesses and the
 /// attendance counted from the accesses up to the newest of them (`through`). Accesses after
 /// `through` are the write transaction's to add ([`unscheduled_after`]), so none is missed or
-/// counted twice whatever commits between the two.
+/// counted twice whatever commits between the two. With `history` 0 (a lookup that shows no
+/// history, as the FHIR API's) only the newest access's `seq` is read, from the index.
 pub fn lookup_view(
     db: &mut dyn Db,
     nhs: NhsNumber,
     history: usize,
     now: DateTime<Utc>,
+) -> StoreResult<LookupView> {
+    lookup_view_counted(db, nhs, history, |db, through| {
+        let seen = attendance_by_organisation(db, nhs, now, through)?;
+        Ok(Tally::from_organisations(seen))
+    })
+}
+
+/// [`lookup_view`], its attendance counted by `count` from the accesses up to `through` (a
+/// `seq`): SQLite counts it from the windows it keeps (`sqlite/attendance_cache.rs`).
+pub(crate) fn lookup_view_counted(
+    db: &mut dyn Db,
+    nhs: NhsNumber,
+    history: usize,
+    count: impl FnOnce(&mut dyn Db, i64) -> StoreResult<Tally>,
 ) -> StoreResult<LookupView> {
     let records = records::records_for(db, nhs)?;
     if records.is_empty() {
@@ -34,9 +49,13 @@ pub fn lookup_view(
     for r in &records {
         local_authorities.extend(directory::local_authority(db, &r.la)?);
     }
-    let newest = recent_accesses_with_seq(db, nhs, history)?;
-    let through = newest.first().map_or(0, |(seq, _)| *seq);
-    let attendance = Tally::from_organisations(attendance_by_organisation(db, nhs, now, through)?);
+    let (through, newest) = if history == 0 {
+        (newest_unscheduled(db, nhs)?, Vec::new())
+    } else {
+        let newest = recent_accesses_with_seq(db, nhs, history)?;
+        (newest.first().map_or(0, |(seq, _)| *seq), newest)
+    };
+    let attendance = count(db, through)?;
     Ok(LookupView {
         records,
         local_authorities,
@@ -80,7 +99,8 @@ pub fn lookup_views(
     las.sort_unstable();
     las.dedup();
     let directory = directory::local_authorities_in(db, &las)?;
-    let mut newest = recent_accesses_many(db, &held, history)?;
+    // One access at least: its `seq` is the view's `through`.
+    let mut newest = recent_accesses_many(db, &held, history.max(1))?;
     let mut attendance = attendance_many(db, &held, now)?;
     let mut views = HashMap::with_capacity(records.len());
     for (child, records) in records.drain() {
@@ -94,7 +114,7 @@ pub fn lookup_views(
                 records,
                 local_authorities,
                 through: newest.first().map_or(0, |(seq, _)| *seq),
-                history: newest.into_iter().map(|(_, a)| a).collect(),
+                history: newest.into_iter().take(history).map(|(_, a)| a).collect(),
                 attendance: Tally::from_organisations(
                     attendance.remove(&child).unwrap_or_default(),
                 ),
@@ -105,6 +125,36 @@ pub fn lookup_views(
         .iter()
         .map(|n| views.get(n).cloned().unwrap_or_default())
         .collect())
+}
+
+/// The time, organisation (ODS code) and organisation name of the child's unscheduled accesses
+/// numbered after `after` up to `through`, made at `from` or later, in the order they were
+/// numbered: what an attendance count reads of them.
+pub(crate) fn unscheduled_seen(
+    db: &mut dyn Db,
+    nhs: NhsNumber,
+    after: i64,
+    through: i64,
+    from: DateTime<Utc>,
+) -> StoreResult<Vec<(DateTime<Utc>, String, String)>> {
+    db.list(
+        "SELECT time, org_ods, org_name FROM accesses
+         WHERE nhs_number = $1 AND kind = 'unscheduled' AND seq > $2 AND seq <= $3 AND time >= $4
+         ORDER BY seq",
+        &[&nhs.digits(), &after, &through, &from],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+}
+
+/// The `seq` of the child's newest unscheduled access (0: none), from the history index alone.
+pub(crate) fn newest_unscheduled(db: &mut dyn Db, nhs: NhsNumber) -> StoreResult<i64> {
+    let seq = db.find(
+        "SELECT seq FROM accesses WHERE nhs_number = $1 AND kind = 'unscheduled'
+         ORDER BY seq DESC LIMIT 1",
+        &[&nhs.digits()],
+        |r| r.get::<i64>(0),
+    )?;
+    Ok(seq.unwrap_or(0))
 }
 
 /// The `limit` most recent unscheduled accesses of each child (`children`: distinct), newest

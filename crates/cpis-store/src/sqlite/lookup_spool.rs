@@ -864,7 +864,10 @@ impl LookupTx for SpoolTx<'_> {
         limit: usize,
         now: DateTime<Utc>,
     ) -> StoreResult<LookupView> {
-        history::lookup_view(self.reader(), nhs, limit, now)
+        let store = self.store;
+        history::lookup_view_counted(self.reader(), nhs, limit, |db, through| {
+            store.attendance.tally(db, nhs, through, now)
+        })
     }
 
     /// The database's (as of the group's snapshot), then the log's.

@@ -2,6 +2,7 @@
 //! acknowledged write survives power loss. One writer connection (SQLite allows one writer at a
 //! time) and a small pool of reader connections.
 
+mod attendance_cache;
 mod lookup_spool;
 mod migrations;
 
@@ -37,6 +38,9 @@ pub struct SqliteStore {
     /// Where lookups are made durable, to be copied in by the lookup service's log thread
     /// (`lookup_spool.rs`).
     spool: LookupSpool,
+    /// The attendance windows of the children looked up lately, read in logged lookup groups
+    /// (`attendance_cache.rs`).
+    attendance: attendance_cache::AttendanceCache,
 }
 
 impl Drop for SqliteStore {
@@ -135,6 +139,7 @@ impl SqliteStore {
         migrations::run(&mut writer)?;
         let store = SqliteStore {
             spool: LookupSpool::new(&path),
+            attendance: Default::default(),
             path,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
