@@ -13,6 +13,7 @@
 )]
 
 pub mod audit_chain;
+mod deflate;
 mod error;
 mod la_query;
 mod model;

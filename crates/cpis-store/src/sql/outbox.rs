@@ -14,7 +14,6 @@ use cpis_domain::work_queue::{actionable_codes, AckDetails, AckOutcome, PayloadK
 use cpis_domain::{
     Access, Accessor, AuditEntry, NewNotification, NhsIdentity, NhsNumber, Notification, OdsCode,
 };
-use std::io::{Read, Write};
 
 pub fn insert_access(db: &mut dyn Db, a: &Access) -> StoreResult<()> {
     db.exec(
@@ -218,11 +217,7 @@ impl StoredPayload {
         if db.postgres().is_some() {
             return Ok(Box::new(payload.to_owned()));
         }
-        let mut deflate =
-            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-        deflate
-            .write_all(payload.as_bytes())
-            .and_then(|()| deflate.finish())
+        crate::deflate::deflate(payload.as_bytes())
             .map(|bytes| Box::new(bytes) as Box<dyn ToArg>)
             .map_err(|e| StoreError::Backend(format!("deflate a notification: {e}")))
     }
@@ -232,15 +227,12 @@ impl FromValue for StoredPayload {
     fn from_value(v: &Value) -> Option<StoreResult<Self>> {
         match v {
             Value::Text(s) => Some(Ok(StoredPayload(s.clone()))),
-            Value::Blob(b) => {
-                let mut text = String::new();
-                Some(
-                    flate2::read::DeflateDecoder::new(&b[..])
-                        .read_to_string(&mut text)
-                        .map(|_| StoredPayload(text))
-                        .map_err(|e| StoreError::corrupt(format!("notification payload: {e}"))),
-                )
-            }
+            Value::Blob(b) => Some(
+                crate::deflate::inflate(b)
+                    .and_then(|bytes| String::from_utf8(bytes).map_err(std::io::Error::other))
+                    .map(StoredPayload)
+                    .map_err(|e| StoreError::corrupt(format!("notification payload: {e}"))),
+            ),
             _ => None,
         }
     }

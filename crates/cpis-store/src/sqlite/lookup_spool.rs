@@ -55,7 +55,7 @@ use cpis_domain::{Access, AccessKind, AuditEntry, NewNotification, NhsNumber};
 use rusqlite::Connection;
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -207,12 +207,7 @@ fn encode(first: i64, entries: &[Entry]) -> StoreResult<Vec<u8>> {
     }
     let json = serde_json::to_vec(&FrameRef { first, entries })
         .map_err(|e| StoreError::Backend(format!("lookup log entry: {e}")))?;
-    let mut deflate = flate2::write::DeflateEncoder::new(
-        Vec::with_capacity(json.len() / 3),
-        flate2::Compression::fast(),
-    );
-    deflate.write_all(&json).map_err(|e| io("deflate", e))?;
-    let body = deflate.finish().map_err(|e| io("deflate", e))?;
+    let body = crate::deflate::deflate(&json).map_err(|e| io("deflate", e))?;
     let len = u32::try_from(body.len())
         .ok()
         .filter(|n| *n <= MAX_BODY)
@@ -241,13 +236,9 @@ fn decode_frames(mut log: impl Read) -> (Vec<(i64, Entry)>, u64) {
         if log.read_exact(&mut body).is_err() || crc32fast::hash(&body) != crc {
             break;
         }
-        let mut json = Vec::new();
-        if flate2::read::DeflateDecoder::new(&body[..])
-            .read_to_end(&mut json)
-            .is_err()
-        {
+        let Ok(json) = crate::deflate::inflate(&body) else {
             break;
-        }
+        };
         let Ok(frame) = serde_json::from_slice::<Frame>(&json) else {
             break;
         };

@@ -1,0 +1,104 @@
+//! Raw deflate at the fast level, and inflate, with one compressor and one decompressor per
+//! thread, reset between uses.
+//!
+//! A new compressor zeroes about 300 KB of tables and buffers before its first byte: made anew
+//! for each lookup log frame and each notification payload kept at rest, that zeroing was the
+//! log thread's largest single cost and a tenth of the lookup writer's (issue #16, perf at 32
+//! connections). What is deflated here is a frame or one payload, a few kilobytes.
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use std::cell::RefCell;
+
+thread_local! {
+    static COMPRESS: RefCell<Compress> = RefCell::new(Compress::new(Compression::fast(), false));
+    static DECOMPRESS: RefCell<Decompress> = RefCell::new(Decompress::new(false));
+}
+
+/// `bytes` deflated (raw deflate, no header), as `flate2::write::DeflateEncoder` at
+/// `Compression::fast()` writes them.
+pub(crate) fn deflate(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESS.with(|c| {
+        let mut c = c.borrow_mut();
+        c.reset();
+        let mut out = Vec::with_capacity(bytes.len() / 2 + 64);
+        loop {
+            let read = usize::try_from(c.total_in()).unwrap_or(usize::MAX);
+            let status = c
+                .compress_vec(
+                    &bytes[read.min(bytes.len())..],
+                    &mut out,
+                    FlushCompress::Finish,
+                )
+                .map_err(std::io::Error::other)?;
+            if status == Status::StreamEnd {
+                return Ok(out);
+            }
+            out.reserve(out.capacity().max(256));
+        }
+    })
+}
+
+/// `bytes` inflated (raw deflate); an error for anything that is not one whole deflate stream.
+pub(crate) fn inflate(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    DECOMPRESS.with(|d| {
+        let mut d = d.borrow_mut();
+        d.reset(false);
+        let mut out = Vec::with_capacity(bytes.len().saturating_mul(3).max(256));
+        loop {
+            let read = usize::try_from(d.total_in()).unwrap_or(usize::MAX);
+            let before = (d.total_in(), d.total_out());
+            let status = d
+                .decompress_vec(
+                    &bytes[read.min(bytes.len())..],
+                    &mut out,
+                    FlushDecompress::None,
+                )
+                .map_err(std::io::Error::other)?;
+            match status {
+                Status::StreamEnd => return Ok(out),
+                _ if out.len() == out.capacity() => out.reserve(out.capacity()),
+                // Room to write and nothing more read or written: the stream is cut short.
+                _ if (d.total_in(), d.total_out()) == before => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "a deflate stream cut short",
+                    ))
+                }
+                _ => {}
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// What is deflated here inflates with a fresh decoder and the other way round, however
+    /// many times one thread's compressor is reused; a stream cut short is an error.
+    #[test]
+    fn a_reused_compressor_writes_what_a_new_one_reads() {
+        for n in [0usize, 1, 100, 5_000, 200_000] {
+            let text: Vec<u8> = (0..n)
+                .map(|i| b"cpis lookup log "[i % 16] ^ (i / 7) as u8)
+                .collect();
+            let ours = deflate(&text).unwrap();
+            let mut back = Vec::new();
+            flate2::read::DeflateDecoder::new(&ours[..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, text, "{n} bytes");
+            let mut theirs = flate2::write::DeflateEncoder::new(Vec::new(), Compression::fast());
+            theirs.write_all(&text).unwrap();
+            let theirs = theirs.finish().unwrap();
+            assert_eq!(inflate(&theirs).unwrap(), text, "{n} bytes");
+            if ours.len() > 2 {
+                assert!(
+                    inflate(&ours[..ours.len() / 2]).is_err(),
+                    "{n} bytes cut short"
+                );
+            }
+        }
+    }
+}
