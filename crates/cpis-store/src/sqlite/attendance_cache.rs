@@ -97,17 +97,12 @@ impl AttendanceCache {
     ) -> StoreResult<Tally> {
         let (long, short) = attendance::windows(now);
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut window = match inner.windows.remove(&nhs) {
-            Some(w) if w.through <= through && w.from <= long => {
-                inner.held -= w.seen.len();
-                w
-            }
-            Some(w) => {
-                inner.held -= w.seen.len();
-                Window::empty(long)
-            }
-            None => Window::empty(long),
-        };
+        let kept = inner.windows.remove(&nhs);
+        inner.held -= kept.as_ref().map_or(0, |w| w.seen.len());
+        // A window is used only if the snapshot holds all it read and it reaches back far enough.
+        let mut window = kept
+            .filter(|w| w.through <= through && w.from <= long)
+            .unwrap_or_else(|| Window::empty(long));
         if through > window.through {
             let read = history::unscheduled_seen(db, nhs, window.through, through, window.from)?;
             for (time, ods, name) in read {
