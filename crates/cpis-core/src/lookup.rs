@@ -32,7 +32,7 @@ use cpis_store::{LookupTx, LookupView, Store, StoreError};
 use serde_json::json;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Lookups queued beyond this are refused (503) rather than piling up.
@@ -48,11 +48,16 @@ const READERS: usize = 1;
 const READ_BATCH: usize = 64;
 /// The log thread copies logged lookups in at most this often: a group logged on a quiet server
 /// is copied in (and its notifications pushed) at once, and under load each copy takes every
-/// lookup logged in the last 20 ms (on SQLite every lookup is logged), so the pages its rows are
-/// appended to are written once for all of them (issue #16: ~3.7 KB per lookup in all, where each
-/// group committed on its own wrote ~20 KB). It also looks this often for lookups logged where
-/// it is not told (`cpis_store::sqlite::lookup_spool`).
+/// lookup logged since the last, so the pages its rows are appended to are written once for all
+/// of them (issue #16: where each group committed on its own wrote ~20 KB a lookup). It also looks
+/// this often for lookups logged where it is not told (`cpis_store::sqlite::lookup_spool`).
 const SPOOL_IDLE: Duration = Duration::from_millis(20);
+/// The longest gap between copies, however busy the server ([`copy_gap`]): a notification waits
+/// at most this long (and a copy's length) to reach the LA's stream and webhook (SPEC: p99 ≤ 1 s).
+const SPOOL_BUSY: Duration = Duration::from_millis(200);
+/// Entries copied in per second (an access, an audit entry and a notification per LA: about three
+/// a lookup) up to which copies are [`SPOOL_IDLE`] apart; the gap grows in proportion beyond.
+const SPOOL_PACE_FROM: f64 = 3_000.0;
 /// How long it waits after the store refused to copy them in.
 const SPOOL_RETRY: Duration = Duration::from_secs(1);
 
@@ -555,21 +560,24 @@ impl Worker {
 }
 
 /// Copies logged lookups into the store when the lookup writer says a group was logged (at most
-/// once per [`SPOOL_IDLE`]), or every [`SPOOL_IDLE`] (SQLite), and publishes each batch on the bus,
+/// once per [`copy_gap`]), or every [`SPOOL_IDLE`] (SQLite), and publishes each batch on the bus,
 /// so LAs see those notifications moments after they were logged (or after an upload holding the
 /// writer commits). Returns once the last handle to the lookup service is gone.
 fn drain_spool(store: &dyn Store, bus: &NotificationBus, logged: &Receiver<()>, alive: &Weak<()>) {
-    let mut last_copy: Option<std::time::Instant> = None;
+    let mut last_copy: Option<Instant> = None;
+    let mut gap = SPOOL_IDLE;
     while alive.strong_count() > 0 {
         let _ = logged.recv_timeout(SPOOL_IDLE);
-        if let Some(wait) = last_copy.and_then(|at| SPOOL_IDLE.checked_sub(at.elapsed())) {
+        if let Some(wait) = last_copy.and_then(|at| gap.checked_sub(at.elapsed())) {
             std::thread::sleep(wait);
         }
         match store.drain_lookup_spool() {
             Ok(0) => {}
-            Ok(_) => {
+            Ok(copied) => {
                 bus.publish();
-                last_copy = Some(std::time::Instant::now());
+                let now = Instant::now();
+                gap = copy_gap(copied, last_copy.map(|at| now - at));
+                last_copy = Some(now);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "spooled lookups could not be copied in yet; retrying");
@@ -577,6 +585,26 @@ fn drain_spool(store: &dyn Store, bus: &NotificationBus, logged: &Receiver<()>, 
             }
         }
     }
+}
+
+/// How long the log thread leaves between a copy of `copied` entries, made `since` after the one
+/// before (`None`: the first), and the next. Each copy writes every B-tree page it changes (to the
+/// WAL, and again at the next checkpoint), and under load most of those are leaves of the
+/// access-history index, one per child looked up since the last copy: the more lookups a copy
+/// takes, the more of them share a leaf. So the busier the server, the longer the gap:
+/// [`SPOOL_IDLE`] up to [`SPOOL_PACE_FROM`] entries a second (a quiet server's notifications go
+/// out at once), then in proportion to the rate, up to [`SPOOL_BUSY`] (about 10,000 lookups a
+/// second). Issue #16, target 1: with 20 ms gaps whatever the load, bytes written per lookup at
+/// 8, 32 and 64 connections were 4.2, 4.7–5.0 and 5.7–5.9 KB; paced, 3.5–3.6, 3.8–4.0 and 4.2–4.4
+/// (BENCHMARKS.md, 2026-12-04, seventh session).
+fn copy_gap(copied: u64, since: Option<Duration>) -> Duration {
+    let Some(since) = since else {
+        return SPOOL_IDLE;
+    };
+    let rate = copied as f64 / since.max(SPOOL_IDLE).as_secs_f64();
+    SPOOL_IDLE
+        .mul_f64((rate / SPOOL_PACE_FROM).max(1.0))
+        .min(SPOOL_BUSY)
 }
 
 /// A new access or notification id: a time-ordered UUID (version 7, increasing within the
@@ -681,4 +709,49 @@ pub(crate) fn child_json(visible: &VisibleRecord) -> serde_json::Value {
         "sensitive": r.sensitive,
         "plans": plans,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_quiet_server_copies_at_once_and_a_busy_one_waits_longer_up_to_a_bound() {
+        // The first copy, and any at up to 3,000 entries a second, leave the shortest gap.
+        assert_eq!(copy_gap(50_000, None), SPOOL_IDLE);
+        assert_eq!(copy_gap(3, Some(10_000 * MS)), SPOOL_IDLE);
+        assert_eq!(copy_gap(60, Some(20 * MS)), SPOOL_IDLE);
+        // Beyond, in proportion to the rate: 18,000 entries a second (6,000 lookups) → 120 ms.
+        assert_eq!(copy_gap(360, Some(20 * MS)), 120 * MS);
+        assert_eq!(copy_gap(2_160, Some(120 * MS)), 120 * MS);
+        // A copy made sooner than the shortest gap (a read copied in first) is not a higher rate.
+        assert_eq!(copy_gap(60, Some(MS)), SPOOL_IDLE);
+        // However busy: never longer than the bound.
+        assert_eq!(copy_gap(1_000_000, Some(20 * MS)), SPOOL_BUSY);
+        assert_eq!(copy_gap(u64::MAX, Some(Duration::ZERO)), SPOOL_BUSY);
+    }
+
+    #[test]
+    fn at_a_steady_rate_the_gap_settles_where_it_started() {
+        // The log thread copies what accumulated over the last gap: at a steady rate the next
+        // gap is the same (no drift towards either bound).
+        for lookups_per_second in [10.0, 1_000.0, 4_000.0, 8_000.0, 20_000.0] {
+            let entries_per_second = 3.0 * lookups_per_second;
+            let mut gap = SPOOL_IDLE;
+            let mut gaps = Vec::new();
+            for _ in 0..5 {
+                let copied = (entries_per_second * gap.as_secs_f64()).round() as u64;
+                gap = copy_gap(copied, Some(gap));
+                gaps.push(gap);
+            }
+            let settled = gaps[1];
+            assert!(
+                gaps[1..].iter().all(|g| g.abs_diff(settled) <= MS),
+                "{lookups_per_second}/s: {gaps:?}"
+            );
+            assert!(settled >= SPOOL_IDLE && settled <= SPOOL_BUSY);
+        }
+    }
 }
