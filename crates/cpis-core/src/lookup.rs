@@ -15,8 +15,8 @@
 //!
 //! On SQLite a group is made durable in the store's lookup log (an append-only file beside the
 //! database), never waiting for the one writer (an upload holds it for seconds), and a second
-//! thread copies logged lookups in every few milliseconds, many to a transaction, then tells the
-//! notification bus (`cpis_store::sqlite::lookup_spool`).
+//! thread copies logged lookups in 20–200 ms apart (further apart the busier: [`copy_gap`]), many
+//! to a transaction, then tells the notification bus (`cpis_store::sqlite::lookup_spool`).
 
 use crate::bus::NotificationBus;
 use chrono::SecondsFormat;

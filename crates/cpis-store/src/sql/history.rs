@@ -259,7 +259,7 @@ pub fn unscheduled_after_many(
 
 /// Up to `limit` unscheduled accesses to the child with a cursor after `after` (0: from the
 /// first), oldest first, each with its cursor (the access's `seq`). Served by the
-/// `accesses_history` index (NHS number, seq; unscheduled only).
+/// `accesses_history` index (the child, in `seq` order; unscheduled only).
 pub fn access_history_page(
     db: &mut dyn Db,
     nhs: NhsNumber,

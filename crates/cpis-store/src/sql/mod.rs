@@ -418,7 +418,7 @@ macro_rules! migrations {
             "0011_upload_row_local_id", "0012_lookup_write_indexes", "0013_workflow_kinds",
             "0014_work_queue", "0015_contacts", "0017_births", "0018_office_hours",
             "0019_lookup_spool", "0020_plans_fillfactor", "0021_access_id_unindexed",
-            "0022_upload_rows_unchecked")
+            "0022_upload_rows_unchecked", "0023_access_history_by_child")
     };
     (@ $backend:literal: $($name:literal),*) => {
         &[$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $backend,

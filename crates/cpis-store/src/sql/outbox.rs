@@ -98,7 +98,7 @@ pub(crate) fn as_logged(a: &Access) -> Access {
 
 /// A child's attendance (`cpis_domain::attendance`): their unscheduled accesses in the last six
 /// months and the last 30 days, per organisation, in one read of the `accesses_history` partial
-/// index (nhs_number, seq) WHERE kind = 'unscheduled' (the child's rows are found through the
+/// index on the child WHERE kind = 'unscheduled' (the child's rows are found through the
 /// index; time and organisation are read from those rows only). Inside a lookup's transaction it
 /// sees that lookup's own access once inserted.
 pub fn attendance(db: &mut dyn Db, nhs: NhsNumber, now: DateTime<Utc>) -> StoreResult<Attendance> {

@@ -24,9 +24,10 @@
 //! and the log starts again at the file's start (a frame after the new ones, left from before,
 //! is never read: reading stops at the first frame whose number does not follow); one that has
 //! grown past [`REWRITE_AT`] with entries still waiting is rewritten with only those. The lookup
-//! service's log thread calls it every few milliseconds (`cpis_core::lookup`), so each
-//! transaction copies many lookups: a page the rows are appended to is written once for all of
-//! them (about 3.7 KB per lookup in all at 8 connections, its share of the frame included).
+//! service's log thread calls it 20–200 ms apart, further apart the busier the server
+//! (`cpis_core::lookup`), so each transaction copies many lookups: a page the rows are appended
+//! to, or a leaf of the access-history index several children share, is written once for all of
+//! them (about 3.5 KB per lookup in all at 8 connections, its share of the frame included).
 //!
 //! One process at a time owns the log (an advisory lock on the file): it writes frames, keeps
 //! the waiting entries in memory, zeroes or rewrites the file, and copies in what waits when its

@@ -154,4 +154,52 @@ mod tests {
             .unwrap();
         assert_eq!(seq, 9);
     }
+
+    /// After 0023 the access-history index keys on the child alone (`seq`, the rowid, is in
+    /// every entry and orders equal keys): a child's accesses are still read from it in sequence
+    /// order and by a range of sequence numbers, with no sort.
+    #[test]
+    fn a_childs_history_is_read_from_the_child_index_in_sequence_order() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run(&mut conn).unwrap();
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_index_info('accesses_history')")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(columns, ["nhs_number"]);
+        for query in [
+            "SELECT seq FROM accesses WHERE nhs_number = '9434765919' AND kind = 'unscheduled'
+             ORDER BY seq DESC LIMIT 1",
+            "SELECT * FROM accesses WHERE nhs_number = '9434765919' AND kind = 'unscheduled' AND seq > 5
+             ORDER BY seq LIMIT 25",
+            "SELECT time, org_ods FROM accesses WHERE nhs_number = '9434765919' AND kind = 'unscheduled'
+             AND seq > 5 AND seq <= 9 ORDER BY seq",
+        ] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+                .unwrap()
+                .query_map([], |r| r.get(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert!(
+                plan.len() == 1
+                    && plan[0].starts_with("SEARCH accesses USING ")
+                    && plan[0].contains("INDEX accesses_history (nhs_number=?"),
+                "{query}: {plan:?}"
+            );
+        }
+        let ranged: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT seq FROM accesses WHERE nhs_number = '9434765919'
+                 AND kind = 'unscheduled' AND seq > 5 AND seq <= 9",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(ranged.contains("rowid>? AND rowid<?"), "{ranged}");
+    }
 }
