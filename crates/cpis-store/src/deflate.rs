@@ -130,6 +130,11 @@ mod tests {
         // write), to about the same size.
         let ours = deflate(text).unwrap();
         assert_ne!(ours, bytes);
-        assert!(ours.len() <= bytes.len() + 8, "{} vs {}", ours.len(), bytes.len());
+        assert!(
+            ours.len() <= bytes.len() + 8,
+            "{} vs {}",
+            ours.len(),
+            bytes.len()
+        );
     }
 }
