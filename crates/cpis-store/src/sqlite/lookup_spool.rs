@@ -24,7 +24,7 @@
 //! and the log starts again at the file's start (a frame after the new ones, left from before,
 //! is never read: reading stops at the first frame whose number does not follow); one that has
 //! grown past [`REWRITE_AT`] with entries still waiting is rewritten with only those. The lookup
-//! service's log thread calls it 20–200 ms apart, further apart the busier the server
+//! service's log thread calls it 20–400 ms apart, further apart the busier the server
 //! (`cpis_core::lookup`), so each transaction copies many lookups: a page the rows are appended
 //! to, or a leaf of the access-history index several children share, is written once for all of
 //! them (about 3.5 KB per lookup in all at 8 connections, its share of the frame included).
