@@ -31,6 +31,16 @@ pub fn run(conn: &mut Connection) -> StoreResult<()> {
 mod tests {
     use super::*;
 
+    /// Column `at` of every row `sql` returns, as text.
+    fn texts(conn: &Connection, sql: &str, at: usize) -> Vec<String> {
+        conn.prepare(sql)
+            .unwrap()
+            .query_map([], |r| r.get(at))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
     /// A database migrated up to, not including, the migration `name`.
     fn just_before(name: &str) -> Connection {
         let conn = Connection::open_in_memory().unwrap();
@@ -135,13 +145,11 @@ mod tests {
         let old = dump(&conn);
         run(&mut conn).unwrap();
         assert_eq!(dump(&conn), old);
-        let indexes: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_index_list('accesses') ORDER BY name")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let indexes = texts(
+            &conn,
+            "SELECT name FROM pragma_index_list('accesses') ORDER BY name",
+            0,
+        );
         assert_eq!(indexes, ["accesses_history"]);
         conn.execute(
             "INSERT INTO accesses (id, time, nhs_number, kind, user_id, user_name, role, org_ods,
@@ -162,13 +170,11 @@ mod tests {
     fn a_childs_history_is_read_from_the_child_index_in_sequence_order() {
         let mut conn = Connection::open_in_memory().unwrap();
         run(&mut conn).unwrap();
-        let columns: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_index_info('accesses_history')")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let columns = texts(
+            &conn,
+            "SELECT name FROM pragma_index_info('accesses_history')",
+            0,
+        );
         assert_eq!(columns, ["nhs_number"]);
         for query in [
             "SELECT seq FROM accesses WHERE nhs_number = '9434765919' AND kind = 'unscheduled'
@@ -178,13 +184,7 @@ mod tests {
             "SELECT time, org_ods FROM accesses WHERE nhs_number = '9434765919' AND kind = 'unscheduled'
              AND seq > 5 AND seq <= 9 ORDER BY seq",
         ] {
-            let plan: Vec<String> = conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
-                .unwrap()
-                .query_map([], |r| r.get(3))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
+            let plan = texts(&conn, &format!("EXPLAIN QUERY PLAN {query}"), 3);
             assert!(
                 plan.len() == 1
                     && plan[0].starts_with("SEARCH accesses USING ")
