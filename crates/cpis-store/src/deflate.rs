@@ -1,10 +1,10 @@
 //! Raw deflate at [`LEVEL`], and inflate, with one compressor and one decompressor per thread,
 //! reset between uses.
 //!
-//! A new compressor zeroes about 300 KB of tables and buffers before its first byte: made anew
-//! for each lookup log frame and each notification payload kept at rest, that zeroing was the
-//! log thread's largest single cost and a tenth of the lookup writer's (issue #16, perf at 32
-//! connections). What is deflated here is a frame or one payload, a few kilobytes.
+//! A new compressor allocates and zeroes its tables and buffers before its first byte (about
+//! 300 KB with miniz, the backend before): made anew for each lookup log frame and each
+//! notification payload kept at rest, that zeroing was the log thread's largest single cost and
+//! a tenth of the lookup writer's (issue #16, perf at 32 connections). What is deflated here is a frame or one payload, a few kilobytes.
 //!
 //! The backend is zlib-rs (workspace `Cargo.toml`). Measured on the project's machine (release,
 //! 200 notification payloads of ~860 bytes from the lookup benchmark, one at a time and in
@@ -13,11 +13,11 @@
 //! 14 µs for 498 bytes, and 3.3 µs in a frame for 98. Its level 1 is faster still (4.9 µs) but
 //! uses fixed Huffman codes: 632 bytes a payload, more pages written per lookup.
 
-/// The compression level: zlib-ng's fast strategy with Huffman codes fitted to the data.
-const LEVEL: u32 = 2;
-
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use std::cell::RefCell;
+
+/// The compression level: zlib-ng's fast strategy with Huffman codes fitted to the data.
+const LEVEL: u32 = 2;
 
 thread_local! {
     static COMPRESS: RefCell<Compress> = RefCell::new(Compress::new(Compression::new(LEVEL), false));
