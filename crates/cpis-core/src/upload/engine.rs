@@ -1,6 +1,7 @@
 //! The two-pass, single-transaction upload engine.
 
 use super::csv_reader::{FileError, ReadRow, UploadReader};
+use super::read_ahead::ReadAhead;
 use super::spool::SpooledFile;
 use chrono::{DateTime, Utc};
 use cpis_auth::capability::LaUpload;
@@ -425,7 +426,7 @@ impl UploadEngine {
     ) -> Result<Pass1, EngineError> {
         let la = &new.meta.la;
         let mut reader = match UploadReader::new(file.open()?) {
-            Ok(r) => r,
+            Ok(r) => ReadAhead::spawn(r)?,
             Err(e) => return Ok(Pass1::Refused(e)),
         };
         let mut v = Verified {
@@ -628,7 +629,7 @@ impl UploadEngine {
     ) -> Result<u64, EngineError> {
         let la = &new.meta.la;
         let now = self.clock.now();
-        let mut reader = UploadReader::new(file.open()?).map_err(file_changed)?;
+        let mut reader = ReadAhead::spawn(UploadReader::new(file.open()?).map_err(file_changed)?)?;
         let mut deleted = 0;
         while let Some(row) = reader.next_row().map_err(file_changed)? {
             if row.row % PROGRESS_EVERY == 0 {

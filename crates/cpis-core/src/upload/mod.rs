@@ -12,6 +12,7 @@
 
 mod csv_reader;
 mod engine;
+mod read_ahead;
 mod report_csv;
 mod spool;
 
