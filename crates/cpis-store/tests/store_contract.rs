@@ -240,6 +240,7 @@ contract!(
     upload_commits_or_rolls_back_whole,
     sensitive_marks_are_kept_per_plan_and_removed_only_explicitly,
     bulk_upload_keeps_file_order,
+    a_plan_named_thrice_in_a_large_batch_takes_its_rows_in_order,
     a_row_that_changes_nothing_writes_nothing,
     a_child_named_twice_in_one_upload_takes_its_rows_in_order,
     idempotency_lookup,
@@ -1269,6 +1270,78 @@ fn bulk_upload_keeps_file_order(ctx: &Ctx) {
     );
     let c = s.counts().unwrap();
     assert_eq!((c.records, c.plans), (12_000, 12_000 + 6_000));
+}
+
+/// A large batch (PostgreSQL's COPY path from 64 rows) naming one plan three times, at three
+/// times, among other children: as if applied row by row, the plan takes its last row's dates,
+/// the record its last row's fields and time, and the mark stays the last one stated.
+fn a_plan_named_thrice_in_a_large_batch_takes_its_rows_in_order(ctx: &Ctx) {
+    let s = ctx.store();
+    seed_directory(s);
+    let a = la(LA_A);
+    let ns = nhs_numbers(0, 101);
+    let child = ns[100];
+    let named = |given: &str, start: &str, end: Option<&str>, mark| RecordRow {
+        given_name: Some(given.into()),
+        sensitive: mark,
+        ..row(child, PlanType::Cpp, start, end)
+    };
+    let up = new_upload(LA_A, "thrice", "sha-thrice");
+    let mut tx = s.begin_upload().unwrap();
+    tx.insert_upload(&up).unwrap();
+    let at = |h: i64| t0() + Duration::hours(h);
+    let first = named("First", "2026-01-01", None, SensitiveMark::Marked);
+    tx.upsert(&a, &first, &up.id, at(0)).unwrap();
+    for (i, &n) in ns[..50].iter().enumerate() {
+        tx.upsert(
+            &a,
+            &row(n, PlanType::Cpp, "2026-01-01", None),
+            &up.id,
+            at(i as i64),
+        )
+        .unwrap();
+    }
+    let lac = RecordRow {
+        given_name: Some("Second".into()),
+        ..row(child, PlanType::Lac, "2026-02-01", None)
+    };
+    tx.upsert(&a, &lac, &up.id, at(1)).unwrap();
+    for &n in &ns[50..100] {
+        tx.upsert(
+            &a,
+            &row(n, PlanType::Cpp, "2026-01-01", None),
+            &up.id,
+            at(2),
+        )
+        .unwrap();
+    }
+    let again = named("Third", "2026-02-15", None, SensitiveMark::Unstated);
+    tx.upsert(&a, &again, &up.id, at(3)).unwrap();
+    let last = named(
+        "Fourth",
+        "2026-03-01",
+        Some("2026-09-30"),
+        SensitiveMark::Unstated,
+    );
+    tx.upsert(&a, &last, &up.id, at(4)).unwrap();
+    tx.finish(&completed(&up, 104), None).unwrap();
+
+    let r = record(s, child, LA_A).unwrap();
+    assert_eq!(r.given_name.as_deref(), Some("Fourth"));
+    assert_eq!(r.updated_at, at(4));
+    assert!(
+        r.sensitive,
+        "an empty column after a marked row removed the mark"
+    );
+    assert_eq!(
+        r.plans,
+        vec![
+            Plan::new(PlanType::Cpp, d("2026-03-01"), Some(d("2026-09-30")), None).unwrap(),
+            Plan::new(PlanType::Lac, d("2026-02-01"), None, None).unwrap(),
+        ]
+    );
+    assert_eq!(record(s, ns[49], LA_A).unwrap().updated_at, at(49));
+    assert_eq!(s.la_record_count(&a).unwrap(), 101);
 }
 
 fn idempotency_lookup(ctx: &Ctx) {

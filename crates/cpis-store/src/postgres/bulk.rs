@@ -10,9 +10,10 @@ use crate::sql::{big, Db};
 use crate::StoreResult;
 use chrono::{DateTime, SubsecRound, Utc};
 use cpis_domain::report::RowResult;
-use cpis_domain::{Demographics, NhsNumber};
+use cpis_domain::{Demographics, NhsNumber, PlanType};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
+use std::collections::HashMap;
 
 /// Streams `rows` into `copy_sql` (a `COPY ... FROM STDIN (FORMAT binary)`), each value in the
 /// type its column has in `columns_sql` (a query of the copied columns).
@@ -88,6 +89,52 @@ pub fn upsert_demographics(
     Ok(())
 }
 
+/// One plan of a batch, folded as applying the batch's rows one by one would: its last row,
+/// the mark of its last row that states one, and, on one plan of each record, the record's
+/// last row and its first row's time (the record's fields are its last row's; it was created
+/// at its first).
+struct FoldedPlan<'a> {
+    last: &'a PendingUpsert,
+    stated_mark: Option<bool>,
+    record: Option<(&'a PendingUpsert, DateTime<Utc>)>,
+}
+
+/// Folds a batch into one entry per plan, in the order plans first appear. Done here rather
+/// than in SQL (`DISTINCT ON`, window functions, a sort per statement) because the database
+/// server's CPU sets the pace of a PostgreSQL upload while cpis waits for it (issue #16).
+fn fold(rows: &[PendingUpsert]) -> Vec<FoldedPlan<'_>> {
+    let mut plans: HashMap<(&str, NhsNumber, PlanType), usize> = HashMap::new();
+    let mut records: HashMap<(&str, NhsNumber), (&PendingUpsert, DateTime<Utc>, usize)> =
+        HashMap::new();
+    let mut folded: Vec<FoldedPlan<'_>> = Vec::with_capacity(rows.len());
+    for u in rows {
+        let (la, nhs) = (u.la.as_str(), u.row.nhs_number);
+        let at = *plans
+            .entry((la, nhs, u.row.plan.plan_type()))
+            .or_insert_with(|| {
+                folded.push(FoldedPlan {
+                    last: u,
+                    stated_mark: None,
+                    record: None,
+                });
+                folded.len() - 1
+            });
+        let plan = &mut folded[at];
+        plan.last = u;
+        if u.mark_stated() {
+            plan.stated_mark = Some(u.row.sensitive.is_marked());
+        }
+        records
+            .entry((la, nhs))
+            .and_modify(|(last, _, _)| *last = u)
+            .or_insert((u, u.now, at));
+    }
+    for (last, created, at) in records.into_values() {
+        folded[at].record = Some((last, created));
+    }
+    folded
+}
+
 /// Writes a batch of upserts through COPY. `staged` says whether this transaction already made
 /// the staging table (it is dropped at commit or rollback). Returns the NHS numbers whose record
 /// lost its sensitive mark.
@@ -99,47 +146,50 @@ pub fn upsert_many(
     if *staged {
         conn.batch("TRUNCATE cpis_upserts_in")?;
     } else {
+        // A row per plan; the record's columns are filled on one plan of each record only.
         conn.batch(
             "CREATE TEMP TABLE cpis_upserts_in (
-                 ord bigint, la_ods text, nhs_number text, local_id text, given_name text,
-                 family_name text, date_of_birth date, marked boolean, mark_stated boolean,
-                 now timestamptz,
-                 upload_id text, plan_type text, start_date date, end_date date,
-                 expected_delivery_date date
+                 la_ods text, nhs_number text, plan_type text, start_date date, end_date date,
+                 expected_delivery_date date, now timestamptz, stated boolean,
+                 stated_mark boolean, record_row boolean, local_id text, given_name text,
+                 family_name text, date_of_birth date, created_at timestamptz,
+                 record_now timestamptz, upload_id text
              ) ON COMMIT DROP",
         )?;
         *staged = true;
     }
+    let folded = fold(rows);
     copy(
         conn,
         "COPY cpis_upserts_in FROM STDIN (FORMAT binary)",
         "SELECT * FROM cpis_upserts_in",
-        rows,
-        |i, u, write| {
-            let (r, plan) = (&u.row, &u.row.plan);
+        &folded,
+        |_, f, write| {
+            let (u, plan) = (f.last, &f.last.row.plan);
+            let record = f.record.map(|(last, created)| (&last.row, created, last));
             write(&[
-                &(i as i64),
                 &u.la.as_str(),
-                &r.nhs_number.digits(),
-                &r.local_id,
-                &r.given_name,
-                &r.family_name,
-                &r.date_of_birth,
-                &r.sensitive.is_marked(),
-                &u.mark_stated(),
-                &u.now.trunc_subsecs(6),
-                &u.upload.as_str(),
+                &u.row.nhs_number.digits(),
                 &plan.plan_type().code(),
                 &plan.start(),
                 &plan.end(),
                 &plan.expected_delivery(),
+                &u.now.trunc_subsecs(6),
+                &f.stated_mark.is_some(),
+                &f.stated_mark.unwrap_or(false),
+                &record.is_some(),
+                &record.and_then(|(r, _, _)| r.local_id.as_deref()),
+                &record.and_then(|(r, _, _)| r.given_name.as_deref()),
+                &record.and_then(|(r, _, _)| r.family_name.as_deref()),
+                &record.map(|(r, _, _)| r.date_of_birth),
+                &record.map(|(_, created, _)| created.trunc_subsecs(6)),
+                &record.map(|(_, _, last)| last.now.trunc_subsecs(6)),
+                &record.map(|(_, _, last)| last.upload.as_str()),
             ])
         },
     )?;
-    // The record takes the last row's fields; created_at is the first row's time, as when the
-    // rows are applied one by one. As in `uploads::upsert_one`, a row that changes nothing writes
-    // nothing: `updated_at` and `last_upload_id` say when and by which upload a record's or plan's
-    // own fields changed. The records statement still meets every held record on its key (and
+    // As in `uploads::upsert_one`, a row that changes nothing writes nothing: `updated_at` and
+    // `last_upload_id` say when and by which upload a record's or plan's own fields changed. The records statement still meets every held record on its key (and
     // so locks it until commit, whether or not it changes): a demographics change moving the
     // child's records to a new number waits for the upload instead of taking the record from
     // under the plans statement.
@@ -155,10 +205,9 @@ pub fn upsert_many(
         "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
          INSERT INTO records (nhs_number, la_ods, local_id, given_name, family_name, date_of_birth,
                               sensitive, created_at, updated_at, last_upload_id)
-         SELECT DISTINCT ON (la_ods, nhs_number) nhs_number, la_ods, local_id, given_name,
-                family_name, date_of_birth, false,
-                first_value(now) OVER (PARTITION BY la_ods, nhs_number ORDER BY ord), now, upload_id
-         FROM cpis_upserts_in ORDER BY la_ods, nhs_number, ord DESC
+         SELECT nhs_number, la_ods, local_id, given_name, family_name, date_of_birth, false,
+                created_at, record_now, upload_id
+         FROM cpis_upserts_in WHERE record_row ORDER BY la_ods, nhs_number
          ON CONFLICT (nhs_number, la_ods) DO UPDATE SET
              local_id = excluded.local_id, given_name = excluded.given_name,
              family_name = excluded.family_name, date_of_birth = excluded.date_of_birth,
@@ -187,14 +236,7 @@ pub fn upsert_many(
                         p.record_id IS NOT NULL AS held, p.start_date AS held_start,
                         p.end_date AS held_end, p.expected_delivery_date AS held_expected,
                         p.sensitive AS held_mark
-                 FROM (SELECT DISTINCT ON (la_ods, nhs_number, plan_type) la_ods, nhs_number,
-                              plan_type, start_date, end_date, expected_delivery_date, now,
-                              bool_or(mark_stated) OVER plan AS stated,
-                              first_value(marked) OVER (plan ORDER BY mark_stated DESC, ord DESC)
-                                  AS stated_mark
-                       FROM cpis_upserts_in
-                       WINDOW plan AS (PARTITION BY la_ods, nhs_number, plan_type)
-                       ORDER BY la_ods, nhs_number, plan_type, ord DESC) d
+                 FROM cpis_upserts_in d
                  JOIN records r ON r.nhs_number = d.nhs_number AND r.la_ods = d.la_ods
                  LEFT JOIN plans p ON p.record_id = r.id AND p.plan_type = d.plan_type
              ),
