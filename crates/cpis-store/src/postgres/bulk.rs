@@ -189,10 +189,10 @@ pub fn upsert_many(
         },
     )?;
     // As in `uploads::upsert_one`, a row that changes nothing writes nothing: `updated_at` and
-    // `last_upload_id` say when and by which upload a record's or plan's own fields changed. The records statement still meets every held record on its key (and
-    // so locks it until commit, whether or not it changes): a demographics change moving the
-    // child's records to a new number waits for the upload instead of taking the record from
-    // under the plans statement.
+    // `last_upload_id` say when and by which upload a record's or plan's own fields changed. The
+    // records statement still meets every held record on its key (and so locks it until commit,
+    // whether or not it changes): a demographics change moving the child's records to a new
+    // number waits for the upload instead of taking the record from under the plans statement.
     //
     // Every join below meets a staged row (at most `sql::tx::FLUSH_AT`) with `records` or `plans`
     // by a unique key, so an index probe per row is always the right plan. The planner, with no
