@@ -23,6 +23,8 @@ pub mod sqlite;
 
 pub use audit_chain::AuditVerification;
 pub use cpis_domain::data_quality::{MatchCounts, UploadOutcomeCounts};
+/// For tools and tests that read a SQLite database file directly.
+pub use deflate::inflate_payload;
 pub use error::{unavailable_errors, StoreError, StoreResult};
 pub use la_query::{
     NotificationFilter, NotificationOrder, NotificationQuery, RecordQuery, RecordSearch,

@@ -217,7 +217,7 @@ impl StoredPayload {
         if db.postgres().is_some() {
             return Ok(Box::new(payload.to_owned()));
         }
-        crate::deflate::deflate(payload.as_bytes())
+        crate::deflate::deflate_payload(payload.as_bytes())
             .map(|bytes| Box::new(bytes) as Box<dyn ToArg>)
             .map_err(|e| StoreError::Backend(format!("deflate a notification: {e}")))
     }
@@ -228,7 +228,7 @@ impl FromValue for StoredPayload {
         match v {
             Value::Text(s) => Some(Ok(StoredPayload(s.clone()))),
             Value::Blob(b) => Some(
-                crate::deflate::inflate(b)
+                crate::deflate::inflate_payload(b)
                     .and_then(|bytes| String::from_utf8(bytes).map_err(std::io::Error::other))
                     .map(StoredPayload)
                     .map_err(|e| StoreError::corrupt(format!("notification payload: {e}"))),
