@@ -1144,6 +1144,30 @@ fn fill(path: &Path) -> u64 {
 }
 
 /// Free bytes on the file system holding `path`.
+/// Waits (up to 30 s) until the server's lookup log holds nothing waiting to be copied in:
+/// every entry written has been copied (`/metrics`).
+fn wait_lookup_log_copied_in(port: u16) {
+    let counter = |text: &str, name: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = get(port, "/metrics", &[("Accept", "text/plain")]).unwrap();
+        let text = r.text();
+        let written = counter(&text, "cpis_lookup_spool_entries_written_total ");
+        let copied = counter(&text, "cpis_lookup_spool_entries_copied_total ");
+        if written.is_some() && written == copied {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lookups still waiting in the lookup log: written {written:?}, copied {copied:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn free_bytes(path: &Path) -> u64 {
     let out = Command::new("df")
         .args(["-B1", "--output=avail"])
@@ -1238,12 +1262,19 @@ fn sqlite_volume_full() {
 
     // (b) A little room: a 300-row upload spools but cannot be written whole. It is refused
     // (CPF05), leaves no report and no rows; lookups either record everything or answer 503.
-    std::fs::OpenOptions::new()
+    // Lookups answered in (a) are copied in as soon as there is room and take some of it: once
+    // they are in, the filler shrinks again so that the upload meets the same room every run.
+    let room = 48 * 1024;
+    let filler_file = std::fs::OpenOptions::new()
         .write(true)
         .open(&filler)
-        .unwrap()
-        .set_len(filled - 48 * 1024)
         .unwrap();
+    filler_file.set_len(filled - room).unwrap();
+    wait_lookup_log_copied_in(port);
+    let taken = room.saturating_sub(free_bytes(volume.path()));
+    filler_file.set_len(filled - room - taken).unwrap();
+    // Closed, so that removing the filler below frees its room.
+    drop(filler_file);
     println!("a little room: {} bytes free", free_bytes(volume.path()));
     let r = upload(port, &big).unwrap();
     assert_api_unavailable(&r, "300-row upload with little room");
