@@ -1143,7 +1143,6 @@ fn fill(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().len()
 }
 
-/// Free bytes on the file system holding `path`.
 /// Waits (up to 30 s) until the server's lookup log holds nothing waiting to be copied in:
 /// every entry written has been copied (`/metrics`).
 fn wait_lookup_log_copied_in(port: u16) {
@@ -1168,6 +1167,7 @@ fn wait_lookup_log_copied_in(port: u16) {
     }
 }
 
+/// Free bytes on the file system holding `path`.
 fn free_bytes(path: &Path) -> u64 {
     let out = Command::new("df")
         .args(["-B1", "--output=avail"])

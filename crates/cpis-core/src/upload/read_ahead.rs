@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 /// Rows handed over at a time (one channel message).
 const CHUNK: usize = 512;
 /// Rows read ahead of the engine at most.
-pub const AHEAD: usize = 12 * 1024;
+const AHEAD: usize = 12 * 1024;
 
 /// A row and the file's byte position after it (for progress).
 type Chunk = Vec<(ReadRow, u64)>;
