@@ -183,7 +183,7 @@ fn entry<T: Serialize>(
 ) -> Result<BundleEntry, ApiError> {
     Ok(BundleEntry {
         full_url: format!("{base}/{kind}/{id}"),
-        resource: serde_json::to_value(resource).map_err(ApiError::internal)?,
+        resource: serde_json::value::to_raw_value(resource).map_err(ApiError::internal)?,
         search: BundleSearch { mode },
     })
 }

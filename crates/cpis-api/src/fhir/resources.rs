@@ -249,7 +249,9 @@ pub struct BundleSearch {
 #[serde(rename_all = "camelCase")]
 pub struct BundleEntry {
     pub full_url: String,
-    pub resource: serde_json::Value,
+    /// The resource's JSON as its own type wrote it (fields in declaration order,
+    /// `resourceType` first), not a `serde_json::Value` built only to be written out.
+    pub resource: Box<serde_json::value::RawValue>,
     pub search: BundleSearch,
 }
 
