@@ -18,18 +18,19 @@
 //! thread copies logged lookups in 20–400 ms apart (further apart the busier: [`copy_gap`]), many
 //! to a transaction, then tells the notification bus (`cpis_store::sqlite::lookup_spool`).
 
+mod payload;
+
 use crate::bus::NotificationBus;
-use chrono::SecondsFormat;
 use cpis_auth::capability;
 use cpis_domain::attendance::{self, Attendance, AttendancePattern, AttendanceThresholds};
 use cpis_domain::lookup::{visible_records, VisibleRecord, HISTORY_LEN};
 use cpis_domain::{
     access, Access, AccessKind, Accessor, AuditActor, AuditEntry, Clock, LocalAuthority,
-    NewNotification, NhsNumber, NotificationKind, OdsCode, PlanType, PlanVisibility, SettingType,
-    Subject, VisibilityPolicy,
+    NewNotification, NhsNumber, NotificationKind, OdsCode, VisibilityPolicy,
 };
 use cpis_store::{LookupTx, LookupView, Store, StoreError};
-use serde_json::json;
+use payload::AccessPayload;
+pub(crate) use payload::ChildJson;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -538,9 +539,10 @@ impl Worker {
         if kind == AccessKind::Unscheduled {
             for visible in &records {
                 let id = ordered_id();
+                let payload = AccessPayload::new(&id, visible, &access, &attendance, pattern);
                 tx.insert_notification(&NewNotification {
-                    payload: access_payload(&id, visible, &access, &attendance, pattern)
-                        .to_string(),
+                    payload: serde_json::to_string(&payload)
+                        .map_err(|e| StoreError::Backend(format!("notification payload: {e}")))?,
                     id,
                     la: visible.record.la.clone(),
                     kind: NotificationKind::Access,
@@ -625,92 +627,6 @@ pub(crate) fn actor(a: &Accessor) -> AuditActor {
         organisation: Some(a.organisation.to_string()),
         role: a.role.clone(),
     }
-}
-
-/// The body of an Access to Service Notification: the access and the LA's own record, how to
-/// reach the setting and the person who looked, and the child's attendance across settings.
-fn access_payload(
-    id: &str,
-    visible: &VisibleRecord,
-    access: &Access,
-    attendance: &Attendance,
-    pattern: Option<AttendancePattern>,
-) -> serde_json::Value {
-    let r = &visible.record;
-    let a = &access.accessor;
-    let contact = (!a.contact.is_empty()).then(|| {
-        json!({
-            "phone": a.contact.phone,
-            "email": a.contact.email,
-        })
-    });
-    let mut payload = json!({
-        "id": id,
-        "kind": NotificationKind::Access.code(),
-        // "mother" when every plan is an unborn child protection plan: `child` then holds the
-        // mother's details (docs/WORKFLOW.md, "The clinician's flag").
-        "subject": Subject::of(visible.plans.iter().map(|(p, _)| p.plan_type())).code(),
-        "la": r.la,
-        "created_at": access.time.to_rfc3339_opts(SecondsFormat::Millis, true),
-        "child": child_json(visible),
-        "access": {
-            "id": access.id,
-            "time": access.time.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "user_id": a.user_id,
-            "user_name": a.user_name,
-            "role": a.role,
-            "organisation": {
-                "ods_code": a.organisation,
-                "name": a.organisation_name,
-                "phone": a.organisation_phone,
-            },
-            "setting_type": a.setting_type,
-            "contact": contact,
-        },
-        "attendance": attendance.counts,
-    });
-    if let Some(p) = pattern {
-        payload["pattern"] = p.code().into();
-    }
-    // A maternity setting looking up a mother on an unborn child protection plan (the birth
-    // may be imminent): docs/WORKFLOW.md, "Births and adoption".
-    if a.setting_type == Some(SettingType::Maternity)
-        && visible
-            .plans
-            .iter()
-            .any(|(p, _)| p.plan_type() == PlanType::Ucpp)
-    {
-        payload["maternity"] = true.into();
-    }
-    payload
-}
-
-/// The LA's own record of the child and its visible plans, as every notification about a child
-/// carries it.
-pub(crate) fn child_json(visible: &VisibleRecord) -> serde_json::Value {
-    let r = &visible.record;
-    let plans: Vec<_> = visible
-        .plans
-        .iter()
-        .map(|(p, v)| {
-            json!({
-                "plan_type": p.plan_type(),
-                "start_date": p.start(),
-                "end_date": p.end(),
-                "expected_delivery_date": p.expected_delivery(),
-                "state": match v { PlanVisibility::Active => "active", _ => "ended" },
-            })
-        })
-        .collect();
-    json!({
-        "nhs_number": r.nhs_number,
-        "local_id": r.local_id,
-        "given_name": r.given_name,
-        "family_name": r.family_name,
-        "date_of_birth": r.date_of_birth,
-        "sensitive": r.sensitive,
-        "plans": plans,
-    })
 }
 
 #[cfg(test)]

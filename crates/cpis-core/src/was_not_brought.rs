@@ -4,7 +4,7 @@
 //! A child with no visible plan is told to the reporter as exactly that (what a lookup would
 //! show them) and nothing but the audit entry is written.
 
-use crate::lookup::{actor, child_json, ordered_id};
+use crate::lookup::{actor, ordered_id, ChildJson};
 use chrono::{DateTime, SecondsFormat, Utc};
 use cpis_auth::capability::ReportWasNotBrought;
 use cpis_domain::lookup::{visible_records, VisibleRecord};
@@ -106,7 +106,7 @@ fn payload(
         "kind": NotificationKind::WasNotBrought.code(),
         "la": visible.record.la,
         "created_at": time(now),
-        "child": child_json(visible),
+        "child": ChildJson::of(visible),
         "appointment": {
             "id": report_id,
             "start": time(report.start()),
