@@ -1,4 +1,4 @@
-//! Raw deflate and inflate, with one compressor per level and one decompressor per thread,
+//! Raw deflate and inflate, with one compressor per use and one decompressor per thread,
 //! reset between uses: lookup log frames at [`LEVEL`], notification payloads kept at rest at
 //! [`PAYLOAD_LEVEL`] against a preset dictionary ([`deflate_payload`], [`inflate_payload`]).
 //!
@@ -20,9 +20,12 @@
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use std::cell::RefCell;
 
-/// The compression level of lookup log frames: zlib-ng's fast strategy with Huffman codes
-/// fitted to the data.
-const LEVEL: u32 = 2;
+/// The compression level of lookup log frames: zlib-ng's quick strategy. A frame holds a few
+/// dozen entries that repeat each other, so it compresses well even with fixed Huffman codes:
+/// on frames from the lookup benchmark at 32 connections level 1 took the lookup writer 3–4 µs
+/// less a lookup than level 2, for 15–35 more bytes written a lookup (2.8 KB in all;
+/// BENCHMARKS.md, 2026-12-05).
+const LEVEL: u32 = 1;
 /// The compression level of a payload at rest: zlib-ng's quick strategy, fixed Huffman codes.
 const PAYLOAD_LEVEL: u32 = 1;
 
