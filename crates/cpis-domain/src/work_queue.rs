@@ -265,19 +265,66 @@ pub struct PayloadKeys {
 }
 
 impl PayloadKeys {
+    /// The keys of `payload`: each one a non-empty string where the payload has it, else
+    /// `None` (and all `None` for text that is not a JSON object). Only the values on the
+    /// keys' paths are read; the rest of the payload is skipped, not built into a tree (the
+    /// log thread reads every notification it copies in: 1.6 µs a payload against 4.1 for
+    /// the tree; issue #16). cpis writes no payload with a repeated key (one would read as none).
     pub fn of(payload: &str) -> Self {
-        let v: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
-        let text = |path: &[&str]| {
-            path.iter()
-                .try_fold(&v, |v, k| v.get(*k))
-                .and_then(serde_json::Value::as_str)
+        type Raw<'a> = Option<&'a serde_json::value::RawValue>;
+        #[derive(serde::Deserialize)]
+        struct Top<'a> {
+            #[serde(borrow, default)]
+            child: Raw<'a>,
+            #[serde(borrow, default)]
+            nhs_number: Raw<'a>,
+            #[serde(borrow, default)]
+            access: Raw<'a>,
+            #[serde(borrow, default)]
+            pattern: Raw<'a>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Child<'a> {
+            #[serde(borrow, default)]
+            nhs_number: Raw<'a>,
+        }
+        #[derive(serde::Deserialize)]
+        struct AccessKeys<'a> {
+            #[serde(borrow, default)]
+            organisation: Raw<'a>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Organisation<'a> {
+            #[serde(borrow, default)]
+            ods_code: Raw<'a>,
+        }
+        /// A non-empty string, else `None` (any other value, or none).
+        fn text(raw: Raw<'_>) -> Option<String> {
+            serde_json::from_str::<String>(raw?.get())
+                .ok()
                 .filter(|s| !s.is_empty())
-                .map(str::to_owned)
+        }
+        /// `json` read as `T` when it is an object (serde would read a struct from an array too).
+        fn object<'a, T: serde::Deserialize<'a>>(json: &'a str) -> Option<T> {
+            let json = json.trim_start_matches([' ', '\t', '\n', '\r']);
+            json.starts_with('{')
+                .then(|| serde_json::from_str(json).ok())
+                .flatten()
+        }
+        let Some(top) = object::<Top<'_>>(payload) else {
+            return PayloadKeys::default();
         };
         PayloadKeys {
-            nhs_number: text(&["child", "nhs_number"]).or_else(|| text(&["nhs_number"])),
-            setting: text(&["access", "organisation", "ods_code"]),
-            pattern: text(&["pattern"]),
+            nhs_number: (top.child.and_then(|c| object::<Child<'_>>(c.get())))
+                .and_then(|c| text(c.nhs_number))
+                .or_else(|| text(top.nhs_number)),
+            setting: (top.access.and_then(|a| object::<AccessKeys<'_>>(a.get())))
+                .and_then(|a| {
+                    a.organisation
+                        .and_then(|o| object::<Organisation<'_>>(o.get()))
+                })
+                .and_then(|o| text(o.ods_code)),
+            pattern: text(top.pattern),
         }
     }
 }
@@ -424,6 +471,46 @@ mod tests {
         let k = PayloadKeys::of(r#"{"nhs_number":"9000000017"}"#);
         assert_eq!(k.nhs_number.as_deref(), Some("9000000017"));
         assert_eq!(PayloadKeys::of("not json"), PayloadKeys::default());
+    }
+
+    /// The keys as cpis read them before: the whole payload parsed into a `Value` tree.
+    fn keys_from_a_tree(payload: &str) -> PayloadKeys {
+        let v: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+        let text = |path: &[&str]| {
+            path.iter()
+                .try_fold(&v, |v, k| v.get(*k))
+                .and_then(serde_json::Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        PayloadKeys {
+            nhs_number: text(&["child", "nhs_number"]).or_else(|| text(&["nhs_number"])),
+            setting: text(&["access", "organisation", "ods_code"]),
+            pattern: text(&["pattern"]),
+        }
+    }
+
+    #[test]
+    fn payload_keys_read_without_a_tree_are_the_keys_the_tree_gave() {
+        let payloads = [
+            r#"{"access":{"contact":null,"id":"a","organisation":{"name":"ED","ods_code":"RX1","phone":null}},"attendance":{"seen_6_months":3},"child":{"nhs_number":"9000000009","plans":[{"state":"active"}]},"pattern":"frequent-attendance"}"#,
+            r#"{"child":{"nhs_number":""},"nhs_number":"9000000017"}"#,
+            r#"{"child":{"nhs_number":5},"nhs_number":"9000000017","pattern":null}"#,
+            r#"{"child":"9000000009","access":{"organisation":"RX1"},"pattern":["x"]}"#,
+            r#"{"child":null,"access":null,"pattern":""}"#,
+            r#"{"access":{"organisation":{"ods_code":"RX"1"}},"pattern":"a\b"}"#,
+            r#"{"nested":{"child":{"nhs_number":"1"}},"unknown":[1,{"a":2}]}"#,
+            r#"["not","an","object"]"#,
+            r#" {"child":["9000000009"],"access":{"organisation":["RX1"]}}"#,
+            r#"{"access":[{"organisation":{"ods_code":"RX1"}}],"pattern":"p"}"#,
+            r#""text""#,
+            "not json",
+            "",
+            r#"{"child":{"nhs_number":"9000000009"}"#,
+        ];
+        for p in payloads {
+            assert_eq!(PayloadKeys::of(p), keys_from_a_tree(p), "{p}");
+        }
     }
 
     proptest! {
