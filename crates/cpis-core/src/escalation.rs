@@ -5,7 +5,8 @@
 //! (the store marks each notification escalated at most once). A work item of repeat lookups
 //! raises one escalation, for its first notification.
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use crate::lookup::payload_time;
+use chrono::{DateTime, Duration, Utc};
 use cpis_domain::{AuditActor, AuditEntry, NewNotification, Notification, NotificationKind};
 use cpis_store::{Store, StoreResult};
 use serde_json::{json, Value};
@@ -31,12 +32,12 @@ pub fn escalation_for(n: &Notification, now: DateTime<Utc>, deadline: Duration) 
         "id": id,
         "kind": NotificationKind::Escalation.code(),
         "la": n.la,
-        "created_at": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "created_at": payload_time(now),
         "overdue": {
             "id": n.id,
             "kind": n.kind.code(),
             "cursor": n.seq.to_string(),
-            "created_at": n.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "created_at": payload_time(n.created_at),
             "deadline_hours": deadline.num_minutes() as f64 / 60.0,
             "assigned_to": n.assigned_to,
         },

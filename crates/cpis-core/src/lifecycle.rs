@@ -4,7 +4,8 @@
 //! birth-reminder job chases UCPPs past their expected delivery date; the retention job purges
 //! plans past their visibility window.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use crate::lookup::payload_time;
+use chrono::{DateTime, Utc};
 use cpis_auth::capability::Admin;
 use cpis_domain::lookup::visible_records;
 use cpis_domain::{
@@ -85,7 +86,7 @@ pub fn apply_demographic_changes(
                         "id": id,
                         "kind": NotificationKind::AdoptionInvalidation.code(),
                         "la": record.la,
-                        "created_at": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+                        "created_at": payload_time(now),
                         "nhs_number": change.nhs_number,
                         "status": change.status.code(),
                         "local_id": record.local_id,
@@ -144,7 +145,7 @@ pub fn apply_demographic_changes(
                 "id": id,
                 "kind": NotificationKind::InactiveNhsNumber.code(),
                 "la": record.la,
-                "created_at": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "created_at": payload_time(now),
                 "nhs_number": change.nhs_number,
                 "status": change.status.code(),
                 "replacement_nhs_number": replacement,
@@ -231,7 +232,7 @@ fn notify_birth(
             "id": id,
             "kind": NotificationKind::Birth.code(),
             "la": la,
-            "created_at": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "created_at": payload_time(now),
             "baby": {
                 "nhs_number": baby.nhs_number,
                 "date_of_birth": baby.date_of_birth,
@@ -331,7 +332,7 @@ fn send_reminder(
         "id": id,
         "kind": NotificationKind::BirthReminder.code(),
         "la": due.la,
-        "created_at": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "created_at": payload_time(now),
         "mother": { "nhs_number": due.mother, "local_id": due.local_id },
         "plan": plan_json(&due.plan, visibility),
         "babies": babies,

@@ -30,7 +30,7 @@ use cpis_domain::{
 };
 use cpis_store::{LookupTx, LookupView, Store, StoreError};
 use payload::AccessPayload;
-pub(crate) use payload::ChildJson;
+pub(crate) use payload::{payload_time, ChildJson};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};

@@ -4,8 +4,8 @@
 //! A child with no visible plan is told to the reporter as exactly that (what a lookup would
 //! show them) and nothing but the audit entry is written.
 
-use crate::lookup::{actor, ordered_id, ChildJson};
-use chrono::{DateTime, SecondsFormat, Utc};
+use crate::lookup::{actor, ordered_id, payload_time, ChildJson};
+use chrono::{DateTime, Utc};
 use cpis_auth::capability::ReportWasNotBrought;
 use cpis_domain::lookup::{visible_records, VisibleRecord};
 use cpis_domain::{
@@ -86,10 +86,6 @@ pub fn report(
     })
 }
 
-fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 /// The body of a `was-not-brought` notification: the LA's own record of the child, the missed
 /// appointment, the reporting setting and who reported.
 fn payload(
@@ -105,12 +101,12 @@ fn payload(
         "id": id,
         "kind": NotificationKind::WasNotBrought.code(),
         "la": visible.record.la,
-        "created_at": time(now),
+        "created_at": payload_time(now),
         "child": ChildJson::of(visible),
         "appointment": {
             "id": report_id,
-            "start": time(report.start()),
-            "end": time(report.end()),
+            "start": payload_time(report.start()),
+            "end": payload_time(report.end()),
             "description": report.description(),
         },
         "setting": {

@@ -92,7 +92,8 @@ struct PlanJson {
     state: &'static str,
 }
 
-fn instant(t: DateTime<Utc>) -> String {
+/// An instant as every notification payload writes it: RFC 3339, UTC, to the millisecond.
+pub(crate) fn payload_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -107,6 +108,7 @@ impl<'a> AccessPayload<'a> {
         let a = &access.accessor;
         let plan_types = || visible.plans.iter().map(|(p, _)| p.plan_type());
         let counts = attendance.counts;
+        let time = payload_time(access.time);
         AccessPayload {
             access: AccessJson {
                 contact: (!a.contact.is_empty()).then_some(ContactJson {
@@ -121,7 +123,7 @@ impl<'a> AccessPayload<'a> {
                 },
                 role: &a.role,
                 setting_type: a.setting_type,
-                time: instant(access.time),
+                time: time.clone(),
                 user_id: &a.user_id,
                 user_name: &a.user_name,
             },
@@ -131,7 +133,7 @@ impl<'a> AccessPayload<'a> {
                 seen_6_months: counts.seen_6_months,
             },
             child: ChildJson::of(visible),
-            created_at: instant(access.time),
+            created_at: time,
             id,
             kind: NotificationKind::Access.code(),
             la: &visible.record.la,
@@ -210,7 +212,7 @@ mod tests {
             "kind": NotificationKind::Access.code(),
             "subject": Subject::of(visible.plans.iter().map(|(p, _)| p.plan_type())).code(),
             "la": r.la,
-            "created_at": instant(access.time),
+            "created_at": payload_time(access.time),
             "child": {
                 "nhs_number": r.nhs_number,
                 "local_id": r.local_id,
@@ -222,7 +224,7 @@ mod tests {
             },
             "access": {
                 "id": access.id,
-                "time": instant(access.time),
+                "time": payload_time(access.time),
                 "user_id": a.user_id,
                 "user_name": a.user_name,
                 "role": a.role,
